@@ -1,0 +1,104 @@
+//! The pure create step: a validated request, `now` and randomness in; the
+//! record to store and the one-time response out.
+
+use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    BearerSecret, CreateDestinationRequest, CreatedDestination, DestinationId, DestinationName,
+    DestinationUrl, NewDestination, SecretDigest, Timestamp, ValidationErrors,
+};
+
+/// What a host stores for one destination. It never holds the cleartext
+/// secret, only its digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationRecord {
+    /// The id, unique within the organization.
+    pub destination_id: DestinationId,
+    /// The label, as sent.
+    pub name: DestinationName,
+    /// The endpoint, as sent.
+    pub url: DestinationUrl,
+    /// Creation time, whole seconds.
+    pub created_at: Timestamp,
+    /// Time of the last change, whole seconds.
+    pub updated_at: Timestamp,
+    /// SHA-256 of the current secret.
+    pub secret_digest: SecretDigest,
+}
+
+/// Who chose a destination's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IdSource {
+    /// The client sent `destinationId`: a clash with an existing destination
+    /// is the client's conflict to hear about.
+    Client,
+    /// The id was generated: a clash is a (very unlikely) collision, and
+    /// planning again gives a fresh id.
+    Server,
+}
+
+/// The outcome of the create step: what to store, and what to answer once
+/// the store has succeeded.
+#[derive(Debug)]
+pub struct CreatePlan {
+    /// The record to insert.
+    pub record: DestinationRecord,
+    /// The `201` body, holding the secret in cleartext; send it once.
+    pub response: CreatedDestination,
+    /// Whether the id came from the client or was generated.
+    pub id_source: IdSource,
+}
+
+impl NewDestination {
+    /// Mints the id (unless the client sent one) and the secret, and builds the
+    /// record and the response. Pure: no clock, no I/O; `now` and `rng` are the
+    /// only inputs besides `self`. Calling it again gives a fresh id (if
+    /// server-generated) and a fresh secret.
+    ///
+    /// `createdAt` and `updatedAt` are `now` truncated to whole seconds; the
+    /// generated id's time part keeps the milliseconds.
+    pub fn plan<R: CryptoRng + ?Sized>(&self, now: Timestamp, rng: &mut R) -> CreatePlan {
+        let (destination_id, id_source) = match self.destination_id {
+            Some(id) => (id, IdSource::Client),
+            None => (DestinationId::generate(now, rng), IdSource::Server),
+        };
+        let secret = BearerSecret::from_rng(rng);
+        let at = now.truncated();
+        let record = DestinationRecord {
+            destination_id,
+            name: self.name.clone(),
+            url: self.url.clone(),
+            created_at: at,
+            updated_at: at,
+            secret_digest: secret.digest(),
+        };
+        let response = CreatedDestination {
+            destination_id,
+            name: self.name.clone(),
+            url: self.url.clone(),
+            created_at: at,
+            updated_at: at,
+            bearer_secret: secret,
+        };
+        CreatePlan {
+            record,
+            response,
+            id_source,
+        }
+    }
+}
+
+/// Validates `request` and plans the create in one call; see
+/// [`CreateDestinationRequest::validate`] and [`NewDestination::plan`].
+///
+/// # Errors
+/// [`ValidationErrors`] with every bad field.
+pub fn plan_create<R: CryptoRng + ?Sized>(
+    request: CreateDestinationRequest,
+    now: Timestamp,
+    rng: &mut R,
+) -> Result<CreatePlan, ValidationErrors> {
+    Ok(request.validate()?.plan(now, rng))
+}

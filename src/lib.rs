@@ -1,0 +1,30 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod byteset;
+mod create;
+mod error;
+mod host;
+mod id;
+mod name;
+mod secret;
+mod time;
+mod url;
+mod wire;
+
+pub use crate::create::{CreatePlan, DestinationRecord, IdSource, plan_create};
+pub use crate::error::{Field, FieldError, ValidationErrors};
+pub use crate::id::{DestinationId, ID_PATTERN, ID_PREFIX, InvalidDestinationId};
+pub use crate::name::{DestinationName, InvalidName, NAME_MAX_CHARS};
+#[cfg(feature = "getrandom")]
+pub use crate::secret::RandomnessError;
+pub use crate::secret::{
+    BearerSecret, InvalidDigest, InvalidSecret, SECRET_PATTERN, SECRET_PREFIX, SecretDigest,
+};
+pub use crate::time::{InvalidTimestamp, Timestamp};
+pub use crate::url::{DestinationUrl, InvalidUrl, URL_MAX_CHARS, URL_PATTERN};
+pub use crate::wire::{CreateDestinationRequest, CreatedDestination, NewDestination};
+
+/// The `rand_core` version this crate's `CryptoRng` bounds refer to.
+pub use rand_core;

@@ -1,0 +1,135 @@
+//! `DestinationName`: the human-readable label of a destination.
+
+use core::fmt;
+use core::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Field, field_error_type};
+
+/// Most characters a name may have, counted as Unicode scalar values.
+pub const NAME_MAX_CHARS: usize = 128;
+
+field_error_type! {
+    /// Why a string is not a valid [`DestinationName`].
+    InvalidName, NameErrorKind, Field::Name,
+    {
+        Empty => ("too_short", "name must be at least 1 character"),
+        TooLong => ("too_long", "name must be at most 128 characters"),
+        Control => ("control_character", "name must not contain control characters"),
+        Blank => ("blank", "name must not be only whitespace"),
+    }
+}
+
+/// A destination's label: 1 to 128 Unicode scalar values (as JSON Schema
+/// counts `minLength`/`maxLength`), with no control characters (C0, DEL, C1;
+/// NUL included) and not only whitespace.
+///
+/// The text is kept exactly as the client sent it, leading and trailing
+/// whitespace included.
+///
+/// ```
+/// use prets_destinations::DestinationName;
+///
+/// let name: DestinationName = "Production".parse()?;
+/// assert_eq!(name.as_str(), "Production");
+/// assert!("".parse::<DestinationName>().is_err());
+/// assert!("🦀".repeat(128).parse::<DestinationName>().is_ok());
+/// assert!("a".repeat(129).parse::<DestinationName>().is_err());
+/// # Ok::<(), prets_destinations::InvalidName>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DestinationName(String);
+
+impl DestinationName {
+    /// Validates `s` without allocating.
+    ///
+    /// # Errors
+    /// [`InvalidName`] with code `too_short`, `too_long`, `control_character` or
+    /// `blank`.
+    pub fn validate(s: &str) -> Result<(), InvalidName> {
+        // A char is at most 4 bytes: anything longer than this is too long
+        // without looking at it.
+        if s.len() > NAME_MAX_CHARS * 4 {
+            return Err(InvalidName::new(NameErrorKind::TooLong));
+        }
+        let mut count = 0usize;
+        let mut blank = true;
+        for c in s.chars() {
+            count += 1;
+            if c.is_control() {
+                return Err(InvalidName::new(NameErrorKind::Control));
+            }
+            blank &= c.is_whitespace();
+        }
+        if count == 0 {
+            Err(InvalidName::new(NameErrorKind::Empty))
+        } else if count > NAME_MAX_CHARS {
+            Err(InvalidName::new(NameErrorKind::TooLong))
+        } else if blank {
+            Err(InvalidName::new(NameErrorKind::Blank))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The name exactly as sent.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The owned string.
+    #[must_use]
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl FromStr for DestinationName {
+    type Err = InvalidName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::validate(s)?;
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl TryFrom<&str> for DestinationName {
+    type Error = InvalidName;
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl TryFrom<String> for DestinationName {
+    type Error = InvalidName;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::validate(&s)?;
+        Ok(Self(s))
+    }
+}
+
+impl From<DestinationName> for String {
+    fn from(n: DestinationName) -> Self {
+        n.0
+    }
+}
+
+impl AsRef<str> for DestinationName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DestinationName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for DestinationName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DestinationName").field(&self.0).finish()
+    }
+}

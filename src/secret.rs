@@ -1,0 +1,432 @@
+//! `BearerSecret`: the `whsec_` secret sent on every delivery, and its digest.
+
+use core::fmt;
+use core::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand_core::CryptoRng;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{Field, field_error_type};
+
+/// The prefix of every bearer secret.
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// The published `bearerSecret` pattern, verbatim from the API reference.
+pub const SECRET_PATTERN: &str = "^whsec_[A-Za-z0-9_-]{43}$";
+
+/// Random bytes in a secret.
+const SECRET_BYTES: usize = 32;
+/// Characters of base64url without padding for 32 bytes.
+const ENCODED_LEN: usize = 43;
+/// Length of the whole secret text.
+pub(crate) const SECRET_LEN: usize = SECRET_PREFIX.len() + ENCODED_LEN;
+
+field_error_type! {
+    /// Why a string is not a valid [`BearerSecret`]. Never contains the string.
+    InvalidSecret, SecretErrorKind, Field::BearerSecret,
+    {
+        Pattern => ("pattern", "bearer secret must be whsec_ followed by 43 base64url characters"),
+        NonCanonical => ("non_canonical", "bearer secret is not the canonical base64url encoding of 32 bytes"),
+    }
+}
+
+/// A webhook bearer secret: `whsec_` and the unpadded base64url encoding of
+/// 32 random bytes (43 characters).
+///
+/// The type keeps the cleartext from spreading by accident: it is not
+/// [`Clone`], has no [`Display`](fmt::Display) and no `Serialize`, its
+/// [`Debug`](fmt::Debug) is redacted, and its memory is wiped on drop. The one
+/// way to the text is the explicit, greppable [`expose_secret`](Self::expose_secret).
+///
+/// ```
+/// use prets_destinations::BearerSecret;
+///
+/// let secret: BearerSecret = "whsec_3XvK2nQ8mB7pR1sT4uW6yZ0aE5gH9jLcV2bN1xM4qP8".parse()?;
+/// assert_eq!(format!("{secret:?}"), "BearerSecret(<redacted>)");
+/// assert!(secret.verify_authorization("Bearer whsec_3XvK2nQ8mB7pR1sT4uW6yZ0aE5gH9jLcV2bN1xM4qP8"));
+/// # Ok::<(), prets_destinations::InvalidSecret>(())
+/// ```
+pub struct BearerSecret {
+    /// Always exactly [`SECRET_LEN`] ASCII bytes; allocated once at that size so
+    /// no copy is left behind by a reallocation.
+    text: Zeroizing<String>,
+}
+
+/// The operating system's random number generator failed.
+#[cfg(feature = "getrandom")]
+#[derive(Debug)]
+pub struct RandomnessError(getrandom::Error);
+
+#[cfg(feature = "getrandom")]
+impl fmt::Display for RandomnessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the operating system's random number generator failed")
+    }
+}
+
+#[cfg(feature = "getrandom")]
+impl std::error::Error for RandomnessError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl BearerSecret {
+    /// A new secret from the operating system's generator.
+    ///
+    /// # Errors
+    /// [`RandomnessError`] if the operating system cannot provide random bytes.
+    #[cfg(feature = "getrandom")]
+    pub fn generate() -> Result<Self, RandomnessError> {
+        let mut bytes = Zeroizing::new([0u8; SECRET_BYTES]);
+        getrandom::fill(bytes.as_mut_slice()).map_err(RandomnessError)?;
+        Ok(Self::from_bytes(&bytes))
+    }
+
+    /// A new secret from 32 bytes of the caller's cryptographically secure
+    /// generator.
+    ///
+    /// ```
+    /// use prets_destinations::BearerSecret;
+    /// use rand_core::UnwrapErr;
+    ///
+    /// let secret = BearerSecret::from_rng(&mut UnwrapErr(getrandom::SysRng));
+    /// assert_eq!(secret.expose_secret().len(), 49);
+    /// ```
+    pub fn from_rng<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut bytes = Zeroizing::new([0u8; SECRET_BYTES]);
+        rng.fill_bytes(bytes.as_mut_slice());
+        Self::from_bytes(&bytes)
+    }
+
+    /// Encodes 32 bytes as `whsec_` + base64url.
+    fn from_bytes(bytes: &[u8; SECRET_BYTES]) -> Self {
+        let mut buf = Zeroizing::new([0u8; SECRET_LEN]);
+        let (prefix, encoded) = buf.split_at_mut(SECRET_PREFIX.len());
+        prefix.copy_from_slice(SECRET_PREFIX.as_bytes());
+        // 32 bytes always encode to exactly 43 characters, so this cannot fail;
+        // a failure would leave zeros, which `expose_secret` callers would see
+        // as a malformed secret rather than a weak one.
+        let _ = URL_SAFE_NO_PAD.encode_slice(bytes, encoded);
+        Self::from_ascii(&buf)
+    }
+
+    fn from_ascii(buf: &[u8; SECRET_LEN]) -> Self {
+        let mut text = Zeroizing::new(String::with_capacity(SECRET_LEN));
+        text.extend(buf.iter().map(|&b| char::from(b)));
+        Self { text }
+    }
+
+    /// The cleartext, `whsec_...`. Every call is a place where the secret can
+    /// leave the process; keep them few and easy to find.
+    #[must_use]
+    pub fn expose_secret(&self) -> &str {
+        &self.text
+    }
+
+    /// The SHA-256 digest of the secret text.
+    #[must_use]
+    pub fn digest(&self) -> SecretDigest {
+        SecretDigest::of_text(self.text.as_bytes())
+    }
+
+    /// The value of the `Authorization` header a delivery carries:
+    /// `Bearer whsec_...`, wiped on drop.
+    #[must_use]
+    pub fn authorization_header(&self) -> Zeroizing<String> {
+        let mut v = Zeroizing::new(String::with_capacity(BEARER.len() + 1 + SECRET_LEN));
+        v.push_str(BEARER);
+        v.push(' ');
+        v.push_str(&self.text);
+        v
+    }
+
+    /// Whether `header`, the value of an `Authorization` header, presents this
+    /// secret. See [`SecretDigest::verify_authorization`] for the accepted form;
+    /// the comparison takes the same time for every presented secret of the
+    /// right length.
+    #[must_use]
+    pub fn verify_authorization(&self, header: impl AsRef<[u8]>) -> bool {
+        let Some(token) = bearer_token(header.as_ref()) else {
+            return false;
+        };
+        let mine: &[u8] = self.text.as_bytes();
+        // Both sides are exactly SECRET_LEN bytes here, so `ct_eq` compares
+        // every byte: subtle's slice comparison only exits early on length.
+        bool::from(token.ct_eq(mine))
+    }
+
+    /// Whether the two secrets are the same, in constant time.
+    #[must_use]
+    pub fn ct_eq(&self, other: &Self) -> bool {
+        bool::from(self.text.as_bytes().ct_eq(other.text.as_bytes()))
+    }
+}
+
+fn parse(s: &str) -> Result<BearerSecret, SecretErrorKind> {
+    let b = s.as_bytes();
+    let Some(encoded) = b.strip_prefix(SECRET_PREFIX.as_bytes()) else {
+        return Err(SecretErrorKind::Pattern);
+    };
+    if encoded.len() != ENCODED_LEN
+        || !encoded
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    {
+        return Err(SecretErrorKind::Pattern);
+    }
+    // The last character carries 4 data bits and 2 bits that must be zero;
+    // the strict engine refuses anything else, so every secret has one spelling.
+    let mut raw = Zeroizing::new([0u8; SECRET_BYTES + 3]);
+    match URL_SAFE_NO_PAD.decode_slice(encoded, raw.as_mut_slice()) {
+        Ok(SECRET_BYTES) => {}
+        _ => return Err(SecretErrorKind::NonCanonical),
+    }
+    let mut buf = Zeroizing::new([0u8; SECRET_LEN]);
+    buf.copy_from_slice(b);
+    Ok(BearerSecret::from_ascii(&buf))
+}
+
+impl FromStr for BearerSecret {
+    type Err = InvalidSecret;
+    /// Parses a presented secret: the published pattern and canonical base64url.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse(s).map_err(InvalidSecret::new)
+    }
+}
+
+impl TryFrom<&str> for BearerSecret {
+    type Error = InvalidSecret;
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl TryFrom<String> for BearerSecret {
+    type Error = InvalidSecret;
+    /// Parses `s` and wipes it, whether or not it was valid.
+    fn try_from(mut s: String) -> Result<Self, Self::Error> {
+        let parsed = s.parse();
+        s.zeroize();
+        parsed
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for BearerSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Zeroizing::new(String::deserialize(d)?);
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Debug for BearerSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerSecret(<redacted>)")
+    }
+}
+
+const BEARER: &str = "Bearer";
+
+/// The token of `Bearer <token>` if it has the length of a secret.
+///
+/// The scheme is matched case-insensitively (RFC 9110 §11.1), one or more
+/// spaces separate it from the token, and optional whitespace around the
+/// whole value is ignored (RFC 9110 §5.5). Only public facts decide the
+/// outcome here: the header's shape and the token's length.
+fn bearer_token(header: &[u8]) -> Option<&[u8; SECRET_LEN]> {
+    let header = header.trim_ascii();
+    let (scheme, rest) = header.split_at_checked(BEARER.len())?;
+    if !scheme.eq_ignore_ascii_case(BEARER.as_bytes()) {
+        return None;
+    }
+    let token = rest.trim_ascii_start();
+    if token.len() == rest.len()
+        || rest
+            .iter()
+            .take_while(|c| c.is_ascii_whitespace())
+            .any(|&c| c != b' ')
+    {
+        return None;
+    }
+    token.try_into().ok()
+}
+
+/// The SHA-256 digest of a secret's text (`whsec_...`), to store beside the
+/// sealed secret: it verifies a presented secret and finds the destination a
+/// leaked secret belongs to, but cannot be turned back into the secret.
+///
+/// `Display` and `FromStr` use 64 lower-case hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SecretDigest([u8; 32]);
+
+/// Why a string is not a [`SecretDigest`]: not 64 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InvalidDigest(());
+
+impl fmt::Display for InvalidDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("secret digest must be 64 hex digits")
+    }
+}
+
+impl std::error::Error for InvalidDigest {}
+
+impl SecretDigest {
+    fn of_text(text: &[u8]) -> Self {
+        Self(Sha256::digest(text).into())
+    }
+
+    /// The digest of any presented string, valid secret or not; for looking up
+    /// a leaked secret.
+    #[must_use]
+    pub fn of_presented(text: &str) -> Self {
+        Self::of_text(text.as_bytes())
+    }
+
+    /// From raw digest bytes, as stored.
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw digest bytes.
+    #[must_use]
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Whether `header`, the value of an `Authorization` header, presents the
+    /// secret this is the digest of.
+    ///
+    /// Accepted: `Bearer <secret>` with the scheme in any case, one or more
+    /// spaces before the secret, and optional spaces or tabs around the value.
+    /// Anything else, malformed or not UTF-8, is simply not verified. The work
+    /// done depends only on the header's length and shape, never on how many
+    /// bytes of the secret match: the presented token is hashed and the two
+    /// 32-byte digests are compared in full.
+    ///
+    /// ```
+    /// use prets_destinations::BearerSecret;
+    /// use rand_core::UnwrapErr;
+    ///
+    /// let secret = BearerSecret::from_rng(&mut UnwrapErr(getrandom::SysRng));
+    /// let digest = secret.digest();
+    /// assert!(digest.verify_authorization(&*secret.authorization_header()));
+    /// assert!(!digest.verify_authorization("Basic dXNlcjpwYXNz"));
+    /// ```
+    #[must_use]
+    pub fn verify_authorization(&self, header: impl AsRef<[u8]>) -> bool {
+        let Some(token) = bearer_token(header.as_ref()) else {
+            return false;
+        };
+        let presented = Self::of_text(token);
+        bool::from(presented.0.ct_eq(&self.0))
+    }
+}
+
+impl fmt::Display for SecretDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SecretDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretDigest({self})")
+    }
+}
+
+impl FromStr for SecretDigest {
+    type Err = InvalidDigest;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let b = s.as_bytes();
+        if b.len() != 64 {
+            return Err(InvalidDigest(()));
+        }
+        let mut out = [0u8; 32];
+        for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+            let hex = |c: u8| char::from(c).to_digit(16);
+            match pair {
+                [h, l] => match (hex(*h), hex(*l)) {
+                    // Each digit is below 16, so the byte cannot overflow.
+                    (Some(h), Some(l)) => *o = (h * 16 + l) as u8,
+                    _ => return Err(InvalidDigest(())),
+                },
+                _ => return Err(InvalidDigest(())),
+            }
+        }
+        Ok(Self(out))
+    }
+}
+
+impl serde::Serialize for SecretDigest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SecretDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = "whsec_3XvK2nQ8mB7pR1sT4uW6yZ0aE5gH9jLcV2bN1xM4qP8";
+
+    #[test]
+    fn header_forms() {
+        let s: BearerSecret = EXAMPLE.parse().unwrap();
+        for ok in [
+            format!("Bearer {EXAMPLE}"),
+            format!("bearer {EXAMPLE}"),
+            format!("BEARER {EXAMPLE}"),
+            format!("Bearer   {EXAMPLE}"),
+            format!(" \tBearer {EXAMPLE}\t "),
+        ] {
+            assert!(s.verify_authorization(&ok), "{ok:?}");
+            assert!(s.digest().verify_authorization(&ok), "{ok:?}");
+        }
+        for bad in [
+            String::new(),
+            "Bearer".to_owned(),
+            "Bearer ".to_owned(),
+            EXAMPLE.to_owned(),
+            format!("Bearer{EXAMPLE}"),
+            format!("Bearer\t{EXAMPLE}"),
+            format!("Basic {EXAMPLE}"),
+            format!("Bearer {EXAMPLE}x"),
+            format!("Bearer {}", &EXAMPLE[..48]),
+            format!("Bearer {EXAMPLE} {EXAMPLE}"),
+            format!("Bearer: {EXAMPLE}"),
+            format!("Bearerx {EXAMPLE}"),
+        ] {
+            assert!(!s.verify_authorization(&bad), "{bad:?}");
+            assert!(!s.digest().verify_authorization(&bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn digest_hex_round_trips() {
+        let s: BearerSecret = EXAMPLE.parse().unwrap();
+        let d = s.digest();
+        let hex = d.to_string();
+        assert_eq!(hex.len(), 64);
+        assert_eq!(hex.parse::<SecretDigest>(), Ok(d));
+        assert!(hex.to_uppercase().parse::<SecretDigest>().is_ok());
+        assert!(hex[..63].parse::<SecretDigest>().is_err());
+        assert!(format!("{}g", &hex[..63]).parse::<SecretDigest>().is_err());
+        assert!(format!("{}é", &hex[..62]).parse::<SecretDigest>().is_err());
+    }
+}

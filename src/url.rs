@@ -1,0 +1,242 @@
+//! `DestinationUrl`: the public HTTPS endpoint deliveries go to.
+
+use core::fmt;
+use core::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::byteset::ByteSet;
+use crate::error::{Field, field_error_type};
+
+/// Most characters a destination URL may have.
+pub const URL_MAX_CHARS: usize = 2048;
+
+/// The published `url` pattern, verbatim from the API reference.
+///
+/// The crate does not run this expression; it checks the same language with a
+/// byte-table scanner (see the `url` bench). The tests and fuzz targets use it
+/// as the oracle.
+pub const URL_PATTERN: &str =
+    r"^((%[0-9A-Fa-f]{2}|[-()_.!~*';/?:@&=+$,A-Za-z0-9])+)([).!';/?:,])?$";
+
+field_error_type! {
+    /// Why a string is not a valid [`DestinationUrl`].
+    InvalidUrl, UrlErrorKind, Field::Url,
+    {
+        Empty => ("too_short", "url must not be empty"),
+        TooLong => ("too_long", "url must be at most 2048 characters"),
+        Character => ("pattern", "url contains a character outside the allowed set"),
+        PercentEscape => ("pattern", "url contains a malformed percent-escape"),
+        NotHttps => ("not_https", "url must begin with https://"),
+        Credentials => ("credentials", "url must not contain credentials or '@' before the path"),
+        EmptyHost => ("empty_host", "url host must not be empty"),
+        Port => ("invalid_port", "url port must be a number from 1 to 65535 without leading zeros"),
+    }
+}
+
+/// Bytes the published pattern allows outside a `%XX` escape.
+static ALLOWED: ByteSet = ByteSet::new(
+    b"-()_.!~*';/?:@&=+$,",
+    &[(b'0', b'9'), (b'A', b'Z'), (b'a', b'z')],
+);
+
+const SCHEME: &[u8] = b"https://";
+
+/// A destination URL: at most 2048 characters matching the published pattern
+/// over the whole input, beginning with `https://` (scheme case-insensitive),
+/// with a non-empty host, no user information and, if present, a port from 1
+/// to 65535.
+///
+/// [`AsRef<str>`], [`Display`](fmt::Display) and serde give back exactly the
+/// string the client sent.
+///
+/// ```
+/// use prets_destinations::DestinationUrl;
+///
+/// let url: DestinationUrl = "https://example.com/prets/events".parse()?;
+/// assert_eq!(url.as_str(), "https://example.com/prets/events");
+/// assert_eq!(url.host(), "example.com");
+/// assert_eq!(url.port(), None);
+///
+/// let err = "http://example.com/".parse::<DestinationUrl>().unwrap_err();
+/// assert_eq!(err.code(), "not_https");
+/// # Ok::<(), prets_destinations::InvalidUrl>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DestinationUrl {
+    text: String,
+    /// Byte offset one past the host, where a `:port`, path or query begins.
+    host_end: usize,
+    port: Option<u16>,
+}
+
+/// The parts found by [`scan`].
+struct Parsed {
+    host_end: usize,
+    port: Option<u16>,
+}
+
+/// Checks the whole input in one pass (plus one bounded pass over the authority).
+fn scan(s: &str) -> Result<Parsed, UrlErrorKind> {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return Err(UrlErrorKind::Empty);
+    }
+    // Length is counted in characters, as JSON Schema counts it. Only a string
+    // with more than 2048 bytes can have more than 2048 characters.
+    if b.len() > URL_MAX_CHARS && s.chars().count() > URL_MAX_CHARS {
+        return Err(UrlErrorKind::TooLong);
+    }
+    match b.get(..SCHEME.len()) {
+        Some(prefix) if prefix.eq_ignore_ascii_case(SCHEME) => {}
+        _ => return Err(UrlErrorKind::NotHttps),
+    }
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            match (b.get(i + 1), b.get(i + 2)) {
+                (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
+                _ => return Err(UrlErrorKind::PercentEscape),
+            }
+        } else if ALLOWED.contains(c) {
+            i += 1;
+        } else {
+            return Err(UrlErrorKind::Character);
+        }
+    }
+    let rest = b.get(SCHEME.len()..).unwrap_or_default();
+    // The pattern has no '#', '[' or ']', so the authority ends at the first
+    // '/' or '?' and cannot hold an IPv6 literal.
+    let authority_len = rest
+        .iter()
+        .position(|&c| c == b'/' || c == b'?')
+        .unwrap_or(rest.len());
+    let authority = rest.get(..authority_len).unwrap_or_default();
+    if authority.contains(&b'@') {
+        return Err(UrlErrorKind::Credentials);
+    }
+    let (host_len, port) = match authority.iter().position(|&c| c == b':') {
+        Some(colon) => (
+            colon,
+            Some(parse_port(authority.get(colon + 1..).unwrap_or_default())?),
+        ),
+        None => (authority_len, None),
+    };
+    if host_len == 0 {
+        return Err(UrlErrorKind::EmptyHost);
+    }
+    let host_end = SCHEME.len() + host_len;
+    crate::host::check_host(s.get(SCHEME.len()..host_end).unwrap_or_default())?;
+    Ok(Parsed { host_end, port })
+}
+
+/// 1 to 5 ASCII digits, no leading zero, value at most 65535.
+fn parse_port(digits: &[u8]) -> Result<u16, UrlErrorKind> {
+    if digits.is_empty() || digits.len() > 5 || digits.first() == Some(&b'0') {
+        return Err(UrlErrorKind::Port);
+    }
+    let mut value: u32 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(UrlErrorKind::Port);
+        }
+        value = value * 10 + u32::from(d - b'0');
+    }
+    u16::try_from(value).map_err(|_| UrlErrorKind::Port)
+}
+
+impl DestinationUrl {
+    /// Validates `s` without allocating.
+    ///
+    /// # Errors
+    /// [`InvalidUrl`]; see its [`code`](InvalidUrl::code) for the rule that failed.
+    pub fn validate(s: &str) -> Result<(), InvalidUrl> {
+        scan(s).map(|_| ()).map_err(InvalidUrl::new)
+    }
+
+    /// The URL exactly as sent.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The host as written (between `https://` and the port, path or query).
+    #[must_use]
+    pub fn host(&self) -> &str {
+        self.text
+            .get(SCHEME.len()..self.host_end)
+            .unwrap_or_default()
+    }
+
+    /// The explicit port, if the URL has one.
+    #[must_use]
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The owned string.
+    #[must_use]
+    pub fn into_string(self) -> String {
+        self.text
+    }
+
+    fn from_string(text: String) -> Result<Self, InvalidUrl> {
+        let Parsed { host_end, port } = scan(&text).map_err(InvalidUrl::new)?;
+        Ok(Self {
+            text,
+            host_end,
+            port,
+        })
+    }
+}
+
+impl FromStr for DestinationUrl {
+    type Err = InvalidUrl;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let Parsed { host_end, port } = scan(s).map_err(InvalidUrl::new)?;
+        Ok(Self {
+            text: s.to_owned(),
+            host_end,
+            port,
+        })
+    }
+}
+
+impl TryFrom<&str> for DestinationUrl {
+    type Error = InvalidUrl;
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl TryFrom<String> for DestinationUrl {
+    type Error = InvalidUrl;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::from_string(s)
+    }
+}
+
+impl From<DestinationUrl> for String {
+    fn from(u: DestinationUrl) -> Self {
+        u.text
+    }
+}
+
+impl AsRef<str> for DestinationUrl {
+    fn as_ref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for DestinationUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for DestinationUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DestinationUrl").field(&self.text).finish()
+    }
+}
