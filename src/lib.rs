@@ -28,3 +28,17 @@ pub use crate::wire::{CreateDestinationRequest, CreatedDestination, NewDestinati
 
 /// The `rand_core` version this crate's `CryptoRng` bounds refer to.
 pub use rand_core;
+
+/// The operating system's generator as an infallible [`rand_core::CryptoRng`],
+/// for [`NewDestination::plan`] and [`BearerSecret::from_rng`].
+///
+/// # Panics
+/// The returned generator panics if the operating system cannot provide
+/// random bytes, which on supported platforms does not happen once the
+/// system has booted. Use [`BearerSecret::generate`] to handle that failure
+/// as an error instead.
+#[cfg(feature = "getrandom")]
+#[must_use]
+pub fn os_rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
+    rand_core::UnwrapErr(getrandom::SysRng)
+}

@@ -55,23 +55,25 @@ impl DestinationName {
             return Err(InvalidName::new(NameErrorKind::TooLong));
         }
         let mut count = 0usize;
+        let mut control = false;
         let mut blank = true;
         for c in s.chars() {
             count += 1;
-            if c.is_control() {
-                return Err(InvalidName::new(NameErrorKind::Control));
-            }
+            control |= c.is_control();
             blank &= c.is_whitespace();
         }
-        if count == 0 {
-            Err(InvalidName::new(NameErrorKind::Empty))
+        let kind = if count == 0 {
+            NameErrorKind::Empty
         } else if count > NAME_MAX_CHARS {
-            Err(InvalidName::new(NameErrorKind::TooLong))
+            NameErrorKind::TooLong
+        } else if control {
+            NameErrorKind::Control
         } else if blank {
-            Err(InvalidName::new(NameErrorKind::Blank))
+            NameErrorKind::Blank
         } else {
-            Ok(())
-        }
+            return Ok(());
+        };
+        Err(InvalidName::new(kind))
     }
 
     /// The name exactly as sent.
