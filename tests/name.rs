@@ -254,6 +254,16 @@ fn serde_round_trips_exactly() {
 }
 
 #[test]
+fn json_surrogate_pairs_count_as_one_character() {
+    // U+1F980 written as a JSON escape is two UTF-16 code units, one character.
+    let max = format!("\"{}\"", r"\ud83e\udd80".repeat(128));
+    let name: DestinationName = serde_json::from_str(&max).unwrap();
+    assert_eq!(name.as_str(), "🦀".repeat(128));
+    let over = format!("\"{}\"", r"\ud83e\udd80".repeat(129));
+    assert!(serde_json::from_str::<DestinationName>(&over).is_err());
+}
+
+#[test]
 fn invalid_data_cannot_be_deserialized_into_a_name() {
     for json in [
         r#""""#.to_owned(),

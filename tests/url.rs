@@ -89,6 +89,21 @@ fn pattern_allows(c: char) -> bool {
 }
 
 #[test]
+fn the_class_text_and_the_whole_pattern_agree_on_membership() {
+    // The literal class `[-()_.!~*';/?:@&=+$,A-Za-z0-9]`, cut out of the
+    // published pattern and compiled on its own.
+    let start = URL_PATTERN.find("|[").unwrap() + 1;
+    let len = URL_PATTERN[start..].find(']').unwrap() + 1;
+    let class = &URL_PATTERN[start..start + len];
+    assert_eq!(class, "[-()_.!~*';/?:@&=+$,A-Za-z0-9]");
+    let single = Regex::new(&format!("^{class}$")).unwrap();
+    for b in 0u8..=127 {
+        let c = char::from(b);
+        assert_eq!(single.is_match(&c.to_string()), pattern_allows(c), "{c:?}");
+    }
+}
+
+#[test]
 fn every_ascii_character_outside_the_published_class_is_refused() {
     let mut allowed = 0;
     for b in 0u8..=127 {
@@ -115,6 +130,11 @@ fn every_ascii_character_outside_the_published_class_is_refused() {
             // In the path every class member is simply accepted.
             assert_eq!(code(&format!("https://example.com/p{c}")), "ok", "{c:?}");
             assert_eq!(code(&format!("https://example.com/{c}p")), "ok", "{c:?}");
+            assert_eq!(
+                code(&format!("https://example.com/?q={c}&r=1")),
+                "ok",
+                "{c:?}"
+            );
         }
     }
     // The class is "-()_.!~*';/?:@&=+$," (19) plus A-Z, a-z and 0-9 (62).
