@@ -277,6 +277,31 @@ fn bearer_scheme_is_case_insensitive() {
 }
 
 #[test]
+fn only_spaces_and_tabs_may_surround_the_header_value() {
+    // RFC 9110 §5.5: optional whitespace (SP / HTAB) around a field value; CR,
+    // LF, NUL and other controls are not part of a well-formed value.
+    let s = seeded(13);
+    let t = s.expose_secret();
+    for ok in [
+        format!("\tBearer {t}"),
+        format!("Bearer {t}\t"),
+        format!(" \t Bearer {t} \t "),
+    ] {
+        assert!(verifies(&s, ok.as_bytes()), "{ok:?}");
+    }
+    for ws in ["\r\n", "\n", "\r", "\x0c", "\x0b", "\0"] {
+        for bad in [
+            format!("Bearer {t}{ws}"),
+            format!("{ws}Bearer {t}"),
+            format!("Bearer {ws}{t}"),
+            format!("Bearer{ws}{t}"),
+        ] {
+            assert!(!verifies(&s, bad.as_bytes()), "{bad:?}");
+        }
+    }
+}
+
+#[test]
 fn other_secrets_schemes_and_shapes_are_not_verified() {
     let s = seeded(7);
     let t = s.expose_secret().to_owned();
