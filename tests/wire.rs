@@ -397,3 +397,59 @@ fn validation_errors_display_lists_every_message() {
         assert!(text.contains(e.message()), "{text}");
     }
 }
+
+#[test]
+fn mutated_bodies_never_panic_and_valid_results_echo_the_body() {
+    use prets_destinations::rand_core::{Rng, SeedableRng};
+    let seed_body = format!(
+        r#"{{"name":"Production","url":"https://example.com/prets/events","destinationId":"{ID}"}}"#
+    );
+    let alphabet = b"{}[]\",:\\ nul0129aeZ%@/?.-_\x00\x7f\xc3\xa9\xff";
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(21);
+    let (mut parsed, mut valid) = (0, 0);
+    for _ in 0..20_000 {
+        let mut body = seed_body.clone().into_bytes();
+        for _ in 0..1 + rng.next_u32() % 4 {
+            let at = (rng.next_u32() as usize) % (body.len() + 1);
+            let byte = alphabet[(rng.next_u32() as usize) % alphabet.len()];
+            match rng.next_u32() % 3 {
+                0 if at < body.len() => body[at] = byte,
+                1 if at < body.len() => {
+                    body.remove(at);
+                }
+                _ => body.insert(at, byte),
+            }
+        }
+        let Ok(req) = serde_json::from_slice::<CreateDestinationRequest>(&body) else {
+            continue;
+        };
+        parsed += 1;
+        match req.validate() {
+            Ok(new) => {
+                valid += 1;
+                // What was accepted is what the body said, re-encoded as JSON.
+                let text = String::from_utf8(body).unwrap();
+                let name = serde_json::to_string(new.name.as_str()).unwrap();
+                let url = serde_json::to_string(new.url.as_str()).unwrap();
+                let v: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["name"].to_string(), name, "{text}");
+                assert_eq!(v["url"].to_string(), url, "{text}");
+            }
+            Err(errors) => {
+                assert!(!errors.errors().is_empty());
+                let order = ["name", "url", "destinationId"];
+                let ranks: Vec<usize> = errors
+                    .errors()
+                    .iter()
+                    .map(|e| order.iter().position(|f| *f == e.field().as_str()).unwrap())
+                    .collect();
+                assert!(
+                    ranks.windows(2).all(|w| w[0] < w[1]),
+                    "one error per field, in field order: {ranks:?}"
+                );
+            }
+        }
+    }
+    assert!(parsed > 1_000, "{parsed}");
+    assert!(valid > 100, "{valid}");
+}
