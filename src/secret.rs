@@ -238,7 +238,12 @@ const BEARER: &str = "Bearer";
 /// whole value is ignored (RFC 9110 §5.5). Only public facts decide the
 /// outcome here: the header's shape and the token's length.
 fn bearer_token(header: &[u8]) -> Option<&[u8; SECRET_LEN]> {
-    let header = header.trim_ascii();
+    // Only SP and HTAB are optional whitespace; `trim_ascii` would also drop
+    // CR, LF and form feed, which a well-formed field value cannot hold.
+    let is_ows = |c: &u8| matches!(c, b' ' | b'\t');
+    let start = header.iter().position(|c| !is_ows(c))?;
+    let end = header.iter().rposition(|c| !is_ows(c))?;
+    let header = header.get(start..=end)?;
     let (scheme, rest) = header.split_at_checked(BEARER.len())?;
     if !scheme.eq_ignore_ascii_case(BEARER.as_bytes()) {
         return None;
