@@ -17,13 +17,14 @@ field_error_type! {
         Empty => ("too_short", "name must be at least 1 character"),
         TooLong => ("too_long", "name must be at most 128 characters"),
         Control => ("control_character", "name must not contain control characters"),
-        Blank => ("blank", "name must not be only whitespace"),
+        Blank => ("blank", "name must not be only whitespace or invisible characters"),
     }
 }
 
 /// A destination's label: 1 to 128 Unicode scalar values (as JSON Schema
 /// counts `minLength`/`maxLength`), with no control characters (C0, DEL, C1;
-/// NUL included) and not only whitespace.
+/// NUL included) and not only whitespace or invisible format characters
+/// (zero-width spaces, directional marks, the byte-order mark, ...).
 ///
 /// The text is kept exactly as the client sent it, leading and trailing
 /// whitespace included.
@@ -60,7 +61,7 @@ impl DestinationName {
         for c in s.chars() {
             count += 1;
             control |= c.is_control();
-            blank &= c.is_whitespace();
+            blank &= c.is_whitespace() || is_invisible(c);
         }
         let kind = if count == 0 {
             NameErrorKind::Empty
@@ -87,6 +88,23 @@ impl DestinationName {
     pub fn into_string(self) -> String {
         self.0
     }
+}
+
+/// Format characters that render as nothing: zero-width spaces and joiners,
+/// word joiner and invisible operators, directional marks, embeddings,
+/// overrides and isolates, the soft hyphen and the byte-order mark.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+    )
 }
 
 impl FromStr for DestinationName {

@@ -69,12 +69,35 @@ impl<'de> Deserialize<'de> for Member {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "camelCase")]
+/// A member name of the request body.
 enum Key {
     Name,
     Url,
     DestinationId,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("name, url or destinationId")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                match v {
+                    "name" => Ok(Key::Name),
+                    "url" => Ok(Key::Url),
+                    "destinationId" => Ok(Key::DestinationId),
+                    // The member name is the client's text: never echo it.
+                    _ => Err(E::custom(
+                        "unknown field, expected one of `name`, `url`, `destinationId`",
+                    )),
+                }
+            }
+        }
+        d.deserialize_identifier(V)
+    }
 }
 
 const FIELDS: &[&str] = &["name", "url", "destinationId"];

@@ -157,6 +157,30 @@ fn whitespace_only_names_are_blank() {
 }
 
 #[test]
+fn names_of_only_invisible_format_characters_are_blank() {
+    for s in [
+        "\u{200B}",
+        "\u{FEFF}",
+        "\u{2060}",
+        "\u{00AD}",
+        "\u{200E}\u{200F}",
+        "\u{202E}",
+        " \u{200B} \u{2066}\u{2069}",
+    ] {
+        assert_eq!(code(s), "blank", "{s:?}");
+    }
+    // Invisible characters inside a visible name are kept as sent.
+    for s in [
+        "a\u{200B}b",
+        "\u{202E}abc",
+        "\u{FEFF}Production",
+        "x\u{00AD}y",
+    ] {
+        assert_eq!(parse(s).unwrap().as_str(), s);
+    }
+}
+
+#[test]
 fn names_are_echoed_exactly_including_surrounding_spaces() {
     for s in [
         "Production",

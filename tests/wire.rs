@@ -153,6 +153,14 @@ fn unknown_members_are_refused() {
 }
 
 #[test]
+fn unknown_member_errors_do_not_echo_the_member_name() {
+    let body = r#"{"name":"a","url":"https://example.com/","s3cr3t-member-name":1}"#;
+    let err = request(body).unwrap_err().to_string();
+    assert!(!err.contains("s3cr3t"), "{err}");
+    assert!(err.contains("unknown field"), "{err}");
+}
+
+#[test]
 fn duplicate_members_are_refused() {
     for body in [
         r#"{"name":"a","name":"b","url":"https://example.com/"}"#.to_owned(),
