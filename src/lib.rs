@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod address;
 mod byteset;
 mod create;
 mod error;
@@ -13,6 +14,7 @@ mod time;
 mod url;
 mod wire;
 
+pub use crate::address::is_public_address;
 pub use crate::create::{CreatePlan, DestinationRecord, IdSource, plan_create};
 pub use crate::error::{Field, FieldError, ValidationErrors};
 pub use crate::id::{DestinationId, ID_PATTERN, ID_PREFIX, InvalidDestinationId};
