@@ -62,6 +62,16 @@ const SCHEME: &[u8] = b"https://";
 /// with a non-empty host, no user information and, if present, a port from 1
 /// to 65535.
 ///
+/// The host must also pass the create-time host policy. It is judged as an
+/// HTTP client would see it after WHATWG URL parsing (percent-decoding, IDNA
+/// mapping, every IPv4 notation): an IP literal must be public (see
+/// [`is_public_address`](crate::is_public_address)) and a name must be a valid
+/// DNS name with at least two labels outside the reserved and local-only
+/// domains (`localhost`, `.local`, `.internal`, `.test`, ...), and the host
+/// must be spelled as the parser spells it, up to ASCII case. The text check
+/// cannot see DNS, so the delivery path must still check every resolved
+/// address.
+///
 /// [`AsRef<str>`], [`Display`](fmt::Display) and serde give back exactly the
 /// string the client sent.
 ///
@@ -75,6 +85,9 @@ const SCHEME: &[u8] = b"https://";
 ///
 /// let err = "http://example.com/".parse::<DestinationUrl>().unwrap_err();
 /// assert_eq!(err.code(), "not_https");
+///
+/// let err = "https://0x7f.1/".parse::<DestinationUrl>().unwrap_err();
+/// assert_eq!(err.code(), "non_public_address");
 /// # Ok::<(), prets_destinations::InvalidUrl>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -8,6 +8,12 @@
 //! policy must report. The legitimate cases are ordinary public HTTPS
 //! endpoints, which must be accepted and echoed exactly.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions; clippy.toml allows these in tests"
+)]
+
 use std::net::IpAddr;
 
 use prets_destinations::{DestinationUrl, is_public_address};
@@ -1127,7 +1133,7 @@ fn generated_url(g: &mut Gen) -> String {
 /// literal, to `localhost`, or to a host spelled differently from the text.
 #[test]
 fn no_generated_url_that_is_accepted_reaches_a_non_public_or_local_host() {
-    let mut g = Gen(0x5eed_1e55_0ddb_a11);
+    let mut g = Gen(0x05ee_d1e5_50dd_ba11);
     let (mut accepted, mut accepted_ip) = (0, 0);
     for _ in 0..200_000 {
         let input = generated_url(&mut g);
