@@ -50,12 +50,14 @@ static RESERVED_TLDS: &[(&str, &str)] = &[
     ("mail", "ICANN 2018: never to be delegated (name collision)"),
 ];
 
-/// Judges the host of `url`, a URL that already matched the published
-/// pattern, begins with `https://`, has no `@` in its authority and a valid
-/// `port`; `host` is the raw text between `https://` and the port, path or
-/// query (non-empty ASCII from the pattern's character set).
-pub(crate) fn check_host(url: &str, host: &str, port: Option<u16>) -> Result<(), UrlErrorKind> {
-    let parsed = Url::parse(url).map_err(|e| match e {
+/// Judges the host of a URL that already matched the published pattern,
+/// begins with `https://`, has no `@` in its authority and a valid `port`.
+///
+/// `origin` is the URL up to the end of its authority (`https://host:port`,
+/// without path or query); `host` is the raw text between `https://` and the
+/// port, path or query (non-empty ASCII from the pattern's character set).
+pub(crate) fn check_host(origin: &str, host: &str, port: Option<u16>) -> Result<(), UrlErrorKind> {
+    let parsed = Url::parse(origin).map_err(|e| match e {
         url::ParseError::InvalidPort => UrlErrorKind::Port,
         _ => UrlErrorKind::InvalidHost,
     })?;

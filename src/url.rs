@@ -165,7 +165,15 @@ fn scan_with(
         return Err(UrlErrorKind::EmptyHost);
     }
     let host_end = SCHEME.len() + host_len;
-    check_host(s, s.get(SCHEME.len()..host_end).unwrap_or_default(), port)?;
+    // The host policy parses only `https://` and the authority: the pattern
+    // has no '#' or backslash, so the WHATWG parser ends the authority where this
+    // scan does, and the cost does not grow with the path.
+    let authority_end = SCHEME.len() + authority_len;
+    check_host(
+        s.get(..authority_end).unwrap_or_default(),
+        s.get(SCHEME.len()..host_end).unwrap_or_default(),
+        port,
+    )?;
     Ok(Parsed { host_end, port })
 }
 
