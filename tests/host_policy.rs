@@ -670,6 +670,29 @@ const ADVERSARIAL: &[(&str, &str, &str)] = &[
         "invalid_host",
         "slash after decoding",
     ),
+    (
+        "https://xn--mi7cdqncpe6aj.com/",
+        "invalid_host",
+        "punycode of full-width localhost: not a valid IDNA label",
+    ),
+    (
+        "https://xn--8g7ccp.0.0.1/",
+        "invalid_host",
+        "punycode of full-width digits",
+    ),
+    (
+        "https://xn--example-oka.com/",
+        "invalid_host",
+        "punycode of a label with a soft hyphen",
+    ),
+    ("https://a%40b.com/", "invalid_host", "'@' after decoding"),
+    (
+        "https://a%5Cb.com/",
+        "invalid_host",
+        "backslash after decoding",
+    ),
+    ("https://a%23b.com/", "invalid_host", "'#' after decoding"),
+    ("https://a%3Fb.com/", "invalid_host", "'?' after decoding"),
     // Credentials and '@' in the authority (the host is what follows '@').
     (
         "https://example.com@127.0.0.1/",
