@@ -44,10 +44,10 @@ static RESERVED_TLDS: &[(&str, &str)] = &[
     ("localdomain", "conventional local name in hosts files"),
     ("intranet", "RFC 6762 appendix G: used on private networks"),
     ("private", "RFC 6762 appendix G: used on private networks"),
-    ("corp", "RFC 6762 appendix G; ICANN 2018: never to be delegated"),
-    ("home", "RFC 6762 appendix G; ICANN 2018: never to be delegated"),
+    ("corp", "RFC 6762 appendix G; ICANN decided in 2018 not to delegate it"),
+    ("home", "RFC 6762 appendix G; ICANN decided in 2018 not to delegate it"),
     ("lan", "RFC 6762 appendix G: used on private networks"),
-    ("mail", "ICANN 2018: never to be delegated (name collision)"),
+    ("mail", "ICANN decided in 2018 not to delegate it (name collision)"),
 ];
 
 /// Judges the host of a URL that already matched the published pattern,

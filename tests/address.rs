@@ -22,6 +22,10 @@ use prets_destinations::is_public_address;
 /// (block, source, [before, first, last, after]) where `true` means public.
 #[rustfmt::skip]
 const V4_ROWS: &[(&str, &str, [bool; 4])] = &[
+    // The default row: unicast space allocated to the RIRs is public; every
+    // edge of 0.0.0.0/0 is itself 0.0.0.0 or broadcast. Inside it, 1.0.0.0
+    // and 223.255.255.255 are checked by the rows around them.
+    ("0.0.0.0/0", "IANA IPv4 address space", [false, false, false, false]),
     // before wraps to 255.255.255.255 (broadcast).
     ("0.0.0.0/8", "RFC 791 this network", [false, false, false, true]),
     ("0.0.0.0/32", "RFC 1122 this host", [false, false, false, false]),
@@ -59,6 +63,8 @@ const V4_ROWS: &[(&str, &str, [bool; 4])] = &[
 /// (block, source, [before, first, last, after]) where `true` means public.
 #[rustfmt::skip]
 const V6_ROWS: &[(&str, &str, [bool; 4])] = &[
+    // The default row: nothing outside 2000::/3 is allocated for unicast.
+    ("::/0", "IANA IPv6 address space", [false, false, false, false]),
     // before wraps to ff..ff (multicast); after is ::1.
     ("::/128", "RFC 4291 unspecified", [false, false, false, false]),
     // after is ::2, inside ::/96.
