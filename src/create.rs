@@ -6,11 +6,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     BearerSecret, CreateDestinationRequest, CreatedDestination, DestinationId, DestinationName,
-    DestinationUrl, NewDestination, SecretDigest, Timestamp, ValidationErrors,
+    DestinationUrl, NewDestination, SealedSecret, SealingKey, SecretDigest, TenantId, Timestamp,
+    ValidationErrors,
 };
 
-/// What a host stores for one destination. It never holds the cleartext
-/// secret, only its digest.
+/// What a host stores for one destination of a tenant. It never holds the
+/// cleartext secret: only the secret sealed for its tenant and id, and the
+/// secret's digest.
+///
+/// The tenant is not a field: the repo keys records by (tenant, id), and the
+/// sealed secret opens only for the tenant it was sealed for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationRecord {
@@ -24,7 +29,10 @@ pub struct DestinationRecord {
     pub created_at: Timestamp,
     /// Time of the last change, whole seconds.
     pub updated_at: Timestamp,
-    /// SHA-256 of the current secret.
+    /// The current secret, sealed under the host's key; opened only by
+    /// [`Keyring::authorization_header`](crate::Keyring::authorization_header).
+    pub sealed_secret: SealedSecret,
+    /// SHA-256 of the current secret's text.
     pub secret_digest: SecretDigest,
 }
 
@@ -52,19 +60,27 @@ pub struct CreatePlan {
 }
 
 impl NewDestination {
-    /// Mints the id (unless the client sent one) and the secret, and builds the
-    /// record and the response. Pure: no clock, no I/O; `now` and `rng` are the
-    /// only inputs besides `self`. Calling it again gives a fresh id (if
-    /// server-generated) and a fresh secret.
+    /// Mints the id (unless the client sent one) and the secret, seals the
+    /// secret for `tenant` and the id under `sealer`, and builds the record
+    /// and the response. Pure: no clock, no I/O; `tenant`, `now`, `rng` and
+    /// `sealer` are the only inputs besides `self`. Calling it again gives a
+    /// fresh id (if server-generated) and a fresh secret.
     ///
     /// `createdAt` and `updatedAt` are `now` truncated to whole seconds; the
     /// generated id's time part keeps the milliseconds.
-    pub fn plan<R: CryptoRng + ?Sized>(&self, now: Timestamp, rng: &mut R) -> CreatePlan {
+    pub fn plan<R: CryptoRng + ?Sized>(
+        &self,
+        tenant: &TenantId,
+        now: Timestamp,
+        rng: &mut R,
+        sealer: &SealingKey,
+    ) -> CreatePlan {
         let (destination_id, id_source) = match self.destination_id {
             Some(id) => (id, IdSource::Client),
             None => (DestinationId::generate(now, rng), IdSource::Server),
         };
         let secret = BearerSecret::from_rng(rng);
+        let sealed_secret = sealer.seal(tenant, destination_id, &secret, rng);
         let at = now.truncated();
         let record = DestinationRecord {
             destination_id,
@@ -72,6 +88,7 @@ impl NewDestination {
             url: self.url.clone(),
             created_at: at,
             updated_at: at,
+            sealed_secret,
             secret_digest: secret.digest(),
         };
         let response = CreatedDestination {
@@ -97,8 +114,10 @@ impl NewDestination {
 /// [`ValidationErrors`] with every bad field.
 pub fn plan_create<R: CryptoRng + ?Sized>(
     request: CreateDestinationRequest,
+    tenant: &TenantId,
     now: Timestamp,
     rng: &mut R,
+    sealer: &SealingKey,
 ) -> Result<CreatePlan, ValidationErrors> {
-    Ok(request.validate()?.plan(now, rng))
+    Ok(request.validate()?.plan(tenant, now, rng, sealer))
 }

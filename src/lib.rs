@@ -4,11 +4,17 @@
 
 mod address;
 mod byteset;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod create;
 mod error;
 mod host;
 mod id;
+#[cfg(feature = "memory")]
+mod memory;
 mod name;
+mod repo;
+mod seal;
 mod secret;
 mod time;
 mod url;
@@ -18,7 +24,16 @@ pub use crate::address::is_public_address;
 pub use crate::create::{CreatePlan, DestinationRecord, IdSource, plan_create};
 pub use crate::error::{Field, FieldError, ValidationErrors};
 pub use crate::id::{DestinationId, ID_PATTERN, ID_PREFIX, InvalidDestinationId};
+#[cfg(feature = "memory")]
+pub use crate::memory::MemoryRepo;
 pub use crate::name::{DestinationName, InvalidName, NAME_MAX_CHARS};
+pub use crate::repo::{
+    CreateError, CreateOutcome, DestinationRepo, InsertOutcome, InvalidTenantId,
+    SERVER_ID_ATTEMPTS, TENANT_ID_MAX_LEN, TenantId, create,
+};
+pub use crate::seal::{
+    DuplicateKeyId, InvalidSealedSecret, KeyId, Keyring, OpenError, SealedSecret, SealingKey,
+};
 #[cfg(feature = "getrandom")]
 pub use crate::secret::RandomnessError;
 pub use crate::secret::{

@@ -1,0 +1,735 @@
+//! The conformance kit for [`DestinationRepo`] implementations (feature
+//! `conformance`): one async function per property of the trait's contract.
+//!
+//! Run each against your repo from your own tests, driven by your runtime (or
+//! any executor). Each function makes its own fresh, random tenants and ids,
+//! so the kit runs against a repo that already holds data, such as a shared
+//! test database, and its functions may run in parallel. A violated property
+//! panics with a message naming it, like an `assert!` in a test.
+//!
+//! ```
+//! # #[cfg(feature = "memory")] {
+//! use prets_destinations::{conformance, MemoryRepo};
+//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     let waker = std::task::Waker::noop();
+//! #     let mut cx = std::task::Context::from_waker(&waker);
+//! #     let mut f = std::pin::pin!(f);
+//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } }
+//! # }
+//!
+//! // In a test: `#[tokio::test] async fn repo_conforms() { conformance::run_all(&repo).await }`
+//! block_on(conformance::run_all(&MemoryRepo::new()));
+//! # }
+//! ```
+//!
+//! [`MemoryRepo`](crate::MemoryRepo) passes every function here.
+
+// A failed property is reported the way a test reports it: by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use core::fmt;
+use core::future::{Future, poll_fn};
+use core::pin::Pin;
+use core::task::Poll;
+use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
+use std::thread::{self, Thread};
+
+use rand_core::{Rng as _, UnwrapErr};
+
+use crate::{
+    CreateDestinationRequest, CreateError, CreateOutcome, CreatePlan, DestinationId,
+    DestinationRecord, DestinationRepo, InsertOutcome, KeyId, Keyring, SealingKey, SecretDigest,
+    TenantId, Timestamp, create,
+};
+
+type Rng = UnwrapErr<getrandom::SysRng>;
+
+/// Fresh randomness, a key, a clock and tenants for one property.
+struct Kit {
+    rng: Rng,
+    keyring: Keyring,
+    now: Timestamp,
+}
+
+impl Kit {
+    fn new() -> Self {
+        let mut rng = UnwrapErr(getrandom::SysRng);
+        let key = SealingKey::from_rng(KeyId::new(rng.next_u32()), &mut rng);
+        let now = Timestamp::try_from(std::time::SystemTime::now())
+            .expect("the system clock is after 1970");
+        Self {
+            rng,
+            keyring: Keyring::new(key, []).expect("one key"),
+            now,
+        }
+    }
+
+    fn tenant(&mut self) -> TenantId {
+        format!("conformance-{:016x}", self.rng.next_u64())
+            .parse()
+            .expect("valid tenant id")
+    }
+
+    fn id(&mut self) -> DestinationId {
+        DestinationId::generate(self.now, &mut self.rng)
+    }
+
+    /// A request with a distinctive name and URL, so overwrites show.
+    fn request(&mut self, id: Option<DestinationId>) -> CreateDestinationRequest {
+        let n = self.rng.next_u64();
+        let req = CreateDestinationRequest::new(
+            format!("Conformance {n:016x}"),
+            format!("https://example.com/prets/{n:016x}?q=a%20b"),
+        );
+        match id {
+            Some(id) => req.with_destination_id(id.to_string()),
+            None => req,
+        }
+    }
+
+    fn plan(&mut self, tenant: &TenantId, id: Option<DestinationId>) -> CreatePlan {
+        let new = self
+            .request(id)
+            .validate()
+            .expect("the kit's request is valid");
+        new.plan(tenant, self.now, &mut self.rng, self.keyring.current())
+    }
+
+    /// Asserts that `record` is exactly `plan`'s, and that its sealed secret
+    /// opens to the secret of `plan`'s response.
+    fn assert_intact(
+        &self,
+        tenant: &TenantId,
+        got: &DestinationRecord,
+        plan: &CreatePlan,
+        what: &str,
+    ) {
+        assert_eq!(got, &plan.record, "{what}: a field changed in storage");
+        let header = self
+            .keyring
+            .authorization_header(tenant, got)
+            .unwrap_or_else(|e| panic!("{what}: the stored sealed secret does not open: {e}"));
+        assert_eq!(
+            *header,
+            *plan.response.bearer_secret().authorization_header(),
+            "{what}: the stored secret is not the one minted"
+        );
+    }
+}
+
+async fn insert<R: DestinationRepo>(
+    repo: &R,
+    tenant: &TenantId,
+    record: &DestinationRecord,
+) -> InsertOutcome {
+    repo.insert(tenant, record).await.expect("insert failed")
+}
+
+async fn get<R: DestinationRepo>(
+    repo: &R,
+    tenant: &TenantId,
+    id: DestinationId,
+) -> Option<DestinationRecord> {
+    repo.get(tenant, id).await.expect("get failed")
+}
+
+async fn list<R: DestinationRepo>(repo: &R, tenant: &TenantId) -> Vec<DestinationRecord> {
+    repo.list(tenant).await.expect("list failed")
+}
+
+async fn find<R: DestinationRepo>(
+    repo: &R,
+    digest: &SecretDigest,
+) -> Vec<(TenantId, DestinationRecord)> {
+    repo.find_by_digest(digest)
+        .await
+        .expect("find_by_digest failed")
+}
+
+/// Every field of an inserted record comes back from `get` and `list`
+/// exactly as inserted (the sealed secret still opens to the minted secret),
+/// for client-supplied and generated ids alike; an id never inserted is
+/// `None`.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn insert_get_round_trip<R: DestinationRepo>(repo: &R) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let client_id = kit.id();
+    let plans = [kit.plan(&tenant, Some(client_id)), kit.plan(&tenant, None)];
+    for plan in &plans {
+        let outcome = insert(repo, &tenant, &plan.record).await;
+        assert_eq!(
+            outcome,
+            InsertOutcome::Inserted,
+            "round trip: a new id was refused"
+        );
+        let got = get(repo, &tenant, plan.record.destination_id).await;
+        let got = got.unwrap_or_else(|| panic!("round trip: get found nothing after Inserted"));
+        kit.assert_intact(&tenant, &got, plan, "round trip (get)");
+    }
+    let listed = list(repo, &tenant).await;
+    assert_eq!(
+        listed.len(),
+        2,
+        "round trip: list does not hold exactly the two records"
+    );
+    for plan in &plans {
+        let got = listed
+            .iter()
+            .find(|r| r.destination_id == plan.record.destination_id);
+        kit.assert_intact(
+            &tenant,
+            got.expect("round trip: list lost a record"),
+            plan,
+            "round trip (list)",
+        );
+    }
+    let absent = kit.id();
+    assert_eq!(
+        get(repo, &tenant, absent).await,
+        None,
+        "round trip: get invented a record"
+    );
+}
+
+/// Inserting a record whose id the tenant already has returns
+/// [`InsertOutcome::Duplicate`] and leaves the first record untouched; through
+/// [`create`], a client-supplied duplicate id is [`CreateOutcome::Conflict`]
+/// carrying that id, with nothing written.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn duplicate_client_id_conflicts<R: DestinationRepo>(repo: &R) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let id = kit.id();
+    let first = kit.plan(&tenant, Some(id));
+    let second = kit.plan(&tenant, Some(id));
+    assert_eq!(
+        insert(repo, &tenant, &first.record).await,
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        insert(repo, &tenant, &second.record).await,
+        InsertOutcome::Duplicate,
+        "duplicate id: the second insert was not reported as a duplicate"
+    );
+    let req = kit.request(Some(id));
+    let outcome = create(
+        repo,
+        &tenant,
+        req,
+        kit.now,
+        &mut kit.rng,
+        kit.keyring.current(),
+    )
+    .await
+    .expect("create failed");
+    match outcome {
+        CreateOutcome::Conflict { existing } => {
+            assert_eq!(existing, id, "duplicate id: the conflict names another id");
+        }
+        other => panic!("duplicate id: create answered {other:?}, not a conflict"),
+    }
+    let got = get(repo, &tenant, id)
+        .await
+        .expect("duplicate id: the first record vanished");
+    kit.assert_intact(
+        &tenant,
+        &got,
+        &first,
+        "duplicate id: the first record was overwritten",
+    );
+    assert_eq!(
+        list(repo, &tenant).await.len(),
+        1,
+        "duplicate id: list shows more than one record"
+    );
+}
+
+/// One tenant never sees another's destinations: `get` and `list` for
+/// tenant B do not show tenant A's; B can insert the very id A has (no
+/// conflict across tenants) without overwriting A's record; and a conflict in
+/// B is only ever about B's own record.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn tenant_isolation<R: DestinationRepo>(repo: &R) {
+    let mut kit = Kit::new();
+    let (a, b) = (kit.tenant(), kit.tenant());
+    let id = kit.id();
+    let in_a = kit.plan(&a, Some(id));
+    assert_eq!(
+        insert(repo, &a, &in_a.record).await,
+        InsertOutcome::Inserted
+    );
+
+    assert_eq!(
+        get(repo, &b, id).await,
+        None,
+        "isolation: get in B shows A's record"
+    );
+    assert!(
+        list(repo, &b).await.is_empty(),
+        "isolation: list in B shows A's records"
+    );
+
+    let in_b = kit.plan(&b, Some(id));
+    assert_eq!(
+        insert(repo, &b, &in_b.record).await,
+        InsertOutcome::Inserted,
+        "isolation: B's insert conflicted with A's id"
+    );
+    let got_a = get(repo, &a, id)
+        .await
+        .expect("isolation: A's record vanished");
+    kit.assert_intact(
+        &a,
+        &got_a,
+        &in_a,
+        "isolation: B's insert overwrote A's record",
+    );
+    let got_b = get(repo, &b, id)
+        .await
+        .expect("isolation: B's record is missing");
+    kit.assert_intact(
+        &b,
+        &got_b,
+        &in_b,
+        "isolation: B reads something other than its record",
+    );
+
+    // A conflict in B concerns B's record, and leaves both untouched.
+    let again = kit.plan(&b, Some(id));
+    assert_eq!(
+        insert(repo, &b, &again.record).await,
+        InsertOutcome::Duplicate
+    );
+    let got_a = get(repo, &a, id)
+        .await
+        .expect("isolation: A's record vanished");
+    kit.assert_intact(
+        &a,
+        &got_a,
+        &in_a,
+        "isolation: a conflict in B changed A's record",
+    );
+
+    let only_a = kit.plan(&a, None);
+    assert_eq!(
+        insert(repo, &a, &only_a.record).await,
+        InsertOutcome::Inserted
+    );
+    let ids =
+        |v: Vec<DestinationRecord>| v.into_iter().map(|r| r.destination_id).collect::<Vec<_>>();
+    let mut want_a = vec![id, only_a.record.destination_id];
+    want_a.sort();
+    assert_eq!(
+        ids(list(repo, &a).await),
+        want_a,
+        "isolation: list in A is wrong"
+    );
+    assert_eq!(
+        ids(list(repo, &b).await),
+        vec![id],
+        "isolation: list in B is wrong"
+    );
+
+    // A sealed secret is bound to its tenant: A's, copied into B's record, does not open.
+    let mut copied = got_b;
+    copied.sealed_secret = got_a.sealed_secret;
+    copied.secret_digest = got_a.secret_digest;
+    assert!(
+        kit.keyring.authorization_header(&b, &copied).is_err(),
+        "isolation: A's sealed secret opens in B"
+    );
+}
+
+/// `list` returns all of a tenant's destinations in ascending id order; an
+/// unknown tenant lists nothing.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn list_in_id_order<R: DestinationRepo>(repo: &R) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let mut want = Vec::new();
+    for _ in 0..8 {
+        let plan = kit.plan(&tenant, None);
+        assert_eq!(
+            insert(repo, &tenant, &plan.record).await,
+            InsertOutcome::Inserted
+        );
+        want.push(plan.record);
+    }
+    want.sort_by_key(|r| r.destination_id);
+    assert_eq!(
+        list(repo, &tenant).await,
+        want,
+        "list: not every record, in id order"
+    );
+    let nobody = kit.tenant();
+    assert!(
+        list(repo, &nobody).await.is_empty(),
+        "list: an unknown tenant has records"
+    );
+}
+
+/// `find_by_digest` finds a destination from the text of its secret (as a
+/// leaked secret would be found), in whichever tenant it is, with that
+/// tenant; a digest of no stored secret finds nothing.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn find_by_digest_across_tenants<R: DestinationRepo>(repo: &R) {
+    let mut kit = Kit::new();
+    let (a, b) = (kit.tenant(), kit.tenant());
+    let in_a = kit.plan(&a, None);
+    let in_b = kit.plan(&b, None);
+    assert_eq!(
+        insert(repo, &a, &in_a.record).await,
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        insert(repo, &b, &in_b.record).await,
+        InsertOutcome::Inserted
+    );
+    for (tenant, plan) in [(&a, &in_a), (&b, &in_b)] {
+        let leaked = plan.response.bearer_secret().expose_secret();
+        let found = find(repo, &SecretDigest::of_presented(leaked)).await;
+        assert_eq!(
+            found,
+            vec![(tenant.clone(), plan.record.clone())],
+            "find by digest: not exactly the one destination with that secret"
+        );
+    }
+    let unknown = SecretDigest::of_presented("whsec_not-a-stored-secret");
+    assert!(
+        find(repo, &unknown).await.is_empty(),
+        "find by digest: found a stranger"
+    );
+}
+
+/// Many concurrent [`create`] calls with one client-supplied id, joined in
+/// the calling task (so they interleave at every await, on any runtime):
+/// exactly one is `Created`, every other a `Conflict` naming the id, and the
+/// stored record is the winner's.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn concurrent_creates_of_one_client_id<R: DestinationRepo>(repo: &R, tasks: usize) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let id = kit.id();
+    let requests: Vec<_> = (0..tasks).map(|_| kit.request(Some(id))).collect();
+    let (now, key) = (kit.now, kit.keyring.current());
+    let tenant_ref = &tenant;
+    let futures: Vec<_> = requests
+        .into_iter()
+        .map(|req| async move {
+            let mut rng = UnwrapErr(getrandom::SysRng);
+            create(repo, tenant_ref, req, now, &mut rng, key).await
+        })
+        .collect();
+    let outcomes = join_all(futures).await;
+    check_one_winner(repo, &kit, &tenant, id, outcomes).await;
+}
+
+/// Like [`concurrent_creates_of_one_client_id`], but each create runs on its
+/// own OS thread, all released at once, each driving its future with a
+/// minimal executor: truly parallel calls. Only for repos whose futures need
+/// no runtime (such as [`MemoryRepo`](crate::MemoryRepo), or a repo over a
+/// blocking client); a repo on an async driver runs the joined variant.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn parallel_creates_of_one_client_id_on_threads<R: DestinationRepo>(
+    repo: &R,
+    threads: usize,
+) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let id = kit.id();
+    let requests: Vec<_> = (0..threads).map(|_| kit.request(Some(id))).collect();
+    let (now, key) = (kit.now, kit.keyring.current());
+    let barrier = std::sync::Barrier::new(threads);
+    let outcomes = thread::scope(|s| {
+        let handles: Vec<_> = requests
+            .into_iter()
+            .map(|req| {
+                let (barrier, tenant) = (&barrier, &tenant);
+                s.spawn(move || {
+                    let mut rng = UnwrapErr(getrandom::SysRng);
+                    barrier.wait();
+                    block_on(create(repo, tenant, req, now, &mut rng, key))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a create thread panicked"))
+            .collect()
+    });
+    check_one_winner(repo, &kit, &tenant, id, outcomes).await;
+}
+
+async fn check_one_winner<R: DestinationRepo>(
+    repo: &R,
+    kit: &Kit,
+    tenant: &TenantId,
+    id: DestinationId,
+    outcomes: Vec<Result<CreateOutcome, CreateError<R::Error>>>,
+) {
+    let tasks = outcomes.len();
+    let mut winners = Vec::new();
+    for outcome in outcomes {
+        match outcome.expect("create failed") {
+            CreateOutcome::Created(created) => winners.push(created),
+            CreateOutcome::Conflict { existing } => {
+                assert_eq!(
+                    existing, id,
+                    "concurrent inserts: a conflict names another id"
+                );
+            }
+            CreateOutcome::Invalid(e) => panic!("the kit's request is invalid: {e:?}"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "concurrent inserts: {} of {tasks} creates of one id succeeded",
+        winners.len()
+    );
+    let stored = get(repo, tenant, id)
+        .await
+        .expect("concurrent inserts: nothing stored");
+    let header = kit
+        .keyring
+        .authorization_header(tenant, &stored)
+        .expect("stored secret opens");
+    for winner in winners {
+        assert_eq!(
+            *header,
+            *winner.bearer_secret().authorization_header(),
+            "concurrent inserts: the stored secret is not the winner's"
+        );
+        assert_eq!(
+            stored.name,
+            *winner.name(),
+            "concurrent inserts: stored name is not the winner's"
+        );
+        assert_eq!(
+            stored.url,
+            *winner.url(),
+            "concurrent inserts: stored url is not the winner's"
+        );
+    }
+    assert_eq!(
+        list(repo, tenant).await.len(),
+        1,
+        "concurrent inserts: more than one record"
+    );
+}
+
+/// After a failed insert nothing is half-written: [`create`] through a repo
+/// whose inserts fail (a [`FailingInserts`] around yours) returns
+/// [`CreateError::Repo`] with the failure as its source and no secret, and
+/// your repo then holds nothing for that tenant, so creating the same client
+/// id again succeeds.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn errors_leave_nothing_behind<R: DestinationRepo>(repo: &R) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let failing = FailingInserts::new(repo);
+    let id = kit.id();
+    for req in [kit.request(Some(id)), kit.request(None)] {
+        let result = create(
+            &failing,
+            &tenant,
+            req,
+            kit.now,
+            &mut kit.rng,
+            kit.keyring.current(),
+        )
+        .await;
+        match result {
+            Err(err @ CreateError::Repo(FailingRepoError::Injected)) => {
+                let source = std::error::Error::source(&err).expect("the repo error is the source");
+                assert!(
+                    source.is::<FailingRepoError<R::Error>>(),
+                    "errors: the source was replaced"
+                );
+            }
+            other => panic!("errors: create through a failing repo gave {other:?}"),
+        }
+    }
+    assert_eq!(
+        get(repo, &tenant, id).await,
+        None,
+        "errors: a failed insert left a record"
+    );
+    assert!(
+        list(repo, &tenant).await.is_empty(),
+        "errors: a failed insert left records"
+    );
+    let req = kit.request(Some(id));
+    let outcome = create(
+        repo,
+        &tenant,
+        req,
+        kit.now,
+        &mut kit.rng,
+        kit.keyring.current(),
+    )
+    .await
+    .expect("create failed");
+    assert!(
+        matches!(outcome, CreateOutcome::Created(_)),
+        "errors: after a failed create the id is taken: {outcome:?}"
+    );
+}
+
+/// Runs every property once, the concurrent one with 16 joined tasks.
+///
+/// # Panics
+/// If the repo violates a property or returns an error.
+pub async fn run_all<R: DestinationRepo>(repo: &R) {
+    insert_get_round_trip(repo).await;
+    duplicate_client_id_conflicts(repo).await;
+    tenant_isolation(repo).await;
+    list_in_id_order(repo).await;
+    find_by_digest_across_tenants(repo).await;
+    concurrent_creates_of_one_client_id(repo, 16).await;
+    errors_leave_nothing_behind(repo).await;
+}
+
+/// A repo whose inserts always fail, without reaching the repo it wraps;
+/// reads go through. For testing how callers handle backend errors.
+#[derive(Debug)]
+pub struct FailingInserts<'a, R> {
+    inner: &'a R,
+}
+
+impl<'a, R: DestinationRepo> FailingInserts<'a, R> {
+    /// Wraps `inner`.
+    pub const fn new(inner: &'a R) -> Self {
+        Self { inner }
+    }
+}
+
+/// The error of [`FailingInserts`]: the injected failure, or the wrapped
+/// repo's own error.
+#[derive(Debug)]
+pub enum FailingRepoError<E> {
+    /// The failure every insert returns.
+    Injected,
+    /// The wrapped repo failed.
+    Inner(E),
+}
+
+impl<E> fmt::Display for FailingRepoError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Injected => f.write_str("injected insert failure"),
+            Self::Inner(_) => f.write_str("wrapped repository failed"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for FailingRepoError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Injected => None,
+            Self::Inner(e) => Some(e),
+        }
+    }
+}
+
+impl<R: DestinationRepo> DestinationRepo for FailingInserts<'_, R> {
+    type Error = FailingRepoError<R::Error>;
+
+    async fn insert(
+        &self,
+        _tenant: &TenantId,
+        _record: &DestinationRecord,
+    ) -> Result<InsertOutcome, Self::Error> {
+        Err(FailingRepoError::Injected)
+    }
+
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+    ) -> Result<Option<DestinationRecord>, Self::Error> {
+        self.inner
+            .get(tenant, id)
+            .await
+            .map_err(FailingRepoError::Inner)
+    }
+
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<DestinationRecord>, Self::Error> {
+        self.inner
+            .list(tenant)
+            .await
+            .map_err(FailingRepoError::Inner)
+    }
+
+    async fn find_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Vec<(TenantId, DestinationRecord)>, Self::Error> {
+        self.inner
+            .find_by_digest(digest)
+            .await
+            .map_err(FailingRepoError::Inner)
+    }
+}
+
+/// Polls every future in turn until all are done: concurrency without a
+/// runtime or a dependency.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(v) => *output = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// Runs a future to completion on this thread, parking while it waits.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = core::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(out) => return out,
+            Poll::Pending => thread::park(),
+        }
+    }
+}

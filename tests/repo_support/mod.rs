@@ -1,0 +1,51 @@
+//! Helpers shared by the `repo_*` tests.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+
+use prets_destinations::{KeyId, Keyring, SealingKey, TenantId, Timestamp};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+
+/// Runs a future to completion on this thread, parking while it waits.
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(out) => return out,
+            Poll::Pending => thread::park(),
+        }
+    }
+}
+
+#[allow(dead_code)]
+pub(crate) fn rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+#[allow(dead_code)]
+pub(crate) fn keyring(id: u32, rng: &mut ChaCha20Rng) -> Keyring {
+    Keyring::new(SealingKey::from_rng(KeyId::new(id), rng), []).unwrap()
+}
+
+#[allow(dead_code)]
+pub(crate) fn tenant(s: &str) -> TenantId {
+    s.parse().unwrap()
+}
+
+/// A fixed time with a non-zero milliseconds part, so truncation shows.
+#[allow(dead_code)]
+pub(crate) fn now() -> Timestamp {
+    Timestamp::from_unix_millis(1_764_000_000_123).unwrap()
+}
