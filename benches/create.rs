@@ -2,6 +2,12 @@
 //! (validation, minting the id and secret, sealing, digest), in one run so
 //! that the overhead of the orchestration and the store can be read off as
 //! a ratio.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::hint::black_box;
 use std::pin::pin;

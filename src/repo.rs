@@ -332,8 +332,8 @@ impl<E: std::error::Error + 'static> std::error::Error for CreateError<E> {
 /// use std::thread::{self, Thread};
 ///
 /// use prets_destinations::{
-///     create, CreateDestinationRequest, CreateOutcome, KeyId, Keyring, MemoryRepo, SealingKey,
-///     TenantId, Timestamp,
+///     create, CreateDestinationRequest, CreateOutcome, DestinationRepo, KeyId, Keyring,
+///     MemoryRepo, SealingKey, TenantId, Timestamp,
 /// };
 /// use rand_core::UnwrapErr;
 ///

@@ -1,5 +1,11 @@
 //! `create` over a scripted repo: retries, conflicts, errors, and what the
 //! record handed to the repo holds.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod repo_support;
 
@@ -76,7 +82,14 @@ fn request() -> CreateDestinationRequest {
 fn run(repo: &Scripted, req: CreateDestinationRequest) -> Result<CreateOutcome, CreateError<Boom>> {
     let mut rng = rng(1);
     let keys = keyring(1, &mut rng);
-    block_on(create(repo, &tenant("org_a"), req, now(), &mut rng, keys.current()))
+    block_on(create(
+        repo,
+        &tenant("org_a"),
+        req,
+        now(),
+        &mut rng,
+        keys.current(),
+    ))
 }
 
 #[test]
@@ -161,7 +174,14 @@ fn record_holds_the_sealed_secret_and_digest_never_the_cleartext() {
     let keys = keyring(3, &mut rng);
     let org = tenant("org_a");
     let repo = Scripted::new([]);
-    let outcome = block_on(create(&repo, &org, request(), now(), &mut rng, keys.current()));
+    let outcome = block_on(create(
+        &repo,
+        &org,
+        request(),
+        now(),
+        &mut rng,
+        keys.current(),
+    ));
     let CreateOutcome::Created(created) = outcome.unwrap() else {
         panic!("not created")
     };
@@ -190,7 +210,10 @@ fn record_holds_the_sealed_secret_and_digest_never_the_cleartext() {
     ];
     expected.sort();
     assert_eq!(keys_seen, expected);
-    assert_eq!(serde_json::from_str::<DestinationRecord>(&json).unwrap(), record);
+    assert_eq!(
+        serde_json::from_str::<DestinationRecord>(&json).unwrap(),
+        record
+    );
 
     assert_eq!(record.secret_digest, SecretDigest::of_presented(secret));
     assert_eq!(record.sealed_secret.key_id(), keys.current().id());

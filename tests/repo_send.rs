@@ -1,0 +1,103 @@
+//! Compile-time proofs: `create`'s future is `Send` for every repo, and the
+//! public types of the storage seam are `Send + Sync`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::convert::Infallible;
+
+use prets_destinations::{
+    CreateDestinationRequest, CreateError, CreateOutcome, DestinationRepo, InsertOutcome, KeyId,
+    Keyring, OpenError, SealedSecret, SealingKey, TenantId, Timestamp, create,
+};
+
+fn require_send<T: Send>(value: T) -> T {
+    value
+}
+
+fn require_send_sync<T: Send + Sync>() {}
+
+/// Type-checked for every `R: DestinationRepo`, so the future's `Send`-ness
+/// cannot depend on the repo beyond the trait's own bounds.
+fn create_future_is_send<R: DestinationRepo, G: rand_core::CryptoRng + Send>(
+    repo: &R,
+    tenant: &TenantId,
+    rng: &mut G,
+    sealer: &SealingKey,
+) -> impl Future<Output = Result<CreateOutcome, CreateError<R::Error>>> + Send {
+    let request = CreateDestinationRequest::new("n", "https://example.com/");
+    let now = Timestamp::from_unix_millis(0).unwrap();
+    require_send(create(repo, tenant, request, now, rng, sealer))
+}
+
+#[test]
+fn create_future_is_send_for_any_repo_and_spawnable_on_a_thread() {
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let key = SealingKey::from_rng(KeyId::new(1), &mut rng);
+    let tenant: TenantId = "org_a".parse().unwrap();
+    struct Nothing;
+    impl DestinationRepo for Nothing {
+        type Error = Infallible;
+        async fn insert(
+            &self,
+            _: &TenantId,
+            _: &prets_destinations::DestinationRecord,
+        ) -> Result<InsertOutcome, Infallible> {
+            Ok(InsertOutcome::Inserted)
+        }
+        async fn get(
+            &self,
+            _: &TenantId,
+            _: prets_destinations::DestinationId,
+        ) -> Result<Option<prets_destinations::DestinationRecord>, Infallible> {
+            Ok(None)
+        }
+        async fn list(
+            &self,
+            _: &TenantId,
+        ) -> Result<Vec<prets_destinations::DestinationRecord>, Infallible> {
+            Ok(Vec::new())
+        }
+        async fn find_by_digest(
+            &self,
+            _: &prets_destinations::SecretDigest,
+        ) -> Result<Vec<(TenantId, prets_destinations::DestinationRecord)>, Infallible> {
+            Ok(Vec::new())
+        }
+    }
+    let repo = Nothing;
+    // Moving the future to another thread before polling it is what a
+    // multi-threaded runtime does; it compiles only because it is `Send`.
+    let outcome = std::thread::scope(|s| {
+        let future = create_future_is_send(&repo, &tenant, &mut rng, &key);
+        s.spawn(move || {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let mut future = std::pin::pin!(future);
+            loop {
+                if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                    return out;
+                }
+            }
+        })
+        .join()
+        .unwrap()
+    });
+    assert!(matches!(outcome, Ok(CreateOutcome::Created(_))));
+}
+
+#[test]
+fn storage_seam_types_are_send_and_sync() {
+    require_send_sync::<TenantId>();
+    require_send_sync::<SealingKey>();
+    require_send_sync::<Keyring>();
+    require_send_sync::<SealedSecret>();
+    require_send_sync::<OpenError>();
+    require_send_sync::<InsertOutcome>();
+    require_send_sync::<CreateOutcome>();
+    require_send_sync::<CreateError<std::io::Error>>();
+    #[cfg(feature = "memory")]
+    require_send_sync::<prets_destinations::MemoryRepo>();
+}
