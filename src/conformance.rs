@@ -22,7 +22,7 @@
 //! # }
 //! ```
 //!
-//! [`MemoryRepo`](crate::MemoryRepo) passes every function here.
+//! `MemoryRepo` passes every function here.
 
 // A failed property is reported the way a test reports it: by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -441,7 +441,7 @@ pub async fn concurrent_creates_of_one_client_id<R: DestinationRepo>(repo: &R, t
 /// Like [`concurrent_creates_of_one_client_id`], but each create runs on its
 /// own OS thread, all released at once, each driving its future with a
 /// minimal executor: truly parallel calls. Only for repos whose futures need
-/// no runtime (such as [`MemoryRepo`](crate::MemoryRepo), or a repo over a
+/// no runtime (such as `MemoryRepo`, or a repo over a
 /// blocking client); a repo on an async driver runs the joined variant.
 ///
 /// # Panics

@@ -132,9 +132,9 @@ pub enum InsertOutcome {
 ///
 /// Implementors write `async fn`; the trait spells the methods as returning
 /// `impl Future + Send` so that [`create`] is `Send` and runs on
-/// multi-threaded runtimes. [`MemoryRepo`](crate::MemoryRepo) (feature
-/// `memory`) is the embedded implementation; the `conformance` feature's
-/// [`conformance`](crate::conformance) module checks any implementation.
+/// multi-threaded runtimes. `MemoryRepo` (feature `memory`) is the embedded
+/// implementation; the `conformance` module (feature `conformance`) checks
+/// any implementation against the contract below.
 ///
 /// # Tenancy
 /// The tenant is an argument of every call (not a scoped handle): one repo
