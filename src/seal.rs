@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::AeadInOut as _;
 use chacha20poly1305::{KeyInit as _, Tag, XChaCha20Poly1305, XNonce};
 use rand_core::CryptoRng;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::secret::SECRET_LEN;
 use crate::{BearerSecret, DestinationId, DestinationRecord, TenantId};
@@ -59,7 +59,7 @@ impl fmt::Display for KeyId {
 ///
 /// ```
 /// use prets_destinations::{KeyId, SealingKey};
-/// use zeroize::Zeroizing;
+/// use zeroize::{Zeroize as _, Zeroizing};
 ///
 /// let material = Zeroizing::new([7u8; 32]); // from the host's secret store
 /// let key = SealingKey::new(KeyId::new(1), &material);
@@ -116,13 +116,15 @@ impl SealingKey {
         body.copy_from_slice(secret.expose_secret().as_bytes());
         let aad = associated_data(self.id, tenant, id);
         // Encryption refuses only messages of 256 GiB or more; this one is 49
-        // bytes. Were it ever to fail, the stored tag would be zeros and the
-        // record would fail to open, never open to something else.
-        if let Ok(tag) = self
+        // bytes. Were it ever to fail, the buffer (which may still hold the
+        // cleartext) is wiped: the record then fails to open, and never
+        // holds the secret.
+        match self
             .cipher
-            .encrypt_inout_detached(&XNonce::from(nonce), &aad, body.into())
+            .encrypt_inout_detached(&XNonce::from(nonce), &aad, (&mut *body).into())
         {
-            tag_out.copy_from_slice(&tag);
+            Ok(tag) => tag_out.copy_from_slice(&tag),
+            Err(_) => body.zeroize(),
         }
         SealedSecret {
             key_id: self.id,
