@@ -14,8 +14,8 @@ use core::fmt;
 
 use prets_destinations::rand_core::SeedableRng;
 use prets_destinations::{
-    CreateDestinationRequest, DestinationId, DestinationRecord, ID_PATTERN, IdSource,
-    SECRET_PATTERN, SecretDigest, Timestamp, plan_create,
+    CreateDestinationRequest, DestinationId, DestinationRecord, ID_PATTERN, IdSource, KeyId,
+    SECRET_PATTERN, SealingKey, SecretDigest, TenantId, Timestamp, plan_create,
 };
 use rand_chacha::ChaCha20Rng;
 use regex_lite::Regex;
@@ -42,6 +42,14 @@ fn now() -> Timestamp {
 
 fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
+}
+
+fn tenant() -> TenantId {
+    "org_1".parse().unwrap()
+}
+
+fn sealer() -> SealingKey {
+    SealingKey::new(KeyId::new(1), &[7; 32])
 }
 
 fn spec_request() -> CreateDestinationRequest {
@@ -83,7 +91,7 @@ fn the_spec_instant_is_written_as_in_the_spec() {
 
 #[test]
 fn the_response_has_exactly_the_six_spec_fields_in_spec_order() {
-    let plan = plan_create(spec_request(), now(), &mut rng(1)).unwrap();
+    let plan = plan_create(spec_request(), &tenant(), now(), &mut rng(1), &sealer()).unwrap();
     let text = serde_json::to_string(&plan.response).unwrap();
     let keys = serde_json::from_str::<Keys>(&text).unwrap().0;
     assert_eq!(keys, RESPONSE_FIELDS);
@@ -108,7 +116,7 @@ fn timestamps_are_whole_seconds_utc_with_z() {
     let whole = Regex::new(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$").unwrap();
     for ms in [0, 999, 1_000, NOW_MS, NOW_MS + 749, 253_402_300_799_999] {
         let t = Timestamp::from_unix_millis(ms).unwrap();
-        let plan = plan_create(spec_request(), t, &mut rng(2)).unwrap();
+        let plan = plan_create(spec_request(), &tenant(), t, &mut rng(2), &sealer()).unwrap();
         let v: Value = serde_json::to_value(&plan.response).unwrap();
         let created = v["createdAt"].as_str().unwrap();
         assert!(whole.is_match(created), "{created}");
@@ -127,14 +135,14 @@ fn timestamps_are_whole_seconds_utc_with_z() {
 
 #[test]
 fn the_record_digest_verifies_the_returned_secret() {
-    let plan = plan_create(spec_request(), now(), &mut rng(3)).unwrap();
+    let plan = plan_create(spec_request(), &tenant(), now(), &mut rng(3), &sealer()).unwrap();
     let v: Value = serde_json::to_value(&plan.response).unwrap();
     let secret = v["bearerSecret"].as_str().unwrap();
     let digest = plan.record.secret_digest;
     assert!(digest.verify_authorization(format!("Bearer {secret}")));
     assert_eq!(digest, SecretDigest::of_presented(secret));
     assert_eq!(digest, plan.response.bearer_secret().digest());
-    let other = plan_create(spec_request(), now(), &mut rng(4)).unwrap();
+    let other = plan_create(spec_request(), &tenant(), now(), &mut rng(4), &sealer()).unwrap();
     let other_secret = other.response.bearer_secret().expose_secret();
     assert!(!digest.verify_authorization(format!("Bearer {other_secret}")));
 }
@@ -142,7 +150,8 @@ fn the_record_digest_verifies_the_returned_secret() {
 #[test]
 fn the_record_holds_no_cleartext_secret() {
     for seed in 0..50 {
-        let plan = plan_create(spec_request(), now(), &mut rng(seed)).unwrap();
+        let plan =
+            plan_create(spec_request(), &tenant(), now(), &mut rng(seed), &sealer()).unwrap();
         let secret = plan.response.bearer_secret().expose_secret().to_owned();
         let body = &secret[6..];
         let record_json = serde_json::to_string(&plan.record).unwrap();
@@ -160,7 +169,7 @@ fn the_record_holds_no_cleartext_secret() {
 
 #[test]
 fn the_record_round_trips_through_serde() {
-    let plan = plan_create(spec_request(), now(), &mut rng(5)).unwrap();
+    let plan = plan_create(spec_request(), &tenant(), now(), &mut rng(5), &sealer()).unwrap();
     let json = serde_json::to_string(&plan.record).unwrap();
     let back: DestinationRecord = serde_json::from_str(&json).unwrap();
     assert_eq!(back, plan.record);
@@ -169,7 +178,7 @@ fn the_record_round_trips_through_serde() {
 #[test]
 fn a_client_id_is_kept() {
     let request = spec_request().with_destination_id(CLIENT_ID);
-    let plan = plan_create(request, now(), &mut rng(6)).unwrap();
+    let plan = plan_create(request, &tenant(), now(), &mut rng(6), &sealer()).unwrap();
     assert_eq!(plan.id_source, IdSource::Client);
     assert_eq!(plan.record.destination_id.to_string(), CLIENT_ID);
     assert_eq!(plan.response.destination_id().to_string(), CLIENT_ID);
@@ -179,7 +188,7 @@ fn a_client_id_is_kept() {
 
 #[test]
 fn a_server_id_carries_the_injected_time_to_the_millisecond() {
-    let plan = plan_create(spec_request(), now(), &mut rng(7)).unwrap();
+    let plan = plan_create(spec_request(), &tenant(), now(), &mut rng(7), &sealer()).unwrap();
     assert_eq!(plan.id_source, IdSource::Server);
     let id = plan.response.destination_id();
     assert_eq!(id, plan.record.destination_id);
@@ -192,7 +201,7 @@ fn a_server_id_carries_the_injected_time_to_the_millisecond() {
 #[test]
 fn name_and_url_are_echoed_exactly() {
     let request = CreateDestinationRequest::new("  Prodé 🦀 ", "hTtPs://Example.COM:8443/%aF?x=@:");
-    let plan = plan_create(request, now(), &mut rng(8)).unwrap();
+    let plan = plan_create(request, &tenant(), now(), &mut rng(8), &sealer()).unwrap();
     let v: Value = serde_json::to_value(&plan.response).unwrap();
     assert_eq!(v["name"], "  Prodé 🦀 ");
     assert_eq!(v["url"], "hTtPs://Example.COM:8443/%aF?x=@:");
@@ -209,8 +218,8 @@ fn name_and_url_are_echoed_exactly() {
 fn planning_twice_gives_fresh_secrets_and_ids() {
     let new = spec_request().validate().unwrap();
     let mut r = rng(9);
-    let a = new.plan(now(), &mut r);
-    let b = new.plan(now(), &mut r);
+    let a = new.plan(&tenant(), now(), &mut r, &sealer());
+    let b = new.plan(&tenant(), now(), &mut r, &sealer());
     assert!(!a.response.bearer_secret().ct_eq(b.response.bearer_secret()));
     assert_ne!(a.record.secret_digest, b.record.secret_digest);
     assert_ne!(a.record.destination_id, b.record.destination_id);
@@ -219,16 +228,19 @@ fn planning_twice_gives_fresh_secrets_and_ids() {
         .with_destination_id(CLIENT_ID)
         .validate()
         .unwrap();
-    let a = new.plan(now(), &mut r);
-    let b = new.plan(now(), &mut r);
+    let a = new.plan(&tenant(), now(), &mut r, &sealer());
+    let b = new.plan(&tenant(), now(), &mut r, &sealer());
     assert_eq!(a.record.destination_id, b.record.destination_id);
     assert_ne!(a.record.secret_digest, b.record.secret_digest);
 }
 
 #[test]
 fn the_step_is_a_function_of_its_inputs() {
-    let a = plan_create(spec_request(), now(), &mut rng(10)).unwrap();
-    let b = spec_request().validate().unwrap().plan(now(), &mut rng(10));
+    let a = plan_create(spec_request(), &tenant(), now(), &mut rng(10), &sealer()).unwrap();
+    let b = spec_request()
+        .validate()
+        .unwrap()
+        .plan(&tenant(), now(), &mut rng(10), &sealer());
     assert_eq!(
         serde_json::to_string(&a.response).unwrap(),
         serde_json::to_string(&b.response).unwrap()
@@ -240,7 +252,7 @@ fn the_step_is_a_function_of_its_inputs() {
 fn an_invalid_request_plans_nothing_and_reports_every_field() {
     let request =
         CreateDestinationRequest::new(" ", "http://example.com/").with_destination_id("x");
-    let errors = plan_create(request, now(), &mut rng(11)).unwrap_err();
+    let errors = plan_create(request, &tenant(), now(), &mut rng(11), &sealer()).unwrap_err();
     let codes: Vec<_> = errors
         .errors()
         .iter()
