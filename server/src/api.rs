@@ -1,0 +1,238 @@
+//! The HTTP API: routes, authentication, the create handler, request ids.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use prets_destinations::{
+    CreateDestinationRequest, CreateOutcome, DestinationRepo, Keyring, TenantId, Timestamp, create,
+};
+use tracing::Instrument as _;
+
+use crate::auth::ApiTokens;
+use crate::problem::Problem;
+
+/// Largest accepted request body: 64 KiB. A valid create body is below 3 KiB
+/// (a 128-character name and a 2048-character URL, JSON-escaped).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The OpenAPI 3.1 document of this API, as kept in `server/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// What every request handler shares.
+pub struct AppState<R> {
+    repo: R,
+    tokens: ApiTokens,
+    keyring: Keyring,
+}
+
+impl<R> AppState<R> {
+    /// State over `repo`, accepting `tokens` and sealing with `keyring`.
+    pub fn new(repo: R, tokens: ApiTokens, keyring: Keyring) -> Self {
+        Self {
+            repo,
+            tokens,
+            keyring,
+        }
+    }
+}
+
+type Shared<R> = Arc<AppState<R>>;
+
+/// The API's router over `state`.
+pub fn router<R: DestinationRepo + 'static>(state: AppState<R>) -> Router {
+    Router::new()
+        .route("/v1/events/destinations", post(create_destination::<R>))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(with_request_id))
+        .with_state(Arc::new(state))
+}
+
+/// The authenticated caller's organization.
+struct Organization(TenantId);
+
+impl<R: DestinationRepo + 'static> FromRequestParts<Shared<R>> for Organization {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared<R>) -> Result<Self, Problem> {
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| state.tokens.authenticate(value.as_bytes()))
+            .map(Organization)
+            .ok_or_else(Problem::unauthorized)
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Reads a JSON request body: 415 unless declared JSON, 413 over the limit,
+/// 400 if it is not JSON or not an object of the expected members.
+fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    shape: &'static str,
+) -> Result<T, Problem> {
+    if !is_json(headers) {
+        return Err(Problem::unsupported_media_type());
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::too_large(BODY_LIMIT)
+        } else {
+            Problem::unreadable_body()
+        }
+    })?;
+    serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        // serde_json's own messages may quote the input: never send them.
+        serde_json::error::Category::Data => Problem::wrong_shape(shape),
+        _ => Problem::malformed_json(e.line(), e.column()),
+    })
+}
+
+fn now() -> Result<Timestamp, Problem> {
+    Timestamp::try_from(SystemTime::now()).map_err(|_| {
+        tracing::error!("the system clock is outside the supported range");
+        Problem::internal()
+    })
+}
+
+fn server_error(error: &dyn std::error::Error) -> Problem {
+    let source = error.source().map(ToString::to_string);
+    tracing::error!(%error, ?source, "request failed");
+    Problem::internal()
+}
+
+async fn create_destination<R: DestinationRepo + 'static>(
+    State(state): State<Shared<R>>,
+    Organization(org): Organization,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let request: CreateDestinationRequest = json_body(
+        &headers,
+        body,
+        "the body must be a JSON object with the string members `name` and `url` and \
+         optionally `destinationId`, each at most once, and no others",
+    )?;
+    let now = now()?;
+    let mut rng = prets_destinations::os_rng();
+    let outcome = create(
+        &state.repo,
+        &org,
+        request,
+        now,
+        &mut rng,
+        state.keyring.current(),
+    )
+    .await
+    .map_err(|e| server_error(&e))?;
+    match outcome {
+        CreateOutcome::Created(created) => {
+            let body = serde_json::to_vec(&created).map_err(|e| server_error(&e))?;
+            tracing::info!(destination_id = %created.destination_id(), "destination created");
+            let location = HeaderValue::try_from(format!(
+                "/v1/events/destinations/{}",
+                created.destination_id()
+            ))
+            .map_err(|e| server_error(&e))?;
+            Ok((
+                StatusCode::CREATED,
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    ),
+                    (header::LOCATION, location),
+                    // The body holds the secret: no cache may keep it.
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                ],
+                body,
+            )
+                .into_response())
+        }
+        CreateOutcome::Conflict { existing } => Err(Problem::duplicate_id(existing)),
+        CreateOutcome::Invalid(errors) => Err(Problem::invalid_fields(errors)),
+    }
+}
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI_JSON,
+    )
+        .into_response()
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no resource at this path")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::method_not_allowed()
+}
+
+/// A per-process request id: a random 32-bit prefix chosen at start, and a
+/// counter, as 16 hex digits. Unique within a run, and across runs with
+/// high probability; it carries nothing from the request.
+fn next_request_id() -> String {
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        use prets_destinations::rand_core::Rng as _;
+        prets_destinations::os_rng().next_u32()
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix:08x}{:08x}", n & 0xffff_ffff)
+}
+
+/// Gives every request an id: in a span around its handling (so each log
+/// line carries it) and in the `x-request-id` response header. Logs the
+/// method, path (never the query, headers or body), status and duration.
+async fn with_request_id(request: Request, next: Next) -> Response {
+    let id = next_request_id();
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    async move {
+        let started = Instant::now();
+        let mut response = next.run(request).await;
+        let status = response.status().as_u16();
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if response.status().is_server_error() {
+            tracing::warn!(status, micros, "served");
+        } else {
+            tracing::info!(status, micros, "served");
+        }
+        if let Ok(value) = HeaderValue::try_from(id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}

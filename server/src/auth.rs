@@ -1,0 +1,173 @@
+//! API tokens: `Authorization: Bearer <token>` to the caller's organization.
+//!
+//! Only SHA-256 digests of tokens are held (in the configuration and the
+//! database); a presented token is hashed and compared with every digest in
+//! constant time, without stopping at a match.
+
+use std::fmt;
+
+use prets_destinations::TenantId;
+use prets_destinations::rand_core::Rng as _;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
+
+/// The prefix of the tokens this server mints.
+pub const TOKEN_PREFIX: &str = "prets_";
+
+/// Most bytes of an `Authorization` value looked at; longer ones are refused
+/// before hashing.
+const MAX_AUTHORIZATION_LEN: usize = 1024;
+
+/// The SHA-256 digest of a token's text, as stored.
+#[must_use]
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Mints a new API token: the prefix and 64 hex digits (256 random bits).
+#[must_use]
+pub fn mint_token() -> Zeroizing<String> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    prets_destinations::os_rng().fill_bytes(bytes.as_mut_slice());
+    let mut token = Zeroizing::new(String::with_capacity(TOKEN_PREFIX.len() + 64));
+    token.push_str(TOKEN_PREFIX);
+    crate::hex::encode_into(bytes.as_slice(), &mut token);
+    token
+}
+
+/// The accepted API tokens (as digests) and their organizations.
+#[derive(Clone, Default)]
+pub struct ApiTokens {
+    entries: Vec<([u8; 32], TenantId)>,
+}
+
+impl fmt::Debug for ApiTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiTokens")
+            .field("count", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiTokens {
+    /// The set of these digests.
+    #[must_use]
+    pub fn new(entries: Vec<([u8; 32], TenantId)>) -> Self {
+        Self { entries }
+    }
+
+    /// How many tokens are accepted.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no token is accepted.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The organization of the token in an `Authorization` header value
+    /// (`Bearer <token>`, scheme case-insensitive, surrounding spaces and tabs
+    /// ignored), or `None` for a missing scheme or an unknown token.
+    #[must_use]
+    pub fn authenticate(&self, authorization: &[u8]) -> Option<TenantId> {
+        if authorization.len() > MAX_AUTHORIZATION_LEN {
+            return None;
+        }
+        let value = trim_sp_htab(authorization);
+        let (scheme, rest) = value.split_at_checked(7)?;
+        if !scheme.eq_ignore_ascii_case(b"bearer ") {
+            return None;
+        }
+        let token = trim_sp_htab(rest);
+        if token.is_empty() {
+            return None;
+        }
+        let digest: [u8; 32] = Sha256::digest(token).into();
+        let mut found = None;
+        for (stored, tenant) in &self.entries {
+            if bool::from(stored.ct_eq(&digest)) {
+                found = Some(tenant);
+            }
+        }
+        found.cloned()
+    }
+}
+
+fn trim_sp_htab(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> (ApiTokens, Zeroizing<String>) {
+        let token = mint_token();
+        let set = ApiTokens::new(vec![
+            (token_digest("prets_other"), "org_other".parse().unwrap()),
+            (token_digest(&token), "org_a".parse().unwrap()),
+        ]);
+        (set, token)
+    }
+
+    #[test]
+    fn minted_tokens_are_prefixed_hex_and_distinct() {
+        let (a, b) = (mint_token(), mint_token());
+        assert_ne!(*a, *b);
+        let hex = a.strip_prefix(TOKEN_PREFIX).unwrap();
+        assert_eq!(hex.len(), 64);
+        assert!(
+            hex.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+    }
+
+    #[test]
+    fn bearer_token_maps_to_its_organization() {
+        let (set, token) = tokens();
+        for header in [
+            format!("Bearer {}", *token),
+            format!("bearer {}", *token),
+            format!("BEARER \t{} ", *token),
+        ] {
+            assert_eq!(
+                set.authenticate(header.as_bytes()).map(String::from),
+                Some("org_a".to_owned()),
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_or_malformed_credentials_are_refused() {
+        let (set, token) = tokens();
+        let long = format!("Bearer {}", "a".repeat(2000));
+        let truncated = format!("Bearer {}", &token[..token.len() - 1]);
+        let basic = format!("Basic {}", *token);
+        let glued = format!("Bearer{}", *token);
+        for header in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Bearer  \t",
+            &long,
+            &truncated,
+            &basic,
+            &glued,
+            &token,
+        ] {
+            assert_eq!(set.authenticate(header.as_bytes()), None, "{header:?}");
+        }
+        assert_eq!(set.authenticate(b"Bearer \xff\xfe"), None);
+    }
+}

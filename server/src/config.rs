@@ -1,0 +1,202 @@
+//! Command-line flags and environment variables.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::Parser;
+use prets_destinations::TenantId;
+
+/// The server's configuration: every flag also reads an environment variable.
+///
+/// With no configuration at all the server starts on `127.0.0.1:8080` with
+/// the database `prets-destinations.sqlite3` in the working directory; on
+/// that first start it creates the database, a sealing-key file beside it
+/// (mode 0600) and a demo organization whose API token it prints once.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "prets-destinations-server",
+    version,
+    about = "The event destinations API (POST /v1/events/destinations) on an embedded SQLite database",
+    after_help = "API tokens are configured as digests: `printf %s \"$TOKEN\" | sha256sum` gives the \
+                  hex digest of a token. When no token is configured, the server accepts the tokens \
+                  stored in its database, and on a first start with an empty database creates a demo \
+                  organization `demo` and prints its token once."
+)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "PRETS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The SQLite database file, created on first start.
+    #[arg(
+        long,
+        env = "PRETS_DATABASE",
+        default_value = "prets-destinations.sqlite3"
+    )]
+    pub database: PathBuf,
+
+    /// The sealing-key file (`<key id> <64 hex digits>` per line, first line
+    /// current). Default: the database path with `.sealing-key` appended,
+    /// created with a fresh key (mode 0600) if missing. A file named here
+    /// explicitly must exist.
+    #[arg(long, env = "PRETS_SEALING_KEY_FILE", value_name = "PATH")]
+    pub sealing_key_file: Option<PathBuf>,
+
+    /// An accepted API token as `ORGANIZATION=SHA256_HEX` (the SHA-256 of the
+    /// token's text, in hex). Repeat the flag, or separate entries with
+    /// commas in the variable. When given, only these tokens are accepted and
+    /// no demo organization is created.
+    #[arg(
+        long = "api-token",
+        env = "PRETS_API_TOKENS",
+        value_name = "ORGANIZATION=SHA256_HEX",
+        value_delimiter = ','
+    )]
+    pub api_tokens: Vec<TokenEntry>,
+
+    /// Keep destinations in memory instead of SQLite (lost on exit): for
+    /// trying the API and for comparing in the load benchmark. Without
+    /// `--api-token` a demo token is minted and printed on every start; without
+    /// `--sealing-key-file` a fresh key is used.
+    #[arg(long, env = "PRETS_MEMORY")]
+    pub memory: bool,
+
+    /// Log filter (`tracing` env-filter syntax), e.g. `info` or
+    /// `prets_destinations_server=debug`.
+    #[arg(long, env = "PRETS_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    /// The default configuration for a database at `database` (as if started
+    /// with only `--database`), listening on `listen`.
+    #[must_use]
+    pub fn new(database: PathBuf, listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            database,
+            sealing_key_file: None,
+            api_tokens: Vec::new(),
+            memory: false,
+            log: "info".into(),
+        }
+    }
+
+    /// The sealing-key file in effect, and whether it is the default one.
+    #[must_use]
+    pub fn sealing_key_path(&self) -> (PathBuf, bool) {
+        match &self.sealing_key_file {
+            Some(path) => (path.clone(), false),
+            None => {
+                let mut path = self.database.clone().into_os_string();
+                path.push(".sealing-key");
+                (path.into(), true)
+            }
+        }
+    }
+}
+
+/// One configured API token: the organization and the token's SHA-256.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenEntry {
+    /// The organization the token acts for.
+    pub organization: TenantId,
+    /// The SHA-256 of the token's text.
+    pub digest: [u8; 32],
+}
+
+impl fmt::Debug for TokenEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenEntry")
+            .field("organization", &self.organization)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a `--api-token` value is not `ORGANIZATION=SHA256_HEX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidTokenEntry(&'static str);
+
+impl fmt::Display for InvalidTokenEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for InvalidTokenEntry {}
+
+impl FromStr for TokenEntry {
+    type Err = InvalidTokenEntry;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (org, hex) = s
+            .trim()
+            .split_once('=')
+            .ok_or(InvalidTokenEntry("expected ORGANIZATION=SHA256_HEX"))?;
+        let organization = org.parse().map_err(|_| {
+            InvalidTokenEntry("the organization must be 1 to 128 printable ascii characters")
+        })?;
+        // The message never repeats the value: it may be a token pasted by
+        // mistake instead of its digest.
+        let digest = crate::hex::decode_32(hex).ok_or(InvalidTokenEntry(
+            "the digest must be 64 hex digits (a SHA-256)",
+        ))?;
+        Ok(Self {
+            organization,
+            digest,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_entries_parse_from_flags_and_comma_lists() {
+        let d1 = "ab".repeat(32);
+        let d2 = "01".repeat(32);
+        let config = Config::try_parse_from([
+            "server".to_owned(),
+            "--api-token".into(),
+            format!("org_a={d1}"),
+            "--api-token".into(),
+            format!("org_b={d2},org_c={d1}"),
+        ])
+        .unwrap();
+        let orgs: Vec<_> = config
+            .api_tokens
+            .iter()
+            .map(|t| t.organization.to_string())
+            .collect();
+        assert_eq!(orgs, ["org_a", "org_b", "org_c"]);
+        assert_eq!(config.api_tokens[1].digest, [1; 32]);
+    }
+
+    #[test]
+    fn bad_token_entries_are_refused_without_echo() {
+        let token = format!("prets_{}", "ab".repeat(32));
+        for bad in [
+            token.clone(),
+            format!("org={token}"),
+            format!("org a={}", "ab".repeat(32)),
+            format!("={}", "ab".repeat(32)),
+        ] {
+            let err = bad.parse::<TokenEntry>().unwrap_err();
+            assert!(!err.to_string().contains(&token), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn defaults_listen_on_localhost_8080_with_key_beside_database() {
+        let config =
+            Config::try_parse_from(["server", "--database", "/var/lib/x/db.sqlite3"]).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            config.sealing_key_path(),
+            (PathBuf::from("/var/lib/x/db.sqlite3.sealing-key"), true)
+        );
+        assert!(!config.memory);
+    }
+}
