@@ -33,6 +33,16 @@ pub use crate::keyfile::KeyFileError;
 pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem};
 pub use crate::sqlite::{MAX_BATCH, SqliteError, SqliteRepo, schema_version};
 
+/// Reads a sealing-key file (`<key id> <64 hex digits>` per line, the first
+/// line the current key) into a keyring.
+///
+/// # Errors
+/// If the file cannot be read, a line is malformed, it holds no key, or two
+/// keys share an id.
+pub fn load_keyring(path: &std::path::Path) -> Result<Keyring, KeyFileError> {
+    keyfile::load(path)
+}
+
 /// The organization a first start creates, with its API token.
 pub const DEMO_ORGANIZATION: &str = "demo";
 

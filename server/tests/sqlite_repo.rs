@@ -1,0 +1,70 @@
+//! `SqliteRepo` against the repo conformance kit, and its file handling.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use prets_destinations::conformance;
+use prets_destinations_server::{SqliteRepo, schema_version};
+use support::TempDir;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_repo_passes_the_conformance_kit() {
+    let dir = TempDir::new();
+    let repo = SqliteRepo::open(&dir.database()).unwrap();
+    conformance::run_all(&repo).await;
+    conformance::concurrent_creates_of_one_client_id(&repo, 64).await;
+}
+
+#[tokio::test]
+async fn sqlite_repo_needs_no_runtime_for_parallel_creates_on_threads() {
+    let dir = TempDir::new();
+    let repo = SqliteRepo::open(&dir.database()).unwrap();
+    conformance::parallel_creates_of_one_client_id_on_threads(&repo, 16).await;
+}
+
+#[tokio::test]
+async fn a_reopened_database_still_conforms_and_is_migrated_once() {
+    let dir = TempDir::new();
+    drop(SqliteRepo::open(&dir.database()).unwrap());
+    let repo = SqliteRepo::open(&dir.database()).unwrap();
+    conformance::insert_get_round_trip(&repo).await;
+    drop(repo);
+    let conn = rusqlite::Connection::open(dir.database()).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(usize::try_from(version).unwrap(), schema_version());
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_server_is_refused() {
+    let dir = TempDir::new();
+    drop(SqliteRepo::open(&dir.database()).unwrap());
+    let conn = rusqlite::Connection::open(dir.database()).unwrap();
+    conn.execute_batch(&format!("PRAGMA user_version = {}", schema_version() + 1))
+        .unwrap();
+    drop(conn);
+    let err = SqliteRepo::open(&dir.database()).unwrap_err();
+    assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_refused() {
+    let dir = TempDir::new();
+    std::fs::write(
+        dir.database(),
+        b"this is not a sqlite database, just text that is long enough to have a header",
+    )
+    .unwrap();
+    assert!(SqliteRepo::open(&dir.database()).is_err());
+}

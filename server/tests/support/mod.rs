@@ -1,0 +1,404 @@
+//! Shared test support: a server on an ephemeral port over a temporary
+//! database, a raw HTTP/1.1 client, and a validator for the OpenAPI
+//! document's schemas.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use prets_destinations_server::{Config, Running, TokenEntry, mint_token, spawn, token_digest};
+use regex_lite::Regex;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use zeroize::Zeroizing;
+
+pub const CREATE_PATH: &str = "/v1/events/destinations";
+
+/// A fresh, empty directory under the system's temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "prets-server-test-{}-{}-{:x}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.0.join("destinations.sqlite3")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn config(dir: &TempDir) -> Config {
+    Config::new(dir.database(), "127.0.0.1:0".parse().unwrap())
+}
+
+/// A server on a temp database, started with the defaults (demo token).
+pub struct TestServer {
+    pub dir: TempDir,
+    pub running: Running,
+    pub token: Zeroizing<String>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let dir = TempDir::new();
+        let mut running = spawn(&config(&dir)).await.unwrap();
+        let token = running
+            .demo_token
+            .take()
+            .expect("a first start mints a token");
+        Self {
+            dir,
+            running,
+            token,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.running.addr
+    }
+
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", *self.token)
+    }
+
+    /// POSTs `body` as JSON with the demo token.
+    pub async fn create(&self, body: &[u8]) -> Response {
+        post_json(self.addr(), &self.bearer(), body).await
+    }
+}
+
+/// Two organizations with configured tokens on one temp database.
+pub async fn start_with_two_orgs(dir: &TempDir) -> (Running, Zeroizing<String>, Zeroizing<String>) {
+    let (a, b) = (mint_token(), mint_token());
+    let mut config = config(dir);
+    config.api_tokens = vec![
+        TokenEntry {
+            organization: "org_a".parse().unwrap(),
+            digest: token_digest(&a),
+        },
+        TokenEntry {
+            organization: "org_b".parse().unwrap(),
+            digest: token_digest(&b),
+        },
+    ];
+    let running = spawn(&config).await.unwrap();
+    assert!(running.demo_token.is_none(), "configured tokens: no demo");
+    (running, a, b)
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one raw request (`Connection: close`) and reads the whole response.
+pub async fn send_raw(addr: SocketAddr, head: &str, body: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut request = head.as_bytes().to_vec();
+    request.extend_from_slice(body);
+    // The server may answer (413) before reading everything; then a failed
+    // write is expected and the answer is still there to read.
+    let _ = stream.write_all(&request).await;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    parse_response(&raw)
+}
+
+pub fn parse_response(raw: &[u8]) -> Response {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| {
+            panic!(
+                "no complete response head in {:?}",
+                String::from_utf8_lossy(raw)
+            )
+        });
+    let head = std::str::from_utf8(&raw[..split]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').unwrap();
+            (n.trim().to_owned(), v.trim().to_owned())
+        })
+        .collect();
+    let body = raw[split + 4..].to_vec();
+    let response = Response {
+        status,
+        headers,
+        body,
+    };
+    if let Some(len) = response.header("content-length") {
+        assert_eq!(
+            len.parse::<usize>().unwrap(),
+            response.body.len(),
+            "content-length"
+        );
+    }
+    response
+}
+
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" || method == "PATCH" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    send_raw(addr, &head, body).await
+}
+
+pub async fn post_json(addr: SocketAddr, authorization: &str, body: &[u8]) -> Response {
+    request(
+        addr,
+        "POST",
+        CREATE_PATH,
+        &[
+            ("Authorization", authorization),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+    .await
+}
+
+// ---- the OpenAPI document and a validator for the subset of JSON Schema it uses
+
+pub fn openapi() -> Value {
+    serde_json::from_str(prets_destinations_server::OPENAPI_JSON).unwrap()
+}
+
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let pointer = r.strip_prefix('#').expect("local refs only");
+            resolve(
+                doc,
+                doc.pointer(pointer)
+                    .unwrap_or_else(|| panic!("dangling {r}")),
+            )
+        }
+        None => schema,
+    }
+}
+
+/// The documented schema of the response `status` of `method path` with
+/// media type `content_type`; panics if the document does not list it.
+pub fn response_schema<'a>(
+    doc: &'a Value,
+    method: &str,
+    path: &str,
+    status: u16,
+    content_type: &str,
+) -> &'a Value {
+    let pointer = format!(
+        "/paths/{}/{}/responses/{status}",
+        path.replace('~', "~0").replace('/', "~1"),
+        method.to_ascii_lowercase()
+    );
+    let response = doc
+        .pointer(&pointer)
+        .unwrap_or_else(|| panic!("the document has no {status} for {method} {path}"));
+    let media = content_type.split(';').next().unwrap().trim();
+    response
+        .pointer(&format!("/content/{}/schema", media.replace('/', "~1")))
+        .unwrap_or_else(|| {
+            panic!("the document has no {media} body for {status} of {method} {path}")
+        })
+}
+
+/// Checks a real response against the document: its status and media type
+/// are documented for the operation, its body validates against the schema,
+/// and the headers the document requires are there.
+pub fn assert_documented(method: &str, path_template: &str, response: &Response) {
+    let doc = openapi();
+    let content_type = response.header("content-type").expect("content-type");
+    let schema = response_schema(&doc, method, path_template, response.status, content_type);
+    let errors = validate(&doc, schema, &response.json(), "$");
+    assert!(
+        errors.is_empty(),
+        "{method} {path_template} {}: {errors:#?}\n{}",
+        response.status,
+        response.text()
+    );
+    if let Some(headers) = doc
+        .pointer(&format!(
+            "/paths/{}/{}/responses/{}/headers",
+            path_template.replace('/', "~1"),
+            method.to_ascii_lowercase(),
+            response.status
+        ))
+        .and_then(Value::as_object)
+    {
+        for (name, spec) in headers {
+            let value = response
+                .header(name)
+                .unwrap_or_else(|| panic!("documented header {name} missing"));
+            if let Some(c) = spec.pointer("/schema/const").and_then(Value::as_str) {
+                assert_eq!(value, c, "header {name}");
+            }
+        }
+    }
+}
+
+/// Violations of `schema` by `value` (the keywords the document uses).
+pub fn validate(doc: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String> {
+    let schema = resolve(doc, schema);
+    let mut errors = Vec::new();
+    if let Some(t) = schema.get("type").and_then(Value::as_str) {
+        let ok = match t {
+            "object" => value.is_object(),
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "array" => value.is_array(),
+            other => panic!("type {other} not handled"),
+        };
+        if !ok {
+            errors.push(format!("{at}: not {t}"));
+            return errors;
+        }
+    }
+    if let Some(c) = schema.get("const")
+        && c != value
+    {
+        errors.push(format!("{at}: not the const {c}"));
+    }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(value)
+    {
+        errors.push(format!("{at}: {value} not in enum"));
+    }
+    if let Some(s) = value.as_str() {
+        let chars = s.chars().count() as u64;
+        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+            && chars < min
+        {
+            errors.push(format!("{at}: shorter than {min}"));
+        }
+        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+            && chars > max
+        {
+            errors.push(format!("{at}: longer than {max}"));
+        }
+        if let Some(p) = schema.get("pattern").and_then(Value::as_str)
+            && !Regex::new(p).unwrap().is_match(s)
+        {
+            errors.push(format!("{at}: {s:?} does not match {p}"));
+        }
+        if schema.get("format").and_then(Value::as_str) == Some("date-time") {
+            let rfc3339 = Regex::new(
+                r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$",
+            )
+            .unwrap();
+            if !rfc3339.is_match(s) {
+                errors.push(format!("{at}: {s:?} is not an RFC 3339 date-time"));
+            }
+        }
+    }
+    if let Some(n) = value.as_i64() {
+        if let Some(min) = schema.get("minimum").and_then(Value::as_i64)
+            && n < min
+        {
+            errors.push(format!("{at}: below {min}"));
+        }
+        if let Some(max) = schema.get("maximum").and_then(Value::as_i64)
+            && n > max
+        {
+            errors.push(format!("{at}: above {max}"));
+        }
+    }
+    if let Some(items) = value.as_array() {
+        if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+            && (items.len() as u64) < min
+        {
+            errors.push(format!("{at}: fewer than {min} items"));
+        }
+        if let Some(item_schema) = schema.get("items") {
+            for (i, item) in items.iter().enumerate() {
+                errors.extend(validate(doc, item_schema, item, &format!("{at}[{i}]")));
+            }
+        }
+    }
+    if let Some(object) = value.as_object() {
+        for required in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = required.as_str().unwrap();
+            if !object.contains_key(key) {
+                errors.push(format!("{at}: missing required {key}"));
+            }
+        }
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for (key, member) in object {
+            match properties.and_then(|p| p.get(key)) {
+                Some(s) => errors.extend(validate(doc, s, member, &format!("{at}.{key}"))),
+                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    errors.push(format!("{at}: unexpected member {key}"));
+                }
+                None => {}
+            }
+        }
+    }
+    errors
+}
