@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -53,6 +53,7 @@ pub fn router<R: DestinationRepo + 'static>(state: AppState<R>) -> Router {
     Router::new()
         .route("/v1/events/destinations", post(create_destination::<R>))
         .route("/openapi.json", get(openapi))
+        .route_layer(middleware::from_fn(record_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -193,6 +194,15 @@ async fn method_not_allowed() -> Problem {
     Problem::method_not_allowed()
 }
 
+/// Records the matched route template in the request's span (routes only;
+/// an unmatched path stays unlogged).
+async fn record_route(request: Request, next: Next) -> Response {
+    if let Some(route) = request.extensions().get::<MatchedPath>() {
+        tracing::Span::current().record("route", tracing::field::display(route.as_str()));
+    }
+    next.run(request).await
+}
+
 /// A per-process request id: a random 32-bit prefix chosen at start, and a
 /// counter, as 16 hex digits. Unique within a run, and across runs with
 /// high probability; it carries nothing from the request.
@@ -209,14 +219,15 @@ fn next_request_id() -> String {
 
 /// Gives every request an id: in a span around its handling (so each log
 /// line carries it) and in the `x-request-id` response header. Logs the
-/// method, path (never the query, headers or body), status and duration.
+/// method, the matched route template (never the path as sent, the query,
+/// headers or body: they are the client's text), status and duration.
 async fn with_request_id(request: Request, next: Next) -> Response {
     let id = next_request_id();
     let span = tracing::info_span!(
         "request",
         id = %id,
         method = %request.method(),
-        path = %request.uri().path(),
+        route = tracing::field::Empty,
     );
     async move {
         let started = Instant::now();

@@ -1,0 +1,123 @@
+//! What the server logs: every request with its id, and never a token, a
+//! secret or a client's text.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use support::{CREATE_PATH, TestServer, post_json, request};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_carry_request_ids_and_no_token_secret_or_client_text() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+
+    let server = TestServer::start().await;
+    let mut request_ids = Vec::new();
+    let mut secrets = Vec::new();
+    let created = server
+        .create(br#"{"name":"Production","url":"https://example.com/prets/events"}"#)
+        .await;
+    assert_eq!(created.status, 201);
+    secrets.push(created.json()["bearerSecret"].as_str().unwrap().to_owned());
+    request_ids.push(created.header("x-request-id").unwrap().to_owned());
+
+    let client_text = "whsec_clientTextThatMustNotBeLogged0000000000000";
+    let wrong_token = format!("{}ff", *server.token);
+    let responses = vec![
+        post_json(server.addr(), &format!("Bearer {wrong_token}"), b"{}").await,
+        server
+            .create(
+                json!({"name": client_text, "url": format!("http://{client_text}.example/")})
+                    .to_string()
+                    .as_bytes(),
+            )
+            .await,
+        server
+            .create(format!("{{\"{client_text}\": 1}}").as_bytes())
+            .await,
+        server
+            .create(format!("{{\"name\": \"{client_text}").as_bytes())
+            .await,
+        request(
+            server.addr(),
+            "GET",
+            &format!("/{client_text}?token={}", *server.token),
+            &[],
+            b"",
+        )
+        .await,
+    ];
+    for response in &responses {
+        assert!(response.status >= 400);
+        request_ids.push(response.header("x-request-id").unwrap().to_owned());
+    }
+    let id = created.json()["destinationId"].as_str().unwrap().to_owned();
+    let conflict = server
+        .create(
+            json!({"name": "x", "url": "https://example.com/", "destinationId": id})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+    assert_eq!(conflict.status, 409);
+    server.running.stop().await.unwrap();
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for request_id in &request_ids {
+        assert!(
+            logs.lines()
+                .any(|l| l.contains(request_id.as_str()) && l.contains("served")),
+            "request {request_id} logged with its id:\n{logs}"
+        );
+    }
+    assert!(logs.contains(&format!("route={CREATE_PATH}")), "{logs}");
+    assert!(
+        logs.contains("status=401") && logs.contains("status=422") && logs.contains("status=409")
+    );
+    for (what, text) in [
+        ("the demo token", server.token.as_str()),
+        ("a wrong token", wrong_token.as_str()),
+        ("a client's text", client_text),
+        ("a query string", "token="),
+    ] {
+        assert!(!logs.contains(text), "{what} in the log:\n{logs}");
+    }
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a bearer secret in the log"
+        );
+        assert!(
+            !logs.contains(&secret["whsec_".len()..]),
+            "a bearer secret in the log"
+        );
+    }
+}
