@@ -82,9 +82,7 @@ impl BearerSecret {
     /// [`RandomnessError`] if the operating system cannot provide random bytes.
     #[cfg(feature = "getrandom")]
     pub fn generate() -> Result<Self, RandomnessError> {
-        let mut bytes = Zeroizing::new([0u8; SECRET_BYTES]);
-        getrandom::fill(bytes.as_mut_slice()).map_err(RandomnessError)?;
-        Ok(Self::from_bytes(&bytes))
+        Self::mint(|bytes| getrandom::fill(bytes).map_err(RandomnessError))
     }
 
     /// A new secret from 32 bytes of the caller's cryptographically secure
@@ -98,26 +96,48 @@ impl BearerSecret {
     /// assert_eq!(secret.expose_secret().len(), 49);
     /// ```
     pub fn from_rng<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let Ok(secret) = Self::mint(|bytes| {
+            rng.fill_bytes(bytes);
+            Ok::<(), core::convert::Infallible>(())
+        });
+        secret
+    }
+
+    /// Fills 32 random bytes and encodes them as `whsec_` + base64url,
+    /// straight into the one heap buffer the text lives in: no stack copy of
+    /// the text to wipe and no per-character pushes. The buffer is allocated
+    /// before the bytes are drawn, so nothing but the encoding sits between
+    /// the generator and the secret (see the `mint` bench).
+    fn mint<E>(fill: impl FnOnce(&mut [u8]) -> Result<(), E>) -> Result<Self, E> {
+        let mut text = Vec::with_capacity(SECRET_LEN);
+        text.extend_from_slice(SECRET_PREFIX.as_bytes());
+        text.resize(SECRET_LEN, 0);
         let mut bytes = Zeroizing::new([0u8; SECRET_BYTES]);
-        rng.fill_bytes(bytes.as_mut_slice());
-        Self::from_bytes(&bytes)
+        fill(bytes.as_mut_slice())?;
+        if let Some(encoded) = text.get_mut(SECRET_PREFIX.len()..) {
+            // 32 bytes always encode to exactly 43 characters, so this cannot
+            // fail; a failure would leave zeros, which `expose_secret` callers
+            // would see as a malformed secret rather than a weak one.
+            let _ = URL_SAFE_NO_PAD.encode_slice(bytes.as_slice(), encoded);
+        }
+        // The prefix and the base64url alphabet are ASCII, so this keeps the
+        // same buffer; the error arm cannot happen and only wipes.
+        Ok(match String::from_utf8(text) {
+            Ok(text) => Self {
+                text: Zeroizing::new(text),
+            },
+            Err(e) => {
+                e.into_bytes().zeroize();
+                Self::from_text("")
+            }
+        })
     }
 
-    /// Encodes 32 bytes as `whsec_` + base64url.
-    fn from_bytes(bytes: &[u8; SECRET_BYTES]) -> Self {
-        let mut buf = Zeroizing::new([0u8; SECRET_LEN]);
-        let (prefix, encoded) = buf.split_at_mut(SECRET_PREFIX.len());
-        prefix.copy_from_slice(SECRET_PREFIX.as_bytes());
-        // 32 bytes always encode to exactly 43 characters, so this cannot fail;
-        // a failure would leave zeros, which `expose_secret` callers would see
-        // as a malformed secret rather than a weak one.
-        let _ = URL_SAFE_NO_PAD.encode_slice(bytes, encoded);
-        Self::from_ascii(&buf)
-    }
-
-    fn from_ascii(buf: &[u8; SECRET_LEN]) -> Self {
+    /// Copies validated secret text into a buffer allocated once at the
+    /// secret's length.
+    fn from_text(s: &str) -> Self {
         let mut text = Zeroizing::new(String::with_capacity(SECRET_LEN));
-        text.extend(buf.iter().map(|&b| char::from(b)));
+        text.push_str(s);
         Self { text }
     }
 
@@ -186,9 +206,7 @@ fn parse(s: &str) -> Result<BearerSecret, SecretErrorKind> {
         Ok(SECRET_BYTES) => {}
         _ => return Err(SecretErrorKind::NonCanonical),
     }
-    let mut buf = Zeroizing::new([0u8; SECRET_LEN]);
-    buf.copy_from_slice(b);
-    Ok(BearerSecret::from_ascii(&buf))
+    Ok(BearerSecret::from_text(s))
 }
 
 impl FromStr for BearerSecret {
@@ -419,6 +437,29 @@ mod tests {
         ] {
             assert!(!s.verify_authorization(&bad), "{bad:?}");
             assert!(!s.digest().verify_authorization(&bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn minted_text_is_prefix_and_canonical_base64url_of_the_bytes() {
+        // 32 zero bytes are 256 zero bits: 42 full sextets and 4 bits of
+        // padding, all 'A'; 0xff bytes are '_' except the last character,
+        // which holds 4 one bits and 2 zero bits: 0b111100 = 60 = '8'.
+        let mint = |byte: u8| {
+            BearerSecret::mint(|b| {
+                b.fill(byte);
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+        };
+        let zeros = mint(0);
+        assert_eq!(zeros.expose_secret(), format!("whsec_{}", "A".repeat(43)));
+        let ones = mint(0xff);
+        assert_eq!(ones.expose_secret(), format!("whsec_{}8", "_".repeat(42)));
+        for s in [zeros, ones] {
+            let reparsed: BearerSecret = s.expose_secret().parse().unwrap();
+            assert!(reparsed.ct_eq(&s));
+            assert_eq!(s.text.capacity(), SECRET_LEN);
         }
     }
 
