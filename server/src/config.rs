@@ -19,6 +19,11 @@ use prets_destinations::TenantId;
     name = "prets-destinations-server",
     version,
     about = "The event destinations API (POST /v1/events/destinations) on an embedded SQLite database",
+    long_about = "The event destinations API (POST /v1/events/destinations) on an embedded SQLite database.\n\n\
+                  With no configuration it listens on 127.0.0.1:8080 with the database \
+                  prets-destinations.sqlite3 in the working directory; a first start creates the \
+                  database, a sealing-key file beside it (mode 0600) and a demo organization whose \
+                  API token it prints once. Every flag also reads the environment variable shown.",
     after_help = "API tokens are configured as digests: `printf %s \"$TOKEN\" | sha256sum` gives the \
                   hex digest of a token. When no token is configured, the server accepts the tokens \
                   stored in its database, and on a first start with an empty database creates a demo \
