@@ -1,0 +1,128 @@
+//! The binary as a newcomer runs it: first start with no configuration,
+//! the token printed once to stdout (never the log), SIGTERM stops it cleanly.
+
+#![cfg(unix)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use support::{CREATE_PATH, TempDir, post_json};
+
+struct Started {
+    child: Child,
+    addr: SocketAddr,
+    stdout: String,
+    stderr_lines: mpsc::Receiver<String>,
+}
+
+/// Starts the binary in `dir` on an ephemeral port and waits for its
+/// "listening" log line.
+fn start(dir: &TempDir) -> Started {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_prets-destinations-server"))
+        .current_dir(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("PRETS_DATABASE")
+        .env_remove("PRETS_API_TOKENS")
+        .env_remove("PRETS_SEALING_KEY_FILE")
+        .env_remove("PRETS_MEMORY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, stderr_lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            if lines.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = loop {
+        let line = stderr_lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server logs that it listens");
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    Started {
+        child,
+        addr,
+        stdout: String::new(),
+        stderr_lines,
+    }
+}
+
+fn terminate(mut started: Started) -> (String, String) {
+    let status = Command::new("kill")
+        .args(["-TERM", &started.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = started.child.wait().unwrap();
+    assert!(exit.success(), "SIGTERM is a clean exit: {exit:?}");
+    started
+        .child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut started.stdout)
+        .unwrap();
+    let stderr: Vec<String> = started.stderr_lines.iter().collect();
+    (started.stdout, stderr.join("\n"))
+}
+
+#[tokio::test]
+async fn first_start_prints_the_token_once_and_sigterm_stops_cleanly() {
+    let dir = TempDir::new();
+    let first = start(&dir);
+    let addr = first.addr;
+    let key_file = dir.path().join("prets-destinations.sqlite3.sealing-key");
+    assert!(dir.path().join("prets-destinations.sqlite3").exists());
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Stdout is read once the process has exited; the token is used on the
+    // second start.
+    let (stdout, stderr) = terminate(first);
+    let token = stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("prets_") && w.len() == 70)
+        .expect("the token is printed")
+        .to_owned();
+    assert!(!stderr.contains(&token), "the token is not in the log");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+
+    // Second start: same database, the printed token works, nothing printed.
+    let second = start(&dir);
+    assert_ne!(second.addr, addr);
+    let response = post_json(
+        second.addr,
+        &format!("Bearer {token}"),
+        br#"{"name":"Production","url":"https://example.com/prets/events"}"#,
+    )
+    .await;
+    assert_eq!(response.status, 201, "{}", response.text());
+    let secret = response.json()["bearerSecret"].as_str().unwrap().to_owned();
+    let (stdout, stderr) = terminate(second);
+    assert!(
+        stdout.is_empty(),
+        "the token is shown only on the first start: {stdout}"
+    );
+    assert!(!stderr.contains(&secret) && !stderr.contains(&token));
+    assert!(stderr.contains(&format!("route={CREATE_PATH}")));
+}
