@@ -74,6 +74,29 @@ impl<'de> Deserialize<'de> for Sent {
     }
 }
 
+/// The member names of a JSON object, in the order they are written.
+struct KeysInOrder(Vec<String>);
+
+impl<'de> Deserialize<'de> for KeysInOrder {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = KeysInOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<KeysInOrder, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((k, IgnoredAny)) = a.next_entry::<String, IgnoredAny>()? {
+                    keys.push(k);
+                }
+                Ok(KeysInOrder(keys))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// The members of an object body.
 fn members(data: &[u8]) -> BTreeMap<String, Sent> {
     serde_json::from_slice(data).expect("an accepted body is a JSON object")
@@ -194,7 +217,17 @@ fuzz_target!(|data: &[u8]| {
     let json = serde_json::to_vec(response).expect("the response serializes");
     let read: Value = serde_json::from_slice(&json).expect("the response is JSON");
     let read = read.as_object().expect("the response is an object");
-    assert_eq!(read.len(), 6);
+    let KeysInOrder(keys) = serde_json::from_slice(&json).expect("the response is an object");
+    let spec_order = [
+        "destinationId",
+        "name",
+        "url",
+        "createdAt",
+        "updatedAt",
+        "bearerSecret",
+    ];
+    assert_eq!(keys, spec_order);
+    assert_eq!(read.len(), spec_order.len());
     let text = |key: &str| read.get(key).and_then(Value::as_str).expect(key);
     let id_text = response.destination_id().to_string();
     assert_eq!(text("destinationId"), id_text);
