@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use libfuzzer_sys::fuzz_target;
 use prets_destinations::{
     BearerSecret, CreateDestinationRequest, DestinationId, DestinationName, DestinationRecord,
-    DestinationUrl, Field, IdSource, Timestamp,
+    DestinationUrl, Field, IdSource, KeyId, SealingKey, TenantId, Timestamp,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -187,7 +187,9 @@ fuzz_target!(|data: &[u8]| {
 
     let now = Timestamp::from_unix_millis(NOW_MS).expect("in range");
     let mut rng = ChaCha20Rng::from_seed([0x5e; 32]);
-    let plan = new.plan(now, &mut rng);
+    let tenant: TenantId = "org_fuzz".parse().expect("a valid tenant");
+    let sealer = SealingKey::new(KeyId::new(1), &[0x42; 32]);
+    let plan = new.plan(&tenant, now, &mut rng, &sealer);
     let (record, response) = (&plan.record, &plan.response);
 
     match new.destination_id {
@@ -269,7 +271,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(&loaded, record);
 
     // Planning again mints a fresh secret.
-    let second = new.plan(now, &mut rng);
+    let second = new.plan(&tenant, now, &mut rng, &sealer);
     assert!(
         !second.response.bearer_secret().ct_eq(secret),
         "a secret was minted twice"
