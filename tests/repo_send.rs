@@ -68,6 +68,29 @@ fn create_future_is_send_for_any_repo_and_spawnable_on_a_thread() {
         ) -> Result<Vec<(TenantId, prets_destinations::DestinationRecord)>, Infallible> {
             Ok(Vec::new())
         }
+        async fn list_page(
+            &self,
+            _: &TenantId,
+            _: Option<prets_destinations::DestinationId>,
+            _: usize,
+        ) -> Result<Vec<prets_destinations::DestinationRecord>, Infallible> {
+            Ok(Vec::new())
+        }
+        async fn replace(
+            &self,
+            _: &TenantId,
+            _: u64,
+            _: &prets_destinations::DestinationRecord,
+        ) -> Result<prets_destinations::ReplaceOutcome, Infallible> {
+            Ok(prets_destinations::ReplaceOutcome::NotFound)
+        }
+        async fn remove(
+            &self,
+            _: &TenantId,
+            _: prets_destinations::DestinationId,
+        ) -> Result<prets_destinations::RemoveOutcome, Infallible> {
+            Ok(prets_destinations::RemoveOutcome::NotFound)
+        }
     }
     let repo = Nothing;
     // Moving the future to another thread before polling it is what a
