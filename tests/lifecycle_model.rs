@@ -70,11 +70,11 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (0..2usize, proptest::option::of(0..3usize), any::<u8>(), prop::bool::weighted(0.9))
             .prop_map(|(tenant, client_id, name, valid)| Op::Create { tenant, client_id, name, valid }),
-        3 => (0..2usize, 0..8usize, proptest::option::of(any::<u8>()), proptest::option::of(any::<u8>()),
+        3 => (0..2usize, 0..12usize, proptest::option::of(any::<u8>()), proptest::option::of(any::<u8>()),
               proptest::option::of(any::<bool>()), prop::bool::weighted(0.9))
             .prop_map(|(tenant, target, name, url, stale, valid)| Op::Update { tenant, target, name, url, stale, valid }),
-        2 => (0..2usize, 0..8usize).prop_map(|(tenant, target)| Op::Delete { tenant, target }),
-        3 => (0..2usize, 0..8usize, 0..GRACES.len()).prop_map(|(tenant, target, grace)| Op::Rotate { tenant, target, grace }),
+        1 => (0..2usize, 0..12usize).prop_map(|(tenant, target)| Op::Delete { tenant, target }),
+        4 => (0..2usize, 0..12usize, 0..GRACES.len()).prop_map(|(tenant, target, grace)| Op::Rotate { tenant, target, grace }),
         2 => (0..2usize, 1..5u64).prop_map(|(tenant, limit)| Op::List { tenant, limit }),
         1 => prop_oneof![Just(0u64), Just(1), 1..200_000u64].prop_map(|secs| Op::Wait { secs }),
     ]
@@ -98,6 +98,23 @@ struct Model {
     dests: BTreeMap<(usize, DestinationId), Dest>,
     /// Every id ever seen, for picking targets (deleted ones included).
     known: Vec<DestinationId>,
+}
+
+impl Model {
+    /// A target for an operation: mostly an existing destination (any
+    /// tenant); for `target` 8 and up, an id ever seen (perhaps deleted, or
+    /// another tenant's) or one never created, in `tenant`.
+    fn pick(&self, tenant: usize, target: usize, never: DestinationId) -> (usize, DestinationId) {
+        if target < 8 && !self.dests.is_empty() {
+            let (t, id) = self.dests.keys().nth(target % self.dests.len()).unwrap();
+            return (*t, *id);
+        }
+        let id = self
+            .known
+            .get(target.wrapping_mul(7) % (self.known.len() + 1))
+            .copied();
+        (tenant, id.unwrap_or(never))
+    }
 }
 
 fn name_of(n: u8) -> String {
@@ -233,8 +250,8 @@ fn run(ops: Vec<Op>, seed: u64) {
                     }
                 }
             }
-            Op::Delete { tenant: t, target } => {
-                let id = model.known.get(target).copied().unwrap_or(never);
+            Op::Delete { tenant, target } => {
+                let (t, id) = model.pick(tenant, target, never);
                 let out = block_on(delete(&repo, &tenants[t], id)).unwrap();
                 let expected = if model.dests.remove(&(t, id)).is_some() {
                     DeleteOutcome::Deleted
@@ -379,10 +396,10 @@ fn check_state(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn memory_repo_matches_the_model(ops in prop::collection::vec(op(), 1..40), seed in any::<u64>()) {
+    fn memory_repo_matches_the_model(ops in prop::collection::vec(op(), 1..60), seed in any::<u64>()) {
         run(ops, seed);
     }
 }
