@@ -75,7 +75,7 @@ fn the_readme_lifecycle_example_runs() -> Result<(), Box<dyn std::error::Error>>
         ListDestinationsRequest::new().with_limit(10),
     ))?
     .into_result()?;
-    assert_eq!(page.data, [view.clone()]);
+    assert_eq!(page.data, std::slice::from_ref(&view));
     assert!(!page.has_more);
 
     // Update with compare-and-swap: applies only to the version read.

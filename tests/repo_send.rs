@@ -136,26 +136,26 @@ fn lifecycle_futures_are_send<R: DestinationRepo, G: rand_core::CryptoRng + Send
     sealer: &SealingKey,
 ) {
     let now = Timestamp::from_unix_millis(0).unwrap();
-    let _ = require_send(prets_destinations::get(repo, tenant, id));
-    let _ = require_send(prets_destinations::list(
+    drop(require_send(prets_destinations::get(repo, tenant, id)));
+    drop(require_send(prets_destinations::list(
         repo,
         tenant,
         prets_destinations::ListDestinationsRequest::new(),
-    ));
-    let _ = require_send(prets_destinations::list_page(
+    )));
+    drop(require_send(prets_destinations::list_page(
         repo,
         tenant,
         prets_destinations::PageRequest::default(),
-    ));
-    let _ = require_send(prets_destinations::update(
+    )));
+    drop(require_send(prets_destinations::update(
         repo,
         tenant,
         id,
         prets_destinations::UpdateDestinationRequest::new(),
         now,
-    ));
-    let _ = require_send(prets_destinations::delete(repo, tenant, id));
-    let _ = require_send(prets_destinations::rotate(
+    )));
+    drop(require_send(prets_destinations::delete(repo, tenant, id)));
+    drop(require_send(prets_destinations::rotate(
         repo,
         tenant,
         id,
@@ -163,7 +163,7 @@ fn lifecycle_futures_are_send<R: DestinationRepo, G: rand_core::CryptoRng + Send
         now,
         rng,
         sealer,
-    ));
+    )));
 }
 
 #[test]
