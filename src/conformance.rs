@@ -960,8 +960,8 @@ pub async fn pages_hold_under_concurrent_changes<R: DestinationRepo>(repo: &R) {
                 records.retain(|r| r.destination_id != id);
             }
         }
-        // Insert new ones: generated ids land after every existing one; a
-        // client-chosen id just before the cursor lands behind it.
+        // Insert new ones: a generated id lands anywhere (same time, random
+        // part); a client-chosen id just before the cursor lands behind it.
         kit.fill(repo, &tenant, 1).await;
         let behind = DestinationId::from_u128(cursor.to_u128() - 1);
         let plan = kit.plan(&tenant, Some(behind));

@@ -114,7 +114,9 @@ pub enum RotateOutcome {
     NotFound,
     /// The destination changed between the read and the write (another
     /// rotation or update); nothing was written, and the minted secret is
-    /// gone (`409 version_mismatch`). Retry.
+    /// gone (`409 version_mismatch`). Retry. (Also the answer, in practice
+    /// unreachable, for a record at version `u64::MAX` or a deadline past
+    /// year 9999.)
     VersionMismatch,
     /// `gracePeriodSeconds` is invalid (`422`).
     Invalid(ValidationErrors),

@@ -255,7 +255,8 @@ pub trait DestinationRepo: Send + Sync {
     ) -> impl Future<Output = Result<Option<DestinationRecord>, Self::Error>> + Send;
 
     /// All of the tenant's destinations, in ascending id order (ids start with
-    /// their creation time, so this is roughly oldest first).
+    /// their creation time, so this is roughly oldest first). For bounded
+    /// pages, see [`list_page`](Self::list_page).
     ///
     /// # Errors
     /// Only storage failures.
