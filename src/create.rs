@@ -17,7 +17,7 @@ use crate::{
 /// The tenant is not a field: the repo keys records by (tenant, id), and the
 /// sealed secret opens only for the tenant it was sealed for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DestinationRecord {
     /// The id, unique within the organization.
     pub destination_id: DestinationId,

@@ -33,7 +33,7 @@ pub const MAX_GRACE_PERIOD: GracePeriod = GracePeriod(7 * 86_400);
 /// Sealed exactly as the current secret is (for the same tenant and id), so
 /// deleting the record deletes it too.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PreviousSecret {
     /// The secret, sealed under the host's key for the record's tenant and id.
     pub sealed_secret: SealedSecret,
