@@ -44,11 +44,11 @@ pub use crate::rotation::{
 pub use crate::seal::{
     DuplicateKeyId, InvalidSealedSecret, KeyId, Keyring, OpenError, SealedSecret, SealingKey,
 };
-#[cfg(feature = "getrandom")]
-pub use crate::secret::RandomnessError;
 pub use crate::secret::{
     BearerSecret, InvalidDigest, InvalidSecret, SECRET_PATTERN, SECRET_PREFIX, SecretDigest,
 };
+#[cfg(feature = "getrandom")]
+pub use crate::secret::{RandomnessError, os_rng};
 pub use crate::time::{InvalidTimestamp, Timestamp};
 pub use crate::url::{DestinationUrl, InvalidUrl, URL_MAX_CHARS, URL_PATTERN};
 pub use crate::wire::{
@@ -59,17 +59,3 @@ pub use crate::wire::{
 
 /// The `rand_core` version this crate's `CryptoRng` bounds refer to.
 pub use rand_core;
-
-/// The operating system's generator as an infallible [`rand_core::CryptoRng`],
-/// for [`NewDestination::plan`] and [`BearerSecret::from_rng`].
-///
-/// # Panics
-/// The returned generator panics if the operating system cannot provide
-/// random bytes, which on supported platforms does not happen once the
-/// system has booted. Use [`BearerSecret::generate`] to handle that failure
-/// as an error instead.
-#[cfg(feature = "getrandom")]
-#[must_use]
-pub fn os_rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
-    rand_core::UnwrapErr(getrandom::SysRng)
-}

@@ -75,6 +75,20 @@ impl std::error::Error for RandomnessError {
     }
 }
 
+/// The operating system's generator as an infallible [`rand_core::CryptoRng`],
+/// for [`NewDestination::plan`](crate::NewDestination::plan) and [`BearerSecret::from_rng`].
+///
+/// # Panics
+/// The returned generator panics if the operating system cannot provide
+/// random bytes, which on supported platforms does not happen once the
+/// system has booted. Use [`BearerSecret::generate`] to handle that failure
+/// as an error instead.
+#[cfg(feature = "getrandom")]
+#[must_use]
+pub fn os_rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
+    rand_core::UnwrapErr(getrandom::SysRng)
+}
+
 impl BearerSecret {
     /// A new secret from the operating system's generator.
     ///
