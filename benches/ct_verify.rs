@@ -6,6 +6,9 @@
 //! (amplification). Each sample's class is drawn at random, so drift and noise
 //! from the rest of the machine fall on both classes alike:
 //!
+//! Targets: `SecretDigest`, `BearerSecret` and `SecretSet` (the expected
+//! secret kept as an unexpired previous one) verification, and two controls.
+//!
 //! - fixed: one header, the same in every sample of the class, presenting a
 //!   secret that equals the expected one (`equal`) or matches it in its first
 //!   40 of 49 bytes and differs at byte 40 (`prefix40`);
@@ -33,7 +36,7 @@ use std::time::Instant;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use prets_destinations::rand_core::{Rng as _, SeedableRng as _};
-use prets_destinations::{BearerSecret, SECRET_PREFIX, SecretDigest};
+use prets_destinations::{BearerSecret, SECRET_PREFIX, SecretDigest, SecretSet, Timestamp};
 use rand_chacha::ChaCha20Rng;
 
 const SCHEME: &[u8] = b"Bearer ";
@@ -50,6 +53,10 @@ type Header = [u8; HEADER_LEN];
 struct Subject {
     secret: BearerSecret,
     digest: SecretDigest,
+    /// A rotated destination: another current secret, and the expected one
+    /// kept as a previous secret that has not expired at `now`.
+    set: SecretSet,
+    now: Timestamp,
     expected: Header,
 }
 
@@ -86,6 +93,10 @@ fn ours_secret(s: &Subject, header: &[u8]) -> bool {
     s.secret.verify_authorization(header)
 }
 
+fn ours_set(s: &Subject, header: &[u8]) -> bool {
+    s.set.verify_authorization(header, s.now)
+}
+
 /// What a receiver writes without thinking: `header == format!("Bearer {secret}")`.
 /// The expected value goes through `black_box` so its length is not a
 /// compile-time constant and the comparison stays the library `memcmp`.
@@ -106,7 +117,7 @@ fn naive_loop(s: &Subject, header: &[u8]) -> bool {
     true
 }
 
-const TARGETS: [Target; 6] = [
+const TARGETS: [Target; 8] = [
     Target {
         name: "digest.verify_authorization, fixed=equal",
         role: Role::Ours,
@@ -134,6 +145,20 @@ const TARGETS: [Target; 6] = [
         fixed: Fixed::Prefix40,
         amplification: 32,
         verify: ours_secret,
+    },
+    Target {
+        name: "secret_set.verify_authorization, fixed=equal",
+        role: Role::Ours,
+        fixed: Fixed::Equal,
+        amplification: 8,
+        verify: ours_set,
+    },
+    Target {
+        name: "secret_set.verify_authorization, fixed=prefix40",
+        role: Role::Ours,
+        fixed: Fixed::Prefix40,
+        amplification: 8,
+        verify: ours_set,
     },
     Target {
         name: "control: naive == (memcmp), fixed=prefix40",
@@ -391,9 +416,21 @@ fn main() -> ExitCode {
     {
         *e = b;
     }
+    let now = Timestamp::UNIX_EPOCH;
+    let Some(deadline) = now.checked_add(std::time::Duration::from_secs(86_400)) else {
+        eprintln!("ct_verify: deadline out of range");
+        return ExitCode::from(2);
+    };
+    let current = BearerSecret::from_rng(&mut rng).digest();
+    let Ok(set) = SecretSet::new(current).with_previous(secret.digest(), deadline) else {
+        eprintln!("ct_verify: the secret set is full");
+        return ExitCode::from(2);
+    };
     let subject = Subject {
         digest: secret.digest(),
         secret,
+        set,
+        now,
         expected,
     };
 

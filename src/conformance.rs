@@ -25,7 +25,12 @@
 //! `MemoryRepo` passes every function here.
 
 // A failed property is reported the way a test reports it: by panicking.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use core::fmt;
 use core::future::{Future, poll_fn};
@@ -39,8 +44,8 @@ use rand_core::{Rng as _, UnwrapErr};
 
 use crate::{
     CreateDestinationRequest, CreateError, CreateOutcome, CreatePlan, DestinationId,
-    DestinationRecord, DestinationRepo, InsertOutcome, KeyId, Keyring, SealingKey, SecretDigest,
-    TenantId, Timestamp, create,
+    DestinationRecord, DestinationRepo, InsertOutcome, KeyId, Keyring, RemoveOutcome,
+    ReplaceOutcome, SealingKey, SecretDigest, TenantId, Timestamp, create,
 };
 
 type Rng = UnwrapErr<getrandom::SysRng>;
@@ -606,10 +611,18 @@ pub async fn run_all<R: DestinationRepo>(repo: &R) {
     find_by_digest_across_tenants(repo).await;
     concurrent_creates_of_one_client_id(repo, 16).await;
     errors_leave_nothing_behind(repo).await;
+    list_page_walks_in_id_order(repo).await;
+    pages_hold_under_concurrent_changes(repo).await;
+    replace_is_compare_and_swap(repo).await;
+    concurrent_replaces_one_wins(repo, 16).await;
+    remove_deletes_everything(repo).await;
+    rotation_keeps_previous_secrets(repo).await;
+    lifecycle_through_the_core(repo).await;
 }
 
-/// A repo whose inserts always fail, without reaching the repo it wraps;
-/// reads go through. For testing how callers handle backend errors.
+/// A repo whose writes (`insert`, `replace`, `remove`) always fail, without
+/// reaching the repo it wraps; reads go through. For testing how callers
+/// handle backend errors.
 #[derive(Debug)]
 pub struct FailingInserts<'a, R> {
     inner: &'a R,
@@ -626,7 +639,7 @@ impl<'a, R: DestinationRepo> FailingInserts<'a, R> {
 /// repo's own error.
 #[derive(Debug)]
 pub enum FailingRepoError<E> {
-    /// The failure every insert returns.
+    /// The failure every write returns.
     Injected,
     /// The wrapped repo failed.
     Inner(E),
@@ -635,7 +648,7 @@ pub enum FailingRepoError<E> {
 impl<E> fmt::Display for FailingRepoError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Injected => f.write_str("injected insert failure"),
+            Self::Injected => f.write_str("injected write failure"),
             Self::Inner(_) => f.write_str("wrapped repository failed"),
         }
     }
@@ -688,6 +701,35 @@ impl<R: DestinationRepo> DestinationRepo for FailingInserts<'_, R> {
             .await
             .map_err(FailingRepoError::Inner)
     }
+
+    async fn list_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<DestinationId>,
+        limit: usize,
+    ) -> Result<Vec<DestinationRecord>, Self::Error> {
+        self.inner
+            .list_page(tenant, after, limit)
+            .await
+            .map_err(FailingRepoError::Inner)
+    }
+
+    async fn replace(
+        &self,
+        _tenant: &TenantId,
+        _expected_version: u64,
+        _record: &DestinationRecord,
+    ) -> Result<ReplaceOutcome, Self::Error> {
+        Err(FailingRepoError::Injected)
+    }
+
+    async fn remove(
+        &self,
+        _tenant: &TenantId,
+        _id: DestinationId,
+    ) -> Result<RemoveOutcome, Self::Error> {
+        Err(FailingRepoError::Injected)
+    }
 }
 
 /// Polls every future in turn until all are done: concurrency without a
@@ -732,4 +774,687 @@ fn block_on<F: Future>(future: F) -> F::Output {
             Poll::Pending => thread::park(),
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// The lifecycle: pages, compare-and-swap, removal, rotation.
+// ---------------------------------------------------------------------------
+
+async fn page<R: DestinationRepo>(
+    repo: &R,
+    tenant: &TenantId,
+    after: Option<DestinationId>,
+    limit: usize,
+) -> Vec<DestinationRecord> {
+    let page = repo
+        .list_page(tenant, after, limit)
+        .await
+        .expect("list_page failed");
+    assert!(
+        page.len() <= limit,
+        "list_page: {} records for a limit of {limit}",
+        page.len()
+    );
+    page
+}
+
+async fn replace<R: DestinationRepo>(
+    repo: &R,
+    tenant: &TenantId,
+    expected: u64,
+    record: &DestinationRecord,
+) -> ReplaceOutcome {
+    repo.replace(tenant, expected, record)
+        .await
+        .expect("replace failed")
+}
+
+async fn remove<R: DestinationRepo>(
+    repo: &R,
+    tenant: &TenantId,
+    id: DestinationId,
+) -> RemoveOutcome {
+    repo.remove(tenant, id).await.expect("remove failed")
+}
+
+impl Kit {
+    /// Inserts `n` fresh records for `tenant`; returns them in id order.
+    async fn fill<R: DestinationRepo>(
+        &mut self,
+        repo: &R,
+        tenant: &TenantId,
+        n: usize,
+    ) -> Vec<DestinationRecord> {
+        let mut records = Vec::with_capacity(n);
+        for _ in 0..n {
+            let plan = self.plan(tenant, None);
+            assert_eq!(
+                insert(repo, tenant, &plan.record).await,
+                InsertOutcome::Inserted
+            );
+            records.push(plan.record);
+        }
+        records.sort_by_key(|r| r.destination_id);
+        records
+    }
+
+    /// `record` rotated now with a grace period of `secs` seconds.
+    fn rotated(
+        &mut self,
+        tenant: &TenantId,
+        record: &DestinationRecord,
+        secs: u64,
+    ) -> DestinationRecord {
+        let grace = crate::GracePeriod::from_secs(secs).expect("a valid grace period");
+        record
+            .plan_rotation(
+                tenant,
+                self.now,
+                grace,
+                &mut self.rng,
+                self.keyring.current(),
+            )
+            .expect("rotation plan")
+            .record
+    }
+}
+
+/// `list_page` gives the records after the cursor in ascending id order, at
+/// most `limit`, for every page size; walking it page by page gives exactly
+/// `list`; a cursor that is not (or no longer) an id of the tenant works as a
+/// position; other tenants' records never appear.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn list_page_walks_in_id_order<R: DestinationRepo>(repo: &R) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let other = kit.tenant();
+    let records = kit.fill(repo, &tenant, 7).await;
+    kit.fill(repo, &other, 3).await;
+    let all: Vec<_> = records.iter().map(|r| r.destination_id).collect();
+    for limit in [1, 2, 3, 6, 7, 8, 101] {
+        let mut walked = Vec::new();
+        let mut after = None;
+        for round in 0.. {
+            assert!(
+                round <= all.len(),
+                "list_page: the walk with limit {limit} does not end"
+            );
+            let got = page(repo, &tenant, after, limit).await;
+            if got.is_empty() {
+                break;
+            }
+            if got.len() < limit {
+                walked.extend(got.iter().map(|r| r.destination_id));
+                let tail = page(repo, &tenant, walked.last().copied(), limit).await;
+                assert!(tail.is_empty(), "list_page: a short page was not the last");
+                break;
+            }
+            after = got.last().map(|r| r.destination_id);
+            walked.extend(got.iter().map(|r| r.destination_id));
+        }
+        assert_eq!(
+            walked, all,
+            "list_page: the walk with limit {limit} is not the tenant's ids in order"
+        );
+    }
+    let first = page(repo, &tenant, None, 7).await;
+    assert_eq!(first, records, "list_page: a record changed in storage");
+    // A position between two ids, not itself an id.
+    let (a, b) = (all[2].to_u128(), all[3].to_u128());
+    if b - a > 1 {
+        let between = DestinationId::from_u128(a + 1);
+        let got = page(repo, &tenant, Some(between), 100).await;
+        assert_eq!(
+            got.iter().map(|r| r.destination_id).collect::<Vec<_>>(),
+            all[3..],
+            "list_page: a cursor that is not an id is not a position"
+        );
+    }
+    let last = page(repo, &tenant, all.last().copied(), 5).await;
+    assert!(last.is_empty(), "list_page: records after the last id");
+}
+
+/// Walking the pages while records are inserted (before and after the
+/// cursor) and removed (behind it, ahead of it, and the cursor's own record)
+/// never repeats a record and never skips one that existed for the whole
+/// walk.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn pages_hold_under_concurrent_changes<R: DestinationRepo>(repo: &R) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let mut records = kit.fill(repo, &tenant, 12).await;
+    // Destinations removed during the walk did not exist for all of it.
+    let mut stable: std::collections::BTreeSet<_> =
+        records.iter().map(|r| r.destination_id).collect();
+    let mut seen = Vec::new();
+    let mut after = None;
+    for round in 0.. {
+        let got = page(repo, &tenant, after, 3).await;
+        seen.extend(got.iter().map(|r| r.destination_id));
+        let Some(last) = got.last() else { break };
+        let cursor = last.destination_id;
+        after = Some(cursor);
+        // Remove one record behind the cursor and, every other round, the
+        // cursor's own record and one ahead of it.
+        let victims: Vec<_> = [
+            Some(cursor).filter(|_| round % 2 == 1),
+            records
+                .iter()
+                .map(|r| r.destination_id)
+                .find(|id| *id < cursor),
+            records
+                .iter()
+                .map(|r| r.destination_id)
+                .rev()
+                .find(|id| *id > cursor && round % 2 == 0),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for id in victims {
+            if stable.remove(&id) || records.iter().any(|r| r.destination_id == id) {
+                let _ = remove(repo, &tenant, id).await;
+                records.retain(|r| r.destination_id != id);
+            }
+        }
+        // Insert new ones: a generated id lands anywhere (same time, random
+        // part); a client-chosen id just before the cursor lands behind it.
+        kit.fill(repo, &tenant, 1).await;
+        let behind = DestinationId::from_u128(cursor.to_u128() - 1);
+        let plan = kit.plan(&tenant, Some(behind));
+        let _ = insert(repo, &tenant, &plan.record).await;
+        if round > 20 {
+            panic!("pagination: the walk does not end");
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        seen.len(),
+        "pagination: a record appeared twice"
+    );
+    assert_eq!(sorted, seen, "pagination: the walk is not in id order");
+    for id in &stable {
+        assert!(
+            seen.contains(id),
+            "pagination: a record present for the whole walk was skipped"
+        );
+    }
+}
+
+/// `replace` is a compare-and-swap on the version: a stale version is
+/// `VersionMismatch` and changes nothing; the right one replaces every field
+/// (previous secrets included); a missing id, or another tenant's, is
+/// `NotFound` and inserts nothing.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn replace_is_compare_and_swap<R: DestinationRepo>(repo: &R) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let other = kit.tenant();
+    let plan = kit.plan(&tenant, None);
+    let id = plan.record.destination_id;
+    assert_eq!(
+        insert(repo, &tenant, &plan.record).await,
+        InsertOutcome::Inserted
+    );
+    let next = kit.rotated(&tenant, &plan.record, 3_600);
+    assert_eq!(next.version, 2);
+    for stale in [0, 2, u64::MAX] {
+        assert_eq!(
+            replace(repo, &tenant, stale, &next).await,
+            ReplaceOutcome::VersionMismatch,
+            "replace: version {stale} was accepted for a record at version 1"
+        );
+    }
+    kit.assert_intact(
+        &tenant,
+        &get(repo, &tenant, id).await.expect("record"),
+        &plan,
+        "replace: a refused replace wrote",
+    );
+    assert_eq!(
+        replace(repo, &other, 1, &next).await,
+        ReplaceOutcome::NotFound,
+        "replace: reached another tenant's record"
+    );
+    assert_eq!(
+        get(repo, &other, id).await,
+        None,
+        "replace: inserted into another tenant"
+    );
+    assert_eq!(
+        replace(repo, &tenant, 1, &next).await,
+        ReplaceOutcome::Replaced,
+        "replace: the current version was refused"
+    );
+    assert_eq!(
+        get(repo, &tenant, id).await.as_ref(),
+        Some(&next),
+        "replace: the stored record is not the replacement"
+    );
+    assert_eq!(
+        replace(repo, &tenant, 1, &next).await,
+        ReplaceOutcome::VersionMismatch,
+        "replace: the old version was accepted again"
+    );
+    let missing = kit.plan(&tenant, None).record;
+    assert_eq!(
+        replace(repo, &tenant, 1, &missing).await,
+        ReplaceOutcome::NotFound,
+        "replace: a missing id was not NotFound"
+    );
+    assert_eq!(
+        get(repo, &tenant, missing.destination_id).await,
+        None,
+        "replace: inserted a missing record"
+    );
+}
+
+/// Of `tasks` replaces of one record from one version, joined concurrently,
+/// exactly one is `Replaced` and the stored record is that one's.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn concurrent_replaces_one_wins<R: DestinationRepo>(repo: &R, tasks: usize) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let plan = kit.plan(&tenant, None);
+    assert_eq!(
+        insert(repo, &tenant, &plan.record).await,
+        InsertOutcome::Inserted
+    );
+    let candidates: Vec<_> = (0..tasks)
+        .map(|_| kit.rotated(&tenant, &plan.record, 60))
+        .collect();
+    let tenant_ref = &tenant;
+    let outcomes = join_all(
+        candidates
+            .iter()
+            .map(|r| async move { replace(repo, tenant_ref, 1, r).await })
+            .collect(),
+    )
+    .await;
+    let winners: Vec<_> = outcomes
+        .iter()
+        .zip(&candidates)
+        .filter(|(o, _)| **o == ReplaceOutcome::Replaced)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "concurrent replaces: {} won",
+        winners.len()
+    );
+    assert!(
+        outcomes.iter().all(|o| matches!(
+            o,
+            ReplaceOutcome::Replaced | ReplaceOutcome::VersionMismatch
+        )),
+        "concurrent replaces: an answer other than Replaced or VersionMismatch"
+    );
+    let stored = get(repo, &tenant, plan.record.destination_id).await;
+    assert_eq!(
+        stored.as_ref(),
+        winners.first().map(|(_, r)| *r),
+        "concurrent replaces: the stored record is not the winner's"
+    );
+}
+
+/// `remove` deletes the record with all its secrets: afterwards `get` is
+/// `None`, no page lists it, and none of its digests (current or previous)
+/// finds it; removing again, or from another tenant, is `NotFound` (and the
+/// other tenant's remove leaves it alone). The id may then be inserted again.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn remove_deletes_everything<R: DestinationRepo>(repo: &R) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let other = kit.tenant();
+    let id = kit.id();
+    let plan = kit.plan(&tenant, Some(id));
+    assert_eq!(
+        insert(repo, &tenant, &plan.record).await,
+        InsertOutcome::Inserted
+    );
+    let rotated = kit.rotated(&tenant, &plan.record, 3_600);
+    assert_eq!(
+        replace(repo, &tenant, 1, &rotated).await,
+        ReplaceOutcome::Replaced
+    );
+    let digests: Vec<_> = core::iter::once(rotated.secret_digest)
+        .chain(rotated.previous_secrets.iter().map(|p| p.secret_digest))
+        .collect();
+    assert_eq!(digests.len(), 2);
+    assert_eq!(
+        remove(repo, &other, id).await,
+        RemoveOutcome::NotFound,
+        "remove: reached another tenant's record"
+    );
+    assert!(
+        get(repo, &tenant, id).await.is_some(),
+        "remove: another tenant's remove deleted it"
+    );
+    assert_eq!(remove(repo, &tenant, id).await, RemoveOutcome::Removed);
+    assert_eq!(
+        get(repo, &tenant, id).await,
+        None,
+        "remove: get still finds it"
+    );
+    assert!(
+        page(repo, &tenant, None, 100).await.is_empty(),
+        "remove: a page still lists it"
+    );
+    assert!(
+        list(repo, &tenant).await.is_empty(),
+        "remove: list still holds it"
+    );
+    for d in &digests {
+        assert!(
+            repo.find_by_digest(d)
+                .await
+                .expect("find_by_digest failed")
+                .iter()
+                .all(|(t, r)| !(t == &tenant && r.destination_id == id)),
+            "remove: a digest of the removed record still finds it"
+        );
+    }
+    assert_eq!(
+        remove(repo, &tenant, id).await,
+        RemoveOutcome::NotFound,
+        "remove: a second remove was not NotFound"
+    );
+    let again = kit.plan(&tenant, Some(id));
+    assert_eq!(
+        insert(repo, &tenant, &again.record).await,
+        InsertOutcome::Inserted,
+        "remove: the id cannot be inserted again"
+    );
+    kit.assert_intact(
+        &tenant,
+        &get(repo, &tenant, id).await.expect("record"),
+        &again,
+        "remove: the new record",
+    );
+}
+
+/// A rotation stored with `replace` keeps the previous secrets faithfully:
+/// `find_by_digest` finds the record by a previous secret's digest and no
+/// longer by a dropped one, the delivery path uses the new secret, and the
+/// record's [`SecretSet`](crate::SecretSet) accepts both until the deadline.
+/// Through [`rotate`](crate::rotate), a grace period of 0 drops the old
+/// secret at once.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn rotation_keeps_previous_secrets<R: DestinationRepo>(repo: &R) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let created = create(
+        repo,
+        &tenant,
+        kit.request(None),
+        kit.now,
+        &mut kit.rng,
+        kit.keyring.current(),
+    )
+    .await
+    .expect("create failed");
+    let CreateOutcome::Created(created) = created else {
+        panic!("rotation: create answered {created:?}")
+    };
+    let id = created.destination_id();
+    let old_header = created.bearer_secret().authorization_header();
+    let old_digest = created.bearer_secret().digest();
+    let rotated = crate::rotate(
+        repo,
+        &tenant,
+        id,
+        crate::RotateSecretRequest::new(),
+        kit.now,
+        &mut kit.rng,
+        kit.keyring.current(),
+    )
+    .await
+    .expect("rotate failed");
+    let crate::RotateOutcome::Rotated(rotated) = rotated else {
+        panic!("rotation: rotate answered {rotated:?}")
+    };
+    let new_header = rotated.bearer_secret().authorization_header();
+    let record = get(repo, &tenant, id).await.expect("rotation: record gone");
+    assert_eq!(record.version, 2, "rotation: version not 2");
+    assert_eq!(
+        record.previous_secrets.len(),
+        1,
+        "rotation: previous secret not kept"
+    );
+    assert_eq!(
+        *kit.keyring
+            .authorization_header(&tenant, &record)
+            .expect("rotation: the new sealed secret does not open"),
+        *new_header,
+        "rotation: delivery does not use the new secret"
+    );
+    let deadline = rotated
+        .previous_secret_expires_at()
+        .expect("rotation: no deadline");
+    let set = record.secret_set();
+    let before = Timestamp::from_unix_millis(deadline.unix_millis() - 1).expect("time");
+    assert!(
+        set.verify_authorization(&*old_header, before),
+        "rotation: old secret refused in its grace period"
+    );
+    assert!(
+        !set.verify_authorization(&*old_header, deadline),
+        "rotation: old secret accepted at its deadline"
+    );
+    assert!(
+        set.verify_authorization(&*new_header, deadline),
+        "rotation: new secret refused"
+    );
+    let found = repo
+        .find_by_digest(&old_digest)
+        .await
+        .expect("find_by_digest failed");
+    assert!(
+        found
+            .iter()
+            .any(|(t, r)| t == &tenant && r.destination_id == id),
+        "rotation: a previous secret's digest does not find the record"
+    );
+    // Grace 0: nothing of the old secret survives, and the first previous
+    // secret is dropped... only by expiry or the cap; here it stays.
+    let now_revoke = crate::rotate(
+        repo,
+        &tenant,
+        id,
+        crate::RotateSecretRequest::new().with_grace_period_seconds(0),
+        kit.now,
+        &mut kit.rng,
+        kit.keyring.current(),
+    )
+    .await
+    .expect("rotate failed");
+    let crate::RotateOutcome::Rotated(third) = now_revoke else {
+        panic!("rotation: rotate answered {now_revoke:?}")
+    };
+    assert_eq!(third.previous_secret_expires_at(), None);
+    let record = get(repo, &tenant, id).await.expect("rotation: record gone");
+    assert_eq!(
+        record
+            .previous_secrets
+            .iter()
+            .map(|p| p.secret_digest)
+            .collect::<Vec<_>>(),
+        [old_digest],
+        "rotation: grace 0 kept the replaced secret, or lost an older one"
+    );
+    assert!(
+        !record
+            .secret_set()
+            .verify_authorization(&*new_header, kit.now),
+        "rotation: a secret revoked with grace 0 is still accepted"
+    );
+    let second_digest = crate::SecretDigest::of_presented(
+        new_header.strip_prefix("Bearer ").expect("bearer header"),
+    );
+    assert!(
+        repo.find_by_digest(&second_digest)
+            .await
+            .expect("find_by_digest failed")
+            .is_empty(),
+        "rotation: a dropped secret's digest still finds the record"
+    );
+}
+
+/// Through the core: [`update`](crate::update) keeps `createdAt` and the
+/// secret, moves `updatedAt` and the version; a stale `version` is
+/// `VersionMismatch` with nothing written; [`get`](crate::get),
+/// [`update`](crate::update), [`delete`](crate::delete) and
+/// [`rotate`](crate::rotate) of a missing id are `NotFound`; after
+/// [`delete`](crate::delete), [`create`] with the same client id makes a new
+/// destination at version 1.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn lifecycle_through_the_core<R: DestinationRepo>(repo: &R) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let id = kit.id();
+    let (first_request, second_request, missing) =
+        (kit.request(Some(id)), kit.request(Some(id)), kit.id());
+    let mut rng = UnwrapErr(getrandom::SysRng);
+    let key = kit.keyring.current();
+    let created = create(repo, &tenant, first_request, kit.now, &mut rng, key)
+        .await
+        .expect("create failed");
+    let CreateOutcome::Created(created) = created else {
+        panic!("lifecycle: create answered {created:?}")
+    };
+    let before = get(repo, &tenant, id).await.expect("record");
+    let later = kit
+        .now
+        .checked_add(core::time::Duration::from_secs(90))
+        .expect("time");
+    let patch = crate::UpdateDestinationRequest::new()
+        .with_name("Renamed")
+        .with_version(1);
+    let updated = crate::update(repo, &tenant, id, patch.clone(), later)
+        .await
+        .expect("update failed");
+    let crate::UpdateOutcome::Updated(view) = updated else {
+        panic!("lifecycle: update answered {updated:?}")
+    };
+    assert_eq!(view.name().as_str(), "Renamed");
+    assert_eq!(view.url(), created.url());
+    assert_eq!(
+        view.created_at(),
+        created.created_at(),
+        "lifecycle: createdAt moved"
+    );
+    assert_eq!(
+        view.updated_at(),
+        later.truncated(),
+        "lifecycle: updatedAt is not now"
+    );
+    assert_eq!(view.version(), 2);
+    let after = get(repo, &tenant, id).await.expect("record");
+    assert_eq!(
+        (
+            &after.sealed_secret,
+            after.secret_digest,
+            &after.previous_secrets
+        ),
+        (
+            &before.sealed_secret,
+            before.secret_digest,
+            &before.previous_secrets
+        ),
+        "lifecycle: update touched the secret"
+    );
+    assert_eq!(
+        crate::update(repo, &tenant, id, patch, later)
+            .await
+            .expect("update failed"),
+        crate::UpdateOutcome::VersionMismatch,
+        "lifecycle: a stale version was applied"
+    );
+    assert_eq!(
+        get(repo, &tenant, id).await.as_ref(),
+        Some(&after),
+        "lifecycle: a refused update wrote"
+    );
+    assert_eq!(
+        crate::get(repo, &tenant, missing)
+            .await
+            .expect("get failed"),
+        crate::GetOutcome::NotFound
+    );
+    assert_eq!(
+        crate::update(
+            repo,
+            &tenant,
+            missing,
+            crate::UpdateDestinationRequest::new(),
+            later
+        )
+        .await
+        .expect("update failed"),
+        crate::UpdateOutcome::NotFound
+    );
+    assert_eq!(
+        crate::delete(repo, &tenant, missing)
+            .await
+            .expect("delete failed"),
+        crate::DeleteOutcome::NotFound
+    );
+    let rotated = crate::rotate(
+        repo,
+        &tenant,
+        missing,
+        crate::RotateSecretRequest::new(),
+        later,
+        &mut rng,
+        key,
+    )
+    .await
+    .expect("rotate failed");
+    assert!(
+        matches!(rotated, crate::RotateOutcome::NotFound),
+        "lifecycle: rotate of a missing id answered {rotated:?}"
+    );
+    assert_eq!(
+        crate::delete(repo, &tenant, id)
+            .await
+            .expect("delete failed"),
+        crate::DeleteOutcome::Deleted
+    );
+    assert_eq!(
+        crate::get(repo, &tenant, id).await.expect("get failed"),
+        crate::GetOutcome::NotFound
+    );
+    let again = create(repo, &tenant, second_request, later, &mut rng, key)
+        .await
+        .expect("create failed");
+    let CreateOutcome::Created(again) = again else {
+        panic!("lifecycle: create after delete answered {again:?}")
+    };
+    assert!(
+        !again.bearer_secret().ct_eq(created.bearer_secret()),
+        "lifecycle: the secret came back"
+    );
+    let record = get(repo, &tenant, id).await.expect("record");
+    assert_eq!(
+        (record.version, record.previous_secrets.len()),
+        (1, 0),
+        "lifecycle: the new destination is not fresh"
+    );
 }

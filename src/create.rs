@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     BearerSecret, CreateDestinationRequest, CreatedDestination, DestinationId, DestinationName,
-    DestinationUrl, NewDestination, SealedSecret, SealingKey, SecretDigest, TenantId, Timestamp,
-    ValidationErrors,
+    DestinationUrl, NewDestination, PreviousSecret, SealedSecret, SealingKey, SecretDigest,
+    TenantId, Timestamp, ValidationErrors,
 };
 
 /// What a host stores for one destination of a tenant. It never holds the
@@ -17,7 +17,7 @@ use crate::{
 /// The tenant is not a field: the repo keys records by (tenant, id), and the
 /// sealed secret opens only for the tenant it was sealed for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DestinationRecord {
     /// The id, unique within the organization.
     pub destination_id: DestinationId,
@@ -34,6 +34,18 @@ pub struct DestinationRecord {
     pub sealed_secret: SealedSecret,
     /// SHA-256 of the current secret's text.
     pub secret_digest: SecretDigest,
+    /// The record's version: 1 when created, one more on every change
+    /// (update or rotation). Repos compare it in
+    /// [`replace`](crate::DestinationRepo::replace) so that concurrent
+    /// changes never silently overwrite each other.
+    pub version: u64,
+    /// Secrets rotated out but still accepted until their deadline, newest
+    /// first, at most [`MAX_PREVIOUS_SECRETS`](crate::MAX_PREVIOUS_SECRETS).
+    /// Never used for delivery, which always uses the current secret.
+    /// Missing in a stored form means none (records stored before rotation
+    /// existed).
+    #[serde(default)]
+    pub previous_secrets: Vec<PreviousSecret>,
 }
 
 /// Who chose a destination's id.
@@ -90,6 +102,8 @@ impl NewDestination {
             updated_at: at,
             sealed_secret,
             secret_digest: secret.digest(),
+            version: 1,
+            previous_secrets: Vec::new(),
         };
         let response = CreatedDestination {
             destination_id,

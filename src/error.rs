@@ -17,6 +17,14 @@ pub enum Field {
     DestinationId,
     /// `bearerSecret`: the `whsec_` secret.
     BearerSecret,
+    /// `version`: the record version an update expects (compare-and-swap).
+    Version,
+    /// `limit`: the page size of a list request.
+    Limit,
+    /// `cursor`: where a list request continues.
+    Cursor,
+    /// `gracePeriodSeconds`: how long a rotated-out secret stays valid.
+    GracePeriodSeconds,
 }
 
 impl Field {
@@ -33,6 +41,10 @@ impl Field {
             Self::Url => "url",
             Self::DestinationId => "destinationId",
             Self::BearerSecret => "bearerSecret",
+            Self::Version => "version",
+            Self::Limit => "limit",
+            Self::Cursor => "cursor",
+            Self::GracePeriodSeconds => "gracePeriodSeconds",
         }
     }
 }

@@ -10,10 +10,12 @@ mod create;
 mod error;
 mod host;
 mod id;
+mod lifecycle;
 #[cfg(feature = "memory")]
 mod memory;
 mod name;
 mod repo;
+mod rotation;
 mod seal;
 mod secret;
 mod time;
@@ -24,38 +26,36 @@ pub use crate::address::is_public_address;
 pub use crate::create::{CreatePlan, DestinationRecord, IdSource, plan_create};
 pub use crate::error::{Field, FieldError, ValidationErrors};
 pub use crate::id::{DestinationId, ID_PATTERN, ID_PREFIX, InvalidDestinationId};
+pub use crate::lifecycle::{
+    DeleteOutcome, GetOutcome, ListOutcome, RotateOutcome, UpdateOutcome, delete, get, list,
+    list_page, rotate, update,
+};
 #[cfg(feature = "memory")]
 pub use crate::memory::MemoryRepo;
 pub use crate::name::{DestinationName, InvalidName, NAME_MAX_CHARS};
 pub use crate::repo::{
-    CreateError, CreateOutcome, DestinationRepo, InsertOutcome, InvalidTenantId,
-    SERVER_ID_ATTEMPTS, TENANT_ID_MAX_LEN, TenantId, create,
+    CreateError, CreateOutcome, DestinationRepo, InsertOutcome, InvalidTenantId, RemoveOutcome,
+    ReplaceOutcome, SERVER_ID_ATTEMPTS, TENANT_ID_MAX_LEN, TenantId, create,
+};
+pub use crate::rotation::{
+    DEFAULT_GRACE_PERIOD, GracePeriod, InvalidGracePeriod, MAX_GRACE_PERIOD, MAX_PREVIOUS_SECRETS,
+    PreviousSecret, RotatedSecret, RotationPlan, SecretSet, SecretSetFull,
 };
 pub use crate::seal::{
     DuplicateKeyId, InvalidSealedSecret, KeyId, Keyring, OpenError, SealedSecret, SealingKey,
 };
-#[cfg(feature = "getrandom")]
-pub use crate::secret::RandomnessError;
 pub use crate::secret::{
     BearerSecret, InvalidDigest, InvalidSecret, SECRET_PATTERN, SECRET_PREFIX, SecretDigest,
 };
+#[cfg(feature = "getrandom")]
+pub use crate::secret::{RandomnessError, os_rng};
 pub use crate::time::{InvalidTimestamp, Timestamp};
 pub use crate::url::{DestinationUrl, InvalidUrl, URL_MAX_CHARS, URL_PATTERN};
-pub use crate::wire::{CreateDestinationRequest, CreatedDestination, NewDestination};
+pub use crate::wire::{
+    ApiError, CreateDestinationRequest, CreatedDestination, DEFAULT_PAGE_LIMIT, DeletedDestination,
+    DestinationPage, DestinationPatch, DestinationView, ListDestinationsRequest, MAX_PAGE_LIMIT,
+    NewDestination, PageRequest, RotateSecretRequest, UpdateDestinationRequest,
+};
 
 /// The `rand_core` version this crate's `CryptoRng` bounds refer to.
 pub use rand_core;
-
-/// The operating system's generator as an infallible [`rand_core::CryptoRng`],
-/// for [`NewDestination::plan`] and [`BearerSecret::from_rng`].
-///
-/// # Panics
-/// The returned generator panics if the operating system cannot provide
-/// random bytes, which on supported platforms does not happen once the
-/// system has booted. Use [`BearerSecret::generate`] to handle that failure
-/// as an error instead.
-#[cfg(feature = "getrandom")]
-#[must_use]
-pub fn os_rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
-    rand_core::UnwrapErr(getrandom::SysRng)
-}

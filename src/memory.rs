@@ -2,10 +2,12 @@
 
 use std::collections::{BTreeMap, HashMap, btree_map::Entry};
 use std::convert::Infallible;
+use std::ops::Bound;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::{
-    DestinationId, DestinationRecord, DestinationRepo, InsertOutcome, SecretDigest, TenantId,
+    DestinationId, DestinationRecord, DestinationRepo, InsertOutcome, RemoveOutcome,
+    ReplaceOutcome, SecretDigest, TenantId,
 };
 
 /// A [`DestinationRepo`] in process memory: the embedded default for tests
@@ -76,10 +78,7 @@ impl DestinationRepo for MemoryRepo {
             Entry::Occupied(_) => Ok(InsertOutcome::Duplicate),
             Entry::Vacant(slot) => {
                 slot.insert(record.clone());
-                by_digest
-                    .entry(record.secret_digest)
-                    .or_default()
-                    .push((tenant.clone(), record.destination_id));
+                index(by_digest, tenant, record);
                 Ok(InsertOutcome::Inserted)
             }
         }
@@ -120,9 +119,106 @@ impl DestinationRepo for MemoryRepo {
             .filter_map(|(tenant, id)| {
                 let record = inner.tenants.get(tenant)?.get(id)?;
                 // The index is kept with the records; checking the digest
-                // again keeps it honest should records ever change in place.
-                (record.secret_digest == *digest).then(|| (tenant.clone(), record.clone()))
+                // again keeps it honest.
+                digests(record)
+                    .any(|d| d == *digest)
+                    .then(|| (tenant.clone(), record.clone()))
             })
             .collect())
+    }
+
+    async fn list_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<DestinationId>,
+        limit: usize,
+    ) -> Result<Vec<DestinationRecord>, Infallible> {
+        let inner = self.read();
+        let Some(records) = inner.tenants.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        let range = match after {
+            Some(after) => records.range((Bound::Excluded(after), Bound::Unbounded)),
+            None => records.range(..),
+        };
+        Ok(range.take(limit).map(|(_, r)| r.clone()).collect())
+    }
+
+    async fn replace(
+        &self,
+        tenant: &TenantId,
+        expected_version: u64,
+        record: &DestinationRecord,
+    ) -> Result<ReplaceOutcome, Infallible> {
+        let mut inner = self.write();
+        let Inner { tenants, by_digest } = &mut *inner;
+        let Some(stored) = tenants
+            .get_mut(tenant)
+            .and_then(|records| records.get_mut(&record.destination_id))
+        else {
+            return Ok(ReplaceOutcome::NotFound);
+        };
+        if stored.version != expected_version {
+            return Ok(ReplaceOutcome::VersionMismatch);
+        }
+        unindex(by_digest, tenant, stored);
+        *stored = record.clone();
+        index(by_digest, tenant, stored);
+        Ok(ReplaceOutcome::Replaced)
+    }
+
+    async fn remove(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+    ) -> Result<RemoveOutcome, Infallible> {
+        let mut inner = self.write();
+        let Inner { tenants, by_digest } = &mut *inner;
+        let Some(records) = tenants.get_mut(tenant) else {
+            return Ok(RemoveOutcome::NotFound);
+        };
+        let Some(removed) = records.remove(&id) else {
+            return Ok(RemoveOutcome::NotFound);
+        };
+        if records.is_empty() {
+            tenants.remove(tenant);
+        }
+        unindex(by_digest, tenant, &removed);
+        Ok(RemoveOutcome::Removed)
+    }
+}
+
+/// Every digest a record holds: the current secret's, then the previous ones'.
+fn digests(record: &DestinationRecord) -> impl Iterator<Item = SecretDigest> + '_ {
+    core::iter::once(record.secret_digest)
+        .chain(record.previous_secrets.iter().map(|p| p.secret_digest))
+}
+
+fn index(
+    by_digest: &mut HashMap<SecretDigest, Vec<(TenantId, DestinationId)>>,
+    tenant: &TenantId,
+    record: &DestinationRecord,
+) {
+    for digest in digests(record) {
+        let hits = by_digest.entry(digest).or_default();
+        let key = (tenant.clone(), record.destination_id);
+        if !hits.contains(&key) {
+            hits.push(key);
+        }
+    }
+}
+
+fn unindex(
+    by_digest: &mut HashMap<SecretDigest, Vec<(TenantId, DestinationId)>>,
+    tenant: &TenantId,
+    record: &DestinationRecord,
+) {
+    for digest in digests(record) {
+        if let Some(hits) = by_digest.get_mut(&digest) {
+            hits.retain(|(t, id)| !(t == tenant && *id == record.destination_id));
+            if hits.is_empty() {
+                by_digest.remove(&digest);
+            }
+        }
     }
 }

@@ -163,12 +163,17 @@ pub enum InsertOutcome {
 /// - **Errors are the backend's.** `Err` is for storage failures only; a
 ///   missing destination is `Ok(None)`.
 ///
+/// - **Versions.** Every change after the insert goes through
+///   [`replace`](Self::replace), a compare-and-swap on the record's
+///   `version`, or [`remove`](Self::remove); see each method's `# Contract`.
+///
 /// # Example: a host's repo over a `HashMap`
 /// ```
 /// use std::collections::{HashMap, hash_map::Entry};
 /// use std::{convert::Infallible, sync::Mutex};
 /// use prets_destinations::{
-///     DestinationId, DestinationRecord, DestinationRepo, InsertOutcome, SecretDigest, TenantId,
+///     DestinationId, DestinationRecord, DestinationRepo, InsertOutcome, RemoveOutcome,
+///     ReplaceOutcome, SecretDigest, TenantId,
 /// };
 ///
 /// #[derive(Default)]
@@ -193,7 +198,33 @@ pub enum InsertOutcome {
 ///     }
 ///     async fn find_by_digest(&self, d: &SecretDigest) -> Result<Vec<(TenantId, DestinationRecord)>, Infallible> {
 ///         let map = self.0.lock().unwrap();
-///         Ok(map.iter().filter(|(_, r)| r.secret_digest == *d).map(|((t, _), r)| (t.clone(), r.clone())).collect())
+///         let has = |r: &DestinationRecord| {
+///             r.secret_digest == *d || r.previous_secrets.iter().any(|p| p.secret_digest == *d)
+///         };
+///         Ok(map.iter().filter(|(_, r)| has(r)).map(|((t, _), r)| (t.clone(), r.clone())).collect())
+///     }
+///     async fn list_page(
+///         &self, t: &TenantId, after: Option<DestinationId>, limit: usize,
+///     ) -> Result<Vec<DestinationRecord>, Infallible> {
+///         let mut all = self.list(t).await?;
+///         all.retain(|r| after.is_none_or(|a| r.destination_id > a));
+///         all.truncate(limit);
+///         Ok(all)
+///     }
+///     async fn replace(
+///         &self, t: &TenantId, expected: u64, r: &DestinationRecord,
+///     ) -> Result<ReplaceOutcome, Infallible> {
+///         Ok(match self.0.lock().unwrap().get_mut(&(t.clone(), r.destination_id)) {
+///             None => ReplaceOutcome::NotFound,
+///             Some(stored) if stored.version != expected => ReplaceOutcome::VersionMismatch,
+///             Some(stored) => { *stored = r.clone(); ReplaceOutcome::Replaced }
+///         })
+///     }
+///     async fn remove(&self, t: &TenantId, id: DestinationId) -> Result<RemoveOutcome, Infallible> {
+///         Ok(match self.0.lock().unwrap().remove(&(t.clone(), id)) {
+///             Some(_) => RemoveOutcome::Removed,
+///             None => RemoveOutcome::NotFound,
+///         })
 ///     }
 /// }
 /// # let _ = MapRepo::default();
@@ -224,7 +255,8 @@ pub trait DestinationRepo: Send + Sync {
     ) -> impl Future<Output = Result<Option<DestinationRecord>, Self::Error>> + Send;
 
     /// All of the tenant's destinations, in ascending id order (ids start with
-    /// their creation time, so this is roughly oldest first).
+    /// their creation time, so this is roughly oldest first). For bounded
+    /// pages, see [`list_page`](Self::list_page).
     ///
     /// # Errors
     /// Only storage failures.
@@ -233,10 +265,16 @@ pub trait DestinationRepo: Send + Sync {
         tenant: &TenantId,
     ) -> impl Future<Output = Result<Vec<DestinationRecord>, Self::Error>> + Send;
 
-    /// Every destination, in any tenant, whose current secret has this
-    /// digest, with its tenant: the operator's leak response, given a secret
-    /// found in the wild ([`SecretDigest::of_presented`]). Secrets are 256
-    /// random bits, so in practice this is zero or one destination.
+    /// Every destination, in any tenant, whose current secret or one of
+    /// whose kept previous secrets (`previous_secrets`, expired or not) has
+    /// this digest, with its tenant: the operator's leak response, given a
+    /// secret found in the wild ([`SecretDigest::of_presented`]). Secrets are
+    /// 256 random bits, so in practice this is zero or one destination.
+    ///
+    /// # Contract
+    /// Sees every change: after a [`replace`](Self::replace) the old digests
+    /// the new record no longer holds find nothing, the new ones find it;
+    /// after a [`remove`](Self::remove) none of its digests find it.
     ///
     /// A platform-level call: never expose it to a tenant's requests.
     ///
@@ -246,6 +284,112 @@ pub trait DestinationRepo: Send + Sync {
         &self,
         digest: &SecretDigest,
     ) -> impl Future<Output = Result<Vec<(TenantId, DestinationRecord)>, Self::Error>> + Send;
+
+    /// One page of the tenant's destinations: those whose id is greater than
+    /// `after` (all, for `None`), in ascending id order, at most `limit` of
+    /// them.
+    ///
+    /// # Contract
+    /// - **Keyset, not offset.** The page is the first `limit` records with
+    ///   `id > after` in id order, as of one moment (one query, one snapshot
+    ///   or one lock). `after` need not exist any more (it may have been
+    ///   deleted since the previous page). This is what makes a walk page by
+    ///   page never repeat nor skip a destination that existed for the whole
+    ///   walk, whatever is inserted or removed meanwhile.
+    /// - **Bounded.** Never more than `limit` records; fewer only when no
+    ///   more match. `limit` is at least 1 (the core passes at most
+    ///   [`MAX_PAGE_LIMIT`](crate::MAX_PAGE_LIMIT) + 1).
+    /// - **Tenant-scoped**, and faithful like [`get`](Self::get).
+    ///
+    /// In SQL: `SELECT .. WHERE tenant_id = ? AND destination_id > ? ORDER
+    /// BY destination_id LIMIT ?`, with ids compared as their text (which
+    /// sorts like their 128-bit value: Crockford base32 in ASCII order).
+    ///
+    /// # Errors
+    /// Only storage failures.
+    fn list_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<DestinationId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DestinationRecord>, Self::Error>> + Send;
+
+    /// Compare-and-swap: replaces the tenant's destination
+    /// `record.destination_id` with `record`, only if the stored one's
+    /// `version` is `expected_version`.
+    ///
+    /// # Contract
+    /// - **Atomic compare-and-swap.** The version check and the write are one
+    ///   step (a transaction, or `UPDATE .. WHERE tenant_id = ? AND
+    ///   destination_id = ? AND version = ?` and the affected-row count): of
+    ///   many replaces racing from one version, exactly one returns
+    ///   `Replaced`, the others `VersionMismatch`, and no write is lost
+    ///   silently.
+    /// - **Whole record.** On `Replaced` every field is `record`'s (the
+    ///   caller has set `version` to `expected_version + 1`; the repo stores
+    ///   it as given), previous secrets included, and every later call sees
+    ///   it. On any other answer, and on `Err`, the stored record is
+    ///   untouched.
+    /// - **Outcomes are values.** No destination with that id for this
+    ///   tenant is `Ok(NotFound)` (nothing is written: replace never
+    ///   inserts); another version is `Ok(VersionMismatch)`.
+    ///
+    /// # Errors
+    /// Only storage failures.
+    fn replace(
+        &self,
+        tenant: &TenantId,
+        expected_version: u64,
+        record: &DestinationRecord,
+    ) -> impl Future<Output = Result<ReplaceOutcome, Self::Error>> + Send;
+
+    /// Deletes the tenant's destination `id`, with its sealed secrets
+    /// (current and previous) and digests.
+    ///
+    /// # Contract
+    /// - **Gone for good.** On `Removed`, `get` answers `None`, no page lists
+    ///   it and `find_by_digest` finds it by none of its digests. Nothing of
+    ///   it stays behind (no tombstone is required): the same id may be
+    ///   inserted again afterwards, as a new destination.
+    /// - **Missing is a value.** No such destination for this tenant is
+    ///   `Ok(NotFound)`. Of many removes of one id racing, exactly one
+    ///   returns `Removed`.
+    /// - **Nothing on `Err`.** A failed remove leaves the record whole.
+    ///
+    /// # Errors
+    /// Only storage failures.
+    fn remove(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+    ) -> impl Future<Output = Result<RemoveOutcome, Self::Error>> + Send;
+}
+
+/// What [`DestinationRepo::replace`] did.
+///
+/// Not `#[non_exhaustive]`: the three answers of a compare-and-swap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[must_use]
+pub enum ReplaceOutcome {
+    /// The record was replaced.
+    Replaced,
+    /// The tenant has no destination with this id; nothing was written.
+    NotFound,
+    /// The stored record's version is not the expected one: it changed
+    /// since it was read. Nothing was written.
+    VersionMismatch,
+}
+
+/// What [`DestinationRepo::remove`] did.
+///
+/// Not `#[non_exhaustive]`: the two answers of a delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[must_use]
+pub enum RemoveOutcome {
+    /// The destination and its secrets were deleted.
+    Removed,
+    /// The tenant has no destination with this id.
+    NotFound,
 }
 
 /// How many ids [`create`] tries when the server generates them: the first

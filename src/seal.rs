@@ -364,6 +364,10 @@ impl Keyring {
     /// the `Authorization` header its deliveries carry, `Bearer whsec_...`,
     /// wiped on drop.
     ///
+    /// Always the record's current (newest) secret: previous secrets kept
+    /// after a rotation are only ever accepted by receivers
+    /// ([`SecretSet`](crate::SecretSet)), never sent.
+    ///
     /// # Errors
     /// [`OpenError`] if no key of the keyring has the record's key id
     /// (`unknown_key`), if the sealed secret does not authenticate for this

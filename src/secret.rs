@@ -75,6 +75,20 @@ impl std::error::Error for RandomnessError {
     }
 }
 
+/// The operating system's generator as an infallible [`rand_core::CryptoRng`],
+/// for [`NewDestination::plan`](crate::NewDestination::plan) and [`BearerSecret::from_rng`].
+///
+/// # Panics
+/// The returned generator panics if the operating system cannot provide
+/// random bytes, which on supported platforms does not happen once the
+/// system has booted. Use [`BearerSecret::generate`] to handle that failure
+/// as an error instead.
+#[cfg(feature = "getrandom")]
+#[must_use]
+pub fn os_rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
+    rand_core::UnwrapErr(getrandom::SysRng)
+}
+
 impl BearerSecret {
     /// A new secret from the operating system's generator.
     ///
@@ -255,7 +269,7 @@ const BEARER: &str = "Bearer";
 /// spaces separate it from the token, and optional whitespace around the
 /// whole value is ignored (RFC 9110 §5.5). Only public facts decide the
 /// outcome here: the header's shape and the token's length.
-fn bearer_token(header: &[u8]) -> Option<&[u8; SECRET_LEN]> {
+pub(crate) fn bearer_token(header: &[u8]) -> Option<&[u8; SECRET_LEN]> {
     // Only SP and HTAB are optional whitespace; `trim_ascii` would also drop
     // CR, LF and form feed, which a well-formed field value cannot hold.
     let is_ows = |c: &u8| matches!(c, b' ' | b'\t');
@@ -299,7 +313,7 @@ impl fmt::Display for InvalidDigest {
 impl std::error::Error for InvalidDigest {}
 
 impl SecretDigest {
-    fn of_text(text: &[u8]) -> Self {
+    pub(crate) fn of_text(text: &[u8]) -> Self {
         Self(Sha256::digest(text).into())
     }
 

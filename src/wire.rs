@@ -7,7 +7,10 @@ use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Field, FieldError, ValidationErrors};
-use crate::{BearerSecret, DestinationId, DestinationName, DestinationUrl, Timestamp};
+use crate::{
+    BearerSecret, DestinationId, DestinationName, DestinationRecord, DestinationUrl, GracePeriod,
+    Timestamp,
+};
 
 /// One member of the request body, kept as the client sent it until
 /// validation so that every bad field can be reported at once.
@@ -17,7 +20,9 @@ enum Member {
     Missing,
     Null,
     String(String),
-    /// A number, boolean, array or object: the wrong JSON type.
+    /// A non-negative integer (kept for the members that are numbers).
+    Number(u64),
+    /// A negative or fractional number, boolean, array or object.
     Other,
 }
 
@@ -47,11 +52,11 @@ impl<'de> Deserialize<'de> for Member {
             fn visit_bool<E>(self, _: bool) -> Result<Member, E> {
                 Ok(Member::Other)
             }
-            fn visit_i64<E>(self, _: i64) -> Result<Member, E> {
-                Ok(Member::Other)
+            fn visit_i64<E>(self, v: i64) -> Result<Member, E> {
+                Ok(u64::try_from(v).map_or(Member::Other, Member::Number))
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Member, E> {
-                Ok(Member::Other)
+            fn visit_u64<E>(self, v: u64) -> Result<Member, E> {
+                Ok(Member::Number(v))
             }
             fn visit_f64<E>(self, _: f64) -> Result<Member, E> {
                 Ok(Member::Other)
@@ -299,5 +304,657 @@ impl Serialize for CreatedDestination {
         s.serialize_field("updatedAt", &self.updated_at)?;
         s.serialize_field("bearerSecret", self.bearer_secret.expose_secret())?;
         s.end()
+    }
+}
+
+/// Finds a member name among `names`, by position; an unknown name is an
+/// error that does not echo it.
+struct KeySeed {
+    names: &'static [&'static str],
+    expected: &'static str,
+}
+
+impl<'de> de::DeserializeSeed<'de> for KeySeed {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        struct V(KeySeed);
+        impl Visitor<'_> for V {
+            type Value = usize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0.expected)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<usize, E> {
+                self.0
+                    .names
+                    .iter()
+                    .position(|n| *n == v)
+                    // The member name is the client's text: never echo it.
+                    .ok_or_else(|| E::custom(self.0.expected))
+            }
+        }
+        d.deserialize_identifier(V(self))
+    }
+}
+
+/// Reads an object whose members are among `names` (each at most once) into
+/// `N` members, in the order of `names`.
+fn read_object<'de, A: MapAccess<'de>, const N: usize>(
+    mut map: A,
+    names: &'static [&'static str; N],
+    expected: &'static str,
+) -> Result<[Member; N], A::Error> {
+    let mut members: [Member; N] = core::array::from_fn(|_| Member::Missing);
+    while let Some(i) = map.next_key_seed(KeySeed { names, expected })? {
+        let (Some(slot), Some(name)) = (members.get_mut(i), names.get(i)) else {
+            return Err(de::Error::custom(expected));
+        };
+        if *slot != Member::Missing {
+            return Err(de::Error::duplicate_field(name));
+        }
+        *slot = map.next_value()?;
+    }
+    Ok(members)
+}
+
+/// Deserializes a request type from an object with the members `names`.
+macro_rules! object_deserialize {
+    ($ty:ident, $names:expr, $expected:literal, |$m:ident| $build:expr) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expected)
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<$ty, A::Error> {
+                        let $m = read_object(map, $names, $expected)?;
+                        Ok($build)
+                    }
+                }
+                d.deserialize_struct(stringify!($ty), $names, V)
+            }
+        }
+    };
+}
+
+/// An optional string member: absent is `Ok(None)`; `null` or another type
+/// records a `type` error.
+fn optional_string(
+    m: Member,
+    field: Field,
+    message: &'static str,
+    errors: &mut Vec<FieldError>,
+) -> Result<Option<String>, ()> {
+    match m {
+        Member::Missing => Ok(None),
+        Member::String(s) => Ok(Some(s)),
+        _ => {
+            errors.push(FieldError::new(field, "type", message));
+            Err(())
+        }
+    }
+}
+
+/// An optional non-negative integer member: absent is `Ok(None)`; a string
+/// of decimal digits is accepted when `digits_ok` (query strings carry only
+/// text); anything else records a `type` error.
+fn optional_integer(
+    m: Member,
+    field: Field,
+    message: &'static str,
+    digits_ok: bool,
+    errors: &mut Vec<FieldError>,
+) -> Result<Option<u64>, ()> {
+    match m {
+        Member::Missing => return Ok(None),
+        Member::Number(n) => return Ok(Some(n)),
+        Member::String(s)
+            if digits_ok && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            // All digits: the only failure left is overflow, which is out of
+            // every range here.
+            return Ok(Some(s.parse().unwrap_or(u64::MAX)));
+        }
+        _ => {}
+    }
+    errors.push(FieldError::new(field, "type", message));
+    Err(())
+}
+
+const UPDATE_FIELDS: &[&str; 3] = &["name", "url", "version"];
+
+/// The body of an update (`PATCH /v1/events/destinations/{destinationId}`):
+/// an optional `name`, an optional `url` and an optional `version`, as
+/// received.
+///
+/// Absent members are left unchanged. Unknown members (`destinationId`
+/// included: ids never change) and repeated members make the body malformed,
+/// as for create. `null` is not "unchanged" nor "cleared": both fields are
+/// required on a destination, so `null` is refused with the code `type`.
+/// `version`, if present, must be the destination's current version (as read
+/// in its view), or the update answers `version_mismatch`; without it, the
+/// update applies to the version the server reads.
+///
+/// ```
+/// use prets_destinations::UpdateDestinationRequest;
+///
+/// let req: UpdateDestinationRequest =
+///     serde_json::from_str(r#"{"name":"","url":null,"version":"2"}"#)?;
+/// let errors = req.validate().unwrap_err();
+/// let codes: Vec<_> = errors.errors().iter().map(|e| (e.field().as_str(), e.code())).collect();
+/// assert_eq!(codes, [("name", "too_short"), ("url", "type"), ("version", "type")]);
+/// assert!(serde_json::from_str::<UpdateDestinationRequest>(r#"{"destinationId":"x"}"#).is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpdateDestinationRequest {
+    name: Member,
+    url: Member,
+    version: Member,
+}
+
+object_deserialize!(
+    UpdateDestinationRequest,
+    UPDATE_FIELDS,
+    "an object with optional name, url and version",
+    |m| {
+        let [name, url, version] = m;
+        UpdateDestinationRequest { name, url, version }
+    }
+);
+
+impl UpdateDestinationRequest {
+    /// An empty patch: changes nothing but `updatedAt` and the version.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same patch also setting the name.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Member::String(name.into());
+        self
+    }
+
+    /// The same patch also setting the URL.
+    #[must_use]
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = Member::String(url.into());
+        self
+    }
+
+    /// The same patch applying only to this version of the destination.
+    #[must_use]
+    pub fn with_version(mut self, version: u64) -> Self {
+        self.version = Member::Number(version);
+        self
+    }
+
+    /// Checks every member with the rules of create and returns the patch,
+    /// or every field error at once (in the order `name`, `url`, `version`).
+    ///
+    /// # Errors
+    /// [`ValidationErrors`] naming each bad field with a stable code.
+    pub fn validate(self) -> Result<DestinationPatch, ValidationErrors> {
+        let mut errors = Vec::new();
+        let name = optional_string(self.name, Field::Name, "name must be a string", &mut errors)
+            .map(|s| s.and_then(|s| keep(DestinationName::try_from(s), &mut errors)));
+        let url = optional_string(self.url, Field::Url, "url must be a string", &mut errors)
+            .map(|s| s.and_then(|s| keep(DestinationUrl::try_from(s), &mut errors)));
+        let version = optional_integer(
+            self.version,
+            Field::Version,
+            "version must be a non-negative integer",
+            false,
+            &mut errors,
+        );
+        if !errors.is_empty() {
+            return Err(ValidationErrors::from_errors(errors));
+        }
+        match (name, url, version) {
+            (Ok(name), Ok(url), Ok(expected_version)) => Ok(DestinationPatch {
+                name,
+                url,
+                expected_version,
+            }),
+            // Every `Err` above recorded its error.
+            _ => Err(ValidationErrors::from_errors(errors)),
+        }
+    }
+}
+
+/// A valid update: the fields to change, and the version it applies to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DestinationPatch {
+    /// The new name, if it changes.
+    pub name: Option<DestinationName>,
+    /// The new URL, if it changes.
+    pub url: Option<DestinationUrl>,
+    /// The version the client read; `None` to apply to whatever version the
+    /// server reads.
+    pub expected_version: Option<u64>,
+}
+
+/// The default number of destinations per page.
+pub const DEFAULT_PAGE_LIMIT: usize = 20;
+
+/// The largest page a list request may ask for.
+pub const MAX_PAGE_LIMIT: usize = 100;
+
+const LIST_FIELDS: &[&str; 2] = &["limit", "cursor"];
+
+/// A list request (`GET /v1/events/destinations?limit=20&cursor=whk_...`),
+/// as received: deserialize it from the query string (every value is then
+/// text) or from JSON.
+///
+/// - `limit`: 1 to 100 ([`MAX_PAGE_LIMIT`]), default 20
+///   ([`DEFAULT_PAGE_LIMIT`]); an integer or a string of decimal digits.
+///   Out of range is refused (`out_of_range`), not clamped.
+/// - `cursor`: the `nextCursor` of the previous page; absent for the first
+///   page. Clients treat it as opaque; today it is the id of the last
+///   destination of the previous page, and the next page starts after it
+///   whether or not it still exists.
+///
+/// Unknown members are refused, as for create.
+///
+/// ```
+/// use prets_destinations::ListDestinationsRequest;
+///
+/// let req: ListDestinationsRequest = serde_json::from_str(r#"{"limit":"0","cursor":"x"}"#)?;
+/// let errors = req.validate().unwrap_err();
+/// let codes: Vec<_> = errors.errors().iter().map(|e| (e.field().as_str(), e.code())).collect();
+/// assert_eq!(codes, [("limit", "out_of_range"), ("cursor", "invalid")]);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListDestinationsRequest {
+    limit: Member,
+    cursor: Member,
+}
+
+object_deserialize!(
+    ListDestinationsRequest,
+    LIST_FIELDS,
+    "an object with optional limit and cursor",
+    |m| {
+        let [limit, cursor] = m;
+        ListDestinationsRequest { limit, cursor }
+    }
+);
+
+impl ListDestinationsRequest {
+    /// The first page, with the default limit.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same request with this page size.
+    #[must_use]
+    pub fn with_limit(mut self, limit: u64) -> Self {
+        self.limit = Member::Number(limit);
+        self
+    }
+
+    /// The same request continuing after `cursor`, a previous page's
+    /// `nextCursor`.
+    #[must_use]
+    pub fn with_cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Member::String(cursor.into());
+        self
+    }
+
+    /// Checks both members, reporting every error at once.
+    ///
+    /// # Errors
+    /// [`ValidationErrors`]: `limit` `type` or `out_of_range`; `cursor`
+    /// `type` or `invalid`.
+    pub fn validate(self) -> Result<PageRequest, ValidationErrors> {
+        let mut errors = Vec::new();
+        let limit = optional_integer(
+            self.limit,
+            Field::Limit,
+            "limit must be an integer",
+            true,
+            &mut errors,
+        )
+        .ok()
+        .and_then(|limit| match limit {
+            None => Some(DEFAULT_PAGE_LIMIT),
+            Some(n) => match usize::try_from(n) {
+                Ok(n @ 1..=MAX_PAGE_LIMIT) => Some(n),
+                _ => {
+                    errors.push(FieldError::new(
+                        Field::Limit,
+                        "out_of_range",
+                        "limit must be between 1 and 100",
+                    ));
+                    None
+                }
+            },
+        });
+        let after = optional_string(
+            self.cursor,
+            Field::Cursor,
+            "cursor must be a string",
+            &mut errors,
+        )
+        .ok()
+        .and_then(|cursor| match cursor {
+            None => Some(None),
+            Some(c) => match DestinationId::try_from(c.as_str()) {
+                Ok(id) => Some(Some(id)),
+                Err(_) => {
+                    errors.push(FieldError::new(
+                        Field::Cursor,
+                        "invalid",
+                        "cursor must be the nextCursor of a previous page",
+                    ));
+                    None
+                }
+            },
+        });
+        match (limit, after) {
+            (Some(limit), Some(after)) => Ok(PageRequest { limit, after }),
+            _ => Err(ValidationErrors::from_errors(errors)),
+        }
+    }
+}
+
+/// A valid list request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// How many destinations at most, 1 to [`MAX_PAGE_LIMIT`].
+    pub limit: usize,
+    /// Start after this id; `None` for the first page.
+    pub after: Option<DestinationId>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_PAGE_LIMIT,
+            after: None,
+        }
+    }
+}
+
+const ROTATE_FIELDS: &[&str; 1] = &["gracePeriodSeconds"];
+
+/// The body of a rotation (`POST /v1/events/destinations/{destinationId}/rotate-secret`),
+/// as received: an optional `gracePeriodSeconds`, 0 to 604800 (7 days),
+/// default 86400 (24 hours). An empty body is [`RotateSecretRequest::new`].
+///
+/// ```
+/// use prets_destinations::RotateSecretRequest;
+///
+/// let req: RotateSecretRequest = serde_json::from_str(r#"{"gracePeriodSeconds":604801}"#)?;
+/// assert_eq!(req.validate().unwrap_err().errors()[0].code(), "out_of_range");
+/// let req: RotateSecretRequest = serde_json::from_str("{}")?;
+/// assert_eq!(req.validate().unwrap().as_secs(), 86_400);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RotateSecretRequest {
+    grace_period_seconds: Member,
+}
+
+object_deserialize!(
+    RotateSecretRequest,
+    ROTATE_FIELDS,
+    "an object with optional gracePeriodSeconds",
+    |m| {
+        let [grace_period_seconds] = m;
+        RotateSecretRequest {
+            grace_period_seconds,
+        }
+    }
+);
+
+impl RotateSecretRequest {
+    /// A rotation with the default grace period (24 hours).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same request with a grace period of `secs` seconds.
+    #[must_use]
+    pub fn with_grace_period_seconds(mut self, secs: u64) -> Self {
+        self.grace_period_seconds = Member::Number(secs);
+        self
+    }
+
+    /// The grace period asked for.
+    ///
+    /// # Errors
+    /// [`ValidationErrors`] on `gracePeriodSeconds`: `type` (not a
+    /// non-negative integer; `null` included) or `out_of_range` (above 7
+    /// days).
+    pub fn validate(self) -> Result<GracePeriod, ValidationErrors> {
+        let mut errors = Vec::new();
+        let secs = optional_integer(
+            self.grace_period_seconds,
+            Field::GracePeriodSeconds,
+            "gracePeriodSeconds must be a non-negative integer",
+            false,
+            &mut errors,
+        );
+        match secs {
+            Ok(None) => Ok(GracePeriod::default()),
+            Ok(Some(secs)) => GracePeriod::from_secs(secs)
+                .map_err(|e| ValidationErrors::from_errors(vec![e.to_field_error()])),
+            Err(()) => Err(ValidationErrors::from_errors(errors)),
+        }
+    }
+}
+
+/// A destination as clients read it (get, list, update): everything but its
+/// secrets, which no view holds in any form.
+///
+/// Serializes as `{"destinationId","name","url","createdAt","updatedAt","version"}`.
+/// `version` is what an update may send back to apply only to this version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DestinationView {
+    destination_id: DestinationId,
+    name: DestinationName,
+    url: DestinationUrl,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    version: u64,
+}
+
+impl From<&DestinationRecord> for DestinationView {
+    fn from(r: &DestinationRecord) -> Self {
+        Self {
+            destination_id: r.destination_id,
+            name: r.name.clone(),
+            url: r.url.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+        }
+    }
+}
+
+impl DestinationView {
+    /// The id.
+    #[must_use]
+    pub fn destination_id(&self) -> DestinationId {
+        self.destination_id
+    }
+    /// The name.
+    #[must_use]
+    pub fn name(&self) -> &DestinationName {
+        &self.name
+    }
+    /// The URL.
+    #[must_use]
+    pub fn url(&self) -> &DestinationUrl {
+        &self.url
+    }
+    /// Creation time (whole seconds); never changes.
+    #[must_use]
+    pub fn created_at(&self) -> Timestamp {
+        self.created_at
+    }
+    /// Time of the last update or rotation (whole seconds).
+    #[must_use]
+    pub fn updated_at(&self) -> Timestamp {
+        self.updated_at
+    }
+    /// The version: 1 when created, one more on each update or rotation.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+}
+
+/// One page of a list: `{"data":[...],"hasMore":true,"nextCursor":"whk_..."}`.
+///
+/// `nextCursor` is `null` exactly when `hasMore` is `false`; pass it as the
+/// next request's `cursor`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DestinationPage {
+    /// The destinations, in ascending id order.
+    pub data: Vec<DestinationView>,
+    /// Whether more destinations follow.
+    pub has_more: bool,
+    /// The cursor of the next page, when there is one.
+    pub next_cursor: Option<DestinationId>,
+}
+
+/// The body of a successful delete: `{"destinationId":"whk_...","deleted":true}`
+/// (a host may answer `204 No Content` instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedDestination {
+    /// The id that was deleted.
+    pub destination_id: DestinationId,
+    /// Always `true`.
+    pub deleted: bool,
+}
+
+/// An error answer of any operation: an HTTP status and the body create uses
+/// for its field errors, `{"errors":[{"field","code","message"}]}`, so a
+/// client parses one shape everywhere.
+///
+/// | code | status | field | when |
+/// |---|---|---|---|
+/// | field codes (`required`, `too_long`, `out_of_range`, ...) | 422 | the bad field | validation |
+/// | `not_found` | 404 | `destinationId` | no such destination in the organization |
+/// | `conflict` | 409 | `destinationId` | create with an id the organization has |
+/// | `version_mismatch` | 409 | `version` | the destination changed since it was read |
+///
+/// ```
+/// use prets_destinations::ApiError;
+///
+/// let e = ApiError::not_found();
+/// assert_eq!((e.status(), e.code()), (404, "not_found"));
+/// let body = serde_json::to_string(&e)?;
+/// assert!(body.starts_with(r#"{"errors":[{"field":"destinationId","code":"not_found""#));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    status: u16,
+    body: ValidationErrors,
+}
+
+impl ApiError {
+    fn one(status: u16, field: Field, code: &'static str, message: &'static str) -> Self {
+        Self {
+            status,
+            body: ValidationErrors::from_errors(vec![FieldError::new(field, code, message)]),
+        }
+    }
+
+    /// `404 not_found`: the organization has no destination with that id.
+    #[must_use]
+    pub fn not_found() -> Self {
+        Self::one(
+            404,
+            Field::DestinationId,
+            "not_found",
+            "no destination with this destinationId",
+        )
+    }
+
+    /// `409 conflict`: create with a `destinationId` the organization has.
+    #[must_use]
+    pub fn conflict() -> Self {
+        Self::one(
+            409,
+            Field::DestinationId,
+            "conflict",
+            "a destination with this destinationId already exists",
+        )
+    }
+
+    /// `409 version_mismatch`: the destination changed since it was read;
+    /// read it again and retry.
+    #[must_use]
+    pub fn version_mismatch() -> Self {
+        Self::one(
+            409,
+            Field::Version,
+            "version_mismatch",
+            "the destination changed since it was read",
+        )
+    }
+
+    /// `422` with every field error.
+    #[must_use]
+    pub fn invalid(errors: ValidationErrors) -> Self {
+        Self {
+            status: 422,
+            body: errors,
+        }
+    }
+
+    /// The HTTP status.
+    #[must_use]
+    pub const fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The code of the first error (for `not_found`, `conflict` and
+    /// `version_mismatch`, the only one).
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        self.body
+            .errors()
+            .first()
+            .map_or("invalid", FieldError::code)
+    }
+
+    /// The body, every error.
+    #[must_use]
+    pub const fn errors(&self) -> &ValidationErrors {
+        &self.body
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(errors: ValidationErrors) -> Self {
+        Self::invalid(errors)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status, self.body)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl Serialize for ApiError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.body.serialize(serializer)
     }
 }

@@ -176,6 +176,16 @@ fn the_record_round_trips_through_serde() {
 }
 
 #[test]
+fn a_stored_record_with_a_cleartext_secret_member_does_not_load() {
+    let plan = plan_create(spec_request(), &tenant(), now(), &mut rng(5), &sealer()).unwrap();
+    let mut value: Value = serde_json::to_value(&plan.record).unwrap();
+    let secret = plan.response.bearer_secret().expose_secret().to_owned();
+    value["bearerSecret"] = Value::String(secret);
+    let loaded = serde_json::from_value::<DestinationRecord>(value);
+    assert!(loaded.is_err(), "an unknown member was silently dropped");
+}
+
+#[test]
 fn a_client_id_is_kept() {
     let request = spec_request().with_destination_id(CLIENT_ID);
     let plan = plan_create(request, &tenant(), now(), &mut rng(6), &sealer()).unwrap();

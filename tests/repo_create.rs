@@ -72,6 +72,29 @@ impl DestinationRepo for Scripted {
     ) -> Result<Vec<(TenantId, DestinationRecord)>, Boom> {
         unreachable!("create never reads")
     }
+    async fn list_page(
+        &self,
+        _: &TenantId,
+        _: Option<DestinationId>,
+        _: usize,
+    ) -> Result<Vec<DestinationRecord>, Boom> {
+        unreachable!("create never reads")
+    }
+    async fn replace(
+        &self,
+        _: &TenantId,
+        _: u64,
+        _: &DestinationRecord,
+    ) -> Result<prets_destinations::ReplaceOutcome, Boom> {
+        unreachable!("create never replaces")
+    }
+    async fn remove(
+        &self,
+        _: &TenantId,
+        _: DestinationId,
+    ) -> Result<prets_destinations::RemoveOutcome, Boom> {
+        unreachable!("create never removes")
+    }
 }
 
 const CLIENT_ID: &str = "whk_01HF2V3J6T0Q8X5Y7Z9ABCDEFG";
@@ -204,10 +227,12 @@ fn record_holds_the_sealed_secret_and_digest_never_the_cleartext() {
         "createdAt",
         "destinationId",
         "name",
+        "previousSecrets",
         "sealedSecret",
         "secretDigest",
         "updatedAt",
         "url",
+        "version",
     ];
     expected.sort();
     assert_eq!(keys_seen, expected);

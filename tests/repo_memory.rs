@@ -18,7 +18,7 @@ use std::thread;
 use prets_destinations::conformance::{self, FailingInserts};
 use prets_destinations::{
     CreateDestinationRequest, CreateOutcome, DestinationId, DestinationRecord, DestinationRepo,
-    InsertOutcome, MemoryRepo, SecretDigest, TenantId, create,
+    InsertOutcome, MemoryRepo, RemoveOutcome, ReplaceOutcome, SecretDigest, TenantId, create,
 };
 use repo_support::{block_on, keyring, now, rng, tenant};
 
@@ -160,6 +160,14 @@ enum Flaw {
     FindsInOneTenant,
     /// `get` loses the URL's query.
     LosesAField,
+    /// `list_page` includes the cursor's own record.
+    PagesInclusively,
+    /// `replace` ignores the expected version.
+    ReplacesBlindly,
+    /// `replace` stores no previous secrets.
+    DropsPreviousSecrets,
+    /// `remove` answers `Removed` but keeps the record.
+    RemovesNothing,
 }
 
 fn shared() -> TenantId {
@@ -216,6 +224,51 @@ impl DestinationRepo for Broken {
             Flaw::FindsInOneTenant => found.into_iter().take(0).collect(),
             _ => found,
         })
+    }
+    async fn list_page(
+        &self,
+        t: &TenantId,
+        after: Option<DestinationId>,
+        limit: usize,
+    ) -> Result<Vec<DestinationRecord>, Self::Error> {
+        match self.flaw {
+            // An offset-like cursor: includes the cursor's own record.
+            Flaw::PagesInclusively => {
+                let mut all = self.inner.list(t).await?;
+                all.retain(|r| after.is_none_or(|a| r.destination_id >= a));
+                all.truncate(limit);
+                Ok(all)
+            }
+            _ => self.inner.list_page(t, after, limit).await,
+        }
+    }
+    async fn replace(
+        &self,
+        t: &TenantId,
+        expected: u64,
+        r: &DestinationRecord,
+    ) -> Result<ReplaceOutcome, Self::Error> {
+        match self.flaw {
+            Flaw::ReplacesBlindly => match self.inner.get(t, r.destination_id).await? {
+                Some(stored) => self.inner.replace(t, stored.version, r).await,
+                None => Ok(ReplaceOutcome::NotFound),
+            },
+            Flaw::DropsPreviousSecrets => {
+                let mut r = r.clone();
+                r.previous_secrets.clear();
+                self.inner.replace(t, expected, &r).await
+            }
+            _ => self.inner.replace(t, expected, r).await,
+        }
+    }
+    async fn remove(&self, t: &TenantId, id: DestinationId) -> Result<RemoveOutcome, Self::Error> {
+        match self.flaw {
+            Flaw::RemovesNothing => Ok(match self.inner.get(t, id).await? {
+                Some(_) => RemoveOutcome::Removed,
+                None => RemoveOutcome::NotFound,
+            }),
+            _ => self.inner.remove(t, id).await,
+        }
     }
 }
 
@@ -276,5 +329,53 @@ fn the_kit_catches_a_repo_that_loses_a_field() {
     assert!(kit_fails(
         conformance::insert_get_round_trip,
         Flaw::LosesAField
+    ));
+}
+
+#[test]
+fn the_kit_catches_a_repo_whose_cursor_is_inclusive() {
+    assert!(kit_fails(
+        conformance::list_page_walks_in_id_order,
+        Flaw::PagesInclusively
+    ));
+    assert!(kit_fails(
+        conformance::pages_hold_under_concurrent_changes,
+        Flaw::PagesInclusively
+    ));
+}
+
+#[test]
+fn the_kit_catches_a_repo_without_compare_and_swap() {
+    assert!(kit_fails(
+        conformance::replace_is_compare_and_swap,
+        Flaw::ReplacesBlindly
+    ));
+    assert!(kit_fails(
+        |r| conformance::concurrent_replaces_one_wins(r, 4),
+        Flaw::ReplacesBlindly
+    ));
+}
+
+#[test]
+fn the_kit_catches_a_repo_that_drops_previous_secrets() {
+    assert!(kit_fails(
+        conformance::replace_is_compare_and_swap,
+        Flaw::DropsPreviousSecrets
+    ));
+    assert!(kit_fails(
+        conformance::rotation_keeps_previous_secrets,
+        Flaw::DropsPreviousSecrets
+    ));
+}
+
+#[test]
+fn the_kit_catches_a_repo_that_does_not_remove() {
+    assert!(kit_fails(
+        conformance::remove_deletes_everything,
+        Flaw::RemovesNothing
+    ));
+    assert!(kit_fails(
+        conformance::lifecycle_through_the_core,
+        Flaw::RemovesNothing
     ));
 }

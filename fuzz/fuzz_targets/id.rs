@@ -1,0 +1,72 @@
+//! `DestinationId`: never panics; every accepted input round-trips exactly and
+//! decodes to the 128-bit value its Crockford digits spell; every 128-bit
+//! value writes an id that parses back to itself.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use prets_destinations::{DestinationId, Field, ID_PREFIX};
+
+/// The value of an upper-case Crockford base32 digit.
+fn crockford(c: u8) -> Option<u128> {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    ALPHABET.iter().position(|&a| a == c).map(|v| v as u128)
+}
+
+fn check_value(value: u128) {
+    let id = DestinationId::from_u128(value);
+    assert_eq!(id.to_u128(), value);
+    assert_eq!(u128::from(id.timestamp_ms()), value >> 80);
+    let text = id.to_string();
+    assert_eq!(text.len(), 30);
+    assert_eq!(text.parse::<DestinationId>(), Ok(id));
+    assert_eq!(String::from(id), text);
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Some(bytes) = data.first_chunk::<16>() {
+        check_value(u128::from_be_bytes(*bytes));
+    }
+
+    let text = String::from_utf8_lossy(data);
+    let s: &str = &text;
+
+    let parsed = s.parse::<DestinationId>();
+    assert_eq!(DestinationId::try_from(s), parsed);
+    assert_eq!(DestinationId::try_from(s.to_owned()), parsed);
+    let json = serde_json::to_string(s).expect("a str serializes");
+    let via_serde = serde_json::from_str::<DestinationId>(&json);
+
+    match parsed {
+        Ok(id) => {
+            assert_eq!(id.to_string(), s);
+            assert_eq!(format!("{id:?}"), format!("DestinationId({s})"));
+            let again: DestinationId = id.to_string().parse().expect("output re-parses");
+            assert_eq!(again, id);
+            assert_eq!(via_serde.expect("serde accepts what FromStr accepts"), id);
+            assert_eq!(serde_json::to_string(&id).expect("serializes"), json);
+
+            let digits = s
+                .strip_prefix(ID_PREFIX)
+                .expect("accepted ids carry the prefix");
+            let mut value: u128 = 0;
+            for c in digits.bytes() {
+                let d = crockford(c).expect("accepted ids use upper-case crockford digits");
+                value = value
+                    .checked_mul(32)
+                    .and_then(|v| v.checked_add(d))
+                    .expect("accepted ids fit in 128 bits");
+            }
+            assert_eq!(id.to_u128(), value);
+            check_value(value);
+        }
+        Err(e) => {
+            assert!(via_serde.is_err(), "serde accepted what FromStr refused");
+            let fe = e.to_field_error();
+            assert_eq!(fe.field(), Field::DestinationId);
+            assert_eq!(fe.code(), e.code());
+            assert_eq!(fe.message(), e.message());
+            assert_eq!(e.to_string(), e.message());
+        }
+    }
+});

@@ -1,0 +1,336 @@
+//! The lifecycle after create, over a [`DestinationRepo`]: [`get`], [`list`]
+//! (cursor pagination), [`update`] (compare-and-swap), [`delete`] and
+//! [`rotate`] (a new secret, the old one valid for a grace period).
+//!
+//! Like [`create`](crate::create), each answers every client outcome with a
+//! value (`Ok`), and `Err` carries only the repo's own error, for the host's
+//! `5xx`. Each outcome has `into_result`, giving the success body or the
+//! [`ApiError`] to send.
+
+use rand_core::CryptoRng;
+
+use crate::{
+    ApiError, CreateOutcome, CreatedDestination, DestinationId, DestinationPage, DestinationPatch,
+    DestinationRecord, DestinationRepo, DestinationView, ListDestinationsRequest, PageRequest,
+    RemoveOutcome, ReplaceOutcome, RotateSecretRequest, RotatedSecret, SealingKey, TenantId,
+    Timestamp, UpdateDestinationRequest, ValidationErrors,
+};
+
+/// The answer of [`get`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum GetOutcome {
+    /// The destination (`200`).
+    Found(DestinationView),
+    /// The organization has no destination with that id (`404 not_found`).
+    NotFound,
+}
+
+impl GetOutcome {
+    /// The `200` body, or the error to answer.
+    ///
+    /// # Errors
+    /// [`ApiError::not_found`].
+    pub fn into_result(self) -> Result<DestinationView, ApiError> {
+        match self {
+            Self::Found(view) => Ok(view),
+            Self::NotFound => Err(ApiError::not_found()),
+        }
+    }
+}
+
+/// The answer of [`list`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum ListOutcome {
+    /// One page (`200`).
+    Page(DestinationPage),
+    /// `limit` or `cursor` is invalid (`422`).
+    Invalid(ValidationErrors),
+}
+
+impl ListOutcome {
+    /// The `200` body, or the error to answer.
+    ///
+    /// # Errors
+    /// [`ApiError::invalid`].
+    pub fn into_result(self) -> Result<DestinationPage, ApiError> {
+        match self {
+            Self::Page(page) => Ok(page),
+            Self::Invalid(errors) => Err(ApiError::invalid(errors)),
+        }
+    }
+}
+
+/// The answer of [`update`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum UpdateOutcome {
+    /// Updated; the destination as it now is (`200`).
+    Updated(DestinationView),
+    /// The organization has no destination with that id (`404 not_found`).
+    NotFound,
+    /// The destination is not at the version the request named, or changed
+    /// between the read and the write; nothing was written
+    /// (`409 version_mismatch`). Read it again and retry.
+    VersionMismatch,
+    /// Some fields are invalid, all listed; the repo was not called (`422`).
+    Invalid(ValidationErrors),
+}
+
+impl UpdateOutcome {
+    /// The `200` body, or the error to answer.
+    ///
+    /// # Errors
+    /// [`ApiError::not_found`], [`ApiError::version_mismatch`] or
+    /// [`ApiError::invalid`].
+    pub fn into_result(self) -> Result<DestinationView, ApiError> {
+        match self {
+            Self::Updated(view) => Ok(view),
+            Self::NotFound => Err(ApiError::not_found()),
+            Self::VersionMismatch => Err(ApiError::version_mismatch()),
+            Self::Invalid(errors) => Err(ApiError::invalid(errors)),
+        }
+    }
+}
+
+/// The answer of [`delete`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum DeleteOutcome {
+    /// Deleted, with its secrets (`200` with [`DeletedDestination`](crate::DeletedDestination), or `204`).
+    Deleted,
+    /// The organization has no destination with that id (`404 not_found`).
+    NotFound,
+}
+
+/// The answer of [`rotate`].
+#[derive(Debug)]
+#[must_use]
+pub enum RotateOutcome {
+    /// Rotated; send this body, with the new secret, once (`200`).
+    Rotated(RotatedSecret),
+    /// The organization has no destination with that id (`404 not_found`).
+    NotFound,
+    /// The destination changed between the read and the write (another
+    /// rotation or update); nothing was written, and the minted secret is
+    /// gone (`409 version_mismatch`). Retry. (Also the answer, in practice
+    /// unreachable, for a record at version `u64::MAX` or a deadline past
+    /// year 9999.)
+    VersionMismatch,
+    /// `gracePeriodSeconds` is invalid (`422`).
+    Invalid(ValidationErrors),
+}
+
+impl RotateOutcome {
+    /// The `200` body, or the error to answer.
+    ///
+    /// # Errors
+    /// [`ApiError::not_found`], [`ApiError::version_mismatch`] or
+    /// [`ApiError::invalid`].
+    pub fn into_result(self) -> Result<RotatedSecret, ApiError> {
+        match self {
+            Self::Rotated(rotated) => Ok(rotated),
+            Self::NotFound => Err(ApiError::not_found()),
+            Self::VersionMismatch => Err(ApiError::version_mismatch()),
+            Self::Invalid(errors) => Err(ApiError::invalid(errors)),
+        }
+    }
+}
+
+impl CreateOutcome {
+    /// The `201` body, or the error to answer.
+    ///
+    /// # Errors
+    /// [`ApiError::conflict`] or [`ApiError::invalid`].
+    pub fn into_result(self) -> Result<CreatedDestination, ApiError> {
+        match self {
+            Self::Created(created) => Ok(created),
+            Self::Conflict { .. } => Err(ApiError::conflict()),
+            Self::Invalid(errors) => Err(ApiError::invalid(errors)),
+        }
+    }
+}
+
+/// The tenant's destination `id`, without its secrets.
+///
+/// # Errors
+/// Only the repo's.
+pub async fn get<R: DestinationRepo>(
+    repo: &R,
+    tenant: &TenantId,
+    id: DestinationId,
+) -> Result<GetOutcome, R::Error> {
+    Ok(match repo.get(tenant, id).await? {
+        Some(record) => GetOutcome::Found(DestinationView::from(&record)),
+        None => GetOutcome::NotFound,
+    })
+}
+
+/// One page of the tenant's destinations, in ascending id order: validates
+/// `request` (limit 1 to 100, default 20; cursor from a previous page) and
+/// asks the repo for one more than the limit, to know whether more follow.
+///
+/// Walking the pages by `nextCursor` never repeats a destination and never
+/// skips one that existed for the whole walk, whatever is created or
+/// deleted meanwhile (the cursor is a position in id order, not an offset).
+///
+/// # Errors
+/// Only the repo's.
+pub async fn list<R: DestinationRepo>(
+    repo: &R,
+    tenant: &TenantId,
+    request: ListDestinationsRequest,
+) -> Result<ListOutcome, R::Error> {
+    match request.validate() {
+        Ok(page) => list_page(repo, tenant, page).await.map(ListOutcome::Page),
+        Err(errors) => Ok(ListOutcome::Invalid(errors)),
+    }
+}
+
+/// [`list`] for an already valid request.
+///
+/// # Errors
+/// Only the repo's.
+pub async fn list_page<R: DestinationRepo>(
+    repo: &R,
+    tenant: &TenantId,
+    page: PageRequest,
+) -> Result<DestinationPage, R::Error> {
+    let limit = page.limit.max(1);
+    let mut records = repo
+        .list_page(tenant, page.after, limit.saturating_add(1))
+        .await?;
+    let has_more = records.len() > limit;
+    records.truncate(limit);
+    let next_cursor = if has_more {
+        records.last().map(|r| r.destination_id)
+    } else {
+        None
+    };
+    Ok(DestinationPage {
+        data: records.iter().map(DestinationView::from).collect(),
+        has_more,
+        next_cursor,
+    })
+}
+
+impl DestinationRecord {
+    /// The record with `patch` applied at `now`: the given fields replaced,
+    /// `updated_at` = `now` (whole seconds), version + 1; `created_at` and
+    /// every secret untouched. Pure. `None` only if the version cannot grow.
+    #[must_use]
+    pub fn patched(&self, patch: &DestinationPatch, now: Timestamp) -> Option<Self> {
+        Some(Self {
+            name: patch.name.clone().unwrap_or_else(|| self.name.clone()),
+            url: patch.url.clone().unwrap_or_else(|| self.url.clone()),
+            updated_at: now.truncated(),
+            version: self.version.checked_add(1)?,
+            ..self.clone()
+        })
+    }
+}
+
+/// Updates the name and/or URL of the tenant's destination `id`: validates
+/// `request` with the rules of create (every field error at once), reads the
+/// record, applies the patch and writes it back with a compare-and-swap on
+/// the version read.
+///
+/// A change that lands between the read and the write, or a `version` in
+/// the request other than the stored one, gives
+/// [`UpdateOutcome::VersionMismatch`] and writes nothing: concurrent updates
+/// never silently lose one another. Every successful update moves
+/// `updatedAt` to `now` and the version up by one, even if no value changed.
+///
+/// # Errors
+/// Only the repo's.
+pub async fn update<R: DestinationRepo>(
+    repo: &R,
+    tenant: &TenantId,
+    id: DestinationId,
+    request: UpdateDestinationRequest,
+    now: Timestamp,
+) -> Result<UpdateOutcome, R::Error> {
+    let patch = match request.validate() {
+        Ok(patch) => patch,
+        Err(errors) => return Ok(UpdateOutcome::Invalid(errors)),
+    };
+    let Some(current) = repo.get(tenant, id).await? else {
+        return Ok(UpdateOutcome::NotFound);
+    };
+    if patch.expected_version.is_some_and(|v| v != current.version) {
+        return Ok(UpdateOutcome::VersionMismatch);
+    }
+    let Some(next) = current.patched(&patch, now) else {
+        return Ok(UpdateOutcome::VersionMismatch);
+    };
+    Ok(match repo.replace(tenant, current.version, &next).await? {
+        ReplaceOutcome::Replaced => UpdateOutcome::Updated(DestinationView::from(&next)),
+        ReplaceOutcome::NotFound => UpdateOutcome::NotFound,
+        ReplaceOutcome::VersionMismatch => UpdateOutcome::VersionMismatch,
+    })
+}
+
+/// Deletes the tenant's destination `id` and its secrets (current and
+/// previous); deliveries stop being authorized at once.
+///
+/// The id is free again afterwards: a create with the same client-supplied
+/// `destinationId` makes a new destination, with a new secret and version 1.
+///
+/// # Errors
+/// Only the repo's.
+pub async fn delete<R: DestinationRepo>(
+    repo: &R,
+    tenant: &TenantId,
+    id: DestinationId,
+) -> Result<DeleteOutcome, R::Error> {
+    Ok(match repo.remove(tenant, id).await? {
+        RemoveOutcome::Removed => DeleteOutcome::Deleted,
+        RemoveOutcome::NotFound => DeleteOutcome::NotFound,
+    })
+}
+
+/// Rotates the secret of the tenant's destination `id`: mints a new secret,
+/// seals it under `sealer` and makes it the current one (deliveries carry it
+/// from now on); the replaced secret stays valid for the request's grace
+/// period (0 to 7 days, default 24 hours), expired previous secrets are
+/// dropped and at most [`MAX_PREVIOUS_SECRETS`](crate::MAX_PREVIOUS_SECRETS)
+/// are kept. See [`DestinationRecord::plan_rotation`].
+///
+/// The new secret leaves only in [`RotateOutcome::Rotated`], after the repo
+/// stored it. A concurrent change between the read and the write gives
+/// [`RotateOutcome::VersionMismatch`], and the minted secret is dropped.
+///
+/// # Errors
+/// Only the repo's.
+pub async fn rotate<R, G>(
+    repo: &R,
+    tenant: &TenantId,
+    id: DestinationId,
+    request: RotateSecretRequest,
+    now: Timestamp,
+    rng: &mut G,
+    sealer: &SealingKey,
+) -> Result<RotateOutcome, R::Error>
+where
+    R: DestinationRepo,
+    G: CryptoRng + Send + ?Sized,
+{
+    let grace = match request.validate() {
+        Ok(grace) => grace,
+        Err(errors) => return Ok(RotateOutcome::Invalid(errors)),
+    };
+    let Some(current) = repo.get(tenant, id).await? else {
+        return Ok(RotateOutcome::NotFound);
+    };
+    let Some(plan) = current.plan_rotation(tenant, now, grace, rng, sealer) else {
+        return Ok(RotateOutcome::VersionMismatch);
+    };
+    Ok(
+        match repo.replace(tenant, current.version, &plan.record).await? {
+            ReplaceOutcome::Replaced => RotateOutcome::Rotated(plan.response),
+            ReplaceOutcome::NotFound => RotateOutcome::NotFound,
+            ReplaceOutcome::VersionMismatch => RotateOutcome::VersionMismatch,
+        },
+    )
+}

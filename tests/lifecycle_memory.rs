@@ -1,0 +1,185 @@
+//! `MemoryRepo` against each lifecycle property of the conformance kit, and
+//! compare-and-swap from truly parallel threads.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test helpers as well as tests: a panic is a test failure"
+)]
+#![cfg(all(feature = "memory", feature = "conformance"))]
+
+mod repo_support;
+
+use std::sync::Barrier;
+use std::thread;
+
+use prets_destinations::conformance::{self, FailingInserts};
+use prets_destinations::{
+    CreateDestinationRequest, CreateOutcome, DestinationRepo, GracePeriod, MemoryRepo,
+    RemoveOutcome, ReplaceOutcome, RotateOutcome, RotateSecretRequest, UpdateDestinationRequest,
+    create, delete, rotate, update,
+};
+use repo_support::{block_on, keyring, now, rng, tenant};
+
+#[test]
+fn memory_repo_pages_in_id_order() {
+    block_on(conformance::list_page_walks_in_id_order(&MemoryRepo::new()));
+}
+
+#[test]
+fn memory_repo_pages_hold_under_concurrent_changes() {
+    block_on(conformance::pages_hold_under_concurrent_changes(
+        &MemoryRepo::new(),
+    ));
+}
+
+#[test]
+fn memory_repo_replace_is_compare_and_swap() {
+    block_on(conformance::replace_is_compare_and_swap(&MemoryRepo::new()));
+    block_on(conformance::concurrent_replaces_one_wins(
+        &MemoryRepo::new(),
+        32,
+    ));
+}
+
+#[test]
+fn memory_repo_remove_deletes_everything() {
+    block_on(conformance::remove_deletes_everything(&MemoryRepo::new()));
+}
+
+#[test]
+fn memory_repo_keeps_previous_secrets() {
+    block_on(conformance::rotation_keeps_previous_secrets(
+        &MemoryRepo::new(),
+    ));
+}
+
+#[test]
+fn memory_repo_lifecycle_through_the_core() {
+    block_on(conformance::lifecycle_through_the_core(&MemoryRepo::new()));
+}
+
+#[test]
+fn parallel_threads_replacing_one_version_have_one_winner() {
+    let repo = MemoryRepo::new();
+    let mut rng = rng(11);
+    let keys = keyring(1, &mut rng);
+    let org = tenant("org_cas");
+    let request = CreateDestinationRequest::new("n", "https://example.com/");
+    let CreateOutcome::Created(created) = block_on(create(
+        &repo,
+        &org,
+        request,
+        now(),
+        &mut rng,
+        keys.current(),
+    ))
+    .unwrap() else {
+        panic!("not created")
+    };
+    let record = block_on(repo.get(&org, created.destination_id()))
+        .unwrap()
+        .unwrap();
+    let threads = 8;
+    let candidates: Vec<_> = (0..threads)
+        .map(|_| {
+            record
+                .plan_rotation(
+                    &org,
+                    now(),
+                    GracePeriod::default(),
+                    &mut rng,
+                    keys.current(),
+                )
+                .unwrap()
+                .record
+        })
+        .collect();
+    let barrier = Barrier::new(threads);
+    let outcomes: Vec<_> = thread::scope(|s| {
+        let handles: Vec<_> = candidates
+            .iter()
+            .map(|c| {
+                let (repo, org, barrier) = (&repo, &org, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    block_on(repo.replace(org, 1, c)).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let winners: Vec<_> = outcomes
+        .iter()
+        .zip(&candidates)
+        .filter(|(o, _)| **o == ReplaceOutcome::Replaced)
+        .map(|(_, c)| c)
+        .collect();
+    assert_eq!(winners.len(), 1);
+    assert!(outcomes.iter().all(|o| matches!(
+        o,
+        ReplaceOutcome::Replaced | ReplaceOutcome::VersionMismatch
+    )));
+    let stored = block_on(repo.get(&org, record.destination_id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(&stored, winners[0]);
+}
+
+#[test]
+fn failed_writes_change_nothing_and_surface_the_error() {
+    let repo = MemoryRepo::new();
+    let mut rng = rng(12);
+    let keys = keyring(1, &mut rng);
+    let org = tenant("org_fail");
+    let request = CreateDestinationRequest::new("n", "https://example.com/");
+    let CreateOutcome::Created(created) = block_on(create(
+        &repo,
+        &org,
+        request,
+        now(),
+        &mut rng,
+        keys.current(),
+    ))
+    .unwrap() else {
+        panic!("not created")
+    };
+    let id = created.destination_id();
+    let before = block_on(repo.get(&org, id)).unwrap();
+    let failing = FailingInserts::new(&repo);
+    let patch = UpdateDestinationRequest::new().with_name("other");
+    assert!(block_on(update(&failing, &org, id, patch, now())).is_err());
+    assert!(
+        block_on(rotate(
+            &failing,
+            &org,
+            id,
+            RotateSecretRequest::new(),
+            now(),
+            &mut rng,
+            keys.current()
+        ))
+        .is_err()
+    );
+    assert!(block_on(delete(&failing, &org, id)).is_err());
+    assert_eq!(block_on(repo.get(&org, id)).unwrap(), before);
+    // And the memory repo itself answers the same calls with values.
+    assert!(matches!(
+        block_on(rotate(
+            &repo,
+            &org,
+            id,
+            RotateSecretRequest::new(),
+            now(),
+            &mut rng,
+            keys.current()
+        ))
+        .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    assert_eq!(
+        block_on(repo.remove(&org, id)).unwrap(),
+        RemoveOutcome::Removed
+    );
+}
