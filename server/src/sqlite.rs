@@ -15,7 +15,8 @@ use std::thread;
 
 use prets_destinations::{
     DestinationId, DestinationName, DestinationRecord, DestinationRepo, DestinationUrl,
-    InsertOutcome, SealedSecret, SecretDigest, TenantId, Timestamp,
+    InsertOutcome, PreviousSecret, RemoveOutcome, ReplaceOutcome, SealedSecret, SecretDigest,
+    TenantId, Timestamp,
 };
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 use tokio::sync::oneshot;
@@ -44,6 +45,20 @@ const MIGRATIONS: &[&str] = &[
         tenant_id     TEXT    NOT NULL,
         created_at_ms INTEGER NOT NULL
     ) STRICT, WITHOUT ROWID;",
+    // 2: versions and rotated-out secrets.
+    "ALTER TABLE destinations ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE previous_secrets (
+        tenant_id      TEXT    NOT NULL,
+        destination_id TEXT    NOT NULL,
+        position       INTEGER NOT NULL,
+        sealed_secret  BLOB    NOT NULL,
+        secret_digest  BLOB    NOT NULL,
+        expires_at_ms  INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, destination_id, position),
+        FOREIGN KEY (tenant_id, destination_id)
+            REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX previous_secrets_by_secret_digest ON previous_secrets (secret_digest);",
 ];
 
 /// The schema version this build writes: the number of migrations.
@@ -52,8 +67,7 @@ pub fn schema_version() -> usize {
     MIGRATIONS.len()
 }
 
-const COLUMNS: &str =
-    "destination_id, name, url, created_at_ms, updated_at_ms, sealed_secret, secret_digest";
+const COLUMNS: &str = "destination_id, name, url, created_at_ms, updated_at_ms, sealed_secret, secret_digest, version";
 
 type Finish = Box<dyn FnOnce(Option<&SqliteError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Finish + Send>;
@@ -339,6 +353,7 @@ struct RawRow {
     updated_at: i64,
     sealed_secret: Vec<u8>,
     secret_digest: Vec<u8>,
+    version: i64,
 }
 
 impl RawRow {
@@ -351,10 +366,14 @@ impl RawRow {
             updated_at: row.get(4)?,
             sealed_secret: row.get(5)?,
             secret_digest: row.get(6)?,
+            version: row.get(7)?,
         })
     }
 
-    fn decode(self) -> JobResult<DestinationRecord> {
+    /// The record, with its previous secrets read from `conn` (in the same
+    /// transaction as the row).
+    fn decode(self, conn: &Connection, tenant: &str) -> JobResult<DestinationRecord> {
+        let previous_secrets = previous_secrets(conn, tenant, &self.destination_id)?;
         let digest: [u8; 32] = self
             .secret_digest
             .try_into()
@@ -369,8 +388,100 @@ impl RawRow {
             sealed_secret: SealedSecret::from_bytes(&self.sealed_secret)
                 .map_err(|_| SqliteError::corrupt("sealed secret"))?,
             secret_digest: SecretDigest::from_bytes(digest),
+            version: version_from_sql(self.version),
+            previous_secrets,
         })
     }
+}
+
+fn digest(bytes: Vec<u8>) -> JobResult<SecretDigest> {
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| SqliteError::corrupt("secret digest"))?;
+    Ok(SecretDigest::from_bytes(bytes))
+}
+
+/// The previous secrets of one destination, newest first (as stored).
+fn previous_secrets(
+    conn: &Connection,
+    tenant: &str,
+    destination_id: &str,
+) -> JobResult<Vec<PreviousSecret>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT sealed_secret, secret_digest, expires_at_ms FROM previous_secrets
+         WHERE tenant_id = ?1 AND destination_id = ?2 ORDER BY position",
+    )?;
+    let rows = stmt.query_map(params![tenant, destination_id], |row| {
+        Ok((
+            row.get::<_, Vec<u8>>(0)?,
+            row.get::<_, Vec<u8>>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (sealed, secret_digest, expires_at) = row?;
+        out.push(PreviousSecret {
+            sealed_secret: SealedSecret::from_bytes(&sealed)
+                .map_err(|_| SqliteError::corrupt("previous sealed secret"))?,
+            secret_digest: digest(secret_digest)?,
+            expires_at: timestamp(expires_at, "previous secret expiry")?,
+        });
+    }
+    Ok(out)
+}
+
+fn write_previous_secrets(
+    conn: &Connection,
+    tenant: &str,
+    record: &DestinationRecord,
+) -> JobResult<()> {
+    let id = record.destination_id.to_string();
+    conn.prepare_cached(
+        "DELETE FROM previous_secrets WHERE tenant_id = ?1 AND destination_id = ?2",
+    )?
+    .execute(params![tenant, id])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO previous_secrets (tenant_id, destination_id, position, sealed_secret,
+             secret_digest, expires_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (position, previous) in record.previous_secrets.iter().enumerate() {
+        let position = i64::try_from(position).map_err(|_| SqliteError::corrupt("position"))?;
+        insert.execute(params![
+            tenant,
+            id,
+            position,
+            &previous.sealed_secret.to_bytes()[..],
+            &previous.secret_digest.as_bytes()[..],
+            millis(previous.expires_at),
+        ])?;
+    }
+    Ok(())
+}
+
+/// A version as SQLite's signed 64-bit integer: the same 64 bits, so every
+/// `u64` round-trips and compares for equality (versions are never ordered
+/// in SQL).
+fn version(v: u64) -> i64 {
+    i64::from_be_bytes(v.to_be_bytes())
+}
+
+fn version_from_sql(v: i64) -> u64 {
+    u64::from_be_bytes(v.to_be_bytes())
+}
+
+/// Reads the records of a statement's rows (the `COLUMNS`, for `tenant`).
+fn read_records(
+    conn: &Connection,
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+    tenant: &str,
+) -> JobResult<Vec<DestinationRecord>> {
+    let raw: Vec<RawRow> = stmt
+        .query_map(params, RawRow::read)?
+        .collect::<rusqlite::Result<_>>()?;
+    raw.into_iter().map(|r| r.decode(conn, tenant)).collect()
 }
 
 impl DestinationRepo for SqliteRepo {
@@ -387,8 +498,8 @@ impl DestinationRepo for SqliteRepo {
             let changed = conn
                 .prepare_cached(
                     "INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,
-                         updated_at_ms, sealed_secret, secret_digest)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                         updated_at_ms, sealed_secret, secret_digest, version)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                      ON CONFLICT (tenant_id, destination_id) DO NOTHING",
                 )?
                 .execute(params![
@@ -400,12 +511,13 @@ impl DestinationRepo for SqliteRepo {
                     millis(r.updated_at),
                     &r.sealed_secret.to_bytes()[..],
                     &r.secret_digest.as_bytes()[..],
+                    version(r.version),
                 ])?;
-            Ok(if changed == 1 {
-                InsertOutcome::Inserted
-            } else {
-                InsertOutcome::Duplicate
-            })
+            if changed != 1 {
+                return Ok(InsertOutcome::Duplicate);
+            }
+            write_previous_secrets(conn, &tenant, &r)?;
+            Ok(InsertOutcome::Inserted)
         })
         .await
     }
@@ -422,7 +534,7 @@ impl DestinationRepo for SqliteRepo {
             ))?
             .query_row(params![tenant, id.to_string()], RawRow::read)
             .optional()?
-            .map(RawRow::decode)
+            .map(|raw| raw.decode(conn, &tenant))
             .transpose()
         })
         .await
@@ -436,12 +548,7 @@ impl DestinationRepo for SqliteRepo {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM destinations WHERE tenant_id = ?1 ORDER BY destination_id"
             ))?;
-            let rows = stmt.query_map(params![tenant], RawRow::read)?;
-            let mut out = Vec::new();
-            for row in rows {
-                out.push(row?.decode()?);
-            }
-            Ok(out)
+            read_records(conn, &mut stmt, params![tenant], &tenant)
         })
         .await
     }
@@ -452,20 +559,117 @@ impl DestinationRepo for SqliteRepo {
     ) -> Result<Vec<(TenantId, DestinationRecord)>, SqliteError> {
         let digest = *digest.as_bytes();
         self.call(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS}, tenant_id FROM destinations WHERE secret_digest = ?1"
+            let mut stmt = conn.prepare_cached(
+                "SELECT tenant_id, destination_id FROM destinations WHERE secret_digest = ?1
+                 UNION
+                 SELECT tenant_id, destination_id FROM previous_secrets WHERE secret_digest = ?1
+                 ORDER BY tenant_id, destination_id",
+            )?;
+            let keys: Vec<(String, String)> = stmt
+                .query_map(params![&digest[..]], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut get = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM destinations WHERE tenant_id = ?1 AND destination_id = ?2"
             ))?;
-            let rows = stmt.query_map(params![&digest[..]], |row| {
-                Ok((RawRow::read(row)?, row.get::<_, String>(7)?))
-            })?;
             let mut out = Vec::new();
-            for row in rows {
-                let (raw, tenant) = row?;
+            for (tenant, id) in keys {
+                let raw = get.query_row(params![tenant, id], RawRow::read)?;
+                let record = raw.decode(conn, &tenant)?;
                 let tenant =
                     TenantId::try_from(tenant).map_err(|_| SqliteError::corrupt("tenant id"))?;
-                out.push((tenant, raw.decode()?));
+                out.push((tenant, record));
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn list_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<DestinationId>,
+        limit: usize,
+    ) -> Result<Vec<DestinationRecord>, SqliteError> {
+        let tenant = tenant.as_str().to_owned();
+        // Every id is greater than the empty string.
+        let after = after.map(|id| id.to_string()).unwrap_or_default();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM destinations
+                 WHERE tenant_id = ?1 AND destination_id > ?2
+                 ORDER BY destination_id LIMIT ?3"
+            ))?;
+            read_records(conn, &mut stmt, params![tenant, after, limit], &tenant)
+        })
+        .await
+    }
+
+    async fn replace(
+        &self,
+        tenant: &TenantId,
+        expected_version: u64,
+        record: &DestinationRecord,
+    ) -> Result<ReplaceOutcome, SqliteError> {
+        let tenant = tenant.as_str().to_owned();
+        let r = record.clone();
+        self.call(move |conn| {
+            let id = r.destination_id.to_string();
+            // The version check and the write are one statement.
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE destinations SET name = ?3, url = ?4, created_at_ms = ?5,
+                         updated_at_ms = ?6, sealed_secret = ?7, secret_digest = ?8, version = ?9
+                     WHERE tenant_id = ?1 AND destination_id = ?2 AND version = ?10",
+                )?
+                .execute(params![
+                    tenant,
+                    id,
+                    r.name.as_str(),
+                    r.url.as_str(),
+                    millis(r.created_at),
+                    millis(r.updated_at),
+                    &r.sealed_secret.to_bytes()[..],
+                    &r.secret_digest.as_bytes()[..],
+                    version(r.version),
+                    version(expected_version),
+                ])?;
+            if changed == 1 {
+                write_previous_secrets(conn, &tenant, &r)?;
+                return Ok(ReplaceOutcome::Replaced);
+            }
+            let exists = conn
+                .prepare_cached(
+                    "SELECT 1 FROM destinations WHERE tenant_id = ?1 AND destination_id = ?2",
+                )?
+                .exists(params![tenant, id])?;
+            Ok(if exists {
+                ReplaceOutcome::VersionMismatch
+            } else {
+                ReplaceOutcome::NotFound
+            })
+        })
+        .await
+    }
+
+    async fn remove(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+    ) -> Result<RemoveOutcome, SqliteError> {
+        let tenant = tenant.as_str().to_owned();
+        self.call(move |conn| {
+            // Previous secrets go with the row (ON DELETE CASCADE).
+            let removed = conn
+                .prepare_cached(
+                    "DELETE FROM destinations WHERE tenant_id = ?1 AND destination_id = ?2",
+                )?
+                .execute(params![tenant, id.to_string()])?;
+            Ok(if removed == 1 {
+                RemoveOutcome::Removed
+            } else {
+                RemoveOutcome::NotFound
+            })
         })
         .await
     }
