@@ -6,16 +6,19 @@ use std::time::{Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use prets_destinations::{
-    CreateDestinationRequest, CreateOutcome, DestinationRepo, Keyring, TenantId, Timestamp, create,
+    CreateDestinationRequest, CreateOutcome, DeleteOutcome, DeletedDestination, DestinationId,
+    DestinationRepo, GetOutcome, Keyring, ListDestinationsRequest, ListOutcome, RotateOutcome,
+    RotateSecretRequest, TenantId, Timestamp, UpdateDestinationRequest, UpdateOutcome, create,
 };
+use serde::Serialize;
 use tracing::Instrument as _;
 
 use crate::auth::ApiTokens;
@@ -51,7 +54,20 @@ type Shared<R> = Arc<AppState<R>>;
 /// The API's router over `state`.
 pub fn router<R: DestinationRepo + 'static>(state: AppState<R>) -> Router {
     Router::new()
-        .route("/v1/events/destinations", post(create_destination::<R>))
+        .route(
+            "/v1/events/destinations",
+            post(create_destination::<R>).get(list_destinations::<R>),
+        )
+        .route(
+            "/v1/events/destinations/{id}",
+            get(get_destination::<R>)
+                .patch(update_destination::<R>)
+                .delete(delete_destination::<R>),
+        )
+        .route(
+            "/v1/events/destinations/{id}/rotate-secret",
+            post(rotate_secret::<R>),
+        )
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn(record_route))
         .fallback(not_found)
@@ -172,6 +188,163 @@ async fn create_destination<R: DestinationRepo + 'static>(
         }
         CreateOutcome::Conflict { existing } => Err(Problem::duplicate_id(existing)),
         CreateOutcome::Invalid(errors) => Err(Problem::invalid_fields(errors)),
+    }
+}
+
+/// A `200` JSON body.
+fn ok_json(body: &impl Serialize, no_store: bool) -> Result<Response, Problem> {
+    let bytes = serde_json::to_vec(body).map_err(|e| server_error(&e))?;
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response();
+    if no_store {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(response)
+}
+
+/// The destination id of a path: one that does not parse names no
+/// destination, so it is a 404 like an unknown one.
+fn destination_id(raw: &str) -> Result<DestinationId, Problem> {
+    raw.parse().map_err(|_| not_found_destination())
+}
+
+fn not_found_destination() -> Problem {
+    Problem::not_found("the organization has no destination with this id")
+}
+
+async fn get_destination<R: DestinationRepo + 'static>(
+    State(state): State<Shared<R>>,
+    Organization(org): Organization,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let id = destination_id(&id)?;
+    match prets_destinations::get(&state.repo, &org, id)
+        .await
+        .map_err(|e| server_error(&e))?
+    {
+        GetOutcome::Found(view) => ok_json(&view, false),
+        GetOutcome::NotFound => Err(not_found_destination()),
+    }
+}
+
+async fn list_destinations<R: DestinationRepo + 'static>(
+    State(state): State<Shared<R>>,
+    Organization(org): Organization,
+    query: Result<Query<ListDestinationsRequest>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(request) = query.map_err(|_| {
+        Problem::invalid_query("the query may hold only `limit` and `cursor`, each at most once")
+    })?;
+    match prets_destinations::list(&state.repo, &org, request)
+        .await
+        .map_err(|e| server_error(&e))?
+    {
+        ListOutcome::Page(page) => ok_json(&page, false),
+        ListOutcome::Invalid(errors) => Err(Problem::invalid_fields(errors)),
+    }
+}
+
+async fn update_destination<R: DestinationRepo + 'static>(
+    State(state): State<Shared<R>>,
+    Organization(org): Organization,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let id = destination_id(&id)?;
+    let request: UpdateDestinationRequest = json_body(
+        &headers,
+        body,
+        "the body must be a JSON object with the optional members `name`, `url` and \
+         `version`, each at most once, and no others",
+    )?;
+    match prets_destinations::update(&state.repo, &org, id, request, now()?)
+        .await
+        .map_err(|e| server_error(&e))?
+    {
+        UpdateOutcome::Updated(view) => {
+            tracing::info!(destination_id = %id, version = view.version(), "destination updated");
+            ok_json(&view, false)
+        }
+        UpdateOutcome::NotFound => Err(not_found_destination()),
+        UpdateOutcome::VersionMismatch => Err(Problem::version_mismatch()),
+        UpdateOutcome::Invalid(errors) => Err(Problem::invalid_fields(errors)),
+    }
+}
+
+async fn delete_destination<R: DestinationRepo + 'static>(
+    State(state): State<Shared<R>>,
+    Organization(org): Organization,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let id = destination_id(&id)?;
+    match prets_destinations::delete(&state.repo, &org, id)
+        .await
+        .map_err(|e| server_error(&e))?
+    {
+        DeleteOutcome::Deleted => {
+            tracing::info!(destination_id = %id, "destination deleted");
+            ok_json(
+                &DeletedDestination {
+                    destination_id: id,
+                    deleted: true,
+                },
+                false,
+            )
+        }
+        DeleteOutcome::NotFound => Err(not_found_destination()),
+    }
+}
+
+async fn rotate_secret<R: DestinationRepo + 'static>(
+    State(state): State<Shared<R>>,
+    Organization(org): Organization,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let id = destination_id(&id)?;
+    // An empty body, whatever its declared type, means the default grace
+    // period.
+    let empty = body.as_ref().is_ok_and(Bytes::is_empty);
+    let request: RotateSecretRequest = if empty {
+        RotateSecretRequest::new()
+    } else {
+        json_body(
+            &headers,
+            body,
+            "the body must be empty or a JSON object with the optional member \
+             `gracePeriodSeconds`, at most once, and no others",
+        )?
+    };
+    let mut rng = prets_destinations::os_rng();
+    match prets_destinations::rotate(
+        &state.repo,
+        &org,
+        id,
+        request,
+        now()?,
+        &mut rng,
+        state.keyring.current(),
+    )
+    .await
+    .map_err(|e| server_error(&e))?
+    {
+        RotateOutcome::Rotated(rotated) => {
+            tracing::info!(destination_id = %id, version = rotated.version(), "secret rotated");
+            ok_json(&rotated, true)
+        }
+        RotateOutcome::NotFound => Err(not_found_destination()),
+        RotateOutcome::VersionMismatch => Err(Problem::version_mismatch()),
+        RotateOutcome::Invalid(errors) => Err(Problem::invalid_fields(errors)),
     }
 }
 

@@ -139,6 +139,34 @@ impl Problem {
         p
     }
 
+    /// 409: the destination changed since the client read it (its
+    /// `version` is not the one sent).
+    #[must_use]
+    pub fn version_mismatch() -> Self {
+        let mut p = Self::new(
+            StatusCode::CONFLICT,
+            "version-mismatch",
+            "Version mismatch",
+            "the destination changed since it was read; get it again and retry",
+        );
+        p.0.errors = prets_destinations::ApiError::version_mismatch()
+            .errors()
+            .errors()
+            .to_vec();
+        p
+    }
+
+    /// 400: the query string is not the operation's parameters.
+    #[must_use]
+    pub fn invalid_query(detail: &'static str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+            "Invalid query",
+            detail,
+        )
+    }
+
     /// 413: the body is longer than `limit` bytes.
     #[must_use]
     pub fn too_large(limit: usize) -> Self {

@@ -674,3 +674,60 @@ impl DestinationRepo for SqliteRepo {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prets_destinations::{
+        BearerSecret, KeyId, Keyring, SealingKey, os_rng, rand_core::Rng as _,
+    };
+
+    /// A database written by the first schema (before versions and
+    /// rotation) opens under the current one: its records read back at
+    /// version 1 with no previous secrets, and their secrets still open.
+    #[tokio::test]
+    async fn version_1_databases_migrate_and_keep_their_records() {
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-migrate-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let tenant: TenantId = "org_old".parse().unwrap();
+        let id: DestinationId = "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K".parse().unwrap();
+        let key = SealingKey::from_rng(KeyId::new(9), &mut os_rng());
+        let secret = BearerSecret::from_rng(&mut os_rng());
+        let sealed = key.seal(&tenant, id, &secret, &mut os_rng());
+        {
+            let conn = Connection::open(&path).unwrap();
+            configure(&conn).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            conn.execute(
+                "INSERT INTO destinations VALUES (?1, ?2, 'Old', 'https://example.com/old', 1000, 2000, ?3, ?4)",
+                params![
+                    tenant.as_str(),
+                    id.to_string(),
+                    &sealed.to_bytes()[..],
+                    &secret.digest().as_bytes()[..]
+                ],
+            )
+            .unwrap();
+        }
+        let repo = SqliteRepo::open(&path).unwrap();
+        let record = repo.get(&tenant, id).await.unwrap().unwrap();
+        assert_eq!((record.version, record.previous_secrets.len()), (1, 0));
+        assert_eq!(record.name.as_str(), "Old");
+        assert_eq!(record.updated_at.unix_millis(), 2000);
+        let keyring = Keyring::new(key, []).unwrap();
+        assert_eq!(
+            *keyring.authorization_header(&tenant, &record).unwrap(),
+            *secret.authorization_header()
+        );
+        drop(repo);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

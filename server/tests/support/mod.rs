@@ -303,14 +303,21 @@ pub fn assert_documented(method: &str, path_template: &str, response: &Response)
 pub fn validate(doc: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String> {
     let schema = resolve(doc, schema);
     let mut errors = Vec::new();
-    if let Some(t) = schema.get("type").and_then(Value::as_str) {
-        let ok = match t {
+    if let Some(t) = schema.get("type") {
+        let types: Vec<&str> = match t {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap()).collect(),
+            other => panic!("type {other} not handled"),
+        };
+        let ok = types.iter().any(|t| match *t {
             "object" => value.is_object(),
             "string" => value.is_string(),
             "integer" => value.is_i64() || value.is_u64(),
+            "boolean" => value.is_boolean(),
             "array" => value.is_array(),
+            "null" => value.is_null(),
             other => panic!("type {other} not handled"),
-        };
+        });
         if !ok {
             errors.push(format!("{at}: not {t}"));
             return errors;
