@@ -431,11 +431,18 @@ fn previous_secrets(
     Ok(out)
 }
 
+/// Stores `record`'s previous secrets, replacing those stored for it unless
+/// `fresh` (a row just inserted has none: a removed destination's went with
+/// it).
 fn write_previous_secrets(
     conn: &Connection,
     tenant: &str,
     record: &DestinationRecord,
+    fresh: bool,
 ) -> JobResult<()> {
+    if fresh && record.previous_secrets.is_empty() {
+        return Ok(());
+    }
     let id = record.destination_id.to_string();
     conn.prepare_cached(
         "DELETE FROM previous_secrets WHERE tenant_id = ?1 AND destination_id = ?2",
@@ -516,7 +523,7 @@ impl DestinationRepo for SqliteRepo {
             if changed != 1 {
                 return Ok(InsertOutcome::Duplicate);
             }
-            write_previous_secrets(conn, &tenant, &r)?;
+            write_previous_secrets(conn, &tenant, &r, true)?;
             Ok(InsertOutcome::Inserted)
         })
         .await
@@ -635,7 +642,7 @@ impl DestinationRepo for SqliteRepo {
                     version(expected_version),
                 ])?;
             if changed == 1 {
-                write_previous_secrets(conn, &tenant, &r)?;
+                write_previous_secrets(conn, &tenant, &r, false)?;
                 return Ok(ReplaceOutcome::Replaced);
             }
             let exists = conn
