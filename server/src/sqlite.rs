@@ -689,6 +689,40 @@ mod tests {
         BearerSecret, KeyId, Keyring, SealingKey, os_rng, rand_core::Rng as _,
     };
 
+    /// The connection commits durably: WAL, and every commit synced
+    /// (`synchronous` 2 = FULL), with foreign keys enforced for the
+    /// previous-secrets cascade.
+    #[test]
+    fn connections_are_wal_with_full_sync_and_foreign_keys() {
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-pragmas-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let conn = Connection::open(&path).unwrap();
+        configure(&conn).unwrap();
+        let get = |pragma: &str| -> String {
+            conn.query_row(&format!("PRAGMA {pragma}"), [], |r| {
+                r.get::<_, rusqlite::types::Value>(0)
+            })
+            .map(|v| match v {
+                rusqlite::types::Value::Integer(i) => i.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            })
+            .unwrap()
+        };
+        assert_eq!(get("journal_mode"), "wal");
+        assert_eq!(get("synchronous"), "2");
+        assert_eq!(get("foreign_keys"), "1");
+        drop(conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
     /// A database written by the first schema (before versions and
     /// rotation) opens under the current one: its records read back at
     /// version 1 with no previous secrets, and their secrets still open.
