@@ -1190,8 +1190,8 @@ pub async fn remove_deletes_everything<R: DestinationRepo>(repo: &R) {
 /// `find_by_digest` finds the record by a previous secret's digest and no
 /// longer by a dropped one, the delivery path uses the new secret, and the
 /// record's [`SecretSet`](crate::SecretSet) accepts both until the deadline.
-/// Through [`rotate`](crate::rotate), a grace period of 0 drops the old
-/// secret at once.
+/// Through [`rotate`](crate::rotate), a grace period of 0 revokes every
+/// secret but the new one at once, including one still in its grace period.
 ///
 /// # Panics
 /// If the repo violates the property or returns an error.
@@ -1270,8 +1270,8 @@ pub async fn rotation_keeps_previous_secrets<R: DestinationRepo>(repo: &R) {
             .any(|(t, r)| t == &tenant && r.destination_id == id),
         "rotation: a previous secret's digest does not find the record"
     );
-    // Grace 0: nothing of the old secret survives, and the first previous
-    // secret is dropped... only by expiry or the cap; here it stays.
+    // Grace 0 (the answer to a leak): nothing but the new secret survives,
+    // neither the replaced secret nor the one still in its grace period.
     let now_revoke = crate::rotate(
         repo,
         &tenant,
@@ -1288,21 +1288,26 @@ pub async fn rotation_keeps_previous_secrets<R: DestinationRepo>(repo: &R) {
     };
     assert_eq!(third.previous_secret_expires_at(), None);
     let record = get(repo, &tenant, id).await.expect("rotation: record gone");
-    assert_eq!(
-        record
-            .previous_secrets
-            .iter()
-            .map(|p| p.secret_digest)
-            .collect::<Vec<_>>(),
-        [old_digest],
-        "rotation: grace 0 kept the replaced secret, or lost an older one"
-    );
     assert!(
-        !record
-            .secret_set()
-            .verify_authorization(&*new_header, kit.now),
-        "rotation: a secret revoked with grace 0 is still accepted"
+        record.previous_secrets.is_empty(),
+        "rotation: grace 0 left a previous secret valid"
     );
+    let set = record.secret_set();
+    for (header, which) in [(&new_header, "replaced"), (&old_header, "older")] {
+        assert!(
+            !set.verify_authorization(&**header, kit.now),
+            "rotation: the {which} secret is still accepted after a grace-0 rotation"
+        );
+    }
+    for digest in [old_digest] {
+        assert!(
+            repo.find_by_digest(&digest)
+                .await
+                .expect("find_by_digest failed")
+                .is_empty(),
+            "rotation: a revoked secret's digest still finds the record"
+        );
+    }
     let second_digest = crate::SecretDigest::of_presented(
         new_header.strip_prefix("Bearer ").expect("bearer header"),
     );

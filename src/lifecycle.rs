@@ -224,7 +224,8 @@ impl DestinationRecord {
         Some(Self {
             name: patch.name.clone().unwrap_or_else(|| self.name.clone()),
             url: patch.url.clone().unwrap_or_else(|| self.url.clone()),
-            updated_at: now.truncated(),
+            // Never before the last change, even if the host's clock steps back.
+            updated_at: now.truncated().max(self.updated_at),
             version: self.version.checked_add(1)?,
             ..self.clone()
         })

@@ -116,8 +116,11 @@ impl DestinationRecord {
     /// moves the current secret to the front of the previous secrets with the
     /// deadline `now` (whole seconds) + `grace`. Previous secrets whose deadline
     /// is not after `now` are dropped, then all but the newest
-    /// [`MAX_PREVIOUS_SECRETS`]. A grace period of 0 keeps nothing of the old
-    /// secret. Pure: no clock, no I/O.
+    /// [`MAX_PREVIOUS_SECRETS`]. Older previous secrets keep their deadline
+    /// only up to the new one: a rotation's grace period bounds every secret
+    /// it leaves valid, so a grace period of 0 keeps nothing but the new
+    /// secret. `updated_at` is `now`, or the record's own if that is later.
+    /// Pure: no clock, no I/O.
     ///
     /// Returns `None` only if the version cannot grow (after 2^64 changes) or
     /// the deadline falls past year 9999.
@@ -133,6 +136,8 @@ impl DestinationRecord {
         let at = now.truncated();
         let version = self.version.checked_add(1)?;
         let expires_at = at.checked_add(grace.as_duration())?;
+        // `updatedAt` never moves backwards, even if the host's clock does.
+        let updated_at = at.max(self.updated_at);
         let secret = BearerSecret::from_rng(rng);
         let sealed_secret = sealer.seal(tenant, self.destination_id, &secret, rng);
         let mut previous_secrets = Vec::with_capacity(MAX_PREVIOUS_SECRETS);
@@ -143,19 +148,23 @@ impl DestinationRecord {
                 expires_at,
             });
         }
-        previous_secrets.extend(
-            self.previous_secrets
-                .iter()
-                .filter(|p| p.expires_at > at)
-                .cloned(),
-        );
+        // Older secrets expire no later than the one just replaced: the
+        // caller's deadline bounds every secret it leaves valid, so a grace
+        // period of 0 revokes them all (the answer to a leaked secret).
+        previous_secrets.extend(self.previous_secrets.iter().filter_map(|p| {
+            let capped = p.expires_at.min(expires_at);
+            (capped > at).then(|| PreviousSecret {
+                expires_at: capped,
+                ..p.clone()
+            })
+        }));
         previous_secrets.truncate(MAX_PREVIOUS_SECRETS);
         let record = Self {
             destination_id: self.destination_id,
             name: self.name.clone(),
             url: self.url.clone(),
             created_at: self.created_at,
-            updated_at: at,
+            updated_at,
             sealed_secret,
             secret_digest: secret.digest(),
             version,
@@ -165,7 +174,7 @@ impl DestinationRecord {
             destination_id: self.destination_id,
             bearer_secret: secret,
             previous_secret_expires_at: (expires_at > at).then_some(expires_at),
-            updated_at: at,
+            updated_at,
             version,
         };
         Some(RotationPlan { record, response })

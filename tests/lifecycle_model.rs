@@ -240,7 +240,7 @@ fn run(ops: Vec<Op>, seed: u64) {
                         if let Some(u) = url {
                             d.url = url_of(u);
                         }
-                        d.updated_at = now.truncated();
+                        d.updated_at = now.truncated().max(d.updated_at);
                         d.version += 1;
                         let UpdateOutcome::Updated(view) = out else {
                             panic!("{out:?}")
@@ -295,10 +295,14 @@ fn run(ops: Vec<Op>, seed: u64) {
                         if secs > 0 {
                             previous.push((old, deadline));
                         }
-                        previous.extend(d.previous.iter().filter(|(_, e)| *e > at).cloned());
+                        // Older secrets expire no later than the new deadline.
+                        previous.extend(d.previous.iter().filter_map(|(h, e)| {
+                            let capped = (*e).min(deadline);
+                            (capped > at).then(|| (h.clone(), capped))
+                        }));
                         previous.truncate(MAX_PREVIOUS_SECRETS);
                         d.previous = previous;
-                        d.updated_at = at;
+                        d.updated_at = at.max(d.updated_at);
                         d.version += 1;
                         assert_eq!(r.version(), d.version);
                         assert_eq!(

@@ -117,6 +117,42 @@ fn grace_zero_revokes_at_once_and_expired_secrets_are_dropped() {
 }
 
 #[test]
+fn a_rotation_bounds_every_older_secret_by_its_own_deadline() {
+    let (mut s, r0, h0) = setup();
+    // A routine rotation keeps the first secret for a day...
+    let (r1, h1) = rotate(&mut s, &r0, at(10), 86_400);
+    // ...then the second leaks: rotating with grace 0 must revoke both.
+    let (r2, h2) = rotate(&mut s, &r1, at(20), 0);
+    assert!(r2.previous_secrets.is_empty());
+    let set = r2.secret_set();
+    assert!(
+        !set.verify_authorization(&h0, at(20)),
+        "an older secret survived"
+    );
+    assert!(!set.verify_authorization(&h1, at(20)));
+    assert!(set.verify_authorization(&h2, at(20)));
+    // A short grace period caps older, longer ones at the new deadline.
+    let (r3, h3) = rotate(&mut s, &r2, at(30), 86_400);
+    let (r4, _) = rotate(&mut s, &r3, at(40), 60);
+    let deadline = at(40)
+        .truncated()
+        .checked_add(Duration::from_secs(60))
+        .unwrap();
+    assert!(r4.previous_secrets.iter().all(|p| p.expires_at <= deadline));
+    assert!(r4.secret_set().verify_authorization(&h3, at(99)));
+    assert!(!r4.secret_set().verify_authorization(&h3, at(100)));
+}
+
+#[test]
+fn updated_at_never_moves_backwards_when_the_clock_does() {
+    let (mut s, r0, _) = setup();
+    let (r1, _) = rotate(&mut s, &r0, at(100), 60);
+    let (r2, _) = rotate(&mut s, &r1, at(50), 60);
+    assert_eq!(r2.updated_at, r1.updated_at);
+    assert!(r2.updated_at >= r2.created_at);
+}
+
+#[test]
 fn at_most_three_previous_secrets_newest_first() {
     let (mut s, mut r, h0) = setup();
     let mut headers = vec![h0];
