@@ -58,5 +58,37 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// Hosts at and past the limits, where IDNA does the most work: the longest
+/// valid name (four 63-letter labels), a 2 KiB `xn--` label (refused before
+/// parsing), and percent-encoded full-width letters filling two labels up to
+/// the decoded limit (parsed, mapped and then refused).
+fn long_hosts() -> Vec<(&'static str, String)> {
+    let label = "a".repeat(63);
+    let longest = format!("https://{label}.{label}.{label}.{}.com/", "b".repeat(57));
+    let mut xn = format!("https://xn--{}", "a".repeat(2030));
+    xn.push_str(".com/");
+    let wide = "%EF%BD%81".repeat(84);
+    let mapped = format!("https://{wide}.{wide}.com/");
+    vec![
+        ("longest_name", longest),
+        ("xn_2KiB", xn),
+        ("mapped_labels", mapped),
+    ]
+}
+
+fn bench_long_hosts(c: &mut Criterion) {
+    let mut g = c.benchmark_group("url_policy/long_host");
+    for (label, url) in long_hosts() {
+        assert!(url.len() <= 2048, "{label}");
+        g.bench_function(format!("{label}/pattern_only"), |b| {
+            b.iter(|| DestinationUrl::validate_without_host_policy(black_box(&url)))
+        });
+        g.bench_function(format!("{label}/validate"), |b| {
+            b.iter(|| DestinationUrl::validate(black_box(&url)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_long_hosts);
 criterion_main!(benches);

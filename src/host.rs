@@ -57,6 +57,18 @@ static RESERVED_TLDS: &[(&str, &str)] = &[
 /// without path or query); `host` is the raw text between `https://` and the
 /// port, path or query (non-empty ASCII from the pattern's character set).
 pub(crate) fn check_host(origin: &str, host: &str, port: Option<u16>) -> Result<(), UrlErrorKind> {
+    // IDNA's punycode step is quadratic in a label's length, so bound what
+    // reaches it: after percent-decoding, no label can be longer than the
+    // UTF-8 of 63 characters, nor the name than that of 253, and still map to
+    // a valid DNS name. Longer hosts are refused before parsing, which keeps
+    // the whole check linear in the input.
+    let decoded_len = |text: &str| {
+        text.len()
+            .saturating_sub(2 * text.bytes().filter(|&b| b == b'%').count())
+    };
+    if decoded_len(host) > NAME_MAX * 4 || host.split('.').any(|l| decoded_len(l) > LABEL_MAX * 4) {
+        return Err(UrlErrorKind::InvalidHost);
+    }
     let parsed = Url::parse(origin).map_err(|e| match e {
         url::ParseError::InvalidPort => UrlErrorKind::Port,
         _ => UrlErrorKind::InvalidHost,

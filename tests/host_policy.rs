@@ -1189,3 +1189,25 @@ fn no_generated_url_that_is_accepted_reaches_a_non_public_or_local_host() {
     assert!(accepted > 3_000, "only {accepted} accepted");
     assert!(accepted_ip > 10, "only {accepted_ip} IP literals accepted");
 }
+
+#[test]
+fn hosts_too_long_for_dns_even_after_decoding_are_refused_before_idna() {
+    // IDNA's punycode step is quadratic in a label's length; such labels can
+    // never become a valid DNS name, so they are refused as written.
+    for url in [
+        format!("https://xn--{}.com/", "a".repeat(2030)),
+        format!("https://xn--{}.com/", "a".repeat(249)),
+        format!("https://{}.com/", "%EF%BD%81".repeat(85)),
+        format!("https://{}.com/", "b".repeat(253)),
+    ] {
+        assert_eq!(code_of(&url).unwrap_err(), "invalid_host", "{url}");
+    }
+    // Up to the decoded limit the host still reaches the WHATWG parser, so a
+    // mapped spelling of a reserved name keeps its specific code.
+    let wide_localhost =
+        "%EF%BD%8C%EF%BD%8F%EF%BD%83%EF%BD%81%EF%BD%8C%EF%BD%88%EF%BD%8F%EF%BD%93%EF%BD%94";
+    assert_eq!(
+        code_of(&format!("https://{wide_localhost}/")).unwrap_err(),
+        "reserved_host"
+    );
+}
