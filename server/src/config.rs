@@ -57,7 +57,8 @@ pub struct Config {
         long = "api-token",
         env = "PRETS_API_TOKENS",
         value_name = "ORGANIZATION=SHA256_HEX",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = TokenEntryParser
     )]
     pub api_tokens: Vec<TokenEntry>,
 
@@ -154,6 +155,32 @@ impl FromStr for TokenEntry {
     }
 }
 
+/// Parses `--api-token` values into [`TokenEntry`]s with an error that never
+/// repeats the value: clap's own message for a bad value quotes it, and the
+/// value may be a token pasted by mistake instead of its digest.
+#[derive(Clone, Copy, Debug)]
+struct TokenEntryParser;
+
+impl clap::builder::TypedValueParser for TokenEntryParser {
+    type Value = TokenEntry;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<TokenEntry, clap::Error> {
+        let refuse = |why: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid --api-token (PRETS_API_TOKENS) entry: {why}\n"),
+            )
+        };
+        let text = value.to_str().ok_or_else(|| refuse("not UTF-8"))?;
+        text.parse().map_err(|e: InvalidTokenEntry| refuse(e.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +217,10 @@ mod tests {
         ] {
             let err = bad.parse::<TokenEntry>().unwrap_err();
             assert!(!err.to_string().contains(&token), "{bad:?}");
+            // Nor does the command line's (the variable goes through the same parser).
+            let err = Config::try_parse_from(["server", "--api-token", bad.as_str()]).unwrap_err();
+            assert!(!err.to_string().contains(&token), "{err}");
+            assert!(err.to_string().contains("--api-token"), "{err}");
         }
     }
 
