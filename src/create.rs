@@ -23,7 +23,9 @@ pub struct DestinationRecord {
     pub destination_id: DestinationId,
     /// The label, as sent.
     pub name: DestinationName,
-    /// The endpoint, as sent.
+    /// The endpoint, as sent. Loaded with [`DestinationUrl::from_stored`]:
+    /// a host-policy change never makes a stored record unreadable.
+    #[serde(deserialize_with = "crate::url::deserialize_stored")]
     pub url: DestinationUrl,
     /// Creation time, whole seconds.
     pub created_at: Timestamp,

@@ -242,6 +242,29 @@ impl DestinationUrl {
         self.text
     }
 
+    /// A URL read back from the host's own storage, which this crate accepted
+    /// when it was stored. Everything but the host policy is checked again
+    /// (pattern, length, `https://`, credentials, port, a non-empty host).
+    ///
+    /// The host policy is skipped on purpose: it may have grown stricter since
+    /// the URL was stored (a newly reserved name, an updated IDNA table), and
+    /// one such URL must not make a tenant's stored destinations unreadable.
+    /// Deliveries still check every resolved address with
+    /// [`is_public_address`](crate::is_public_address). Never use this for
+    /// client input.
+    ///
+    /// # Errors
+    /// [`InvalidUrl`] if the text breaks a rule other than the host policy.
+    pub fn from_stored(text: String) -> Result<Self, InvalidUrl> {
+        let Parsed { host_end, port } =
+            scan_with(&text, |_, _, _| Ok(())).map_err(InvalidUrl::new)?;
+        Ok(Self {
+            text,
+            host_end,
+            port,
+        })
+    }
+
     fn from_string(text: String) -> Result<Self, InvalidUrl> {
         let Parsed { host_end, port } = scan(&text).map_err(InvalidUrl::new)?;
         Ok(Self {
@@ -300,4 +323,12 @@ impl fmt::Debug for DestinationUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("DestinationUrl").field(&self.text).finish()
     }
+}
+
+/// Serde's `deserialize_with` for stored records: [`DestinationUrl::from_stored`].
+pub(crate) fn deserialize_stored<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<DestinationUrl, D::Error> {
+    let text = String::deserialize(d)?;
+    DestinationUrl::from_stored(text).map_err(serde::de::Error::custom)
 }

@@ -14,8 +14,8 @@ use core::fmt;
 
 use prets_destinations::rand_core::SeedableRng;
 use prets_destinations::{
-    CreateDestinationRequest, DestinationId, DestinationRecord, ID_PATTERN, IdSource, KeyId,
-    SECRET_PATTERN, SealingKey, SecretDigest, TenantId, Timestamp, plan_create,
+    CreateDestinationRequest, DestinationId, DestinationRecord, DestinationUrl, ID_PATTERN,
+    IdSource, KeyId, SECRET_PATTERN, SealingKey, SecretDigest, TenantId, Timestamp, plan_create,
 };
 use rand_chacha::ChaCha20Rng;
 use regex_lite::Regex;
@@ -276,4 +276,32 @@ fn an_invalid_request_plans_nothing_and_reports_every_field() {
             ("destinationId", "pattern")
         ]
     );
+}
+
+#[test]
+fn stored_records_load_even_if_the_host_policy_has_grown_stricter() {
+    let plan = plan_create(spec_request(), &tenant(), now(), &mut rng(5), &sealer()).unwrap();
+    let mut value: Value = serde_json::to_value(&plan.record).unwrap();
+    value["url"] = Value::String("https://hooks.corp/x".to_owned());
+    assert!("https://hooks.corp/x".parse::<DestinationUrl>().is_err());
+    let loaded: DestinationRecord = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(loaded.url.as_str(), "https://hooks.corp/x");
+    // Every rule but the host policy still holds for stored data.
+    for broken in [
+        "http://example.com/",
+        "https://user@example.com/",
+        "https://example.com:0/",
+        "https:///x",
+        "https://example.com/ space",
+    ] {
+        value["url"] = Value::String(broken.to_owned());
+        assert!(
+            serde_json::from_value::<DestinationRecord>(value.clone()).is_err(),
+            "{broken}"
+        );
+        assert!(
+            DestinationUrl::from_stored(broken.to_owned()).is_err(),
+            "{broken}"
+        );
+    }
 }

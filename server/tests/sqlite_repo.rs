@@ -68,3 +68,46 @@ async fn a_file_that_is_not_a_database_is_refused() {
     .unwrap();
     assert!(SqliteRepo::open(&dir.database()).is_err());
 }
+
+#[tokio::test]
+async fn a_stored_url_the_host_policy_now_refuses_still_loads() {
+    use prets_destinations::{
+        CreateDestinationRequest, DestinationRepo, InsertOutcome, KeyId, SealingKey, TenantId,
+        Timestamp, plan_create,
+    };
+    use rand_chacha::rand_core::SeedableRng;
+
+    let dir = TempDir::new();
+    let repo = SqliteRepo::open(&dir.database()).unwrap();
+    let tenant: TenantId = "org_1".parse().unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    let sealer = SealingKey::new(KeyId::new(1), &[9; 32]);
+    let request = CreateDestinationRequest::new("n", "https://hooks.example.com/x");
+    let now = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+    let plan = plan_create(request, &tenant, now, &mut rng, &sealer).unwrap();
+    let id = plan.record.destination_id;
+    assert_eq!(
+        repo.insert(&tenant, &plan.record).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    drop(repo);
+    // As if a later release had reserved `.corp` after this row was written.
+    let conn = rusqlite::Connection::open(dir.database()).unwrap();
+    conn.execute(
+        "UPDATE destinations SET url = 'https://hooks.corp/x' WHERE destination_id = ?1",
+        [id.to_string()],
+    )
+    .unwrap();
+    drop(conn);
+    assert!(
+        "https://hooks.corp/x"
+            .parse::<prets_destinations::DestinationUrl>()
+            .is_err()
+    );
+    let repo = SqliteRepo::open(&dir.database()).unwrap();
+    let listed = repo.list(&tenant).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].url.as_str(), "https://hooks.corp/x");
+    let got = repo.get(&tenant, id).await.unwrap().unwrap();
+    assert_eq!(got.url.as_str(), "https://hooks.corp/x");
+}
