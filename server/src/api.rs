@@ -210,10 +210,20 @@ fn ok_json(body: &impl Serialize, no_store: bool) -> Result<Response, Problem> {
     Ok(response)
 }
 
-/// The destination id of a path: one that does not parse names no
-/// destination, so it is a 404 like an unknown one.
-fn destination_id(raw: &str) -> Result<DestinationId, Problem> {
-    raw.parse().map_err(|_| not_found_destination())
+/// The destination id of a path. One that does not parse (or is not even
+/// UTF-8 once percent-decoded) names no destination, so it is a 404 like an
+/// unknown one, with the same problem body.
+struct PathId(DestinationId);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found_destination())?;
+        raw.parse().map(PathId).map_err(|_| not_found_destination())
+    }
 }
 
 fn not_found_destination() -> Problem {
@@ -223,9 +233,8 @@ fn not_found_destination() -> Problem {
 async fn get_destination<R: DestinationRepo + 'static>(
     State(state): State<Shared<R>>,
     Organization(org): Organization,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response, Problem> {
-    let id = destination_id(&id)?;
     match prets_destinations::get(&state.repo, &org, id)
         .await
         .map_err(|e| server_error(&e))?
@@ -255,11 +264,10 @@ async fn list_destinations<R: DestinationRepo + 'static>(
 async fn update_destination<R: DestinationRepo + 'static>(
     State(state): State<Shared<R>>,
     Organization(org): Organization,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let id = destination_id(&id)?;
     let request: UpdateDestinationRequest = json_body(
         &headers,
         body,
@@ -283,9 +291,8 @@ async fn update_destination<R: DestinationRepo + 'static>(
 async fn delete_destination<R: DestinationRepo + 'static>(
     State(state): State<Shared<R>>,
     Organization(org): Organization,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response, Problem> {
-    let id = destination_id(&id)?;
     match prets_destinations::delete(&state.repo, &org, id)
         .await
         .map_err(|e| server_error(&e))?
@@ -307,11 +314,10 @@ async fn delete_destination<R: DestinationRepo + 'static>(
 async fn rotate_secret<R: DestinationRepo + 'static>(
     State(state): State<Shared<R>>,
     Organization(org): Organization,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let id = destination_id(&id)?;
     // An empty body, whatever its declared type, means the default grace
     // period.
     let empty = body.as_ref().is_ok_and(Bytes::is_empty);

@@ -74,10 +74,28 @@ async fn get_returns_the_destination_without_its_secret() {
         "not-an-id",
         "whk_01hzy8zq5m3j9v6w2x4t7r1p0k",
         "%F0%9F%92%A9",
+        // Not UTF-8 once percent-decoded: still the same 404 problem.
+        "%ff",
+        "whk_%C0%AF",
     ] {
         let response = call(&server, "GET", &item(missing), None).await;
         assert_eq!(response.status, 404, "{missing}: {}", response.text());
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/problem+json"),
+            "{missing}"
+        );
         assert_documented("GET", ITEM, &response);
+        for method in ["PATCH", "DELETE"] {
+            let body = (method == "PATCH").then(|| json!({"name": "x"}));
+            let response = call(&server, method, &item(missing), body).await;
+            assert_eq!(
+                response.status,
+                404,
+                "{method} {missing}: {}",
+                response.text()
+            );
+        }
     }
     server.running.stop().await.unwrap();
 }
