@@ -133,8 +133,16 @@ fn now() -> Result<Timestamp, Problem> {
 }
 
 fn server_error(error: &dyn std::error::Error) -> Problem {
-    let source = error.source().map(ToString::to_string);
-    tracing::error!(%error, ?source, "request failed");
+    // The whole chain: the repo's error wraps the database's, which says what
+    // actually failed.
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    tracing::error!(error = %chain, "request failed");
     Problem::internal()
 }
 

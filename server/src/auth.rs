@@ -9,7 +9,7 @@ use std::fmt;
 use prets_destinations::TenantId;
 use prets_destinations::rand_core::Rng as _;
 use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
+use subtle::{Choice, ConditionallySelectable as _, ConstantTimeEq as _};
 use zeroize::Zeroizing;
 
 /// The prefix of the tokens this server mints.
@@ -82,18 +82,30 @@ impl ApiTokens {
         if !scheme.eq_ignore_ascii_case(b"bearer ") {
             return None;
         }
-        let token = trim_sp_htab(rest);
-        if token.is_empty() {
+        // `1*SP` separates the scheme from the token (RFC 9110 §11.4), as in
+        // the library's own header parsing; the value's end was trimmed above.
+        let mut token = rest;
+        while let [b' ', tail @ ..] = token {
+            token = tail;
+        }
+        if token.is_empty() || token.contains(&b'\t') {
             return None;
         }
         let digest: [u8; 32] = Sha256::digest(token).into();
-        let mut found = None;
-        for (stored, tenant) in &self.entries {
-            if bool::from(stored.ct_eq(&digest)) {
-                found = Some(tenant);
-            }
+        // Compare with every entry and select the match without branching on
+        // it, so the time taken says nothing about which entry matched.
+        let mut index = 0u64;
+        let mut matched = Choice::from(0);
+        for (i, (stored, _)) in (0u64..).zip(&self.entries) {
+            let hit = stored.ct_eq(&digest);
+            index.conditional_assign(&i, hit);
+            matched |= hit;
         }
-        found.cloned()
+        if !bool::from(matched) {
+            return None;
+        }
+        let index = usize::try_from(index).ok()?;
+        self.entries.get(index).map(|(_, tenant)| tenant.clone())
     }
 }
 
@@ -138,7 +150,8 @@ mod tests {
         for header in [
             format!("Bearer {}", *token),
             format!("bearer {}", *token),
-            format!("BEARER \t{} ", *token),
+            format!("BEARER   {} ", *token),
+            format!(" \tBearer {}\t", *token),
         ] {
             assert_eq!(
                 set.authenticate(header.as_bytes()).map(String::from),
@@ -155,7 +168,10 @@ mod tests {
         let truncated = format!("Bearer {}", &token[..token.len() - 1]);
         let basic = format!("Basic {}", *token);
         let glued = format!("Bearer{}", *token);
+        // Only spaces separate the scheme from the token, as in the library.
+        let tabbed = format!("Bearer \t{}", *token);
         for header in [
+            &tabbed,
             "",
             "Bearer",
             "Bearer ",
