@@ -98,8 +98,14 @@ pub struct SqliteError(Arc<ErrorKind>);
 enum ErrorKind {
     Sqlite(rusqlite::Error),
     Corrupt(&'static str),
-    SchemaTooNew { found: i64, known: usize },
+    SchemaTooNew {
+        found: i64,
+        known: usize,
+    },
     Unavailable,
+    /// SQLite rolled back the whole batch's transaction (disk full, I/O
+    /// error): nothing of the batch was written.
+    RolledBack,
 }
 
 impl fmt::Display for SqliteError {
@@ -112,6 +118,9 @@ impl fmt::Display for SqliteError {
                 "database schema version {found} is newer than this server's {known}"
             ),
             ErrorKind::Unavailable => f.write_str("the database worker has stopped"),
+            ErrorKind::RolledBack => {
+                f.write_str("the transaction was rolled back by an earlier failure in its batch")
+            }
         }
     }
 }
@@ -138,6 +147,10 @@ impl SqliteError {
 
     fn unavailable() -> Self {
         Self(Arc::new(ErrorKind::Unavailable))
+    }
+
+    fn rolled_back() -> Self {
+        Self(Arc::new(ErrorKind::RolledBack))
     }
 }
 
@@ -301,8 +314,25 @@ fn work(conn: &Connection, queue: &mpsc::Receiver<Job>) {
             // Dropping the jobs answers each caller with `Unavailable`.
             continue;
         }
-        let finishers: Vec<Finish> = batch.into_iter().map(|job| job(conn)).collect();
-        let committed = conn.execute_batch("COMMIT").map_err(SqliteError::from);
+        let mut finishers: Vec<Finish> = Vec::with_capacity(batch.len());
+        let mut jobs = batch.into_iter();
+        for job in jobs.by_ref() {
+            finishers.push(job(conn));
+            // Some errors (a full disk, an I/O error) make SQLite roll back
+            // the whole transaction, not just the job's savepoint. The jobs
+            // after it must not run outside a transaction, where each would
+            // commit on its own.
+            if conn.is_autocommit() {
+                break;
+            }
+        }
+        // Jobs that never ran answer their callers with `Unavailable` on drop.
+        drop(jobs);
+        let committed = if conn.is_autocommit() {
+            Err(SqliteError::rolled_back())
+        } else {
+            conn.execute_batch("COMMIT").map_err(SqliteError::from)
+        };
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
