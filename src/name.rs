@@ -60,7 +60,8 @@ impl DestinationName {
         let mut blank = true;
         for c in s.chars() {
             count += 1;
-            control |= c.is_control();
+            // Line and paragraph separators break a one-line label too.
+            control |= c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
             blank &= c.is_whitespace() || is_invisible(c);
         }
         let kind = if count == 0 {
@@ -90,20 +91,32 @@ impl DestinationName {
     }
 }
 
-/// Format characters that render as nothing: zero-width spaces and joiners,
-/// word joiner and invisible operators, directional marks, embeddings,
-/// overrides and isolates, the soft hyphen and the byte-order mark.
+/// Characters that render as nothing: zero-width spaces and joiners, word
+/// joiner and invisible operators, directional marks, embeddings, overrides
+/// and isolates, the soft hyphen, the byte-order mark, Hangul and Braille
+/// fillers, variation selectors, tags and other default-ignorable code points.
 fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'
+            | '\u{034F}'
             | '\u{061C}'
-            | '\u{180E}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
             | '\u{200B}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}'
             | '\u{2060}'..='\u{2064}'
             | '\u{2066}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
     )
 }
 

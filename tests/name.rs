@@ -145,13 +145,16 @@ fn whitespace_only_names_are_blank() {
         "\u{A0}",
         "\u{2003}",
         "\u{3000}",
-        "\u{2028}",
         " \u{3000} ",
     ] {
         assert_eq!(code(s), "blank", "{s:?}");
     }
     // Whitespace that is also a control character is reported as a control.
     for s in ["\t", "\n", " \r\n ", "\u{85}"] {
+        assert_eq!(code(s), "control_character", "{s:?}");
+    }
+    // Line and paragraph separators would break a one-line label.
+    for s in ["a\u{2028}b", "Production\u{2029}", "\u{2028}"] {
         assert_eq!(code(s), "control_character", "{s:?}");
     }
 }
@@ -166,6 +169,12 @@ fn names_of_only_invisible_format_characters_are_blank() {
         "\u{200E}\u{200F}",
         "\u{202E}",
         " \u{200B} \u{2066}\u{2069}",
+        "\u{3164}",
+        "\u{115F}\u{1160}",
+        "\u{2800}",
+        "\u{FE0F}",
+        "\u{E0020}\u{E007F}",
+        "\u{FFA0}",
     ] {
         assert_eq!(code(s), "blank", "{s:?}");
     }

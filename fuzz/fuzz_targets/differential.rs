@@ -184,9 +184,37 @@ fn check_secret(s: &str) {
     compare("bearerSecret", verdict, &broken);
 }
 
-/// C0, DEL and C1: Unicode's general category Cc.
+/// C0, DEL and C1 (Unicode's general category Cc), plus the line and
+/// paragraph separators, which the crate refuses in a one-line label.
 fn is_control(c: char) -> bool {
-    matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}')
+    matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}')
+}
+
+/// The invisible characters the README lists for `blank`: a name made only
+/// of these and white space shows as nothing.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{34f}'
+            | '\u{61c}'
+            | '\u{115f}'
+            | '\u{1160}'
+            | '\u{17b4}'
+            | '\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
+            | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e0fff}'
+    )
 }
 
 /// Unicode's `White_Space` property, listed.
@@ -219,7 +247,7 @@ fn check_name(s: &str) {
     if s.chars().any(is_control) {
         broken.push("control_character");
     }
-    if s.chars().all(is_white_space) {
+    if s.chars().all(|c| is_white_space(c) || is_invisible(c)) {
         broken.push("blank");
     }
     let verdict = DestinationName::validate(s).map_err(|e| e.code());

@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
         Some(Host::Ipv6(ip)) => assert!(is_public_address(ip.into()), "{input}"),
         Some(Host::Domain(name)) => {
             let name = name.trim_end_matches('.');
-            assert!(name != "localhost" && !name.ends_with(".localhost"), "{input}");
+            assert!(
+                name != "localhost" && !name.ends_with(".localhost"),
+                "{input}"
+            );
         }
         None => panic!("accepted URL without a host: {input}"),
     }
@@ -34,5 +37,8 @@ fuzz_target!(|data: &[u8]| {
         dest.host().to_ascii_lowercase(),
         "{input}"
     );
-    assert_eq!(parsed.port_or_known_default(), Some(dest.port().unwrap_or(443)));
+    assert_eq!(
+        parsed.port_or_known_default(),
+        Some(dest.port().unwrap_or(443))
+    );
 });
