@@ -192,8 +192,8 @@ pub enum InsertOutcome {
 ///     }
 ///     async fn list(&self, t: &TenantId) -> Result<Vec<Rec>, Infallible> { self.list_page(t, None, usize::MAX).await }
 ///     async fn list_page(&self, t: &TenantId, after: Option<Id>, limit: usize) -> Result<Vec<Rec>, Infallible> {
-///         let lo = after.map_or(Bound::Included((t.clone(), Id::from_u128(0))), |a| Bound::Excluded((t.clone(), a)));
-///         let hi = Bound::Included((t.clone(), Id::from_u128(u128::MAX)));
+///         let lo = after.map_or(Bound::Included((t.clone(), Id::MIN)), |a| Bound::Excluded((t.clone(), a)));
+///         let hi = Bound::Included((t.clone(), Id::MAX));
 ///         Ok(self.0.lock().unwrap().range((lo, hi)).take(limit).map(|(_, r)| r.clone()).collect())
 ///     }
 ///     async fn find_by_digest(&self, d: &SecretDigest) -> Result<Vec<(TenantId, Rec)>, Infallible> {

@@ -170,14 +170,21 @@ impl fmt::Debug for SealingKey {
 /// different (key, tenant, id) triples give the same associated data.
 fn associated_data(key_id: KeyId, tenant: &TenantId, id: DestinationId) -> Vec<u8> {
     let tenant = tenant.as_str().as_bytes();
-    let mut aad = Vec::with_capacity(AAD_CONTEXT.len() + 1 + 4 + 1 + tenant.len() + 16);
+    let mut aad = Vec::with_capacity(AAD_CONTEXT.len() + 1 + 4 + 1 + tenant.len() + 26);
     aad.extend_from_slice(AAD_CONTEXT);
     aad.push(VERSION);
     aad.extend_from_slice(&key_id.0.to_be_bytes());
     // A tenant id is at most 128 bytes, so its length fits in one byte.
     aad.push(u8::try_from(tenant.len()).unwrap_or(u8::MAX));
     aad.extend_from_slice(tenant);
-    aad.extend_from_slice(&id.to_u128().to_be_bytes());
+    // An id that is a 128-bit ULID keeps the 16-byte big-endian encoding
+    // every existing sealed secret was bound to; a wider id is bound to its
+    // 26 text bytes. The tenant is length-prefixed, so the id part is the
+    // rest of the data and its length (16 or 26) tells the two apart.
+    match id.to_ulid() {
+        Some(value) => aad.extend_from_slice(&value.to_be_bytes()),
+        None => aad.extend_from_slice(id.body()),
+    }
     aad
 }
 

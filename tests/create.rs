@@ -202,7 +202,7 @@ fn a_server_id_carries_the_injected_time_to_the_millisecond() {
     assert_eq!(plan.id_source, IdSource::Server);
     let id = plan.response.destination_id();
     assert_eq!(id, plan.record.destination_id);
-    assert_eq!(id.timestamp_ms(), NOW_MS);
+    assert_eq!(id.timestamp_ms(), Some(NOW_MS));
     let v: Value = serde_json::to_value(&plan.response).unwrap();
     let text = v["destinationId"].as_str().unwrap();
     assert_eq!(text.parse::<DestinationId>().unwrap(), id);

@@ -1,6 +1,6 @@
 //! `DestinationId` against the spec's `destinationId` pattern
-//! `^whk_[0-9A-HJKMNP-TV-Z]{26}$`, plus the 128-bit ULID rule: 26 base32
-//! characters carry 130 bits, so the first one must be `0`..=`7`.
+//! `^whk_[0-9A-HJKMNP-TV-Z]{26}$`: every pattern-valid id is accepted,
+//! including the ones whose 130 bits do not fit a 128-bit ULID.
 
 #![allow(
     clippy::unwrap_used,
@@ -82,21 +82,28 @@ fn canonical_ids_round_trip_exactly_and_decode_to_their_value() {
         "whk_7ZZZZZZZZZZZZZZZZZZZZZZZZZ".to_owned(),
         "whk_0123456789ABCDEFGHJKMNPQRS".to_owned(),
         "whk_7TVWXYZ0123456789ABCDEFGHJ".to_owned(),
+        "whk_80000000000000000000000000".to_owned(),
+        "whk_ZZZZZZZZZZZZZZZZZZZZZZZZZZ".to_owned(),
+        "whk_ZTVWXYZ0123456789ABCDEFGHJ".to_owned(),
     ];
     for _ in 0..500 {
-        let first = CROCKFORD[(rng.next_u32() % 8) as usize];
-        let rest = (0..25).map(|_| CROCKFORD[(rng.next_u32() % 32) as usize]);
-        samples.push(id_from(core::iter::once(first).chain(rest)));
+        samples.push(id_from(
+            (0..26).map(|_| CROCKFORD[(rng.next_u32() % 32) as usize]),
+        ));
     }
     for s in samples {
         let id = parse(&s).unwrap();
         assert_eq!(id.to_string(), s);
         assert_eq!(String::from(id), s);
         assert_eq!(format!("{id:?}"), format!("DestinationId({s})"));
-        let value = decode(&s[4..]).unwrap();
-        assert_eq!(id.to_u128(), value, "{s}");
-        assert_eq!(id.timestamp_ms(), (value >> 80) as u64, "{s}");
-        assert_eq!(DestinationId::from_u128(value), id);
+        assert_eq!(id.as_str(), s);
+        assert_eq!(id.body(), s[4..].as_bytes());
+        let value = decode(&s[4..]);
+        assert_eq!(id.to_ulid(), value, "{s}");
+        assert_eq!(id.timestamp_ms(), value.map(|v| (v >> 80) as u64), "{s}");
+        if let Some(value) = value {
+            assert_eq!(DestinationId::from_ulid(value), id);
+        }
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(json, format!("\"{s}\""));
         assert_eq!(serde_json::from_str::<DestinationId>(&json).unwrap(), id);
@@ -104,18 +111,21 @@ fn canonical_ids_round_trip_exactly_and_decode_to_their_value() {
 }
 
 #[test]
-fn the_largest_id_is_all_ones() {
+fn the_largest_ulid_is_all_ones_and_the_bounds_are_the_extremes() {
     let max = parse("whk_7ZZZZZZZZZZZZZZZZZZZZZZZZZ").unwrap();
-    assert_eq!(max.to_u128(), u128::MAX);
-    assert_eq!(DestinationId::from_u128(u128::MAX), max);
-    assert_eq!(
-        parse("whk_00000000000000000000000000").unwrap().to_u128(),
-        0
-    );
+    assert_eq!(max.to_ulid(), Some(u128::MAX));
+    assert_eq!(DestinationId::from_ulid(u128::MAX), max);
+    assert_eq!(DestinationId::MIN, parse("whk_00000000000000000000000000").unwrap());
+    assert_eq!(DestinationId::MIN.to_ulid(), Some(0));
+    assert_eq!(DestinationId::from_ulid(0), DestinationId::MIN);
+    assert_eq!(DestinationId::MAX, parse("whk_ZZZZZZZZZZZZZZZZZZZZZZZZZZ").unwrap());
+    assert_eq!(DestinationId::MAX.to_ulid(), None);
+    assert_eq!(DestinationId::MIN.predecessor(), None);
+    assert_eq!(DestinationId::MAX.successor(), None);
 }
 
 #[test]
-fn a_first_character_above_7_overflows() {
+fn a_first_character_above_7_is_a_valid_id_wider_than_a_ulid() {
     let mut count = 0;
     for &first in CROCKFORD.iter().filter(|&&c| c > b'7') {
         count += 1;
@@ -123,13 +133,72 @@ fn a_first_character_above_7_overflows() {
             let s = id_from(core::iter::once(first).chain(core::iter::repeat_n(rest, 25)));
             assert!(decode(&s[4..]).is_none(), "{s} needs more than 128 bits");
             assert!(Regex::new(ID_PATTERN).unwrap().is_match(&s), "{s}");
-            assert_eq!(code(&s), "overflow", "{s}");
+            let id = parse(&s).unwrap();
+            assert_eq!(id.to_string(), s);
+            assert_eq!(id.to_ulid(), None, "{s}");
+            assert_eq!(id.timestamp_ms(), None, "{s}");
+            assert!(id > DestinationId::from_ulid(u128::MAX), "{s}");
         }
     }
     // 8, 9 and the 22 letters.
     assert_eq!(count, 24);
-    assert_eq!(code("whk_80000000000000000000000000"), "overflow");
-    assert_eq!(code("whk_ZZZZZZZZZZZZZZZZZZZZZZZZZZ"), "overflow");
+}
+
+#[test]
+fn random_pattern_valid_strings_are_all_accepted_and_order_like_their_text() {
+    let re = Regex::new(ID_PATTERN).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let mut pairs = Vec::new();
+    for _ in 0..2000 {
+        // Bias towards shared prefixes so neighbours differ late.
+        let len = (rng.next_u32() % 27) as usize;
+        let shared: Vec<u8> = (0..len).map(|_| CROCKFORD[(rng.next_u32() % 4) as usize]).collect();
+        let s = id_from(
+            shared
+                .into_iter()
+                .chain((len..26).map(|_| CROCKFORD[(rng.next_u32() % 32) as usize])),
+        );
+        assert!(re.is_match(&s), "{s}");
+        let id = parse(&s).unwrap();
+        assert_eq!(id.to_string(), s);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(serde_json::from_str::<DestinationId>(&json).unwrap(), id);
+        pairs.push((id, s));
+    }
+    for w in pairs.windows(2) {
+        let ((a, sa), (b, sb)) = (&w[0], &w[1]);
+        assert_eq!(a.cmp(b), sa.cmp(sb), "{sa} {sb}");
+        assert_eq!(a == b, sa == sb);
+    }
+}
+
+#[test]
+fn successor_and_predecessor_are_the_neighbours_in_text_order() {
+    let cases = [
+        ("whk_00000000000000000000000000", "whk_00000000000000000000000001"),
+        ("whk_0000000000000000000000000Z", "whk_00000000000000000000000010"),
+        ("whk_7ZZZZZZZZZZZZZZZZZZZZZZZZZ", "whk_80000000000000000000000000"),
+        ("whk_0000000000000000000000000H", "whk_0000000000000000000000000J"),
+        ("whk_YZZZZZZZZZZZZZZZZZZZZZZZZZ", "whk_Z0000000000000000000000000"),
+    ];
+    for (a, b) in cases {
+        let (a, b) = (parse(a).unwrap(), parse(b).unwrap());
+        assert!(a < b);
+        assert_eq!(a.successor(), Some(b), "{a}");
+        assert_eq!(b.predecessor(), Some(a), "{b}");
+    }
+    // Against the numeric value where it fits.
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    for _ in 0..500 {
+        let v = (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())) >> (rng.next_u32() % 128);
+        let id = DestinationId::from_ulid(v);
+        if let Some(next) = v.checked_add(1) {
+            assert_eq!(id.successor(), Some(DestinationId::from_ulid(next)));
+        }
+        if let Some(prev) = v.checked_sub(1) {
+            assert_eq!(id.predecessor(), Some(DestinationId::from_ulid(prev)));
+        }
+    }
 }
 
 #[test]
@@ -143,7 +212,7 @@ fn lowercase_is_refused_not_normalised() {
             assert_eq!(code(&s), "pattern", "{s}");
         }
     }
-    // A lowercase first letter is a pattern error, not an overflow.
+    // A lowercase first letter is a pattern error too.
     assert_eq!(code("whk_z0000000000000000000000000"), "pattern");
 }
 
@@ -175,8 +244,7 @@ fn every_length_but_26_characters_is_refused() {
         let s = format!("whk_{}", "0".repeat(n));
         assert_eq!(code(&s), "pattern", "{n}");
     }
-    // 25 and 27 characters with an overflowing first character are still
-    // pattern errors: the length is checked first.
+    // 25 and 27 characters with a first character above 7 are pattern errors.
     assert_eq!(code(&format!("whk_8{}", "0".repeat(24))), "pattern");
     assert_eq!(code(&format!("whk_8{}", "0".repeat(26))), "pattern");
     assert_eq!(code(&format!("whk_{}", "0".repeat(1 << 16))), "pattern");
@@ -209,13 +277,14 @@ fn from_parts_keeps_the_time_and_the_low_80_random_bits() {
         for _ in 0..20 {
             let random = u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64());
             let id = DestinationId::from_parts(now, random);
-            assert_eq!(id.timestamp_ms(), millis);
-            assert_eq!(id.to_u128() & mask, random & mask);
-            assert_eq!(id.to_u128() >> 80, u128::from(millis));
+            assert_eq!(id.timestamp_ms(), Some(millis));
+            let value = id.to_ulid().unwrap();
+            assert_eq!(value & mask, random & mask);
+            assert_eq!(value >> 80, u128::from(millis));
             assert_eq!(parse(&id.to_string()).unwrap(), id);
         }
         assert_eq!(
-            DestinationId::from_parts(now, u128::MAX).to_u128() & mask,
+            DestinationId::from_parts(now, u128::MAX).to_ulid().unwrap() & mask,
             mask
         );
     }
@@ -229,7 +298,7 @@ fn generated_ids_carry_the_injected_time_and_round_trip() {
     let mut seen = std::collections::HashSet::new();
     for _ in 0..1000 {
         let id = DestinationId::generate(now, &mut rng);
-        assert_eq!(id.timestamp_ms(), 1_699_335_116_250);
+        assert_eq!(id.timestamp_ms(), Some(1_699_335_116_250));
         let text = id.to_string();
         assert!(re.is_match(&text), "{text}");
         assert_eq!(parse(&text).unwrap(), id);
@@ -270,7 +339,7 @@ fn every_constructor_agrees() {
 fn invalid_data_cannot_be_deserialized_into_an_id() {
     for json in [
         "\"whk_01arz3ndektsv4rrffq69g5fav\"",
-        "\"whk_81ARZ3NDEKTSV4RRFFQ69G5FAV\"",
+        "\"whk_81ARZ3NDEKTSV4RRFFQ69G5FAU\"",
         "\"whk_01ARZ3NDEKTSV4RRFFQ69G5FA\"",
         "\"WHK_01ARZ3NDEKTSV4RRFFQ69G5FAV\"",
         "\"<string>\"",
@@ -288,7 +357,7 @@ fn invalid_data_cannot_be_deserialized_into_an_id() {
 fn errors_name_the_field_follow_the_message_style_and_omit_the_value() {
     for s in [
         "whk_zqxj0000000000000000000000",
-        "whk_ZQXJ0000000000000000000000",
+        "whk_ZQXJ000000000000000000000",
         "zqxj",
     ] {
         let e = parse(s).unwrap_err();

@@ -137,7 +137,7 @@ fn run(ops: Vec<Op>, seed: u64) {
     let mut model = Model::default();
     let mut now = Timestamp::from_unix_millis(1_764_000_000_500).unwrap();
     // A target id no create can produce.
-    let never = DestinationId::from_u128(1);
+    let never = DestinationId::from_ulid(1);
 
     for op in ops {
         match op {
@@ -337,7 +337,7 @@ fn run(ops: Vec<Op>, seed: u64) {
                 }
                 let expected: Vec<_> = model
                     .dests
-                    .range((t, DestinationId::from_u128(0))..(t + 1, DestinationId::from_u128(0)))
+                    .range((t, DestinationId::MIN)..(t + 1, DestinationId::MIN))
                     .collect();
                 assert_eq!(walked.len(), expected.len());
                 for (view, ((_, id), d)) in walked.iter().zip(&expected) {

@@ -286,9 +286,130 @@ fn ids_that_differ_only_in_the_random_part_are_bound_separately() {
     let p = plan(&org, ring.current(), &mut rng);
     let id = p.record.destination_id;
     let mut record = p.record.clone();
-    record.destination_id = DestinationId::from_u128(id.to_u128() ^ 1);
+    record.destination_id = DestinationId::from_ulid(id.to_ulid().unwrap() ^ 1);
     assert_eq!(
         ring.authorization_header(&org, &record).unwrap_err().code(),
+        "unauthentic"
+    );
+}
+
+/// The associated data every secret sealed before ids could exceed 128 bits
+/// was bound to: context, version, key id, length-prefixed tenant and the
+/// id's 128-bit value big-endian.
+fn old_associated_data(key_id: u32, org: &str, id: DestinationId) -> Vec<u8> {
+    let body = std::str::from_utf8(id.body()).unwrap();
+    let value = body.bytes().fold(0u128, |v, c| {
+        let d = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+            .iter()
+            .position(|&x| x == c)
+            .unwrap();
+        (v << 5) | d as u128
+    });
+    let mut aad = b"prets-destinations/sealed-bearer-secret\0".to_vec();
+    aad.push(1);
+    aad.extend_from_slice(&key_id.to_be_bytes());
+    aad.push(u8::try_from(org.len()).unwrap());
+    aad.extend_from_slice(org.as_bytes());
+    aad.extend_from_slice(&value.to_be_bytes());
+    aad
+}
+
+#[test]
+fn a_secret_sealed_with_the_old_associated_data_still_opens() {
+    use chacha20poly1305::aead::AeadInOut as _;
+    use chacha20poly1305::{KeyInit as _, XChaCha20Poly1305, XNonce};
+
+    let mut rng = rng(11);
+    let org = tenant("org_a");
+    let ring = Keyring::new(key(7, 0x42), []).unwrap();
+    let mut p = plan(&org, ring.current(), &mut rng);
+    let id = p.record.destination_id;
+    assert!(id.to_ulid().is_some());
+    let secret = p.response.bearer_secret().expose_secret().to_owned();
+    // Sealed by hand under the old formula.
+    let cipher = XChaCha20Poly1305::new(&[0x42; 32].into());
+    let nonce = [9u8; 24];
+    let mut body = secret.as_bytes().to_vec();
+    let tag = cipher
+        .encrypt_inout_detached(
+            &XNonce::from(nonce),
+            &old_associated_data(7, "org_a", id),
+            body.as_mut_slice().into(),
+        )
+        .unwrap();
+    let mut stored = vec![1u8];
+    stored.extend_from_slice(&7u32.to_be_bytes());
+    stored.extend_from_slice(&nonce);
+    stored.extend_from_slice(&body);
+    stored.extend_from_slice(&tag);
+    p.record.sealed_secret = SealedSecret::from_bytes(&stored).unwrap();
+    let header = ring.authorization_header(&org, &p.record).unwrap();
+    assert_eq!(*header, format!("Bearer {secret}"));
+    // The same vector does not open for a neighbouring id.
+    p.record.destination_id = id.successor().unwrap();
+    assert_eq!(
+        ring.authorization_header(&org, &p.record).unwrap_err().code(),
+        "unauthentic"
+    );
+}
+
+#[test]
+fn an_id_wider_than_128_bits_seals_opens_and_is_bound_to_its_id() {
+    let mut rng = rng(12);
+    let org = tenant("org_a");
+    let ring = Keyring::new(key(1, 0x11), []).unwrap();
+    for text in [
+        "whk_ZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+        "whk_80000000000000000000000000",
+        "whk_Z1ARZ3NDEKTSV4RRFFQ69G5FAV",
+    ] {
+        let p = CreateDestinationRequest::new("Production", "https://example.com/prets/events")
+            .with_destination_id(text)
+            .validate()
+            .unwrap()
+            .plan(&org, now(), &mut rng, ring.current());
+        let id = p.record.destination_id;
+        assert_eq!(id.as_str(), text);
+        assert_eq!(id.to_ulid(), None);
+        let header = ring.authorization_header(&org, &p.record).unwrap();
+        assert_eq!(*header, expected_header(&p));
+        // Bound to the id: any other id, wide or not, refuses it.
+        for other in [id.successor(), id.predecessor(), Some(DestinationId::MIN)]
+            .into_iter()
+            .flatten()
+            .filter(|o| *o != id)
+        {
+            let mut moved = p.record.clone();
+            moved.destination_id = other;
+            assert_eq!(
+                ring.authorization_header(&org, &moved).unwrap_err().code(),
+                "unauthentic",
+                "{other}"
+            );
+        }
+        // And to the tenant.
+        assert!(ring.authorization_header(&tenant("org_b"), &p.record).is_err());
+    }
+}
+
+#[test]
+fn a_wide_id_and_a_ulid_with_the_same_text_prefix_are_bound_separately() {
+    // 16 bytes of a ULID value never equal the 26 text bytes of a wide id
+    // (the lengths differ); check it through the public API for ids that
+    // share their last characters.
+    let mut rng = rng(13);
+    let org = tenant("org_a");
+    let ring = Keyring::new(key(1, 0x11), []).unwrap();
+    let wide = "whk_Z0000000000000000000000001";
+    let p = CreateDestinationRequest::new("Production", "https://example.com/prets/events")
+        .with_destination_id(wide)
+        .validate()
+        .unwrap()
+        .plan(&org, now(), &mut rng, ring.current());
+    let mut moved = p.record.clone();
+    moved.destination_id = "whk_70000000000000000000000001".parse().unwrap();
+    assert_eq!(
+        ring.authorization_header(&org, &moved).unwrap_err().code(),
         "unauthentic"
     );
 }

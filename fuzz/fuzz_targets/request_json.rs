@@ -199,7 +199,7 @@ fuzz_target!(|data: &[u8]| {
         }
         None => {
             assert_eq!(plan.id_source, IdSource::Server);
-            assert_eq!(response.destination_id().timestamp_ms(), NOW_MS);
+            assert_eq!(response.destination_id().timestamp_ms(), Some(NOW_MS));
         }
     }
     assert_eq!(record.destination_id, response.destination_id());
