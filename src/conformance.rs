@@ -618,6 +618,114 @@ pub async fn run_all<R: DestinationRepo>(repo: &R) {
     remove_deletes_everything(repo).await;
     rotation_keeps_previous_secrets(repo).await;
     lifecycle_through_the_core(repo).await;
+    ids_of_every_width(repo).await;
+}
+
+/// Client ids across the whole pattern, including those wider than a 128-bit
+/// ULID (first character `8` to `Z`), are stored, read back exactly, listed
+/// and paged in text order beside generated ids, usable as cursors, replaced
+/// and removed.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn ids_of_every_width<R: DestinationRepo>(repo: &R) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let texts = [
+        "whk_00000000000000000000000000",
+        "whk_7ZZZZZZZZZZZZZZZZZZZZZZZZZ",
+        "whk_80000000000000000000000000",
+        "whk_9ZZZZZZZZZZZZZZZZZZZZZZZZZ",
+        "whk_Z1ARZ3NDEKTSV4RRFFQ69G5FAV",
+        "whk_ZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+    ];
+    let mut plans = Vec::new();
+    for text in texts {
+        let id: DestinationId = text.parse().expect("a pattern-valid id");
+        plans.push(kit.plan(&tenant, Some(id)));
+    }
+    plans.push(kit.plan(&tenant, None));
+    for plan in &plans {
+        assert_eq!(
+            insert(repo, &tenant, &plan.record).await,
+            InsertOutcome::Inserted,
+            "wide ids: {} was refused",
+            plan.record.destination_id
+        );
+        let got = get(repo, &tenant, plan.record.destination_id).await;
+        let got = got.unwrap_or_else(|| panic!("wide ids: get found nothing after Inserted"));
+        kit.assert_intact(&tenant, &got, plan, "wide ids (get)");
+        assert_eq!(
+            got.destination_id.as_str(),
+            plan.record.destination_id.as_str(),
+            "wide ids: the id text changed in storage"
+        );
+    }
+    let mut ids: Vec<_> = plans.iter().map(|p| p.record.destination_id).collect();
+    ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let listed: Vec<_> = list(repo, &tenant)
+        .await
+        .iter()
+        .map(|r| r.destination_id)
+        .collect();
+    assert_eq!(listed, ids, "wide ids: list is not in text order");
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let got = page(repo, &tenant, after, 2).await;
+        let Some(last) = got.last() else { break };
+        after = Some(last.destination_id);
+        walked.extend(got.iter().map(|r| r.destination_id));
+    }
+    assert_eq!(walked, ids, "wide ids: the page walk is not in text order");
+    // A cursor at the largest ULID: exactly the wider ids follow.
+    let ulid_max = DestinationId::from_ulid(u128::MAX);
+    let wider: Vec<_> = ids.iter().copied().filter(|id| *id > ulid_max).collect();
+    let got: Vec<_> = page(repo, &tenant, Some(ulid_max), 100)
+        .await
+        .iter()
+        .map(|r| r.destination_id)
+        .collect();
+    assert_eq!(got, wider, "wide ids: a cursor at the largest ulid");
+    // A wide cursor that is not an id is a position too.
+    let between: DestinationId = "whk_80000000000000000000000001"
+        .parse()
+        .expect("a pattern-valid id");
+    let got: Vec<_> = page(repo, &tenant, Some(between), 100)
+        .await
+        .iter()
+        .map(|r| r.destination_id)
+        .collect();
+    assert_eq!(
+        got,
+        ids.iter()
+            .copied()
+            .filter(|id| *id > between)
+            .collect::<Vec<_>>(),
+        "wide ids: a cursor between wide ids"
+    );
+    let widest = DestinationId::MAX;
+    let plan = plans
+        .iter()
+        .find(|p| p.record.destination_id == widest)
+        .expect("the kit inserted the largest id");
+    let rotated = kit.rotated(&tenant, &plan.record, 60);
+    assert_eq!(
+        replace(repo, &tenant, 1, &rotated).await,
+        ReplaceOutcome::Replaced,
+        "wide ids: replace"
+    );
+    assert_eq!(
+        get(repo, &tenant, widest).await.as_ref(),
+        Some(&rotated),
+        "wide ids: the replaced record"
+    );
+    assert_eq!(
+        remove(repo, &tenant, widest).await,
+        RemoveOutcome::Removed,
+        "wide ids: remove"
+    );
+    assert_eq!(get(repo, &tenant, widest).await, None, "wide ids: removed");
 }
 
 /// A repo whose writes (`insert`, `replace`, `remove`) always fail, without
