@@ -514,3 +514,112 @@ async fn rotation_returns_a_new_secret_once_and_keeps_the_old_one_for_the_grace_
         );
     }
 }
+
+#[tokio::test]
+async fn ids_wider_than_a_ulid_work_on_every_route() {
+    let server = TestServer::start().await;
+    let wide = [
+        "whk_80000000000000000000000000",
+        "whk_Z1ARZ3NDEKTSV4RRFFQ69G5FAV",
+        "whk_ZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+    ];
+    let generated = create(&server, "generated").await["destinationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for id in wide {
+        let body = json!({"name": "Wide", "url": "https://example.com/", "destinationId": id})
+            .to_string();
+        let response = server.create(body.as_bytes()).await;
+        assert_eq!(response.status, 201, "{id}: {}", response.text());
+        assert_eq!(response.json()["destinationId"], json!(id));
+        assert_eq!(
+            response.header("location"),
+            Some(item(id).as_str()),
+            "{id}"
+        );
+        // The same id again conflicts and names it.
+        let again = server.create(body.as_bytes()).await;
+        assert_eq!(again.status, 409, "{id}: {}", again.text());
+        assert_eq!(again.json()["destinationId"], json!(id));
+
+        let response = call(&server, "GET", &item(id), None).await;
+        assert_eq!(response.status, 200, "{id}: {}", response.text());
+        assert_documented("GET", ITEM, &response);
+        assert_eq!(response.json()["destinationId"], json!(id));
+    }
+
+    // The list walks them after the generated id, in text order, and a wide
+    // id works as a cursor.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("{CREATE_PATH}?limit=1&cursor={c}"),
+            None => format!("{CREATE_PATH}?limit=1"),
+        };
+        let response = call(&server, "GET", &path, None).await;
+        assert_eq!(response.status, 200, "{path}: {}", response.text());
+        assert_documented("GET", CREATE_PATH, &response);
+        let page = response.json();
+        seen.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["destinationId"].as_str().unwrap().to_owned()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let mut expected: Vec<String> = wide.iter().map(|s| (*s).to_owned()).collect();
+    expected.insert(0, generated);
+    assert_eq!(seen, expected);
+    let response = call(
+        &server,
+        "GET",
+        &format!("{CREATE_PATH}?cursor={}", wide[0]),
+        None,
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let after: Vec<String> = response.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["destinationId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(after, wide[1..]);
+
+    let id = wide[2];
+    let response = call(
+        &server,
+        "PATCH",
+        &item(id),
+        Some(json!({"name": "Wide EU", "version": 1})),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_documented("PATCH", ITEM, &response);
+    assert_eq!(response.json()["destinationId"], json!(id));
+    assert_eq!(response.json()["name"], json!("Wide EU"));
+
+    let response = call(
+        &server,
+        "POST",
+        &format!("{}/rotate-secret", item(id)),
+        Some(json!({"gracePeriodSeconds": 60})),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_documented("POST", ROTATE, &response);
+    assert_eq!(response.json()["version"], json!(3));
+
+    let response = call(&server, "DELETE", &item(id), None).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_documented("DELETE", ITEM, &response);
+    assert_eq!(call(&server, "GET", &item(id), None).await.status, 404);
+    server.running.stop().await.unwrap();
+}
