@@ -1,6 +1,7 @@
-//! `DestinationId`: never panics; every accepted input round-trips exactly and
-//! decodes to the 128-bit value its Crockford digits spell; every 128-bit
-//! value writes an id that parses back to itself.
+//! `DestinationId`: never panics; every accepted input round-trips exactly,
+//! is ordered like its text, has neighbours one digit away, and decodes to
+//! the 128-bit ULID its Crockford digits spell exactly when that value fits;
+//! every 128-bit value writes an id that parses back to itself.
 
 #![no_main]
 
@@ -14,9 +15,9 @@ fn crockford(c: u8) -> Option<u128> {
 }
 
 fn check_value(value: u128) {
-    let id = DestinationId::from_u128(value);
-    assert_eq!(id.to_u128(), value);
-    assert_eq!(u128::from(id.timestamp_ms()), value >> 80);
+    let id = DestinationId::from_ulid(value);
+    assert_eq!(id.to_ulid(), Some(value));
+    assert_eq!(id.timestamp_ms().map(u128::from), Some(value >> 80));
     let text = id.to_string();
     assert_eq!(text.len(), 30);
     assert_eq!(text.parse::<DestinationId>(), Ok(id));
@@ -49,16 +50,30 @@ fuzz_target!(|data: &[u8]| {
             let digits = s
                 .strip_prefix(ID_PREFIX)
                 .expect("accepted ids carry the prefix");
-            let mut value: u128 = 0;
+            assert_eq!(id.as_str(), s);
+            assert_eq!(id.body(), digits.as_bytes());
+            let mut value = Some(0u128);
             for c in digits.bytes() {
                 let d = crockford(c).expect("accepted ids use upper-case crockford digits");
                 value = value
-                    .checked_mul(32)
-                    .and_then(|v| v.checked_add(d))
-                    .expect("accepted ids fit in 128 bits");
+                    .and_then(|v| v.checked_mul(32))
+                    .and_then(|v| v.checked_add(d));
             }
-            assert_eq!(id.to_u128(), value);
-            check_value(value);
+            assert_eq!(id.to_ulid(), value);
+            assert_eq!(value.is_some(), digits.as_bytes()[0] <= b'7');
+            if let Some(value) = value {
+                check_value(value);
+            }
+            for (next, prev) in [(id.successor(), Some(id)), (Some(id), id.predecessor())] {
+                if let (Some(next), Some(prev)) = (next, prev) {
+                    assert!(prev < next);
+                    assert!(prev.as_str() < next.as_str());
+                    assert_eq!(prev.successor(), Some(next));
+                    assert_eq!(next.predecessor(), Some(prev));
+                }
+            }
+            assert_eq!(id.successor().is_none(), id == DestinationId::MAX);
+            assert_eq!(id.predecessor().is_none(), id == DestinationId::MIN);
         }
         Err(e) => {
             assert!(via_serde.is_err(), "serde accepted what FromStr refused");
