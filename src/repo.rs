@@ -297,7 +297,7 @@ pub trait DestinationRepo: Send + Sync {
     ///
     /// In SQL: `SELECT .. WHERE tenant_id = ? AND destination_id > ? ORDER
     /// BY destination_id LIMIT ?`, with ids compared as their text (which
-    /// sorts like their 128-bit value: Crockford base32 in ASCII order).
+    /// is `DestinationId` order: Crockford base32 in ASCII order).
     ///
     /// # Errors
     /// Only storage failures.

@@ -97,7 +97,7 @@ fn canonical_ids_round_trip_exactly_and_decode_to_their_value() {
         assert_eq!(String::from(id), s);
         assert_eq!(format!("{id:?}"), format!("DestinationId({s})"));
         assert_eq!(id.as_str(), s);
-        assert_eq!(id.body(), s[4..].as_bytes());
+        assert_eq!(id.body(), &s.as_bytes()[4..]);
         let value = decode(&s[4..]);
         assert_eq!(id.to_ulid(), value, "{s}");
         assert_eq!(id.timestamp_ms(), value.map(|v| (v >> 80) as u64), "{s}");
@@ -115,10 +115,16 @@ fn the_largest_ulid_is_all_ones_and_the_bounds_are_the_extremes() {
     let max = parse("whk_7ZZZZZZZZZZZZZZZZZZZZZZZZZ").unwrap();
     assert_eq!(max.to_ulid(), Some(u128::MAX));
     assert_eq!(DestinationId::from_ulid(u128::MAX), max);
-    assert_eq!(DestinationId::MIN, parse("whk_00000000000000000000000000").unwrap());
+    assert_eq!(
+        DestinationId::MIN,
+        parse("whk_00000000000000000000000000").unwrap()
+    );
     assert_eq!(DestinationId::MIN.to_ulid(), Some(0));
     assert_eq!(DestinationId::from_ulid(0), DestinationId::MIN);
-    assert_eq!(DestinationId::MAX, parse("whk_ZZZZZZZZZZZZZZZZZZZZZZZZZZ").unwrap());
+    assert_eq!(
+        DestinationId::MAX,
+        parse("whk_ZZZZZZZZZZZZZZZZZZZZZZZZZZ").unwrap()
+    );
     assert_eq!(DestinationId::MAX.to_ulid(), None);
     assert_eq!(DestinationId::MIN.predecessor(), None);
     assert_eq!(DestinationId::MAX.successor(), None);
@@ -152,7 +158,9 @@ fn random_pattern_valid_strings_are_all_accepted_and_order_like_their_text() {
     for _ in 0..2000 {
         // Bias towards shared prefixes so neighbours differ late.
         let len = (rng.next_u32() % 27) as usize;
-        let shared: Vec<u8> = (0..len).map(|_| CROCKFORD[(rng.next_u32() % 4) as usize]).collect();
+        let shared: Vec<u8> = (0..len)
+            .map(|_| CROCKFORD[(rng.next_u32() % 4) as usize])
+            .collect();
         let s = id_from(
             shared
                 .into_iter()
@@ -175,11 +183,26 @@ fn random_pattern_valid_strings_are_all_accepted_and_order_like_their_text() {
 #[test]
 fn successor_and_predecessor_are_the_neighbours_in_text_order() {
     let cases = [
-        ("whk_00000000000000000000000000", "whk_00000000000000000000000001"),
-        ("whk_0000000000000000000000000Z", "whk_00000000000000000000000010"),
-        ("whk_7ZZZZZZZZZZZZZZZZZZZZZZZZZ", "whk_80000000000000000000000000"),
-        ("whk_0000000000000000000000000H", "whk_0000000000000000000000000J"),
-        ("whk_YZZZZZZZZZZZZZZZZZZZZZZZZZ", "whk_Z0000000000000000000000000"),
+        (
+            "whk_00000000000000000000000000",
+            "whk_00000000000000000000000001",
+        ),
+        (
+            "whk_0000000000000000000000000Z",
+            "whk_00000000000000000000000010",
+        ),
+        (
+            "whk_7ZZZZZZZZZZZZZZZZZZZZZZZZZ",
+            "whk_80000000000000000000000000",
+        ),
+        (
+            "whk_0000000000000000000000000H",
+            "whk_0000000000000000000000000J",
+        ),
+        (
+            "whk_YZZZZZZZZZZZZZZZZZZZZZZZZZ",
+            "whk_Z0000000000000000000000000",
+        ),
     ];
     for (a, b) in cases {
         let (a, b) = (parse(a).unwrap(), parse(b).unwrap());
@@ -190,7 +213,8 @@ fn successor_and_predecessor_are_the_neighbours_in_text_order() {
     // Against the numeric value where it fits.
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     for _ in 0..500 {
-        let v = (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())) >> (rng.next_u32() % 128);
+        let v = (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64()))
+            >> (rng.next_u32() % 128);
         let id = DestinationId::from_ulid(v);
         if let Some(next) = v.checked_add(1) {
             assert_eq!(id.successor(), Some(DestinationId::from_ulid(next)));
@@ -281,7 +305,7 @@ fn from_parts_keeps_the_time_and_the_low_80_random_bits() {
             let value = id.to_ulid().unwrap();
             assert_eq!(value & mask, random & mask);
             assert_eq!(value >> 80, u128::from(millis));
-            assert_eq!(parse(&id.to_string()).unwrap(), id);
+            assert_eq!(parse(id.as_str()).unwrap(), id);
         }
         assert_eq!(
             DestinationId::from_parts(now, u128::MAX).to_ulid().unwrap() & mask,

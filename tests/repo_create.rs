@@ -265,5 +265,8 @@ fn record_and_response_agree_and_times_are_whole_seconds() {
     assert_eq!(record.created_at, record.updated_at);
     assert_eq!(record.created_at.unix_millis() % 1000, 0);
     assert_eq!(record.created_at.unix_seconds(), now().unix_seconds());
-    assert_eq!(record.destination_id.timestamp_ms(), Some(now().unix_millis()));
+    assert_eq!(
+        record.destination_id.timestamp_ms(),
+        Some(now().unix_millis())
+    );
 }

@@ -348,7 +348,9 @@ fn a_secret_sealed_with_the_old_associated_data_still_opens() {
     // The same vector does not open for a neighbouring id.
     p.record.destination_id = id.successor().unwrap();
     assert_eq!(
-        ring.authorization_header(&org, &p.record).unwrap_err().code(),
+        ring.authorization_header(&org, &p.record)
+            .unwrap_err()
+            .code(),
         "unauthentic"
     );
 }
@@ -388,7 +390,10 @@ fn an_id_wider_than_128_bits_seals_opens_and_is_bound_to_its_id() {
             );
         }
         // And to the tenant.
-        assert!(ring.authorization_header(&tenant("org_b"), &p.record).is_err());
+        assert!(
+            ring.authorization_header(&tenant("org_b"), &p.record)
+                .is_err()
+        );
     }
 }
 

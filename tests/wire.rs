@@ -98,7 +98,10 @@ fn ids_wider_than_a_ulid_validate() {
     ] {
         let body = SPEC_REQUEST.replace("<string>", id);
         let new = request(&body).unwrap().validate().unwrap();
-        assert_eq!(new.destination_id.map(|d| d.to_string()).as_deref(), Some(id));
+        assert_eq!(
+            new.destination_id.map(|d| d.to_string()).as_deref(),
+            Some(id)
+        );
     }
 }
 

@@ -528,16 +528,12 @@ async fn ids_wider_than_a_ulid_work_on_every_route() {
         .unwrap()
         .to_owned();
     for id in wide {
-        let body = json!({"name": "Wide", "url": "https://example.com/", "destinationId": id})
-            .to_string();
+        let body =
+            json!({"name": "Wide", "url": "https://example.com/", "destinationId": id}).to_string();
         let response = server.create(body.as_bytes()).await;
         assert_eq!(response.status, 201, "{id}: {}", response.text());
         assert_eq!(response.json()["destinationId"], json!(id));
-        assert_eq!(
-            response.header("location"),
-            Some(item(id).as_str()),
-            "{id}"
-        );
+        assert_eq!(response.header("location"), Some(item(id).as_str()), "{id}");
         // The same id again conflicts and names it.
         let again = server.create(body.as_bytes()).await;
         assert_eq!(again.status, 409, "{id}: {}", again.text());
