@@ -27,8 +27,8 @@ pub use crate::create::{CreatePlan, DestinationRecord, IdSource, plan_create};
 pub use crate::error::{Field, FieldError, ValidationErrors};
 pub use crate::id::{DestinationId, ID_PATTERN, ID_PREFIX, InvalidDestinationId};
 pub use crate::lifecycle::{
-    DeleteOutcome, GetOutcome, ListOutcome, RotateOutcome, UpdateOutcome, delete, get, list,
-    list_page, rotate, update,
+    DeleteOutcome, GetOutcome, ListOutcome, MAX_VERSION, RotateOutcome, UpdateOutcome,
+    VERSIONLESS_ATTEMPTS, delete, get, list, list_page, rotate, update,
 };
 #[cfg(feature = "memory")]
 pub use crate::memory::MemoryRepo;

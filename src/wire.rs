@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Field, FieldError, ValidationErrors};
 use crate::{
+    MAX_VERSION,
     BearerSecret, DestinationId, DestinationName, DestinationRecord, DestinationUrl, GracePeriod,
     Timestamp,
 };
@@ -22,7 +23,10 @@ enum Member {
     String(String),
     /// A non-negative integer (kept for the members that are numbers).
     Number(u64),
-    /// A negative or fractional number, boolean, array or object.
+    /// An integer outside `0..=u64::MAX`: negative, or at least 2^64
+    /// (read as a float, so only its magnitude is known).
+    BigInteger,
+    /// A fractional number, boolean, array or object.
     Other,
 }
 
@@ -53,13 +57,19 @@ impl<'de> Deserialize<'de> for Member {
                 Ok(Member::Other)
             }
             fn visit_i64<E>(self, v: i64) -> Result<Member, E> {
-                Ok(u64::try_from(v).map_or(Member::Other, Member::Number))
+                Ok(u64::try_from(v).map_or(Member::BigInteger, Member::Number))
             }
             fn visit_u64<E>(self, v: u64) -> Result<Member, E> {
                 Ok(Member::Number(v))
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Member, E> {
-                Ok(Member::Other)
+            fn visit_f64<E>(self, v: f64) -> Result<Member, E> {
+                // JSON integers beyond 64 bits arrive as floats; every float
+                // this large is integral.
+                Ok(if v.abs() >= 9_223_372_036_854_775_808.0 {
+                    Member::BigInteger
+                } else {
+                    Member::Other
+                })
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -503,13 +513,29 @@ impl UpdateDestinationRequest {
             .map(|s| s.and_then(|s| keep(DestinationName::try_from(s), &mut errors)));
         let url = optional_string(self.url, Field::Url, "url must be a string", &mut errors)
             .map(|s| s.and_then(|s| keep(DestinationUrl::try_from(s), &mut errors)));
-        let version = optional_integer(
-            self.version,
-            Field::Version,
-            "version must be a non-negative integer",
-            false,
-            &mut errors,
-        );
+        let version = match self.version {
+            Member::BigInteger => Err(()),
+            m => optional_integer(
+                m,
+                Field::Version,
+                "version must be a positive integer",
+                false,
+                &mut errors,
+            ),
+        }
+        .and_then(|v| match v {
+            Some(1..=MAX_VERSION) | None => Ok(v),
+            Some(_) => Err(()),
+        })
+        .map_err(|()| {
+            if errors.iter().all(|e| e.field() != Field::Version) {
+                errors.push(FieldError::new(
+                    Field::Version,
+                    "out_of_range",
+                    "version must be between 1 and 9223372036854775807",
+                ));
+            }
+        });
         if !errors.is_empty() {
             return Err(ValidationErrors::from_errors(errors));
         }
@@ -849,6 +875,8 @@ pub struct DeletedDestination {
 /// | `not_found` | 404 | `destinationId` | no such destination in the organization |
 /// | `conflict` | 409 | `destinationId` | create with an id the organization has |
 /// | `version_mismatch` | 409 | `version` | the destination changed since it was read |
+/// | `version_exhausted` | 409 | `version` | the destination is at [`MAX_VERSION`](crate::MAX_VERSION) and cannot change |
+/// | `contention` | 503 | `destinationId` | a write without `version` lost to other writers too many times |
 ///
 /// ```
 /// use prets_destinations::ApiError;
@@ -904,6 +932,33 @@ impl ApiError {
             Field::Version,
             "version_mismatch",
             "the destination changed since it was read",
+        )
+    }
+
+    /// `503 contention`: an update without `version`, or a rotation, lost
+    /// the compare-and-swap to other writers
+    /// [`VERSIONLESS_ATTEMPTS`](crate::VERSIONLESS_ATTEMPTS) times; nothing
+    /// was written. Retry later.
+    #[must_use]
+    pub fn contention() -> Self {
+        Self::one(
+            503,
+            Field::DestinationId,
+            "contention",
+            "too many concurrent changes to this destination; retry later",
+        )
+    }
+
+    /// `409 version_exhausted`: the destination is at
+    /// [`MAX_VERSION`](crate::MAX_VERSION) and can no longer be updated or
+    /// rotated; delete and recreate it.
+    #[must_use]
+    pub fn version_exhausted() -> Self {
+        Self::one(
+            409,
+            Field::Version,
+            "version_exhausted",
+            "the destination has reached the largest version and cannot change",
         )
     }
 

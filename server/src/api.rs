@@ -292,6 +292,8 @@ async fn update_destination<R: DestinationRepo + 'static>(
         }
         UpdateOutcome::NotFound => Err(not_found_destination()),
         UpdateOutcome::VersionMismatch => Err(Problem::version_mismatch()),
+        UpdateOutcome::VersionExhausted => Err(Problem::version_exhausted()),
+        UpdateOutcome::Contention => Err(Problem::contention()),
         UpdateOutcome::Invalid(errors) => Err(Problem::invalid_fields(errors)),
     }
 }
@@ -357,7 +359,8 @@ async fn rotate_secret<R: DestinationRepo + 'static>(
             ok_json(&rotated, true)
         }
         RotateOutcome::NotFound => Err(not_found_destination()),
-        RotateOutcome::VersionMismatch => Err(Problem::version_mismatch()),
+        RotateOutcome::VersionExhausted => Err(Problem::version_exhausted()),
+        RotateOutcome::Contention => Err(Problem::contention()),
         RotateOutcome::Invalid(errors) => Err(Problem::invalid_fields(errors)),
     }
 }
