@@ -44,6 +44,22 @@ fn memory_repo_replace_is_compare_and_swap() {
 }
 
 #[test]
+fn memory_repo_versionless_writes_all_apply_under_contention() {
+    block_on(conformance::concurrent_versionless_updates_all_apply(
+        &MemoryRepo::new(),
+        32,
+    ));
+    block_on(conformance::concurrent_rotations_all_apply(
+        &MemoryRepo::new(),
+        32,
+    ));
+    block_on(conformance::concurrent_versioned_updates_one_wins(
+        &MemoryRepo::new(),
+        32,
+    ));
+}
+
+#[test]
 fn memory_repo_remove_deletes_everything() {
     block_on(conformance::remove_deletes_everything(&MemoryRepo::new()));
 }
