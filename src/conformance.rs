@@ -1285,12 +1285,8 @@ pub async fn concurrent_rotations_all_apply<R: DestinationRepo>(repo: &R, tasks:
         insert(repo, &tenant, &plan.record).await,
         InsertOutcome::Inserted
     );
-    let (now, key, tenant_ref, racing) = (
-        kit.now,
-        kit.keyring.current(),
-        &tenant,
-        &Interleaved(repo),
-    );
+    let (now, key, tenant_ref, racing) =
+        (kit.now, kit.keyring.current(), &tenant, &Interleaved(repo));
     let outcomes = join_all(
         (0..tasks)
             .map(|_| async move {
@@ -1320,7 +1316,11 @@ pub async fn concurrent_rotations_all_apply<R: DestinationRepo>(repo: &R, tasks:
     let mut digests: Vec<[u8; 32]> = by_version.iter().map(|(_, d)| *d.as_bytes()).collect();
     digests.sort_unstable();
     digests.dedup();
-    assert_eq!(digests.len(), tasks, "concurrent rotations: a secret repeats");
+    assert_eq!(
+        digests.len(),
+        tasks,
+        "concurrent rotations: a secret repeats"
+    );
     let stored = get(repo, &tenant, id).await.expect("record");
     assert_eq!(
         stored.version,

@@ -12,8 +12,8 @@ use subtle::{Choice, ConstantTimeEq as _, ConstantTimeLess as _};
 use crate::error::{Field, field_error_type};
 use crate::secret::bearer_token;
 use crate::{
-    BearerSecret, DestinationId, DestinationRecord, MAX_VERSION, SealedSecret, SealingKey, SecretDigest,
-    TenantId, Timestamp,
+    BearerSecret, DestinationId, DestinationRecord, MAX_VERSION, SealedSecret, SealingKey,
+    SecretDigest, TenantId, Timestamp,
 };
 
 /// Most previous secrets a record keeps. A rotation that would keep more

@@ -8,9 +8,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Field, FieldError, ValidationErrors};
 use crate::{
-    MAX_VERSION,
     BearerSecret, DestinationId, DestinationName, DestinationRecord, DestinationUrl, GracePeriod,
-    Timestamp,
+    MAX_VERSION, Timestamp,
 };
 
 /// One member of the request body, kept as the client sent it until
