@@ -16,9 +16,9 @@ use std::thread;
 
 use prets_destinations::conformance::{self, FailingInserts};
 use prets_destinations::{
-    CreateDestinationRequest, CreateOutcome, DestinationRepo, GracePeriod, MemoryRepo,
+    CreateDestinationRequest, CreateOutcome, DestinationRepo, GracePeriod, MAX_VERSION, MemoryRepo,
     RemoveOutcome, ReplaceOutcome, RotateOutcome, RotateSecretRequest, UpdateDestinationRequest,
-    create, delete, rotate, update,
+    UpdateOutcome, create, delete, rotate, update,
 };
 use repo_support::{block_on, keyring, now, rng, tenant};
 
@@ -197,5 +197,73 @@ fn failed_writes_change_nothing_and_surface_the_error() {
     assert_eq!(
         block_on(repo.remove(&org, id)).unwrap(),
         RemoveOutcome::Removed
+    );
+}
+
+#[test]
+fn a_destination_at_the_largest_version_can_no_longer_change() {
+    let repo = MemoryRepo::new();
+    let mut rng = rng(13);
+    let keys = keyring(1, &mut rng);
+    let org = tenant("org_max");
+    let request = CreateDestinationRequest::new("n", "https://example.com/");
+    let CreateOutcome::Created(created) = block_on(create(
+        &repo,
+        &org,
+        request,
+        now(),
+        &mut rng,
+        keys.current(),
+    ))
+    .unwrap() else {
+        panic!("not created")
+    };
+    let id = created.destination_id();
+    let mut record = block_on(repo.get(&org, id)).unwrap().unwrap();
+    // One below the largest: one more change is possible, to MAX_VERSION.
+    let mut almost = record.clone();
+    almost.version = MAX_VERSION - 1;
+    assert_eq!(
+        block_on(repo.replace(&org, 1, &almost)).unwrap(),
+        ReplaceOutcome::Replaced
+    );
+    let patch = UpdateDestinationRequest::new().with_name("last");
+    let UpdateOutcome::Updated(view) = block_on(update(&repo, &org, id, patch, now())).unwrap()
+    else {
+        panic!("the change to MAX_VERSION was refused")
+    };
+    assert_eq!(view.version(), MAX_VERSION);
+    record = block_on(repo.get(&org, id)).unwrap().unwrap();
+    assert_eq!(record.version, MAX_VERSION);
+    assert!(record.patched(&Default::default(), now()).is_none());
+    for patch in [
+        UpdateDestinationRequest::new().with_name("more"),
+        UpdateDestinationRequest::new()
+            .with_name("more")
+            .with_version(MAX_VERSION),
+    ] {
+        assert_eq!(
+            block_on(update(&repo, &org, id, patch, now())).unwrap(),
+            UpdateOutcome::VersionExhausted
+        );
+    }
+    let out = block_on(rotate(
+        &repo,
+        &org,
+        id,
+        RotateSecretRequest::new(),
+        now(),
+        &mut rng,
+        keys.current(),
+    ))
+    .unwrap();
+    assert!(matches!(out, RotateOutcome::VersionExhausted), "{out:?}");
+    assert_eq!(block_on(repo.get(&org, id)).unwrap().unwrap(), record);
+    assert_eq!(
+        UpdateOutcome::VersionExhausted
+            .into_result()
+            .unwrap_err()
+            .code(),
+        "version_exhausted"
     );
 }
