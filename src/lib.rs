@@ -54,7 +54,7 @@ pub use crate::url::{DestinationUrl, InvalidUrl, URL_MAX_CHARS, URL_PATTERN};
 pub use crate::wire::{
     ApiError, CreateDestinationRequest, CreatedDestination, DEFAULT_PAGE_LIMIT, DeletedDestination,
     DestinationPage, DestinationPatch, DestinationView, ListDestinationsRequest, MAX_PAGE_LIMIT,
-    NewDestination, PageRequest, RotateSecretRequest, UpdateDestinationRequest,
+    NewDestination, PageRequest, RotateSecretRequest, Rotation, UpdateDestinationRequest,
 };
 
 /// The `rand_core` version this crate's `CryptoRng` bounds refer to.

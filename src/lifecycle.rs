@@ -136,7 +136,11 @@ pub enum RotateOutcome {
     Rotated(RotatedSecret),
     /// The organization has no destination with that id (`404 not_found`).
     NotFound,
-    /// The rotation lost the compare-and-swap to other writers
+    /// The request named a `version` and the destination is not at it, or
+    /// changed between the read and the write; nothing was written and the
+    /// minted secret is gone (`409 version_mismatch`).
+    VersionMismatch,
+    /// A rotation without `version` lost the compare-and-swap to other writers
     /// [`VERSIONLESS_ATTEMPTS`] times in a row; nothing was written and
     /// every minted secret is gone (`503 contention`). Retry later.
     Contention,
@@ -152,12 +156,14 @@ impl RotateOutcome {
     /// The `200` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::not_found`], [`ApiError::contention`],
-    /// [`ApiError::version_exhausted`] or [`ApiError::invalid`].
+    /// [`ApiError::not_found`], [`ApiError::version_mismatch`],
+    /// [`ApiError::contention`], [`ApiError::version_exhausted`] or
+    /// [`ApiError::invalid`].
     pub fn into_result(self) -> Result<RotatedSecret, ApiError> {
         match self {
             Self::Rotated(rotated) => Ok(rotated),
             Self::NotFound => Err(ApiError::not_found()),
+            Self::VersionMismatch => Err(ApiError::version_mismatch()),
             Self::Contention => Err(ApiError::contention()),
             Self::VersionExhausted => Err(ApiError::version_exhausted()),
             Self::Invalid(errors) => Err(ApiError::invalid(errors)),
@@ -345,11 +351,13 @@ pub async fn delete<R: DestinationRepo>(
 /// are kept. See [`DestinationRecord::plan_rotation`].
 ///
 /// The new secret leaves only in [`RotateOutcome::Rotated`], after the repo
-/// stored it. A rotation names no version: a change landing between the read
-/// and the write makes it read again and plan again (with a new secret; the
-/// unstored one is dropped, and wiped), up to [`VERSIONLESS_ATTEMPTS`]
-/// rounds, then [`RotateOutcome::Contention`]. Each rotation applies exactly
-/// once, and only the secret stored is returned.
+/// stored it. Like [`update`]: with a `version` in the request, another
+/// stored version or a change landing between the read and the write gives
+/// [`RotateOutcome::VersionMismatch`]; without one, such a change makes it
+/// read again and plan again (with a new secret; the unstored one is dropped,
+/// and wiped), up to [`VERSIONLESS_ATTEMPTS`] rounds, then
+/// [`RotateOutcome::Contention`]. Each rotation applies at most once, and
+/// only the secret stored is returned.
 ///
 /// # Errors
 /// Only the repo's.
@@ -366,22 +374,32 @@ where
     R: DestinationRepo,
     G: CryptoRng + Send + ?Sized,
 {
-    let grace = match request.validate() {
-        Ok(grace) => grace,
+    let rotation = match request.validate() {
+        Ok(rotation) => rotation,
         Err(errors) => return Ok(RotateOutcome::Invalid(errors)),
     };
     for _ in 0..VERSIONLESS_ATTEMPTS {
         let Some(current) = repo.get(tenant, id).await? else {
             return Ok(RotateOutcome::NotFound);
         };
+        if rotation
+            .expected_version
+            .is_some_and(|v| v != current.version)
+        {
+            return Ok(RotateOutcome::VersionMismatch);
+        }
+        let grace = rotation.grace_period;
         let Some(plan) = current.plan_rotation(tenant, now, grace, rng, sealer) else {
             return Ok(RotateOutcome::VersionExhausted);
         };
         match repo.replace(tenant, current.version, &plan.record).await? {
             ReplaceOutcome::Replaced => return Ok(RotateOutcome::Rotated(plan.response)),
             ReplaceOutcome::NotFound => return Ok(RotateOutcome::NotFound),
-            // Another writer won this round: the plan (and its secret) is
-            // dropped here, and the next round reads again.
+            ReplaceOutcome::VersionMismatch if rotation.expected_version.is_some() => {
+                return Ok(RotateOutcome::VersionMismatch);
+            }
+            // Versionless: another writer won this round; the plan (and its
+            // secret) is dropped here, and the next round reads again.
             ReplaceOutcome::VersionMismatch => {}
         }
     }

@@ -258,6 +258,17 @@ fn a_destination_at_the_largest_version_can_no_longer_change() {
     ))
     .unwrap();
     assert!(matches!(out, RotateOutcome::VersionExhausted), "{out:?}");
+    let out = block_on(rotate(
+        &repo,
+        &org,
+        id,
+        RotateSecretRequest::new().with_version(MAX_VERSION),
+        now(),
+        &mut rng,
+        keys.current(),
+    ))
+    .unwrap();
+    assert!(matches!(out, RotateOutcome::VersionExhausted), "{out:?}");
     assert_eq!(block_on(repo.get(&org, id)).unwrap().unwrap(), record);
     assert_eq!(
         UpdateOutcome::VersionExhausted
@@ -266,4 +277,57 @@ fn a_destination_at_the_largest_version_can_no_longer_change() {
             .code(),
         "version_exhausted"
     );
+}
+
+#[test]
+fn a_rotation_naming_a_version_applies_only_to_it() {
+    let repo = MemoryRepo::new();
+    let mut rng = rng(14);
+    let keys = keyring(1, &mut rng);
+    let org = tenant("org_rotv");
+    let request = CreateDestinationRequest::new("n", "https://example.com/");
+    let CreateOutcome::Created(created) = block_on(create(
+        &repo,
+        &org,
+        request,
+        now(),
+        &mut rng,
+        keys.current(),
+    ))
+    .unwrap() else {
+        panic!("not created")
+    };
+    let id = created.destination_id();
+    let before = block_on(repo.get(&org, id)).unwrap().unwrap();
+    for stale in [2, MAX_VERSION] {
+        let out = block_on(rotate(
+            &repo,
+            &org,
+            id,
+            RotateSecretRequest::new().with_version(stale),
+            now(),
+            &mut rng,
+            keys.current(),
+        ))
+        .unwrap();
+        assert!(matches!(out, RotateOutcome::VersionMismatch), "{out:?}");
+        assert_eq!(out.into_result().unwrap_err().code(), "version_mismatch");
+    }
+    assert_eq!(block_on(repo.get(&org, id)).unwrap().unwrap(), before);
+    let out = block_on(rotate(
+        &repo,
+        &org,
+        id,
+        RotateSecretRequest::new().with_version(1),
+        now(),
+        &mut rng,
+        keys.current(),
+    ))
+    .unwrap();
+    let RotateOutcome::Rotated(rotated) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(rotated.version(), 2);
+    let stored = block_on(repo.get(&org, id)).unwrap().unwrap();
+    assert_eq!(stored.secret_digest, rotated.bearer_secret().digest());
 }

@@ -149,12 +149,14 @@ fn rotation_grace_period_bounds_and_default() {
         let req: RotateSecretRequest =
             serde_json::from_value(json!({ "gracePeriodSeconds": secs })).unwrap();
         match req.validate() {
-            Ok(g) => assert!(ok && g.as_secs() == secs),
+            Ok(r) => {
+                assert!(ok && r.grace_period.as_secs() == secs && r.expected_version.is_none())
+            }
             Err(e) => assert!(!ok && codes(&e) == [("gracePeriodSeconds", "out_of_range")]),
         }
     }
     let req: RotateSecretRequest = serde_json::from_str("{}").unwrap();
-    assert_eq!(req.validate().unwrap(), GracePeriod::default());
+    assert_eq!(req.validate().unwrap().grace_period, GracePeriod::default());
     assert_eq!(GracePeriod::default().as_secs(), 24 * 3600);
     for bad in [json!(null), json!("60"), json!(-1), json!(1.5)] {
         let req: RotateSecretRequest =
@@ -303,12 +305,19 @@ fn update_version_must_be_between_1_and_2_pow_63_minus_1() {
         ("\"2\"", Err("type")),
         ("true", Err("type")),
     ] {
-        let req: UpdateDestinationRequest =
-            serde_json::from_str(&format!(r#"{{"version":{text}}}"#)).unwrap();
+        let body = format!(r#"{{"version":{text}}}"#);
+        let req: UpdateDestinationRequest = serde_json::from_str(&body).unwrap();
         match (req.validate(), expected) {
             (Ok(patch), Ok(v)) => assert_eq!(patch.expected_version, Some(v), "{text}"),
             (Err(e), Err(code)) => assert_eq!(codes(&e), [("version", code)], "{text}"),
             (got, want) => panic!("{text}: {got:?}, expected {want:?}"),
+        }
+        // A rotation reads `version` by the same rule.
+        let req: RotateSecretRequest = serde_json::from_str(&body).unwrap();
+        match (req.validate(), expected) {
+            (Ok(r), Ok(v)) => assert_eq!(r.expected_version, Some(v), "rotate {text}"),
+            (Err(e), Err(code)) => assert_eq!(codes(&e), [("version", code)], "rotate {text}"),
+            (got, want) => panic!("rotate {text}: {got:?}, expected {want:?}"),
         }
     }
     let v = UpdateDestinationRequest::new().with_version(u64::MAX);
@@ -322,6 +331,16 @@ fn update_version_must_be_between_1_and_2_pow_63_minus_1() {
         .unwrap_err();
     let api = ApiError::invalid(err);
     assert_eq!((api.status(), api.code()), (422, "out_of_range"));
+    // Both rotation members are checked, every error at once.
+    let req: RotateSecretRequest =
+        serde_json::from_str(r#"{"gracePeriodSeconds":604801,"version":0}"#).unwrap();
+    assert_eq!(
+        codes(&req.validate().unwrap_err()),
+        [
+            ("gracePeriodSeconds", "out_of_range"),
+            ("version", "out_of_range")
+        ]
+    );
 }
 
 #[test]

@@ -337,8 +337,8 @@ async fn rotate_secret<R: DestinationRepo + 'static>(
         json_body(
             &headers,
             body,
-            "the body must be empty or a JSON object with the optional member \
-             `gracePeriodSeconds`, at most once, and no others",
+            "the body must be empty or a JSON object with the optional members \
+             `gracePeriodSeconds` and `version`, each at most once, and no others",
         )?
     };
     let mut rng = prets_destinations::os_rng();
@@ -359,6 +359,7 @@ async fn rotate_secret<R: DestinationRepo + 'static>(
             ok_json(&rotated, true)
         }
         RotateOutcome::NotFound => Err(not_found_destination()),
+        RotateOutcome::VersionMismatch => Err(Problem::version_mismatch()),
         RotateOutcome::VersionExhausted => Err(Problem::version_exhausted()),
         RotateOutcome::Contention => Err(Problem::contention()),
         RotateOutcome::Invalid(errors) => Err(Problem::invalid_fields(errors)),

@@ -680,6 +680,41 @@ async fn a_version_outside_1_to_2_pow_63_minus_1_is_out_of_range() {
             "{version}"
         );
     }
+    // A rotation's `version` follows the same rule, and nothing rotates.
+    let rotate_path = format!("{path}/rotate-secret");
+    for version in ["0", "-1", "9223372036854775808", "18446744073709551616"] {
+        let bearer = server.bearer();
+        let body = format!(r#"{{"version":{version}}}"#);
+        let response = request(
+            server.addr(),
+            "POST",
+            &rotate_path,
+            &[
+                ("Authorization", &bearer),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(response.status, 422, "{version}: {}", response.text());
+        assert_documented("POST", ROTATE, &response);
+        assert_eq!(
+            response.json()["errors"],
+            json!([{
+                "field": "version",
+                "code": "out_of_range",
+                "message": "version must be between 1 and 9223372036854775807"
+            }]),
+            "{version}"
+        );
+    }
+    let response = call(&server, "POST", &rotate_path, Some(json!({"version": 2}))).await;
+    assert_eq!(response.status, 409, "{}", response.text());
+    assert_documented("POST", ROTATE, &response);
+    assert_eq!(
+        response.json()["errors"][0]["code"],
+        json!("version_mismatch")
+    );
     // The largest version is in range: not stored, so a mismatch.
     let response = call(
         &server,
