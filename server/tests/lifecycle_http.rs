@@ -642,6 +642,20 @@ async fn concurrent_patches_of_one_version_have_one_winner() {
 
 #[tokio::test]
 async fn a_version_outside_1_to_2_pow_63_minus_1_is_out_of_range() {
+    let doc = support::openapi();
+    for schema in [
+        "UpdateDestinationRequest",
+        "RotateSecretRequest",
+        "DestinationView",
+        "RotatedSecret",
+    ] {
+        let version = &doc["components"]["schemas"][schema]["properties"]["version"];
+        assert_eq!(
+            (&version["minimum"], &version["maximum"]),
+            (&json!(1), &json!(9_223_372_036_854_775_807_u64)),
+            "{schema}"
+        );
+    }
     let server = TestServer::start().await;
     let created = create(&server, "Production").await;
     let path = item(created["destinationId"].as_str().unwrap());
