@@ -615,6 +615,9 @@ pub async fn run_all<R: DestinationRepo>(repo: &R) {
     pages_hold_under_concurrent_changes(repo).await;
     replace_is_compare_and_swap(repo).await;
     concurrent_replaces_one_wins(repo, 16).await;
+    concurrent_versionless_updates_all_apply(repo, 16).await;
+    concurrent_rotations_all_apply(repo, 16).await;
+    concurrent_versioned_updates_one_wins(repo, 16).await;
     remove_deletes_everything(repo).await;
     rotation_keeps_previous_secrets(repo).await;
     lifecycle_through_the_core(repo).await;
@@ -1212,6 +1215,297 @@ pub async fn concurrent_replaces_one_wins<R: DestinationRepo>(repo: &R, tasks: u
         stored.as_ref(),
         winners.first().map(|(_, r)| *r),
         "concurrent replaces: the stored record is not the winner's"
+    );
+}
+
+/// Yields to the executor once: the joined futures of the kit all run to
+/// this point before any goes on.
+async fn yield_once() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
+/// A repo whose `get` yields after reading, so that joined read-modify-write
+/// operations all read before any writes: every round but one loses its
+/// compare-and-swap, whatever the repo's own scheduling.
+struct Interleaved<'a, R>(&'a R);
+
+impl<R: DestinationRepo> DestinationRepo for Interleaved<'_, R> {
+    type Error = R::Error;
+
+    async fn insert(
+        &self,
+        tenant: &TenantId,
+        record: &DestinationRecord,
+    ) -> Result<InsertOutcome, Self::Error> {
+        self.0.insert(tenant, record).await
+    }
+
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+    ) -> Result<Option<DestinationRecord>, Self::Error> {
+        let record = self.0.get(tenant, id).await;
+        yield_once().await;
+        record
+    }
+
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<DestinationRecord>, Self::Error> {
+        self.0.list(tenant).await
+    }
+
+    async fn find_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Vec<(TenantId, DestinationRecord)>, Self::Error> {
+        self.0.find_by_digest(digest).await
+    }
+
+    async fn list_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<DestinationId>,
+        limit: usize,
+    ) -> Result<Vec<DestinationRecord>, Self::Error> {
+        self.0.list_page(tenant, after, limit).await
+    }
+
+    async fn replace(
+        &self,
+        tenant: &TenantId,
+        expected_version: u64,
+        record: &DestinationRecord,
+    ) -> Result<ReplaceOutcome, Self::Error> {
+        self.0.replace(tenant, expected_version, record).await
+    }
+
+    async fn remove(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+    ) -> Result<RemoveOutcome, Self::Error> {
+        self.0.remove(tenant, id).await
+    }
+}
+
+/// Of `tasks` concurrent [`update`](crate::update)s without `version`, each
+/// naming its own name, joined so that every one reads before any writes
+/// (each round, all but one lose the compare-and-swap): all are `Updated`,
+/// each applied exactly once (their versions are 2 to `tasks` + 1, one each,
+/// and each answer carries its own name), and the stored record is at
+/// version `tasks` + 1 with the name of the update answered with that
+/// version. `tasks` must be at most
+/// [`VERSIONLESS_ATTEMPTS`](crate::VERSIONLESS_ATTEMPTS).
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn concurrent_versionless_updates_all_apply<R: DestinationRepo>(repo: &R, tasks: usize) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let plan = kit.plan(&tenant, None);
+    let id = plan.record.destination_id;
+    assert_eq!(
+        insert(repo, &tenant, &plan.record).await,
+        InsertOutcome::Inserted
+    );
+    let names: Vec<String> = (0..tasks).map(|i| format!("Writer {i}")).collect();
+    let (now, tenant_ref, racing) = (kit.now, &tenant, &Interleaved(repo));
+    let outcomes = join_all(
+        names
+            .iter()
+            .map(|name| async move {
+                let request = crate::UpdateDestinationRequest::new().with_name(name.as_str());
+                crate::update(racing, tenant_ref, id, request, now).await
+            })
+            .collect(),
+    )
+    .await;
+    let mut versions = Vec::new();
+    let mut last_name = None;
+    for (outcome, name) in outcomes.into_iter().zip(&names) {
+        match outcome.expect("update failed") {
+            crate::UpdateOutcome::Updated(view) => {
+                assert_eq!(
+                    view.name().as_str(),
+                    name,
+                    "versionless updates: an answer carries another update's name"
+                );
+                if view.version() == 1 + tasks as u64 {
+                    last_name = Some(name.clone());
+                }
+                versions.push(view.version());
+            }
+            other => panic!("versionless updates: one answered {other:?}"),
+        }
+    }
+    versions.sort_unstable();
+    let expected: Vec<u64> = (2..).take(tasks).collect();
+    assert_eq!(
+        versions, expected,
+        "versionless updates: not each applied exactly once"
+    );
+    let stored = get(repo, &tenant, id).await.expect("record");
+    assert_eq!(
+        stored.version,
+        1 + tasks as u64,
+        "versionless updates: stored version"
+    );
+    assert_eq!(
+        Some(stored.name.as_str().to_owned()),
+        last_name,
+        "versionless updates: the stored name is not the last applied"
+    );
+    assert_eq!(
+        (&stored.sealed_secret, stored.secret_digest),
+        (&plan.record.sealed_secret, plan.record.secret_digest),
+        "versionless updates: the secret changed"
+    );
+}
+
+/// Of `tasks` concurrent [`rotate`](crate::rotate)s (a rotation names no
+/// version), joined so that every one reads before any writes: all are
+/// `Rotated`, each applied exactly once (versions 2 to `tasks` + 1, one
+/// each, all secrets distinct), and only applied secrets were returned: the
+/// stored current secret is the one answered with the last version, and the
+/// kept previous secrets are those answered with the versions just before
+/// it, newest first. `tasks` must be at most
+/// [`VERSIONLESS_ATTEMPTS`](crate::VERSIONLESS_ATTEMPTS).
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn concurrent_rotations_all_apply<R: DestinationRepo>(repo: &R, tasks: usize) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let plan = kit.plan(&tenant, None);
+    let id = plan.record.destination_id;
+    assert_eq!(
+        insert(repo, &tenant, &plan.record).await,
+        InsertOutcome::Inserted
+    );
+    let (now, key, tenant_ref, racing) =
+        (kit.now, kit.keyring.current(), &tenant, &Interleaved(repo));
+    let outcomes = join_all(
+        (0..tasks)
+            .map(|_| async move {
+                let mut rng = UnwrapErr(getrandom::SysRng);
+                let request = crate::RotateSecretRequest::new().with_grace_period_seconds(3_600);
+                crate::rotate(racing, tenant_ref, id, request, now, &mut rng, key).await
+            })
+            .collect(),
+    )
+    .await;
+    let mut by_version = Vec::new();
+    for outcome in outcomes {
+        match outcome.expect("rotate failed") {
+            crate::RotateOutcome::Rotated(rotated) => {
+                by_version.push((rotated.version(), rotated.bearer_secret().digest()));
+            }
+            other => panic!("concurrent rotations: one answered {other:?}"),
+        }
+    }
+    by_version.sort_unstable_by_key(|(v, _)| *v);
+    let versions: Vec<u64> = by_version.iter().map(|(v, _)| *v).collect();
+    let expected: Vec<u64> = (2..).take(tasks).collect();
+    assert_eq!(
+        versions, expected,
+        "concurrent rotations: not each applied exactly once"
+    );
+    let mut digests: Vec<[u8; 32]> = by_version.iter().map(|(_, d)| *d.as_bytes()).collect();
+    digests.sort_unstable();
+    digests.dedup();
+    assert_eq!(
+        digests.len(),
+        tasks,
+        "concurrent rotations: a secret repeats"
+    );
+    let stored = get(repo, &tenant, id).await.expect("record");
+    assert_eq!(
+        stored.version,
+        1 + tasks as u64,
+        "concurrent rotations: stored version"
+    );
+    // Newest first: the current secret, then the kept previous ones.
+    let mut answered = by_version.iter().rev().map(|(_, d)| *d);
+    assert_eq!(
+        Some(stored.secret_digest),
+        answered.next(),
+        "concurrent rotations: the stored secret is not the last one answered"
+    );
+    let previous: Vec<SecretDigest> = stored
+        .previous_secrets
+        .iter()
+        .map(|p| p.secret_digest)
+        .collect();
+    let expected_previous: Vec<SecretDigest> = answered
+        .chain(core::iter::once(plan.record.secret_digest))
+        .take(crate::MAX_PREVIOUS_SECRETS)
+        .collect();
+    assert_eq!(
+        previous, expected_previous,
+        "concurrent rotations: the kept secrets are not the answered ones"
+    );
+}
+
+/// Of `tasks` concurrent [`update`](crate::update)s all naming version 1,
+/// joined so that every one reads before any writes: exactly one is
+/// `Updated` (to version 2), every other `VersionMismatch` (a named version
+/// is never retried), and the stored record is the winner's.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn concurrent_versioned_updates_one_wins<R: DestinationRepo>(repo: &R, tasks: usize) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let plan = kit.plan(&tenant, None);
+    let id = plan.record.destination_id;
+    assert_eq!(
+        insert(repo, &tenant, &plan.record).await,
+        InsertOutcome::Inserted
+    );
+    let names: Vec<String> = (0..tasks).map(|i| format!("Writer {i}")).collect();
+    let (now, tenant_ref, racing) = (kit.now, &tenant, &Interleaved(repo));
+    let outcomes = join_all(
+        names
+            .iter()
+            .map(|name| async move {
+                let request = crate::UpdateDestinationRequest::new()
+                    .with_name(name.as_str())
+                    .with_version(1);
+                crate::update(racing, tenant_ref, id, request, now).await
+            })
+            .collect(),
+    )
+    .await;
+    let mut winners = Vec::new();
+    for outcome in outcomes {
+        match outcome.expect("update failed") {
+            crate::UpdateOutcome::Updated(view) => winners.push(view),
+            crate::UpdateOutcome::VersionMismatch => {}
+            other => panic!("versioned updates: one answered {other:?}"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "versioned updates: {} of {tasks} updates of version 1 applied",
+        winners.len()
+    );
+    let stored = get(repo, &tenant, id).await.expect("record");
+    let winner = winners.first().expect("one winner");
+    assert_eq!(
+        (stored.version, &stored.name),
+        (2, winner.name()),
+        "versioned updates: the stored record is not the winner's"
     );
 }
 

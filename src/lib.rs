@@ -27,8 +27,8 @@ pub use crate::create::{CreatePlan, DestinationRecord, IdSource, plan_create};
 pub use crate::error::{Field, FieldError, ValidationErrors};
 pub use crate::id::{DestinationId, ID_PATTERN, ID_PREFIX, InvalidDestinationId};
 pub use crate::lifecycle::{
-    DeleteOutcome, GetOutcome, ListOutcome, RotateOutcome, UpdateOutcome, delete, get, list,
-    list_page, rotate, update,
+    DeleteOutcome, GetOutcome, ListOutcome, MAX_VERSION, RotateOutcome, UpdateOutcome,
+    VERSIONLESS_ATTEMPTS, delete, get, list, list_page, rotate, update,
 };
 #[cfg(feature = "memory")]
 pub use crate::memory::MemoryRepo;
@@ -54,7 +54,7 @@ pub use crate::url::{DestinationUrl, InvalidUrl, URL_MAX_CHARS, URL_PATTERN};
 pub use crate::wire::{
     ApiError, CreateDestinationRequest, CreatedDestination, DEFAULT_PAGE_LIMIT, DeletedDestination,
     DestinationPage, DestinationPatch, DestinationView, ListDestinationsRequest, MAX_PAGE_LIMIT,
-    NewDestination, PageRequest, RotateSecretRequest, UpdateDestinationRequest,
+    NewDestination, PageRequest, RotateSecretRequest, Rotation, UpdateDestinationRequest,
 };
 
 /// The `rand_core` version this crate's `CryptoRng` bounds refer to.

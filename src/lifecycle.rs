@@ -16,6 +16,20 @@ use crate::{
     Timestamp, UpdateDestinationRequest, ValidationErrors,
 };
 
+/// The largest version a destination reaches: 2^63 − 1, so that every
+/// version fits a signed 64-bit column. A request naming a version outside
+/// `1..=MAX_VERSION` is refused (`422 out_of_range`); a destination at this
+/// version can no longer be updated or rotated
+/// ([`UpdateOutcome::VersionExhausted`]); delete and recreate it. Reaching it
+/// takes 2^63 − 2 changes, so in practice it never happens.
+pub const MAX_VERSION: u64 = i64::MAX.unsigned_abs();
+
+/// How many read-modify-write rounds [`update`] without a `version` and
+/// [`rotate`] try before answering `Contention`: the first and up to 31
+/// retries. A round is lost only to another writer's successful write since
+/// the read, so with at most 32 concurrent single writes every one applies.
+pub const VERSIONLESS_ATTEMPTS: u32 = 32;
+
 /// The answer of [`get`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
@@ -74,6 +88,13 @@ pub enum UpdateOutcome {
     /// between the read and the write; nothing was written
     /// (`409 version_mismatch`). Read it again and retry.
     VersionMismatch,
+    /// An update without `version` lost the compare-and-swap to other
+    /// writers [`VERSIONLESS_ATTEMPTS`] times in a row; nothing was written
+    /// (`503 contention`). Retry later.
+    Contention,
+    /// The destination is at [`MAX_VERSION`] and cannot change any more;
+    /// nothing was written (`409 version_exhausted`).
+    VersionExhausted,
     /// Some fields are invalid, all listed; the repo was not called (`422`).
     Invalid(ValidationErrors),
 }
@@ -82,13 +103,16 @@ impl UpdateOutcome {
     /// The `200` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::not_found`], [`ApiError::version_mismatch`] or
+    /// [`ApiError::not_found`], [`ApiError::version_mismatch`],
+    /// [`ApiError::contention`], [`ApiError::version_exhausted`] or
     /// [`ApiError::invalid`].
     pub fn into_result(self) -> Result<DestinationView, ApiError> {
         match self {
             Self::Updated(view) => Ok(view),
             Self::NotFound => Err(ApiError::not_found()),
             Self::VersionMismatch => Err(ApiError::version_mismatch()),
+            Self::Contention => Err(ApiError::contention()),
+            Self::VersionExhausted => Err(ApiError::version_exhausted()),
             Self::Invalid(errors) => Err(ApiError::invalid(errors)),
         }
     }
@@ -112,12 +136,18 @@ pub enum RotateOutcome {
     Rotated(RotatedSecret),
     /// The organization has no destination with that id (`404 not_found`).
     NotFound,
-    /// The destination changed between the read and the write (another
-    /// rotation or update); nothing was written, and the minted secret is
-    /// gone (`409 version_mismatch`). Retry. (Also the answer, in practice
-    /// unreachable, for a record at version `u64::MAX` or a deadline past
-    /// year 9999.)
+    /// The request named a `version` and the destination is not at it, or
+    /// changed between the read and the write; nothing was written and the
+    /// minted secret is gone (`409 version_mismatch`).
     VersionMismatch,
+    /// A rotation without `version` lost the compare-and-swap to other writers
+    /// [`VERSIONLESS_ATTEMPTS`] times in a row; nothing was written and
+    /// every minted secret is gone (`503 contention`). Retry later.
+    Contention,
+    /// The destination is at [`MAX_VERSION`] and cannot change any more, or
+    /// (unreachable in practice) the grace deadline falls past year 9999;
+    /// nothing was written (`409 version_exhausted`).
+    VersionExhausted,
     /// `gracePeriodSeconds` is invalid (`422`).
     Invalid(ValidationErrors),
 }
@@ -126,13 +156,16 @@ impl RotateOutcome {
     /// The `200` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::not_found`], [`ApiError::version_mismatch`] or
+    /// [`ApiError::not_found`], [`ApiError::version_mismatch`],
+    /// [`ApiError::contention`], [`ApiError::version_exhausted`] or
     /// [`ApiError::invalid`].
     pub fn into_result(self) -> Result<RotatedSecret, ApiError> {
         match self {
             Self::Rotated(rotated) => Ok(rotated),
             Self::NotFound => Err(ApiError::not_found()),
             Self::VersionMismatch => Err(ApiError::version_mismatch()),
+            Self::Contention => Err(ApiError::contention()),
+            Self::VersionExhausted => Err(ApiError::version_exhausted()),
             Self::Invalid(errors) => Err(ApiError::invalid(errors)),
         }
     }
@@ -218,7 +251,8 @@ pub async fn list_page<R: DestinationRepo>(
 impl DestinationRecord {
     /// The record with `patch` applied at `now`: the given fields replaced,
     /// `updated_at` = `now` (whole seconds), version + 1; `created_at` and
-    /// every secret untouched. Pure. `None` only if the version cannot grow.
+    /// every secret untouched. Pure. `None` only if the version cannot grow
+    /// (the record is at [`MAX_VERSION`]).
     #[must_use]
     pub fn patched(&self, patch: &DestinationPatch, now: Timestamp) -> Option<Self> {
         Some(Self {
@@ -226,7 +260,7 @@ impl DestinationRecord {
             url: patch.url.clone().unwrap_or_else(|| self.url.clone()),
             // Never before the last change, even if the host's clock steps back.
             updated_at: now.truncated().max(self.updated_at),
-            version: self.version.checked_add(1)?,
+            version: self.version.checked_add(1).filter(|v| *v <= MAX_VERSION)?,
             ..self.clone()
         })
     }
@@ -237,11 +271,20 @@ impl DestinationRecord {
 /// record, applies the patch and writes it back with a compare-and-swap on
 /// the version read.
 ///
-/// A change that lands between the read and the write, or a `version` in
-/// the request other than the stored one, gives
-/// [`UpdateOutcome::VersionMismatch`] and writes nothing: concurrent updates
-/// never silently lose one another. Every successful update moves
-/// `updatedAt` to `now` and the version up by one, even if no value changed.
+/// - With a `version` in the request, the update applies only to that
+///   version: another stored version, or a change that lands between the
+///   read and the write, gives [`UpdateOutcome::VersionMismatch`] and writes
+///   nothing. Of several updates naming one version, exactly one applies.
+/// - Without a `version`, the update applies to the version the server
+///   reads: a change landing between the read and the write makes it read
+///   again and re-apply the patch, up to [`VERSIONLESS_ATTEMPTS`] rounds,
+///   then [`UpdateOutcome::Contention`]. It never answers
+///   `VersionMismatch`, and each update applies exactly once.
+///
+/// Concurrent updates never silently lose one another. Every successful
+/// update moves `updatedAt` to `now` and the version up by one, even if no
+/// value changed. A record at [`MAX_VERSION`] gives
+/// [`UpdateOutcome::VersionExhausted`].
 ///
 /// # Errors
 /// Only the repo's.
@@ -256,20 +299,29 @@ pub async fn update<R: DestinationRepo>(
         Ok(patch) => patch,
         Err(errors) => return Ok(UpdateOutcome::Invalid(errors)),
     };
-    let Some(current) = repo.get(tenant, id).await? else {
-        return Ok(UpdateOutcome::NotFound);
-    };
-    if patch.expected_version.is_some_and(|v| v != current.version) {
-        return Ok(UpdateOutcome::VersionMismatch);
+    for _ in 0..VERSIONLESS_ATTEMPTS {
+        let Some(current) = repo.get(tenant, id).await? else {
+            return Ok(UpdateOutcome::NotFound);
+        };
+        if patch.expected_version.is_some_and(|v| v != current.version) {
+            return Ok(UpdateOutcome::VersionMismatch);
+        }
+        let Some(next) = current.patched(&patch, now) else {
+            return Ok(UpdateOutcome::VersionExhausted);
+        };
+        match repo.replace(tenant, current.version, &next).await? {
+            ReplaceOutcome::Replaced => {
+                return Ok(UpdateOutcome::Updated(DestinationView::from(&next)));
+            }
+            ReplaceOutcome::NotFound => return Ok(UpdateOutcome::NotFound),
+            ReplaceOutcome::VersionMismatch if patch.expected_version.is_some() => {
+                return Ok(UpdateOutcome::VersionMismatch);
+            }
+            // Versionless: another writer won this round; read again.
+            ReplaceOutcome::VersionMismatch => {}
+        }
     }
-    let Some(next) = current.patched(&patch, now) else {
-        return Ok(UpdateOutcome::VersionMismatch);
-    };
-    Ok(match repo.replace(tenant, current.version, &next).await? {
-        ReplaceOutcome::Replaced => UpdateOutcome::Updated(DestinationView::from(&next)),
-        ReplaceOutcome::NotFound => UpdateOutcome::NotFound,
-        ReplaceOutcome::VersionMismatch => UpdateOutcome::VersionMismatch,
-    })
+    Ok(UpdateOutcome::Contention)
 }
 
 /// Deletes the tenant's destination `id` and its secrets (current and
@@ -299,8 +351,13 @@ pub async fn delete<R: DestinationRepo>(
 /// are kept. See [`DestinationRecord::plan_rotation`].
 ///
 /// The new secret leaves only in [`RotateOutcome::Rotated`], after the repo
-/// stored it. A concurrent change between the read and the write gives
-/// [`RotateOutcome::VersionMismatch`], and the minted secret is dropped.
+/// stored it. Like [`update`]: with a `version` in the request, another
+/// stored version or a change landing between the read and the write gives
+/// [`RotateOutcome::VersionMismatch`]; without one, such a change makes it
+/// read again and plan again (with a new secret; the unstored one is dropped,
+/// and wiped), up to [`VERSIONLESS_ATTEMPTS`] rounds, then
+/// [`RotateOutcome::Contention`]. Each rotation applies at most once, and
+/// only the secret stored is returned.
 ///
 /// # Errors
 /// Only the repo's.
@@ -317,21 +374,34 @@ where
     R: DestinationRepo,
     G: CryptoRng + Send + ?Sized,
 {
-    let grace = match request.validate() {
-        Ok(grace) => grace,
+    let rotation = match request.validate() {
+        Ok(rotation) => rotation,
         Err(errors) => return Ok(RotateOutcome::Invalid(errors)),
     };
-    let Some(current) = repo.get(tenant, id).await? else {
-        return Ok(RotateOutcome::NotFound);
-    };
-    let Some(plan) = current.plan_rotation(tenant, now, grace, rng, sealer) else {
-        return Ok(RotateOutcome::VersionMismatch);
-    };
-    Ok(
+    for _ in 0..VERSIONLESS_ATTEMPTS {
+        let Some(current) = repo.get(tenant, id).await? else {
+            return Ok(RotateOutcome::NotFound);
+        };
+        if rotation
+            .expected_version
+            .is_some_and(|v| v != current.version)
+        {
+            return Ok(RotateOutcome::VersionMismatch);
+        }
+        let grace = rotation.grace_period;
+        let Some(plan) = current.plan_rotation(tenant, now, grace, rng, sealer) else {
+            return Ok(RotateOutcome::VersionExhausted);
+        };
         match repo.replace(tenant, current.version, &plan.record).await? {
-            ReplaceOutcome::Replaced => RotateOutcome::Rotated(plan.response),
-            ReplaceOutcome::NotFound => RotateOutcome::NotFound,
-            ReplaceOutcome::VersionMismatch => RotateOutcome::VersionMismatch,
-        },
-    )
+            ReplaceOutcome::Replaced => return Ok(RotateOutcome::Rotated(plan.response)),
+            ReplaceOutcome::NotFound => return Ok(RotateOutcome::NotFound),
+            ReplaceOutcome::VersionMismatch if rotation.expected_version.is_some() => {
+                return Ok(RotateOutcome::VersionMismatch);
+            }
+            // Versionless: another writer won this round; the plan (and its
+            // secret) is dropped here, and the next round reads again.
+            ReplaceOutcome::VersionMismatch => {}
+        }
+    }
+    Ok(RotateOutcome::Contention)
 }

@@ -12,8 +12,8 @@ use subtle::{Choice, ConstantTimeEq as _, ConstantTimeLess as _};
 use crate::error::{Field, field_error_type};
 use crate::secret::bearer_token;
 use crate::{
-    BearerSecret, DestinationId, DestinationRecord, SealedSecret, SealingKey, SecretDigest,
-    TenantId, Timestamp,
+    BearerSecret, DestinationId, DestinationRecord, MAX_VERSION, SealedSecret, SealingKey,
+    SecretDigest, TenantId, Timestamp,
 };
 
 /// Most previous secrets a record keeps. A rotation that would keep more
@@ -122,7 +122,8 @@ impl DestinationRecord {
     /// secret. `updated_at` is `now`, or the record's own if that is later.
     /// Pure: no clock, no I/O.
     ///
-    /// Returns `None` only if the version cannot grow (after 2^64 changes) or
+    /// Returns `None` only if the version cannot grow (the record is at
+    /// [`MAX_VERSION`]) or
     /// the deadline falls past year 9999.
     #[must_use]
     pub fn plan_rotation<R: CryptoRng + ?Sized>(
@@ -134,7 +135,7 @@ impl DestinationRecord {
         sealer: &SealingKey,
     ) -> Option<RotationPlan> {
         let at = now.truncated();
-        let version = self.version.checked_add(1)?;
+        let version = self.version.checked_add(1).filter(|v| *v <= MAX_VERSION)?;
         let expires_at = at.checked_add(grace.as_duration())?;
         // `updatedAt` never moves backwards, even if the host's clock does.
         let updated_at = at.max(self.updated_at);

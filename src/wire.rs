@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Field, FieldError, ValidationErrors};
 use crate::{
     BearerSecret, DestinationId, DestinationName, DestinationRecord, DestinationUrl, GracePeriod,
-    Timestamp,
+    MAX_VERSION, Timestamp,
 };
 
 /// One member of the request body, kept as the client sent it until
@@ -22,7 +22,10 @@ enum Member {
     String(String),
     /// A non-negative integer (kept for the members that are numbers).
     Number(u64),
-    /// A negative or fractional number, boolean, array or object.
+    /// An integer outside `0..=u64::MAX`: negative, or at least 2^64
+    /// (read as a float, so only its magnitude is known).
+    BigInteger,
+    /// A fractional number, boolean, array or object.
     Other,
 }
 
@@ -53,13 +56,19 @@ impl<'de> Deserialize<'de> for Member {
                 Ok(Member::Other)
             }
             fn visit_i64<E>(self, v: i64) -> Result<Member, E> {
-                Ok(u64::try_from(v).map_or(Member::Other, Member::Number))
+                Ok(u64::try_from(v).map_or(Member::BigInteger, Member::Number))
             }
             fn visit_u64<E>(self, v: u64) -> Result<Member, E> {
                 Ok(Member::Number(v))
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Member, E> {
-                Ok(Member::Other)
+            fn visit_f64<E>(self, v: f64) -> Result<Member, E> {
+                // JSON integers beyond 64 bits arrive as floats; every float
+                // this large is integral.
+                Ok(if v.abs() >= 9_223_372_036_854_775_808.0 {
+                    Member::BigInteger
+                } else {
+                    Member::Other
+                })
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -422,6 +431,38 @@ fn optional_integer(
     Err(())
 }
 
+/// An optional `version` member: absent is `Ok(None)`; an integer outside
+/// 1 to [`MAX_VERSION`] (negative, or beyond 64 bits, included) records
+/// `out_of_range`; any other value records `type`.
+fn optional_version(m: Member, errors: &mut Vec<FieldError>) -> Result<Option<u64>, ()> {
+    let out_of_range = |errors: &mut Vec<FieldError>| {
+        errors.push(FieldError::new(
+            Field::Version,
+            "out_of_range",
+            "version must be between 1 and 9223372036854775807",
+        ));
+    };
+    match m {
+        Member::BigInteger => {
+            out_of_range(errors);
+            Err(())
+        }
+        m => match optional_integer(
+            m,
+            Field::Version,
+            "version must be a positive integer",
+            false,
+            errors,
+        )? {
+            v @ (None | Some(1..=MAX_VERSION)) => Ok(v),
+            Some(_) => {
+                out_of_range(errors);
+                Err(())
+            }
+        },
+    }
+}
+
 const UPDATE_FIELDS: &[&str; 3] = &["name", "url", "version"];
 
 /// The body of an update (`PATCH /v1/events/destinations/{destinationId}`):
@@ -503,13 +544,7 @@ impl UpdateDestinationRequest {
             .map(|s| s.and_then(|s| keep(DestinationName::try_from(s), &mut errors)));
         let url = optional_string(self.url, Field::Url, "url must be a string", &mut errors)
             .map(|s| s.and_then(|s| keep(DestinationUrl::try_from(s), &mut errors)));
-        let version = optional_integer(
-            self.version,
-            Field::Version,
-            "version must be a non-negative integer",
-            false,
-            &mut errors,
-        );
+        let version = optional_version(self.version, &mut errors);
         if !errors.is_empty() {
             return Err(ValidationErrors::from_errors(errors));
         }
@@ -681,11 +716,13 @@ impl Default for PageRequest {
     }
 }
 
-const ROTATE_FIELDS: &[&str; 1] = &["gracePeriodSeconds"];
+const ROTATE_FIELDS: &[&str; 2] = &["gracePeriodSeconds", "version"];
 
 /// The body of a rotation (`POST /v1/events/destinations/{destinationId}/rotate-secret`),
 /// as received: an optional `gracePeriodSeconds`, 0 to 604800 (7 days),
-/// default 86400 (24 hours). An empty body is [`RotateSecretRequest::new`].
+/// default 86400 (24 hours), and an optional `version`, as for an update (1
+/// to [`MAX_VERSION`]; the rotation then applies only to that version). An
+/// empty body is [`RotateSecretRequest::new`].
 ///
 /// ```
 /// use prets_destinations::RotateSecretRequest;
@@ -693,25 +730,38 @@ const ROTATE_FIELDS: &[&str; 1] = &["gracePeriodSeconds"];
 /// let req: RotateSecretRequest = serde_json::from_str(r#"{"gracePeriodSeconds":604801}"#)?;
 /// assert_eq!(req.validate().unwrap_err().errors()[0].code(), "out_of_range");
 /// let req: RotateSecretRequest = serde_json::from_str("{}")?;
-/// assert_eq!(req.validate().unwrap().as_secs(), 86_400);
+/// let rotation = req.validate().unwrap();
+/// assert_eq!((rotation.grace_period.as_secs(), rotation.expected_version), (86_400, None));
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RotateSecretRequest {
     grace_period_seconds: Member,
+    version: Member,
 }
 
 object_deserialize!(
     RotateSecretRequest,
     ROTATE_FIELDS,
-    "an object with optional gracePeriodSeconds",
+    "an object with optional gracePeriodSeconds and version",
     |m| {
-        let [grace_period_seconds] = m;
+        let [grace_period_seconds, version] = m;
         RotateSecretRequest {
             grace_period_seconds,
+            version,
         }
     }
 );
+
+/// A valid rotation request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    /// How long the replaced secret stays valid.
+    pub grace_period: GracePeriod,
+    /// The version the client read; `None` to apply to whatever version the
+    /// server reads.
+    pub expected_version: Option<u64>,
+}
 
 impl RotateSecretRequest {
     /// A rotation with the default grace period (24 hours).
@@ -727,26 +777,43 @@ impl RotateSecretRequest {
         self
     }
 
-    /// The grace period asked for.
+    /// The same rotation applying only to this version of the destination.
+    #[must_use]
+    pub fn with_version(mut self, version: u64) -> Self {
+        self.version = Member::Number(version);
+        self
+    }
+
+    /// The grace period and version asked for, or every field error at once
+    /// (`gracePeriodSeconds`, then `version`).
     ///
     /// # Errors
-    /// [`ValidationErrors`] on `gracePeriodSeconds`: `type` (not a
-    /// non-negative integer; `null` included) or `out_of_range` (above 7
-    /// days).
-    pub fn validate(self) -> Result<GracePeriod, ValidationErrors> {
+    /// [`ValidationErrors`]: `gracePeriodSeconds` `type` (not a non-negative
+    /// integer; `null` included) or `out_of_range` (above 7 days); `version`
+    /// `type` or `out_of_range` (outside 1 to [`MAX_VERSION`]).
+    pub fn validate(self) -> Result<Rotation, ValidationErrors> {
         let mut errors = Vec::new();
-        let secs = optional_integer(
+        let grace = optional_integer(
             self.grace_period_seconds,
             Field::GracePeriodSeconds,
             "gracePeriodSeconds must be a non-negative integer",
             false,
             &mut errors,
-        );
-        match secs {
-            Ok(None) => Ok(GracePeriod::default()),
-            Ok(Some(secs)) => GracePeriod::from_secs(secs)
-                .map_err(|e| ValidationErrors::from_errors(vec![e.to_field_error()])),
-            Err(()) => Err(ValidationErrors::from_errors(errors)),
+        )
+        .and_then(|secs| match secs {
+            None => Ok(GracePeriod::default()),
+            Some(secs) => GracePeriod::from_secs(secs).map_err(|e| {
+                errors.push(e.to_field_error());
+            }),
+        });
+        let version = optional_version(self.version, &mut errors);
+        match (grace, version) {
+            (Ok(grace_period), Ok(expected_version)) => Ok(Rotation {
+                grace_period,
+                expected_version,
+            }),
+            // Every `Err` above recorded its error.
+            _ => Err(ValidationErrors::from_errors(errors)),
         }
     }
 }
@@ -849,6 +916,8 @@ pub struct DeletedDestination {
 /// | `not_found` | 404 | `destinationId` | no such destination in the organization |
 /// | `conflict` | 409 | `destinationId` | create with an id the organization has |
 /// | `version_mismatch` | 409 | `version` | the destination changed since it was read |
+/// | `version_exhausted` | 409 | `version` | the destination is at [`MAX_VERSION`](crate::MAX_VERSION) and cannot change |
+/// | `contention` | 503 | `destinationId` | a write without `version` lost to other writers too many times |
 ///
 /// ```
 /// use prets_destinations::ApiError;
@@ -904,6 +973,33 @@ impl ApiError {
             Field::Version,
             "version_mismatch",
             "the destination changed since it was read",
+        )
+    }
+
+    /// `503 contention`: an update without `version`, or a rotation, lost
+    /// the compare-and-swap to other writers
+    /// [`VERSIONLESS_ATTEMPTS`](crate::VERSIONLESS_ATTEMPTS) times; nothing
+    /// was written. Retry later.
+    #[must_use]
+    pub fn contention() -> Self {
+        Self::one(
+            503,
+            Field::DestinationId,
+            "contention",
+            "too many concurrent changes to this destination; retry later",
+        )
+    }
+
+    /// `409 version_exhausted`: the destination is at
+    /// [`MAX_VERSION`](crate::MAX_VERSION) and can no longer be updated or
+    /// rotated; delete and recreate it.
+    #[must_use]
+    pub fn version_exhausted() -> Self {
+        Self::one(
+            409,
+            Field::Version,
+            "version_exhausted",
+            "the destination has reached the largest version and cannot change",
         )
     }
 

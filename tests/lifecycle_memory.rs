@@ -16,9 +16,9 @@ use std::thread;
 
 use prets_destinations::conformance::{self, FailingInserts};
 use prets_destinations::{
-    CreateDestinationRequest, CreateOutcome, DestinationRepo, GracePeriod, MemoryRepo,
+    CreateDestinationRequest, CreateOutcome, DestinationRepo, GracePeriod, MAX_VERSION, MemoryRepo,
     RemoveOutcome, ReplaceOutcome, RotateOutcome, RotateSecretRequest, UpdateDestinationRequest,
-    create, delete, rotate, update,
+    UpdateOutcome, create, delete, rotate, update,
 };
 use repo_support::{block_on, keyring, now, rng, tenant};
 
@@ -38,6 +38,22 @@ fn memory_repo_pages_hold_under_concurrent_changes() {
 fn memory_repo_replace_is_compare_and_swap() {
     block_on(conformance::replace_is_compare_and_swap(&MemoryRepo::new()));
     block_on(conformance::concurrent_replaces_one_wins(
+        &MemoryRepo::new(),
+        32,
+    ));
+}
+
+#[test]
+fn memory_repo_versionless_writes_all_apply_under_contention() {
+    block_on(conformance::concurrent_versionless_updates_all_apply(
+        &MemoryRepo::new(),
+        32,
+    ));
+    block_on(conformance::concurrent_rotations_all_apply(
+        &MemoryRepo::new(),
+        32,
+    ));
+    block_on(conformance::concurrent_versioned_updates_one_wins(
         &MemoryRepo::new(),
         32,
     ));
@@ -182,4 +198,136 @@ fn failed_writes_change_nothing_and_surface_the_error() {
         block_on(repo.remove(&org, id)).unwrap(),
         RemoveOutcome::Removed
     );
+}
+
+#[test]
+fn a_destination_at_the_largest_version_can_no_longer_change() {
+    let repo = MemoryRepo::new();
+    let mut rng = rng(13);
+    let keys = keyring(1, &mut rng);
+    let org = tenant("org_max");
+    let request = CreateDestinationRequest::new("n", "https://example.com/");
+    let CreateOutcome::Created(created) = block_on(create(
+        &repo,
+        &org,
+        request,
+        now(),
+        &mut rng,
+        keys.current(),
+    ))
+    .unwrap() else {
+        panic!("not created")
+    };
+    let id = created.destination_id();
+    let mut record = block_on(repo.get(&org, id)).unwrap().unwrap();
+    // One below the largest: one more change is possible, to MAX_VERSION.
+    let mut almost = record.clone();
+    almost.version = MAX_VERSION - 1;
+    assert_eq!(
+        block_on(repo.replace(&org, 1, &almost)).unwrap(),
+        ReplaceOutcome::Replaced
+    );
+    let patch = UpdateDestinationRequest::new().with_name("last");
+    let UpdateOutcome::Updated(view) = block_on(update(&repo, &org, id, patch, now())).unwrap()
+    else {
+        panic!("the change to MAX_VERSION was refused")
+    };
+    assert_eq!(view.version(), MAX_VERSION);
+    record = block_on(repo.get(&org, id)).unwrap().unwrap();
+    assert_eq!(record.version, MAX_VERSION);
+    assert!(record.patched(&Default::default(), now()).is_none());
+    for patch in [
+        UpdateDestinationRequest::new().with_name("more"),
+        UpdateDestinationRequest::new()
+            .with_name("more")
+            .with_version(MAX_VERSION),
+    ] {
+        assert_eq!(
+            block_on(update(&repo, &org, id, patch, now())).unwrap(),
+            UpdateOutcome::VersionExhausted
+        );
+    }
+    let out = block_on(rotate(
+        &repo,
+        &org,
+        id,
+        RotateSecretRequest::new(),
+        now(),
+        &mut rng,
+        keys.current(),
+    ))
+    .unwrap();
+    assert!(matches!(out, RotateOutcome::VersionExhausted), "{out:?}");
+    let out = block_on(rotate(
+        &repo,
+        &org,
+        id,
+        RotateSecretRequest::new().with_version(MAX_VERSION),
+        now(),
+        &mut rng,
+        keys.current(),
+    ))
+    .unwrap();
+    assert!(matches!(out, RotateOutcome::VersionExhausted), "{out:?}");
+    assert_eq!(block_on(repo.get(&org, id)).unwrap().unwrap(), record);
+    assert_eq!(
+        UpdateOutcome::VersionExhausted
+            .into_result()
+            .unwrap_err()
+            .code(),
+        "version_exhausted"
+    );
+}
+
+#[test]
+fn a_rotation_naming_a_version_applies_only_to_it() {
+    let repo = MemoryRepo::new();
+    let mut rng = rng(14);
+    let keys = keyring(1, &mut rng);
+    let org = tenant("org_rotv");
+    let request = CreateDestinationRequest::new("n", "https://example.com/");
+    let CreateOutcome::Created(created) = block_on(create(
+        &repo,
+        &org,
+        request,
+        now(),
+        &mut rng,
+        keys.current(),
+    ))
+    .unwrap() else {
+        panic!("not created")
+    };
+    let id = created.destination_id();
+    let before = block_on(repo.get(&org, id)).unwrap().unwrap();
+    for stale in [2, MAX_VERSION] {
+        let out = block_on(rotate(
+            &repo,
+            &org,
+            id,
+            RotateSecretRequest::new().with_version(stale),
+            now(),
+            &mut rng,
+            keys.current(),
+        ))
+        .unwrap();
+        assert!(matches!(out, RotateOutcome::VersionMismatch), "{out:?}");
+        assert_eq!(out.into_result().unwrap_err().code(), "version_mismatch");
+    }
+    assert_eq!(block_on(repo.get(&org, id)).unwrap().unwrap(), before);
+    let out = block_on(rotate(
+        &repo,
+        &org,
+        id,
+        RotateSecretRequest::new().with_version(1),
+        now(),
+        &mut rng,
+        keys.current(),
+    ))
+    .unwrap();
+    let RotateOutcome::Rotated(rotated) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(rotated.version(), 2);
+    let stored = block_on(repo.get(&org, id)).unwrap().unwrap();
+    assert_eq!(stored.secret_digest, rotated.bearer_secret().digest());
 }

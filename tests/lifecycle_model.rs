@@ -64,6 +64,14 @@ enum Op {
     Wait {
         secs: u64,
     },
+    /// `writers` updates of one destination at once, on as many threads,
+    /// each with its own name; with `versioned`, all naming the current
+    /// version.
+    Race {
+        target: usize,
+        writers: usize,
+        versioned: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -77,6 +85,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..2usize, 0..12usize, 0..GRACES.len()).prop_map(|(tenant, target, grace)| Op::Rotate { tenant, target, grace }),
         2 => (0..2usize, 1..5u64).prop_map(|(tenant, limit)| Op::List { tenant, limit }),
         1 => prop_oneof![Just(0u64), Just(1), 1..200_000u64].prop_map(|secs| Op::Wait { secs }),
+        1 => (0..12usize, 2..6usize, any::<bool>())
+            .prop_map(|(target, writers, versioned)| Op::Race { target, writers, versioned }),
     ]
 }
 
@@ -249,6 +259,65 @@ fn run(ops: Vec<Op>, seed: u64) {
                         assert_eq!(view.version(), d.version);
                     }
                 }
+            }
+            Op::Race {
+                target,
+                writers,
+                versioned,
+            } => {
+                let (t, id) = model.pick(0, target, never);
+                let current = model.dests.get(&(t, id)).map(|d| d.version);
+                let names: Vec<u8> = (0..writers)
+                    .map(|w| u8::try_from(200 + w).unwrap())
+                    .collect();
+                let barrier = std::sync::Barrier::new(writers);
+                let outs: Vec<UpdateOutcome> = std::thread::scope(|s| {
+                    let handles: Vec<_> = names
+                        .iter()
+                        .map(|&n| {
+                            let (repo, tenant, barrier) = (&repo, &tenants[t], &barrier);
+                            s.spawn(move || {
+                                let mut req = UpdateDestinationRequest::new().with_name(name_of(n));
+                                if versioned {
+                                    req = req.with_version(current.unwrap_or(1));
+                                }
+                                barrier.wait();
+                                block_on(update(repo, tenant, id, req, now)).unwrap()
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().map(|h| h.join().unwrap()).collect()
+                });
+                let Some(d) = model.dests.get_mut(&(t, id)) else {
+                    assert!(
+                        outs.iter().all(|o| *o == UpdateOutcome::NotFound),
+                        "{outs:?}"
+                    );
+                    continue;
+                };
+                let mut applied: Vec<(u64, String)> = Vec::new();
+                for (out, &n) in outs.iter().zip(&names) {
+                    match out {
+                        UpdateOutcome::Updated(view) => {
+                            assert_eq!(view.name().as_str(), name_of(n));
+                            applied.push((view.version(), name_of(n)));
+                        }
+                        UpdateOutcome::VersionMismatch => {
+                            assert!(versioned, "a versionless update was refused")
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+                applied.sort();
+                let applied_versions: Vec<u64> = applied.iter().map(|(v, _)| *v).collect();
+                let expected: Vec<u64> = (d.version + 1..)
+                    .take(if versioned { 1 } else { writers })
+                    .collect();
+                assert_eq!(applied_versions, expected, "versioned {versioned}");
+                let (version, name) = applied.pop().unwrap();
+                d.name = name;
+                d.version = version;
+                d.updated_at = now.truncated().max(d.updated_at);
             }
             Op::Delete { tenant, target } => {
                 let (t, id) = model.pick(tenant, target, never);

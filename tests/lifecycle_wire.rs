@@ -36,7 +36,7 @@ fn update_reports_every_bad_field_at_once_with_create_codes() {
         [
             ("name", "too_long"),
             ("url", "not_https"),
-            ("version", "type")
+            ("version", "out_of_range")
         ]
     );
     for body in [
@@ -149,12 +149,14 @@ fn rotation_grace_period_bounds_and_default() {
         let req: RotateSecretRequest =
             serde_json::from_value(json!({ "gracePeriodSeconds": secs })).unwrap();
         match req.validate() {
-            Ok(g) => assert!(ok && g.as_secs() == secs),
+            Ok(r) => {
+                assert!(ok && r.grace_period.as_secs() == secs && r.expected_version.is_none())
+            }
             Err(e) => assert!(!ok && codes(&e) == [("gracePeriodSeconds", "out_of_range")]),
         }
     }
     let req: RotateSecretRequest = serde_json::from_str("{}").unwrap();
-    assert_eq!(req.validate().unwrap(), GracePeriod::default());
+    assert_eq!(req.validate().unwrap().grace_period, GracePeriod::default());
     assert_eq!(GracePeriod::default().as_secs(), 24 * 3600);
     for bad in [json!(null), json!("60"), json!(-1), json!(1.5)] {
         let req: RotateSecretRequest =
@@ -280,4 +282,73 @@ fn create_outcomes_map_to_api_answers() {
         .unwrap_err();
     let e = CreateOutcome::Invalid(bad).into_result().unwrap_err();
     assert_eq!((e.status(), e.code()), (422, "too_short"));
+}
+
+#[test]
+fn update_version_must_be_between_1_and_2_pow_63_minus_1() {
+    assert_eq!(prets_destinations::MAX_VERSION, (1u64 << 63) - 1);
+    for (text, expected) in [
+        ("1", Ok(1)),
+        ("9223372036854775807", Ok(9_223_372_036_854_775_807)),
+        ("0", Err("out_of_range")),
+        ("-1", Err("out_of_range")),
+        ("-9223372036854775808", Err("out_of_range")),
+        ("-9223372036854775809", Err("out_of_range")),
+        ("9223372036854775808", Err("out_of_range")),
+        ("18446744073709551615", Err("out_of_range")),
+        ("18446744073709551616", Err("out_of_range")),
+        ("1e30", Err("out_of_range")),
+        ("-1e30", Err("out_of_range")),
+        ("1.5", Err("type")),
+        ("1.0", Err("type")),
+        ("null", Err("type")),
+        ("\"2\"", Err("type")),
+        ("true", Err("type")),
+    ] {
+        let body = format!(r#"{{"version":{text}}}"#);
+        let req: UpdateDestinationRequest = serde_json::from_str(&body).unwrap();
+        match (req.validate(), expected) {
+            (Ok(patch), Ok(v)) => assert_eq!(patch.expected_version, Some(v), "{text}"),
+            (Err(e), Err(code)) => assert_eq!(codes(&e), [("version", code)], "{text}"),
+            (got, want) => panic!("{text}: {got:?}, expected {want:?}"),
+        }
+        // A rotation reads `version` by the same rule.
+        let req: RotateSecretRequest = serde_json::from_str(&body).unwrap();
+        match (req.validate(), expected) {
+            (Ok(r), Ok(v)) => assert_eq!(r.expected_version, Some(v), "rotate {text}"),
+            (Err(e), Err(code)) => assert_eq!(codes(&e), [("version", code)], "rotate {text}"),
+            (got, want) => panic!("rotate {text}: {got:?}, expected {want:?}"),
+        }
+    }
+    let v = UpdateDestinationRequest::new().with_version(u64::MAX);
+    assert_eq!(
+        codes(&v.validate().unwrap_err()),
+        [("version", "out_of_range")]
+    );
+    let err = UpdateDestinationRequest::new()
+        .with_version(0)
+        .validate()
+        .unwrap_err();
+    let api = ApiError::invalid(err);
+    assert_eq!((api.status(), api.code()), (422, "out_of_range"));
+    // Both rotation members are checked, every error at once.
+    let req: RotateSecretRequest =
+        serde_json::from_str(r#"{"gracePeriodSeconds":604801,"version":0}"#).unwrap();
+    assert_eq!(
+        codes(&req.validate().unwrap_err()),
+        [
+            ("gracePeriodSeconds", "out_of_range"),
+            ("version", "out_of_range")
+        ]
+    );
+}
+
+#[test]
+fn contention_and_exhaustion_have_their_own_codes() {
+    let e = ApiError::contention();
+    assert_eq!((e.status(), e.code()), (503, "contention"));
+    assert_eq!(e.errors().errors()[0].field().as_str(), "destinationId");
+    let e = ApiError::version_exhausted();
+    assert_eq!((e.status(), e.code()), (409, "version_exhausted"));
+    assert_eq!(e.errors().errors()[0].field().as_str(), "version");
 }

@@ -292,6 +292,8 @@ async fn update_destination<R: DestinationRepo + 'static>(
         }
         UpdateOutcome::NotFound => Err(not_found_destination()),
         UpdateOutcome::VersionMismatch => Err(Problem::version_mismatch()),
+        UpdateOutcome::VersionExhausted => Err(Problem::version_exhausted()),
+        UpdateOutcome::Contention => Err(Problem::contention()),
         UpdateOutcome::Invalid(errors) => Err(Problem::invalid_fields(errors)),
     }
 }
@@ -335,8 +337,8 @@ async fn rotate_secret<R: DestinationRepo + 'static>(
         json_body(
             &headers,
             body,
-            "the body must be empty or a JSON object with the optional member \
-             `gracePeriodSeconds`, at most once, and no others",
+            "the body must be empty or a JSON object with the optional members \
+             `gracePeriodSeconds` and `version`, each at most once, and no others",
         )?
     };
     let mut rng = prets_destinations::os_rng();
@@ -358,6 +360,8 @@ async fn rotate_secret<R: DestinationRepo + 'static>(
         }
         RotateOutcome::NotFound => Err(not_found_destination()),
         RotateOutcome::VersionMismatch => Err(Problem::version_mismatch()),
+        RotateOutcome::VersionExhausted => Err(Problem::version_exhausted()),
+        RotateOutcome::Contention => Err(Problem::contention()),
         RotateOutcome::Invalid(errors) => Err(Problem::invalid_fields(errors)),
     }
 }

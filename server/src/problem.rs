@@ -156,6 +156,41 @@ impl Problem {
         p
     }
 
+    /// 409: the destination is at the largest version and can no longer
+    /// change.
+    #[must_use]
+    pub fn version_exhausted() -> Self {
+        let mut p = Self::new(
+            StatusCode::CONFLICT,
+            "version-exhausted",
+            "Version exhausted",
+            "the destination has reached the largest version and cannot change; \
+             delete and recreate it",
+        );
+        p.0.errors = prets_destinations::ApiError::version_exhausted()
+            .errors()
+            .errors()
+            .to_vec();
+        p
+    }
+
+    /// 503: a write without `version` lost to other concurrent writers
+    /// every time it tried; nothing was written.
+    #[must_use]
+    pub fn contention() -> Self {
+        let mut p = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "contention",
+            "Too much contention",
+            "too many concurrent changes to this destination; retry later",
+        );
+        p.0.errors = prets_destinations::ApiError::contention()
+            .errors()
+            .errors()
+            .to_vec();
+        p
+    }
+
     /// 400: the query string is not the operation's parameters.
     #[must_use]
     pub fn invalid_query(detail: &'static str) -> Self {

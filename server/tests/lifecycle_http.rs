@@ -617,5 +617,237 @@ async fn ids_wider_than_a_ulid_work_on_every_route() {
     assert_eq!(response.status, 200, "{}", response.text());
     assert_documented("DELETE", ITEM, &response);
     assert_eq!(call(&server, "GET", &item(id), None).await.status, 404);
+/// Sends `bodies.len()` requests at once, each on its own connection and
+/// task, and answers in the order of `bodies`.
+async fn concurrently(
+    server: &TestServer,
+    method: &'static str,
+    path: &str,
+    bodies: Vec<Option<Value>>,
+) -> Vec<support::Response> {
+    let (addr, bearer) = (server.addr(), server.bearer());
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(bodies.len()));
+    let tasks: Vec<_> = bodies
+        .into_iter()
+        .map(|body| {
+            let (path, bearer, start) = (path.to_owned(), bearer.clone(), start.clone());
+            tokio::spawn(async move {
+                let body = body.map(|b| b.to_string()).unwrap_or_default();
+                let mut headers = vec![("Authorization", bearer.as_str())];
+                if !body.is_empty() {
+                    headers.push(("Content-Type", "application/json"));
+                }
+                start.wait().await;
+                request(addr, method, &path, &headers, body.as_bytes()).await
+            })
+        })
+        .collect();
+    let mut responses = Vec::new();
+    for task in tasks {
+        responses.push(task.await.unwrap());
+    }
+    responses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_patches_without_version_all_apply_once() {
+    let server = TestServer::start().await;
+    let created = create(&server, "Production").await;
+    let path = item(created["destinationId"].as_str().unwrap());
+    let names: Vec<String> = (0..20).map(|i| format!("Writer {i}")).collect();
+    let bodies = names.iter().map(|n| Some(json!({ "name": n }))).collect();
+    let responses = concurrently(&server, "PATCH", &path, bodies).await;
+    let mut versions = BTreeSet::new();
+    let mut last = None;
+    for (response, name) in responses.iter().zip(&names) {
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_documented("PATCH", ITEM, response);
+        let view = response.json();
+        assert_eq!(view["name"], json!(name), "an answer carries another name");
+        let version = view["version"].as_u64().unwrap();
+        assert!(versions.insert(version), "version {version} answered twice");
+        if version == 21 {
+            last = Some(name.clone());
+        }
+    }
+    assert_eq!(versions, (2..=21).collect::<BTreeSet<u64>>());
+    let stored = call(&server, "GET", &path, None).await.json();
+    assert_eq!(stored["version"], json!(21));
+    assert_eq!(stored["name"], json!(last.unwrap()));
+    server.running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_empty_body_rotations_all_apply_once() {
+    let server = TestServer::start().await;
+    let created = create(&server, "Production").await;
+    let path = format!(
+        "{}/rotate-secret",
+        item(created["destinationId"].as_str().unwrap())
+    );
+    let responses = concurrently(&server, "POST", &path, vec![None; 20]).await;
+    let mut versions = BTreeSet::new();
+    let mut secrets = BTreeSet::new();
+    for response in &responses {
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_documented("POST", ROTATE, response);
+        let rotated = response.json();
+        versions.insert(rotated["version"].as_u64().unwrap());
+        secrets.insert(rotated["bearerSecret"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(versions, (2..=21).collect::<BTreeSet<u64>>());
+    assert_eq!(secrets.len(), 20, "a secret was answered twice");
+    let stored = call(
+        &server,
+        "GET",
+        &item(created["destinationId"].as_str().unwrap()),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(stored["version"], json!(21));
+    server.running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_patches_of_one_version_have_one_winner() {
+    let server = TestServer::start().await;
+    let created = create(&server, "Production").await;
+    let path = item(created["destinationId"].as_str().unwrap());
+    let bodies = (0..20)
+        .map(|i| Some(json!({"name": format!("Writer {i}"), "version": 1})))
+        .collect();
+    let responses = concurrently(&server, "PATCH", &path, bodies).await;
+    let mut winner = None;
+    for response in &responses {
+        assert_documented("PATCH", ITEM, response);
+        match response.status {
+            200 => {
+                assert!(winner.is_none(), "two updates of version 1 applied");
+                winner = Some(response.json());
+            }
+            409 => assert_eq!(
+                response.json()["errors"][0]["code"],
+                json!("version_mismatch")
+            ),
+            other => panic!("{other}: {}", response.text()),
+        }
+    }
+    let winner = winner.expect("one update of version 1 applies");
+    let stored = call(&server, "GET", &path, None).await.json();
+    assert_eq!(
+        (&stored["version"], &stored["name"]),
+        (&json!(2), &winner["name"])
+    );
+    server.running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_version_outside_1_to_2_pow_63_minus_1_is_out_of_range() {
+    let doc = support::openapi();
+    for schema in [
+        "UpdateDestinationRequest",
+        "RotateSecretRequest",
+        "DestinationView",
+        "RotatedSecret",
+    ] {
+        let version = &doc["components"]["schemas"][schema]["properties"]["version"];
+        assert_eq!(
+            (&version["minimum"], &version["maximum"]),
+            (&json!(1), &json!(9_223_372_036_854_775_807_u64)),
+            "{schema}"
+        );
+    }
+    let server = TestServer::start().await;
+    let created = create(&server, "Production").await;
+    let path = item(created["destinationId"].as_str().unwrap());
+    for version in [
+        "0",
+        "-1",
+        "-9223372036854775809",
+        "9223372036854775808",
+        "18446744073709551615",
+        "18446744073709551616",
+        "1e30",
+    ] {
+        let bearer = server.bearer();
+        let body = format!(r#"{{"name":"Renamed","version":{version}}}"#);
+        let response = request(
+            server.addr(),
+            "PATCH",
+            &path,
+            &[
+                ("Authorization", &bearer),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(response.status, 422, "{version}: {}", response.text());
+        assert_documented("PATCH", ITEM, &response);
+        let errors = response.json()["errors"].clone();
+        assert_eq!(
+            errors,
+            json!([{
+                "field": "version",
+                "code": "out_of_range",
+                "message": "version must be between 1 and 9223372036854775807"
+            }]),
+            "{version}"
+        );
+    }
+    // A rotation's `version` follows the same rule, and nothing rotates.
+    let rotate_path = format!("{path}/rotate-secret");
+    for version in ["0", "-1", "9223372036854775808", "18446744073709551616"] {
+        let bearer = server.bearer();
+        let body = format!(r#"{{"version":{version}}}"#);
+        let response = request(
+            server.addr(),
+            "POST",
+            &rotate_path,
+            &[
+                ("Authorization", &bearer),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(response.status, 422, "{version}: {}", response.text());
+        assert_documented("POST", ROTATE, &response);
+        assert_eq!(
+            response.json()["errors"],
+            json!([{
+                "field": "version",
+                "code": "out_of_range",
+                "message": "version must be between 1 and 9223372036854775807"
+            }]),
+            "{version}"
+        );
+    }
+    let response = call(&server, "POST", &rotate_path, Some(json!({"version": 2}))).await;
+    assert_eq!(response.status, 409, "{}", response.text());
+    assert_documented("POST", ROTATE, &response);
+    assert_eq!(
+        response.json()["errors"][0]["code"],
+        json!("version_mismatch")
+    );
+    // The largest version is in range: not stored, so a mismatch.
+    let response = call(
+        &server,
+        "PATCH",
+        &path,
+        Some(json!({"name": "Renamed", "version": 9_223_372_036_854_775_807_u64})),
+    )
+    .await;
+    assert_eq!(response.status, 409, "{}", response.text());
+    assert_eq!(
+        response.json()["errors"][0]["code"],
+        json!("version_mismatch")
+    );
+    let stored = call(&server, "GET", &path, None).await.json();
+    assert_eq!(
+        (&stored["name"], &stored["version"]),
+        (&json!("Production"), &json!(1))
+    );
     server.running.stop().await.unwrap();
 }

@@ -21,6 +21,15 @@ async fn sqlite_repo_passes_the_conformance_kit() {
     conformance::concurrent_creates_of_one_client_id(&repo, 64).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_repo_versionless_writes_all_apply_under_contention() {
+    let dir = TempDir::new();
+    let repo = SqliteRepo::open(&dir.database()).unwrap();
+    conformance::concurrent_versionless_updates_all_apply(&repo, 32).await;
+    conformance::concurrent_rotations_all_apply(&repo, 32).await;
+    conformance::concurrent_versioned_updates_one_wins(&repo, 32).await;
+}
+
 #[tokio::test]
 async fn sqlite_repo_needs_no_runtime_for_parallel_creates_on_threads() {
     let dir = TempDir::new();
