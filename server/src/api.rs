@@ -28,6 +28,13 @@ use crate::problem::Problem;
 /// (a 128-character name and a 2048-character URL, JSON-escaped).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// Most header lines a request may carry (hyper parses up to
+/// [`crate::serve`]'s larger limit, so this one is answered as a problem).
+pub(crate) const MAX_HEADERS: usize = 100;
+
+/// Longest request target (path and query) accepted, in bytes.
+pub(crate) const MAX_TARGET: usize = 8 * 1024;
+
 /// The OpenAPI 3.1 document of this API, as kept in `server/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
@@ -446,7 +453,14 @@ async fn with_request_id(request: Request, next: Next) -> Response {
     );
     async move {
         let started = Instant::now();
-        let mut response = next.run(request).await;
+        let target = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
+        let mut response = if request.headers().len() > MAX_HEADERS {
+            Problem::too_many_headers(MAX_HEADERS).into_response()
+        } else if target > MAX_TARGET {
+            Problem::target_too_long(MAX_TARGET).into_response()
+        } else {
+            next.run(request).await
+        };
         let status = response.status().as_u16();
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         if response.status().is_server_error() {

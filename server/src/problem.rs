@@ -139,6 +139,35 @@ impl Problem {
         )
     }
 
+    /// 431: more header lines than `limit`; the connection is closed.
+    #[must_use]
+    pub fn too_many_headers(limit: usize) -> Self {
+        let mut p = Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "too-many-headers",
+            "Request header fields too large",
+            format!("a request may carry at most {limit} header lines"),
+        );
+        p.0.headers
+            .push((header::CONNECTION, HeaderValue::from_static("close")));
+        p
+    }
+
+    /// 414: the path and query are longer than `limit` bytes; the connection
+    /// is closed.
+    #[must_use]
+    pub fn target_too_long(limit: usize) -> Self {
+        let mut p = Self::new(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            "URI too long",
+            format!("the path and query must be at most {limit} bytes"),
+        );
+        p.0.headers
+            .push((header::CONNECTION, HeaderValue::from_static("close")));
+        p
+    }
+
     /// 422: every invalid field, with its code.
     #[must_use]
     pub fn invalid_fields(errors: ValidationErrors) -> Self {

@@ -20,6 +20,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
+/// Most header lines hyper parses; more are answered by hyper itself.
+pub(crate) const HYPER_MAX_HEADERS: usize = 4096;
+
+/// Hyper's read buffer: the most bytes of request head it accepts.
+pub(crate) const HYPER_MAX_BUF: usize = 256 * 1024;
+
 /// The connection limits in effect.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
@@ -243,6 +249,11 @@ pub(crate) async fn run(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read)
+        // Above the application's limits (`MAX_HEADERS`), so that a request
+        // over those is answered with a problem; past these hyper answers an
+        // empty 431 itself.
+        .max_headers(HYPER_MAX_HEADERS)
+        .max_buf_size(HYPER_MAX_BUF)
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
