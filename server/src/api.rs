@@ -92,7 +92,13 @@ impl<R: DestinationRepo + 'static> FromRequestParts<Shared<R>> for Organization 
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared<R>) -> Result<Self, Problem> {
         // Two credentials are ambiguous: a proxy may have checked the other.
-        if parts.headers.get_all(header::AUTHORIZATION).iter().nth(1).is_some() {
+        if parts
+            .headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
             return Err(Problem::ambiguous_header("Authorization"));
         }
         parts
@@ -453,7 +459,10 @@ async fn with_request_id(request: Request, next: Next) -> Response {
     );
     async move {
         let started = Instant::now();
-        let target = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or(0, |p| p.as_str().len());
         let mut response = if request.headers().len() > MAX_HEADERS {
             Problem::too_many_headers(MAX_HEADERS).into_response()
         } else if target > MAX_TARGET {

@@ -113,9 +113,11 @@ impl ApiTokens {
 
 /// Whether `token` is `prets_` followed by exactly 64 lowercase hex digits.
 fn is_token_shaped(token: &[u8]) -> bool {
-    token.strip_prefix(TOKEN_PREFIX.as_bytes()).is_some_and(|hex| {
-        hex.len() == 64 && hex.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-    })
+    token
+        .strip_prefix(TOKEN_PREFIX.as_bytes())
+        .is_some_and(|hex| {
+            hex.len() == 64 && hex.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        })
 }
 
 fn trim_sp_htab(mut s: &[u8]) -> &[u8] {
@@ -215,10 +217,17 @@ mod tests {
                 .collect(),
         );
         for token in &odd {
-            assert_eq!(set.authenticate(format!("Bearer {token}").as_bytes()), None, "{token:?}");
+            assert_eq!(
+                set.authenticate(format!("Bearer {token}").as_bytes()),
+                None,
+                "{token:?}"
+            );
         }
         let good = format!("prets_{hex}");
         let set = ApiTokens::new(vec![(token_digest(&good), "org_a".parse().unwrap())]);
-        assert!(set.authenticate(format!("Bearer {good}").as_bytes()).is_some());
+        assert!(
+            set.authenticate(format!("Bearer {good}").as_bytes())
+                .is_some()
+        );
     }
 }

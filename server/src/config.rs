@@ -146,7 +146,8 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     } else {
         (text, 1000)
     };
-    let bad = || "expected a duration such as `10s`, `500ms` or `10`, from 1ms to 86400s".to_owned();
+    let bad =
+        || "expected a duration such as `10s`, `500ms` or `10`, from 1ms to 86400s".to_owned();
     let n: u64 = number.trim().parse().map_err(|_| bad())?;
     let millis = n.checked_mul(millis_per_unit).ok_or_else(bad)?;
     if millis == 0 || millis > 86_400_000 {
@@ -301,7 +302,17 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        for bad in ["", "0", "0ms", "-1s", "1.5s", "s", "10m", "86401", "99999999999999999999"] {
+        for bad in [
+            "",
+            "0",
+            "0ms",
+            "-1s",
+            "1.5s",
+            "s",
+            "10m",
+            "86401",
+            "99999999999999999999",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }

@@ -207,7 +207,10 @@ mod tests {
             use std::os::unix::fs::PermissionsExt as _;
             for mode in [0o640, 0o604, 0o644, 0o660] {
                 fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
-                assert!(matches!(load(&path), Err(KeyFileError::TooOpen)), "{mode:o}");
+                assert!(
+                    matches!(load(&path), Err(KeyFileError::TooOpen)),
+                    "{mode:o}"
+                );
             }
             fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
             assert!(load(&path).is_ok());

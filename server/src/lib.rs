@@ -226,7 +226,13 @@ pub async fn serve(
     prepared: Prepared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    serve::run(prepared.listener, prepared.router, prepared.limits, shutdown).await
+    serve::run(
+        prepared.listener,
+        prepared.router,
+        prepared.limits,
+        shutdown,
+    )
+    .await
 }
 
 /// Completes on ctrl-c (SIGINT) or, on Unix, SIGTERM.

@@ -285,7 +285,8 @@ pub(crate) async fn run(
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let mut router = router.clone();
             let deadline = Box::pin(tokio::time::sleep(body_read));
-            let request = request.map(|inner| axum::body::Body::new(TimeoutBody { inner, deadline }));
+            let request =
+                request.map(|inner| axum::body::Body::new(TimeoutBody { inner, deadline }));
             tower_service::Service::call(&mut router, request)
         });
         let connection = graceful.watch(builder.serve_connection(io, service));

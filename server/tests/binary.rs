@@ -163,7 +163,10 @@ async fn database_and_its_wal_and_shm_files_are_private_whatever_the_umask() {
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut lines = stderr.lines();
     let addr: SocketAddr = loop {
-        let line = lines.next().expect("the server logs that it listens").unwrap();
+        let line = lines
+            .next()
+            .expect("the server logs that it listens")
+            .unwrap();
         if let Some(rest) = line.split("addr=").nth(1) {
             break rest.split_whitespace().next().unwrap().parse().unwrap();
         }

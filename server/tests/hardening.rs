@@ -17,7 +17,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use prets_destinations_server::{Config, Running, spawn};
-use support::{CREATE_PATH, Response, TempDir, config, parse_response, post_json, request};
+use support::{
+    CREATE_PATH, Response, TempDir, assert_documented, config, parse_response, post_json, request,
+};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
@@ -106,18 +108,29 @@ async fn stalled_connections_do_not_lock_out_a_create_and_are_closed() {
     // stalled heads are closed.
     for stream in &mut bodies {
         let raw = read_until_closed(stream).await;
-        assert_problem(&parse_response(&raw), 408, "request-timeout");
+        let response = parse_response(&raw);
+        assert_problem(&response, 408, "request-timeout");
+        assert_documented("POST", CREATE_PATH, &response);
     }
     for stream in &mut heads {
         let raw = read_until_closed(stream).await;
         if !raw.is_empty() {
             // hyper may say 408 before closing; never a success.
-            assert!(raw.starts_with(b"HTTP/1.1 408"), "{:?}", String::from_utf8_lossy(&raw));
+            assert!(
+                raw.starts_with(b"HTTP/1.1 408"),
+                "{:?}",
+                String::from_utf8_lossy(&raw)
+            );
         }
     }
     // Nothing was created by the stalled bodies.
     let list = request(addr, "GET", CREATE_PATH, &[("Authorization", &bearer)], b"").await;
-    assert_eq!(list.json()["data"].as_array().unwrap().len(), 1, "{}", list.text());
+    assert_eq!(
+        list.json()["data"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.text()
+    );
     running.stop().await.unwrap();
 }
 
@@ -163,6 +176,7 @@ async fn past_the_connection_cap_a_connection_gets_a_503_problem_and_is_closed()
     tokio::time::sleep(Duration::from_millis(200)).await;
     let refused = request(addr, "GET", "/openapi.json", &[], b"").await;
     assert_problem(&refused, 503, "server-busy");
+    assert_documented("GET", "/openapi.json", &refused);
     assert_eq!(refused.header("connection"), Some("close"));
     assert_eq!(refused.header("retry-after"), Some("1"));
     // Once a slot frees, connections are served again.
@@ -202,7 +216,13 @@ async fn two_authorization_headers_are_refused_in_either_order() {
         )
         .await;
         assert_problem(&response, 400, "ambiguous-request");
-        assert!(response.json()["detail"].as_str().unwrap().contains("Authorization"));
+        assert_documented("POST", CREATE_PATH, &response);
+        assert!(
+            response.json()["detail"]
+                .as_str()
+                .unwrap()
+                .contains("Authorization")
+        );
     }
     running.stop().await.unwrap();
 }
@@ -235,7 +255,9 @@ async fn content_type_must_be_one_json_in_utf8() {
         "application/json; charset=\"latin1\"",
         "application/json; charset=utf-8; charset=utf-16",
     ] {
-        assert_problem(&send(vec![bad]).await, 415, "unsupported-media-type");
+        let response = send(vec![bad]).await;
+        assert_problem(&response, 415, "unsupported-media-type");
+        assert_documented("POST", CREATE_PATH, &response);
     }
     for good in [
         "application/json",
@@ -270,6 +292,7 @@ async fn oversized_heads_within_the_parser_limits_get_problems() {
     many.push_str("\r\n");
     let response = parse_response(&raw_exchange(addr, many.as_bytes()).await);
     assert_problem(&response, 431, "too-many-headers");
+    assert_documented("GET", "/openapi.json", &response);
     // A 20 kB path: over the application's 8 KiB target limit.
     let long = format!(
         "GET /v1/events/destinations/{} HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -277,8 +300,10 @@ async fn oversized_heads_within_the_parser_limits_get_problems() {
     );
     let response = parse_response(&raw_exchange(addr, long.as_bytes()).await);
     assert_problem(&response, 414, "uri-too-long");
+    assert_documented("GET", "/v1/events/destinations/{id}", &response);
     // 100 headers are still served.
-    let mut hundred = String::from("GET /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    let mut hundred =
+        String::from("GET /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
     for i in 0..98 {
         hundred.push_str(&format!("x-h{i}: v\r\n"));
     }
