@@ -178,8 +178,9 @@ impl AsyncWrite for SilenceLimited {
     }
 }
 
-/// The answer to a connection past the cap, written before closing it.
-fn refusal() -> Vec<u8> {
+/// The answer to a connection past the cap (with request id `id`), written
+/// before closing it.
+fn refusal(id: &str) -> Vec<u8> {
     let body = format!(
         "{{\"type\":\"{}server-busy\",\"title\":\"Server busy\",\"status\":503,\
          \"detail\":\"the server is at its connection limit; retry shortly\"}}",
@@ -190,7 +191,7 @@ fn refusal() -> Vec<u8> {
          retry-after: 1\r\nx-request-id: {}\r\nconnection: close\r\n\r\n{body}",
         crate::PROBLEM_JSON,
         body.len(),
-        crate::api::next_request_id(),
+        id,
     )
     .into_bytes()
 }
@@ -200,14 +201,17 @@ fn refusal() -> Vec<u8> {
 /// closed.
 fn refuse(stream: TcpStream, refusing: &Arc<Semaphore>) {
     let Ok(permit) = Arc::clone(refusing).try_acquire_owned() else {
+        tracing::warn!("connection closed unanswered: at the connection limit");
         return;
     };
+    let id = crate::api::next_request_id();
+    tracing::warn!(id = %id, status = 503, "connection refused: at the connection limit");
     tokio::spawn(async move {
         let _permit = permit;
         let mut stream = stream;
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             use tokio::io::AsyncWriteExt as _;
-            stream.write_all(&refusal()).await?;
+            stream.write_all(&refusal(&id)).await?;
             stream.shutdown().await?;
             // Read what the client sent before closing, so the close does not
             // reset the connection before the client reads the answer.
@@ -271,10 +275,6 @@ pub(crate) async fn run(
             },
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            tracing::warn!(
-                max_connections = limits.max_connections,
-                "connection refused: at the connection limit"
-            );
             refuse(stream, &refusing);
             continue;
         };
