@@ -360,3 +360,39 @@ async fn parser_errors_are_the_documented_exemptions() {
     assert_eq!(response.status, 200);
     running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn shutdown_is_not_held_up_by_stalled_connections_past_their_timeouts() {
+    let dir = TempDir::new();
+    let (running, token) = start(&dir, |c| {
+        c.header_read_timeout = Duration::from_secs(1);
+        c.body_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let addr = running.addr;
+    let mut stalled = vec![
+        connect(addr, b"GET /openapi.json HTTP/1.1\r\nHo").await,
+        connect(
+            addr,
+            format!(
+                "POST {CREATE_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+                *token
+            )
+            .as_bytes(),
+        )
+        .await,
+        connect(addr, b"").await,
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopped = tokio::time::timeout(CLOSE_BOUND, running.stop()).await;
+    assert!(stopped.is_ok(), "shutdown waited on stalled connections");
+    stopped.unwrap().unwrap();
+    for stream in &mut stalled {
+        read_until_closed(stream).await;
+    }
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer listening"
+    );
+}
