@@ -32,6 +32,9 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// [`crate::serve`]'s larger limit, so this one is answered as a problem).
 pub(crate) const MAX_HEADERS: usize = 100;
 
+/// Most bytes of header names and values a request may carry.
+pub(crate) const MAX_HEADER_BYTES: usize = 16 * 1024;
+
 /// Longest request target (path and query) accepted, in bytes.
 pub(crate) const MAX_TARGET: usize = 8 * 1024;
 
@@ -463,13 +466,17 @@ async fn with_request_id(request: Request, next: Next) -> Response {
             .uri()
             .path_and_query()
             .map_or(0, |p| p.as_str().len());
-        let mut response = if request.headers().len() > MAX_HEADERS {
-            Problem::too_many_headers(MAX_HEADERS).into_response()
-        } else if target > MAX_TARGET {
-            Problem::target_too_long(MAX_TARGET).into_response()
-        } else {
-            next.run(request).await
-        };
+        let header_bytes = request.headers().iter().fold(0usize, |n, (name, value)| {
+            n.saturating_add(name.as_str().len() + value.len())
+        });
+        let mut response =
+            if request.headers().len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+                Problem::headers_too_large(MAX_HEADERS, MAX_HEADER_BYTES).into_response()
+            } else if target > MAX_TARGET {
+                Problem::target_too_long(MAX_TARGET).into_response()
+            } else {
+                next.run(request).await
+            };
         let status = response.status().as_u16();
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         if response.status().is_server_error() {

@@ -139,14 +139,17 @@ impl Problem {
         )
     }
 
-    /// 431: more header lines than `limit`; the connection is closed.
+    /// 431: more than `lines` header lines, or more than `bytes` bytes of
+    /// header names and values; the connection is closed.
     #[must_use]
-    pub fn too_many_headers(limit: usize) -> Self {
+    pub fn headers_too_large(lines: usize, bytes: usize) -> Self {
         let mut p = Self::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "too-many-headers",
+            "headers-too-large",
             "Request header fields too large",
-            format!("a request may carry at most {limit} header lines"),
+            format!(
+                "a request may carry at most {lines} header lines of at most {bytes} bytes in all"
+            ),
         );
         p.0.headers
             .push((header::CONNECTION, HeaderValue::from_static("close")));

@@ -258,6 +258,7 @@ pub(crate) async fn run(
         // empty 431 itself.
         .max_headers(HYPER_MAX_HEADERS)
         .max_buf_size(HYPER_MAX_BUF)
+        .max_header_size(HYPER_MAX_BUF)
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {

@@ -83,8 +83,9 @@ async fn connect(addr: SocketAddr, sent: &[u8]) -> TcpStream {
 async fn stalled_connections_do_not_lock_out_a_create_and_are_closed() {
     let dir = TempDir::new();
     let (running, token) = start(&dir, |c| {
-        c.header_read_timeout = Duration::from_secs(1);
-        c.body_read_timeout = Duration::from_secs(1);
+        // Long enough that the create below runs while all are stalled.
+        c.header_read_timeout = Duration::from_secs(3);
+        c.body_read_timeout = Duration::from_secs(3);
     })
     .await;
     let addr = running.addr;
@@ -291,8 +292,15 @@ async fn oversized_heads_within_the_parser_limits_get_problems() {
     }
     many.push_str("\r\n");
     let response = parse_response(&raw_exchange(addr, many.as_bytes()).await);
-    assert_problem(&response, 431, "too-many-headers");
+    assert_problem(&response, 431, "headers-too-large");
     assert_documented("GET", "/openapi.json", &response);
+    // One 20 kB header value: over the application's 16 KiB of headers.
+    let big = format!(
+        "GET /openapi.json HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n",
+        "v".repeat(20_000)
+    );
+    let response = parse_response(&raw_exchange(addr, big.as_bytes()).await);
+    assert_problem(&response, 431, "headers-too-large");
     // A 20 kB path: over the application's 8 KiB target limit.
     let long = format!(
         "GET /v1/events/destinations/{} HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -347,6 +355,23 @@ async fn parser_errors_are_the_documented_exemptions() {
             "HTTP/1.1 400",
         ),
     ];
+    let mut lines = String::from("GET /openapi.json HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..5000 {
+        lines.push_str(&format!("x-{i}: v\r\n"));
+    }
+    lines.push_str("\r\n");
+    let cases = cases.into_iter().chain([
+        // Past hyper's 4096 header lines and its 256 KiB head.
+        (lines.into_bytes(), "HTTP/1.1 431"),
+        (
+            format!(
+                "GET /openapi.json HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n",
+                "v".repeat(300 * 1024)
+            )
+            .into_bytes(),
+            "HTTP/1.1 431",
+        ),
+    ]);
     for (sent, status) in cases {
         let raw = raw_exchange(addr, &sent).await;
         let text = String::from_utf8_lossy(&raw);
