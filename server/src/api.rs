@@ -371,7 +371,15 @@ async fn rotate_secret<R: DestinationRepo + 'static>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     // An empty body, whatever its declared type, means the default grace
-    // period.
+    // period; two declared types are still ambiguous.
+    if headers
+        .get_all(header::CONTENT_TYPE)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(Problem::ambiguous_header("Content-Type"));
+    }
     let empty = body.as_ref().is_ok_and(Bytes::is_empty);
     let request: RotateSecretRequest = if empty {
         RotateSecretRequest::new()

@@ -248,6 +248,25 @@ async fn content_type_must_be_one_json_in_utf8() {
     ] {
         assert_problem(&send(pair).await, 400, "ambiguous-request");
     }
+    // Also on rotation with an empty body, where no type is otherwise needed.
+    let rotate = request(
+        running.addr,
+        "POST",
+        "/v1/events/destinations/whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K/rotate-secret",
+        &[
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "application/json"),
+            ("Content-Type", "text/plain"),
+        ],
+        b"",
+    )
+    .await;
+    assert_problem(&rotate, 400, "ambiguous-request");
+    assert_documented(
+        "POST",
+        "/v1/events/destinations/{id}/rotate-secret",
+        &rotate,
+    );
     for bad in [
         "application/json; charset=iso-8859-1",
         "application/json; charset=utf-16",
