@@ -28,6 +28,16 @@ use crate::problem::Problem;
 /// (a 128-character name and a 2048-character URL, JSON-escaped).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// Most header lines a request may carry (hyper parses up to
+/// [`crate::serve`]'s larger limit, so this one is answered as a problem).
+pub(crate) const MAX_HEADERS: usize = 100;
+
+/// Most bytes of header names and values a request may carry.
+pub(crate) const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Longest request target (path and query) accepted, in bytes.
+pub(crate) const MAX_TARGET: usize = 8 * 1024;
+
 /// The OpenAPI 3.1 document of this API, as kept in `server/openapi.json`.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
@@ -84,6 +94,16 @@ impl<R: DestinationRepo + 'static> FromRequestParts<Shared<R>> for Organization 
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared<R>) -> Result<Self, Problem> {
+        // Two credentials are ambiguous: a proxy may have checked the other.
+        if parts
+            .headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            return Err(Problem::ambiguous_header("Authorization"));
+        }
         parts
             .headers
             .get(header::AUTHORIZATION)
@@ -93,26 +113,50 @@ impl<R: DestinationRepo + 'static> FromRequestParts<Shared<R>> for Organization 
     }
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+/// Whether the one `Content-Type` is `application/json`, with no charset
+/// parameter or `charset=utf-8` (any case, optionally quoted).
+fn is_json(value: &HeaderValue) -> bool {
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    let mut parts = text.split(';');
+    let essence = parts.next().unwrap_or_default();
+    if !essence.trim().eq_ignore_ascii_case("application/json") {
+        return false;
+    }
+    parts.all(|param| match param.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            value.eq_ignore_ascii_case("utf-8")
+        }
+        _ => true,
+    })
 }
 
-/// Reads a JSON request body: 415 unless declared JSON, 413 over the limit,
+/// Reads a JSON request body: 400 for two `Content-Type`s, 415 unless
+/// declared JSON in UTF-8, 408 if it does not arrive in time, 413 over the limit,
 /// 400 if it is not JSON or not an object of the expected members.
 fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     shape: &'static str,
 ) -> Result<T, Problem> {
-    if !is_json(headers) {
+    let mut types = headers.get_all(header::CONTENT_TYPE).iter();
+    let declared = types.next();
+    if types.next().is_some() {
+        return Err(Problem::ambiguous_header("Content-Type"));
+    }
+    if !declared.is_some_and(is_json) {
         return Err(Problem::unsupported_media_type());
     }
     let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if crate::serve::is_body_timeout(&rejection) {
+            Problem::body_timeout()
+        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::too_large(BODY_LIMIT)
         } else {
             Problem::unreadable_body()
@@ -329,7 +373,15 @@ async fn rotate_secret<R: DestinationRepo + 'static>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     // An empty body, whatever its declared type, means the default grace
-    // period.
+    // period; two declared types are still ambiguous.
+    if headers
+        .get_all(header::CONTENT_TYPE)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(Problem::ambiguous_header("Content-Type"));
+    }
     let empty = body.as_ref().is_ok_and(Bytes::is_empty);
     let request: RotateSecretRequest = if empty {
         RotateSecretRequest::new()
@@ -397,7 +449,7 @@ async fn record_route(request: Request, next: Next) -> Response {
 /// A per-process request id: a random 32-bit prefix chosen at start, and a
 /// counter, as 16 hex digits. Unique within a run, and across runs with
 /// high probability; it carries nothing from the request.
-fn next_request_id() -> String {
+pub(crate) fn next_request_id() -> String {
     static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(|| {
@@ -422,7 +474,21 @@ async fn with_request_id(request: Request, next: Next) -> Response {
     );
     async move {
         let started = Instant::now();
-        let mut response = next.run(request).await;
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or(0, |p| p.as_str().len());
+        let header_bytes = request.headers().iter().fold(0usize, |n, (name, value)| {
+            n.saturating_add(name.as_str().len() + value.len())
+        });
+        let mut response =
+            if request.headers().len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+                Problem::headers_too_large(MAX_HEADERS, MAX_HEADER_BYTES).into_response()
+            } else if target > MAX_TARGET {
+                Problem::target_too_long(MAX_TARGET).into_response()
+            } else {
+                next.run(request).await
+            };
         let status = response.status().as_u16();
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         if response.status().is_server_error() {

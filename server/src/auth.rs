@@ -88,7 +88,9 @@ impl ApiTokens {
         while let [b' ', tail @ ..] = token {
             token = tail;
         }
-        if token.is_empty() || token.contains(&b'\t') {
+        // Only the shape this server mints (`prets_` and 64 lowercase hex
+        // digits) can be a token: anything else is refused before hashing.
+        if !is_token_shaped(token) {
             return None;
         }
         let digest: [u8; 32] = Sha256::digest(token).into();
@@ -107,6 +109,15 @@ impl ApiTokens {
         let index = usize::try_from(index).ok()?;
         self.entries.get(index).map(|(_, tenant)| tenant.clone())
     }
+}
+
+/// Whether `token` is `prets_` followed by exactly 64 lowercase hex digits.
+fn is_token_shaped(token: &[u8]) -> bool {
+    token
+        .strip_prefix(TOKEN_PREFIX.as_bytes())
+        .is_some_and(|hex| {
+            hex.len() == 64 && hex.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        })
 }
 
 fn trim_sp_htab(mut s: &[u8]) -> &[u8] {
@@ -185,5 +196,38 @@ mod tests {
             assert_eq!(set.authenticate(header.as_bytes()), None, "{header:?}");
         }
         assert_eq!(set.authenticate(b"Bearer \xff\xfe"), None);
+    }
+
+    #[test]
+    fn only_prefixed_lowercase_hex_tokens_are_looked_up() {
+        let hex = "ab".repeat(32);
+        // Each of these is configured, so only the shape check refuses it.
+        let odd = [
+            format!("prets_{}", hex.to_uppercase()),
+            format!("prets_{}", &hex[..63]),
+            format!("prets_{hex}0"),
+            format!("PRETS_{hex}"),
+            format!("prets_{}g", &hex[..63]),
+            "prets_other".to_owned(),
+            hex.clone(),
+        ];
+        let set = ApiTokens::new(
+            odd.iter()
+                .map(|t| (token_digest(t), "org_odd".parse().unwrap()))
+                .collect(),
+        );
+        for token in &odd {
+            assert_eq!(
+                set.authenticate(format!("Bearer {token}").as_bytes()),
+                None,
+                "{token:?}"
+            );
+        }
+        let good = format!("prets_{hex}");
+        let set = ApiTokens::new(vec![(token_digest(&good), "org_a".parse().unwrap())]);
+        assert!(
+            set.authenticate(format!("Bearer {good}").as_bytes())
+                .is_some()
+        );
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::Parser;
 use prets_destinations::TenantId;
@@ -69,6 +70,32 @@ pub struct Config {
     #[arg(long, env = "PRETS_MEMORY")]
     pub memory: bool,
 
+    /// How long a client may take to send a request's start line and headers,
+    /// counted from when the server starts waiting for them (the connection's
+    /// start, or the end of the previous response: so it is also how long a
+    /// kept-alive connection may sit idle); a connection that takes longer is
+    /// closed. `10s`, `500ms` or plain seconds.
+    #[arg(long, env = "PRETS_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// How long a client may take to send a request's body, counted from the
+    /// end of its headers; past it the request is answered 408 and the
+    /// connection closed.
+    #[arg(long, env = "PRETS_BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+
+    /// How long a connection may make no progress (no byte read or written)
+    /// before it is closed: a client that stops sending, or stops reading its
+    /// response, mid-request.
+    #[arg(long, env = "PRETS_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Most connections served at once. A connection past it is answered
+    /// `503` (a problem, `Connection: close`) and closed. The process's open
+    /// file limit (`ulimit -n`) must exceed it, with room for the database.
+    #[arg(long, env = "PRETS_MAX_CONNECTIONS", default_value = "4096", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
     /// Log filter (`tracing` env-filter syntax), e.g. `info` or
     /// `prets_destinations_server=debug`.
     #[arg(long, env = "PRETS_LOG", default_value = "info")]
@@ -87,6 +114,10 @@ impl Config {
             api_tokens: Vec::new(),
             memory: false,
             log: "info".into(),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
         }
     }
 
@@ -102,6 +133,27 @@ impl Config {
             }
         }
     }
+}
+
+/// A duration flag: `10s`, `500ms`, or a whole number of seconds; at least
+/// 1 ms and at most a day.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, millis_per_unit) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000)
+    } else {
+        (text, 1000)
+    };
+    let bad =
+        || "expected a duration such as `10s`, `500ms` or `10`, from 1ms to 86400s".to_owned();
+    let n: u64 = number.trim().parse().map_err(|_| bad())?;
+    let millis = n.checked_mul(millis_per_unit).ok_or_else(bad)?;
+    if millis == 0 || millis > 86_400_000 {
+        return Err(bad());
+    }
+    Ok(Duration::from_millis(millis))
 }
 
 /// One configured API token: the organization and the token's SHA-256.
@@ -234,5 +286,34 @@ mod tests {
             (PathBuf::from("/var/lib/x/db.sqlite3.sealing-key"), true)
         );
         assert!(!config.memory);
+        assert_eq!(config.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(config.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.max_connections, 4096);
+        let defaults = Config::new("/var/lib/x/db.sqlite3".into(), config.listen);
+        assert_eq!(defaults.header_read_timeout, config.header_read_timeout);
+        assert_eq!(defaults.body_read_timeout, config.body_read_timeout);
+        assert_eq!(defaults.idle_timeout, config.idle_timeout);
+        assert_eq!(defaults.max_connections, config.max_connections);
+    }
+
+    #[test]
+    fn durations_parse_in_seconds_or_milliseconds() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        for bad in [
+            "",
+            "0",
+            "0ms",
+            "-1s",
+            "1.5s",
+            "s",
+            "10m",
+            "86401",
+            "99999999999999999999",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 }

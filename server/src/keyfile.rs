@@ -30,6 +30,9 @@ pub enum KeyFileError {
     Empty,
     /// Two keys share an id.
     DuplicateKeyId(KeyId),
+    /// The file can be read by its group or by others (its mode allows more
+    /// than `0600`).
+    TooOpen,
 }
 
 impl fmt::Display for KeyFileError {
@@ -42,6 +45,9 @@ impl fmt::Display for KeyFileError {
             ),
             Self::Empty => f.write_str("the sealing-key file holds no key"),
             Self::DuplicateKeyId(id) => write!(f, "the sealing-key file has key id {id} twice"),
+            Self::TooOpen => f.write_str(
+                "the sealing-key file can be read by its group or others; `chmod 600` it",
+            ),
         }
     }
 }
@@ -58,9 +64,12 @@ impl std::error::Error for KeyFileError {
 /// Reads the keyring from the file at `path`.
 ///
 /// # Errors
-/// If the file cannot be read, a line is malformed, it holds no key, or two
-/// keys share an id.
+/// If the file cannot be read, its group or others may read it, a line is
+/// malformed, it holds no key, or two keys share an id.
 pub(crate) fn load(path: &Path) -> Result<Keyring, KeyFileError> {
+    if readable_by_others(path) {
+        return Err(KeyFileError::TooOpen);
+    }
     let text = Zeroizing::new(fs::read_to_string(path).map_err(KeyFileError::Io)?);
     parse(&text)
 }
@@ -193,6 +202,19 @@ mod tests {
             matches!(create(&path), Err(KeyFileError::Io(_))),
             "never overwrites"
         );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            for mode in [0o640, 0o604, 0o644, 0o660] {
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+                assert!(
+                    matches!(load(&path), Err(KeyFileError::TooOpen)),
+                    "{mode:o}"
+                );
+            }
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+            assert!(load(&path).is_ok());
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 }

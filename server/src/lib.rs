@@ -13,6 +13,7 @@ mod config;
 mod hex;
 mod keyfile;
 mod problem;
+mod serve;
 mod sqlite;
 
 use std::fmt;
@@ -93,6 +94,7 @@ impl std::error::Error for StartError {
 pub struct Prepared {
     listener: TcpListener,
     router: axum::Router,
+    limits: serve::Limits,
     /// The demo organization's API token when this start created it; print
     /// it once, to the operator, and drop it.
     pub demo_token: Option<Zeroizing<String>>,
@@ -128,9 +130,6 @@ fn demo_tenant() -> TenantId {
 fn keyring(config: &Config, database_existed: bool) -> Result<Keyring, StartError> {
     let (path, is_default) = config.sealing_key_path();
     if path.exists() {
-        if keyfile::readable_by_others(&path) {
-            tracing::warn!(path = %path.display(), "the sealing-key file is readable by others; chmod 600 it");
-        }
         return keyfile::load(&path).map_err(StartError::SealingKey);
     }
     if !is_default {
@@ -200,9 +199,16 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         .await
         .map_err(StartError::Listen)?;
     let local_addr = listener.local_addr().map_err(StartError::Listen)?;
+    let limits = serve::Limits {
+        header_read: config.header_read_timeout,
+        body_read: config.body_read_timeout,
+        idle: config.idle_timeout,
+        max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+    };
     Ok(Prepared {
         listener,
         router,
+        limits,
         demo_token,
         local_addr,
         store,
@@ -210,7 +216,8 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
 }
 
 /// Serves until `shutdown` completes, then stops accepting connections and
-/// returns once the requests in flight are answered. The storage closes when
+/// returns once the requests in flight are answered. Connections are bounded
+/// by the configured header, body and idle timeouts and connection cap. The storage closes when
 /// the last of them is done.
 ///
 /// # Errors
@@ -219,9 +226,13 @@ pub async fn serve(
     prepared: Prepared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(prepared.listener, prepared.router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve::run(
+        prepared.listener,
+        prepared.router,
+        prepared.limits,
+        shutdown,
+    )
+    .await
 }
 
 /// Completes on ctrl-c (SIGINT) or, on Unix, SIGTERM.

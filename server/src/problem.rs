@@ -113,6 +113,64 @@ impl Problem {
         )
     }
 
+    /// 408: the body did not arrive in time; the connection is closed.
+    #[must_use]
+    pub fn body_timeout() -> Self {
+        let mut p = Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request timeout",
+            "the request body was not received in time",
+        );
+        p.0.headers
+            .push((header::CONNECTION, HeaderValue::from_static("close")));
+        p
+    }
+
+    /// 400: a header that must appear at most once appears more often, so
+    /// which one counts would be a guess.
+    #[must_use]
+    pub fn ambiguous_header(name: &'static str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "ambiguous-request",
+            "Ambiguous request",
+            format!("the request has more than one `{name}` header; send exactly one"),
+        )
+    }
+
+    /// 431: more than `lines` header lines, or more than `bytes` bytes of
+    /// header names and values; the connection is closed.
+    #[must_use]
+    pub fn headers_too_large(lines: usize, bytes: usize) -> Self {
+        let mut p = Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "Request header fields too large",
+            format!(
+                "a request may carry at most {lines} header lines of at most {bytes} bytes in all"
+            ),
+        );
+        p.0.headers
+            .push((header::CONNECTION, HeaderValue::from_static("close")));
+        p
+    }
+
+    /// 414: the path and query are longer than `limit` bytes; the connection
+    /// is closed.
+    #[must_use]
+    pub fn target_too_long(limit: usize) -> Self {
+        let mut p = Self::new(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            "URI too long",
+            format!("the path and query must be at most {limit} bytes"),
+        );
+        p.0.headers
+            .push((header::CONNECTION, HeaderValue::from_static("close")));
+        p
+    }
+
     /// 422: every invalid field, with its code.
     #[must_use]
     pub fn invalid_fields(errors: ValidationErrors) -> Self {
@@ -220,7 +278,7 @@ impl Problem {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
             "Unsupported media type",
-            "send the body as `Content-Type: application/json`",
+            "send the body as `Content-Type: application/json` (UTF-8: no charset, or `charset=utf-8`)",
         );
         p.0.headers
             .push((header::ACCEPT, HeaderValue::from_static("application/json")));

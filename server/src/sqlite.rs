@@ -103,6 +103,8 @@ enum ErrorKind {
         known: usize,
     },
     Unavailable,
+    /// The database file could not be created.
+    Create(std::io::Error),
     /// SQLite rolled back the whole batch's transaction (disk full, I/O
     /// error): nothing of the batch was written.
     RolledBack,
@@ -118,6 +120,7 @@ impl fmt::Display for SqliteError {
                 "database schema version {found} is newer than this server's {known}"
             ),
             ErrorKind::Unavailable => f.write_str("the database worker has stopped"),
+            ErrorKind::Create(_) => f.write_str("cannot create the database file"),
             ErrorKind::RolledBack => {
                 f.write_str("the transaction was rolled back by an earlier failure in its batch")
             }
@@ -129,6 +132,7 @@ impl std::error::Error for SqliteError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &*self.0 {
             ErrorKind::Sqlite(e) => Some(e),
+            ErrorKind::Create(e) => Some(e),
             _ => None,
         }
     }
@@ -154,18 +158,34 @@ impl SqliteError {
     }
 }
 
+/// Creates an empty file at `path`, readable and writable by its owner only,
+/// unless something is already there.
+fn create_private(path: &Path) -> Result<(), SqliteError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(SqliteError(Arc::new(ErrorKind::Create(e)))),
+    }
+}
+
 /// What a job body may fail with: SQLite, or a row that does not decode.
 type JobResult<T> = Result<T, SqliteError>;
 
 impl SqliteRepo {
-    /// Opens the database at `path`, creating the file if it does not exist,
-    /// switches it to WAL mode, applies the migrations it lacks, and starts the
+    /// Opens the database at `path`, creating the file (mode 0600 on Unix,
+    /// whatever the umask; SQLite gives its `-wal` and `-shm` files the same
+    /// mode) if it does not exist, switches it to WAL mode, applies the migrations it lacks, and starts the
     /// worker thread.
     ///
     /// # Errors
     /// If the file cannot be opened or created, is not a SQLite database, has
     /// a newer schema than this build, or a migration fails.
     pub fn open(path: &Path) -> Result<Self, SqliteError> {
+        create_private(path)?;
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
         migrate(&mut conn)?;

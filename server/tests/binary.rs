@@ -126,3 +126,103 @@ async fn first_start_prints_the_token_once_and_sigterm_stops_cleanly() {
     assert!(!stderr.contains(&secret) && !stderr.contains(&token));
     assert!(stderr.contains(&format!("route={CREATE_PATH}")));
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Runs the binary under `umask 000` (so nothing private comes from the
+/// umask) with `args`.
+fn command_with_open_umask(dir: &TempDir, args: &[&str]) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .current_dir(dir.path())
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_prets-destinations-server"))
+        .args(args)
+        .env_remove("PRETS_DATABASE")
+        .env_remove("PRETS_API_TOKENS")
+        .env_remove("PRETS_SEALING_KEY_FILE")
+        .env_remove("PRETS_MEMORY");
+    command
+}
+
+#[tokio::test]
+async fn database_and_its_wal_and_shm_files_are_private_whatever_the_umask() {
+    let dir = TempDir::new();
+    let mut child = command_with_open_umask(&dir, &["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines();
+    let addr: SocketAddr = loop {
+        let line = lines
+            .next()
+            .expect("the server logs that it listens")
+            .unwrap();
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    let mut stdout = String::new();
+    let token = {
+        // The token line comes before the listening line; stdout is a pipe,
+        // so read what is there up to the token.
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        loop {
+            let mut line = String::new();
+            assert!(out.read_line(&mut line).unwrap() > 0, "no token printed");
+            stdout.push_str(&line);
+            if let Some(token) = line.split_whitespace().find(|w| w.starts_with("prets_")) {
+                break token.to_owned();
+            }
+        }
+    };
+    // A write, so SQLite has made its -wal and -shm files.
+    let response = post_json(
+        addr,
+        &format!("Bearer {token}"),
+        br#"{"name":"Production","url":"https://example.com/prets/events"}"#,
+    )
+    .await;
+    assert_eq!(response.status, 201, "{}", response.text());
+    let database = dir.path().join("prets-destinations.sqlite3");
+    for suffix in ["", "-wal", "-shm", ".sealing-key"] {
+        let mut path = database.clone().into_os_string();
+        path.push(suffix);
+        assert_eq!(mode(std::path::Path::new(&path)), 0o600, "{suffix:?}");
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_sealing_key_file_readable_by_group_or_others_stops_the_start() {
+    let dir = TempDir::new();
+    let key = dir.path().join("keys");
+    std::fs::write(&key, format!("1 {}\n", "ab".repeat(32))).unwrap();
+    let key_arg = key.to_str().unwrap();
+    for mode_bits in [0o644, 0o640, 0o604] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode_bits)).unwrap();
+        for memory in [false, true] {
+            let mut args = vec!["--listen", "127.0.0.1:0", "--sealing-key-file", key_arg];
+            if memory {
+                args.push("--memory");
+            }
+            let output = command_with_open_umask(&dir, &args).output().unwrap();
+            assert!(!output.status.success(), "{mode_bits:o} memory={memory}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("chmod 600"), "{stderr}");
+        }
+    }
+}
