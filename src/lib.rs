@@ -35,8 +35,8 @@ pub use crate::lifecycle::{
 };
 #[cfg(feature = "memory")]
 pub use crate::memory::MemoryRepo;
-pub use crate::policy::HostPolicy;
 pub use crate::name::{DestinationName, InvalidName, NAME_MAX_CHARS};
+pub use crate::policy::HostPolicy;
 pub use crate::repo::{
     CreateError, CreateOutcome, DestinationRepo, InsertOutcome, InvalidTenantId, RemoveOutcome,
     ReplaceOutcome, SERVER_ID_ATTEMPTS, TENANT_ID_MAX_LEN, TenantId, create,

@@ -116,7 +116,9 @@ fn payload_of_exactly_256_kib_is_accepted_and_one_byte_more_is_too_large() {
 
 #[test]
 fn payload_must_be_one_json_value() {
-    for bad in ["", " ", "{", "{}{}", "[1,]", "{'a':1}", "NaN", "01", "\"\\x\"", "[1] x"] {
+    for bad in [
+        "", " ", "{", "{}{}", "[1,]", "{'a':1}", "NaN", "01", "\"\\x\"", "[1] x",
+    ] {
         assert_eq!(
             Payload::from_json(bad.to_owned()).unwrap_err().code(),
             "invalid_json",
@@ -125,11 +127,29 @@ fn payload_must_be_one_json_value() {
     }
     // Nesting as deep as the size allows is checked without recursion: no
     // stack overflow, and the bytes are kept.
-    let deep = format!("{}{}", "[".repeat(PAYLOAD_MAX_BYTES / 2), "]".repeat(PAYLOAD_MAX_BYTES / 2));
+    let deep = format!(
+        "{}{}",
+        "[".repeat(PAYLOAD_MAX_BYTES / 2),
+        "]".repeat(PAYLOAD_MAX_BYTES / 2)
+    );
     assert_eq!(Payload::from_json(deep.clone()).unwrap().get(), deep);
-    let unbalanced = format!("{}{}", "[".repeat(PAYLOAD_MAX_BYTES / 2), "]".repeat(PAYLOAD_MAX_BYTES / 2 - 1));
-    assert_eq!(Payload::from_json(unbalanced).unwrap_err().code(), "invalid_json");
-    for ok in ["null", "0", "-1.5e300", "\"\"", "[]", "{\"a\":[true,false]}"] {
+    let unbalanced = format!(
+        "{}{}",
+        "[".repeat(PAYLOAD_MAX_BYTES / 2),
+        "]".repeat(PAYLOAD_MAX_BYTES / 2 - 1)
+    );
+    assert_eq!(
+        Payload::from_json(unbalanced).unwrap_err().code(),
+        "invalid_json"
+    );
+    for ok in [
+        "null",
+        "0",
+        "-1.5e300",
+        "\"\"",
+        "[]",
+        "{\"a\":[true,false]}",
+    ] {
         assert_eq!(Payload::from_json(ok.to_owned()).unwrap().get(), ok);
     }
 }
@@ -144,8 +164,9 @@ fn event_errors_name_every_bad_field_at_once() {
 
 #[test]
 fn the_body_is_the_four_fields_with_the_payload_byte_for_byte() {
-    let raw = "{ \"b\" : 1,\n\t\"a\":\"\\u00e9\\ud83d\\ude00\", \"n\": 1.50e+01 , \"k\":\"\u{e9}\" }";
-    let e = Event::new("user.created", raw.to_owned(), at(NOW) , &mut rng(3)).unwrap();
+    let raw =
+        "{ \"b\" : 1,\n\t\"a\":\"\\u00e9\\ud83d\\ude00\", \"n\": 1.50e+01 , \"k\":\"\u{e9}\" }";
+    let e = Event::new("user.created", raw.to_owned(), at(NOW), &mut rng(3)).unwrap();
     let body = String::from_utf8(e.delivery_body()).unwrap();
     assert_eq!(
         body,
@@ -204,7 +225,10 @@ fn the_request_posts_the_body_with_bearer_and_webhook_headers() {
         ("Content-Type", "application/json"),
         ("Webhook-Id", &e.event_id.to_string()),
         ("Webhook-Timestamp", &expected_ts),
-        ("User-Agent", &format!("prets-destinations/{}", env!("CARGO_PKG_VERSION"))),
+        (
+            "User-Agent",
+            &format!("prets-destinations/{}", env!("CARGO_PKG_VERSION")),
+        ),
     ];
     assert_eq!(headers, expected);
     assert_eq!(USER_AGENT, expected[4].1);
@@ -242,7 +266,8 @@ fn a_secret_that_does_not_open_plans_no_request() {
     assert_eq!(err.code(), "unauthentic");
     let wrong_tenant: TenantId = "org_b".parse().unwrap();
     let (_, ring, _) = setup();
-    let err = plan_attempt(&wrong_tenant, &plan.record, &ring, &event("1"), 1, at(NOW)).unwrap_err();
+    let err =
+        plan_attempt(&wrong_tenant, &plan.record, &ring, &event("1"), 1, at(NOW)).unwrap_err();
     assert_eq!(err.code(), "unauthentic");
 }
 
@@ -370,7 +395,10 @@ fn retry_after_garbage_negative_past_and_huge_values_are_handled() {
 fn the_default_schedule_is_the_documented_one() {
     let s = RetrySchedule::default();
     assert_eq!(s.to_string(), "5s,5m,30m,2h,5h,10h,10h");
-    assert_eq!("5s,5m,30m,2h,5h,10h,10h".parse::<RetrySchedule>().unwrap(), s);
+    assert_eq!(
+        "5s,5m,30m,2h,5h,10h,10h".parse::<RetrySchedule>().unwrap(),
+        s
+    );
     let secs: Vec<u64> = s.steps().map(|d| d.as_secs()).collect();
     assert_eq!(secs, [5, 300, 1800, 7200, 18_000, 36_000, 36_000]);
     assert_eq!(s.max_attempts(), 8);
@@ -430,10 +458,17 @@ fn malformed_schedules_are_refused_with_a_code() {
     }
     assert_eq!(RetrySchedule::new([]).unwrap_err().code(), "too_short");
     assert_eq!(
-        RetrySchedule::new(vec![Duration::from_secs(1); 33]).unwrap_err().code(),
+        RetrySchedule::new(vec![Duration::from_secs(1); 33])
+            .unwrap_err()
+            .code(),
         "too_long"
     );
-    assert_eq!(RetrySchedule::new(vec![Duration::from_secs(1); 32]).unwrap().max_attempts(), 33);
+    assert_eq!(
+        RetrySchedule::new(vec![Duration::from_secs(1); 32])
+            .unwrap()
+            .max_attempts(),
+        33
+    );
 }
 
 fn schedule_strategy() -> impl Strategy<Value = RetrySchedule> {
@@ -499,7 +534,12 @@ fn failed(cause: FailureCause, retry_after: Option<Duration>) -> Classification 
     Classification::Failed(prets_destinations::delivery::Failure { cause, retry_after })
 }
 
-fn decide(c: &Classification, attempt: u32, streak: Option<FailureStreak>, now: u64) -> (NextStep, Option<FailureStreak>) {
+fn decide(
+    c: &Classification,
+    attempt: u32,
+    streak: Option<FailureStreak>,
+    now: u64,
+) -> (NextStep, Option<FailureStreak>) {
     let d = next_step(
         c,
         attempt,
@@ -519,10 +559,15 @@ fn a_failure_retries_after_the_jittered_step_until_none_is_left() {
     let mut streak = None;
     for attempt in 1..=7 {
         let (step, next) = decide(&c, attempt, streak, NOW);
-        let NextStep::RetryAt(t) = step else { panic!("{step:?}") };
+        let NextStep::RetryAt(t) = step else {
+            panic!("{step:?}")
+        };
         let base = s.delay_after(attempt).unwrap();
         let waited = Duration::from_millis(t.unix_millis() - NOW * 1000);
-        assert!(waited >= base && waited <= base + base / 10, "{attempt}: {waited:?}");
+        assert!(
+            waited >= base && waited <= base + base / 10,
+            "{attempt}: {waited:?}"
+        );
         streak = next;
     }
     assert_eq!(streak.unwrap().attempts, 7);
@@ -531,9 +576,18 @@ fn a_failure_retries_after_the_jittered_step_until_none_is_left() {
 
 #[test]
 fn success_clears_the_streak_and_gone_disables_at_once() {
-    let streak = Some(FailureStreak { since: at(NOW - 86_400), attempts: 40 });
-    assert_eq!(decide(&status(204), 3, streak, NOW), (NextStep::Delivered, None));
-    assert_eq!(decide(&status(410), 1, None, NOW).0, NextStep::Disable(DisabledReason::Gone));
+    let streak = Some(FailureStreak {
+        since: at(NOW - 86_400),
+        attempts: 40,
+    });
+    assert_eq!(
+        decide(&status(204), 3, streak, NOW),
+        (NextStep::Delivered, None)
+    );
+    assert_eq!(
+        decide(&status(410), 1, None, NOW).0,
+        NextStep::Disable(DisabledReason::Gone)
+    );
 }
 
 #[test]
@@ -541,18 +595,33 @@ fn five_days_of_failure_with_three_attempts_disables_as_failing() {
     let c = failed(FailureCause::Transport(TransportError::Timeout), None);
     let five_days = 5 * 86_400;
     // Two earlier failures five days ago: this third one disables.
-    let streak = Some(FailureStreak { since: at(NOW - five_days), attempts: 2 });
+    let streak = Some(FailureStreak {
+        since: at(NOW - five_days),
+        attempts: 2,
+    });
     let (step, next) = decide(&c, 3, streak, NOW);
     assert_eq!(step, NextStep::Disable(DisabledReason::Failing));
     assert_eq!(next.unwrap().attempts, 3);
     // One second short of five days: retry.
-    let streak = Some(FailureStreak { since: at(NOW - five_days + 1), attempts: 100 });
+    let streak = Some(FailureStreak {
+        since: at(NOW - five_days + 1),
+        attempts: 100,
+    });
     assert!(matches!(decide(&c, 3, streak, NOW).0, NextStep::RetryAt(_)));
     // Five days but only two attempts in the streak: retry.
-    let streak = Some(FailureStreak { since: at(NOW - 10 * five_days), attempts: 1 });
+    let streak = Some(FailureStreak {
+        since: at(NOW - 10 * five_days),
+        attempts: 1,
+    });
     assert!(matches!(decide(&c, 1, streak, NOW).0, NextStep::RetryAt(_)));
     // A first failure starts a streak now.
-    assert_eq!(decide(&c, 1, None, NOW).1, Some(FailureStreak { since: at(NOW), attempts: 1 }));
+    assert_eq!(
+        decide(&c, 1, None, NOW).1,
+        Some(FailureStreak {
+            since: at(NOW),
+            attempts: 1
+        })
+    );
 }
 
 #[test]
@@ -560,10 +629,15 @@ fn retry_after_pushes_the_next_attempt_but_never_past_the_longest_step() {
     let s = RetrySchedule::default();
     let wait = |retry_after| {
         let c = failed(FailureCause::Status(429), retry_after);
-        let NextStep::RetryAt(t) = decide(&c, 1, None, NOW).0 else { panic!() };
+        let NextStep::RetryAt(t) = decide(&c, 1, None, NOW).0 else {
+            panic!()
+        };
         Duration::from_millis(t.unix_millis() - NOW * 1000)
     };
-    assert_eq!(wait(Some(Duration::from_secs(600))), Duration::from_secs(600));
+    assert_eq!(
+        wait(Some(Duration::from_secs(600))),
+        Duration::from_secs(600)
+    );
     assert_eq!(wait(Some(Duration::from_secs(u64::MAX))), s.longest());
     // Shorter than the step: the step wins.
     let w = wait(Some(Duration::from_secs(1)));
@@ -574,7 +648,15 @@ fn retry_after_pushes_the_next_attempt_but_never_past_the_longest_step() {
 fn a_retry_past_year_9999_is_a_failed_delivery_not_a_panic() {
     let c = failed(FailureCause::Status(500), None);
     let end = Timestamp::from_unix_millis(253_402_300_799_000).unwrap();
-    let d = next_step(&c, 1, &RetrySchedule::default(), None, &DisablePolicy::default(), end, &mut rng(1));
+    let d = next_step(
+        &c,
+        1,
+        &RetrySchedule::default(),
+        None,
+        &DisablePolicy::default(),
+        end,
+        &mut rng(1),
+    );
     assert_eq!(d.step, NextStep::Failed);
 }
 
@@ -587,7 +669,10 @@ fn disabled_reasons_serialize_lowercase() {
     ] {
         assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{text}\""));
         assert_eq!(r.as_str(), text);
-        assert_eq!(serde_json::from_str::<DisabledReason>(&format!("\"{text}\"")).unwrap(), r);
+        assert_eq!(
+            serde_json::from_str::<DisabledReason>(&format!("\"{text}\"")).unwrap(),
+            r
+        );
     }
     assert!(serde_json::from_str::<DisabledReason>("\"Gone\"").is_err());
 }
@@ -605,10 +690,24 @@ fn url(s: &str) -> DestinationUrl {
 #[test]
 fn public_answers_are_pinned_with_the_port() {
     let u = url("https://hooks.example.com:8443/in");
-    assert_eq!(lookup(&u).unwrap(), Lookup::Name("hooks.example.com".to_owned()));
-    let pinned = pin_addresses(&u, &ips(&["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]), &HostPolicy::default()).unwrap();
+    assert_eq!(
+        lookup(&u).unwrap(),
+        Lookup::Name("hooks.example.com".to_owned())
+    );
+    let pinned = pin_addresses(
+        &u,
+        &ips(&["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]),
+        &HostPolicy::default(),
+    )
+    .unwrap();
     let shown: Vec<String> = pinned.iter().map(ToString::to_string).collect();
-    assert_eq!(shown, ["93.184.215.14:8443", "[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:8443"]);
+    assert_eq!(
+        shown,
+        [
+            "93.184.215.14:8443",
+            "[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:8443"
+        ]
+    );
 }
 
 #[test]
@@ -635,18 +734,37 @@ fn literal_hosts_are_judged_even_when_stored_in_an_old_notation() {
     let p = HostPolicy::default();
     // A literal is judged itself, whatever the (unneeded) answers say.
     let u = url("https://93.184.215.14/in");
-    assert_eq!(lookup(&u).unwrap(), Lookup::Literal("93.184.215.14".parse().unwrap()));
-    assert_eq!(pin_addresses(&u, &ips(&["10.0.0.1"]), &p).unwrap()[0].to_string(), "93.184.215.14:443");
+    assert_eq!(
+        lookup(&u).unwrap(),
+        Lookup::Literal("93.184.215.14".parse().unwrap())
+    );
+    assert_eq!(
+        pin_addresses(&u, &ips(&["10.0.0.1"]), &p).unwrap()[0].to_string(),
+        "93.184.215.14:443"
+    );
     // Stored URLs skip the create-time policy; the delivery check still refuses them.
-    for stored in ["https://127.0.0.1/", "https://0x7f.1/", "https://2130706433:8443/", "https://10.1.2.3/x"] {
+    for stored in [
+        "https://127.0.0.1/",
+        "https://0x7f.1/",
+        "https://2130706433:8443/",
+        "https://10.1.2.3/x",
+    ] {
         let u = DestinationUrl::from_stored(stored.to_owned()).unwrap();
-        assert!(matches!(lookup(&u).unwrap(), Lookup::Literal(_)), "{stored}");
+        assert!(
+            matches!(lookup(&u).unwrap(), Lookup::Literal(_)),
+            "{stored}"
+        );
         let err = pin_addresses(&u, &ips(&["93.184.215.14"]), &p).unwrap_err();
         assert_eq!(err.code(), "address_not_allowed", "{stored}");
     }
     // A stored name in a reserved domain is resolved and judged by its answers.
     let u = DestinationUrl::from_stored("https://localhost/".to_owned()).unwrap();
-    assert_eq!(pin_addresses(&u, &ips(&["127.0.0.1"]), &p).unwrap_err().code(), "address_not_allowed");
+    assert_eq!(
+        pin_addresses(&u, &ips(&["127.0.0.1"]), &p)
+            .unwrap_err()
+            .code(),
+        "address_not_allowed"
+    );
 }
 
 #[test]
@@ -657,8 +775,18 @@ fn the_policy_allows_and_denies_at_delivery_time_with_deny_winning() {
         .deny("10.9.0.0/16".parse().unwrap())
         .deny("168.63.129.16/32".parse().unwrap());
     assert!(pin_addresses(&u, &ips(&["10.1.2.3", "93.184.215.14"]), &p).is_ok());
-    for bad in ["10.9.0.1", "168.63.129.16", "::ffff:168.63.129.16", "::ffff:10.9.9.9", "192.168.1.1"] {
-        assert_eq!(pin_addresses(&u, &ips(&["10.1.2.3", bad]), &p).unwrap_err(), prets_destinations::delivery::Refusal::NotAllowed(bad.parse().unwrap()), "{bad}");
+    for bad in [
+        "10.9.0.1",
+        "168.63.129.16",
+        "::ffff:168.63.129.16",
+        "::ffff:10.9.9.9",
+        "192.168.1.1",
+    ] {
+        assert_eq!(
+            pin_addresses(&u, &ips(&["10.1.2.3", bad]), &p).unwrap_err(),
+            prets_destinations::delivery::Refusal::NotAllowed(bad.parse().unwrap()),
+            "{bad}"
+        );
     }
 }
 
@@ -669,8 +797,22 @@ fn attempt_records_serialize_with_the_documented_fields_and_no_secret() {
     let (org, ring, plan) = setup();
     let e = event("{\"x\":1}");
     let req = plan_attempt(&org, &plan.record, &ring, &e, 2, at(NOW)).unwrap();
-    let c = classify(Answer::Response { status: 503, retry_after: Some(b"600") }, at(NOW));
-    let d = next_step(&c, 2, &RetrySchedule::default(), None, &DisablePolicy::default(), at(NOW), &mut rng(2));
+    let c = classify(
+        Answer::Response {
+            status: 503,
+            retry_after: Some(b"600"),
+        },
+        at(NOW),
+    );
+    let d = next_step(
+        &c,
+        2,
+        &RetrySchedule::default(),
+        None,
+        &DisablePolicy::default(),
+        at(NOW),
+        &mut rng(2),
+    );
     let meta = AttemptMeta {
         attempt_id: AttemptId::generate(at(NOW), &mut rng(4)),
         event_id: e.event_id,
@@ -688,7 +830,18 @@ fn attempt_records_serialize_with_the_documented_fields_and_no_secret() {
     keys.sort();
     assert_eq!(
         keys,
-        ["attempt", "attemptId", "destinationId", "durationMs", "error", "eventId", "nextAttemptAt", "outcome", "responseStatus", "startedAt"]
+        [
+            "attempt",
+            "attemptId",
+            "destinationId",
+            "durationMs",
+            "error",
+            "eventId",
+            "nextAttemptAt",
+            "outcome",
+            "responseStatus",
+            "startedAt"
+        ]
     );
     assert!(json["attemptId"].as_str().unwrap().starts_with("att_"));
     assert_eq!(json["outcome"], "failed");

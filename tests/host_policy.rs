@@ -1260,13 +1260,17 @@ mod operator_policy {
 
     #[test]
     fn other_notations_of_an_allowed_address_stay_non_canonical() {
-        for url in ["https://127.1/", "https://0x7f.0.0.1/", "https://2130706433/"] {
+        for url in [
+            "https://127.1/",
+            "https://0x7f.0.0.1/",
+            "https://2130706433/",
+        ] {
             let err = DestinationUrl::parse_with_policy(url, &policy()).unwrap_err();
             assert_eq!(err.code(), "non_canonical_host", "{url}");
         }
         // Other notations of a denied address are refused as not allowed.
-        let err = DestinationUrl::parse_with_policy("https://0xa8.63.129.16/", &policy())
-            .unwrap_err();
+        let err =
+            DestinationUrl::parse_with_policy("https://0xa8.63.129.16/", &policy()).unwrap_err();
         assert_eq!(err.code(), "non_public_address");
     }
 

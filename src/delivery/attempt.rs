@@ -153,7 +153,11 @@ impl AttemptRecord {
                     }
                     _ => AttemptOutcome::Failed,
                 };
-                (outcome, f.cause.status(), Some(bounded(&f.cause.to_string())))
+                (
+                    outcome,
+                    f.cause.status(),
+                    Some(bounded(&f.cause.to_string())),
+                )
             }
         };
         let next_attempt_at = match *next {

@@ -85,10 +85,8 @@ impl DisablePolicy {
     /// `min_attempts` failures spanning at least `disable_after`.
     #[must_use]
     pub fn disables(&self, streak: &FailureStreak, now: Timestamp) -> bool {
-        let failing_for = Duration::from_millis(
-            now.unix_millis()
-                .saturating_sub(streak.since.unix_millis()),
-        );
+        let failing_for =
+            Duration::from_millis(now.unix_millis().saturating_sub(streak.since.unix_millis()));
         streak.attempts >= self.min_attempts && failing_for >= self.disable_after
     }
 }

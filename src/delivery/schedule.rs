@@ -169,8 +169,8 @@ impl FromStr for RetrySchedule {
             if steps.len() == MAX_STEPS {
                 return Err(InvalidRetrySchedule::new(ScheduleErrorKind::TooMany));
             }
-            let secs = parse_step(part)
-                .ok_or(InvalidRetrySchedule::new(ScheduleErrorKind::Step))?;
+            let secs =
+                parse_step(part).ok_or(InvalidRetrySchedule::new(ScheduleErrorKind::Step))?;
             steps.push(secs);
         }
         Self::from_secs(steps).map_err(InvalidRetrySchedule::new)
