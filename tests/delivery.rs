@@ -90,6 +90,9 @@ fn event_types_are_1_to_128_characters_of_the_allowed_set() {
         ("inv\u{f6}ice", "pattern"),
         ("a\u{0}", "pattern"),
         ("\u{ff41}", "pattern"),
+        // 100 characters in 200 bytes: the character is the problem, not the length.
+        (&"\u{e9}".repeat(100), "pattern"),
+        (&"\u{e9}".repeat(129), "too_long"),
     ];
     for &(bad, code) in cases {
         let err = bad.parse::<EventType>().unwrap_err();
@@ -520,6 +523,46 @@ proptest! {
     #[test]
     fn retry_after_parsing_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..80), status in any::<u16>()) {
         let _ = classify(Answer::Response { status, retry_after: Some(&bytes) }, at(NOW));
+    }
+
+    #[test]
+    fn pinning_refuses_exactly_when_any_answer_is_not_allowed(
+        v4 in prop::collection::vec(any::<u32>(), 0..6),
+        v6 in prop::collection::vec(any::<u128>(), 0..6),
+        allow in any::<u32>(), allow_len in 0u8..=32,
+        deny in any::<u32>(), deny_len in 0u8..=32,
+    ) {
+        let answers: Vec<IpAddr> = v4.iter().map(|&a| IpAddr::from(std::net::Ipv4Addr::from(a)))
+            .chain(v6.iter().map(|&a| IpAddr::from(std::net::Ipv6Addr::from(a))))
+            .collect();
+        let allow = prets_destinations::ipnet::Ipv4Net::new(allow.into(), allow_len).unwrap();
+        let deny = prets_destinations::ipnet::Ipv4Net::new(deny.into(), deny_len).unwrap();
+        let p = HostPolicy::default().allow(allow.into()).deny(deny.into());
+        let u = url("https://hooks.example.com/in");
+        let got = pin_addresses(&u, &answers, &p);
+        let all_allowed = answers.iter().all(|&ip| p.is_allowed(ip));
+        prop_assert_eq!(got.is_ok(), !answers.is_empty() && all_allowed);
+        if let Ok(pinned) = got {
+            prop_assert_eq!(pinned.iter().map(|a| a.ip()).collect::<Vec<_>>(), answers);
+        }
+        // Deny wins: nothing inside the denied network is ever allowed,
+        // in either IPv4 or IPv4-mapped form.
+        for &a in &v4 {
+            let ip = std::net::Ipv4Addr::from(a);
+            if deny.contains(&ip) {
+                prop_assert!(!p.is_allowed(ip.into()));
+                prop_assert!(!p.is_allowed(ip.to_ipv6_mapped().into()));
+            } else if allow.contains(&ip) {
+                prop_assert!(p.is_allowed(ip.into()));
+            }
+        }
+    }
+
+    #[test]
+    fn stored_urls_never_panic_the_delivery_check(text in "https://[a-zA-Z0-9.%:-]{1,40}/?") {
+        if let Ok(u) = DestinationUrl::from_stored(text) {
+            let _ = pin_addresses(&u, &ips(&["93.184.215.14"]), &HostPolicy::default());
+        }
     }
 
     #[test]

@@ -155,9 +155,9 @@ fn check_type(s: &str) -> Result<(), EventTypeErrorKind> {
     if b.is_empty() {
         return Err(EventTypeErrorKind::Empty);
     }
-    // The allowed set is ASCII, so a character outside it is reported before
-    // length only when the input is short enough to count.
-    if b.len() > EVENT_TYPE_MAX_CHARS {
+    // Length is counted in characters; only more than 128 bytes can be more
+    // than 128 characters.
+    if b.len() > EVENT_TYPE_MAX_CHARS && s.chars().count() > EVENT_TYPE_MAX_CHARS {
         return Err(EventTypeErrorKind::TooLong);
     }
     if !b.iter().all(|&c| TYPE_CHARS.contains(c)) {

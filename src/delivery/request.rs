@@ -5,7 +5,7 @@ use core::fmt;
 use zeroize::Zeroizing;
 
 use crate::create::DestinationRecord;
-use crate::delivery::event::{Event, EventId};
+use crate::delivery::event::Event;
 use crate::repo::TenantId;
 use crate::seal::{Keyring, OpenError};
 use crate::time::Timestamp;
@@ -109,13 +109,9 @@ pub fn plan_attempt(
     Ok(DeliveryRequest {
         url: record.url.clone(),
         authorization,
-        event_id: event_id_text(event.event_id),
+        event_id: event.event_id.to_string(),
         timestamp: now.unix_seconds().to_string(),
         attempt,
         body: event.delivery_body(),
     })
-}
-
-fn event_id_text(id: EventId) -> String {
-    id.to_string()
 }
