@@ -226,6 +226,10 @@ field_error_type! {
 /// An event payload: any JSON value of at most [`PAYLOAD_MAX_BYTES`] bytes,
 /// kept exactly as received (whitespace, key order, escapes, number
 /// spelling) apart from whitespace before or after the value.
+///
+/// `Debug` shows only the length: payloads may hold personal data. Serde
+/// reads it only from `serde_json` (a raw JSON value has no meaning in other
+/// formats).
 #[derive(Clone, Serialize)]
 #[serde(transparent)]
 pub struct Payload(Box<RawValue>);
