@@ -16,7 +16,11 @@
 //!    bypass both checks), and do not use a proxy from the environment
 //!    (`HTTPS_PROXY` makes the proxy, not this code, resolve the name).
 //!
-//! This example does steps 1 to 3 with the standard library and stops at the
+//! The crate's part is pure: `delivery::lookup` says whether the URL's host
+//! is an IP literal (connect to it, resolve nothing) or a name to resolve,
+//! and `delivery::pin_addresses` judges the literal or **every** answer
+//! against the operator's `HostPolicy` and returns the addresses to connect
+//! to. This example does the rest with the standard library and stops at the
 //! TCP connection: TLS and HTTP go on top of the returned stream, with the
 //! URL's host as the TLS server name. Run it with a URL:
 //!
@@ -24,107 +28,99 @@
 //! cargo run --example delivering_safely -- https://example.com/prets/events
 //! ```
 //!
-//! With reqwest, the same policy is a custom resolver plus two builder calls:
+//! With reqwest, a custom `dns::Resolve` alone is **not** enough: hyper-util's
+//! connector connects to an IP-literal host (`https://10.0.0.5/`, or a stored
+//! URL in an old notation such as `https://0x7f.1/`) without calling the
+//! resolver at all. Pin per attempt instead, so literals and names go through
+//! the same check:
 //!
 //! ```text
-//! struct PublicOnly;
-//! impl reqwest::dns::Resolve for PublicOnly {
-//!     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-//!         Box::pin(async move {
-//!             let host = name.as_str().to_owned();
-//!             let addrs = tokio::task::spawn_blocking(move || {
-//!                 std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), 0))
-//!             })
-//!             .await??
-//!             .collect::<Vec<_>>();
-//!             if addrs.is_empty() || !addrs.iter().all(|a| is_public_address(a.ip())) {
-//!                 return Err("destination resolves to a non-public address".into());
-//!             }
-//!             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-//!         })
-//!     }
-//! }
-//!
+//! let addrs = match delivery::lookup(&url)? {
+//!     Lookup::Literal(_) => Vec::new(), // judged by pin_addresses itself
+//!     Lookup::Name(name) => tokio::net::lookup_host((name.as_str(), 0)).await?
+//!         .map(|a| a.ip()).collect(),
+//! };
+//! let pinned = delivery::pin_addresses(&url, &addrs, &policy)?; // refuses if ANY is not allowed
 //! let client = reqwest::Client::builder()
-//!     .dns_resolver(std::sync::Arc::new(PublicOnly))
+//!     .resolve_to_addrs(url.host(), &pinned) // connect only there, never re-resolve
 //!     .redirect(reqwest::redirect::Policy::none())
 //!     .no_proxy()
 //!     .build()?;
 //! ```
 //!
-//! reqwest connects only to the addresses the resolver returns. With hyper
-//! directly, wrap `hyper_util::client::legacy::connect::HttpConnector::new_with_resolver`
-//! around a `tower::Service<Name>` that does the same filtering, and do not
-//! add a redirect-following layer. Whatever the client, also cap the response
-//! size and time, and send the request only over HTTPS.
+//! With hyper directly, do the same check before handing the request to the
+//! connector (an `HttpConnector::new_with_resolver` resolver is skipped for
+//! literals too), connect to the pinned addresses, and add no
+//! redirect-following layer. Whatever the client, also cap the response size
+//! and time, and send the request only over HTTPS.
 
 #![allow(clippy::print_stdout, reason = "an example reports to its user")]
 
 use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use prets_destinations::{DestinationUrl, is_public_address};
+use prets_destinations::delivery::{Lookup, Refusal, lookup, pin_addresses};
+use prets_destinations::{DestinationUrl, HostPolicy};
 
 /// Why a delivery was not attempted.
-enum Refused {
+enum NotSent {
     /// The host did not resolve.
     Resolve(io::Error),
-    /// The host resolved to no address at all.
-    NoAddress,
-    /// At least one resolved address is not public.
-    NotPublic(SocketAddr),
+    /// The policy refused the literal or one of the answers, or there was none.
+    Refused(Refusal),
     /// Every checked address refused the connection.
     Connect(io::Error),
 }
 
-/// Resolves the destination's host and returns its addresses if, and only
-/// if, every one of them is public.
-fn resolve_public(url: &DestinationUrl) -> Result<Vec<SocketAddr>, Refused> {
-    let port = url.port().unwrap_or(443);
-    let addrs: Vec<SocketAddr> = (url.host(), port)
-        .to_socket_addrs()
-        .map_err(Refused::Resolve)?
-        .collect();
-    if addrs.is_empty() {
-        return Err(Refused::NoAddress);
-    }
-    if let Some(bad) = addrs.iter().find(|a| !is_public_address(a.ip())) {
-        return Err(Refused::NotPublic(*bad));
-    }
-    Ok(addrs)
+/// The addresses a delivery to `url` may connect to: the literal, or every
+/// answer for the name, all allowed by `policy`.
+fn resolve_checked(url: &DestinationUrl, policy: &HostPolicy) -> Result<Vec<SocketAddr>, NotSent> {
+    let answers: Vec<IpAddr> = match lookup(url).map_err(NotSent::Refused)? {
+        // hyper-based clients connect to a literal without resolving: it is
+        // judged by `pin_addresses` itself.
+        Lookup::Literal(_) => Vec::new(),
+        Lookup::Name(name) => (name.as_str(), 0)
+            .to_socket_addrs()
+            .map_err(NotSent::Resolve)?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    pin_addresses(url, &answers, policy).map_err(NotSent::Refused)
 }
 
 /// Connects to the first checked address that accepts, without resolving the
 /// name again.
-fn connect_checked(addrs: &[SocketAddr]) -> Result<TcpStream, Refused> {
+fn connect_checked(addrs: &[SocketAddr]) -> Result<TcpStream, NotSent> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
     for addr in addrs {
-        // The address was checked by `resolve_public`; check again right
-        // here so this function is safe on its own.
-        if !is_public_address(addr.ip()) {
-            return Err(Refused::NotPublic(*addr));
-        }
         match TcpStream::connect_timeout(addr, Duration::from_secs(5)) {
             Ok(stream) => return Ok(stream),
             Err(e) => last = e,
         }
     }
-    Err(Refused::Connect(last))
+    Err(NotSent::Connect(last))
 }
 
 fn main() {
     let text = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "https://example.com/prets/events".to_owned());
-    let url: DestinationUrl = match text.parse() {
+    // The operator's policy: the default (public addresses only) plus, for
+    // example, a cloud metadata address that must never be reached.
+    let policy = HostPolicy::default().deny(
+        "168.63.129.16/32"
+            .parse()
+            .unwrap_or_else(|_| unreachable!("a valid network")),
+    );
+    let url = match DestinationUrl::parse_with_policy(&text, &policy) {
         Ok(url) => url,
         Err(e) => {
             println!("refused at create time: {} ({})", e.code(), e.message());
             return;
         }
     };
-    let outcome = resolve_public(&url).and_then(|addrs| connect_checked(&addrs));
+    let outcome = resolve_checked(&url, &policy).and_then(|addrs| connect_checked(&addrs));
     match outcome {
         Ok(stream) => {
             let peer = stream
@@ -136,11 +132,8 @@ fn main() {
                 url.host()
             );
         }
-        Err(Refused::NotPublic(addr)) => {
-            println!("refused: {} resolves to non-public {addr}", url.host());
-        }
-        Err(Refused::NoAddress) => println!("not delivered: {} has no address", url.host()),
-        Err(Refused::Resolve(e)) => println!("not delivered: lookup failed: {e}"),
-        Err(Refused::Connect(e)) => println!("not delivered: connection failed: {e}"),
+        Err(NotSent::Refused(r)) => println!("refused: {} ({})", r.code(), r),
+        Err(NotSent::Resolve(e)) => println!("not delivered: lookup failed: {e}"),
+        Err(NotSent::Connect(e)) => println!("not delivered: connection failed: {e}"),
     }
 }

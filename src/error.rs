@@ -25,6 +25,14 @@ pub enum Field {
     Cursor,
     /// `gracePeriodSeconds`: how long a rotated-out secret stays valid.
     GracePeriodSeconds,
+    /// `eventId`: the `evt_` identifier of an event.
+    EventId,
+    /// `type`: the type of an event.
+    Type,
+    /// `payload`: the JSON payload of an event.
+    Payload,
+    /// `retrySchedule`: the list of delays between delivery attempts.
+    RetrySchedule,
 }
 
 impl Field {
@@ -45,6 +53,10 @@ impl Field {
             Self::Limit => "limit",
             Self::Cursor => "cursor",
             Self::GracePeriodSeconds => "gracePeriodSeconds",
+            Self::EventId => "eventId",
+            Self::Type => "type",
+            Self::Payload => "payload",
+            Self::RetrySchedule => "retrySchedule",
         }
     }
 }

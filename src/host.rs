@@ -13,7 +13,7 @@ use core::net::IpAddr;
 
 use url::{Host, Url};
 
-use crate::address::is_public_address;
+use crate::policy::HostPolicy;
 use crate::url::UrlErrorKind;
 
 /// Most octets in a DNS name without its trailing dot (RFC 1035 §3.1: 255
@@ -56,7 +56,12 @@ static RESERVED_TLDS: &[(&str, &str)] = &[
 /// `origin` is the URL up to the end of its authority (`https://host:port`,
 /// without path or query); `host` is the raw text between `https://` and the
 /// port, path or query (non-empty ASCII from the pattern's character set).
-pub(crate) fn check_host(origin: &str, host: &str, port: Option<u16>) -> Result<(), UrlErrorKind> {
+pub(crate) fn check_host(
+    origin: &str,
+    host: &str,
+    port: Option<u16>,
+    policy: &HostPolicy,
+) -> Result<(), UrlErrorKind> {
     // IDNA's punycode step is quadratic in a label's length, so bound what
     // reaches it: after percent-decoding, no label can be longer than the
     // UTF-8 of 63 characters, nor the name than that of 253, and still map to
@@ -86,16 +91,21 @@ pub(crate) fn check_host(origin: &str, host: &str, port: Option<u16>) -> Result<
     }
     match parsed.host() {
         None => Err(UrlErrorKind::EmptyHost),
-        Some(Host::Ipv4(ip)) => check_ip(IpAddr::V4(ip), host, parsed.host_str()),
-        Some(Host::Ipv6(ip)) => check_ip(IpAddr::V6(ip), host, parsed.host_str()),
+        Some(Host::Ipv4(ip)) => check_ip(IpAddr::V4(ip), host, parsed.host_str(), policy),
+        Some(Host::Ipv6(ip)) => check_ip(IpAddr::V6(ip), host, parsed.host_str(), policy),
         Some(Host::Domain(name)) => check_domain(name, host),
     }
 }
 
-/// An IP literal must be public and written the canonical way (dotted
-/// decimal without leading zeros for IPv4).
-fn check_ip(ip: IpAddr, raw: &str, serialized: Option<&str>) -> Result<(), UrlErrorKind> {
-    if !is_public_address(ip) {
+/// An IP literal must be allowed by the policy (by default: public) and
+/// written the canonical way (dotted decimal without leading zeros for IPv4).
+fn check_ip(
+    ip: IpAddr,
+    raw: &str,
+    serialized: Option<&str>,
+    policy: &HostPolicy,
+) -> Result<(), UrlErrorKind> {
+    if !policy.is_allowed(ip) {
         return Err(UrlErrorKind::NonPublicAddress);
     }
     match serialized {

@@ -7,6 +7,7 @@ mod byteset;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod create;
+pub mod delivery;
 mod error;
 mod host;
 mod id;
@@ -14,6 +15,7 @@ mod lifecycle;
 #[cfg(feature = "memory")]
 mod memory;
 mod name;
+mod policy;
 mod repo;
 mod rotation;
 mod seal;
@@ -24,6 +26,7 @@ mod wire;
 
 pub use crate::address::is_public_address;
 pub use crate::create::{CreatePlan, DestinationRecord, IdSource, plan_create};
+pub use crate::delivery::{DeliveryRequest, Event, NextStep, RetrySchedule, plan_attempt};
 pub use crate::error::{Field, FieldError, ValidationErrors};
 pub use crate::id::{DestinationId, ID_PATTERN, ID_PREFIX, InvalidDestinationId};
 pub use crate::lifecycle::{
@@ -33,6 +36,7 @@ pub use crate::lifecycle::{
 #[cfg(feature = "memory")]
 pub use crate::memory::MemoryRepo;
 pub use crate::name::{DestinationName, InvalidName, NAME_MAX_CHARS};
+pub use crate::policy::HostPolicy;
 pub use crate::repo::{
     CreateError, CreateOutcome, DestinationRepo, InsertOutcome, InvalidTenantId, RemoveOutcome,
     ReplaceOutcome, SERVER_ID_ATTEMPTS, TENANT_ID_MAX_LEN, TenantId, create,
@@ -56,6 +60,9 @@ pub use crate::wire::{
     DestinationPage, DestinationPatch, DestinationView, ListDestinationsRequest, MAX_PAGE_LIMIT,
     NewDestination, PageRequest, RotateSecretRequest, Rotation, UpdateDestinationRequest,
 };
+
+/// The `ipnet` version whose `IpNet` [`HostPolicy`] takes.
+pub use ipnet;
 
 /// The `rand_core` version this crate's `CryptoRng` bounds refer to.
 pub use rand_core;

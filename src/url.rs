@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::byteset::ByteSet;
 use crate::error::{Field, field_error_type};
+use crate::policy::HostPolicy;
 
 /// Most characters a destination URL may have.
 pub const URL_MAX_CHARS: usize = 2048;
@@ -108,7 +109,14 @@ struct Parsed {
 /// Checks the whole input in one pass (plus one bounded pass over the
 /// authority), then applies the host policy.
 fn scan(s: &str) -> Result<Parsed, UrlErrorKind> {
-    scan_with(s, crate::host::check_host)
+    scan_policy(s, &HostPolicy::new())
+}
+
+/// [`scan`] under an operator's host policy.
+fn scan_policy(s: &str, policy: &HostPolicy) -> Result<Parsed, UrlErrorKind> {
+    scan_with(s, |origin, host, port| {
+        crate::host::check_host(origin, host, port, policy)
+    })
 }
 
 /// [`scan`] with the host policy as a parameter, so the benches can measure
@@ -214,6 +222,35 @@ impl DestinationUrl {
         scan_with(s, |_, _, _| Ok(()))
             .map(|_| ())
             .map_err(InvalidUrl::new)
+    }
+
+    /// Parses `s` under an operator's [`HostPolicy`] instead of the default
+    /// one ([`FromStr`] uses [`HostPolicy::default`]).
+    ///
+    /// The policy judges IP-literal hosts only: an allowed network admits
+    /// `https://10.1.2.3/` but never a name like `localhost` or `*.internal`,
+    /// and a denied network refuses even a public literal.
+    ///
+    /// ```
+    /// use prets_destinations::{DestinationUrl, HostPolicy};
+    ///
+    /// let policy = HostPolicy::default().allow("127.0.0.1/32".parse()?);
+    /// let url = DestinationUrl::parse_with_policy("https://127.0.0.1:8443/hook", &policy)?;
+    /// assert_eq!(url.port(), Some(8443));
+    /// let err = DestinationUrl::parse_with_policy("https://localhost/hook", &policy).unwrap_err();
+    /// assert_eq!(err.code(), "reserved_host");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`InvalidUrl`], as for [`FromStr`].
+    pub fn parse_with_policy(s: &str, policy: &HostPolicy) -> Result<Self, InvalidUrl> {
+        let Parsed { host_end, port } = scan_policy(s, policy).map_err(InvalidUrl::new)?;
+        Ok(Self {
+            text: s.to_owned(),
+            host_end,
+            port,
+        })
     }
 
     /// The URL exactly as sent.

@@ -1211,3 +1211,93 @@ fn hosts_too_long_for_dns_even_after_decoding_are_refused_before_idna() {
         "reserved_host"
     );
 }
+
+mod operator_policy {
+    use prets_destinations::{DestinationUrl, HostPolicy};
+
+    fn policy() -> HostPolicy {
+        HostPolicy::default()
+            .allow("127.0.0.1/32".parse().unwrap())
+            .allow("10.0.0.0/8".parse().unwrap())
+            .allow("fd00::/8".parse().unwrap())
+            .deny("10.66.0.0/16".parse().unwrap())
+            .deny("168.63.129.16/32".parse().unwrap())
+    }
+
+    #[test]
+    fn allowed_networks_admit_literal_hosts_and_from_str_keeps_the_default() {
+        for ok in [
+            "https://127.0.0.1/",
+            "https://127.0.0.1:8443/hook",
+            "https://10.1.2.3/in",
+            "https://93.184.215.14/",
+            "https://example.com/",
+        ] {
+            let url = DestinationUrl::parse_with_policy(ok, &policy()).unwrap();
+            assert_eq!(url.as_str(), ok);
+        }
+        for refused in ["https://127.0.0.1/", "https://10.1.2.3/in"] {
+            assert_eq!(
+                refused.parse::<DestinationUrl>().unwrap_err().code(),
+                "non_public_address"
+            );
+            assert!(DestinationUrl::parse_with_policy(refused, &HostPolicy::default()).is_err());
+        }
+    }
+
+    #[test]
+    fn deny_beats_allow_and_beats_public() {
+        for (url, why) in [
+            ("https://10.66.1.1/", "denied inside an allowed network"),
+            ("https://168.63.129.16/", "public but denied"),
+            ("https://127.0.0.2/", "next to the allowed /32"),
+            ("https://192.168.1.1/", "private, not allowed"),
+        ] {
+            let err = DestinationUrl::parse_with_policy(url, &policy()).unwrap_err();
+            assert_eq!(err.code(), "non_public_address", "{why}");
+        }
+    }
+
+    #[test]
+    fn other_notations_of_an_allowed_address_stay_non_canonical() {
+        for url in [
+            "https://127.1/",
+            "https://0x7f.0.0.1/",
+            "https://2130706433/",
+        ] {
+            let err = DestinationUrl::parse_with_policy(url, &policy()).unwrap_err();
+            assert_eq!(err.code(), "non_canonical_host", "{url}");
+        }
+        // Other notations of a denied address are refused as not allowed.
+        let err =
+            DestinationUrl::parse_with_policy("https://0xa8.63.129.16/", &policy()).unwrap_err();
+        assert_eq!(err.code(), "non_public_address");
+    }
+
+    #[test]
+    fn names_are_never_judged_by_network() {
+        for (url, code) in [
+            ("https://localhost/", "reserved_host"),
+            ("https://localhost.localdomain/", "reserved_host"),
+            ("https://printer.local/", "reserved_host"),
+            ("https://hooks/", "single_label_host"),
+        ] {
+            let err = DestinationUrl::parse_with_policy(url, &policy()).unwrap_err();
+            assert_eq!(err.code(), code, "{url}");
+        }
+    }
+
+    #[test]
+    fn mapped_ipv6_is_judged_as_the_ipv4_it_carries() {
+        let p = policy();
+        assert!(p.is_allowed("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!p.is_allowed("::ffff:168.63.129.16".parse().unwrap()));
+        assert!(!p.is_allowed("::ffff:10.66.0.1".parse().unwrap()));
+        assert!(p.is_allowed("fd12::1".parse().unwrap()));
+        assert!(!p.is_allowed("fe80::1".parse().unwrap()));
+        // An IPv4 network does not cover IPv6 space, nor the other way round.
+        let v6_only = HostPolicy::default().deny("::/0".parse().unwrap());
+        assert!(v6_only.is_allowed("93.184.215.14".parse().unwrap()));
+        assert!(!v6_only.is_allowed("2606:2800:21f:cb07::1".parse().unwrap()));
+    }
+}

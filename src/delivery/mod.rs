@@ -1,0 +1,48 @@
+//! Delivery, without I/O: the core decides, the host acts.
+//!
+//! Like quinn-proto keeps QUIC free of sockets, this module never reads the
+//! clock, resolves a name or opens a connection. Time, randomness, DNS
+//! answers and HTTP answers come in as values; requests to send, addresses
+//! to connect to and next steps go out as values.
+//!
+//! One attempt, as a host's worker runs it:
+//!
+//! 1. [`plan_attempt`]: the [`DeliveryRequest`] (`POST`, `Authorization:
+//!    Bearer`, `Webhook-Id`, `Webhook-Timestamp`, the [`Event`]'s body);
+//! 2. [`lookup`] then [`pin_addresses`]: resolve the name (or take the
+//!    literal), and connect only to the returned addresses, all of which the
+//!    [`HostPolicy`](crate::HostPolicy) allows; follow no redirect;
+//! 3. [`classify`] the [`Answer`] (status and `Retry-After`, or a
+//!    [`TransportError`]);
+//! 4. [`next_step`] with the [`RetrySchedule`], the destination's
+//!    [`FailureStreak`] and the [`DisablePolicy`]: delivered, retry at a
+//!    time, failed, or disable with a [`DisabledReason`];
+//! 5. store an [`AttemptRecord`] and the decision in one write.
+
+mod attempt;
+mod classify;
+mod disable;
+mod event;
+mod pin;
+mod request;
+mod schedule;
+mod step;
+
+pub use crate::delivery::attempt::{
+    ATTEMPT_ID_PREFIX, AttemptId, AttemptMeta, AttemptOutcome, AttemptRecord, ERROR_MAX_CHARS,
+    InvalidAttemptId,
+};
+pub use crate::delivery::classify::{
+    Answer, Classification, Failure, FailureCause, TransportError, classify,
+};
+pub use crate::delivery::disable::{DisablePolicy, DisabledReason, FailureStreak};
+pub use crate::delivery::event::{
+    EVENT_ID_PREFIX, EVENT_TYPE_MAX_CHARS, Event, EventId, EventType, InvalidEventId,
+    InvalidEventType, InvalidPayload, PAYLOAD_MAX_BYTES, Payload,
+};
+pub use crate::delivery::pin::{Lookup, Refusal, lookup, pin_addresses};
+pub use crate::delivery::request::{DeliveryRequest, USER_AGENT, plan_attempt};
+pub use crate::delivery::schedule::{
+    InvalidRetrySchedule, JITTER_DIVISOR, MAX_STEP, MAX_STEPS, RetrySchedule,
+};
+pub use crate::delivery::step::{Decision, NextStep, next_step};
