@@ -27,5 +27,5 @@ mod repo;
 mod schema;
 
 pub use crate::error::PgError;
-pub use crate::repo::{CONNECT_TIMEOUT, PgRepo, POOL_TIMEOUT};
+pub use crate::repo::{CONNECT_TIMEOUT, POOL_TIMEOUT, PgRepo};
 pub use crate::schema::schema_version;

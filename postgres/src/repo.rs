@@ -351,10 +351,7 @@ impl DestinationRepo for PgRepo {
         self.run(|pool| async move {
             let client = pool.get().await?;
             let stmt = client
-                .prepare_cached(&select(
-                    "d.tenant_id = $1 AND d.destination_id = $2",
-                    "",
-                ))
+                .prepare_cached(&select("d.tenant_id = $1 AND d.destination_id = $2", ""))
                 .await?;
             let rows = client.query(&stmt, &[&tenant, &id]).await?;
             Ok(decode_all(&rows)?.into_iter().next())

@@ -43,7 +43,10 @@ async fn pg_repo_needs_no_runtime_for_parallel_creates_on_threads() {
 async fn versions(db: &TestDb) -> Vec<i32> {
     db.client()
         .await
-        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
