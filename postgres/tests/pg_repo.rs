@@ -274,3 +274,67 @@ async fn calls_while_the_database_is_down_fail_and_never_hang() {
     let err = result.unwrap_err();
     assert!(err.is_unavailable(), "{err:?}");
 }
+
+/// Ids are compared as text in byte order whatever the database's default
+/// collation, and both digest columns are indexed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_are_c_collated_text_and_digests_are_indexed() {
+    let db = TestDb::new();
+    drop(db.repo().await);
+    let client = db.client().await;
+    let columns = client
+        .query(
+            "SELECT table_name::TEXT, column_name::TEXT, data_type::TEXT,
+                    COALESCE(collation_name::TEXT, '')
+             FROM information_schema.columns
+             WHERE table_schema = current_schema()
+               AND column_name IN ('tenant_id', 'destination_id')
+             ORDER BY table_name, column_name",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, String, String, String)> = columns
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let want: Vec<(String, String, String, String)> = [
+        ("destinations", "destination_id"),
+        ("destinations", "tenant_id"),
+        ("previous_secrets", "destination_id"),
+        ("previous_secrets", "tenant_id"),
+    ]
+    .iter()
+    .map(|(t, c)| ((*t).into(), (*c).into(), "text".into(), "C".into()))
+    .collect();
+    assert_eq!(got, want);
+    let indexes: Vec<String> = client
+        .query(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema()
+             AND indexdef LIKE '%(secret_digest)%' ORDER BY indexdef",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(indexes.len(), 2, "{indexes:?}");
+    assert!(
+        indexes
+            .iter()
+            .any(|i| i.contains("ON public.destinations "))
+    );
+    assert!(
+        indexes
+            .iter()
+            .any(|i| i.contains("ON public.previous_secrets "))
+    );
+}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn check<T: Send + Sync + 'static>() {}
+    check::<PgRepo>();
+    check::<prets_destinations_postgres::PgError>();
+}
