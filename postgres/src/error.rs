@@ -1,0 +1,136 @@
+//! `PgError`: every failure of [`PgRepo`](crate::PgRepo).
+
+use std::fmt;
+
+/// A failure of [`PgRepo`](crate::PgRepo): the database could not be
+/// reached, a statement failed, or a stored row does not decode.
+///
+/// Its text names the failure, never a stored value, a secret or the
+/// connection string (which may hold a password); the driver's or the
+/// pool's error is kept as the [`source`](std::error::Error::source).
+#[derive(Debug)]
+pub struct PgError {
+    kind: Kind,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Url,
+    PoolSize,
+    NoRuntime,
+    Connect,
+    Pool,
+    Postgres,
+    Corrupt(&'static str),
+    SchemaTooNew { found: i64, known: usize },
+    Task,
+}
+
+impl PgError {
+    fn new(kind: Kind) -> Self {
+        Self { kind, source: None }
+    }
+
+    fn with(kind: Kind, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            kind,
+            source: Some(Box::new(source)),
+        }
+    }
+
+    pub(crate) fn url(source: tokio_postgres::Error) -> Self {
+        Self::with(Kind::Url, source)
+    }
+
+    pub(crate) fn pool_size() -> Self {
+        Self::new(Kind::PoolSize)
+    }
+
+    pub(crate) fn no_runtime() -> Self {
+        Self::new(Kind::NoRuntime)
+    }
+
+    pub(crate) fn connect(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::with(Kind::Connect, source)
+    }
+
+    pub(crate) fn corrupt(column: &'static str) -> Self {
+        Self::new(Kind::Corrupt(column))
+    }
+
+    pub(crate) fn schema_too_new(found: i64, known: usize) -> Self {
+        Self::new(Kind::SchemaTooNew { found, known })
+    }
+
+    pub(crate) fn task(source: tokio::task::JoinError) -> Self {
+        Self::with(Kind::Task, source)
+    }
+
+    /// Whether the database is newer than this build: its schema version is
+    /// above [`schema_version`](crate::schema_version).
+    #[must_use]
+    pub fn is_schema_too_new(&self) -> bool {
+        matches!(self.kind, Kind::SchemaTooNew { .. })
+    }
+
+    /// Whether the database could not be reached (refused, timed out, or no
+    /// pooled connection came free in time).
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self.kind, Kind::Connect | Kind::Pool)
+    }
+}
+
+impl fmt::Display for PgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Url => f.write_str("the postgres connection string is not valid"),
+            Kind::PoolSize => f.write_str("the postgres pool size must be at least 1"),
+            Kind::NoRuntime => f.write_str("postgres repo must be created inside a tokio runtime"),
+            Kind::Connect => f.write_str("could not connect to postgres"),
+            Kind::Pool => f.write_str("no postgres connection became available in time"),
+            Kind::Postgres => f.write_str("postgres failed"),
+            Kind::Corrupt(column) => write!(f, "stored {column} is not valid"),
+            Kind::SchemaTooNew { found, known } => write!(
+                f,
+                "database schema version {found} is newer than this build's {known}"
+            ),
+            Kind::Task => f.write_str("the postgres task stopped before answering"),
+        }
+    }
+}
+
+impl std::error::Error for PgError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // A connection the server closed, or one that never opened, is the
+        // database being unreachable, not a failed statement.
+        let kind = if e.is_closed() {
+            Kind::Connect
+        } else {
+            Kind::Postgres
+        };
+        Self::with(kind, e)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for PgError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        let kind = match e {
+            deadpool_postgres::PoolError::Backend(_)
+            | deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Create) => {
+                Kind::Connect
+            }
+            _ => Kind::Pool,
+        };
+        Self::with(kind, e)
+    }
+}

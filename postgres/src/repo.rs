@@ -1,0 +1,506 @@
+//! `PgRepo`: a [`DestinationRepo`] on PostgreSQL through a connection pool.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use prets_destinations::{
+    DestinationId, DestinationName, DestinationRecord, DestinationRepo, DestinationUrl,
+    InsertOutcome, PreviousSecret, RemoveOutcome, ReplaceOutcome, SealedSecret, SecretDigest,
+    TenantId, Timestamp,
+};
+use tokio::runtime::Handle;
+use tokio_postgres::{NoTls, Row};
+
+use crate::error::PgError;
+use crate::schema::migrate;
+
+/// How long opening one connection may take (TCP connect and startup)
+/// before it fails.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a call waits for a pooled connection (all busy), or for a new
+/// one to open, before it fails: calls made while the database is down
+/// return `Err` within about this long, never hang.
+pub const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A [`DestinationRepo`] on PostgreSQL.
+///
+/// Each node of a cluster opens its own; they share only the database.
+/// Every call runs as a task on the tokio runtime [`connect`](Self::connect)
+/// was called in, so the repo's futures can be awaited from anywhere (any
+/// executor, any thread), and a call whose caller stops waiting still runs
+/// to its commit or rollback, never half-way.
+///
+/// Writes are committed with `synchronous_commit = on` (set on every
+/// connection): `Ok` comes after the commit record is flushed to disk.
+#[derive(Clone)]
+pub struct PgRepo {
+    pool: Pool,
+    runtime: Handle,
+}
+
+impl fmt::Debug for PgRepo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pool's config holds the connection string and its password.
+        f.debug_struct("PgRepo").finish_non_exhaustive()
+    }
+}
+
+impl PgRepo {
+    /// Connects to the database at `url` (a `postgres://` URL or a
+    /// `key=value` connection string) with a pool of at most `pool_size`
+    /// connections, applies the schema migrations it lacks (see
+    /// [`schema_version`](crate::schema_version)) and returns the repo.
+    ///
+    /// Must be called inside a tokio runtime (with the `time` and `net`
+    /// drivers enabled); the repo's calls run on it.
+    ///
+    /// # Errors
+    /// If `url` does not parse, `pool_size` is 0, there is no runtime, the
+    /// database cannot be reached within [`CONNECT_TIMEOUT`], its schema is
+    /// newer than this build's, or a migration fails.
+    pub async fn connect(url: &str, pool_size: usize) -> Result<Self, PgError> {
+        if pool_size == 0 {
+            return Err(PgError::pool_size());
+        }
+        let runtime = Handle::try_current().map_err(|_| PgError::no_runtime())?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(PgError::url)?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.keepalives(true);
+        // Durable on `Ok`, whatever the server's default.
+        let options = match config.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} -c synchronous_commit=on"),
+            _ => "-c synchronous_commit=on".to_owned(),
+        };
+        config.options(options);
+        if config.get_application_name().is_none() {
+            config.application_name("prets-destinations");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(POOL_TIMEOUT))
+            .build()
+            .map_err(PgError::connect)?;
+        let mut client = pool.get().await?;
+        migrate(&mut client).await?;
+        drop(client);
+        Ok(Self { pool, runtime })
+    }
+
+    /// Runs `body` with the pool as a task on the repo's runtime.
+    async fn run<T, F, Fut>(&self, body: F) -> Result<T, PgError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = Result<T, PgError>> + Send + 'static,
+    {
+        let task = self.runtime.spawn(body(self.pool.clone()));
+        task.await.map_err(PgError::task)?
+    }
+}
+
+/// The record columns, with the previous secrets as three arrays in
+/// position order, from one statement: the page and its previous secrets
+/// are one snapshot and one round trip, never one query per record.
+/// `{filter}` selects rows of `destinations d`; `{limit}` bounds them.
+fn select(filter: &str, limit: &str) -> String {
+    format!(
+        "SELECT d.tenant_id, d.destination_id, d.name, d.url, d.created_at_ms, d.updated_at_ms,
+             d.sealed_secret, d.secret_digest, d.version,
+             COALESCE(p.sealed, '{{}}'), COALESCE(p.digests, '{{}}'), COALESCE(p.expires, '{{}}')
+         FROM (SELECT * FROM destinations d WHERE {filter}
+               ORDER BY d.tenant_id, d.destination_id {limit}) d
+         LEFT JOIN LATERAL (
+             SELECT array_agg(s.sealed_secret ORDER BY s.position) AS sealed,
+                    array_agg(s.secret_digest ORDER BY s.position) AS digests,
+                    array_agg(s.expires_at_ms ORDER BY s.position) AS expires
+             FROM previous_secrets s
+             WHERE s.tenant_id = d.tenant_id AND s.destination_id = d.destination_id
+         ) p ON true
+         ORDER BY d.tenant_id, d.destination_id"
+    )
+}
+
+fn millis(t: Timestamp) -> i64 {
+    // Timestamps end in year 9999, far below i64::MAX milliseconds.
+    i64::try_from(t.unix_millis()).unwrap_or(i64::MAX)
+}
+
+fn timestamp(ms: i64, column: &'static str) -> Result<Timestamp, PgError> {
+    u64::try_from(ms)
+        .ok()
+        .and_then(Timestamp::from_unix_millis)
+        .ok_or(PgError::corrupt(column))
+}
+
+/// A version as PostgreSQL's signed `BIGINT`: the same 64 bits, so every
+/// `u64` round-trips and compares for equality (versions are never ordered
+/// in SQL).
+fn version(v: u64) -> i64 {
+    i64::from_be_bytes(v.to_be_bytes())
+}
+
+fn version_from_sql(v: i64) -> u64 {
+    u64::from_be_bytes(v.to_be_bytes())
+}
+
+fn digest(bytes: &[u8], column: &'static str) -> Result<SecretDigest, PgError> {
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| PgError::corrupt(column))?;
+    Ok(SecretDigest::from_bytes(bytes))
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// One row of [`select`]: the tenant and its record.
+fn decode(row: &Row) -> Result<(String, DestinationRecord), PgError> {
+    let tenant: String = row.try_get(0)?;
+    let sealed: Vec<Vec<u8>> = row.try_get(9)?;
+    let digests: Vec<Vec<u8>> = row.try_get(10)?;
+    let expires: Vec<i64> = row.try_get(11)?;
+    if sealed.len() != digests.len() || sealed.len() != expires.len() {
+        return Err(PgError::corrupt("previous secrets"));
+    }
+    let previous_secrets = sealed
+        .iter()
+        .zip(&digests)
+        .zip(&expires)
+        .map(|((sealed, d), expires_at)| {
+            Ok(PreviousSecret {
+                sealed_secret: SealedSecret::from_bytes(sealed)
+                    .map_err(|_| PgError::corrupt("previous sealed secret"))?,
+                secret_digest: digest(d, "previous secret digest")?,
+                expires_at: timestamp(*expires_at, "previous secret expiry")?,
+            })
+        })
+        .collect::<Result<Vec<_>, PgError>>()?;
+    let record = DestinationRecord {
+        destination_id: DestinationId::try_from(row.try_get::<_, &str>(1)?)
+            .map_err(|_| PgError::corrupt("destination id"))?,
+        name: DestinationName::try_from(row.try_get::<_, String>(2)?)
+            .map_err(|_| PgError::corrupt("name"))?,
+        // Not re-judged by today's host policy: see `from_stored`.
+        url: DestinationUrl::from_stored(row.try_get::<_, String>(3)?)
+            .map_err(|_| PgError::corrupt("url"))?,
+        created_at: timestamp(row.try_get(4)?, "created at")?,
+        updated_at: timestamp(row.try_get(5)?, "updated at")?,
+        sealed_secret: SealedSecret::from_bytes(row.try_get::<_, &[u8]>(6)?)
+            .map_err(|_| PgError::corrupt("sealed secret"))?,
+        secret_digest: digest(row.try_get::<_, &[u8]>(7)?, "secret digest")?,
+        version: version_from_sql(row.try_get(8)?),
+        previous_secrets,
+    };
+    Ok((tenant, record))
+}
+
+fn decode_all(rows: &[Row]) -> Result<Vec<DestinationRecord>, PgError> {
+    rows.iter().map(|r| decode(r).map(|(_, rec)| rec)).collect()
+}
+
+/// The owned column values of a record, to move into a task.
+struct Columns {
+    tenant: String,
+    id: String,
+    name: String,
+    url: String,
+    created_at: i64,
+    updated_at: i64,
+    sealed_secret: Vec<u8>,
+    secret_digest: Vec<u8>,
+    version: i64,
+    positions: Vec<i32>,
+    previous_sealed: Vec<Vec<u8>>,
+    previous_digests: Vec<Vec<u8>>,
+    previous_expires: Vec<i64>,
+}
+
+impl Columns {
+    fn of(tenant: &TenantId, r: &DestinationRecord) -> Result<Self, PgError> {
+        let positions = (0..r.previous_secrets.len())
+            .map(|p| i32::try_from(p).map_err(|_| PgError::corrupt("position")))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            tenant: tenant.as_str().to_owned(),
+            id: r.destination_id.to_string(),
+            name: r.name.as_str().to_owned(),
+            url: r.url.as_str().to_owned(),
+            created_at: millis(r.created_at),
+            updated_at: millis(r.updated_at),
+            sealed_secret: r.sealed_secret.to_bytes().to_vec(),
+            secret_digest: r.secret_digest.as_bytes().to_vec(),
+            version: version(r.version),
+            positions,
+            previous_sealed: r
+                .previous_secrets
+                .iter()
+                .map(|p| p.sealed_secret.to_bytes().to_vec())
+                .collect(),
+            previous_digests: r
+                .previous_secrets
+                .iter()
+                .map(|p| p.secret_digest.as_bytes().to_vec())
+                .collect(),
+            previous_expires: r
+                .previous_secrets
+                .iter()
+                .map(|p| millis(p.expires_at))
+                .collect(),
+        })
+    }
+
+    /// Stores the previous secrets (after the row's old ones were deleted,
+    /// or for a row just inserted), in one statement.
+    async fn insert_previous(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+    ) -> Result<(), PgError> {
+        if self.positions.is_empty() {
+            return Ok(());
+        }
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO previous_secrets (tenant_id, destination_id, position, sealed_secret,
+                     secret_digest, expires_at_ms)
+                 SELECT $1, $2, u.position, u.sealed, u.digest, u.expires
+                 FROM UNNEST($3::INTEGER[], $4::BYTEA[], $5::BYTEA[], $6::BIGINT[])
+                     AS u(position, sealed, digest, expires)",
+            )
+            .await?;
+        tx.execute(
+            &stmt,
+            &[
+                &self.tenant,
+                &self.id,
+                &self.positions,
+                &self.previous_sealed,
+                &self.previous_digests,
+                &self.previous_expires,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+impl DestinationRepo for PgRepo {
+    type Error = PgError;
+
+    async fn insert(
+        &self,
+        tenant: &TenantId,
+        record: &DestinationRecord,
+    ) -> Result<InsertOutcome, PgError> {
+        let c = Columns::of(tenant, record)?;
+        self.run(|pool| async move {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,
+                         updated_at_ms, sealed_secret, secret_digest, version)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT (tenant_id, destination_id) DO NOTHING",
+                )
+                .await?;
+            let inserted = tx
+                .execute(
+                    &stmt,
+                    &[
+                        &c.tenant,
+                        &c.id,
+                        &c.name,
+                        &c.url,
+                        &c.created_at,
+                        &c.updated_at,
+                        &c.sealed_secret,
+                        &c.secret_digest,
+                        &c.version,
+                    ],
+                )
+                .await?;
+            if inserted != 1 {
+                // Nothing written; dropping the transaction rolls it back.
+                return Ok(InsertOutcome::Duplicate);
+            }
+            c.insert_previous(&tx).await?;
+            tx.commit().await?;
+            Ok(InsertOutcome::Inserted)
+        })
+        .await
+    }
+
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+    ) -> Result<Option<DestinationRecord>, PgError> {
+        let (tenant, id) = (tenant.as_str().to_owned(), id.to_string());
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached(&select("d.tenant_id = $1 AND d.destination_id = $2", ""))
+                .await?;
+            let rows = client.query(&stmt, &[&tenant, &id]).await?;
+            Ok(decode_all(&rows)?.into_iter().next())
+        })
+        .await
+    }
+
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<DestinationRecord>, PgError> {
+        self.list_page(tenant, None, usize::MAX).await
+    }
+
+    async fn find_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Vec<(TenantId, DestinationRecord)>, PgError> {
+        let digest = digest.as_bytes().to_vec();
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            // Both digest indexes, then the matching records, in one
+            // statement.
+            let stmt = client
+                .prepare_cached(&select(
+                    "(d.tenant_id, d.destination_id) IN (
+                         SELECT tenant_id, destination_id FROM destinations
+                         WHERE secret_digest = $1
+                         UNION
+                         SELECT tenant_id, destination_id FROM previous_secrets
+                         WHERE secret_digest = $1)",
+                    "",
+                ))
+                .await?;
+            let rows = client.query(&stmt, &[&digest]).await?;
+            rows.iter()
+                .map(|row| {
+                    let (tenant, record) = decode(row)?;
+                    let tenant =
+                        TenantId::try_from(tenant).map_err(|_| PgError::corrupt("tenant id"))?;
+                    Ok((tenant, record))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn list_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<DestinationId>,
+        limit_to: usize,
+    ) -> Result<Vec<DestinationRecord>, PgError> {
+        let tenant = tenant.as_str().to_owned();
+        // Every id is greater than the empty string.
+        let after = after.map(|id| id.to_string()).unwrap_or_default();
+        let limit_to = limit(limit_to);
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached(&select(
+                    "d.tenant_id = $1 AND d.destination_id > $2",
+                    "LIMIT $3",
+                ))
+                .await?;
+            let rows = client.query(&stmt, &[&tenant, &after, &limit_to]).await?;
+            decode_all(&rows)
+        })
+        .await
+    }
+
+    async fn replace(
+        &self,
+        tenant: &TenantId,
+        expected_version: u64,
+        record: &DestinationRecord,
+    ) -> Result<ReplaceOutcome, PgError> {
+        let c = Columns::of(tenant, record)?;
+        let expected = version(expected_version);
+        self.run(|pool| async move {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            // The version check and the write are one statement: a racing
+            // replace waits for this row's lock, then finds another version.
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE destinations SET name = $3, url = $4, created_at_ms = $5,
+                         updated_at_ms = $6, sealed_secret = $7, secret_digest = $8, version = $9
+                     WHERE tenant_id = $1 AND destination_id = $2 AND version = $10",
+                )
+                .await?;
+            let changed = tx
+                .execute(
+                    &stmt,
+                    &[
+                        &c.tenant,
+                        &c.id,
+                        &c.name,
+                        &c.url,
+                        &c.created_at,
+                        &c.updated_at,
+                        &c.sealed_secret,
+                        &c.secret_digest,
+                        &c.version,
+                        &expected,
+                    ],
+                )
+                .await?;
+            if changed == 1 {
+                let delete = tx
+                    .prepare_cached(
+                        "DELETE FROM previous_secrets WHERE tenant_id = $1 AND destination_id = $2",
+                    )
+                    .await?;
+                tx.execute(&delete, &[&c.tenant, &c.id]).await?;
+                c.insert_previous(&tx).await?;
+                tx.commit().await?;
+                return Ok(ReplaceOutcome::Replaced);
+            }
+            let exists = tx
+                .prepare_cached(
+                    "SELECT 1 FROM destinations WHERE tenant_id = $1 AND destination_id = $2",
+                )
+                .await?;
+            let found = tx.query_opt(&exists, &[&c.tenant, &c.id]).await?;
+            Ok(if found.is_some() {
+                ReplaceOutcome::VersionMismatch
+            } else {
+                ReplaceOutcome::NotFound
+            })
+        })
+        .await
+    }
+
+    async fn remove(&self, tenant: &TenantId, id: DestinationId) -> Result<RemoveOutcome, PgError> {
+        let (tenant, id) = (tenant.as_str().to_owned(), id.to_string());
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            // One statement; previous secrets go with the row (ON DELETE
+            // CASCADE).
+            let stmt = client
+                .prepare_cached(
+                    "DELETE FROM destinations WHERE tenant_id = $1 AND destination_id = $2",
+                )
+                .await?;
+            let removed = client.execute(&stmt, &[&tenant, &id]).await?;
+            Ok(if removed == 1 {
+                RemoveOutcome::Removed
+            } else {
+                RemoveOutcome::NotFound
+            })
+        })
+        .await
+    }
+}
