@@ -617,6 +617,9 @@ async fn ids_wider_than_a_ulid_work_on_every_route() {
     assert_eq!(response.status, 200, "{}", response.text());
     assert_documented("DELETE", ITEM, &response);
     assert_eq!(call(&server, "GET", &item(id), None).await.status, 404);
+    server.running.stop().await.unwrap();
+}
+
 /// Sends `bodies.len()` requests at once, each on its own connection and
 /// task, and answers in the order of `bodies`.
 async fn concurrently(
