@@ -1,6 +1,14 @@
-#![doc = include_str!("../README.md")]
+#![doc = include_str!("../docs/crate.md")]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+// The examples of the README and of ARCHITECTURE.md run as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+#[cfg(doctest)]
+#[doc = include_str!("../ARCHITECTURE.md")]
+struct ArchitectureDoctests;
 
 mod address;
 mod byteset;
