@@ -188,7 +188,7 @@ fn is_control(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}')
 }
 
-/// The invisible characters the README lists for `blank`: a name made only
+/// The invisible characters `docs/decisions.md` lists for `blank`: a name made only
 /// of these and white space shows as nothing.
 fn is_invisible(c: char) -> bool {
     matches!(
