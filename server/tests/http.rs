@@ -216,23 +216,23 @@ async fn missing_or_wrong_token_is_401_with_www_authenticate() {
 async fn bodies_that_are_not_json_objects_are_400() {
     let server = TestServer::start().await;
     for (body, kind) in [
-        (&b"{\"name\": \"Production\""[..], "malformed-json"),
-        (b"", "malformed-json"),
-        (b"{'name': 'x'}", "malformed-json"),
+        (&b"{\"name\": \"Production\""[..], "malformed_json"),
+        (b"", "malformed_json"),
+        (b"{'name': 'x'}", "malformed_json"),
         (
             b"{\"name\": \"a\xff\", \"url\": \"https://example.com/\"}",
-            "malformed-json",
+            "malformed_json",
         ),
-        (b"[]", "invalid-body"),
-        (b"\"Production\"", "invalid-body"),
-        (b"null", "invalid-body"),
+        (b"[]", "invalid_body"),
+        (b"\"Production\"", "invalid_body"),
+        (b"null", "invalid_body"),
         (
             b"{\"name\": \"a\", \"url\": \"https://example.com/\", \"extra\": 1}",
-            "invalid-body",
+            "invalid_body",
         ),
         (
             b"{\"name\": \"a\", \"name\": \"b\", \"url\": \"https://example.com/\"}",
-            "invalid-body",
+            "invalid_body",
         ),
     ] {
         let response = server.create(body).await;
@@ -259,7 +259,7 @@ async fn invalid_fields_are_422_listing_every_field_with_its_code() {
                 .as_bytes(),
         )
         .await;
-    let problem = assert_problem(&response, 422, "invalid-fields");
+    let problem = assert_problem(&response, 422, "invalid_fields");
     let errors: Vec<(String, String)> = problem["errors"]
         .as_array()
         .unwrap()
@@ -284,7 +284,7 @@ async fn invalid_fields_are_422_listing_every_field_with_its_code() {
     let response = server
         .create(br#"{"name": 7, "destinationId": null}"#)
         .await;
-    let problem = assert_problem(&response, 422, "invalid-fields");
+    let problem = assert_problem(&response, 422, "invalid_fields");
     let codes: Vec<_> = problem["errors"]
         .as_array()
         .unwrap()
@@ -316,7 +316,7 @@ async fn content_type_other_than_json_is_415() {
             SPEC_EXAMPLE.as_bytes(),
         )
         .await;
-        assert_problem(&response, 415, "unsupported-media-type");
+        assert_problem(&response, 415, "unsupported_media_type");
         assert_documented("POST", CREATE_PATH, &response);
     }
     let response = request(
@@ -342,7 +342,7 @@ async fn body_over_the_limit_is_413_and_at_the_limit_is_read() {
     let server = TestServer::start().await;
     let over = vec![b' '; BODY_LIMIT + 1];
     let response = server.create(&over).await;
-    assert_problem(&response, 413, "body-too-large");
+    assert_problem(&response, 413, "body_too_large");
     assert_documented("POST", CREATE_PATH, &response);
     // Exactly at the limit: read and judged as JSON (whitespace-padded).
     let mut at = SPEC_EXAMPLE.as_bytes().to_vec();
@@ -362,7 +362,7 @@ async fn duplicate_client_id_is_409_naming_it_but_other_organizations_may_use_it
     let first = post_json(running.addr, &bearer_a, body.as_bytes()).await;
     assert_eq!(first.status, 201);
     let second = post_json(running.addr, &bearer_a, body.as_bytes()).await;
-    let problem = assert_problem(&second, 409, "duplicate-destination-id");
+    let problem = assert_problem(&second, 409, "conflict");
     assert_eq!(problem["destinationId"], json!(id));
     assert!(!second.text().contains("whsec_"), "no secret in a conflict");
     assert_documented("POST", CREATE_PATH, &second);
@@ -396,7 +396,7 @@ async fn unknown_paths_are_404_and_other_methods_405() {
             b"",
         )
         .await;
-        assert_problem(&response, 404, "not-found");
+        assert_problem(&response, 404, "not_found");
     }
     for method in ["PUT", "DELETE"] {
         let response = request(
@@ -407,14 +407,14 @@ async fn unknown_paths_are_404_and_other_methods_405() {
             b"",
         )
         .await;
-        assert_problem(&response, 405, "method-not-allowed");
+        assert_problem(&response, 405, "method_not_allowed");
         let allow = response
             .header("allow")
             .expect("405 names the allowed methods");
         assert!(allow.contains("POST"), "{allow}");
     }
     let response = request(server.addr(), "POST", "/openapi.json", &[], b"").await;
-    assert_problem(&response, 405, "method-not-allowed");
+    assert_problem(&response, 405, "method_not_allowed");
     server.running.stop().await.unwrap();
 }
 

@@ -292,7 +292,7 @@ async fn update_changes_name_and_url_under_version_control() {
     let problem = response.json();
     assert_eq!(
         problem["type"],
-        json!("https://api.prets.app/problems/version-mismatch")
+        json!("https://api.prets.app/problems/version_mismatch")
     );
     assert_eq!(problem["errors"][0]["code"], json!("version_mismatch"));
     assert_eq!(
