@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use prets_destinations::{
     ApiError, CreateDestinationRequest, CreateOutcome, DeleteOutcome, DeletedDestination,
-    DestinationId, DestinationRepo, Keyring, ListDestinationsRequest, RotateSecretRequest, TenantId,
-    Timestamp, UpdateDestinationRequest, create,
+    DestinationId, DestinationRepo, Keyring, ListDestinationsRequest, RotateSecretRequest,
+    TenantId, Timestamp, UpdateDestinationRequest, create,
 };
 use serde::Serialize;
 use tracing::Instrument as _;
