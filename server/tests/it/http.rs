@@ -1,15 +1,10 @@
 //! The API over real HTTP: a server on an ephemeral port over a temporary
 //! SQLite database, driven by a raw HTTP/1.1 client.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod support;
-
+use crate::support::{
+    CREATE_PATH, TempDir, TestServer, assert_documented, config, openapi, post_json, request,
+    start_with_two_orgs,
+};
 use prets_destinations::{
     DestinationId, ID_PATTERN, Keyring, SECRET_PATTERN, TenantId, URL_PATTERN,
 };
@@ -18,10 +13,6 @@ use prets_destinations_server::{
 };
 use regex_lite::Regex;
 use serde_json::{Value, json};
-use support::{
-    CREATE_PATH, TempDir, TestServer, assert_documented, config, openapi, post_json, request,
-    start_with_two_orgs,
-};
 
 const SPEC_EXAMPLE: &str = r#"{"name": "Production", "url": "https://example.com/prets/events"}"#;
 
@@ -75,7 +66,7 @@ fn assert_spec_response(body: &Value, name: &str, url: &str) {
     );
 }
 
-fn assert_problem(response: &support::Response, status: u16, kind: &str) -> Value {
+fn assert_problem(response: &crate::support::Response, status: u16, kind: &str) -> Value {
     assert_eq!(response.status, status, "{}", response.text());
     assert_eq!(
         response.header("content-type"),
@@ -617,7 +608,7 @@ async fn malformed_input_sweep_never_gives_a_5xx() {
         let mut raw = Vec::new();
         let _ = stream.read_to_end(&mut raw).await;
         if !raw.is_empty() {
-            let response = support::parse_response(&raw);
+            let response = crate::support::parse_response(&raw);
             assert!((400..500).contains(&response.status), "{}", response.status);
         }
     }
@@ -649,7 +640,7 @@ async fn shutdown_finishes_the_request_in_flight() {
     stream.write_all(&body[10..]).await.unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.unwrap();
-    let response = support::parse_response(&raw);
+    let response = crate::support::parse_response(&raw);
     assert_eq!(response.status, 201, "{}", response.text());
     stopping.await.unwrap().unwrap();
     assert!(

@@ -2,11 +2,8 @@
 //! database, a raw HTTP/1.1 client, and a validator for the OpenAPI
 //! document's schemas.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use prets_destinations_server::{Config, Running, TokenEntry, mint_token, spawn, token_digest};
 use regex_lite::Regex;
@@ -18,36 +15,24 @@ use zeroize::Zeroizing;
 pub const CREATE_PATH: &str = "/v1/events/destinations";
 
 /// A fresh, empty directory under the system's temp dir, removed on drop.
-pub struct TempDir(PathBuf);
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "prets-server-test-{}-{}-{:x}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
+        Self(
+            tempfile::Builder::new()
+                .prefix("prets-server-test-")
+                .tempdir()
+                .unwrap(),
+        )
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 
     pub fn database(&self) -> PathBuf {
-        self.0.join("destinations.sqlite3")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join("destinations.sqlite3")
     }
 }
 

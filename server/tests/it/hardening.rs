@@ -4,22 +4,13 @@
 //! head limits get problems, and the cases hyper answers itself are as
 //! documented.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use prets_destinations_server::{Config, Running, spawn};
-use support::{
+use crate::support::{
     CREATE_PATH, Response, TempDir, assert_documented, config, parse_response, post_json, request,
 };
+use prets_destinations_server::{Config, Running, spawn};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use zeroize::Zeroizing;
