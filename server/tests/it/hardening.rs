@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::support::{
-    CREATE_PATH, Response, TempDir, assert_documented, config, parse_response, post_json, request,
+    CREATE_PATH, Response, TempDir, assert_documented, config, parse_response, post_json,
+    raw_request, request,
 };
 use prets_destinations_server::{Config, Running, spawn};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -166,7 +167,7 @@ async fn past_the_connection_cap_a_connection_gets_a_503_problem_and_is_closed()
     let holders = [connect(addr, b"GET").await, connect(addr, b"GET").await];
     // Let the server accept both before the third arrives.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let refused = request(addr, "GET", "/openapi.json", &[], b"").await;
+    let refused = raw_request(addr, "GET", "/openapi.json", &[], b"").await;
     assert_problem(&refused, 503, "server_busy");
     assert_documented("GET", "/openapi.json", &refused);
     assert_eq!(refused.header("connection"), Some("close"));

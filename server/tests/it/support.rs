@@ -1,6 +1,6 @@
 //! Shared test support: a server on an ephemeral port over a temporary
-//! database, a raw HTTP/1.1 client, and a validator for the OpenAPI
-//! document's schemas.
+//! database, an HTTP client (and raw sockets for malformed HTTP), and
+//! validation against the OpenAPI document's schemas.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -173,7 +173,56 @@ pub fn parse_response(raw: &[u8]) -> Response {
     response
 }
 
+/// Sends one request with an HTTP client (a fresh connection each time)
+/// and reads the whole response. Tests about malformed HTTP or stalled
+/// connections use [`raw_request`] or raw sockets instead.
 pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let sends_body =
+        !body.is_empty() || method == reqwest::Method::POST || method == reqwest::Method::PATCH;
+    let mut builder = client.request(method, format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    if sends_body {
+        builder = builder.body(body.to_vec());
+    }
+    let response = builder
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("request to {path} failed: {e:?}"));
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = response.bytes().await.unwrap().to_vec();
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// [`request`] written by hand on a raw socket (`Connection: close`), for
+/// requests an HTTP client would not send as they are.
+pub async fn raw_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
