@@ -649,3 +649,54 @@ async fn shutdown_finishes_the_request_in_flight() {
     );
     drop(server.dir);
 }
+
+/// The schema check used throughout rejects what the document forbids: an
+/// old-style problem type, a missing member, a status out of range, a
+/// timestamp that is not RFC 3339.
+#[test]
+fn the_documents_schemas_reject_bodies_they_do_not_describe() {
+    let doc = openapi();
+    let problem =
+        crate::support::response_schema(&doc, "POST", CREATE_PATH, 409, "application/problem+json");
+    let good = json!({
+        "type": "https://api.prets.app/problems/conflict",
+        "title": "Destination id already exists",
+        "status": 409,
+        "detail": "a destination with this id already exists",
+    });
+    assert_eq!(
+        crate::support::validate(&doc, problem, &good),
+        Vec::<String>::new()
+    );
+    let mut hyphenated = good.clone();
+    hyphenated["type"] = json!("https://api.prets.app/problems/duplicate-destination-id");
+    let mut no_detail = good.clone();
+    no_detail.as_object_mut().unwrap().remove("detail");
+    let mut status = good.clone();
+    status["status"] = json!(200);
+    for bad in [hyphenated, no_detail, status] {
+        assert!(
+            !crate::support::validate(&doc, problem, &bad).is_empty(),
+            "{bad}"
+        );
+    }
+    let created =
+        crate::support::response_schema(&doc, "POST", CREATE_PATH, 201, "application/json");
+    let body = json!({
+        "destinationId": "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K",
+        "name": "Production",
+        "url": "https://example.com/prets/events",
+        "createdAt": "2026-01-01T00:00:00Z",
+        "updatedAt": "2026-01-01T00:00:00Z",
+        "bearerSecret": "whsec_x",
+        "version": 1,
+    });
+    let errors = crate::support::validate(&doc, created, &body);
+    let mut yesterday = body.clone();
+    yesterday["createdAt"] = json!("yesterday");
+    let more = crate::support::validate(&doc, created, &yesterday);
+    assert!(
+        more.len() > errors.len() && more.iter().any(|e| e.contains("createdAt")),
+        "{errors:?} / {more:?}"
+    );
+}

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use prets_destinations_server::{Config, Running, TokenEntry, mint_token, spawn, token_digest};
-use regex_lite::Regex;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -260,20 +259,6 @@ pub fn openapi() -> Value {
     serde_json::from_str(prets_destinations_server::OPENAPI_JSON).unwrap()
 }
 
-fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
-    match schema.get("$ref").and_then(Value::as_str) {
-        Some(r) => {
-            let pointer = r.strip_prefix('#').expect("local refs only");
-            resolve(
-                doc,
-                doc.pointer(pointer)
-                    .unwrap_or_else(|| panic!("dangling {r}")),
-            )
-        }
-        None => schema,
-    }
-}
-
 /// The documented schema of the response `status` of `method path` with
 /// media type `content_type`; panics if the document does not list it.
 pub fn response_schema<'a>(
@@ -306,7 +291,7 @@ pub fn assert_documented(method: &str, path_template: &str, response: &Response)
     let doc = openapi();
     let content_type = response.header("content-type").expect("content-type");
     let schema = response_schema(&doc, method, path_template, response.status, content_type);
-    let errors = validate(&doc, schema, &response.json(), "$");
+    let errors = validate(&doc, schema, &response.json());
     assert!(
         errors.is_empty(),
         "{method} {path_template} {}: {errors:#?}\n{}",
@@ -333,113 +318,23 @@ pub fn assert_documented(method: &str, path_template: &str, response: &Response)
     }
 }
 
-/// Violations of `schema` by `value` (the keywords the document uses).
-pub fn validate(doc: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String> {
-    let schema = resolve(doc, schema);
-    let mut errors = Vec::new();
-    if let Some(t) = schema.get("type") {
-        let types: Vec<&str> = match t {
-            Value::String(t) => vec![t.as_str()],
-            Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap()).collect(),
-            other => panic!("type {other} not handled"),
-        };
-        let ok = types.iter().any(|t| match *t {
-            "object" => value.is_object(),
-            "string" => value.is_string(),
-            "integer" => value.is_i64() || value.is_u64(),
-            "boolean" => value.is_boolean(),
-            "array" => value.is_array(),
-            "null" => value.is_null(),
-            other => panic!("type {other} not handled"),
-        });
-        if !ok {
-            errors.push(format!("{at}: not {t}"));
-            return errors;
-        }
-    }
-    if let Some(c) = schema.get("const")
-        && c != value
-    {
-        errors.push(format!("{at}: not the const {c}"));
-    }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array)
-        && !options.contains(value)
-    {
-        errors.push(format!("{at}: {value} not in enum"));
-    }
-    if let Some(s) = value.as_str() {
-        let chars = s.chars().count() as u64;
-        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
-            && chars < min
-        {
-            errors.push(format!("{at}: shorter than {min}"));
-        }
-        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
-            && chars > max
-        {
-            errors.push(format!("{at}: longer than {max}"));
-        }
-        if let Some(p) = schema.get("pattern").and_then(Value::as_str)
-            && !Regex::new(p).unwrap().is_match(s)
-        {
-            errors.push(format!("{at}: {s:?} does not match {p}"));
-        }
-        if schema.get("format").and_then(Value::as_str) == Some("date-time") {
-            let rfc3339 = Regex::new(
-                r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$",
-            )
-            .unwrap();
-            if !rfc3339.is_match(s) {
-                errors.push(format!("{at}: {s:?} is not an RFC 3339 date-time"));
-            }
-        }
-    }
-    if let Some(n) = value.as_i64() {
-        if let Some(min) = schema.get("minimum").and_then(Value::as_i64)
-            && n < min
-        {
-            errors.push(format!("{at}: below {min}"));
-        }
-        if let Some(max) = schema.get("maximum").and_then(Value::as_i64)
-            && n > max
-        {
-            errors.push(format!("{at}: above {max}"));
-        }
-    }
-    if let Some(items) = value.as_array() {
-        if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
-            && (items.len() as u64) < min
-        {
-            errors.push(format!("{at}: fewer than {min} items"));
-        }
-        if let Some(item_schema) = schema.get("items") {
-            for (i, item) in items.iter().enumerate() {
-                errors.extend(validate(doc, item_schema, item, &format!("{at}[{i}]")));
-            }
-        }
-    }
-    if let Some(object) = value.as_object() {
-        for required in schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let key = required.as_str().unwrap();
-            if !object.contains_key(key) {
-                errors.push(format!("{at}: missing required {key}"));
-            }
-        }
-        let properties = schema.get("properties").and_then(Value::as_object);
-        for (key, member) in object {
-            match properties.and_then(|p| p.get(key)) {
-                Some(s) => errors.extend(validate(doc, s, member, &format!("{at}.{key}"))),
-                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    errors.push(format!("{at}: unexpected member {key}"));
-                }
-                None => {}
-            }
-        }
-    }
-    errors
+/// Violations of `schema` (a schema of the OpenAPI document, whose `$ref`s
+/// point into the document's `components`) by `value`, formats included.
+pub fn validate(doc: &Value, schema: &Value, value: &Value) -> Vec<String> {
+    // The schema as the root of a resource that also holds the document's
+    // components, so `#/components/schemas/...` resolves.
+    let root = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "allOf": [schema],
+        "components": doc["components"],
+    });
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap_or_else(|e| panic!("the document's schema does not compile: {e}"));
+    validator
+        .iter_errors(value)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
 }
