@@ -1,4 +1,4 @@
-//! `SqliteRepo`: a [`DestinationRepo`] on an embedded SQLite database file.
+//! `SqliteRepo`: a [`DestinationRepo`](prets_destinations::DestinationRepo) on an embedded SQLite database file.
 //!
 //! - [`migrations`]: the schema, and each connection's settings.
 //! - [`writer`]: one connection on one thread runs every write, a batch of
@@ -7,7 +7,7 @@
 //! - [`readers`]: a few read-only (`query_only`) connections on their own
 //!   threads run every read, outside the writer's queue (WAL).
 //! - [`rows`]: rows to records, values to columns.
-//! - [`repo`]: the [`DestinationRepo`] implementation.
+//! - [`repo`]: the [`DestinationRepo`](prets_destinations::DestinationRepo) implementation.
 //! - [`tokens`]: API-token storage.
 //!
 //! Callers hand jobs to the threads over channels and await the answer on a
@@ -32,7 +32,7 @@ use rusqlite::Connection;
 pub use self::migrations::schema_version;
 pub use self::writer::MAX_BATCH;
 
-/// A [`DestinationRepo`] on a SQLite database file, in WAL mode with
+/// A [`DestinationRepo`](prets_destinations::DestinationRepo) on a SQLite database file, in WAL mode with
 /// `synchronous = FULL`: an insert has reached the disk when it returns
 /// `Ok(Inserted)`.
 ///
