@@ -29,7 +29,7 @@ use crate::problem::Problem;
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Most header lines a request may carry (hyper parses up to
-/// [`crate::serve`]'s larger limit, so this one is answered as a problem).
+/// [`crate::serve`](mod@crate::serve)'s larger limit, so this one is answered as a problem).
 pub(crate) const MAX_HEADERS: usize = 100;
 
 /// Most bytes of header names and values a request may carry.

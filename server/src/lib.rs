@@ -2,7 +2,7 @@
 //! over HTTP (axum on tokio) on an embedded SQLite database.
 //!
 //! The binary `prets-destinations-server` is [`Config`] parsed from flags
-//! and environment variables, then [`prepare`] and [`serve`]. Tests and the
+//! and environment variables, then [`prepare`] and [`serve`](fn@serve). Tests and the
 //! load generator start it in-process with [`spawn`].
 
 #![forbid(unsafe_code)]
