@@ -240,6 +240,50 @@ mod tests {
         }
     }
 
+    /// A read answers while the writer is stuck waiting for a lock another
+    /// process holds; the write then completes once the lock is released.
+    /// (Were reads queued behind writes, the read would wait out the
+    /// writer's busy timeout and the write would fail.)
+    #[tokio::test]
+    async fn reads_do_not_wait_behind_a_blocked_write() {
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-blocked-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let repo = Arc::new(SqliteRepo::open(&path).unwrap());
+        let tenant: TenantId = "org_blocked".parse().unwrap();
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let write = {
+            let repo = Arc::clone(&repo);
+            let tenant = tenant.clone();
+            tokio::spawn(async move {
+                repo.add_api_token(
+                    [3; 32],
+                    &tenant,
+                    prets_destinations::Timestamp::from_unix_millis(1).unwrap(),
+                )
+                .await
+            })
+        };
+        // Sequencing only: let the write reach the writer and block there.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!write.is_finished(), "the write waits for the lock");
+        assert_eq!(repo.api_tokens().await.unwrap(), vec![]);
+        assert!(!write.is_finished(), "the read did not wait for the write");
+        blocker.execute_batch("COMMIT").unwrap();
+        write.await.unwrap().unwrap();
+        assert_eq!(repo.api_tokens().await.unwrap(), vec![([3; 32], tenant)]);
+        drop(blocker);
+        drop(repo);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
     /// A database written by the first schema (before versions and
     /// rotation) opens under the current one: its records read back at
     /// version 1 with no previous secrets, and their secrets still open.
