@@ -14,9 +14,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use prets_destinations::{
-    CreateDestinationRequest, CreateOutcome, DeleteOutcome, DeletedDestination, DestinationId,
-    DestinationRepo, GetOutcome, Keyring, ListDestinationsRequest, ListOutcome, RotateOutcome,
-    RotateSecretRequest, TenantId, Timestamp, UpdateDestinationRequest, UpdateOutcome, create,
+    ApiError, CreateDestinationRequest, CreateOutcome, DeleteOutcome, DeletedDestination,
+    DestinationId, DestinationRepo, Keyring, ListDestinationsRequest, RotateSecretRequest,
+    TenantId, Timestamp, UpdateDestinationRequest, create,
 };
 use serde::Serialize;
 use tracing::Instrument as _;
@@ -29,7 +29,7 @@ use crate::problem::Problem;
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Most header lines a request may carry (hyper parses up to
-/// [`crate::serve`]'s larger limit, so this one is answered as a problem).
+/// [`crate::serve`](mod@crate::serve)'s larger limit, so this one is answered as a problem).
 pub(crate) const MAX_HEADERS: usize = 100;
 
 /// Most bytes of header names and values a request may carry.
@@ -214,33 +214,36 @@ async fn create_destination<R: DestinationRepo + 'static>(
     )
     .await
     .map_err(|e| server_error(&e))?;
-    match outcome {
-        CreateOutcome::Created(created) => {
-            let body = serde_json::to_vec(&created).map_err(|e| server_error(&e))?;
-            tracing::info!(destination_id = %created.destination_id(), "destination created");
-            let location = HeaderValue::try_from(format!(
-                "/v1/events/destinations/{}",
-                created.destination_id()
-            ))
-            .map_err(|e| server_error(&e))?;
-            Ok((
-                StatusCode::CREATED,
-                [
-                    (
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    ),
-                    (header::LOCATION, location),
-                    // The body holds the secret: no cache may keep it.
-                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                ],
-                body,
-            )
-                .into_response())
-        }
-        CreateOutcome::Conflict { existing } => Err(Problem::duplicate_id(existing)),
-        CreateOutcome::Invalid(errors) => Err(Problem::invalid_fields(errors)),
-    }
+    // The one answer the core's error does not carry: the existing id.
+    let existing = match &outcome {
+        CreateOutcome::Conflict { existing } => Some(*existing),
+        _ => None,
+    };
+    let created = outcome.into_result().map_err(|e| match existing {
+        Some(existing) => Problem::from(e).with_destination_id(existing),
+        None => Problem::from(e),
+    })?;
+    let body = serde_json::to_vec(&created).map_err(|e| server_error(&e))?;
+    tracing::info!(destination_id = %created.destination_id(), "destination created");
+    let location = HeaderValue::try_from(format!(
+        "/v1/events/destinations/{}",
+        created.destination_id()
+    ))
+    .map_err(|e| server_error(&e))?;
+    Ok((
+        StatusCode::CREATED,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::LOCATION, location),
+            // The body holds the secret: no cache may keep it.
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// A `200` JSON body.
@@ -279,7 +282,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
 }
 
 fn not_found_destination() -> Problem {
-    Problem::not_found("the organization has no destination with this id")
+    Problem::from(ApiError::not_found())
 }
 
 async fn get_destination<R: DestinationRepo + 'static>(
@@ -287,13 +290,12 @@ async fn get_destination<R: DestinationRepo + 'static>(
     Organization(org): Organization,
     PathId(id): PathId,
 ) -> Result<Response, Problem> {
-    match prets_destinations::get(&state.repo, &org, id)
+    let view = prets_destinations::get(&state.repo, &org, id)
         .await
         .map_err(|e| server_error(&e))?
-    {
-        GetOutcome::Found(view) => ok_json(&view, false),
-        GetOutcome::NotFound => Err(not_found_destination()),
-    }
+        .into_result()
+        .map_err(Problem::from)?;
+    ok_json(&view, false)
 }
 
 async fn list_destinations<R: DestinationRepo + 'static>(
@@ -304,13 +306,12 @@ async fn list_destinations<R: DestinationRepo + 'static>(
     let Query(request) = query.map_err(|_| {
         Problem::invalid_query("the query may hold only `limit` and `cursor`, each at most once")
     })?;
-    match prets_destinations::list(&state.repo, &org, request)
+    let page = prets_destinations::list(&state.repo, &org, request)
         .await
         .map_err(|e| server_error(&e))?
-    {
-        ListOutcome::Page(page) => ok_json(&page, false),
-        ListOutcome::Invalid(errors) => Err(Problem::invalid_fields(errors)),
-    }
+        .into_result()
+        .map_err(Problem::from)?;
+    ok_json(&page, false)
 }
 
 async fn update_destination<R: DestinationRepo + 'static>(
@@ -326,20 +327,13 @@ async fn update_destination<R: DestinationRepo + 'static>(
         "the body must be a JSON object with the optional members `name`, `url` and \
          `version`, each at most once, and no others",
     )?;
-    match prets_destinations::update(&state.repo, &org, id, request, now()?)
+    let view = prets_destinations::update(&state.repo, &org, id, request, now()?)
         .await
         .map_err(|e| server_error(&e))?
-    {
-        UpdateOutcome::Updated(view) => {
-            tracing::info!(destination_id = %id, version = view.version(), "destination updated");
-            ok_json(&view, false)
-        }
-        UpdateOutcome::NotFound => Err(not_found_destination()),
-        UpdateOutcome::VersionMismatch => Err(Problem::version_mismatch()),
-        UpdateOutcome::VersionExhausted => Err(Problem::version_exhausted()),
-        UpdateOutcome::Contention => Err(Problem::contention()),
-        UpdateOutcome::Invalid(errors) => Err(Problem::invalid_fields(errors)),
-    }
+        .into_result()
+        .map_err(Problem::from)?;
+    tracing::info!(destination_id = %id, version = view.version(), "destination updated");
+    ok_json(&view, false)
 }
 
 async fn delete_destination<R: DestinationRepo + 'static>(
@@ -347,21 +341,26 @@ async fn delete_destination<R: DestinationRepo + 'static>(
     Organization(org): Organization,
     PathId(id): PathId,
 ) -> Result<Response, Problem> {
-    match prets_destinations::delete(&state.repo, &org, id)
-        .await
-        .map_err(|e| server_error(&e))?
-    {
-        DeleteOutcome::Deleted => {
-            tracing::info!(destination_id = %id, "destination deleted");
-            ok_json(
-                &DeletedDestination {
-                    destination_id: id,
-                    deleted: true,
-                },
-                false,
-            )
-        }
-        DeleteOutcome::NotFound => Err(not_found_destination()),
+    let deleted = deleted(
+        id,
+        prets_destinations::delete(&state.repo, &org, id)
+            .await
+            .map_err(|e| server_error(&e))?,
+    )
+    .map_err(Problem::from)?;
+    tracing::info!(destination_id = %id, "destination deleted");
+    ok_json(&deleted, false)
+}
+
+/// The `200` body of a delete, or the error to answer (the core's other
+/// outcomes have `into_result`; this one has no body of its own).
+fn deleted(id: DestinationId, outcome: DeleteOutcome) -> Result<DeletedDestination, ApiError> {
+    match outcome {
+        DeleteOutcome::Deleted => Ok(DeletedDestination {
+            destination_id: id,
+            deleted: true,
+        }),
+        DeleteOutcome::NotFound => Err(ApiError::not_found()),
     }
 }
 
@@ -394,7 +393,7 @@ async fn rotate_secret<R: DestinationRepo + 'static>(
         )?
     };
     let mut rng = prets_destinations::os_rng();
-    match prets_destinations::rotate(
+    let rotated = prets_destinations::rotate(
         &state.repo,
         &org,
         id,
@@ -405,17 +404,10 @@ async fn rotate_secret<R: DestinationRepo + 'static>(
     )
     .await
     .map_err(|e| server_error(&e))?
-    {
-        RotateOutcome::Rotated(rotated) => {
-            tracing::info!(destination_id = %id, version = rotated.version(), "secret rotated");
-            ok_json(&rotated, true)
-        }
-        RotateOutcome::NotFound => Err(not_found_destination()),
-        RotateOutcome::VersionMismatch => Err(Problem::version_mismatch()),
-        RotateOutcome::VersionExhausted => Err(Problem::version_exhausted()),
-        RotateOutcome::Contention => Err(Problem::contention()),
-        RotateOutcome::Invalid(errors) => Err(Problem::invalid_fields(errors)),
-    }
+    .into_result()
+    .map_err(Problem::from)?;
+    tracing::info!(destination_id = %id, version = rotated.version(), "secret rotated");
+    ok_json(&rotated, true)
 }
 
 async fn openapi() -> Response {

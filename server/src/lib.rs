@@ -2,7 +2,7 @@
 //! over HTTP (axum on tokio) on an embedded SQLite database.
 //!
 //! The binary `prets-destinations-server` is [`Config`] parsed from flags
-//! and environment variables, then [`prepare`] and [`serve`]. Tests and the
+//! and environment variables, then [`prepare`] and [`serve`](fn@serve). Tests and the
 //! load generator start it in-process with [`spawn`].
 
 #![forbid(unsafe_code)]
@@ -235,27 +235,37 @@ pub async fn serve(
     .await
 }
 
-/// Completes on ctrl-c (SIGINT) or, on Unix, SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Completes on ctrl-c (SIGINT) or, on Unix, SIGTERM. On Unix both are
+/// caught from the call on (not from the first poll), so a signal sent as
+/// soon as the server says it listens still stops it gracefully. Call it
+/// within the runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            let wait = |s: io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(int) => tracing::info!("ctrl-c: shutting down"),
+                () = wait(term) => tracing::info!("SIGTERM: shutting down"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("ctrl-c: shutting down"),
-        () = term => tracing::info!("SIGTERM: shutting down"),
+        tracing::info!("ctrl-c: shutting down");
     }
 }
 

@@ -24,6 +24,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Signals are caught from here on: before anyone learns the server is up.
+    let shutdown = shutdown_signal();
     if let Some(token) = prepared.demo_token.take() {
         // The one place the token is shown: stdout, once, never the log.
         let mut out = std::io::stdout().lock();
@@ -41,7 +43,7 @@ async fn main() -> ExitCode {
         let _ = out.flush();
     }
     tracing::info!(addr = %prepared.local_addr, store = prepared.store, "listening");
-    match serve(prepared, shutdown_signal()).await {
+    match serve(prepared, shutdown).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

@@ -2,14 +2,16 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prets_destinations::{DestinationId, FieldError, ValidationErrors};
+use prets_destinations::{ApiError, DestinationId, FieldError};
 use serde::Serialize;
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// The base of this API's problem type URIs (identifiers; the kinds are
-/// documented in the OpenAPI document).
+/// documented in the OpenAPI document). A kind is a `snake_case` word: for
+/// the core's errors ([`ApiError`]) its stable code, so the API has one
+/// vocabulary.
 pub const PROBLEM_BASE: &str = "https://api.prets.app/problems/";
 
 /// One error response. Its fields are fixed texts chosen here: a client's
@@ -85,7 +87,7 @@ impl Problem {
     pub fn malformed_json(line: usize, column: usize) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "malformed-json",
+            "malformed_json",
             "Malformed JSON",
             format!("the request body is not valid JSON (line {line}, column {column})"),
         )
@@ -96,7 +98,7 @@ impl Problem {
     pub fn wrong_shape(detail: &'static str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "invalid-body",
+            "invalid_body",
             "Invalid request body",
             detail,
         )
@@ -107,7 +109,7 @@ impl Problem {
     pub fn unreadable_body() -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "invalid-body",
+            "invalid_body",
             "Invalid request body",
             "the request body could not be read",
         )
@@ -118,7 +120,7 @@ impl Problem {
     pub fn body_timeout() -> Self {
         let mut p = Self::new(
             StatusCode::REQUEST_TIMEOUT,
-            "request-timeout",
+            "request_timeout",
             "Request timeout",
             "the request body was not received in time",
         );
@@ -133,7 +135,7 @@ impl Problem {
     pub fn ambiguous_header(name: &'static str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "ambiguous-request",
+            "ambiguous_request",
             "Ambiguous request",
             format!("the request has more than one `{name}` header; send exactly one"),
         )
@@ -145,7 +147,7 @@ impl Problem {
     pub fn headers_too_large(lines: usize, bytes: usize) -> Self {
         let mut p = Self::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers-too-large",
+            "headers_too_large",
             "Request header fields too large",
             format!(
                 "a request may carry at most {lines} header lines of at most {bytes} bytes in all"
@@ -162,7 +164,7 @@ impl Problem {
     pub fn target_too_long(limit: usize) -> Self {
         let mut p = Self::new(
             StatusCode::URI_TOO_LONG,
-            "uri-too-long",
+            "uri_too_long",
             "URI too long",
             format!("the path and query must be at most {limit} bytes"),
         );
@@ -171,90 +173,12 @@ impl Problem {
         p
     }
 
-    /// 422: every invalid field, with its code.
-    #[must_use]
-    pub fn invalid_fields(errors: ValidationErrors) -> Self {
-        let mut p = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-fields",
-            "Invalid fields",
-            "one or more fields are invalid; see `errors`",
-        );
-        p.0.errors = errors.into_iter().collect();
-        p
-    }
-
-    /// 409: the organization already has a destination with this id.
-    #[must_use]
-    pub fn duplicate_id(existing: DestinationId) -> Self {
-        let mut p = Self::new(
-            StatusCode::CONFLICT,
-            "duplicate-destination-id",
-            "Destination id already exists",
-            format!("a destination with id {existing} already exists"),
-        );
-        p.0.destination_id = Some(existing);
-        p
-    }
-
-    /// 409: the destination changed since the client read it (its
-    /// `version` is not the one sent).
-    #[must_use]
-    pub fn version_mismatch() -> Self {
-        let mut p = Self::new(
-            StatusCode::CONFLICT,
-            "version-mismatch",
-            "Version mismatch",
-            "the destination changed since it was read; get it again and retry",
-        );
-        p.0.errors = prets_destinations::ApiError::version_mismatch()
-            .errors()
-            .errors()
-            .to_vec();
-        p
-    }
-
-    /// 409: the destination is at the largest version and can no longer
-    /// change.
-    #[must_use]
-    pub fn version_exhausted() -> Self {
-        let mut p = Self::new(
-            StatusCode::CONFLICT,
-            "version-exhausted",
-            "Version exhausted",
-            "the destination has reached the largest version and cannot change; \
-             delete and recreate it",
-        );
-        p.0.errors = prets_destinations::ApiError::version_exhausted()
-            .errors()
-            .errors()
-            .to_vec();
-        p
-    }
-
-    /// 503: a write without `version` lost to other concurrent writers
-    /// every time it tried; nothing was written.
-    #[must_use]
-    pub fn contention() -> Self {
-        let mut p = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "contention",
-            "Too much contention",
-            "too many concurrent changes to this destination; retry later",
-        );
-        p.0.errors = prets_destinations::ApiError::contention()
-            .errors()
-            .errors()
-            .to_vec();
-        p
-    }
-
     /// 400: the query string is not the operation's parameters.
     #[must_use]
     pub fn invalid_query(detail: &'static str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "invalid-query",
+            "invalid_query",
             "Invalid query",
             detail,
         )
@@ -265,7 +189,7 @@ impl Problem {
     pub fn too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
+            "body_too_large",
             "Request body too large",
             format!("the request body must be at most {limit} bytes"),
         )
@@ -276,7 +200,7 @@ impl Problem {
     pub fn unsupported_media_type() -> Self {
         let mut p = Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
+            "unsupported_media_type",
             "Unsupported media type",
             "send the body as `Content-Type: application/json` (UTF-8: no charset, or `charset=utf-8`)",
         );
@@ -288,7 +212,7 @@ impl Problem {
     /// 404: no such route, or no such destination in the organization.
     #[must_use]
     pub fn not_found(detail: &'static str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
     }
 
     /// 405: the route exists, the method does not.
@@ -296,7 +220,7 @@ impl Problem {
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
+            "method_not_allowed",
             "Method not allowed",
             "this resource does not support the method; see `Allow`",
         )
@@ -311,6 +235,68 @@ impl Problem {
             "Internal server error",
             "the server failed; the request id in `x-request-id` identifies the failure in the log",
         )
+    }
+}
+
+impl Problem {
+    /// The 409 `conflict` of a create, naming the `existing` destination in
+    /// `destinationId` and the detail.
+    #[must_use]
+    pub fn with_destination_id(mut self, existing: DestinationId) -> Self {
+        self.0.detail = format!("a destination with id {existing} already exists");
+        self.0.destination_id = Some(existing);
+        self
+    }
+}
+
+/// The core's error as a problem: its status, its stable code as the kind
+/// (`…/problems/version_mismatch`; every 422 is `invalid_fields`) and its
+/// field errors in `errors`.
+impl From<ApiError> for Problem {
+    fn from(error: ApiError) -> Self {
+        let status =
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let (kind, title, detail) = if status == StatusCode::UNPROCESSABLE_ENTITY {
+            (
+                "invalid_fields",
+                "Invalid fields",
+                "one or more fields are invalid; see `errors`",
+            )
+        } else {
+            match error.code() {
+                "not_found" => (
+                    "not_found",
+                    "Not found",
+                    "the organization has no destination with this id",
+                ),
+                "conflict" => (
+                    "conflict",
+                    "Destination id already exists",
+                    "a destination with this id already exists",
+                ),
+                "version_mismatch" => (
+                    "version_mismatch",
+                    "Version mismatch",
+                    "the destination changed since it was read; get it again and retry",
+                ),
+                "version_exhausted" => (
+                    "version_exhausted",
+                    "Version exhausted",
+                    "the destination has reached the largest version and cannot change; \
+                     delete and recreate it",
+                ),
+                "contention" => (
+                    "contention",
+                    "Too much contention",
+                    "too many concurrent changes to this destination; retry later",
+                ),
+                // A code a newer core may add: still its own kind.
+                other => (other, "Request failed", "see `errors`"),
+            }
+        };
+        let mut p = Self::new(status, kind, title, detail);
+        p.0.errors = error.errors().errors().to_vec();
+        p
     }
 }
 

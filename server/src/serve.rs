@@ -182,7 +182,7 @@ impl AsyncWrite for SilenceLimited {
 /// before closing it.
 fn refusal(id: &str) -> Vec<u8> {
     let body = format!(
-        "{{\"type\":\"{}server-busy\",\"title\":\"Server busy\",\"status\":503,\
+        "{{\"type\":\"{}server_busy\",\"title\":\"Server busy\",\"status\":503,\
          \"detail\":\"the server is at its connection limit; retry shortly\"}}",
         crate::PROBLEM_BASE
     );

@@ -1,17 +1,8 @@
 //! `SqliteRepo` against the repo conformance kit, and its file handling.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod support;
-
+use crate::support::TempDir;
 use prets_destinations::conformance;
 use prets_destinations_server::{SqliteRepo, schema_version};
-use support::TempDir;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_repo_passes_the_conformance_kit() {

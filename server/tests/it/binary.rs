@@ -1,16 +1,6 @@
 //! The binary as a newcomer runs it: first start with no configuration,
 //! the token printed once to stdout (never the log), SIGTERM stops it cleanly.
 
-#![cfg(unix)]
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod support;
-
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
@@ -18,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use support::{CREATE_PATH, TempDir, post_json};
+use crate::support::{CREATE_PATH, TempDir, post_json};
 
 struct Started {
     child: Child,

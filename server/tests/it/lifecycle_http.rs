@@ -2,21 +2,14 @@
 //! delete and secret rotation, each response checked against the OpenAPI
 //! document.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::{
+    CREATE_PATH, TempDir, TestServer, assert_documented, request, start_with_two_orgs,
+};
 use prets_destinations::{DestinationRepo, SecretDigest, TenantId};
 use prets_destinations_server::{SqliteRepo, load_keyring};
 use serde_json::{Value, json};
-use support::{CREATE_PATH, TempDir, TestServer, assert_documented, request, start_with_two_orgs};
 
 const ITEM: &str = "/v1/events/destinations/{id}";
 const ROTATE: &str = "/v1/events/destinations/{id}/rotate-secret";
@@ -30,7 +23,7 @@ async fn call(
     method: &str,
     path: &str,
     body: Option<Value>,
-) -> support::Response {
+) -> crate::support::Response {
     let bearer = server.bearer();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut headers = vec![("Authorization", bearer.as_str())];
@@ -105,7 +98,7 @@ async fn another_organization_sees_none_of_it() {
     let dir = TempDir::new();
     let (running, a, b) = start_with_two_orgs(&dir).await;
     let (bearer_a, bearer_b) = (format!("Bearer {}", *a), format!("Bearer {}", *b));
-    let created = support::post_json(
+    let created = crate::support::post_json(
         running.addr,
         &bearer_a,
         br#"{"name":"A's","url":"https://example.com/a"}"#,
@@ -292,7 +285,7 @@ async fn update_changes_name_and_url_under_version_control() {
     let problem = response.json();
     assert_eq!(
         problem["type"],
-        json!("https://api.prets.app/problems/version-mismatch")
+        json!("https://api.prets.app/problems/version_mismatch")
     );
     assert_eq!(problem["errors"][0]["code"], json!("version_mismatch"));
     assert_eq!(
@@ -627,7 +620,7 @@ async fn concurrently(
     method: &'static str,
     path: &str,
     bodies: Vec<Option<Value>>,
-) -> Vec<support::Response> {
+) -> Vec<crate::support::Response> {
     let (addr, bearer) = (server.addr(), server.bearer());
     let start = std::sync::Arc::new(tokio::sync::Barrier::new(bodies.len()));
     let tasks: Vec<_> = bodies
@@ -747,7 +740,7 @@ async fn concurrent_patches_of_one_version_have_one_winner() {
 
 #[tokio::test]
 async fn a_version_outside_1_to_2_pow_63_minus_1_is_out_of_range() {
-    let doc = support::openapi();
+    let doc = crate::support::openapi();
     for schema in [
         "UpdateDestinationRequest",
         "RotateSecretRequest",

@@ -1,15 +1,11 @@
 //! Shared test support: a server on an ephemeral port over a temporary
-//! database, a raw HTTP/1.1 client, and a validator for the OpenAPI
-//! document's schemas.
-
-#![allow(dead_code, unreachable_pub)]
+//! database, an HTTP client (and raw sockets for malformed HTTP), and
+//! validation against the OpenAPI document's schemas.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use prets_destinations_server::{Config, Running, TokenEntry, mint_token, spawn, token_digest};
-use regex_lite::Regex;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -18,36 +14,24 @@ use zeroize::Zeroizing;
 pub const CREATE_PATH: &str = "/v1/events/destinations";
 
 /// A fresh, empty directory under the system's temp dir, removed on drop.
-pub struct TempDir(PathBuf);
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "prets-server-test-{}-{}-{:x}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
+        Self(
+            tempfile::Builder::new()
+                .prefix("prets-server-test-")
+                .tempdir()
+                .unwrap(),
+        )
     }
 
     pub fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 
     pub fn database(&self) -> PathBuf {
-        self.0.join("destinations.sqlite3")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join("destinations.sqlite3")
     }
 }
 
@@ -188,7 +172,56 @@ pub fn parse_response(raw: &[u8]) -> Response {
     response
 }
 
+/// Sends one request with an HTTP client (a fresh connection each time)
+/// and reads the whole response. Tests about malformed HTTP or stalled
+/// connections use [`raw_request`] or raw sockets instead.
 pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let sends_body =
+        !body.is_empty() || method == reqwest::Method::POST || method == reqwest::Method::PATCH;
+    let mut builder = client.request(method, format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    if sends_body {
+        builder = builder.body(body.to_vec());
+    }
+    let response = builder
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("request to {path} failed: {e:?}"));
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = response.bytes().await.unwrap().to_vec();
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// [`request`] written by hand on a raw socket (`Connection: close`), for
+/// requests an HTTP client would not send as they are.
+pub async fn raw_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -226,20 +259,6 @@ pub fn openapi() -> Value {
     serde_json::from_str(prets_destinations_server::OPENAPI_JSON).unwrap()
 }
 
-fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
-    match schema.get("$ref").and_then(Value::as_str) {
-        Some(r) => {
-            let pointer = r.strip_prefix('#').expect("local refs only");
-            resolve(
-                doc,
-                doc.pointer(pointer)
-                    .unwrap_or_else(|| panic!("dangling {r}")),
-            )
-        }
-        None => schema,
-    }
-}
-
 /// The documented schema of the response `status` of `method path` with
 /// media type `content_type`; panics if the document does not list it.
 pub fn response_schema<'a>(
@@ -272,7 +291,7 @@ pub fn assert_documented(method: &str, path_template: &str, response: &Response)
     let doc = openapi();
     let content_type = response.header("content-type").expect("content-type");
     let schema = response_schema(&doc, method, path_template, response.status, content_type);
-    let errors = validate(&doc, schema, &response.json(), "$");
+    let errors = validate(&doc, schema, &response.json());
     assert!(
         errors.is_empty(),
         "{method} {path_template} {}: {errors:#?}\n{}",
@@ -299,113 +318,23 @@ pub fn assert_documented(method: &str, path_template: &str, response: &Response)
     }
 }
 
-/// Violations of `schema` by `value` (the keywords the document uses).
-pub fn validate(doc: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String> {
-    let schema = resolve(doc, schema);
-    let mut errors = Vec::new();
-    if let Some(t) = schema.get("type") {
-        let types: Vec<&str> = match t {
-            Value::String(t) => vec![t.as_str()],
-            Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap()).collect(),
-            other => panic!("type {other} not handled"),
-        };
-        let ok = types.iter().any(|t| match *t {
-            "object" => value.is_object(),
-            "string" => value.is_string(),
-            "integer" => value.is_i64() || value.is_u64(),
-            "boolean" => value.is_boolean(),
-            "array" => value.is_array(),
-            "null" => value.is_null(),
-            other => panic!("type {other} not handled"),
-        });
-        if !ok {
-            errors.push(format!("{at}: not {t}"));
-            return errors;
-        }
-    }
-    if let Some(c) = schema.get("const")
-        && c != value
-    {
-        errors.push(format!("{at}: not the const {c}"));
-    }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array)
-        && !options.contains(value)
-    {
-        errors.push(format!("{at}: {value} not in enum"));
-    }
-    if let Some(s) = value.as_str() {
-        let chars = s.chars().count() as u64;
-        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
-            && chars < min
-        {
-            errors.push(format!("{at}: shorter than {min}"));
-        }
-        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
-            && chars > max
-        {
-            errors.push(format!("{at}: longer than {max}"));
-        }
-        if let Some(p) = schema.get("pattern").and_then(Value::as_str)
-            && !Regex::new(p).unwrap().is_match(s)
-        {
-            errors.push(format!("{at}: {s:?} does not match {p}"));
-        }
-        if schema.get("format").and_then(Value::as_str) == Some("date-time") {
-            let rfc3339 = Regex::new(
-                r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$",
-            )
-            .unwrap();
-            if !rfc3339.is_match(s) {
-                errors.push(format!("{at}: {s:?} is not an RFC 3339 date-time"));
-            }
-        }
-    }
-    if let Some(n) = value.as_i64() {
-        if let Some(min) = schema.get("minimum").and_then(Value::as_i64)
-            && n < min
-        {
-            errors.push(format!("{at}: below {min}"));
-        }
-        if let Some(max) = schema.get("maximum").and_then(Value::as_i64)
-            && n > max
-        {
-            errors.push(format!("{at}: above {max}"));
-        }
-    }
-    if let Some(items) = value.as_array() {
-        if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
-            && (items.len() as u64) < min
-        {
-            errors.push(format!("{at}: fewer than {min} items"));
-        }
-        if let Some(item_schema) = schema.get("items") {
-            for (i, item) in items.iter().enumerate() {
-                errors.extend(validate(doc, item_schema, item, &format!("{at}[{i}]")));
-            }
-        }
-    }
-    if let Some(object) = value.as_object() {
-        for required in schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let key = required.as_str().unwrap();
-            if !object.contains_key(key) {
-                errors.push(format!("{at}: missing required {key}"));
-            }
-        }
-        let properties = schema.get("properties").and_then(Value::as_object);
-        for (key, member) in object {
-            match properties.and_then(|p| p.get(key)) {
-                Some(s) => errors.extend(validate(doc, s, member, &format!("{at}.{key}"))),
-                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    errors.push(format!("{at}: unexpected member {key}"));
-                }
-                None => {}
-            }
-        }
-    }
-    errors
+/// Violations of `schema` (a schema of the OpenAPI document, whose `$ref`s
+/// point into the document's `components`) by `value`, formats included.
+pub fn validate(doc: &Value, schema: &Value, value: &Value) -> Vec<String> {
+    // The schema as the root of a resource that also holds the document's
+    // components, so `#/components/schemas/...` resolves.
+    let root = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "allOf": [schema],
+        "components": doc["components"],
+    });
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap_or_else(|e| panic!("the document's schema does not compile: {e}"));
+    validator
+        .iter_errors(value)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
 }

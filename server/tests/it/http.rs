@@ -1,15 +1,10 @@
 //! The API over real HTTP: a server on an ephemeral port over a temporary
 //! SQLite database, driven by a raw HTTP/1.1 client.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod support;
-
+use crate::support::{
+    CREATE_PATH, TempDir, TestServer, assert_documented, config, openapi, post_json, request,
+    start_with_two_orgs,
+};
 use prets_destinations::{
     DestinationId, ID_PATTERN, Keyring, SECRET_PATTERN, TenantId, URL_PATTERN,
 };
@@ -18,10 +13,6 @@ use prets_destinations_server::{
 };
 use regex_lite::Regex;
 use serde_json::{Value, json};
-use support::{
-    CREATE_PATH, TempDir, TestServer, assert_documented, config, openapi, post_json, request,
-    start_with_two_orgs,
-};
 
 const SPEC_EXAMPLE: &str = r#"{"name": "Production", "url": "https://example.com/prets/events"}"#;
 
@@ -75,7 +66,7 @@ fn assert_spec_response(body: &Value, name: &str, url: &str) {
     );
 }
 
-fn assert_problem(response: &support::Response, status: u16, kind: &str) -> Value {
+fn assert_problem(response: &crate::support::Response, status: u16, kind: &str) -> Value {
     assert_eq!(response.status, status, "{}", response.text());
     assert_eq!(
         response.header("content-type"),
@@ -216,23 +207,23 @@ async fn missing_or_wrong_token_is_401_with_www_authenticate() {
 async fn bodies_that_are_not_json_objects_are_400() {
     let server = TestServer::start().await;
     for (body, kind) in [
-        (&b"{\"name\": \"Production\""[..], "malformed-json"),
-        (b"", "malformed-json"),
-        (b"{'name': 'x'}", "malformed-json"),
+        (&b"{\"name\": \"Production\""[..], "malformed_json"),
+        (b"", "malformed_json"),
+        (b"{'name': 'x'}", "malformed_json"),
         (
             b"{\"name\": \"a\xff\", \"url\": \"https://example.com/\"}",
-            "malformed-json",
+            "malformed_json",
         ),
-        (b"[]", "invalid-body"),
-        (b"\"Production\"", "invalid-body"),
-        (b"null", "invalid-body"),
+        (b"[]", "invalid_body"),
+        (b"\"Production\"", "invalid_body"),
+        (b"null", "invalid_body"),
         (
             b"{\"name\": \"a\", \"url\": \"https://example.com/\", \"extra\": 1}",
-            "invalid-body",
+            "invalid_body",
         ),
         (
             b"{\"name\": \"a\", \"name\": \"b\", \"url\": \"https://example.com/\"}",
-            "invalid-body",
+            "invalid_body",
         ),
     ] {
         let response = server.create(body).await;
@@ -259,7 +250,7 @@ async fn invalid_fields_are_422_listing_every_field_with_its_code() {
                 .as_bytes(),
         )
         .await;
-    let problem = assert_problem(&response, 422, "invalid-fields");
+    let problem = assert_problem(&response, 422, "invalid_fields");
     let errors: Vec<(String, String)> = problem["errors"]
         .as_array()
         .unwrap()
@@ -284,7 +275,7 @@ async fn invalid_fields_are_422_listing_every_field_with_its_code() {
     let response = server
         .create(br#"{"name": 7, "destinationId": null}"#)
         .await;
-    let problem = assert_problem(&response, 422, "invalid-fields");
+    let problem = assert_problem(&response, 422, "invalid_fields");
     let codes: Vec<_> = problem["errors"]
         .as_array()
         .unwrap()
@@ -316,7 +307,7 @@ async fn content_type_other_than_json_is_415() {
             SPEC_EXAMPLE.as_bytes(),
         )
         .await;
-        assert_problem(&response, 415, "unsupported-media-type");
+        assert_problem(&response, 415, "unsupported_media_type");
         assert_documented("POST", CREATE_PATH, &response);
     }
     let response = request(
@@ -342,7 +333,7 @@ async fn body_over_the_limit_is_413_and_at_the_limit_is_read() {
     let server = TestServer::start().await;
     let over = vec![b' '; BODY_LIMIT + 1];
     let response = server.create(&over).await;
-    assert_problem(&response, 413, "body-too-large");
+    assert_problem(&response, 413, "body_too_large");
     assert_documented("POST", CREATE_PATH, &response);
     // Exactly at the limit: read and judged as JSON (whitespace-padded).
     let mut at = SPEC_EXAMPLE.as_bytes().to_vec();
@@ -362,7 +353,7 @@ async fn duplicate_client_id_is_409_naming_it_but_other_organizations_may_use_it
     let first = post_json(running.addr, &bearer_a, body.as_bytes()).await;
     assert_eq!(first.status, 201);
     let second = post_json(running.addr, &bearer_a, body.as_bytes()).await;
-    let problem = assert_problem(&second, 409, "duplicate-destination-id");
+    let problem = assert_problem(&second, 409, "conflict");
     assert_eq!(problem["destinationId"], json!(id));
     assert!(!second.text().contains("whsec_"), "no secret in a conflict");
     assert_documented("POST", CREATE_PATH, &second);
@@ -396,7 +387,7 @@ async fn unknown_paths_are_404_and_other_methods_405() {
             b"",
         )
         .await;
-        assert_problem(&response, 404, "not-found");
+        assert_problem(&response, 404, "not_found");
     }
     for method in ["PUT", "DELETE"] {
         let response = request(
@@ -407,14 +398,14 @@ async fn unknown_paths_are_404_and_other_methods_405() {
             b"",
         )
         .await;
-        assert_problem(&response, 405, "method-not-allowed");
+        assert_problem(&response, 405, "method_not_allowed");
         let allow = response
             .header("allow")
             .expect("405 names the allowed methods");
         assert!(allow.contains("POST"), "{allow}");
     }
     let response = request(server.addr(), "POST", "/openapi.json", &[], b"").await;
-    assert_problem(&response, 405, "method-not-allowed");
+    assert_problem(&response, 405, "method_not_allowed");
     server.running.stop().await.unwrap();
 }
 
@@ -617,7 +608,7 @@ async fn malformed_input_sweep_never_gives_a_5xx() {
         let mut raw = Vec::new();
         let _ = stream.read_to_end(&mut raw).await;
         if !raw.is_empty() {
-            let response = support::parse_response(&raw);
+            let response = crate::support::parse_response(&raw);
             assert!((400..500).contains(&response.status), "{}", response.status);
         }
     }
@@ -649,7 +640,7 @@ async fn shutdown_finishes_the_request_in_flight() {
     stream.write_all(&body[10..]).await.unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.unwrap();
-    let response = support::parse_response(&raw);
+    let response = crate::support::parse_response(&raw);
     assert_eq!(response.status, 201, "{}", response.text());
     stopping.await.unwrap().unwrap();
     assert!(
@@ -657,4 +648,55 @@ async fn shutdown_finishes_the_request_in_flight() {
         "no longer listening"
     );
     drop(server.dir);
+}
+
+/// The schema check used throughout rejects what the document forbids: an
+/// old-style problem type, a missing member, a status out of range, a
+/// timestamp that is not RFC 3339.
+#[test]
+fn the_documents_schemas_reject_bodies_they_do_not_describe() {
+    let doc = openapi();
+    let problem =
+        crate::support::response_schema(&doc, "POST", CREATE_PATH, 409, "application/problem+json");
+    let good = json!({
+        "type": "https://api.prets.app/problems/conflict",
+        "title": "Destination id already exists",
+        "status": 409,
+        "detail": "a destination with this id already exists",
+    });
+    assert_eq!(
+        crate::support::validate(&doc, problem, &good),
+        Vec::<String>::new()
+    );
+    let mut hyphenated = good.clone();
+    hyphenated["type"] = json!("https://api.prets.app/problems/duplicate-destination-id");
+    let mut no_detail = good.clone();
+    no_detail.as_object_mut().unwrap().remove("detail");
+    let mut status = good.clone();
+    status["status"] = json!(200);
+    for bad in [hyphenated, no_detail, status] {
+        assert!(
+            !crate::support::validate(&doc, problem, &bad).is_empty(),
+            "{bad}"
+        );
+    }
+    let created =
+        crate::support::response_schema(&doc, "POST", CREATE_PATH, 201, "application/json");
+    let body = json!({
+        "destinationId": "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K",
+        "name": "Production",
+        "url": "https://example.com/prets/events",
+        "createdAt": "2026-01-01T00:00:00Z",
+        "updatedAt": "2026-01-01T00:00:00Z",
+        "bearerSecret": "whsec_x",
+        "version": 1,
+    });
+    let errors = crate::support::validate(&doc, created, &body);
+    let mut yesterday = body.clone();
+    yesterday["createdAt"] = json!("yesterday");
+    let more = crate::support::validate(&doc, created, &yesterday);
+    assert!(
+        more.len() > errors.len() && more.iter().any(|e| e.contains("createdAt")),
+        "{errors:?} / {more:?}"
+    );
 }

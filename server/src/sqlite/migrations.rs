@@ -1,0 +1,107 @@
+//! The schema and the connection settings: migrations, the writer's
+//! pragmas (WAL, `synchronous = FULL`) and the readers' (read-only,
+//! `query_only`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{ErrorKind, SqliteError};
+
+/// The schema, one entry per version: entry `n` takes a database from
+/// `user_version` `n` to `n + 1`. Append only; never edit a released entry.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: destinations and API tokens.
+    "CREATE TABLE destinations (
+        tenant_id      TEXT    NOT NULL,
+        destination_id TEXT    NOT NULL,
+        name           TEXT    NOT NULL,
+        url            TEXT    NOT NULL,
+        created_at_ms  INTEGER NOT NULL,
+        updated_at_ms  INTEGER NOT NULL,
+        sealed_secret  BLOB    NOT NULL,
+        secret_digest  BLOB    NOT NULL,
+        PRIMARY KEY (tenant_id, destination_id)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX destinations_by_secret_digest ON destinations (secret_digest);
+    CREATE TABLE api_tokens (
+        token_digest  BLOB    NOT NULL PRIMARY KEY,
+        tenant_id     TEXT    NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;",
+    // 2: versions and rotated-out secrets.
+    "ALTER TABLE destinations ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE previous_secrets (
+        tenant_id      TEXT    NOT NULL,
+        destination_id TEXT    NOT NULL,
+        position       INTEGER NOT NULL,
+        sealed_secret  BLOB    NOT NULL,
+        secret_digest  BLOB    NOT NULL,
+        expires_at_ms  INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, destination_id, position),
+        FOREIGN KEY (tenant_id, destination_id)
+            REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX previous_secrets_by_secret_digest ON previous_secrets (secret_digest);",
+];
+
+/// The schema version this build writes: the number of migrations.
+#[must_use]
+pub fn schema_version() -> usize {
+    MIGRATIONS.len()
+}
+
+/// Settings of the writer's connection.
+pub(super) fn configure(conn: &Connection) -> Result<(), SqliteError> {
+    // WAL: readers never block the writer; with synchronous = FULL every
+    // commit syncs the WAL before it returns, so a 2xx is never sent for a
+    // record a power cut could still take back (NORMAL would only sync at
+    // checkpoints).
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(SqliteError::corrupt("journal mode"));
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;",
+    )?;
+    Ok(())
+}
+
+/// A reader's connection to the (already migrated, WAL) database at
+/// `path`: opened read-only and `query_only`, so no statement on it can
+/// write.
+pub(super) fn open_reader(path: &Path) -> Result<Connection, SqliteError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.execute_batch(
+        "PRAGMA query_only = ON;
+         PRAGMA busy_timeout = 5000;",
+    )?;
+    Ok(conn)
+}
+
+/// Applies the migrations the database lacks, each in its own transaction.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), SqliteError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len();
+    let start = usize::try_from(found)
+        .ok()
+        .filter(|v| *v <= known)
+        .ok_or(SqliteError(Arc::new(ErrorKind::SchemaTooNew {
+            found,
+            known,
+        })))?;
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(start) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        // `user_version` takes no bound parameter; the value is our own count.
+        tx.execute_batch(&format!("PRAGMA user_version = {}", version + 1))?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,335 @@
+//! `SqliteRepo`: a [`DestinationRepo`](prets_destinations::DestinationRepo) on an embedded SQLite database file.
+//!
+//! - [`migrations`]: the schema, and each connection's settings.
+//! - [`writer`]: one connection on one thread runs every write, a batch of
+//!   waiting writes in one transaction (group commit), answered only after
+//!   `COMMIT` returned.
+//! - [`readers`]: a few read-only (`query_only`) connections on their own
+//!   threads run every read, outside the writer's queue (WAL).
+//! - [`rows`]: rows to records, values to columns.
+//! - [`repo`]: the [`DestinationRepo`](prets_destinations::DestinationRepo) implementation.
+//! - [`tokens`]: API-token storage.
+//!
+//! Callers hand jobs to the threads over channels and await the answer on a
+//! oneshot channel, so the repo's futures need no particular runtime and
+//! never block an executor thread.
+
+mod migrations;
+mod readers;
+mod repo;
+mod rows;
+mod tokens;
+mod writer;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+#[cfg(test)]
+use prets_destinations::DestinationRepo;
+use rusqlite::Connection;
+
+pub use self::migrations::schema_version;
+pub use self::writer::MAX_BATCH;
+
+/// A [`DestinationRepo`](prets_destinations::DestinationRepo) on a SQLite database file, in WAL mode with
+/// `synchronous = FULL`: an insert has reached the disk when it returns
+/// `Ok(Inserted)`.
+///
+/// Reads never wait behind writes: they run on their own read-only
+/// connections, and see every write answered before they started.
+///
+/// Dropping it lets the threads finish the queued jobs, closes the database
+/// and waits for that.
+pub struct SqliteRepo {
+    // Dropped first: the writer's connection is the last to close, so it
+    // checkpoints the WAL.
+    readers: readers::Readers,
+    writer: writer::Writer,
+}
+
+impl fmt::Debug for SqliteRepo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteRepo").finish_non_exhaustive()
+    }
+}
+
+/// A storage failure of [`SqliteRepo`]. Its text names the failure, never a
+/// stored value.
+#[derive(Clone, Debug)]
+pub struct SqliteError(Arc<ErrorKind>);
+
+#[derive(Debug)]
+enum ErrorKind {
+    Sqlite(rusqlite::Error),
+    Corrupt(&'static str),
+    SchemaTooNew {
+        found: i64,
+        known: usize,
+    },
+    Unavailable,
+    /// The database file could not be created.
+    Create(std::io::Error),
+    /// SQLite rolled back the whole batch's transaction (disk full, I/O
+    /// error): nothing of the batch was written.
+    RolledBack,
+}
+
+impl fmt::Display for SqliteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0 {
+            ErrorKind::Sqlite(_) => f.write_str("sqlite failed"),
+            ErrorKind::Corrupt(column) => write!(f, "stored {column} is not valid"),
+            ErrorKind::SchemaTooNew { found, known } => write!(
+                f,
+                "database schema version {found} is newer than this server's {known}"
+            ),
+            ErrorKind::Unavailable => f.write_str("the database worker has stopped"),
+            ErrorKind::Create(_) => f.write_str("cannot create the database file"),
+            ErrorKind::RolledBack => {
+                f.write_str("the transaction was rolled back by an earlier failure in its batch")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SqliteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &*self.0 {
+            ErrorKind::Sqlite(e) => Some(e),
+            ErrorKind::Create(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for SqliteError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self(Arc::new(ErrorKind::Sqlite(e)))
+    }
+}
+
+impl SqliteError {
+    fn corrupt(column: &'static str) -> Self {
+        Self(Arc::new(ErrorKind::Corrupt(column)))
+    }
+
+    fn unavailable() -> Self {
+        Self(Arc::new(ErrorKind::Unavailable))
+    }
+
+    fn rolled_back() -> Self {
+        Self(Arc::new(ErrorKind::RolledBack))
+    }
+}
+
+/// Creates an empty file at `path`, readable and writable by its owner only,
+/// unless something is already there.
+fn create_private(path: &Path) -> Result<(), SqliteError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(SqliteError(Arc::new(ErrorKind::Create(e)))),
+    }
+}
+
+/// What a job body may fail with: SQLite, or a row that does not decode.
+type JobResult<T> = Result<T, SqliteError>;
+
+impl SqliteRepo {
+    /// Opens the database at `path`, creating the file (mode 0600 on Unix,
+    /// whatever the umask; SQLite gives its `-wal` and `-shm` files the same
+    /// mode) if it does not exist, switches it to WAL mode, applies the
+    /// migrations it lacks, and starts the writer and reader threads.
+    ///
+    /// # Errors
+    /// If the file cannot be opened or created, is not a SQLite database, has
+    /// a newer schema than this build, or a migration fails.
+    pub fn open(path: &Path) -> Result<Self, SqliteError> {
+        create_private(path)?;
+        let mut conn = Connection::open(path)?;
+        migrations::configure(&conn)?;
+        migrations::migrate(&mut conn)?;
+        let writer = writer::Writer::start(conn)?;
+        let readers = readers::Readers::open(path, readers::READERS)?;
+        Ok(Self { readers, writer })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::migrations::{MIGRATIONS, configure};
+    use super::*;
+    use prets_destinations::{
+        BearerSecret, KeyId, Keyring, SealingKey, os_rng, rand_core::Rng as _,
+    };
+    use prets_destinations::{DestinationId, TenantId};
+    use rusqlite::params;
+
+    /// The connection commits durably: WAL, and every commit synced
+    /// (`synchronous` 2 = FULL), with foreign keys enforced for the
+    /// previous-secrets cascade.
+    #[test]
+    fn connections_are_wal_with_full_sync_and_foreign_keys() {
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-pragmas-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let conn = Connection::open(&path).unwrap();
+        configure(&conn).unwrap();
+        let get = |pragma: &str| -> String {
+            conn.query_row(&format!("PRAGMA {pragma}"), [], |r| {
+                r.get::<_, rusqlite::types::Value>(0)
+            })
+            .map(|v| match v {
+                rusqlite::types::Value::Integer(i) => i.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            })
+            .unwrap()
+        };
+        assert_eq!(get("journal_mode"), "wal");
+        assert_eq!(get("synchronous"), "2");
+        assert_eq!(get("foreign_keys"), "1");
+        drop(conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// Reader connections cannot write: opened read-only and `query_only`,
+    /// yet they read what the writer committed.
+    #[tokio::test]
+    async fn readers_are_read_only_and_see_commits() {
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-readers-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let repo = SqliteRepo::open(&path).unwrap();
+        let tenant: TenantId = "org_readers".parse().unwrap();
+        repo.add_api_token(
+            [7; 32],
+            &tenant,
+            prets_destinations::Timestamp::from_unix_millis(1).unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(repo.api_tokens().await.unwrap(), vec![([7; 32], tenant)]);
+        let reader = super::migrations::open_reader(&path).unwrap();
+        let only: i64 = reader
+            .query_row("PRAGMA query_only", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(only, 1);
+        let write = reader.execute("DELETE FROM api_tokens", []);
+        assert!(write.is_err(), "a reader wrote: {write:?}");
+        drop(reader);
+        assert_eq!(repo.api_tokens().await.unwrap().len(), 1);
+        drop(repo);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// A read answers while the writer is stuck waiting for a lock another
+    /// process holds; the write then completes once the lock is released.
+    /// (Were reads queued behind writes, the read would wait out the
+    /// writer's busy timeout and the write would fail.)
+    #[tokio::test]
+    async fn reads_do_not_wait_behind_a_blocked_write() {
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-blocked-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let repo = Arc::new(SqliteRepo::open(&path).unwrap());
+        let tenant: TenantId = "org_blocked".parse().unwrap();
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let write = {
+            let repo = Arc::clone(&repo);
+            let tenant = tenant.clone();
+            tokio::spawn(async move {
+                repo.add_api_token(
+                    [3; 32],
+                    &tenant,
+                    prets_destinations::Timestamp::from_unix_millis(1).unwrap(),
+                )
+                .await
+            })
+        };
+        // Sequencing only: let the write reach the writer and block there.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!write.is_finished(), "the write waits for the lock");
+        assert_eq!(repo.api_tokens().await.unwrap(), vec![]);
+        assert!(!write.is_finished(), "the read did not wait for the write");
+        blocker.execute_batch("COMMIT").unwrap();
+        write.await.unwrap().unwrap();
+        assert_eq!(repo.api_tokens().await.unwrap(), vec![([3; 32], tenant)]);
+        drop(blocker);
+        drop(repo);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// A database written by the first schema (before versions and
+    /// rotation) opens under the current one: its records read back at
+    /// version 1 with no previous secrets, and their secrets still open.
+    #[tokio::test]
+    async fn version_1_databases_migrate_and_keep_their_records() {
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-migrate-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let tenant: TenantId = "org_old".parse().unwrap();
+        let id: DestinationId = "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K".parse().unwrap();
+        let key = SealingKey::from_rng(KeyId::new(9), &mut os_rng());
+        let secret = BearerSecret::from_rng(&mut os_rng());
+        let sealed = key.seal(&tenant, id, &secret, &mut os_rng());
+        {
+            let conn = Connection::open(&path).unwrap();
+            configure(&conn).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            conn.execute(
+                "INSERT INTO destinations VALUES (?1, ?2, 'Old', 'https://example.com/old', 1000, 2000, ?3, ?4)",
+                params![
+                    tenant.as_str(),
+                    id.to_string(),
+                    &sealed.to_bytes()[..],
+                    &secret.digest().as_bytes()[..]
+                ],
+            )
+            .unwrap();
+        }
+        let repo = SqliteRepo::open(&path).unwrap();
+        let record = repo.get(&tenant, id).await.unwrap().unwrap();
+        assert_eq!((record.version, record.previous_secrets.len()), (1, 0));
+        assert_eq!(record.name.as_str(), "Old");
+        assert_eq!(record.updated_at.unix_millis(), 2000);
+        let keyring = Keyring::new(key, []).unwrap();
+        assert_eq!(
+            *keyring.authorization_header(&tenant, &record).unwrap(),
+            *secret.authorization_header()
+        );
+        drop(repo);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Decoding rows into records, and the conversions between the core's
+//! values and SQLite's columns.
+
+use std::collections::HashMap;
+
+use prets_destinations::{
+    DestinationId, DestinationName, DestinationRecord, DestinationUrl, PreviousSecret,
+    SealedSecret, SecretDigest, Timestamp,
+};
+use rusqlite::{Connection, Row, params};
+
+use super::{JobResult, SqliteError};
+
+/// The columns [`read_records`] expects, in order.
+pub(super) const COLUMNS: &str = "tenant_id, destination_id, name, url, created_at_ms, \
+     updated_at_ms, sealed_secret, secret_digest, version";
+
+pub(super) fn millis(t: Timestamp) -> i64 {
+    // Timestamps end in year 9999, far below i64::MAX milliseconds.
+    i64::try_from(t.unix_millis()).unwrap_or(i64::MAX)
+}
+
+fn timestamp(ms: i64, column: &'static str) -> JobResult<Timestamp> {
+    u64::try_from(ms)
+        .ok()
+        .and_then(Timestamp::from_unix_millis)
+        .ok_or(SqliteError::corrupt(column))
+}
+
+/// A version as SQLite's signed 64-bit integer: the same 64 bits, so every
+/// `u64` round-trips and compares for equality (versions are never ordered
+/// in SQL).
+pub(super) fn version(v: u64) -> i64 {
+    i64::from_be_bytes(v.to_be_bytes())
+}
+
+fn version_from_sql(v: i64) -> u64 {
+    u64::from_be_bytes(v.to_be_bytes())
+}
+
+fn digest(bytes: Vec<u8>) -> JobResult<SecretDigest> {
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| SqliteError::corrupt("secret digest"))?;
+    Ok(SecretDigest::from_bytes(bytes))
+}
+
+/// The raw columns of one row, decoded into a record outside rusqlite's
+/// row callback so that decoding errors keep their own type.
+struct RawRow {
+    tenant_id: String,
+    destination_id: String,
+    name: String,
+    url: String,
+    created_at: i64,
+    updated_at: i64,
+    sealed_secret: Vec<u8>,
+    secret_digest: Vec<u8>,
+    version: i64,
+}
+
+impl RawRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            tenant_id: row.get(0)?,
+            destination_id: row.get(1)?,
+            name: row.get(2)?,
+            url: row.get(3)?,
+            created_at: row.get(4)?,
+            updated_at: row.get(5)?,
+            sealed_secret: row.get(6)?,
+            secret_digest: row.get(7)?,
+            version: row.get(8)?,
+        })
+    }
+
+    /// The record, with its `previous_secrets`.
+    fn decode(self, previous_secrets: Vec<PreviousSecret>) -> JobResult<DestinationRecord> {
+        Ok(DestinationRecord {
+            destination_id: DestinationId::try_from(self.destination_id)
+                .map_err(|_| SqliteError::corrupt("destination id"))?,
+            name: DestinationName::try_from(self.name).map_err(|_| SqliteError::corrupt("name"))?,
+            // Not re-judged by today's host policy: see `from_stored`.
+            url: DestinationUrl::from_stored(self.url).map_err(|_| SqliteError::corrupt("url"))?,
+            created_at: timestamp(self.created_at, "created at")?,
+            updated_at: timestamp(self.updated_at, "updated at")?,
+            sealed_secret: SealedSecret::from_bytes(&self.sealed_secret)
+                .map_err(|_| SqliteError::corrupt("sealed secret"))?,
+            secret_digest: digest(self.secret_digest)?,
+            version: version_from_sql(self.version),
+            previous_secrets,
+        })
+    }
+}
+
+/// The records of a statement's rows (the [`COLUMNS`]), each with its
+/// tenant's id as stored, in the statement's order. Their previous secrets
+/// come from one more query for all of them, in the same transaction.
+pub(super) fn read_records(
+    conn: &Connection,
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> JobResult<Vec<(String, DestinationRecord)>> {
+    let raw: Vec<RawRow> = stmt
+        .query_map(params, RawRow::read)?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut previous = previous_secrets(conn, &raw)?;
+    raw.into_iter()
+        .map(|row| {
+            let secrets = previous
+                .remove(&(row.tenant_id.clone(), row.destination_id.clone()))
+                .unwrap_or_default();
+            let tenant = row.tenant_id.clone();
+            Ok((tenant, row.decode(secrets)?))
+        })
+        .collect()
+}
+
+/// The previous secrets of every row in `rows`, by (tenant id,
+/// destination id), each destination's newest first (as stored): one query
+/// for the lot.
+fn previous_secrets(
+    conn: &Connection,
+    rows: &[RawRow],
+) -> JobResult<HashMap<(String, String), Vec<PreviousSecret>>> {
+    let mut out: HashMap<(String, String), Vec<PreviousSecret>> = HashMap::new();
+    if rows.is_empty() {
+        return Ok(out);
+    }
+    // The keys as one JSON array of pairs, bound as a single parameter.
+    let keys: Vec<[&str; 2]> = rows
+        .iter()
+        .map(|r| [r.tenant_id.as_str(), r.destination_id.as_str()])
+        .collect();
+    let keys = serde_json::to_string(&keys).map_err(|_| SqliteError::corrupt("destination id"))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT tenant_id, destination_id, sealed_secret, secret_digest, expires_at_ms
+         FROM previous_secrets
+         WHERE (tenant_id, destination_id) IN
+             (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))
+         ORDER BY tenant_id, destination_id, position",
+    )?;
+    let found = stmt.query_map(params![keys], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, Vec<u8>>(2)?,
+            row.get::<_, Vec<u8>>(3)?,
+            row.get::<_, i64>(4)?,
+        ))
+    })?;
+    for row in found {
+        let (tenant, id, sealed, secret_digest, expires_at) = row?;
+        out.entry((tenant, id)).or_default().push(PreviousSecret {
+            sealed_secret: SealedSecret::from_bytes(&sealed)
+                .map_err(|_| SqliteError::corrupt("previous sealed secret"))?,
+            secret_digest: digest(secret_digest)?,
+            expires_at: timestamp(expires_at, "previous secret expiry")?,
+        });
+    }
+    Ok(out)
+}

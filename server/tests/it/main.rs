@@ -1,0 +1,20 @@
+//! The server's integration tests, one binary: each module was a test
+//! binary of its own; `support` is what they share.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    dead_code,
+    unreachable_pub
+)]
+
+#[cfg(unix)]
+mod binary;
+mod hardening;
+mod http;
+mod lifecycle_http;
+mod logs;
+mod sqlite_repo;
+mod support;
