@@ -268,16 +268,22 @@ fn describe(error: &reqwest::Error) -> Outcome {
         if let Some(dns) = err.downcast_ref::<DnsFailed>() {
             return Outcome::failed(TransportError::Dns, dns.0);
         }
-        if let Some(tls) = tls_error(err) {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return Outcome::failed(
                 TransportError::Tls,
                 format!("tls handshake failed: {tls}"),
             );
         }
-        if let Some(io) = err.downcast_ref::<io::Error>() {
+        let io = err.downcast_ref::<io::Error>();
+        if let Some(io) = io {
             io_kind.get_or_insert(io.kind());
         }
-        source = err.source();
+        // `io::Error::source` skips the error it wraps (tokio-rustls puts the
+        // rustls error there): step into it instead.
+        source = match io.and_then(io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => err.source(),
+        };
     }
     if error.is_timeout() || io_kind == Some(io::ErrorKind::TimedOut) {
         Outcome::failed(TransportError::Timeout, "timed out")
@@ -292,14 +298,4 @@ fn describe(error: &reqwest::Error) -> Outcome {
     } else {
         Outcome::failed(TransportError::Protocol, "invalid or interrupted response")
     }
-}
-
-/// A rustls error, bare or inside an `io::Error` (as tokio-rustls reports a
-/// failed handshake).
-fn tls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
-    err.downcast_ref::<rustls::Error>().or_else(|| {
-        err.downcast_ref::<io::Error>()
-            .and_then(io::Error::get_ref)
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    })
 }
