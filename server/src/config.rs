@@ -136,7 +136,11 @@ pub struct Config {
     /// whole number and `s`, `m`, `h` or `d`, never shorter than the one
     /// before, at most 7 days each and 32 in all. After a failed attempt with
     /// no step left the delivery has failed.
-    #[arg(long, env = "PRETS_RETRY_SCHEDULE", default_value = "5s,5m,30m,2h,5h,10h,10h")]
+    #[arg(
+        long,
+        env = "PRETS_RETRY_SCHEDULE",
+        default_value = "5s,5m,30m,2h,5h,10h,10h"
+    )]
     pub retry_schedule: RetrySchedule,
 
     /// How long a destination must have failed continuously (and at least 3
@@ -213,7 +217,8 @@ impl Config {
                 reason,
             };
             let pem = std::fs::read(path).map_err(|e| error(e.kind().to_string()))?;
-            root_certificates.extend(crate::delivery::parse_root_certificates(&pem).map_err(error)?);
+            root_certificates
+                .extend(crate::delivery::parse_root_certificates(&pem).map_err(error)?);
         }
         Ok(DeliveryConfig {
             policy,
@@ -323,7 +328,9 @@ fn parse_cidr(text: &str) -> Result<IpNet, String> {
 fn parse_span(text: &str) -> Result<Duration, String> {
     let bad = || "expected a duration such as `5d`, `12h`, `90m` or `30s`, up to 365d".to_owned();
     let text = text.trim();
-    let (number, unit) = text.split_at_checked(text.len().saturating_sub(1)).ok_or_else(bad)?;
+    let (number, unit) = text
+        .split_at_checked(text.len().saturating_sub(1))
+        .ok_or_else(bad)?;
     let per_unit: u64 = match unit {
         "s" => 1,
         "m" => 60,
@@ -521,6 +528,138 @@ mod tests {
             "99999999999999999999",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn delivery_flags_default_to_public_only_and_the_documented_limits() {
+        let config = Config::try_parse_from(["server"]).unwrap();
+        let d = config.delivery().unwrap();
+        assert_eq!(d.policy, HostPolicy::new());
+        assert!(d.root_certificates.is_empty());
+        assert_eq!(d.retry_schedule.to_string(), "5s,5m,30m,2h,5h,10h,10h");
+        assert_eq!(d.disable.disable_after, Duration::from_secs(5 * 86_400));
+        assert_eq!(
+            d.disable.min_attempts,
+            DisablePolicy::default().min_attempts
+        );
+        assert_eq!(d.timeout, Duration::from_secs(15));
+        assert_eq!(d.connect_timeout, Duration::from_secs(5));
+        assert_eq!(d.concurrency, 64);
+        // `Config::new` and `DeliveryConfig::default` agree with the flags.
+        let new = Config::new("db".into(), config.listen).delivery().unwrap();
+        let default = DeliveryConfig::default();
+        for other in [&new, &default] {
+            assert_eq!(other.policy, d.policy);
+            assert_eq!(other.retry_schedule, d.retry_schedule);
+            assert_eq!(other.disable, d.disable);
+            assert_eq!(other.timeout, d.timeout);
+            assert_eq!(other.connect_timeout, d.connect_timeout);
+            assert_eq!(other.concurrency, d.concurrency);
+        }
+    }
+
+    #[test]
+    fn delivery_flags_build_the_host_policy() {
+        let config = Config::try_parse_from([
+            "server",
+            "--allow-private-destinations",
+            "10.20.0.0/16",
+            "--allow-private-destinations",
+            "127.0.0.1,fd00::/8",
+            "--deny-destinations",
+            "10.20.9.7/24",
+            "--retry-schedule",
+            "1s,1m",
+            "--disable-after",
+            "12h",
+            "--delivery-timeout",
+            "2s",
+            "--delivery-connect-timeout",
+            "500ms",
+            "--delivery-concurrency",
+            "8",
+        ])
+        .unwrap();
+        let d = config.delivery().unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(d.policy.is_allowed(ip("10.20.1.2")));
+        assert!(d.policy.is_allowed(ip("127.0.0.1")));
+        assert!(!d.policy.is_allowed(ip("127.0.0.2")));
+        assert!(d.policy.is_allowed(ip("fd00::1")));
+        // Host bits are cleared: the whole /24 is denied.
+        assert!(!d.policy.is_allowed(ip("10.20.9.200")));
+        assert!(!d.policy.is_allowed(ip("10.30.0.1")));
+        assert_eq!(d.retry_schedule.max_attempts(), 3);
+        assert_eq!(d.disable.disable_after, Duration::from_secs(12 * 3600));
+        assert_eq!(d.timeout, Duration::from_secs(2));
+        assert_eq!(d.connect_timeout, Duration::from_millis(500));
+        assert_eq!(d.concurrency, 8);
+    }
+
+    #[test]
+    fn bad_delivery_flags_are_start_errors_naming_the_flag() {
+        for (flag, bad) in [
+            ("--allow-private-destinations", "10.0.0.0/33"),
+            ("--allow-private-destinations", "example.com"),
+            ("--deny-destinations", "10.0.0/8"),
+            ("--retry-schedule", "5m,5s"),
+            ("--retry-schedule", ""),
+            ("--disable-after", "5"),
+            ("--disable-after", "0d"),
+            ("--disable-after", "366d"),
+            ("--delivery-timeout", "0"),
+            ("--delivery-concurrency", "0"),
+        ] {
+            let err = Config::try_parse_from(["server", flag, bad]).unwrap_err();
+            assert!(err.to_string().contains(flag), "{flag} {bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_or_empty_root_certificate_file_is_a_start_error() {
+        let dir = std::env::temp_dir().join(format!("prets-roots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, b"").unwrap();
+        let missing = dir.join("missing.pem");
+        for path in [&missing, &empty] {
+            let config = Config::try_parse_from([
+                "server".as_ref(),
+                "--delivery-root-cert".as_ref(),
+                path.as_os_str(),
+            ])
+            .unwrap();
+            let err = config.delivery().unwrap_err();
+            assert_eq!(&err.path, path);
+            assert!(
+                err.to_string().starts_with("--delivery-root-cert "),
+                "{err}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn spans_parse_in_days_hours_minutes_or_seconds() {
+        assert_eq!(parse_span("5d"), Ok(Duration::from_secs(5 * 86_400)));
+        assert_eq!(parse_span("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_span("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_span("30s"), Ok(Duration::from_secs(30)));
+        for bad in [
+            "",
+            "d",
+            "5",
+            "-1d",
+            "+1d",
+            "1.5d",
+            "0s",
+            "366d",
+            "99999999999999999999d",
+            "5 d",
+            "5é",
+        ] {
+            assert!(parse_span(bad).is_err(), "{bad:?}");
         }
     }
 }

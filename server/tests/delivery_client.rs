@@ -158,8 +158,14 @@ async fn a_post_arrives_with_exactly_the_planned_headers_and_body() {
     assert_eq!(r.header("webhook-id"), event.event_id.to_string());
     assert_eq!(r.header("webhook-timestamp"), (NOW + 1).to_string());
     assert_eq!(r.header("user-agent"), USER_AGENT);
-    assert_eq!(r.header("host"), format!("{}:{}", receiver::HOST, rx.addr.port()));
-    assert_eq!(r.header("content-length"), event.delivery_body().len().to_string());
+    assert_eq!(
+        r.header("host"),
+        format!("{}:{}", receiver::HOST, rx.addr.port())
+    );
+    assert_eq!(
+        r.header("content-length"),
+        event.delivery_body().len().to_string()
+    );
     assert_eq!(r.body, event.delivery_body());
     assert_eq!(r.body, request.body());
     // Nothing else is sent: no Referer, no proxy or cookie headers.
@@ -397,10 +403,7 @@ async fn dns_and_connect_failures_are_short_texts() {
     // A name with no address at all.
     let (stub, _) = Stub::new(&[]);
     let empty = DeliveryClient::new(&config(loopback_allowed(), Some(&rx)), stub).unwrap();
-    assert_eq!(
-        failure_of(&empty.send(&request).await),
-        TransportError::Dns
-    );
+    assert_eq!(failure_of(&empty.send(&request).await), TransportError::Dns);
 
     // A port nobody listens on.
     let closed = {
@@ -414,7 +417,10 @@ async fn dns_and_connect_failures_are_short_texts() {
     let Outcome::Failed { detail, .. } = outcome else {
         unreachable!()
     };
-    assert!(detail.len() <= 160 && !detail.contains("127.0.0.1"), "{detail}");
+    assert!(
+        detail.len() <= 160 && !detail.contains("127.0.0.1"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -426,4 +432,26 @@ fn a_pem_without_certificates_is_refused() {
     let cert = rcgen::generate_simple_self_signed(vec!["a.example".to_owned()]).unwrap();
     let two = format!("{}{}", cert.cert.pem(), cert.cert.pem());
     assert_eq!(parse_root_certificates(two.as_bytes()).unwrap().len(), 2);
+}
+
+#[test]
+fn the_server_refuses_to_start_with_a_missing_root_certificate_file() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_prets-destinations-server"))
+        .args([
+            "--memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--delivery-root-cert",
+            "/nonexistent/private-ca.pem",
+        ])
+        .env_remove("PRETS_DELIVERY_ROOT_CERTS")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--delivery-root-cert /nonexistent/private-ca.pem"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no demo token is minted before the check");
 }

@@ -269,10 +269,7 @@ fn describe(error: &reqwest::Error) -> Outcome {
             return Outcome::failed(TransportError::Dns, dns.0);
         }
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Outcome::failed(
-                TransportError::Tls,
-                format!("tls handshake failed: {tls}"),
-            );
+            return Outcome::failed(TransportError::Tls, format!("tls handshake failed: {tls}"));
         }
         let io = err.downcast_ref::<io::Error>();
         if let Some(io) = io {
