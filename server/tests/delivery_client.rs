@@ -384,6 +384,11 @@ async fn an_untrusted_certificate_fails_as_tls() {
 
     assert_eq!(failure_of(&outcome), TransportError::Tls);
     assert!(!format!("{outcome:?}").contains(&secret));
+    let Outcome::Failed { detail, .. } = &outcome else {
+        unreachable!()
+    };
+    assert!(detail.starts_with("tls handshake failed: "), "{detail}");
+    assert!(detail.contains("UnknownIssuer"), "{detail}");
     assert!(rx.requests().is_empty());
     assert_eq!(rx.connections(), 1);
 }
@@ -453,5 +458,36 @@ fn the_server_refuses_to_start_with_a_missing_root_certificate_file() {
         stderr.contains("--delivery-root-cert /nonexistent/private-ca.pem"),
         "{stderr}"
     );
-    assert!(out.stdout.is_empty(), "no demo token is minted before the check");
+    assert!(
+        out.stdout.is_empty(),
+        "no demo token is minted before the check"
+    );
+}
+
+/// Never answers.
+struct Hanging;
+
+impl Resolve for Hanging {
+    fn resolve(&self, _host: &str) -> Resolving {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn a_resolver_that_never_answers_is_cut_by_the_connect_timeout() {
+    let rx = Receiver::start(Options::default()).await;
+    let mut config = config(loopback_allowed(), Some(&rx));
+    config.connect_timeout = Duration::from_millis(300);
+    config.timeout = Duration::from_secs(3600);
+    let client = DeliveryClient::new(&config, Arc::new(Hanging)).unwrap();
+    let (request, _, _) = planned(&rx.name_url("/hook"));
+
+    // Bounded here only so that a failure ends the test: the connect timeout,
+    // not the hour-long total one, ends the attempt.
+    let outcome = tokio::time::timeout(Duration::from_secs(60), client.send(&request))
+        .await
+        .expect("the connect timeout covers resolving");
+
+    assert_eq!(failure_of(&outcome), TransportError::Timeout);
+    assert_eq!(rx.connections(), 0);
 }
