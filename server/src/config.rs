@@ -7,7 +7,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Parser;
-use prets_destinations::TenantId;
+use ipnet::IpNet;
+use prets_destinations::delivery::{DisablePolicy, RetrySchedule};
+use prets_destinations::{HostPolicy, TenantId};
 
 /// The server's configuration: every flag also reads an environment variable.
 ///
@@ -96,6 +98,70 @@ pub struct Config {
     #[arg(long, env = "PRETS_MAX_CONNECTIONS", default_value = "4096", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
 
+    /// A private, loopback or otherwise non-public network that deliveries
+    /// may reach anyway, as a CIDR (`10.20.0.0/16`) or an address. Repeat the
+    /// flag, or separate entries with commas in the variable. Default: none,
+    /// only public addresses are delivered to. Logged as a warning at start.
+    #[arg(
+        long = "allow-private-destinations",
+        env = "PRETS_ALLOW_PRIVATE_DESTINATIONS",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        value_parser = parse_cidr
+    )]
+    pub allow_private_destinations: Vec<IpNet>,
+
+    /// A network deliveries never reach, even when public or allowed above,
+    /// as a CIDR or an address. Repeatable; default: none.
+    #[arg(
+        long = "deny-destinations",
+        env = "PRETS_DENY_DESTINATIONS",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        value_parser = parse_cidr
+    )]
+    pub deny_destinations: Vec<IpNet>,
+
+    /// A PEM file of root certificates trusted for deliveries besides the
+    /// web PKI roots (a private CA). Repeatable; default: none.
+    #[arg(
+        long = "delivery-root-cert",
+        env = "PRETS_DELIVERY_ROOT_CERTS",
+        value_name = "PEM_FILE",
+        value_delimiter = ','
+    )]
+    pub delivery_root_certs: Vec<PathBuf>,
+
+    /// The waits between delivery attempts: steps separated by commas, each a
+    /// whole number and `s`, `m`, `h` or `d`, never shorter than the one
+    /// before, at most 7 days each and 32 in all. After a failed attempt with
+    /// no step left the delivery has failed.
+    #[arg(
+        long,
+        env = "PRETS_RETRY_SCHEDULE",
+        default_value = "5s,5m,30m,2h,5h,10h,10h"
+    )]
+    pub retry_schedule: RetrySchedule,
+
+    /// How long a destination must have failed continuously (and at least 3
+    /// attempts) before it is disabled: `5d`, `12h`, `90m` or `30s`.
+    #[arg(long, env = "PRETS_DISABLE_AFTER", default_value = "5d", value_parser = parse_span)]
+    pub disable_after: Duration,
+
+    /// The most one delivery attempt may take, from resolving the name to
+    /// the answer's status.
+    #[arg(long, env = "PRETS_DELIVERY_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub delivery_timeout: Duration,
+
+    /// The most resolving, connecting and the TLS handshake of one attempt
+    /// may take.
+    #[arg(long, env = "PRETS_DELIVERY_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub delivery_connect_timeout: Duration,
+
+    /// Most delivery attempts in flight at once.
+    #[arg(long, env = "PRETS_DELIVERY_CONCURRENCY", default_value = "64", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub delivery_concurrency: u32,
+
     /// Log filter (`tracing` env-filter syntax), e.g. `info` or
     /// `prets_destinations_server=debug`.
     #[arg(long, env = "PRETS_LOG", default_value = "info")]
@@ -118,7 +184,54 @@ impl Config {
             body_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_connections: 4096,
+            allow_private_destinations: Vec::new(),
+            deny_destinations: Vec::new(),
+            delivery_root_certs: Vec::new(),
+            retry_schedule: RetrySchedule::default(),
+            disable_after: DisablePolicy::default().disable_after,
+            delivery_timeout: DELIVERY_TIMEOUT,
+            delivery_connect_timeout: DELIVERY_CONNECT_TIMEOUT,
+            delivery_concurrency: DELIVERY_CONCURRENCY,
         }
+    }
+
+    /// The delivery settings: the host policy built from the allow and deny
+    /// lists, the extra root certificates read and parsed, the schedule and
+    /// the limits.
+    ///
+    /// # Errors
+    /// [`DeliveryConfigError`] naming the root-certificate file that is
+    /// missing, unreadable or holds no certificate.
+    pub fn delivery(&self) -> Result<DeliveryConfig, DeliveryConfigError> {
+        let mut policy = HostPolicy::new();
+        for net in &self.allow_private_destinations {
+            policy = policy.allow(*net);
+        }
+        for net in &self.deny_destinations {
+            policy = policy.deny(*net);
+        }
+        let mut root_certificates = Vec::new();
+        for path in &self.delivery_root_certs {
+            let error = |reason: String| DeliveryConfigError {
+                path: path.clone(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| error(e.kind().to_string()))?;
+            root_certificates
+                .extend(crate::delivery::parse_root_certificates(&pem).map_err(error)?);
+        }
+        Ok(DeliveryConfig {
+            policy,
+            root_certificates,
+            retry_schedule: self.retry_schedule.clone(),
+            disable: DisablePolicy {
+                disable_after: self.disable_after,
+                ..DisablePolicy::default()
+            },
+            timeout: self.delivery_timeout,
+            connect_timeout: self.delivery_connect_timeout,
+            concurrency: self.delivery_concurrency,
+        })
     }
 
     /// The sealing-key file in effect, and whether it is the default one.
@@ -133,6 +246,107 @@ impl Config {
             }
         }
     }
+}
+
+/// Default `--delivery-timeout`.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default `--delivery-connect-timeout`.
+const DELIVERY_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `--delivery-concurrency`.
+const DELIVERY_CONCURRENCY: u32 = 64;
+
+/// The delivery settings, validated: see [`Config::delivery`].
+#[derive(Clone, Debug)]
+pub struct DeliveryConfig {
+    /// Which addresses deliveries may connect to.
+    pub policy: HostPolicy,
+    /// Root certificates trusted besides the web PKI roots.
+    pub root_certificates: Vec<reqwest::Certificate>,
+    /// The waits between attempts.
+    pub retry_schedule: RetrySchedule,
+    /// When continuous failure disables a destination.
+    pub disable: DisablePolicy,
+    /// The most one attempt may take.
+    pub timeout: Duration,
+    /// The most resolving, connecting and the TLS handshake may take.
+    pub connect_timeout: Duration,
+    /// Most attempts in flight at once.
+    pub concurrency: u32,
+}
+
+impl Default for DeliveryConfig {
+    /// The defaults of the flags: public addresses only, no extra roots.
+    fn default() -> Self {
+        Self {
+            policy: HostPolicy::new(),
+            root_certificates: Vec::new(),
+            retry_schedule: RetrySchedule::default(),
+            disable: DisablePolicy::default(),
+            timeout: DELIVERY_TIMEOUT,
+            connect_timeout: DELIVERY_CONNECT_TIMEOUT,
+            concurrency: DELIVERY_CONCURRENCY,
+        }
+    }
+}
+
+/// A `--delivery-root-cert` file that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for DeliveryConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "--delivery-root-cert {}: {}",
+            self.path.display(),
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for DeliveryConfigError {}
+
+/// A network flag: a CIDR (`10.0.0.0/8`, `fd00::/8`) or one address (as
+/// `/32` or `/128`). Host bits below the prefix are cleared.
+fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| "expected a CIDR such as `10.0.0.0/8` or `fd00::/8`, or an address".to_owned())
+}
+
+/// A span flag: a whole number and `s`, `m`, `h` or `d`; at least one second
+/// and at most 365 days.
+fn parse_span(text: &str) -> Result<Duration, String> {
+    let bad = || "expected a duration such as `5d`, `12h`, `90m` or `30s`, up to 365d".to_owned();
+    let text = text.trim();
+    let (number, unit) = text
+        .split_at_checked(text.len().saturating_sub(1))
+        .ok_or_else(bad)?;
+    let per_unit: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let secs = n.checked_mul(per_unit).ok_or_else(bad)?;
+    if secs == 0 || secs > 365 * 86_400 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 /// A duration flag: `10s`, `500ms`, or a whole number of seconds; at least
@@ -314,6 +528,138 @@ mod tests {
             "99999999999999999999",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn delivery_flags_default_to_public_only_and_the_documented_limits() {
+        let config = Config::try_parse_from(["server"]).unwrap();
+        let d = config.delivery().unwrap();
+        assert_eq!(d.policy, HostPolicy::new());
+        assert!(d.root_certificates.is_empty());
+        assert_eq!(d.retry_schedule.to_string(), "5s,5m,30m,2h,5h,10h,10h");
+        assert_eq!(d.disable.disable_after, Duration::from_secs(5 * 86_400));
+        assert_eq!(
+            d.disable.min_attempts,
+            DisablePolicy::default().min_attempts
+        );
+        assert_eq!(d.timeout, Duration::from_secs(15));
+        assert_eq!(d.connect_timeout, Duration::from_secs(5));
+        assert_eq!(d.concurrency, 64);
+        // `Config::new` and `DeliveryConfig::default` agree with the flags.
+        let new = Config::new("db".into(), config.listen).delivery().unwrap();
+        let default = DeliveryConfig::default();
+        for other in [&new, &default] {
+            assert_eq!(other.policy, d.policy);
+            assert_eq!(other.retry_schedule, d.retry_schedule);
+            assert_eq!(other.disable, d.disable);
+            assert_eq!(other.timeout, d.timeout);
+            assert_eq!(other.connect_timeout, d.connect_timeout);
+            assert_eq!(other.concurrency, d.concurrency);
+        }
+    }
+
+    #[test]
+    fn delivery_flags_build_the_host_policy() {
+        let config = Config::try_parse_from([
+            "server",
+            "--allow-private-destinations",
+            "10.20.0.0/16",
+            "--allow-private-destinations",
+            "127.0.0.1,fd00::/8",
+            "--deny-destinations",
+            "10.20.9.7/24",
+            "--retry-schedule",
+            "1s,1m",
+            "--disable-after",
+            "12h",
+            "--delivery-timeout",
+            "2s",
+            "--delivery-connect-timeout",
+            "500ms",
+            "--delivery-concurrency",
+            "8",
+        ])
+        .unwrap();
+        let d = config.delivery().unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(d.policy.is_allowed(ip("10.20.1.2")));
+        assert!(d.policy.is_allowed(ip("127.0.0.1")));
+        assert!(!d.policy.is_allowed(ip("127.0.0.2")));
+        assert!(d.policy.is_allowed(ip("fd00::1")));
+        // Host bits are cleared: the whole /24 is denied.
+        assert!(!d.policy.is_allowed(ip("10.20.9.200")));
+        assert!(!d.policy.is_allowed(ip("10.30.0.1")));
+        assert_eq!(d.retry_schedule.max_attempts(), 3);
+        assert_eq!(d.disable.disable_after, Duration::from_secs(12 * 3600));
+        assert_eq!(d.timeout, Duration::from_secs(2));
+        assert_eq!(d.connect_timeout, Duration::from_millis(500));
+        assert_eq!(d.concurrency, 8);
+    }
+
+    #[test]
+    fn bad_delivery_flags_are_start_errors_naming_the_flag() {
+        for (flag, bad) in [
+            ("--allow-private-destinations", "10.0.0.0/33"),
+            ("--allow-private-destinations", "example.com"),
+            ("--deny-destinations", "10.0.0/8"),
+            ("--retry-schedule", "5m,5s"),
+            ("--retry-schedule", ""),
+            ("--disable-after", "5"),
+            ("--disable-after", "0d"),
+            ("--disable-after", "366d"),
+            ("--delivery-timeout", "0"),
+            ("--delivery-concurrency", "0"),
+        ] {
+            let err = Config::try_parse_from(["server", flag, bad]).unwrap_err();
+            assert!(err.to_string().contains(flag), "{flag} {bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_or_empty_root_certificate_file_is_a_start_error() {
+        let dir = std::env::temp_dir().join(format!("prets-roots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, b"").unwrap();
+        let missing = dir.join("missing.pem");
+        for path in [&missing, &empty] {
+            let config = Config::try_parse_from([
+                "server".as_ref(),
+                "--delivery-root-cert".as_ref(),
+                path.as_os_str(),
+            ])
+            .unwrap();
+            let err = config.delivery().unwrap_err();
+            assert_eq!(&err.path, path);
+            assert!(
+                err.to_string().starts_with("--delivery-root-cert "),
+                "{err}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn spans_parse_in_days_hours_minutes_or_seconds() {
+        assert_eq!(parse_span("5d"), Ok(Duration::from_secs(5 * 86_400)));
+        assert_eq!(parse_span("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_span("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_span("30s"), Ok(Duration::from_secs(30)));
+        for bad in [
+            "",
+            "d",
+            "5",
+            "-1d",
+            "+1d",
+            "1.5d",
+            "0s",
+            "366d",
+            "99999999999999999999d",
+            "5 d",
+            "5é",
+        ] {
+            assert!(parse_span(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -10,6 +10,7 @@
 mod api;
 mod auth;
 mod config;
+pub mod delivery;
 mod hex;
 mod keyfile;
 mod problem;
@@ -29,7 +30,9 @@ use zeroize::Zeroizing;
 
 pub use crate::api::{AppState, BODY_LIMIT, OPENAPI_JSON, router};
 pub use crate::auth::{ApiTokens, TOKEN_PREFIX, mint_token, token_digest};
-pub use crate::config::{Config, InvalidTokenEntry, TokenEntry};
+pub use crate::config::{
+    Config, DeliveryConfig, DeliveryConfigError, InvalidTokenEntry, TokenEntry,
+};
 pub use crate::keyfile::KeyFileError;
 pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem};
 pub use crate::sqlite::{MAX_BATCH, SqliteError, SqliteRepo, schema_version};
