@@ -32,6 +32,8 @@
     clippy::indexing_slicing
 )]
 
+pub mod outbox;
+
 use core::fmt;
 use core::future::{Future, poll_fn};
 use core::pin::Pin;

@@ -4,6 +4,7 @@
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::DisabledReason;
 use crate::{
     BearerSecret, CreateDestinationRequest, CreatedDestination, DestinationId, DestinationName,
     DestinationUrl, NewDestination, PreviousSecret, SealedSecret, SealingKey, SecretDigest,
@@ -48,6 +49,50 @@ pub struct DestinationRecord {
     /// existed).
     #[serde(default)]
     pub previous_secrets: Vec<PreviousSecret>,
+    /// Whether deliveries go to it: `true` when created. Missing in a stored
+    /// form means `true` (records stored before destinations could be
+    /// disabled). Always `disabled_reason.is_none()`.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Why it is disabled (`manual`, `gone` or `failing`); `None` exactly
+    /// when `enabled`. Missing in a stored form means `None`.
+    #[serde(default)]
+    pub disabled_reason: Option<DisabledReason>,
+}
+
+const fn enabled_by_default() -> bool {
+    true
+}
+
+impl DestinationRecord {
+    /// The record disabled for `reason` at `now`: `enabled` false,
+    /// `disabled_reason` set, `updated_at` = `now` (whole seconds, never
+    /// before the last change), version + 1. `None` only if the version
+    /// cannot grow (the record is at [`MAX_VERSION`](crate::MAX_VERSION)).
+    #[must_use]
+    pub fn disabled(&self, reason: DisabledReason, now: Timestamp) -> Option<Self> {
+        self.with_state(Some(reason), now)
+    }
+
+    /// The record enabled at `now`: `enabled` true, the reason cleared,
+    /// `updated_at` and version moved as for [`disabled`](Self::disabled).
+    #[must_use]
+    pub fn reenabled(&self, now: Timestamp) -> Option<Self> {
+        self.with_state(None, now)
+    }
+
+    fn with_state(&self, reason: Option<DisabledReason>, now: Timestamp) -> Option<Self> {
+        Some(Self {
+            enabled: reason.is_none(),
+            disabled_reason: reason,
+            updated_at: now.truncated().max(self.updated_at),
+            version: self
+                .version
+                .checked_add(1)
+                .filter(|v| *v <= crate::MAX_VERSION)?,
+            ..self.clone()
+        })
+    }
 }
 
 /// Who chose a destination's id.
@@ -106,6 +151,8 @@ impl NewDestination {
             secret_digest: secret.digest(),
             version: 1,
             previous_secrets: Vec::new(),
+            enabled: true,
+            disabled_reason: None,
         };
         let response = CreatedDestination {
             destination_id,

@@ -33,6 +33,8 @@ pub enum Field {
     Payload,
     /// `retrySchedule`: the list of delays between delivery attempts.
     RetrySchedule,
+    /// `enabled`: whether a destination receives deliveries.
+    Enabled,
 }
 
 impl Field {
@@ -57,6 +59,7 @@ impl Field {
             Self::Type => "type",
             Self::Payload => "payload",
             Self::RetrySchedule => "retrySchedule",
+            Self::Enabled => "enabled",
         }
     }
 }

@@ -9,6 +9,8 @@
 
 use rand_core::CryptoRng;
 
+use crate::delivery::DisabledReason;
+
 use crate::{
     ApiError, CreateOutcome, CreatedDestination, DestinationId, DestinationPage, DestinationPatch,
     DestinationRecord, DestinationRepo, DestinationView, ListDestinationsRequest, PageRequest,
@@ -261,6 +263,12 @@ impl DestinationRecord {
             // Never before the last change, even if the host's clock steps back.
             updated_at: now.truncated().max(self.updated_at),
             version: self.version.checked_add(1).filter(|v| *v <= MAX_VERSION)?,
+            enabled: patch.enabled.unwrap_or(self.enabled),
+            disabled_reason: match patch.enabled {
+                None => self.disabled_reason,
+                Some(true) => None,
+                Some(false) => Some(DisabledReason::Manual),
+            },
             ..self.clone()
         })
     }

@@ -3,16 +3,26 @@
 use std::collections::{BTreeMap, HashMap, btree_map::Entry};
 use std::convert::Infallible;
 use std::ops::Bound;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::{
-    DestinationId, DestinationRecord, DestinationRepo, InsertOutcome, RemoveOutcome,
-    ReplaceOutcome, SecretDigest, TenantId,
+use crate::create::DestinationRecord;
+use crate::delivery::outbox::{
+    AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey, EnqueueOutcome, Lease,
+    LeaseRequest, LeaseToken, Outbox, Target, settle,
 };
+use crate::delivery::{AttemptId, AttemptRecord, Event, FailureStreak};
+use crate::id::DestinationId;
+use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome, TenantId};
+use crate::secret::SecretDigest;
+use crate::time::Timestamp;
 
 /// A [`DestinationRepo`] in process memory: the embedded default for tests
 /// and for small hosts that keep their destinations elsewhere or not at all
 /// between restarts.
+///
+/// It is also an [`Outbox`](crate::delivery::Outbox): deliveries, attempts
+/// and failure streaks live under the same lock as the destinations, so
+/// enqueue, complete (with its disabling) and remove are each atomic.
 ///
 /// Correct under concurrent use: one lock guards the records and the digest
 /// index together, so an insert is atomic and every reader sees whole
@@ -31,6 +41,42 @@ pub struct MemoryRepo {
 struct Inner {
     tenants: HashMap<TenantId, BTreeMap<DestinationId, DestinationRecord>>,
     by_digest: HashMap<SecretDigest, Vec<(TenantId, DestinationId)>>,
+    outbox: Queue,
+}
+
+/// The outbox's state, under the same lock as the destinations.
+#[derive(Debug, Default)]
+struct Queue {
+    /// Pending deliveries; a finished one is removed.
+    deliveries: BTreeMap<DeliveryKey, Pending>,
+    /// Each destination's failure streak.
+    streaks: HashMap<(TenantId, DestinationId), FailureStreak>,
+    /// Each destination's attempts, by id.
+    attempts: HashMap<(TenantId, DestinationId), BTreeMap<AttemptId, AttemptRecord>>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    event: Arc<Event>,
+    attempt: u32,
+    due: Timestamp,
+    lease: Option<(LeaseToken, Timestamp)>,
+}
+
+impl Queue {
+    fn forget(&mut self, tenant: &TenantId, id: DestinationId) {
+        self.deliveries
+            .retain(|k, _| !(k.destination_id == id && k.tenant == *tenant));
+        let key = (tenant.clone(), id);
+        self.streaks.remove(&key);
+        self.attempts.remove(&key);
+    }
+
+    fn held(&mut self, lease: &Lease) -> Option<&mut Pending> {
+        self.deliveries
+            .get_mut(&lease.delivery)
+            .filter(|p| p.lease.is_some_and(|(token, _)| token == lease.token))
+    }
 }
 
 impl MemoryRepo {
@@ -72,7 +118,9 @@ impl DestinationRepo for MemoryRepo {
         record: &DestinationRecord,
     ) -> Result<InsertOutcome, Infallible> {
         let mut inner = self.write();
-        let Inner { tenants, by_digest } = &mut *inner;
+        let Inner {
+            tenants, by_digest, ..
+        } = &mut *inner;
         let records = tenants.entry(tenant.clone()).or_default();
         match records.entry(record.destination_id) {
             Entry::Occupied(_) => Ok(InsertOutcome::Duplicate),
@@ -151,7 +199,9 @@ impl DestinationRepo for MemoryRepo {
         record: &DestinationRecord,
     ) -> Result<ReplaceOutcome, Infallible> {
         let mut inner = self.write();
-        let Inner { tenants, by_digest } = &mut *inner;
+        let Inner {
+            tenants, by_digest, ..
+        } = &mut *inner;
         let Some(stored) = tenants
             .get_mut(tenant)
             .and_then(|records| records.get_mut(&record.destination_id))
@@ -173,7 +223,11 @@ impl DestinationRepo for MemoryRepo {
         id: DestinationId,
     ) -> Result<RemoveOutcome, Infallible> {
         let mut inner = self.write();
-        let Inner { tenants, by_digest } = &mut *inner;
+        let Inner {
+            tenants,
+            by_digest,
+            outbox,
+        } = &mut *inner;
         let Some(records) = tenants.get_mut(tenant) else {
             return Ok(RemoveOutcome::NotFound);
         };
@@ -184,7 +238,192 @@ impl DestinationRepo for MemoryRepo {
             tenants.remove(tenant);
         }
         unindex(by_digest, tenant, &removed);
+        outbox.forget(tenant, id);
         Ok(RemoveOutcome::Removed)
+    }
+}
+
+impl Outbox for MemoryRepo {
+    async fn enqueue(
+        &self,
+        tenant: &TenantId,
+        event: &Event,
+        target: Target,
+    ) -> Result<EnqueueOutcome, Infallible> {
+        let mut inner = self.write();
+        let Inner {
+            tenants, outbox, ..
+        } = &mut *inner;
+        let records = tenants.get(tenant);
+        let ids: Vec<DestinationId> = match target {
+            Target::AllEnabled => records
+                .map(|r| {
+                    r.values()
+                        .filter(|r| r.enabled)
+                        .map(|r| r.destination_id)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Target::Only(id) => match records.and_then(|r| r.get(&id)) {
+                None => return Ok(EnqueueOutcome::NotFound),
+                Some(r) if !r.enabled => return Ok(EnqueueOutcome::Disabled),
+                Some(_) => vec![id],
+            },
+        };
+        let shared = Arc::new(event.clone());
+        for &destination_id in &ids {
+            let key = DeliveryKey {
+                tenant: tenant.clone(),
+                event_id: event.event_id,
+                destination_id,
+            };
+            outbox.deliveries.entry(key).or_insert_with(|| Pending {
+                event: Arc::clone(&shared),
+                attempt: 1,
+                due: event.created_at,
+                lease: None,
+            });
+        }
+        Ok(EnqueueOutcome::Enqueued {
+            deliveries: ids.len(),
+        })
+    }
+
+    async fn claim(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: LeaseRequest,
+    ) -> Result<Vec<Claimed>, Infallible> {
+        let mut inner = self.write();
+        let Inner {
+            tenants, outbox, ..
+        } = &mut *inner;
+        let enabled = |k: &DeliveryKey| {
+            tenants
+                .get(&k.tenant)
+                .and_then(|r| r.get(&k.destination_id))
+                .is_some_and(|r| r.enabled)
+        };
+        // Deliveries of disabled (or vanished) destinations are finished.
+        outbox.deliveries.retain(|k, _| enabled(k));
+        let mut due: Vec<(Timestamp, DeliveryKey)> = outbox
+            .deliveries
+            .iter()
+            .filter(|(_, p)| p.due <= now && p.lease.is_none_or(|(_, until)| until <= now))
+            .map(|(k, p)| (p.due, k.clone()))
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        let expires_at = now.saturating_add(lease.duration);
+        Ok(due
+            .into_iter()
+            .filter_map(|(_, key)| {
+                let pending = outbox.deliveries.get_mut(&key)?;
+                pending.lease = Some((lease.token, expires_at));
+                Some(Claimed {
+                    lease: Lease {
+                        token: lease.token,
+                        delivery: key,
+                        expires_at,
+                    },
+                    event: Event::clone(&pending.event),
+                    attempt: pending.attempt,
+                })
+            })
+            .collect())
+    }
+
+    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<bool, Infallible> {
+        let mut inner = self.write();
+        Ok(match inner.outbox.held(lease) {
+            Some(pending) => {
+                pending.lease = Some((lease.token, until));
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<bool, Infallible> {
+        let mut inner = self.write();
+        Ok(match inner.outbox.held(lease) {
+            Some(pending) => {
+                pending.lease = None;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn complete(
+        &self,
+        lease: &Lease,
+        report: AttemptReport,
+    ) -> Result<CompleteOutcome, Infallible> {
+        let mut inner = self.write();
+        let Inner {
+            tenants, outbox, ..
+        } = &mut *inner;
+        if outbox.held(lease).is_none() {
+            return Ok(CompleteOutcome::LeaseLost);
+        }
+        let key = &lease.delivery;
+        let dest = (key.tenant.clone(), key.destination_id);
+        let settled = settle(&report, outbox.streaks.get(&dest).copied());
+        match settled.delivery {
+            DeliveryAfter::Finished => {
+                outbox.deliveries.remove(key);
+            }
+            DeliveryAfter::RetryAt(at) => {
+                if let Some(pending) = outbox.deliveries.get_mut(key) {
+                    pending.attempt = pending.attempt.saturating_add(1);
+                    pending.due = at;
+                    pending.lease = None;
+                }
+            }
+        }
+        match settled.streak {
+            Some(streak) => outbox.streaks.insert(dest.clone(), streak),
+            None => outbox.streaks.remove(&dest),
+        };
+        outbox
+            .attempts
+            .entry(dest)
+            .or_default()
+            .insert(settled.attempt.attempt_id, settled.attempt);
+        let mut disabled = None;
+        if let Some(reason) = settled.disable {
+            let record = tenants
+                .get_mut(&key.tenant)
+                .and_then(|r| r.get_mut(&key.destination_id));
+            if let Some(record) = record.filter(|r| r.enabled)
+                && let Some(next) = record.disabled(reason, report.attempt.started_at)
+            {
+                // Digests are unchanged: the index needs no update.
+                *record = next;
+                disabled = Some(reason);
+            }
+        }
+        Ok(CompleteOutcome::Recorded { disabled })
+    }
+
+    async fn list_attempts(
+        &self,
+        tenant: &TenantId,
+        destination: DestinationId,
+        before: Option<AttemptId>,
+        limit: usize,
+    ) -> Result<Vec<AttemptRecord>, Infallible> {
+        let inner = self.read();
+        let Some(attempts) = inner.outbox.attempts.get(&(tenant.clone(), destination)) else {
+            return Ok(Vec::new());
+        };
+        let range = match before {
+            Some(before) => attempts.range(..before),
+            None => attempts.range(..),
+        };
+        Ok(range.rev().take(limit).map(|(_, a)| a.clone()).collect())
     }
 }
 

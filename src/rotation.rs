@@ -170,6 +170,8 @@ impl DestinationRecord {
             secret_digest: secret.digest(),
             version,
             previous_secrets,
+            enabled: self.enabled,
+            disabled_reason: self.disabled_reason,
         };
         let response = RotatedSecret {
             destination_id: self.destination_id,

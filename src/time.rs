@@ -99,6 +99,15 @@ impl Timestamp {
         Self::from_unix_millis(self.millis.checked_add(add)?)
     }
 
+    /// The latest instant, the last millisecond of year 9999.
+    pub const MAX: Self = Self { millis: MAX_MILLIS };
+
+    /// This instant plus `d`, or [`MAX`](Self::MAX) past year 9999.
+    #[must_use]
+    pub fn saturating_add(self, d: Duration) -> Self {
+        self.checked_add(d).unwrap_or(Self::MAX)
+    }
+
     fn write_rfc3339(self, out: &mut [u8; 20]) {
         let secs = self.unix_seconds();
         let days = secs / 86_400;

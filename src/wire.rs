@@ -6,6 +6,7 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::delivery::{AttemptId, DisabledReason};
 use crate::error::{Field, FieldError, ValidationErrors};
 use crate::{
     BearerSecret, DestinationId, DestinationName, DestinationRecord, DestinationUrl, GracePeriod,
@@ -25,7 +26,9 @@ enum Member {
     /// An integer outside `0..=u64::MAX`: negative, or at least 2^64
     /// (read as a float, so only its magnitude is known).
     BigInteger,
-    /// A fractional number, boolean, array or object.
+    /// `true` or `false`.
+    Bool(bool),
+    /// A fractional number, array or object.
     Other,
 }
 
@@ -52,8 +55,8 @@ impl<'de> Deserialize<'de> for Member {
             fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Member, D::Error> {
                 Member::deserialize(d)
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Member, E> {
-                Ok(Member::Other)
+            fn visit_bool<E>(self, v: bool) -> Result<Member, E> {
+                Ok(Member::Bool(v))
             }
             fn visit_i64<E>(self, v: i64) -> Result<Member, E> {
                 Ok(u64::try_from(v).map_or(Member::BigInteger, Member::Number))
@@ -318,9 +321,9 @@ impl Serialize for CreatedDestination {
 
 /// Finds a member name among `names`, by position; an unknown name is an
 /// error that does not echo it.
-struct KeySeed {
-    names: &'static [&'static str],
-    expected: &'static str,
+pub(crate) struct KeySeed {
+    pub(crate) names: &'static [&'static str],
+    pub(crate) expected: &'static str,
 }
 
 impl<'de> de::DeserializeSeed<'de> for KeySeed {
@@ -463,11 +466,15 @@ fn optional_version(m: Member, errors: &mut Vec<FieldError>) -> Result<Option<u6
     }
 }
 
-const UPDATE_FIELDS: &[&str; 3] = &["name", "url", "version"];
+const UPDATE_FIELDS: &[&str; 4] = &["name", "url", "version", "enabled"];
 
 /// The body of an update (`PATCH /v1/events/destinations/{destinationId}`):
-/// an optional `name`, an optional `url` and an optional `version`, as
-/// received.
+/// an optional `name`, an optional `url`, an optional `version` and an
+/// optional `enabled`, as received.
+///
+/// `enabled: false` disables the destination with the reason `manual` (no new
+/// deliveries; pending ones are dropped when a worker next claims them);
+/// `enabled: true` enables it and clears the reason, whatever it was.
 ///
 /// Absent members are left unchanged. Unknown members (`destinationId`
 /// included: ids never change) and repeated members make the body malformed,
@@ -493,15 +500,21 @@ pub struct UpdateDestinationRequest {
     name: Member,
     url: Member,
     version: Member,
+    enabled: Member,
 }
 
 object_deserialize!(
     UpdateDestinationRequest,
     UPDATE_FIELDS,
-    "an object with optional name, url and version",
+    "an object with optional name, url, version and enabled",
     |m| {
-        let [name, url, version] = m;
-        UpdateDestinationRequest { name, url, version }
+        let [name, url, version, enabled] = m;
+        UpdateDestinationRequest {
+            name,
+            url,
+            version,
+            enabled,
+        }
     }
 );
 
@@ -533,8 +546,17 @@ impl UpdateDestinationRequest {
         self
     }
 
+    /// The same patch also enabling (`true`) or disabling (`false`, reason
+    /// `manual`) the destination.
+    #[must_use]
+    pub fn with_enabled(mut self, enabled: bool) -> Self {
+        self.enabled = Member::Bool(enabled);
+        self
+    }
+
     /// Checks every member with the rules of create and returns the patch,
-    /// or every field error at once (in the order `name`, `url`, `version`).
+    /// or every field error at once (in the order `name`, `url`, `version`,
+    /// `enabled`; `enabled` must be `true` or `false`, code `type`).
     ///
     /// # Errors
     /// [`ValidationErrors`] naming each bad field with a stable code.
@@ -545,14 +567,27 @@ impl UpdateDestinationRequest {
         let url = optional_string(self.url, Field::Url, "url must be a string", &mut errors)
             .map(|s| s.and_then(|s| keep(DestinationUrl::try_from(s), &mut errors)));
         let version = optional_version(self.version, &mut errors);
+        let enabled = match self.enabled {
+            Member::Missing => Ok(None),
+            Member::Bool(b) => Ok(Some(b)),
+            _ => {
+                errors.push(FieldError::new(
+                    Field::Enabled,
+                    "type",
+                    "enabled must be true or false",
+                ));
+                Err(())
+            }
+        };
         if !errors.is_empty() {
             return Err(ValidationErrors::from_errors(errors));
         }
-        match (name, url, version) {
-            (Ok(name), Ok(url), Ok(expected_version)) => Ok(DestinationPatch {
+        match (name, url, version, enabled) {
+            (Ok(name), Ok(url), Ok(expected_version), Ok(enabled)) => Ok(DestinationPatch {
                 name,
                 url,
                 expected_version,
+                enabled,
             }),
             // Every `Err` above recorded its error.
             _ => Err(ValidationErrors::from_errors(errors)),
@@ -570,6 +605,9 @@ pub struct DestinationPatch {
     /// The version the client read; `None` to apply to whatever version the
     /// server reads.
     pub expected_version: Option<u64>,
+    /// `Some(false)` disables the destination (reason `manual`),
+    /// `Some(true)` enables it (reason cleared); `None` leaves it as it is.
+    pub enabled: Option<bool>,
 }
 
 /// The default number of destinations per page.
@@ -698,6 +736,122 @@ impl ListDestinationsRequest {
     }
 }
 
+/// A request for a destination's delivery attempts
+/// (`GET /v1/events/destinations/{destinationId}/attempts?limit=20&cursor=att_...`),
+/// as received: `limit` as for [`ListDestinationsRequest`] (1 to 100, default
+/// 20), `cursor` the `nextCursor` of the previous page (an attempt id).
+/// Unknown members are refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListAttemptsRequest {
+    limit: Member,
+    cursor: Member,
+}
+
+object_deserialize!(
+    ListAttemptsRequest,
+    LIST_FIELDS,
+    "an object with optional limit and cursor",
+    |m| {
+        let [limit, cursor] = m;
+        ListAttemptsRequest { limit, cursor }
+    }
+);
+
+impl ListAttemptsRequest {
+    /// The first page, with the default limit.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same request with this page size.
+    #[must_use]
+    pub fn with_limit(mut self, limit: u64) -> Self {
+        self.limit = Member::Number(limit);
+        self
+    }
+
+    /// The same request continuing after `cursor`, a previous page's
+    /// `nextCursor`.
+    #[must_use]
+    pub fn with_cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Member::String(cursor.into());
+        self
+    }
+
+    /// Checks both members, reporting every error at once.
+    ///
+    /// # Errors
+    /// [`ValidationErrors`]: `limit` `type` or `out_of_range`; `cursor`
+    /// `type` or `invalid`.
+    pub fn validate(self) -> Result<AttemptPageRequest, ValidationErrors> {
+        let mut errors = Vec::new();
+        let limit = page_limit(self.limit, &mut errors);
+        let before = optional_string(
+            self.cursor,
+            Field::Cursor,
+            "cursor must be a string",
+            &mut errors,
+        )
+        .ok()
+        .and_then(|cursor| match cursor {
+            None => Some(None),
+            Some(c) => match c.parse::<AttemptId>() {
+                Ok(id) => Some(Some(id)),
+                Err(_) => {
+                    errors.push(FieldError::new(
+                        Field::Cursor,
+                        "invalid",
+                        "cursor must be the nextCursor of a previous page",
+                    ));
+                    None
+                }
+            },
+        });
+        match (limit, before) {
+            (Some(limit), Some(before)) => Ok(AttemptPageRequest { limit, before }),
+            _ => Err(ValidationErrors::from_errors(errors)),
+        }
+    }
+}
+
+/// A valid attempts request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptPageRequest {
+    /// How many attempts at most, 1 to [`MAX_PAGE_LIMIT`].
+    pub limit: usize,
+    /// Only attempts older than this one (smaller id); `None` for the first page.
+    pub before: Option<AttemptId>,
+}
+
+impl Default for AttemptPageRequest {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_PAGE_LIMIT,
+            before: None,
+        }
+    }
+}
+
+fn page_limit(m: Member, errors: &mut Vec<FieldError>) -> Option<usize> {
+    optional_integer(m, Field::Limit, "limit must be an integer", true, errors)
+        .ok()
+        .and_then(|limit| match limit {
+            None => Some(DEFAULT_PAGE_LIMIT),
+            Some(n) => match usize::try_from(n) {
+                Ok(n @ 1..=MAX_PAGE_LIMIT) => Some(n),
+                _ => {
+                    errors.push(FieldError::new(
+                        Field::Limit,
+                        "out_of_range",
+                        "limit must be between 1 and 100",
+                    ));
+                    None
+                }
+            },
+        })
+}
+
 /// A valid list request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageRequest {
@@ -821,8 +975,10 @@ impl RotateSecretRequest {
 /// A destination as clients read it (get, list, update): everything but its
 /// secrets, which no view holds in any form.
 ///
-/// Serializes as `{"destinationId","name","url","createdAt","updatedAt","version"}`.
-/// `version` is what an update may send back to apply only to this version.
+/// Serializes as `{"destinationId","name","url","createdAt","updatedAt","version",
+/// "enabled","disabledReason"}`. `version` is what an update may send back to
+/// apply only to this version; `disabledReason` is `null`, `"manual"`,
+/// `"gone"` or `"failing"`, and `null` exactly when `enabled` is `true`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DestinationView {
@@ -832,6 +988,8 @@ pub struct DestinationView {
     created_at: Timestamp,
     updated_at: Timestamp,
     version: u64,
+    enabled: bool,
+    disabled_reason: Option<DisabledReason>,
 }
 
 impl From<&DestinationRecord> for DestinationView {
@@ -843,6 +1001,8 @@ impl From<&DestinationRecord> for DestinationView {
             created_at: r.created_at,
             updated_at: r.updated_at,
             version: r.version,
+            enabled: r.disabled_reason.is_none(),
+            disabled_reason: r.disabled_reason,
         }
     }
 }
@@ -877,6 +1037,16 @@ impl DestinationView {
     #[must_use]
     pub fn version(&self) -> u64 {
         self.version
+    }
+    /// Whether deliveries go to it.
+    #[must_use]
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+    /// Why it is disabled; `None` when enabled.
+    #[must_use]
+    pub fn disabled_reason(&self) -> Option<DisabledReason> {
+        self.disabled_reason
     }
 }
 
@@ -917,6 +1087,7 @@ pub struct DeletedDestination {
 /// | `conflict` | 409 | `destinationId` | create with an id the organization has |
 /// | `version_mismatch` | 409 | `version` | the destination changed since it was read |
 /// | `version_exhausted` | 409 | `version` | the destination is at [`MAX_VERSION`](crate::MAX_VERSION) and cannot change |
+/// | `disabled` | 409 | `destinationId` | a test event for a disabled destination |
 /// | `contention` | 503 | `destinationId` | a write without `version` lost to other writers too many times |
 ///
 /// ```
@@ -1000,6 +1171,18 @@ impl ApiError {
             Field::Version,
             "version_exhausted",
             "the destination has reached the largest version and cannot change",
+        )
+    }
+
+    /// `409 disabled`: the destination is disabled, so a test event cannot
+    /// be sent to it; enable it first.
+    #[must_use]
+    pub fn disabled() -> Self {
+        Self::one(
+            409,
+            Field::DestinationId,
+            "disabled",
+            "the destination is disabled",
         )
     }
 

@@ -186,12 +186,16 @@ fn views_pages_and_deletes_serialize_camel_case_without_secrets() {
         [
             "createdAt",
             "destinationId",
+            "disabledReason",
+            "enabled",
             "name",
             "updatedAt",
             "url",
             "version"
         ]
     );
+    assert_eq!(value["enabled"], true);
+    assert_eq!(value["disabledReason"], serde_json::Value::Null);
     let page = DestinationPage {
         data: vec![view.clone()],
         has_more: true,

@@ -226,6 +226,8 @@ fn record_holds_the_sealed_secret_and_digest_never_the_cleartext() {
     let mut expected = [
         "createdAt",
         "destinationId",
+        "disabledReason",
+        "enabled",
         "name",
         "previousSecrets",
         "sealedSecret",

@@ -111,7 +111,9 @@ pub struct AttemptRecord {
     pub outcome: AttemptOutcome,
     /// The response status, if a response arrived.
     pub response_status: Option<u16>,
-    /// What went wrong, at most [`ERROR_MAX_CHARS`] characters; `None` on success.
+    /// What went wrong, at most [`ERROR_MAX_CHARS`] characters; `None` on
+    /// success. A stored form with a longer text is refused on load.
+    #[serde(deserialize_with = "bounded_error")]
     pub error: Option<String>,
     /// When the next attempt is due, if there is one.
     pub next_attempt_at: Option<Timestamp>,
@@ -181,4 +183,14 @@ impl AttemptRecord {
 
 fn bounded(text: &str) -> String {
     text.chars().take(ERROR_MAX_CHARS).collect()
+}
+
+fn bounded_error<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let error = Option::<String>::deserialize(d)?;
+    match &error {
+        Some(text) if text.chars().count() > ERROR_MAX_CHARS => Err(serde::de::Error::custom(
+            "attempt error text is longer than 200 characters",
+        )),
+        _ => Ok(error),
+    }
 }

@@ -23,6 +23,8 @@ mod attempt;
 mod classify;
 mod disable;
 mod event;
+mod ops;
+pub(crate) mod outbox;
 mod pin;
 mod request;
 mod schedule;
@@ -40,9 +42,18 @@ pub use crate::delivery::event::{
     EVENT_ID_PREFIX, EVENT_TYPE_MAX_CHARS, Event, EventId, EventType, InvalidEventId,
     InvalidEventType, InvalidPayload, PAYLOAD_MAX_BYTES, Payload,
 };
+pub use crate::delivery::ops::{
+    AttemptPage, AttemptView, AttemptsOutcome, PublishOutcome, PublishRequest, PublishedEvent,
+    TEST_EVENT_TYPE, TestOutcome, finish_attempt, list_attempts, publish, send_test,
+};
+pub use crate::delivery::outbox::{
+    AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey, EnqueueOutcome, Lease,
+    LeaseRequest, LeaseToken, Outbox, Settlement, Target, settle,
+};
 pub use crate::delivery::pin::{Lookup, Refusal, lookup, pin_addresses};
 pub use crate::delivery::request::{DeliveryRequest, USER_AGENT, plan_attempt};
 pub use crate::delivery::schedule::{
     InvalidRetrySchedule, JITTER_DIVISOR, MAX_STEP, MAX_STEPS, RetrySchedule,
 };
 pub use crate::delivery::step::{Decision, NextStep, next_step};
+pub use crate::wire::{AttemptPageRequest, ListAttemptsRequest};

@@ -1,0 +1,72 @@
+//! A host's delivery worker over the outbox seam: claim due deliveries,
+//! send each, classify the answer, report the attempt. `send` stands in for
+//! the HTTP client (the crate does no I/O): here the destination answers
+//! 503 twice, then 200. Run: `cargo run --example worker --features memory`.
+#![allow(clippy::print_stdout, reason = "an example prints what it does")]
+
+use std::time::Duration;
+
+use prets_destinations::delivery::{
+    Answer, DisablePolicy, LeaseRequest, LeaseToken, Outbox, PublishRequest, RetrySchedule,
+    classify, finish_attempt, publish,
+};
+use prets_destinations::{CreateDestinationRequest, KeyId, Keyring, MemoryRepo, SealingKey};
+use prets_destinations::{TenantId, Timestamp, create};
+use rand_core::UnwrapErr;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut rng = UnwrapErr(getrandom::SysRng);
+    let keys = Keyring::new(SealingKey::from_rng(KeyId::new(1), &mut rng), [])?;
+    let store = MemoryRepo::new();
+    let tenant: TenantId = "org_1".parse()?;
+    let mut now = Timestamp::try_from(std::time::SystemTime::now())?;
+    let req = CreateDestinationRequest::new("Billing", "https://example.com/hooks");
+    block_on(create(&store, &tenant, req, now, &mut rng, keys.current()))?.into_result()?;
+    let event: PublishRequest =
+        serde_json::from_str(r#"{"type":"invoice.paid","payload":{"id":7}}"#)?;
+    let accepted = block_on(publish(&store, &tenant, event, now, &mut rng))?.into_result()?;
+    println!(
+        "published {} to {} destination(s)",
+        accepted.event_id, accepted.destinations
+    );
+
+    let (schedule, disable) = (RetrySchedule::default(), DisablePolicy::default());
+    let mut answers = [503, 503, 200].into_iter();
+    let mut send = |_body: &[u8]| answers.next().unwrap_or(200); // the HTTP call
+    for _ in 0..10 {
+        let lease = LeaseRequest {
+            token: LeaseToken::generate(&mut rng),
+            duration: Duration::from_secs(60),
+        };
+        let claimed = block_on(store.claim(now, 16, lease))?;
+        for job in &claimed {
+            // A real worker builds the request with `plan_attempt` and the
+            // keyring, pins the addresses, and sends it with a timeout.
+            let status = send(&job.event.delivery_body());
+            let answer = Answer::Response {
+                status,
+                retry_after: None,
+            };
+            let classified = classify(answer, now);
+            let took = Duration::from_millis(35);
+            let report = finish_attempt(job, &classified, now, took, &schedule, disable, &mut rng);
+            println!("attempt {} -> {status}: {:?}", job.attempt, report.next);
+            let outcome = block_on(store.complete(&job.lease, report))?;
+            println!("  stored: {outcome:?}");
+        }
+        // Sleep until the next retry is due (here: jump the clock).
+        now = now.saturating_add(Duration::from_secs(3600));
+    }
+    Ok(())
+}
+
+/// Runs a future whose store never waits (MemoryRepo); a host uses its runtime.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}

@@ -1,0 +1,858 @@
+//! The conformance kit for [`Outbox`] implementations: one async function
+//! per property of the trait's contract, and [`outbox_run_all`].
+//!
+//! Claims take deliveries of every tenant, so unlike the repo functions these
+//! must not run at the same time as each other or as another worker on the
+//! same store: run them one at a time (as [`outbox_run_all`] does). Each uses
+//! fresh tenants, and gives back (releases) any delivery it claims that is not
+//! its own, so a store that already holds data is fine.
+//!
+//! ```
+//! # #[cfg(feature = "memory")] {
+//! use prets_destinations::{conformance, MemoryRepo};
+//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     let waker = std::task::Waker::noop();
+//! #     let mut cx = std::task::Context::from_waker(&waker);
+//! #     let mut f = std::pin::pin!(f);
+//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } }
+//! # }
+//! block_on(conformance::outbox::outbox_run_all(&MemoryRepo::new()));
+//! # }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::thread;
+use std::time::Duration;
+
+use rand_core::Rng as _;
+
+use super::{Kit, block_on, get, insert, remove, replace};
+use crate::create::DestinationRecord;
+use crate::delivery::{
+    AttemptId, AttemptMeta, AttemptRecord, AttemptReport, Claimed, Classification, CompleteOutcome,
+    DeliveryKey, DisablePolicy, DisabledReason, EnqueueOutcome, Event, Failure, FailureCause,
+    LeaseRequest, LeaseToken, NextStep, Outbox, RetrySchedule, Target, finish_attempt,
+};
+use crate::id::DestinationId;
+use crate::repo::{InsertOutcome, RemoveOutcome, ReplaceOutcome, TenantId};
+use crate::time::Timestamp;
+
+const LEASE: Duration = Duration::from_secs(30);
+
+fn at(t: Timestamp, secs: u64) -> Timestamp {
+    t.checked_add(Duration::from_secs(secs))
+        .expect("a time before year 9999")
+}
+
+impl Kit {
+    fn lease(&mut self) -> LeaseRequest {
+        LeaseRequest {
+            token: LeaseToken::generate(&mut self.rng),
+            duration: LEASE,
+        }
+    }
+
+    fn event(&mut self) -> Event {
+        let n = self.rng.next_u64();
+        Event::new(
+            "conformance.event",
+            format!("{{\"n\":\"{n:016x}\"}}"),
+            self.now,
+            &mut self.rng,
+        )
+        .expect("a valid event")
+    }
+
+    /// A report of one attempt of `claimed` at `at`, ending in `next`.
+    fn report(
+        &mut self,
+        claimed: &Claimed,
+        classification: Classification,
+        started_at: Timestamp,
+        next: NextStep,
+        disable: DisablePolicy,
+    ) -> AttemptReport {
+        let meta = AttemptMeta {
+            attempt_id: AttemptId::generate(started_at, &mut self.rng),
+            event_id: claimed.event.event_id,
+            destination_id: claimed.lease.delivery.destination_id,
+            attempt: claimed.attempt,
+            started_at,
+            duration_ms: 7,
+        };
+        AttemptReport {
+            attempt: AttemptRecord::new(meta, &classification, &next),
+            next,
+            disable,
+        }
+    }
+
+    /// Inserts `n` fresh enabled destinations for `tenant`.
+    async fn destinations<O: Outbox>(
+        &mut self,
+        outbox: &O,
+        tenant: &TenantId,
+        n: usize,
+    ) -> Vec<DestinationRecord> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let plan = self.plan(tenant, None);
+            assert_eq!(
+                insert(outbox, tenant, &plan.record).await,
+                InsertOutcome::Inserted
+            );
+            out.push(plan.record);
+        }
+        out
+    }
+}
+
+fn failed() -> Classification {
+    Classification::Failed(Failure {
+        cause: FailureCause::Status(500),
+        retry_after: None,
+    })
+}
+
+const DELIVERED: Classification = Classification::Delivered { status: 200 };
+
+async fn enqueue<O: Outbox>(
+    outbox: &O,
+    tenant: &TenantId,
+    event: &Event,
+    target: Target,
+) -> EnqueueOutcome {
+    outbox
+        .enqueue(tenant, event, target)
+        .await
+        .expect("enqueue failed")
+}
+
+/// Claims everything due at `now` until nothing more comes; keeps the
+/// deliveries of `tenants`, releases the others (another user's).
+async fn claim_own<O: Outbox>(
+    outbox: &O,
+    kit: &mut Kit,
+    now: Timestamp,
+    tenants: &[&TenantId],
+) -> Vec<Claimed> {
+    let mut own = Vec::new();
+    let mut foreign = Vec::new();
+    let mut seen = BTreeSet::new();
+    loop {
+        let batch = outbox
+            .claim(now, 100, kit.lease())
+            .await
+            .expect("claim failed");
+        if batch.is_empty() {
+            break;
+        }
+        for c in batch {
+            assert!(
+                c.lease.expires_at > now,
+                "claim: a lease that is already over"
+            );
+            assert!(
+                seen.insert(c.lease.delivery.clone()),
+                "claim: offered a delivery under a live lease"
+            );
+            if tenants.contains(&&c.lease.delivery.tenant) {
+                own.push(c);
+            } else {
+                foreign.push(c);
+            }
+        }
+    }
+    for c in foreign {
+        outbox.release(&c.lease).await.expect("release failed");
+    }
+    own
+}
+
+async fn complete<O: Outbox>(
+    outbox: &O,
+    claimed: &Claimed,
+    report: AttemptReport,
+) -> CompleteOutcome {
+    outbox
+        .complete(&claimed.lease, report)
+        .await
+        .expect("complete failed")
+}
+
+async fn attempts<O: Outbox>(
+    outbox: &O,
+    tenant: &TenantId,
+    id: DestinationId,
+    before: Option<AttemptId>,
+    limit: usize,
+) -> Vec<AttemptRecord> {
+    outbox
+        .list_attempts(tenant, id, before, limit)
+        .await
+        .expect("list_attempts failed")
+}
+
+/// Many claims racing, from OS threads, over one tenant's deliveries: every
+/// delivery is handed out exactly once, each with the lease of the claim that
+/// got it.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn lease_exclusivity_under_concurrent_claims<O: Outbox>(outbox: &O, threads: usize) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let dests = kit.destinations(outbox, &tenant, 3).await;
+    let mut expected = BTreeSet::new();
+    for _ in 0..8 {
+        let event = kit.event();
+        assert_eq!(
+            enqueue(outbox, &tenant, &event, Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 3 },
+            "enqueue: one delivery per enabled destination"
+        );
+        for d in &dests {
+            expected.insert((event.event_id, d.destination_id));
+        }
+    }
+    let now = at(kit.now, 1);
+    let tokens: Vec<LeaseToken> = (0..threads.max(2))
+        .map(|_| LeaseToken::generate(&mut kit.rng))
+        .collect();
+    let results: Vec<Vec<Claimed>> = thread::scope(|s| {
+        let handles: Vec<_> = tokens
+            .iter()
+            .map(|&token| {
+                s.spawn(move || {
+                    let mut got = Vec::new();
+                    loop {
+                        let lease = LeaseRequest {
+                            token,
+                            duration: LEASE,
+                        };
+                        let batch = block_on(outbox.claim(now, 2, lease)).expect("claim failed");
+                        let again = batch.iter().any(|c: &Claimed| {
+                            got.iter()
+                                .any(|g: &Claimed| g.lease.delivery == c.lease.delivery)
+                        });
+                        let done = batch.is_empty();
+                        got.extend(batch);
+                        if done || again {
+                            return got;
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a claiming thread panicked"))
+            .collect()
+    });
+    let mut seen = BTreeSet::new();
+    for (token, batch) in tokens.iter().zip(&results) {
+        for c in batch {
+            assert_eq!(c.lease.token, *token, "claim: a lease with another token");
+            if c.lease.delivery.tenant != tenant {
+                outbox.release(&c.lease).await.expect("release failed");
+                continue;
+            }
+            assert_eq!(c.attempt, 1, "claim: a fresh delivery is attempt 1");
+            let key = (c.event.event_id, c.lease.delivery.destination_id);
+            assert!(
+                seen.insert(key),
+                "lease exclusivity: two concurrent claims returned the same delivery"
+            );
+        }
+    }
+    assert_eq!(
+        seen, expected,
+        "lease exclusivity: a delivery was not claimed"
+    );
+}
+
+/// A lease that expires is offered again; renew keeps a lease; release makes
+/// the delivery due at once; a lost lease can neither renew, release nor
+/// complete (`LeaseLost`, nothing written).
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn reoffer_after_lease_expiry<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let dest = kit.destinations(outbox, &tenant, 1).await.remove(0);
+    let event = kit.event();
+    assert!(matches!(
+        enqueue(outbox, &tenant, &event, Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 1.. }
+    ));
+    let t0 = at(kit.now, 1);
+    let first = claim_own(outbox, &mut kit, t0, &[&tenant]).await;
+    assert_eq!(first.len(), 1, "claim: the due delivery is offered");
+    let first = &first[0];
+    assert_eq!(first.event, event, "claim: the event comes back as stored");
+    assert_eq!(
+        first.lease.expires_at,
+        at(t0, 30),
+        "claim: lease = now + duration"
+    );
+    assert!(
+        claim_own(outbox, &mut kit, at(t0, 10), &[&tenant])
+            .await
+            .is_empty(),
+        "claim: a delivery under a live lease was offered again"
+    );
+    assert!(
+        outbox
+            .renew(&first.lease, at(t0, 60))
+            .await
+            .expect("renew failed"),
+        "renew: a held lease was refused"
+    );
+    assert!(
+        claim_own(outbox, &mut kit, at(t0, 45), &[&tenant])
+            .await
+            .is_empty(),
+        "renew: the renewed lease did not hold"
+    );
+    let second = claim_own(outbox, &mut kit, at(t0, 61), &[&tenant]).await;
+    assert_eq!(second.len(), 1, "claim: an expired lease is offered again");
+    let second = &second[0];
+    assert_eq!(second.attempt, 1, "an expired lease is no attempt");
+    assert!(
+        !outbox
+            .renew(&first.lease, at(t0, 90))
+            .await
+            .expect("renew failed"),
+        "renew: a lost lease was renewed"
+    );
+    assert!(
+        !outbox.release(&first.lease).await.expect("release failed"),
+        "release: a lost lease was released"
+    );
+    let report = kit.report(
+        first,
+        DELIVERED,
+        at(t0, 62),
+        NextStep::Delivered,
+        DisablePolicy::default(),
+    );
+    assert_eq!(
+        complete(outbox, first, report).await,
+        CompleteOutcome::LeaseLost,
+        "complete: a lost lease was honoured"
+    );
+    assert!(
+        attempts(outbox, &tenant, dest.destination_id, None, 10)
+            .await
+            .is_empty(),
+        "complete: LeaseLost wrote an attempt"
+    );
+    assert!(
+        outbox.release(&second.lease).await.expect("release failed"),
+        "release: a held lease was refused"
+    );
+    let third = claim_own(outbox, &mut kit, at(t0, 62), &[&tenant]).await;
+    assert_eq!(third.len(), 1, "release: the delivery is not due again");
+    let third = &third[0];
+    let report = kit.report(
+        third,
+        DELIVERED,
+        at(t0, 63),
+        NextStep::Delivered,
+        DisablePolicy::default(),
+    );
+    assert_eq!(
+        complete(outbox, third, report).await,
+        CompleteOutcome::Recorded { disabled: None }
+    );
+    assert!(
+        claim_own(outbox, &mut kit, at(t0, 3600), &[&tenant])
+            .await
+            .is_empty(),
+        "complete: a delivered delivery is offered again"
+    );
+    assert_eq!(
+        attempts(outbox, &tenant, dest.destination_id, None, 10)
+            .await
+            .len(),
+        1,
+        "complete: the attempt is listed once"
+    );
+}
+
+/// N events × M destinations, each attempt randomly delivered or
+/// rescheduled: every delivery ends delivered exactly once, attempts count up
+/// by one per reschedule, and every attempt is listed.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn nothing_lost_across_complete_and_reschedule<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let dests = kit.destinations(outbox, &tenant, 3).await;
+    let mut pending: BTreeMap<DeliveryKey, u32> = BTreeMap::new();
+    for _ in 0..5 {
+        let event = kit.event();
+        assert!(matches!(
+            enqueue(outbox, &tenant, &event, Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 1.. }
+        ));
+        for d in &dests {
+            let key = DeliveryKey {
+                tenant: tenant.clone(),
+                event_id: event.event_id,
+                destination_id: d.destination_id,
+            };
+            pending.insert(key, 1);
+        }
+    }
+    let mut delivered = BTreeSet::new();
+    let mut total_attempts = 0usize;
+    let mut now = at(kit.now, 1);
+    for _ in 0..200 {
+        if pending.is_empty() {
+            break;
+        }
+        for c in claim_own(outbox, &mut kit, now, &[&tenant]).await {
+            let key = c.lease.delivery.clone();
+            let Some(expected) = pending.get(&key).copied() else {
+                panic!("nothing lost: a finished or unknown delivery was claimed");
+            };
+            assert_eq!(c.attempt, expected, "reschedule: attempt count is off");
+            let (class, next) = if kit.rng.next_u32() & 1 == 0 {
+                (DELIVERED, NextStep::Delivered)
+            } else {
+                (failed(), NextStep::RetryAt(at(now, 1)))
+            };
+            let report = kit.report(&c, class, now, next, DisablePolicy::default());
+            assert_eq!(
+                complete(outbox, &c, report).await,
+                CompleteOutcome::Recorded { disabled: None }
+            );
+            total_attempts += 1;
+            if next == NextStep::Delivered {
+                pending.remove(&key);
+                assert!(delivered.insert(key), "a delivery finished twice");
+            } else {
+                pending.insert(key, expected + 1);
+            }
+        }
+        now = at(now, 1);
+    }
+    assert!(
+        pending.is_empty(),
+        "nothing lost: deliveries never came back"
+    );
+    assert_eq!(delivered.len(), 15);
+    let mut listed = 0;
+    for d in &dests {
+        listed += attempts(outbox, &tenant, d.destination_id, None, 10_000)
+            .await
+            .len();
+    }
+    assert_eq!(listed, total_attempts, "every attempt is listed");
+}
+
+/// Enqueue reaches only the tenant's own destinations (even when another
+/// tenant has one with the same id); `Target::Only` never finds another
+/// tenant's destination; attempts are listed only for their tenant.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn outbox_tenant_isolation<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let (a, b) = (kit.tenant(), kit.tenant());
+    let shared_id = kit.id();
+    let plan_a = kit.plan(&a, Some(shared_id));
+    let plan_b = kit.plan(&b, Some(shared_id));
+    assert_eq!(
+        insert(outbox, &a, &plan_a.record).await,
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        insert(outbox, &b, &plan_b.record).await,
+        InsertOutcome::Inserted
+    );
+    let only_b = kit.destinations(outbox, &b, 1).await.remove(0);
+    let event = kit.event();
+    assert_eq!(
+        enqueue(outbox, &a, &event, Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 1 },
+        "enqueue reached another tenant's destination"
+    );
+    assert_eq!(
+        enqueue(
+            outbox,
+            &a,
+            &kit.event(),
+            Target::Only(only_b.destination_id)
+        )
+        .await,
+        EnqueueOutcome::NotFound,
+        "Target::Only found another tenant's destination"
+    );
+    let now = at(kit.now, 1);
+    let claimed = claim_own(outbox, &mut kit, now, &[&a, &b]).await;
+    assert_eq!(claimed.len(), 1);
+    let c = &claimed[0];
+    assert_eq!(
+        c.lease.delivery.tenant, a,
+        "a delivery for the wrong tenant"
+    );
+    let report = kit.report(
+        c,
+        DELIVERED,
+        now,
+        NextStep::Delivered,
+        DisablePolicy::default(),
+    );
+    assert_eq!(
+        complete(outbox, c, report).await,
+        CompleteOutcome::Recorded { disabled: None }
+    );
+    assert_eq!(attempts(outbox, &a, shared_id, None, 10).await.len(), 1);
+    assert!(
+        attempts(outbox, &b, shared_id, None, 10).await.is_empty(),
+        "list_attempts showed another tenant's attempts"
+    );
+}
+
+/// Removing a destination removes its pending deliveries (a held lease is
+/// then lost) and its attempts; the same id inserted again starts clean.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn deleted_destination_has_nothing_pending<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let dests = kit.destinations(outbox, &tenant, 2).await;
+    let (gone, kept) = (dests[0].destination_id, dests[1].destination_id);
+    assert!(matches!(
+        enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 1.. }
+    ));
+    assert!(matches!(
+        enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 1.. }
+    ));
+    let now = at(kit.now, 1);
+    let claimed = claim_own(outbox, &mut kit, now, &[&tenant]).await;
+    assert_eq!(claimed.len(), 4);
+    let mut held = None;
+    for c in &claimed {
+        if c.lease.delivery.destination_id == gone && held.is_none() {
+            let report = kit.report(
+                c,
+                failed(),
+                now,
+                NextStep::RetryAt(now),
+                DisablePolicy::default(),
+            );
+            assert_eq!(
+                complete(outbox, c, report).await,
+                CompleteOutcome::Recorded { disabled: None }
+            );
+            held = claim_own(outbox, &mut kit, now, &[&tenant]).await.pop();
+        } else {
+            outbox.release(&c.lease).await.expect("release failed");
+        }
+    }
+    let held = held.expect("the rescheduled delivery is claimed again");
+    assert_eq!(attempts(outbox, &tenant, gone, None, 10).await.len(), 1);
+    assert_eq!(remove(outbox, &tenant, gone).await, RemoveOutcome::Removed);
+    let report = kit.report(
+        &held,
+        DELIVERED,
+        now,
+        NextStep::Delivered,
+        DisablePolicy::default(),
+    );
+    assert_eq!(
+        complete(outbox, &held, report).await,
+        CompleteOutcome::LeaseLost,
+        "complete: a removed destination's delivery was completed"
+    );
+    assert!(
+        attempts(outbox, &tenant, gone, None, 10).await.is_empty(),
+        "remove: attempts stayed behind"
+    );
+    let later = claim_own(outbox, &mut kit, at(now, 3600), &[&tenant]).await;
+    assert!(
+        later
+            .iter()
+            .all(|c| c.lease.delivery.destination_id == kept),
+        "remove: a pending delivery stayed behind"
+    );
+    assert_eq!(
+        later.len(),
+        2,
+        "remove: another destination lost deliveries"
+    );
+    for c in &later {
+        outbox.release(&c.lease).await.expect("release failed");
+    }
+    let again = kit.plan(&tenant, Some(gone));
+    assert_eq!(
+        insert(outbox, &tenant, &again.record).await,
+        InsertOutcome::Inserted
+    );
+    assert!(attempts(outbox, &tenant, gone, None, 10).await.is_empty());
+    assert!(
+        claim_own(outbox, &mut kit, at(now, 3600), &[&tenant])
+            .await
+            .iter()
+            .all(|c| c.lease.delivery.destination_id == kept),
+        "an id inserted again inherited deliveries"
+    );
+}
+
+/// A disabled destination gets no new deliveries (`Target::Only` answers
+/// `Disabled`); disabling one drops its pending deliveries at the next
+/// claim, and enabling it again does not bring them back.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn disabled_destinations_get_no_deliveries<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let dests = kit.destinations(outbox, &tenant, 2).await;
+    let off = dests[1]
+        .disabled(DisabledReason::Manual, kit.now)
+        .expect("version");
+    assert_eq!(
+        replace(outbox, &tenant, 1, &off).await,
+        ReplaceOutcome::Replaced
+    );
+    assert_eq!(
+        enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 1 },
+        "enqueue: a disabled destination got a delivery"
+    );
+    assert_eq!(
+        enqueue(
+            outbox,
+            &tenant,
+            &kit.event(),
+            Target::Only(off.destination_id)
+        )
+        .await,
+        EnqueueOutcome::Disabled
+    );
+    let on = &dests[0];
+    let off0 = on
+        .disabled(DisabledReason::Manual, kit.now)
+        .expect("version");
+    assert_eq!(
+        replace(outbox, &tenant, 1, &off0).await,
+        ReplaceOutcome::Replaced
+    );
+    let now = at(kit.now, 1);
+    assert!(
+        claim_own(outbox, &mut kit, now, &[&tenant])
+            .await
+            .is_empty(),
+        "claim: offered a delivery of a disabled destination"
+    );
+    let back = off0.reenabled(now).expect("version");
+    assert_eq!(
+        replace(outbox, &tenant, 2, &back).await,
+        ReplaceOutcome::Replaced
+    );
+    assert!(
+        claim_own(outbox, &mut kit, now, &[&tenant])
+            .await
+            .is_empty(),
+        "claim: a dropped delivery came back after enabling"
+    );
+    assert_eq!(
+        enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 1 },
+        "enqueue: an enabled-again destination gets deliveries"
+    );
+}
+
+/// A `410 Gone` disables the destination `gone` in the same write as the
+/// attempt: version + 1, the delivery finished, the attempt listed with 410.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn gone_disables_in_the_same_write<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let dest = kit.destinations(outbox, &tenant, 1).await.remove(0);
+    assert!(matches!(
+        enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 1.. }
+    ));
+    let now = at(kit.now, 1);
+    let c = claim_own(outbox, &mut kit, now, &[&tenant]).await.remove(0);
+    let report = finish_attempt(
+        &c,
+        &Classification::Gone,
+        now,
+        Duration::from_millis(12),
+        &RetrySchedule::default(),
+        DisablePolicy::default(),
+        &mut kit.rng,
+    );
+    assert_eq!(
+        complete(outbox, &c, report).await,
+        CompleteOutcome::Recorded {
+            disabled: Some(DisabledReason::Gone)
+        }
+    );
+    let stored = get(outbox, &tenant, dest.destination_id)
+        .await
+        .expect("kept");
+    assert!(!stored.enabled, "410: the destination is still enabled");
+    assert_eq!(stored.disabled_reason, Some(DisabledReason::Gone));
+    assert_eq!(stored.version, dest.version + 1, "410: version not moved");
+    let listed = attempts(outbox, &tenant, dest.destination_id, None, 10).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].response_status, Some(410));
+    assert_eq!(listed[0].next_attempt_at, None);
+    assert!(
+        claim_own(outbox, &mut kit, at(now, 86_400), &[&tenant])
+            .await
+            .is_empty(),
+        "410: the delivery is still pending"
+    );
+}
+
+/// Failing attempts build a streak that disables the destination `failing`
+/// once it holds `min_attempts` over `disable_after`; a success in between
+/// resets the streak.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn auto_disable_after_the_streak<O: Outbox>(outbox: &O) {
+    let policy = DisablePolicy {
+        disable_after: Duration::from_secs(60),
+        min_attempts: 3,
+    };
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let dest = kit.destinations(outbox, &tenant, 1).await.remove(0);
+    assert!(matches!(
+        enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 1.. }
+    ));
+    let t0 = at(kit.now, 1);
+    // Two failures, then a success: the streak is reset.
+    for (t, ok) in [(0, false), (40, false), (80, true)] {
+        let now = at(t0, t);
+        let c = claim_own(outbox, &mut kit, now, &[&tenant]).await.remove(0);
+        let (class, next) = if ok {
+            (DELIVERED, NextStep::Delivered)
+        } else {
+            (failed(), NextStep::RetryAt(at(now, 40)))
+        };
+        let report = kit.report(&c, class, now, next, policy);
+        assert_eq!(
+            complete(outbox, &c, report).await,
+            CompleteOutcome::Recorded { disabled: None }
+        );
+    }
+    assert!(matches!(
+        enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 1.. }
+    ));
+    // Without the reset, the first of these would disable (3 over 90 s).
+    for t in [90, 130, 170] {
+        let now = at(t0, t);
+        let c = claim_own(outbox, &mut kit, now, &[&tenant]).await.remove(0);
+        let report = kit.report(&c, failed(), now, NextStep::RetryAt(at(now, 40)), policy);
+        let want = if t == 170 {
+            Some(DisabledReason::Failing)
+        } else {
+            None
+        };
+        assert_eq!(
+            complete(outbox, &c, report).await,
+            CompleteOutcome::Recorded { disabled: want },
+            "auto-disable at +{t}s"
+        );
+    }
+    let stored = get(outbox, &tenant, dest.destination_id)
+        .await
+        .expect("kept");
+    assert_eq!(stored.disabled_reason, Some(DisabledReason::Failing));
+    assert!(!stored.enabled);
+    let listed = attempts(outbox, &tenant, dest.destination_id, None, 1).await;
+    assert_eq!(
+        listed[0].next_attempt_at, None,
+        "a disabling attempt lists no next attempt"
+    );
+    assert!(
+        claim_own(outbox, &mut kit, at(t0, 86_400), &[&tenant])
+            .await
+            .is_empty(),
+        "auto-disable: the delivery is still pending"
+    );
+}
+
+/// Attempts are listed newest first, and walking pages by the last id
+/// gives each exactly once.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn attempts_newest_first_with_cursor<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let dest = kit.destinations(outbox, &tenant, 1).await.remove(0);
+    assert!(matches!(
+        enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 1.. }
+    ));
+    let mut made = Vec::new();
+    let mut now = at(kit.now, 1);
+    for _ in 0..5 {
+        let c = claim_own(outbox, &mut kit, now, &[&tenant]).await.remove(0);
+        let report = kit.report(
+            &c,
+            failed(),
+            now,
+            NextStep::RetryAt(at(now, 1)),
+            DisablePolicy::default(),
+        );
+        made.push(report.attempt.clone());
+        assert_eq!(
+            complete(outbox, &c, report).await,
+            CompleteOutcome::Recorded { disabled: None }
+        );
+        now = at(now, 2);
+    }
+    made.reverse();
+    let all = attempts(outbox, &tenant, dest.destination_id, None, 100).await;
+    assert_eq!(all, made, "attempts: not newest first, or not as stored");
+    let mut walked = Vec::new();
+    let mut before = None;
+    loop {
+        let page = attempts(outbox, &tenant, dest.destination_id, before, 2).await;
+        assert!(page.len() <= 2, "list_attempts: more than the limit");
+        let Some(last) = page.last() else { break };
+        before = Some(last.attempt_id);
+        walked.extend(page);
+    }
+    assert_eq!(
+        walked, made,
+        "attempts: the cursor walk repeated or skipped"
+    );
+}
+
+/// Every outbox property, one after another.
+///
+/// # Panics
+/// If the store violates a property or returns an error.
+pub async fn outbox_run_all<O: Outbox>(outbox: &O) {
+    lease_exclusivity_under_concurrent_claims(outbox, 4).await;
+    reoffer_after_lease_expiry(outbox).await;
+    nothing_lost_across_complete_and_reschedule(outbox).await;
+    outbox_tenant_isolation(outbox).await;
+    deleted_destination_has_nothing_pending(outbox).await;
+    disabled_destinations_get_no_deliveries(outbox).await;
+    gone_disables_in_the_same_write(outbox).await;
+    auto_disable_after_the_streak(outbox).await;
+    attempts_newest_first_with_cursor(outbox).await;
+}
