@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use prets_destinations::delivery::DisabledReason;
 use prets_destinations::{
     DestinationId, DestinationName, DestinationRecord, DestinationRepo, DestinationUrl,
     InsertOutcome, PreviousSecret, RemoveOutcome, ReplaceOutcome, SealedSecret, SecretDigest,
@@ -118,7 +119,7 @@ impl PgRepo {
 fn select(filter: &str, limit: &str) -> String {
     format!(
         "SELECT d.tenant_id, d.destination_id, d.name, d.url, d.created_at_ms, d.updated_at_ms,
-             d.sealed_secret, d.secret_digest, d.version,
+             d.sealed_secret, d.secret_digest, d.version, d.enabled, d.disabled_reason,
              COALESCE(p.sealed, '{{}}'), COALESCE(p.digests, '{{}}'), COALESCE(p.expires, '{{}}')
          FROM (SELECT * FROM destinations d WHERE {filter}
                ORDER BY d.tenant_id, d.destination_id {limit}) d
@@ -161,6 +162,17 @@ fn digest(bytes: &[u8], column: &'static str) -> Result<SecretDigest, PgError> {
     Ok(SecretDigest::from_bytes(bytes))
 }
 
+/// A stored disabled reason, from its wire form.
+pub(crate) fn disabled_reason(s: &str) -> Option<DisabledReason> {
+    [
+        DisabledReason::Manual,
+        DisabledReason::Gone,
+        DisabledReason::Failing,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == s)
+}
+
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -168,9 +180,9 @@ fn limit(n: usize) -> i64 {
 /// One row of [`select`]: the tenant and its record.
 fn decode(row: &Row) -> Result<(String, DestinationRecord), PgError> {
     let tenant: String = row.try_get(0)?;
-    let sealed: Vec<Vec<u8>> = row.try_get(9)?;
-    let digests: Vec<Vec<u8>> = row.try_get(10)?;
-    let expires: Vec<i64> = row.try_get(11)?;
+    let sealed: Vec<Vec<u8>> = row.try_get(11)?;
+    let digests: Vec<Vec<u8>> = row.try_get(12)?;
+    let expires: Vec<i64> = row.try_get(13)?;
     if sealed.len() != digests.len() || sealed.len() != expires.len() {
         return Err(PgError::corrupt("previous secrets"));
     }
@@ -202,6 +214,11 @@ fn decode(row: &Row) -> Result<(String, DestinationRecord), PgError> {
         secret_digest: digest(row.try_get::<_, &[u8]>(7)?, "secret digest")?,
         version: version_from_sql(row.try_get(8)?),
         previous_secrets,
+        enabled: row.try_get(9)?,
+        disabled_reason: row
+            .try_get::<_, Option<&str>>(10)?
+            .map(|r| disabled_reason(r).ok_or(PgError::corrupt("disabled reason")))
+            .transpose()?,
     };
     Ok((tenant, record))
 }
@@ -221,6 +238,8 @@ struct Columns {
     sealed_secret: Vec<u8>,
     secret_digest: Vec<u8>,
     version: i64,
+    enabled: bool,
+    disabled_reason: Option<&'static str>,
     positions: Vec<i32>,
     previous_sealed: Vec<Vec<u8>>,
     previous_digests: Vec<Vec<u8>>,
@@ -242,6 +261,8 @@ impl Columns {
             sealed_secret: r.sealed_secret.to_bytes().to_vec(),
             secret_digest: r.secret_digest.as_bytes().to_vec(),
             version: version(r.version),
+            enabled: r.enabled,
+            disabled_reason: r.disabled_reason.map(DisabledReason::as_str),
             positions,
             previous_sealed: r
                 .previous_secrets
@@ -310,8 +331,8 @@ impl DestinationRepo for PgRepo {
             let stmt = tx
                 .prepare_cached(
                     "INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,
-                         updated_at_ms, sealed_secret, secret_digest, version)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                         updated_at_ms, sealed_secret, secret_digest, version, enabled, disabled_reason)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                      ON CONFLICT (tenant_id, destination_id) DO NOTHING",
                 )
                 .await?;
@@ -328,6 +349,8 @@ impl DestinationRepo for PgRepo {
                         &c.sealed_secret,
                         &c.secret_digest,
                         &c.version,
+                        &c.enabled,
+                        &c.disabled_reason,
                     ],
                 )
                 .await?;
@@ -436,7 +459,8 @@ impl DestinationRepo for PgRepo {
             let stmt = tx
                 .prepare_cached(
                     "UPDATE destinations SET name = $3, url = $4, created_at_ms = $5,
-                         updated_at_ms = $6, sealed_secret = $7, secret_digest = $8, version = $9
+                         updated_at_ms = $6, sealed_secret = $7, secret_digest = $8, version = $9,
+                         enabled = $11, disabled_reason = $12
                      WHERE tenant_id = $1 AND destination_id = $2 AND version = $10",
                 )
                 .await?;
@@ -454,6 +478,8 @@ impl DestinationRepo for PgRepo {
                         &c.secret_digest,
                         &c.version,
                         &expected,
+                        &c.enabled,
+                        &c.disabled_reason,
                     ],
                 )
                 .await?;

@@ -43,6 +43,11 @@ const MIGRATIONS: &[&str] = &[
             REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
     );
     CREATE INDEX previous_secrets_by_secret_digest ON previous_secrets (secret_digest);"#,
+    // 2: destinations can be disabled; rows stored before are enabled.
+    r#"ALTER TABLE destinations
+        ADD COLUMN enabled BOOLEAN NOT NULL DEFAULT true,
+        ADD COLUMN disabled_reason TEXT
+            CHECK (disabled_reason IN ('manual', 'gone', 'failing'));"#,
 ];
 
 /// The advisory lock every node takes (for the migration transaction only)

@@ -44,6 +44,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
             REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX previous_secrets_by_secret_digest ON previous_secrets (secret_digest);",
+    // 3: destinations can be disabled; rows stored before are enabled.
+    "ALTER TABLE destinations ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1
+        CHECK (enabled IN (0, 1));
+    ALTER TABLE destinations ADD COLUMN disabled_reason TEXT
+        CHECK (disabled_reason IN ('manual', 'gone', 'failing'));",
 ];
 
 /// The schema version this build writes: the number of migrations.

@@ -1,6 +1,7 @@
 //! [`DestinationRepo`] for [`SqliteRepo`]: writes on the writer, reads on
 //! the readers.
 
+use prets_destinations::delivery::DisabledReason;
 use prets_destinations::{
     DestinationId, DestinationRecord, DestinationRepo, InsertOutcome, RemoveOutcome,
     ReplaceOutcome, SecretDigest, TenantId,
@@ -66,8 +67,9 @@ impl DestinationRepo for SqliteRepo {
                 let changed = conn
                     .prepare_cached(
                         "INSERT INTO destinations (tenant_id, destination_id, name, url,
-                             created_at_ms, updated_at_ms, sealed_secret, secret_digest, version)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                             created_at_ms, updated_at_ms, sealed_secret, secret_digest, version,
+                             enabled, disabled_reason)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                          ON CONFLICT (tenant_id, destination_id) DO NOTHING",
                     )?
                     .execute(params![
@@ -80,6 +82,8 @@ impl DestinationRepo for SqliteRepo {
                         &r.sealed_secret.to_bytes()[..],
                         &r.secret_digest.as_bytes()[..],
                         version(r.version),
+                        r.enabled,
+                        r.disabled_reason.map(DisabledReason::as_str),
                     ])?;
                 if changed != 1 {
                     return Ok(InsertOutcome::Duplicate);
@@ -189,7 +193,7 @@ impl DestinationRepo for SqliteRepo {
                     .prepare_cached(
                         "UPDATE destinations SET name = ?3, url = ?4, created_at_ms = ?5,
                              updated_at_ms = ?6, sealed_secret = ?7, secret_digest = ?8,
-                             version = ?9
+                             version = ?9, enabled = ?11, disabled_reason = ?12
                          WHERE tenant_id = ?1 AND destination_id = ?2 AND version = ?10",
                     )?
                     .execute(params![
@@ -203,6 +207,8 @@ impl DestinationRepo for SqliteRepo {
                         &r.secret_digest.as_bytes()[..],
                         version(r.version),
                         version(expected_version),
+                        r.enabled,
+                        r.disabled_reason.map(DisabledReason::as_str),
                     ])?;
                 if changed == 1 {
                     write_previous_secrets(conn, &tenant, &r, false)?;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use prets_destinations::delivery::DisabledReason;
 use prets_destinations::{
     DestinationId, DestinationName, DestinationRecord, DestinationUrl, PreviousSecret,
     SealedSecret, SecretDigest, Timestamp,
@@ -13,7 +14,7 @@ use super::{JobResult, SqliteError};
 
 /// The columns [`read_records`] expects, in order.
 pub(super) const COLUMNS: &str = "tenant_id, destination_id, name, url, created_at_ms, \
-     updated_at_ms, sealed_secret, secret_digest, version";
+     updated_at_ms, sealed_secret, secret_digest, version, enabled, disabled_reason";
 
 pub(super) fn millis(t: Timestamp) -> i64 {
     // Timestamps end in year 9999, far below i64::MAX milliseconds.
@@ -38,6 +39,17 @@ fn version_from_sql(v: i64) -> u64 {
     u64::from_be_bytes(v.to_be_bytes())
 }
 
+/// A stored disabled reason, from its wire form.
+pub(super) fn disabled_reason(s: &str) -> Option<DisabledReason> {
+    [
+        DisabledReason::Manual,
+        DisabledReason::Gone,
+        DisabledReason::Failing,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == s)
+}
+
 fn digest(bytes: Vec<u8>) -> JobResult<SecretDigest> {
     let bytes: [u8; 32] = bytes
         .try_into()
@@ -57,6 +69,8 @@ struct RawRow {
     sealed_secret: Vec<u8>,
     secret_digest: Vec<u8>,
     version: i64,
+    enabled: bool,
+    disabled_reason: Option<String>,
 }
 
 impl RawRow {
@@ -71,6 +85,8 @@ impl RawRow {
             sealed_secret: row.get(6)?,
             secret_digest: row.get(7)?,
             version: row.get(8)?,
+            enabled: row.get(9)?,
+            disabled_reason: row.get(10)?,
         })
     }
 
@@ -89,6 +105,12 @@ impl RawRow {
             secret_digest: digest(self.secret_digest)?,
             version: version_from_sql(self.version),
             previous_secrets,
+            enabled: self.enabled,
+            disabled_reason: self
+                .disabled_reason
+                .as_deref()
+                .map(|r| disabled_reason(r).ok_or(SqliteError::corrupt("disabled reason")))
+                .transpose()?,
         })
     }
 }
