@@ -587,3 +587,26 @@ async fn the_outbox_tables_cascade_and_claims_have_an_index() {
         .collect();
     assert_eq!(cascades, ["attempts", "deliveries", "previous_secrets"]);
 }
+
+/// The payload comes back byte for byte (spacing, key order, escapes and
+/// non-ASCII text kept), so every delivery sends the body the event was
+/// published with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_come_back_byte_for_byte() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let mut rng = ChaCha20Rng::seed_from_u64(26);
+    let tenant: TenantId = "org_bytes".parse().unwrap();
+    destinations(&repo, &tenant, 1, &mut rng).await;
+    let text = "{ \"z\" : 1, \"a\":[1.50, -0e3 ,\"é😀\\u0000\\n\\\"\"],\n\t\"k\": {\"b\":null,\"a\":true} }";
+    let e = Event::new("shape.kept", text.to_owned(), t0(), &mut rng).unwrap();
+    assert_eq!(
+        repo.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap(),
+        EnqueueOutcome::Enqueued { deliveries: 1 }
+    );
+    let claimed = repo.claim(at(1), 10, lease(&mut rng)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].event.payload.get(), e.payload.get());
+    assert_eq!(claimed[0].event.delivery_body(), e.delivery_body());
+    assert_eq!(claimed[0].event, e);
+}
