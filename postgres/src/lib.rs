@@ -8,6 +8,25 @@
 //! trait (atomic insert-if-absent, compare-and-swap replace, one-statement
 //! remove, durable on `Ok`) holds across nodes, not just within one.
 //!
+//! It is also the [`Outbox`](prets_destinations::delivery::Outbox): events,
+//! deliveries, attempts and failure streaks live in the same database, and
+//! each outbox call is one transaction. Claims use
+//! `SELECT … FOR UPDATE SKIP LOCKED` and a lease (a token and an expiry) on
+//! each delivery row, so workers on every node share one queue, never hold
+//! one delivery twice, and a delivery leased by a node that died is
+//! offered again once its lease expires. Time always comes from the caller
+//! (the `now` arguments), never from the database's clock.
+//!
+//! # Lease sizing
+//! [`DEFAULT_LEASE`] is 60 s against the reference server's default
+//! delivery timeout of 15 s: an attempt (connect, send, read at most the
+//! timeout) and the write of its result fit in a quarter of the lease, and
+//! the worker renews the lease (say every 20 s) while the attempt runs, so
+//! a live delivery is never taken over. A node that dies leaves leases that
+//! expire within 60 s of their last renewal; then another node delivers.
+//! With a longer delivery timeout, keep the lease at least about four
+//! times it, and renew well before expiry.
+//!
 //! ```no_run
 //! use prets_destinations::DestinationRepo;
 //! use prets_destinations_postgres::PgRepo;
@@ -23,9 +42,12 @@
 //! ```
 
 mod error;
+mod outbox;
 mod repo;
 mod schema;
+mod tokens;
 
 pub use crate::error::PgError;
+pub use crate::outbox::DEFAULT_LEASE;
 pub use crate::repo::{CONNECT_TIMEOUT, POOL_TIMEOUT, PgRepo};
 pub use crate::schema::schema_version;

@@ -15,6 +15,7 @@ use tokio::runtime::Handle;
 use tokio_postgres::{NoTls, Row};
 
 use crate::error::PgError;
+use crate::outbox::drop_deliveries;
 use crate::schema::migrate;
 
 /// How long opening one connection may take (TCP connect and startup)
@@ -101,7 +102,7 @@ impl PgRepo {
     }
 
     /// Runs `body` with the pool as a task on the repo's runtime.
-    async fn run<T, F, Fut>(&self, body: F) -> Result<T, PgError>
+    pub(crate) async fn run<T, F, Fut>(&self, body: F) -> Result<T, PgError>
     where
         T: Send + 'static,
         F: FnOnce(Pool) -> Fut,
@@ -134,12 +135,12 @@ fn select(filter: &str, limit: &str) -> String {
     )
 }
 
-fn millis(t: Timestamp) -> i64 {
+pub(crate) fn millis(t: Timestamp) -> i64 {
     // Timestamps end in year 9999, far below i64::MAX milliseconds.
     i64::try_from(t.unix_millis()).unwrap_or(i64::MAX)
 }
 
-fn timestamp(ms: i64, column: &'static str) -> Result<Timestamp, PgError> {
+pub(crate) fn timestamp(ms: i64, column: &'static str) -> Result<Timestamp, PgError> {
     u64::try_from(ms)
         .ok()
         .and_then(Timestamp::from_unix_millis)
@@ -149,7 +150,7 @@ fn timestamp(ms: i64, column: &'static str) -> Result<Timestamp, PgError> {
 /// A version as PostgreSQL's signed `BIGINT`: the same 64 bits, so every
 /// `u64` round-trips and compares for equality (versions are never ordered
 /// in SQL).
-fn version(v: u64) -> i64 {
+pub(crate) fn version(v: u64) -> i64 {
     i64::from_be_bytes(v.to_be_bytes())
 }
 
@@ -173,7 +174,7 @@ pub(crate) fn disabled_reason(s: &str) -> Option<DisabledReason> {
     .find(|r| r.as_str() == s)
 }
 
-fn limit(n: usize) -> i64 {
+pub(crate) fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -491,6 +492,12 @@ impl DestinationRepo for PgRepo {
                     .await?;
                 tx.execute(&delete, &[&c.tenant, &c.id]).await?;
                 c.insert_previous(&tx).await?;
+                if !c.enabled {
+                    // Disabled: its pending deliveries are finished now, in
+                    // the same write (the outbox offers none of them again,
+                    // also after enabling).
+                    drop_deliveries(&tx, &c.tenant, &c.id).await?;
+                }
                 tx.commit().await?;
                 return Ok(ReplaceOutcome::Replaced);
             }
@@ -512,20 +519,29 @@ impl DestinationRepo for PgRepo {
     async fn remove(&self, tenant: &TenantId, id: DestinationId) -> Result<RemoveOutcome, PgError> {
         let (tenant, id) = (tenant.as_str().to_owned(), id.to_string());
         self.run(|pool| async move {
-            let client = pool.get().await?;
-            // One statement; previous secrets go with the row (ON DELETE
-            // CASCADE).
-            let stmt = client
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            // The row first, then its deliveries and their events (the
+            // outbox's lock order); previous secrets and attempts go with
+            // the row (ON DELETE CASCADE).
+            let lock = tx
+                .prepare_cached(
+                    "SELECT 1 FROM destinations WHERE tenant_id = $1 AND destination_id = $2
+                     FOR UPDATE",
+                )
+                .await?;
+            if tx.query_opt(&lock, &[&tenant, &id]).await?.is_none() {
+                return Ok(RemoveOutcome::NotFound);
+            }
+            drop_deliveries(&tx, &tenant, &id).await?;
+            let stmt = tx
                 .prepare_cached(
                     "DELETE FROM destinations WHERE tenant_id = $1 AND destination_id = $2",
                 )
                 .await?;
-            let removed = client.execute(&stmt, &[&tenant, &id]).await?;
-            Ok(if removed == 1 {
-                RemoveOutcome::Removed
-            } else {
-                RemoveOutcome::NotFound
-            })
+            tx.execute(&stmt, &[&tenant, &id]).await?;
+            tx.commit().await?;
+            Ok(RemoveOutcome::Removed)
         })
         .await
     }

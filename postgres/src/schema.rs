@@ -11,11 +11,14 @@ use crate::error::PgError;
 /// id order whatever the database's default collation. Versions are
 /// `BIGINT` holding the `u64`'s bits; times are Unix milliseconds.
 ///
-/// Room for the delivery outbox: a later migration adds the destination's
-/// `enabled`, `disabled_reason` and failure-streak columns (with defaults,
-/// so existing rows load as enabled) and the events, deliveries and
-/// attempts tables, whose rows reference `destinations (tenant_id,
-/// destination_id)` `ON DELETE CASCADE` as `previous_secrets` does here.
+/// The delivery outbox (migration 3): a destination's failure streak is two
+/// nullable columns of its row; `deliveries` and `attempts` reference
+/// `destinations (tenant_id, destination_id)` `ON DELETE CASCADE`, so a
+/// removed destination takes its pending deliveries and attempts with it;
+/// `deliveries` also reference their `events` row, which is deleted with
+/// the event's last delivery. Attempts are listed newest first by a
+/// backward scan of their primary key `(tenant_id, destination_id,
+/// attempt_id)`; claims walk `deliveries_by_due_time`.
 const MIGRATIONS: &[&str] = &[
     // 1: destinations and their rotated-out secrets.
     r#"CREATE TABLE destinations (
@@ -48,6 +51,58 @@ const MIGRATIONS: &[&str] = &[
         ADD COLUMN enabled BOOLEAN NOT NULL DEFAULT true,
         ADD COLUMN disabled_reason TEXT
             CHECK (disabled_reason IN ('manual', 'gone', 'failing'));"#,
+    // 3: the delivery outbox (failure streaks, events, deliveries with their
+    // leases, attempts) and API tokens.
+    r#"ALTER TABLE destinations
+        ADD COLUMN failing_since_ms BIGINT,
+        ADD COLUMN failing_attempts BIGINT,
+        ADD CONSTRAINT destinations_failure_streak
+            CHECK ((failing_since_ms IS NULL) = (failing_attempts IS NULL));
+    CREATE TABLE events (
+        tenant_id     TEXT COLLATE "C" NOT NULL,
+        event_id      TEXT COLLATE "C" NOT NULL,
+        event_type    TEXT   NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        payload       TEXT   NOT NULL,
+        PRIMARY KEY (tenant_id, event_id)
+    );
+    CREATE TABLE deliveries (
+        tenant_id           TEXT COLLATE "C" NOT NULL,
+        event_id            TEXT COLLATE "C" NOT NULL,
+        destination_id      TEXT COLLATE "C" NOT NULL,
+        attempt             BIGINT NOT NULL,
+        due_at_ms           BIGINT NOT NULL,
+        lease_token         BYTEA,
+        lease_expires_at_ms BIGINT,
+        CHECK ((lease_token IS NULL) = (lease_expires_at_ms IS NULL)),
+        PRIMARY KEY (tenant_id, event_id, destination_id),
+        FOREIGN KEY (tenant_id, event_id) REFERENCES events (tenant_id, event_id),
+        FOREIGN KEY (tenant_id, destination_id)
+            REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
+    );
+    CREATE INDEX deliveries_by_due_time ON deliveries (due_at_ms, lease_expires_at_ms);
+    CREATE INDEX deliveries_by_destination ON deliveries (tenant_id, destination_id);
+    CREATE TABLE attempts (
+        tenant_id          TEXT COLLATE "C" NOT NULL,
+        destination_id     TEXT COLLATE "C" NOT NULL,
+        attempt_id         TEXT COLLATE "C" NOT NULL,
+        event_id           TEXT COLLATE "C" NOT NULL,
+        attempt            BIGINT  NOT NULL,
+        started_at_ms      BIGINT  NOT NULL,
+        duration_ms        BIGINT  NOT NULL,
+        outcome            TEXT    NOT NULL CHECK (outcome IN ('succeeded', 'failed', 'refused')),
+        response_status    INTEGER,
+        error              TEXT,
+        next_attempt_at_ms BIGINT,
+        PRIMARY KEY (tenant_id, destination_id, attempt_id),
+        FOREIGN KEY (tenant_id, destination_id)
+            REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
+    );
+    CREATE TABLE api_tokens (
+        token_digest  BYTEA NOT NULL PRIMARY KEY CHECK (length(token_digest) = 32),
+        tenant_id     TEXT COLLATE "C" NOT NULL,
+        created_at_ms BIGINT NOT NULL
+    );"#,
 ];
 
 /// The advisory lock every node takes (for the migration transaction only)

@@ -1,26 +1,18 @@
-//! `PgRepo` against the real PostgreSQL server: the repo conformance kit,
-//! migrations, several nodes on one database, and an unreachable database.
-
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod support;
+//! `PgRepo` as a `DestinationRepo`: the repo conformance kit, migrations,
+//! several nodes on one database, and an unreachable database.
 
 use std::error::Error as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{self, TestDb};
+use prets_destinations::delivery::{LeaseRequest, LeaseToken, Outbox};
 use prets_destinations::{
     CreateDestinationRequest, DestinationId, DestinationRepo, InsertOutcome, KeyId, SealingKey,
     TenantId, Timestamp, conformance, plan_create,
 };
 use prets_destinations_postgres::{PgRepo, schema_version};
 use rand_chacha::rand_core::SeedableRng;
-use support::TestDb;
 use tokio::net::{TcpListener, TcpStream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,10 +181,17 @@ async fn an_unreachable_database_fails_connect_without_the_password() {
         l.local_addr().unwrap().port()
     };
     let url = format!("postgres://app:hunter2-password@127.0.0.1:{port}/prets");
+    let started = std::time::Instant::now();
     let err = tokio::time::timeout(Duration::from_secs(60), PgRepo::connect(&url, 2))
         .await
         .expect("connect hung")
         .unwrap_err();
+    // A refused connection fails at once, well inside the 5 s bounds.
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(err.is_unavailable(), "{err:?}");
     let mut chain = format!("{err} {err:?}");
     let mut source = err.source();
@@ -223,7 +222,12 @@ struct Proxy {
 
 impl Proxy {
     async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(0).await
+    }
+
+    /// A proxy on `port` (0: any free port).
+    async fn start_on(port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let tasks = Arc::new(Mutex::new(Vec::new()));
         let inner = Arc::clone(&tasks);
@@ -273,6 +277,27 @@ async fn calls_while_the_database_is_down_fail_and_never_hang() {
         .expect("a call hung while the database was down");
     let err = result.unwrap_err();
     assert!(err.is_unavailable(), "{err:?}");
+    // The outbox's calls too: a worker's claim fails quickly, never hangs.
+    let started = std::time::Instant::now();
+    let lease = LeaseRequest {
+        token: LeaseToken::from_bytes([1; 16]),
+        duration: Duration::from_secs(60),
+    };
+    let now = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(60), repo.claim(now, 10, lease))
+        .await
+        .expect("a claim hung while the database was down");
+    assert!(result.unwrap_err().is_unavailable());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    // The database comes back (on the same address): the same repo serves
+    // again, without a restart.
+    let _back = Proxy::start_on(proxy.port).await;
+    assert!(repo.list(&tenant).await.unwrap().is_empty());
+    assert!(repo.claim(now, 10, lease).await.unwrap().is_empty());
 }
 
 /// Ids are compared as text in byte order whatever the database's default
@@ -288,7 +313,7 @@ async fn ids_are_c_collated_text_and_digests_are_indexed() {
                     COALESCE(collation_name::TEXT, '')
              FROM information_schema.columns
              WHERE table_schema = current_schema()
-               AND column_name IN ('tenant_id', 'destination_id')
+               AND column_name IN ('tenant_id', 'destination_id', 'event_id', 'attempt_id')
              ORDER BY table_name, column_name",
             &[],
         )
@@ -299,8 +324,18 @@ async fn ids_are_c_collated_text_and_digests_are_indexed() {
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
     let want: Vec<(String, String, String, String)> = [
+        ("api_tokens", "tenant_id"),
+        ("attempts", "attempt_id"),
+        ("attempts", "destination_id"),
+        ("attempts", "event_id"),
+        ("attempts", "tenant_id"),
+        ("deliveries", "destination_id"),
+        ("deliveries", "event_id"),
+        ("deliveries", "tenant_id"),
         ("destinations", "destination_id"),
         ("destinations", "tenant_id"),
+        ("events", "event_id"),
+        ("events", "tenant_id"),
         ("previous_secrets", "destination_id"),
         ("previous_secrets", "tenant_id"),
     ]

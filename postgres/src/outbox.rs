@@ -1,0 +1,562 @@
+//! [`Outbox`] for [`PgRepo`]: the delivery queue in the same database as
+//! the destinations, claimed with `FOR UPDATE SKIP LOCKED` and leases.
+//!
+//! Locks are always taken in one order: a destination row, then its
+//! delivery rows, then event rows (several in event id order). `complete`,
+//! `remove` and a disabling `replace` lock the destination first; a claim
+//! never waits (it skips locked deliveries), and renew and release lock one
+//! delivery only. So no two of these transactions wait for each other in a
+//! cycle.
+
+use std::time::Duration;
+
+use deadpool_postgres::Transaction;
+use prets_destinations::delivery::{
+    AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, Claimed, CompleteOutcome,
+    DeliveryAfter, DeliveryKey, DisabledReason, EnqueueOutcome, Event, EventId, EventType,
+    FailureStreak, Lease, LeaseRequest, Outbox, Payload, Target, settle,
+};
+use prets_destinations::{DestinationId, TenantId, Timestamp};
+use tokio_postgres::Row;
+
+use crate::error::PgError;
+use crate::repo::{PgRepo, limit, millis, timestamp};
+
+/// The lease a worker should ask for by default: 60 s, four times the
+/// reference server's default delivery timeout (15 s).
+///
+/// A worker renews its lease (for example every [`DEFAULT_LEASE`] / 3)
+/// while an attempt runs, so a slow receiver never makes a live delivery
+/// look abandoned; if the worker's node dies, its deliveries are offered to
+/// another node at most this long after its last renewal. A lease shorter
+/// than the delivery timeout plus the time to write the attempt would let
+/// two nodes deliver the same event at once when renewals are late.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+fn u32_from(v: i64, column: &'static str) -> Result<u32, PgError> {
+    u32::try_from(v).map_err(|_| PgError::corrupt(column))
+}
+
+fn event_from(row: &Row, first: usize, event_id: EventId) -> Result<Event, PgError> {
+    let event_type: String = row.try_get(first)?;
+    let created_at: i64 = row.try_get(first + 1)?;
+    let payload: String = row.try_get(first + 2)?;
+    Ok(Event {
+        event_id,
+        event_type: EventType::try_from(event_type).map_err(|_| PgError::corrupt("event type"))?,
+        created_at: timestamp(created_at, "event created at")?,
+        payload: Payload::from_json(payload).map_err(|_| PgError::corrupt("payload"))?,
+    })
+}
+
+fn outcome_str(o: AttemptOutcome) -> &'static str {
+    match o {
+        AttemptOutcome::Succeeded => "succeeded",
+        AttemptOutcome::Failed => "failed",
+        AttemptOutcome::Refused => "refused",
+    }
+}
+
+fn outcome_from(s: &str) -> Result<AttemptOutcome, PgError> {
+    match s {
+        "succeeded" => Ok(AttemptOutcome::Succeeded),
+        "failed" => Ok(AttemptOutcome::Failed),
+        "refused" => Ok(AttemptOutcome::Refused),
+        _ => Err(PgError::corrupt("attempt outcome")),
+    }
+}
+
+fn attempt_from(row: &Row) -> Result<AttemptRecord, PgError> {
+    let id: &str = row.try_get(0)?;
+    let event: &str = row.try_get(1)?;
+    let destination: &str = row.try_get(2)?;
+    let status: Option<i32> = row.try_get(7)?;
+    let next: Option<i64> = row.try_get(9)?;
+    Ok(AttemptRecord {
+        attempt_id: id.parse().map_err(|_| PgError::corrupt("attempt id"))?,
+        event_id: event.parse().map_err(|_| PgError::corrupt("event id"))?,
+        destination_id: destination
+            .parse()
+            .map_err(|_| PgError::corrupt("destination id"))?,
+        attempt: u32_from(row.try_get(3)?, "attempt")?,
+        started_at: timestamp(row.try_get(4)?, "attempt started at")?,
+        duration_ms: u64::try_from(row.try_get::<_, i64>(5)?)
+            .map_err(|_| PgError::corrupt("attempt duration"))?,
+        outcome: outcome_from(row.try_get(6)?)?,
+        response_status: status
+            .map(|s| u16::try_from(s).map_err(|_| PgError::corrupt("response status")))
+            .transpose()?,
+        error: row.try_get(8)?,
+        next_attempt_at: next.map(|t| timestamp(t, "next attempt at")).transpose()?,
+    })
+}
+
+/// Deletes the events among `event_ids` (of `tenant`) that have no delivery
+/// left. Each event row is locked first (in id order), so of two
+/// transactions finishing an event's last two deliveries at once, the
+/// second to get the lock sees the first's deletion and removes the event.
+pub(crate) async fn drop_finished_events(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    mut event_ids: Vec<String>,
+) -> Result<(), PgError> {
+    if event_ids.is_empty() {
+        return Ok(());
+    }
+    event_ids.sort_unstable();
+    event_ids.dedup();
+    let lock = tx
+        .prepare_cached(
+            "SELECT 1 FROM events WHERE tenant_id = $1 AND event_id = ANY($2)
+             ORDER BY event_id FOR UPDATE",
+        )
+        .await?;
+    tx.execute(&lock, &[&tenant, &event_ids]).await?;
+    let delete = tx
+        .prepare_cached(
+            "DELETE FROM events e WHERE e.tenant_id = $1 AND e.event_id = ANY($2)
+             AND NOT EXISTS (SELECT 1 FROM deliveries d
+                             WHERE d.tenant_id = e.tenant_id AND d.event_id = e.event_id)",
+        )
+        .await?;
+    tx.execute(&delete, &[&tenant, &event_ids]).await?;
+    Ok(())
+}
+
+/// Deletes every pending delivery of a destination (whose row the caller
+/// has locked or written in `tx`), and the events left without one.
+pub(crate) async fn drop_deliveries(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    destination: &str,
+) -> Result<(), PgError> {
+    let stmt = tx
+        .prepare_cached(
+            "DELETE FROM deliveries WHERE tenant_id = $1 AND destination_id = $2
+             RETURNING event_id",
+        )
+        .await?;
+    let rows = tx.query(&stmt, &[&tenant, &destination]).await?;
+    let events = rows
+        .iter()
+        .map(|r| r.try_get::<_, String>(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    drop_finished_events(tx, tenant, events).await
+}
+
+/// The owned column values of a lease, to move into a task.
+struct LeaseColumns {
+    tenant: String,
+    event: String,
+    destination: String,
+    token: Vec<u8>,
+}
+
+impl LeaseColumns {
+    fn of(lease: &Lease) -> Self {
+        Self {
+            tenant: lease.delivery.tenant.as_str().to_owned(),
+            event: lease.delivery.event_id.to_string(),
+            destination: lease.delivery.destination_id.to_string(),
+            token: lease.token.to_bytes().to_vec(),
+        }
+    }
+}
+
+impl Outbox for PgRepo {
+    async fn enqueue(
+        &self,
+        tenant: &TenantId,
+        event: &Event,
+        target: Target,
+    ) -> Result<EnqueueOutcome, PgError> {
+        let tenant = tenant.as_str().to_owned();
+        let event_id = event.event_id.to_string();
+        let event_type = event.event_type.as_str().to_owned();
+        let created_at = millis(event.created_at);
+        let payload = event.payload.get().to_owned();
+        self.run(|pool| async move {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            // `FOR SHARE`: a destination cannot be removed, or disabled
+            // (which drops its deliveries), until this commits; one that
+            // was disabled meanwhile is re-checked and left out.
+            let ids: Vec<String> = match target {
+                Target::AllEnabled => {
+                    let stmt = tx
+                        .prepare_cached(
+                            "SELECT destination_id FROM destinations
+                             WHERE tenant_id = $1 AND enabled
+                             ORDER BY destination_id FOR SHARE",
+                        )
+                        .await?;
+                    tx.query(&stmt, &[&tenant])
+                        .await?
+                        .iter()
+                        .map(|r| r.try_get(0))
+                        .collect::<Result<_, _>>()?
+                }
+                Target::Only(id) => {
+                    let id = id.to_string();
+                    let stmt = tx
+                        .prepare_cached(
+                            "SELECT enabled FROM destinations
+                             WHERE tenant_id = $1 AND destination_id = $2 FOR SHARE",
+                        )
+                        .await?;
+                    match tx.query_opt(&stmt, &[&tenant, &id]).await? {
+                        None => return Ok(EnqueueOutcome::NotFound),
+                        Some(row) if !row.try_get::<_, bool>(0)? => {
+                            return Ok(EnqueueOutcome::Disabled);
+                        }
+                        Some(_) => vec![id],
+                    }
+                }
+            };
+            if ids.is_empty() {
+                // Nothing to deliver: the event is not stored.
+                return Ok(EnqueueOutcome::Enqueued { deliveries: 0 });
+            }
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, event_id) DO NOTHING",
+                )
+                .await?;
+            tx.execute(
+                &stmt,
+                &[&tenant, &event_id, &event_type, &created_at, &payload],
+            )
+            .await?;
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms)
+                     SELECT $1, $2, u.id, 1, $4 FROM UNNEST($3::TEXT[]) AS u(id)
+                     ON CONFLICT (tenant_id, event_id, destination_id) DO NOTHING",
+                )
+                .await?;
+            tx.execute(&stmt, &[&tenant, &event_id, &ids, &created_at])
+                .await?;
+            tx.commit().await?;
+            Ok(EnqueueOutcome::Enqueued {
+                deliveries: ids.len(),
+            })
+        })
+        .await
+    }
+
+    async fn claim(
+        &self,
+        now: Timestamp,
+        limit_to: usize,
+        lease: LeaseRequest,
+    ) -> Result<Vec<Claimed>, PgError> {
+        let expires_at = now.saturating_add(lease.duration);
+        let (now_ms, expires_ms) = (millis(now), millis(expires_at));
+        let limit_to = limit(limit_to);
+        let token = lease.token.to_bytes().to_vec();
+        let rows = self
+            .run(|pool| async move {
+                let client = pool.get().await?;
+                // One statement: pick the due, unleased (or expired) rows,
+                // skipping rows another claim or a complete holds, lease
+                // them, and read their events. A disabled destination has
+                // no deliveries (disabling drops them); the `enabled` test
+                // keeps that true even for a row written around it.
+                let stmt = client
+                    .prepare_cached(
+                        "WITH picked AS (
+                             SELECT d.tenant_id, d.event_id, d.destination_id
+                             FROM deliveries d
+                             JOIN destinations x ON x.tenant_id = d.tenant_id
+                                 AND x.destination_id = d.destination_id
+                             WHERE d.due_at_ms <= $1
+                               AND (d.lease_expires_at_ms IS NULL OR d.lease_expires_at_ms <= $1)
+                               AND x.enabled
+                             ORDER BY d.due_at_ms, d.tenant_id, d.event_id, d.destination_id
+                             LIMIT $2
+                             FOR UPDATE OF d SKIP LOCKED
+                         ), leased AS (
+                             UPDATE deliveries d SET lease_token = $3, lease_expires_at_ms = $4
+                             FROM picked p
+                             WHERE d.tenant_id = p.tenant_id AND d.event_id = p.event_id
+                               AND d.destination_id = p.destination_id
+                             RETURNING d.tenant_id, d.event_id, d.destination_id, d.attempt,
+                                 d.due_at_ms
+                         )
+                         SELECT l.tenant_id, l.event_id, l.destination_id, l.attempt,
+                             e.event_type, e.created_at_ms, e.payload
+                         FROM leased l
+                         JOIN events e ON e.tenant_id = l.tenant_id AND e.event_id = l.event_id
+                         ORDER BY l.due_at_ms, l.tenant_id, l.event_id, l.destination_id",
+                    )
+                    .await?;
+                Ok(client
+                    .query(&stmt, &[&now_ms, &limit_to, &token, &expires_ms])
+                    .await?)
+            })
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let tenant = TenantId::try_from(row.try_get::<_, String>(0)?)
+                    .map_err(|_| PgError::corrupt("tenant id"))?;
+                let event_id: EventId = row
+                    .try_get::<_, &str>(1)?
+                    .parse()
+                    .map_err(|_| PgError::corrupt("event id"))?;
+                let destination_id: DestinationId = row
+                    .try_get::<_, &str>(2)?
+                    .parse()
+                    .map_err(|_| PgError::corrupt("destination id"))?;
+                Ok(Claimed {
+                    lease: Lease {
+                        token: lease.token,
+                        delivery: DeliveryKey {
+                            tenant,
+                            event_id,
+                            destination_id,
+                        },
+                        expires_at,
+                    },
+                    event: event_from(row, 4, event_id)?,
+                    attempt: u32_from(row.try_get(3)?, "attempt")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<bool, PgError> {
+        let c = LeaseColumns::of(lease);
+        let until = millis(until);
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "UPDATE deliveries SET lease_expires_at_ms = $5
+                     WHERE tenant_id = $1 AND event_id = $2 AND destination_id = $3
+                       AND lease_token = $4",
+                )
+                .await?;
+            let n = client
+                .execute(
+                    &stmt,
+                    &[&c.tenant, &c.event, &c.destination, &c.token, &until],
+                )
+                .await?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<bool, PgError> {
+        let c = LeaseColumns::of(lease);
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "UPDATE deliveries SET lease_token = NULL, lease_expires_at_ms = NULL
+                     WHERE tenant_id = $1 AND event_id = $2 AND destination_id = $3
+                       AND lease_token = $4",
+                )
+                .await?;
+            let n = client
+                .execute(&stmt, &[&c.tenant, &c.event, &c.destination, &c.token])
+                .await?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn complete(
+        &self,
+        lease: &Lease,
+        report: AttemptReport,
+    ) -> Result<CompleteOutcome, PgError> {
+        let c = LeaseColumns::of(lease);
+        self.run(|pool| async move {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            // The destination first (see the module's lock order): its
+            // failure streak is read, changed and written under this lock.
+            let stmt = tx
+                .prepare_cached(
+                    "SELECT failing_since_ms, failing_attempts, enabled FROM destinations
+                     WHERE tenant_id = $1 AND destination_id = $2 FOR NO KEY UPDATE",
+                )
+                .await?;
+            let Some(dest) = tx.query_opt(&stmt, &[&c.tenant, &c.destination]).await? else {
+                // Removed: its deliveries went with it.
+                return Ok(CompleteOutcome::LeaseLost);
+            };
+            let stmt = tx
+                .prepare_cached(
+                    "SELECT attempt FROM deliveries
+                     WHERE tenant_id = $1 AND event_id = $2 AND destination_id = $3
+                       AND lease_token = $4
+                     FOR UPDATE",
+                )
+                .await?;
+            if tx
+                .query_opt(&stmt, &[&c.tenant, &c.event, &c.destination, &c.token])
+                .await?
+                .is_none()
+            {
+                return Ok(CompleteOutcome::LeaseLost);
+            }
+            let since: Option<i64> = dest.try_get(0)?;
+            let count: Option<i64> = dest.try_get(1)?;
+            let enabled: bool = dest.try_get(2)?;
+            let streak = match (since, count) {
+                (Some(since), Some(attempts)) => Some(FailureStreak {
+                    since: timestamp(since, "failing since")?,
+                    attempts: u32_from(attempts, "failing attempts")?,
+                }),
+                _ => None,
+            };
+            let started_at = report.attempt.started_at;
+            let settled = settle(&report, streak);
+            match settled.delivery {
+                DeliveryAfter::Finished => {
+                    let stmt = tx
+                        .prepare_cached(
+                            "DELETE FROM deliveries
+                             WHERE tenant_id = $1 AND event_id = $2 AND destination_id = $3",
+                        )
+                        .await?;
+                    tx.execute(&stmt, &[&c.tenant, &c.event, &c.destination])
+                        .await?;
+                    drop_finished_events(&tx, &c.tenant, vec![c.event.clone()]).await?;
+                }
+                DeliveryAfter::RetryAt(at) => {
+                    let stmt = tx
+                        .prepare_cached(
+                            "UPDATE deliveries SET attempt = LEAST(attempt + 1, 4294967295),
+                                 due_at_ms = $4, lease_token = NULL, lease_expires_at_ms = NULL
+                             WHERE tenant_id = $1 AND event_id = $2 AND destination_id = $3",
+                        )
+                        .await?;
+                    tx.execute(&stmt, &[&c.tenant, &c.event, &c.destination, &millis(at)])
+                        .await?;
+                }
+            }
+            let (since, count) = match settled.streak {
+                Some(s) => (Some(millis(s.since)), Some(i64::from(s.attempts))),
+                None => (None, None),
+            };
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE destinations SET failing_since_ms = $3, failing_attempts = $4
+                     WHERE tenant_id = $1 AND destination_id = $2",
+                )
+                .await?;
+            tx.execute(&stmt, &[&c.tenant, &c.destination, &since, &count])
+                .await?;
+            let a = &settled.attempt;
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO attempts (tenant_id, destination_id, attempt_id, event_id, attempt,
+                         started_at_ms, duration_ms, outcome, response_status, error,
+                         next_attempt_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                     ON CONFLICT (tenant_id, destination_id, attempt_id) DO UPDATE SET
+                         event_id = EXCLUDED.event_id, attempt = EXCLUDED.attempt,
+                         started_at_ms = EXCLUDED.started_at_ms,
+                         duration_ms = EXCLUDED.duration_ms, outcome = EXCLUDED.outcome,
+                         response_status = EXCLUDED.response_status, error = EXCLUDED.error,
+                         next_attempt_at_ms = EXCLUDED.next_attempt_at_ms",
+                )
+                .await?;
+            tx.execute(
+                &stmt,
+                &[
+                    &c.tenant,
+                    &c.destination,
+                    &a.attempt_id.to_string(),
+                    &a.event_id.to_string(),
+                    &i64::from(a.attempt),
+                    &millis(a.started_at),
+                    &i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
+                    &outcome_str(a.outcome),
+                    &a.response_status.map(i32::from),
+                    &a.error,
+                    &a.next_attempt_at.map(millis),
+                ],
+            )
+            .await?;
+            let mut disabled = None;
+            if let Some(reason) = settled.disable.filter(|_| enabled) {
+                // As `DestinationRecord::disabled`: version + 1 (unless at
+                // its maximum, `i64::MAX`), `updated_at` the attempt's start
+                // in whole seconds, never earlier than the last change.
+                let stmt = tx
+                    .prepare_cached(
+                        "UPDATE destinations SET enabled = false, disabled_reason = $3,
+                             version = version + 1,
+                             updated_at_ms = GREATEST(updated_at_ms, $4)
+                         WHERE tenant_id = $1 AND destination_id = $2 AND enabled
+                           AND version < 9223372036854775807",
+                    )
+                    .await?;
+                let n = tx
+                    .execute(
+                        &stmt,
+                        &[
+                            &c.tenant,
+                            &c.destination,
+                            &DisabledReason::as_str(reason),
+                            &millis(started_at.truncated()),
+                        ],
+                    )
+                    .await?;
+                if n == 1 {
+                    drop_deliveries(&tx, &c.tenant, &c.destination).await?;
+                    disabled = Some(reason);
+                }
+            }
+            tx.commit().await?;
+            Ok(CompleteOutcome::Recorded { disabled })
+        })
+        .await
+    }
+
+    async fn list_attempts(
+        &self,
+        tenant: &TenantId,
+        destination: DestinationId,
+        before: Option<AttemptId>,
+        limit_to: usize,
+    ) -> Result<Vec<AttemptRecord>, PgError> {
+        let tenant = tenant.as_str().to_owned();
+        let destination = destination.to_string();
+        let before = before.map(|b| b.to_string());
+        let limit_to = limit(limit_to);
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            const COLUMNS: &str = "SELECT attempt_id, event_id, destination_id, attempt,
+                 started_at_ms, duration_ms, outcome, response_status, error, next_attempt_at_ms
+                 FROM attempts WHERE tenant_id = $1 AND destination_id = $2";
+            let rows = match before {
+                Some(before) => {
+                    let stmt = client
+                        .prepare_cached(&format!(
+                            "{COLUMNS} AND attempt_id < $3 ORDER BY attempt_id DESC LIMIT $4"
+                        ))
+                        .await?;
+                    client
+                        .query(&stmt, &[&tenant, &destination, &before, &limit_to])
+                        .await?
+                }
+                None => {
+                    let stmt = client
+                        .prepare_cached(&format!("{COLUMNS} ORDER BY attempt_id DESC LIMIT $3"))
+                        .await?;
+                    client
+                        .query(&stmt, &[&tenant, &destination, &limit_to])
+                        .await?
+                }
+            };
+            rows.iter().map(attempt_from).collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,14 @@
+//! `PgRepo` against the real PostgreSQL server: one test binary, one module
+//! per area.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod outbox;
+mod repo;
+mod support;
+mod tokens;

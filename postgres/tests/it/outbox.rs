@@ -1,0 +1,612 @@
+//! `PgRepo` as an `Outbox`: the outbox conformance kit, two nodes (two
+//! pools) claiming from one database, a dead node's lease taken over, events
+//! removed with their last delivery, and a schema-2 database migrated.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prets_destinations::delivery::{
+    AttemptId, AttemptMeta, AttemptRecord, AttemptReport, Claimed, Classification, CompleteOutcome,
+    DisablePolicy, EnqueueOutcome, Failure, FailureCause, LeaseRequest, LeaseToken, Outbox, Target,
+};
+use prets_destinations::{
+    CreateDestinationRequest, DestinationRecord, DestinationRepo, Event, InsertOutcome, KeyId,
+    NextStep, RemoveOutcome, SealingKey, TenantId, Timestamp, conformance, plan_create,
+};
+use prets_destinations_postgres::PgRepo;
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+
+use crate::support::TestDb;
+
+fn t0() -> Timestamp {
+    Timestamp::from_unix_seconds(1_700_000_000).unwrap()
+}
+
+fn at(secs: u64) -> Timestamp {
+    t0().checked_add(Duration::from_secs(secs)).unwrap()
+}
+
+async fn destinations(
+    repo: &PgRepo,
+    tenant: &TenantId,
+    n: usize,
+    rng: &mut ChaCha20Rng,
+) -> Vec<DestinationRecord> {
+    let sealer = SealingKey::new(KeyId::new(1), &[9; 32]);
+    let mut out = Vec::new();
+    for i in 0..n {
+        let plan = plan_create(
+            CreateDestinationRequest::new(format!("d{i}"), "https://example.com/hook"),
+            tenant,
+            t0(),
+            rng,
+            &sealer,
+        )
+        .unwrap();
+        assert_eq!(
+            repo.insert(tenant, &plan.record).await.unwrap(),
+            InsertOutcome::Inserted
+        );
+        out.push(plan.record);
+    }
+    out
+}
+
+fn event(n: u32, rng: &mut ChaCha20Rng) -> Event {
+    Event::new("test.event", format!("{{\"n\": {n}}}"), t0(), rng).unwrap()
+}
+
+fn lease(rng: &mut ChaCha20Rng) -> LeaseRequest {
+    LeaseRequest {
+        token: LeaseToken::generate(rng),
+        duration: Duration::from_secs(60),
+    }
+}
+
+fn report(
+    c: &Claimed,
+    started_at: Timestamp,
+    next: NextStep,
+    rng: &mut ChaCha20Rng,
+) -> AttemptReport {
+    let classification = match next {
+        NextStep::Delivered => Classification::Delivered { status: 204 },
+        _ => Classification::Failed(Failure {
+            cause: FailureCause::Status(503),
+            retry_after: None,
+        }),
+    };
+    let meta = AttemptMeta {
+        attempt_id: AttemptId::generate(started_at, rng),
+        event_id: c.event.event_id,
+        destination_id: c.lease.delivery.destination_id,
+        attempt: c.attempt,
+        started_at,
+        duration_ms: 12,
+    };
+    AttemptReport {
+        attempt: AttemptRecord::new(meta, &classification, &next),
+        next,
+        disable: DisablePolicy::default(),
+    }
+}
+
+async fn count(db: &TestDb, table: &str) -> i64 {
+    db.client()
+        .await
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_repo_passes_the_outbox_conformance_kit() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    conformance::outbox::outbox_run_all(&repo).await;
+    conformance::outbox::lease_exclusivity_under_concurrent_claims(&repo, 8).await;
+}
+
+/// Two nodes (two repos, two pools) claim from one database at once, in
+/// small batches, until nothing is left: every delivery is handed out
+/// exactly once, over both nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_claiming_at_once_never_share_a_delivery() {
+    let db = TestDb::new();
+    let a = Arc::new(db.repo().await);
+    let b = Arc::new(db.repo().await);
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let tenant: TenantId = "org_nodes".parse().unwrap();
+    let dests = destinations(&a, &tenant, 4, &mut rng).await;
+    let mut expected = BTreeSet::new();
+    for n in 0..30 {
+        let e = event(n, &mut rng);
+        let node = if n % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            node.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap(),
+            EnqueueOutcome::Enqueued { deliveries: 4 }
+        );
+        for d in &dests {
+            expected.insert((e.event_id, d.destination_id));
+        }
+    }
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let node = Arc::clone(if w % 2 == 0 { &a } else { &b });
+            let request = lease(&mut rng);
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let batch = node.claim(at(1), 3, request).await.unwrap();
+                    if batch.is_empty() {
+                        return (request.token, got);
+                    }
+                    got.extend(batch);
+                }
+            })
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    let mut per_node = [0usize; 2];
+    for (w, worker) in workers.into_iter().enumerate() {
+        let (token, got) = worker.await.unwrap();
+        per_node[w % 2] += got.len();
+        for c in got {
+            assert_eq!(c.lease.token, token);
+            assert_eq!(c.lease.expires_at, at(61));
+            assert_eq!(c.attempt, 1);
+            assert!(
+                seen.insert((c.event.event_id, c.lease.delivery.destination_id)),
+                "two claims returned one delivery"
+            );
+        }
+    }
+    assert_eq!(seen, expected);
+    assert_eq!(per_node.iter().sum::<usize>(), 120);
+    // Both nodes' leases are live: nothing is offered before they expire.
+    assert!(
+        a.claim(at(60), 100, lease(&mut rng))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        b.claim(at(60), 100, lease(&mut rng))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A node claims a delivery and dies (never completes, never renews): the
+/// other node gets it once the lease has expired, as the same attempt, and
+/// the dead node's lease can no longer renew, release or complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_lease_is_claimed_by_the_other_after_expiry() {
+    let db = TestDb::new();
+    let a = db.repo().await;
+    let b = db.repo().await;
+    let mut rng = ChaCha20Rng::seed_from_u64(22);
+    let tenant: TenantId = "org_dead".parse().unwrap();
+    destinations(&a, &tenant, 1, &mut rng).await;
+    let e = event(1, &mut rng);
+    assert_eq!(
+        a.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap(),
+        EnqueueOutcome::Enqueued { deliveries: 1 }
+    );
+    let dead = a.claim(at(1), 10, lease(&mut rng)).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    let dead = &dead[0];
+    assert_eq!(dead.lease.expires_at, at(61));
+    // Before expiry (and at one millisecond before), the other node gets nothing.
+    assert!(
+        b.claim(at(30), 10, lease(&mut rng))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let just_before = Timestamp::from_unix_millis(at(61).unix_millis() - 1).unwrap();
+    assert!(
+        b.claim(just_before, 10, lease(&mut rng))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let taken = b.claim(at(61), 10, lease(&mut rng)).await.unwrap();
+    assert_eq!(taken.len(), 1, "the expired lease was not offered again");
+    let taken = &taken[0];
+    assert_eq!(taken.lease.delivery, dead.lease.delivery);
+    assert_eq!(taken.event, e);
+    assert_eq!(taken.attempt, 1);
+    assert_ne!(taken.lease.token, dead.lease.token);
+    // The dead node's lease is lost for good.
+    assert!(!a.renew(&dead.lease, at(200)).await.unwrap());
+    assert!(!a.release(&dead.lease).await.unwrap());
+    assert_eq!(
+        a.complete(
+            &dead.lease,
+            report(dead, at(61), NextStep::Delivered, &mut rng)
+        )
+        .await
+        .unwrap(),
+        CompleteOutcome::LeaseLost
+    );
+    assert!(
+        a.list_attempts(&tenant, dead.lease.delivery.destination_id, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a lost lease wrote an attempt"
+    );
+    // The live one renews across the old expiry and completes.
+    assert!(b.renew(&taken.lease, at(400)).await.unwrap());
+    assert!(
+        a.claim(at(300), 10, lease(&mut rng))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        b.complete(
+            &taken.lease,
+            report(taken, at(70), NextStep::Delivered, &mut rng)
+        )
+        .await
+        .unwrap(),
+        CompleteOutcome::Recorded { disabled: None }
+    );
+    assert!(
+        a.claim(at(10_000), 10, lease(&mut rng))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// An event row lives while it has a delivery: it goes with the last one,
+/// whether that is delivered, failed, dropped by disabling or by removing its
+/// destination; deliveries and attempts go with their destination.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_go_with_their_last_delivery() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let mut rng = ChaCha20Rng::seed_from_u64(23);
+    let tenant: TenantId = "org_events".parse().unwrap();
+    let dests = destinations(&repo, &tenant, 2, &mut rng).await;
+    let e = event(1, &mut rng);
+    assert_eq!(
+        repo.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap(),
+        EnqueueOutcome::Enqueued { deliveries: 2 }
+    );
+    assert_eq!(
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (1, 2)
+    );
+    let claimed = repo.claim(at(1), 10, lease(&mut rng)).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let first = &claimed[0];
+    assert_eq!(
+        repo.complete(
+            &first.lease,
+            report(first, at(1), NextStep::Delivered, &mut rng)
+        )
+        .await
+        .unwrap(),
+        CompleteOutcome::Recorded { disabled: None }
+    );
+    assert_eq!(
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (1, 1)
+    );
+    let second = &claimed[1];
+    assert_eq!(
+        repo.complete(
+            &second.lease,
+            report(second, at(1), NextStep::Failed, &mut rng)
+        )
+        .await
+        .unwrap(),
+        CompleteOutcome::Recorded { disabled: None }
+    );
+    assert_eq!(
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (0, 0)
+    );
+    assert_eq!(count(&db, "attempts").await, 2);
+
+    // Removing the destinations takes their pending deliveries, their
+    // attempts and then the event.
+    let e2 = event(2, &mut rng);
+    assert_eq!(
+        repo.enqueue(&tenant, &e2, Target::AllEnabled)
+            .await
+            .unwrap(),
+        EnqueueOutcome::Enqueued { deliveries: 2 }
+    );
+    assert_eq!(
+        repo.remove(&tenant, dests[0].destination_id).await.unwrap(),
+        RemoveOutcome::Removed
+    );
+    assert_eq!(
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (1, 1)
+    );
+    assert_eq!(count(&db, "attempts").await, 1);
+    // Disabling the other drops its delivery, and with it the event.
+    let stored = repo
+        .get(&tenant, dests[1].destination_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let off = stored
+        .disabled(prets_destinations::delivery::DisabledReason::Manual, at(5))
+        .unwrap();
+    assert_eq!(
+        repo.replace(&tenant, stored.version, &off).await.unwrap(),
+        prets_destinations::ReplaceOutcome::Replaced
+    );
+    assert_eq!(
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (0, 0)
+    );
+    // No deliveries: the event is not stored at all.
+    assert_eq!(
+        repo.enqueue(&tenant, &event(3, &mut rng), Target::AllEnabled)
+            .await
+            .unwrap(),
+        EnqueueOutcome::Enqueued { deliveries: 0 }
+    );
+    assert_eq!(count(&db, "events").await, 0);
+}
+
+/// Concurrent completions of one event's deliveries (each the last but one
+/// when it starts) still remove the event: no event row is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_last_completions_leave_no_event_behind() {
+    let db = TestDb::new();
+    let repo = Arc::new(db.repo().await);
+    let mut rng = ChaCha20Rng::seed_from_u64(24);
+    let tenant: TenantId = "org_race_events".parse().unwrap();
+    destinations(&repo, &tenant, 6, &mut rng).await;
+    for n in 0..5 {
+        assert_eq!(
+            repo.enqueue(&tenant, &event(n, &mut rng), Target::AllEnabled)
+                .await
+                .unwrap(),
+            EnqueueOutcome::Enqueued { deliveries: 6 }
+        );
+    }
+    let claimed = repo.claim(at(1), 100, lease(&mut rng)).await.unwrap();
+    assert_eq!(claimed.len(), 30);
+    let tasks: Vec<_> = claimed
+        .into_iter()
+        .map(|c| {
+            let repo = Arc::clone(&repo);
+            let r = report(&c, at(2), NextStep::Delivered, &mut rng);
+            tokio::spawn(async move { repo.complete(&c.lease, r).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(
+            t.await.unwrap(),
+            CompleteOutcome::Recorded { disabled: None }
+        );
+    }
+    assert_eq!(
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (0, 0)
+    );
+    assert_eq!(count(&db, "attempts").await, 30);
+}
+
+/// The schema as version 2 of this crate wrote it (migrations 1 and 2,
+/// copied as released).
+const SCHEMA_2: &str = r#"
+    CREATE TABLE schema_migrations (
+        version    INTEGER     NOT NULL PRIMARY KEY,
+        applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE TABLE destinations (
+        tenant_id      TEXT COLLATE "C" NOT NULL,
+        destination_id TEXT COLLATE "C" NOT NULL,
+        name           TEXT   NOT NULL,
+        url            TEXT   NOT NULL,
+        created_at_ms  BIGINT NOT NULL,
+        updated_at_ms  BIGINT NOT NULL,
+        sealed_secret  BYTEA  NOT NULL,
+        secret_digest  BYTEA  NOT NULL,
+        version        BIGINT NOT NULL,
+        PRIMARY KEY (tenant_id, destination_id)
+    );
+    CREATE INDEX destinations_by_secret_digest ON destinations (secret_digest);
+    CREATE TABLE previous_secrets (
+        tenant_id      TEXT COLLATE "C" NOT NULL,
+        destination_id TEXT COLLATE "C" NOT NULL,
+        position       INTEGER NOT NULL,
+        sealed_secret  BYTEA   NOT NULL,
+        secret_digest  BYTEA   NOT NULL,
+        expires_at_ms  BIGINT  NOT NULL,
+        PRIMARY KEY (tenant_id, destination_id, position),
+        FOREIGN KEY (tenant_id, destination_id)
+            REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
+    );
+    CREATE INDEX previous_secrets_by_secret_digest ON previous_secrets (secret_digest);
+    ALTER TABLE destinations
+        ADD COLUMN enabled BOOLEAN NOT NULL DEFAULT true,
+        ADD COLUMN disabled_reason TEXT
+            CHECK (disabled_reason IN ('manual', 'gone', 'failing'));
+    INSERT INTO schema_migrations (version) VALUES (1), (2);
+"#;
+
+/// A database at schema 2 holding destinations: migrating keeps every row
+/// as it was (enabled ones enabled, a disabled one disabled), and the
+/// enabled ones get deliveries at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrating_from_schema_2_keeps_rows_and_their_state() {
+    let db = TestDb::new();
+    let client = db.client().await;
+    client.batch_execute(SCHEMA_2).await.unwrap();
+    let tenant: TenantId = "org_old".parse().unwrap();
+    let sealer = SealingKey::new(KeyId::new(1), &[4; 32]);
+    let mut rng = ChaCha20Rng::seed_from_u64(25);
+    let mut records = Vec::new();
+    for (i, enabled) in [(0, true), (1, true), (2, false)] {
+        let plan = plan_create(
+            CreateDestinationRequest::new(format!("old {i}"), "https://example.com/old"),
+            &tenant,
+            t0(),
+            &mut rng,
+            &sealer,
+        )
+        .unwrap();
+        let r = plan.record;
+        let reason = (!enabled).then_some("manual");
+        // Rows 0 and 1 as written before migration 2 (the column default);
+        // row 2 disabled under schema 2.
+        if enabled {
+            client
+                .execute(
+                    "INSERT INTO destinations (tenant_id, destination_id, name, url,
+                         created_at_ms, updated_at_ms, sealed_secret, secret_digest, version)
+                     VALUES ($1, $2, $3, $4, $5, $5, $6, $7, 1)",
+                    &[
+                        &tenant.as_str(),
+                        &r.destination_id.to_string(),
+                        &r.name.as_str(),
+                        &r.url.as_str(),
+                        &i64::try_from(r.created_at.unix_millis()).unwrap(),
+                        &r.sealed_secret.to_bytes().to_vec(),
+                        &r.secret_digest.as_bytes().to_vec(),
+                    ],
+                )
+                .await
+                .unwrap();
+        } else {
+            client
+                .execute(
+                    "INSERT INTO destinations (tenant_id, destination_id, name, url,
+                         created_at_ms, updated_at_ms, sealed_secret, secret_digest, version,
+                         enabled, disabled_reason)
+                     VALUES ($1, $2, $3, $4, $5, $5, $6, $7, 1, false, $8)",
+                    &[
+                        &tenant.as_str(),
+                        &r.destination_id.to_string(),
+                        &r.name.as_str(),
+                        &r.url.as_str(),
+                        &i64::try_from(r.created_at.unix_millis()).unwrap(),
+                        &r.sealed_secret.to_bytes().to_vec(),
+                        &r.secret_digest.as_bytes().to_vec(),
+                        &reason,
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+        records.push((r, enabled));
+    }
+    let repo = db.repo().await;
+    let versions: Vec<i32> = client
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, vec![1, 2, 3]);
+    for (r, enabled) in &records {
+        let got = repo.get(&tenant, r.destination_id).await.unwrap().unwrap();
+        assert_eq!(got.enabled, *enabled);
+        assert_eq!(got.name, r.name);
+        assert_eq!(got.secret_digest, r.secret_digest);
+        assert_eq!(got.version, 1);
+        assert_eq!(
+            got.disabled_reason,
+            (!enabled).then_some(prets_destinations::delivery::DisabledReason::Manual)
+        );
+    }
+    let e = event(1, &mut rng);
+    assert_eq!(
+        repo.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap(),
+        EnqueueOutcome::Enqueued { deliveries: 2 }
+    );
+    let claimed = repo.claim(at(1), 10, lease(&mut rng)).await.unwrap();
+    let got: BTreeSet<_> = claimed
+        .iter()
+        .map(|c| c.lease.delivery.destination_id)
+        .collect();
+    let want: BTreeSet<_> = records
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(r, _)| r.destination_id)
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// The schema has what the queue's statements rely on: the claim index on
+/// due time and lease expiry, and the outbox tables cascading from their
+/// destination.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_tables_cascade_and_claims_have_an_index() {
+    let db = TestDb::new();
+    drop(db.repo().await);
+    let client = db.client().await;
+    let indexes: Vec<String> = client
+        .query(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'deliveries' ORDER BY indexname",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        indexes
+            .iter()
+            .any(|i| i.contains("(due_at_ms, lease_expires_at_ms)")),
+        "{indexes:?}"
+    );
+    let cascades: Vec<String> = client
+        .query(
+            "SELECT conrelid::regclass::TEXT FROM pg_constraint
+             WHERE contype = 'f' AND confrelid = 'destinations'::regclass
+               AND confdeltype = 'c'
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(cascades, ["attempts", "deliveries", "previous_secrets"]);
+}
+
+/// The payload comes back byte for byte (spacing, key order, escapes and
+/// non-ASCII text kept), so every delivery sends the body the event was
+/// published with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_come_back_byte_for_byte() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let mut rng = ChaCha20Rng::seed_from_u64(26);
+    let tenant: TenantId = "org_bytes".parse().unwrap();
+    destinations(&repo, &tenant, 1, &mut rng).await;
+    let text = "{ \"z\" : 1, \"a\":[1.50, -0e3 ,\"é😀\\u0000\\n\\\"\"],\n\t\"k\": {\"b\":null,\"a\":true} }";
+    let e = Event::new("shape.kept", text.to_owned(), t0(), &mut rng).unwrap();
+    assert_eq!(
+        repo.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap(),
+        EnqueueOutcome::Enqueued { deliveries: 1 }
+    );
+    let claimed = repo.claim(at(1), 10, lease(&mut rng)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].event.payload.get(), e.payload.get());
+    assert_eq!(claimed[0].event.delivery_body(), e.delivery_body());
+    assert_eq!(claimed[0].event, e);
+}

@@ -1,0 +1,73 @@
+//! API tokens in PostgreSQL: stored digests come back with their
+//! organizations, from any node and after a restart; a digest is stored
+//! once.
+
+use std::error::Error as _;
+
+use prets_destinations::{TenantId, Timestamp};
+
+use crate::support::TestDb;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tokens_round_trip_across_nodes_and_restarts() {
+    let db = TestDb::new();
+    let a = db.repo().await;
+    let b = db.repo().await;
+    assert!(a.api_tokens().await.unwrap().is_empty());
+    let now = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+    let org1: TenantId = "org_1".parse().unwrap();
+    let org2: TenantId = "org_2".parse().unwrap();
+    let (d1, d2, d3) = ([1u8; 32], [0xfe; 32], [7; 32]);
+    a.add_api_token(d1, &org1, now).await.unwrap();
+    b.add_api_token(d2, &org2, now).await.unwrap();
+    a.add_api_token(d3, &org1, now).await.unwrap();
+    let mut want = vec![(d1, org1.clone()), (d2, org2.clone()), (d3, org1.clone())];
+    want.sort();
+    for node in [&a, &b] {
+        let mut got = node.api_tokens().await.unwrap();
+        got.sort();
+        assert_eq!(got, want);
+    }
+    // A digest is stored once, even for another organization.
+    let err = b.add_api_token(d1, &org2, now).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        !text.contains("0101010101"),
+        "the digest in the message: {text}"
+    );
+    let mut got = a.api_tokens().await.unwrap();
+    got.sort();
+    assert_eq!(got, want);
+    drop((a, b));
+    let again = db.repo().await;
+    let mut got = again.api_tokens().await.unwrap();
+    got.sort();
+    assert_eq!(got, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_token_row_is_an_error_not_a_panic() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let client = db.client().await;
+    // The schema refuses a digest that is not 32 bytes.
+    let short = client
+        .execute(
+            "INSERT INTO api_tokens (token_digest, tenant_id, created_at_ms) VALUES ($1, 'org_1', 0)",
+            &[&vec![1u8; 31]],
+        )
+        .await;
+    assert!(short.is_err());
+    // A tenant id that does not parse is reported as corrupt.
+    client
+        .execute(
+            "INSERT INTO api_tokens (token_digest, tenant_id, created_at_ms) VALUES ($1, 'not a tenant!', 0)",
+            &[&vec![2u8; 32]],
+        )
+        .await
+        .unwrap();
+    let err = repo.api_tokens().await.unwrap_err();
+    assert!(err.to_string().contains("tenant id"), "{err}");
+    assert!(err.source().is_none());
+    assert!(!format!("{err:?}").contains("not a tenant"), "{err:?}");
+}
