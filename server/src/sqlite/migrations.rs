@@ -49,6 +49,63 @@ pub(super) const MIGRATIONS: &[&str] = &[
         CHECK (enabled IN (0, 1));
     ALTER TABLE destinations ADD COLUMN disabled_reason TEXT
         CHECK (disabled_reason IN ('manual', 'gone', 'failing'));",
+    // 4: the delivery outbox. A destination's failure streak lives on its
+    // row (both columns set, or neither); events, their pending deliveries
+    // and the attempts made. Deliveries and attempts go with their
+    // destination; an event row goes with its last delivery.
+    "ALTER TABLE destinations ADD COLUMN streak_since_ms INTEGER;
+    ALTER TABLE destinations ADD COLUMN streak_attempts INTEGER
+        CHECK ((streak_attempts IS NULL) = (streak_since_ms IS NULL)
+            AND (streak_attempts IS NULL OR streak_attempts BETWEEN 1 AND 4294967295));
+    CREATE INDEX destinations_disabled ON destinations (tenant_id, destination_id)
+        WHERE enabled = 0;
+    CREATE TABLE events (
+        tenant_id     TEXT    NOT NULL,
+        event_id      TEXT    NOT NULL,
+        event_type    TEXT    NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        payload       TEXT    NOT NULL,
+        PRIMARY KEY (tenant_id, event_id)
+    ) STRICT;
+    CREATE TABLE deliveries (
+        tenant_id        TEXT    NOT NULL,
+        event_id         TEXT    NOT NULL,
+        destination_id   TEXT    NOT NULL,
+        attempt          INTEGER NOT NULL CHECK (attempt BETWEEN 0 AND 4294967295),
+        due_at_ms        INTEGER NOT NULL,
+        lease_token      BLOB    CHECK (length(lease_token) = 16),
+        lease_expires_ms INTEGER,
+        CHECK ((lease_token IS NULL) = (lease_expires_ms IS NULL)),
+        PRIMARY KEY (tenant_id, event_id, destination_id),
+        FOREIGN KEY (tenant_id, destination_id)
+            REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE,
+        FOREIGN KEY (tenant_id, event_id) REFERENCES events (tenant_id, event_id)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX deliveries_due ON deliveries
+        (due_at_ms, tenant_id, event_id, destination_id, lease_expires_ms);
+    CREATE INDEX deliveries_by_destination ON deliveries (tenant_id, destination_id);
+    CREATE TRIGGER events_go_with_their_last_delivery AFTER DELETE ON deliveries
+        WHEN NOT EXISTS (SELECT 1 FROM deliveries
+                         WHERE tenant_id = OLD.tenant_id AND event_id = OLD.event_id)
+    BEGIN
+        DELETE FROM events WHERE tenant_id = OLD.tenant_id AND event_id = OLD.event_id;
+    END;
+    CREATE TABLE attempts (
+        tenant_id          TEXT    NOT NULL,
+        destination_id     TEXT    NOT NULL,
+        attempt_id         TEXT    NOT NULL,
+        event_id           TEXT    NOT NULL,
+        attempt            INTEGER NOT NULL CHECK (attempt BETWEEN 0 AND 4294967295),
+        started_at_ms      INTEGER NOT NULL,
+        duration_ms        INTEGER NOT NULL,
+        outcome            TEXT    NOT NULL CHECK (outcome IN ('succeeded', 'failed', 'refused')),
+        response_status    INTEGER CHECK (response_status BETWEEN 0 AND 65535),
+        error              TEXT,
+        next_attempt_at_ms INTEGER,
+        PRIMARY KEY (tenant_id, destination_id, attempt_id),
+        FOREIGN KEY (tenant_id, destination_id)
+            REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes: the number of migrations.

@@ -8,6 +8,8 @@
 //!   threads run every read, outside the writer's queue (WAL).
 //! - [`rows`]: rows to records, values to columns.
 //! - [`repo`]: the [`DestinationRepo`](prets_destinations::DestinationRepo) implementation.
+//! - [`outbox`]: the [`Outbox`](prets_destinations::delivery::Outbox)
+//!   implementation: events, leased deliveries and attempts.
 //! - [`tokens`]: API-token storage.
 //!
 //! Callers hand jobs to the threads over channels and await the answer on a
@@ -15,6 +17,7 @@
 //! never block an executor thread.
 
 mod migrations;
+mod outbox;
 mod readers;
 mod repo;
 mod rows;
@@ -38,6 +41,10 @@ pub use self::writer::MAX_BATCH;
 ///
 /// Reads never wait behind writes: they run on their own read-only
 /// connections, and see every write answered before they started.
+///
+/// It is also the [`Outbox`](prets_destinations::delivery::Outbox) of its
+/// destinations: events, leased deliveries and attempts in the same file,
+/// every outbox write (claims included) on the one writer.
 ///
 /// Dropping it lets the threads finish the queued jobs, closes the database
 /// and waits for that.

@@ -21,7 +21,7 @@ pub(super) fn millis(t: Timestamp) -> i64 {
     i64::try_from(t.unix_millis()).unwrap_or(i64::MAX)
 }
 
-fn timestamp(ms: i64, column: &'static str) -> JobResult<Timestamp> {
+pub(super) fn timestamp(ms: i64, column: &'static str) -> JobResult<Timestamp> {
     u64::try_from(ms)
         .ok()
         .and_then(Timestamp::from_unix_millis)
