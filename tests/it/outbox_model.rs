@@ -1,20 +1,11 @@
 //! A model test for `MemoryRepo`'s outbox: random publish, claim, complete,
 //! lease-expiry and delete sequences against a map of pending deliveries. No
 //! delivery is lost, duplicated, or handed out while under a live lease.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-#![cfg(feature = "memory")]
-
-mod repo_support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::{block_on, keyring, now, rng, tenant};
 use prets_destinations::delivery::{
     Claimed, Classification, CompleteOutcome, DeliveryKey, DisablePolicy, EnqueueOutcome,
     LeaseRequest, LeaseToken, NextStep, Outbox, RetrySchedule, Target, finish_attempt,
@@ -22,7 +13,6 @@ use prets_destinations::delivery::{
 use prets_destinations::{CreateDestinationRequest, DestinationRepo, MemoryRepo, create};
 use prets_destinations::{DestinationId, Timestamp};
 use proptest::prelude::*;
-use repo_support::{block_on, keyring, now, rng, tenant};
 
 #[derive(Clone, Debug)]
 enum Op {

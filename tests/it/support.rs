@@ -1,5 +1,7 @@
-//! Helpers shared by the `repo_*` tests.
+//! Helpers shared by the test modules: an executor, seeded generators and
+//! fixtures, and a serde visitor for the member order of a JSON object.
 
+use core::fmt;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::thread::{self, Thread};
 use prets_destinations::{KeyId, Keyring, SealingKey, TenantId, Timestamp};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 /// Runs a future to completion on this thread, parking while it waits.
 #[allow(dead_code)]
@@ -49,4 +52,27 @@ pub(crate) fn tenant(s: &str) -> TenantId {
 #[allow(dead_code)]
 pub(crate) fn now() -> Timestamp {
     Timestamp::from_unix_millis(1_764_000_000_123).unwrap()
+}
+
+/// The member names of a JSON object, in the order they were written.
+pub(crate) struct Keys(pub(crate) Vec<String>);
+
+impl<'de> Deserialize<'de> for Keys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Keys;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((k, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
+                    keys.push(k);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }

@@ -2,14 +2,6 @@
 //! `^whk_[0-9A-HJKMNP-TV-Z]{26}$`: every pattern-valid id is accepted,
 //! including the ones whose 130 bits do not fit a 128-bit ULID.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-
 use prets_destinations::rand_core::{Rng, SeedableRng};
 use prets_destinations::{
     DestinationId, Field, ID_PATTERN, ID_PREFIX, InvalidDestinationId, Timestamp,

@@ -9,12 +9,6 @@
 //! are written by hand; where a narrower row or a neighbouring block decides
 //! an edge, the verdict is that row's, and the comment says which.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "test helpers outside #[test] functions; clippy.toml allows these in tests"
-)]
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use prets_destinations::is_public_address;

@@ -1,12 +1,5 @@
 //! Compile-time proofs: `create`'s future is `Send` for every repo, and the
 //! public types of the storage seam are `Send + Sync`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
 
 use std::convert::Infallible;
 

@@ -2,14 +2,6 @@
 //! public type can cross threads, errors are ordinary `std` errors, and the
 //! secret types do not offer the traits that would copy or print a secret.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-
 use prets_destinations::{
     BearerSecret, CreateDestinationRequest, CreatePlan, CreatedDestination, DestinationId,
     DestinationName, DestinationRecord, DestinationUrl, Field, FieldError, IdSource,
@@ -105,7 +97,7 @@ fn a_bearer_secret_cannot_be_copied_printed_or_serialized_by_accident() {
     assert!(!implements!(BearerSecret: core::ops::Deref));
     assert!(!implements!(BearerSecret: core::borrow::Borrow<str>));
     assert!(!implements!(BearerSecret: Into<String>));
-    // Debug exists, and is redacted (see tests/secret.rs).
+    // Debug exists, and is redacted (see tests/it/secret.rs).
     assert!(implements!(BearerSecret: core::fmt::Debug));
 }
 

@@ -2,16 +2,7 @@
 //! in; the record to store and the one-time `201` body out, shaped exactly as
 //! the spec's response.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-
-use core::fmt;
-
+use crate::support::Keys;
 use prets_destinations::rand_core::SeedableRng;
 use prets_destinations::{
     CreateDestinationRequest, DestinationId, DestinationRecord, DestinationUrl, ID_PATTERN,
@@ -19,7 +10,6 @@ use prets_destinations::{
 };
 use rand_chacha::ChaCha20Rng;
 use regex_lite::Regex;
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
 /// `2023-11-07T05:31:56Z`, the spec example's `createdAt`, plus 250 ms.
@@ -55,29 +45,6 @@ fn sealer() -> SealingKey {
 fn spec_request() -> CreateDestinationRequest {
     serde_json::from_str(r#"{"name":"Production","url":"https://example.com/prets/events"}"#)
         .unwrap()
-}
-
-/// The member names of a JSON object, in the order they were written.
-struct Keys(Vec<String>);
-
-impl<'de> Deserialize<'de> for Keys {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Keys;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
-                let mut keys = Vec::new();
-                while let Some((k, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
-                    keys.push(k);
-                }
-                Ok(Keys(keys))
-            }
-        }
-        d.deserialize_map(V)
-    }
 }
 
 #[test]

@@ -2,14 +2,6 @@
 //! characters, counted as JSON Schema counts them (Unicode scalar values),
 //! plus the crate's documented refusals (control characters, whitespace only).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-
 use prets_destinations::{DestinationName, Field, InvalidName, NAME_MAX_CHARS};
 
 /// One character of each UTF-8 encoded width, with that width.

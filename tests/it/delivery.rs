@@ -1,13 +1,6 @@
 //! Delivery without I/O: events, the request of an attempt, classifying the
 //! answer, the retry schedule, auto-disable, address pinning and attempt
 //! records, with adversarial inputs for each.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
 
 use std::net::IpAddr;
 use std::time::Duration;

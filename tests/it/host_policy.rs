@@ -8,12 +8,6 @@
 //! policy must report. The legitimate cases are ordinary public HTTPS
 //! endpoints, which must be accepted and echoed exactly.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "test helpers outside #[test] functions; clippy.toml allows these in tests"
-)]
-
 use std::net::IpAddr;
 
 use prets_destinations::{DestinationUrl, is_public_address};

@@ -1,26 +1,16 @@
 //! `MemoryRepo` against each lifecycle property of the conformance kit, and
 //! compare-and-swap from truly parallel threads.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-#![cfg(all(feature = "memory", feature = "conformance"))]
-
-mod repo_support;
 
 use std::sync::Barrier;
 use std::thread;
 
+use crate::support::{block_on, keyring, now, rng, tenant};
 use prets_destinations::conformance::{self, FailingInserts};
 use prets_destinations::{
     CreateDestinationRequest, CreateOutcome, DestinationRepo, GracePeriod, MAX_VERSION, MemoryRepo,
     RemoveOutcome, ReplaceOutcome, RotateOutcome, RotateSecretRequest, UpdateDestinationRequest,
     UpdateOutcome, create, delete, rotate, update,
 };
-use repo_support::{block_on, keyring, now, rng, tenant};
 
 #[test]
 fn memory_repo_pages_in_id_order() {

@@ -1,21 +1,12 @@
 //! The lifecycle's request and response bodies: shapes, names, refusals,
 //! and that no view or page ever carries a secret.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
 
-mod repo_support;
-
+use crate::support::{keyring, now, rng, tenant};
 use prets_destinations::{
     ApiError, CreateOutcome, DeletedDestination, DestinationPage, DestinationView, GracePeriod,
     ListDestinationsRequest, MAX_PAGE_LIMIT, RotateSecretRequest, UpdateDestinationRequest,
     plan_create,
 };
-use repo_support::{keyring, now, rng, tenant};
 use serde_json::{Value, json};
 
 fn codes(errors: &prets_destinations::ValidationErrors) -> Vec<(&'static str, &'static str)> {

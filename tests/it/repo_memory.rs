@@ -1,26 +1,16 @@
 //! `MemoryRepo` against the conformance kit, truly parallel use from OS
 //! threads, and the kit itself catching repos that break the contract.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-#![cfg(all(feature = "memory", feature = "conformance"))]
-
-mod repo_support;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Barrier;
 use std::thread;
 
+use crate::support::{block_on, keyring, now, rng, tenant};
 use prets_destinations::conformance::{self, FailingInserts};
 use prets_destinations::{
     CreateDestinationRequest, CreateOutcome, DestinationId, DestinationRecord, DestinationRepo,
     InsertOutcome, MemoryRepo, RemoveOutcome, ReplaceOutcome, SecretDigest, TenantId, create,
 };
-use repo_support::{block_on, keyring, now, rng, tenant};
 
 #[test]
 fn memory_repo_round_trips_every_field() {

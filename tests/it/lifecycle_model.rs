@@ -1,20 +1,11 @@
 //! Random sequences of create, update, delete, rotate, list and the passing
 //! of time against `MemoryRepo` and a plain model of the rules; any
 //! divergence in an answer or in the stored state fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-#![cfg(feature = "memory")]
-
-mod repo_support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::{block_on, keyring, rng, tenant};
 use prets_destinations::{
     CreateDestinationRequest, CreateOutcome, DeleteOutcome, DestinationId, DestinationRepo,
     ListDestinationsRequest, MAX_PREVIOUS_SECRETS, MemoryRepo, RotateOutcome, RotateSecretRequest,
@@ -22,7 +13,6 @@ use prets_destinations::{
     list, rotate, update,
 };
 use proptest::prelude::*;
-use repo_support::{block_on, keyring, rng, tenant};
 
 const TENANTS: [&str; 2] = ["org_a", "org_b"];
 const CLIENT_IDS: [&str; 3] = [

@@ -13,20 +13,12 @@
 //!   zero whose value is 1..=65535 (`invalid_port`). When all of these hold,
 //!   the host must also pass the host policy (`non_public_address`,
 //!   `reserved_host`, `single_label_host`, `invalid_host`,
-//!   `non_canonical_host`), which `tests/host_policy.rs` tests case by case;
+//!   `non_canonical_host`), which `tests/it/host_policy.rs` tests case by case;
 //!   here a policy refusal is allowed only for a URL that breaks no other rule.
 //! - `destinationId`: exactly the pattern, nothing stricter (`pattern`).
 //! - `bearerSecret`: besides the pattern, the last character must leave the
 //!   two spare bits of base64url zero, so the text is the canonical encoding
 //!   of 32 bytes (`non_canonical`).
-
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
 
 use prets_destinations::rand_core::{Rng, SeedableRng};
 use prets_destinations::{

@@ -1,18 +1,9 @@
 //! `MemoryRepo` as an `Outbox`: the outbox conformance kit, destination
 //! state on the wire, and the publish, test-event and attempts operations.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-#![cfg(all(feature = "memory", feature = "conformance"))]
-
-mod repo_support;
 
 use std::time::Duration;
 
+use crate::support::{block_on, keyring, now, rng, tenant};
 use prets_destinations::conformance::outbox as kit;
 use prets_destinations::delivery::{
     AttemptsOutcome, Classification, CompleteOutcome, DisablePolicy, DisabledReason, LeaseRequest,
@@ -23,7 +14,6 @@ use prets_destinations::{
     CreateDestinationRequest, CreateOutcome, DestinationRecord, DestinationRepo, MemoryRepo,
     UpdateDestinationRequest, create, get, update,
 };
-use repo_support::{block_on, keyring, now, rng, tenant};
 
 #[test]
 fn lease_exclusivity_under_concurrent_claims() {

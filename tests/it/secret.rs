@@ -3,14 +3,6 @@
 //! the `Authorization: Bearer <token>` form (RFC 7235: 1*SP after a
 //! case-insensitive scheme).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-
 use prets_destinations::rand_core::{Rng, SeedableRng};
 use prets_destinations::{
     BearerSecret, Field, InvalidSecret, SECRET_PATTERN, SECRET_PREFIX, SecretDigest,

@@ -1,23 +1,14 @@
 //! Rotation: the pure step's rules (deadline, expiry, cap, grace 0) and
 //! `SecretSet`, the receiver-side verifier over the whole set of secrets.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-
-mod repo_support;
 
 use std::time::Duration;
 
+use crate::support::{keyring, now, rng, tenant};
 use prets_destinations::{
     BearerSecret, DestinationRecord, GracePeriod, Keyring, MAX_PREVIOUS_SECRETS, SecretSet,
     SecretSetFull, TenantId, Timestamp, plan_create,
 };
 use rand_chacha::ChaCha20Rng;
-use repo_support::{keyring, now, rng, tenant};
 
 struct Setup {
     rng: ChaCha20Rng,

@@ -2,14 +2,6 @@
 //! whole seconds and `Z`, like the spec's `2023-11-07T05:31:56Z`, checked
 //! against a deliberately naive calendar walk.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-
 use prets_destinations::Timestamp;
 use prets_destinations::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;

@@ -2,18 +2,8 @@
 //! error body: field names exactly as in the spec, unknown and duplicate
 //! members refused, every bad field reported at once.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-
-use core::fmt;
-
+use crate::support::Keys;
 use prets_destinations::{CreateDestinationRequest, Field, ValidationErrors};
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Value, json};
 
 /// The request body from the spec, with its `"<string>"` placeholder.
@@ -42,29 +32,6 @@ fn codes(errors: &ValidationErrors) -> Vec<(&'static str, &'static str)> {
 
 fn errors_of(json: &str) -> ValidationErrors {
     request(json).unwrap().validate().unwrap_err()
-}
-
-/// The member names of a JSON object, in the order they were written.
-struct Keys(Vec<String>);
-
-impl<'de> Deserialize<'de> for Keys {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Keys;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
-                let mut keys = Vec::new();
-                while let Some((k, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
-                    keys.push(k);
-                }
-                Ok(Keys(keys))
-            }
-        }
-        d.deserialize_map(V)
-    }
 }
 
 fn keys(json: &str) -> Vec<String> {

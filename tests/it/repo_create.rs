@@ -1,24 +1,15 @@
 //! `create` over a scripted repo: retries, conflicts, errors, and what the
 //! record handed to the repo holds.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-
-mod repo_support;
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Mutex;
 
+use crate::support::{block_on, keyring, now, rng, tenant};
 use prets_destinations::{
     CreateDestinationRequest, CreateError, CreateOutcome, DestinationId, DestinationRecord,
     DestinationRepo, InsertOutcome, SERVER_ID_ATTEMPTS, SecretDigest, TenantId, create,
 };
-use repo_support::{block_on, keyring, now, rng, tenant};
 
 #[derive(Debug, PartialEq)]
 struct Boom(u32);

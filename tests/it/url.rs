@@ -3,14 +3,6 @@
 //! rejected"; plus the crate's documented rules for the authority (non-empty
 //! host, no credentials, a valid port).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
-
 use prets_destinations::{DestinationUrl, Field, InvalidUrl, URL_MAX_CHARS, URL_PATTERN};
 use regex_lite::Regex;
 
@@ -361,7 +353,7 @@ fn host_stops_at_port_path_or_query_and_keeps_its_spelling() {
         ("HTTPS://a.io/", "a.io", None),
         ("https://a.b.c:1", "a.b.c", Some(1)),
         // Single-label hosts and trailing-dot names are refused by the host
-        // policy (tests/host_policy.rs), so the spelling kept here is case.
+        // policy (tests/it/host_policy.rs), so the spelling kept here is case.
         (
             "https://Sub-Domain.Example.com/",
             "Sub-Domain.Example.com",

@@ -1,21 +1,12 @@
 //! Sealed secrets at rest: binding to tenant and id, key rotation, tampering,
 //! stored forms, redaction.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test helpers as well as tests: a panic is a test failure"
-)]
 
-mod repo_support;
-
+use crate::support::{now, rng, tenant};
 use prets_destinations::{
     CreateDestinationRequest, CreatePlan, DestinationId, DuplicateKeyId, KeyId, Keyring,
     SealedSecret, SealingKey, TenantId,
 };
 use rand_chacha::ChaCha20Rng;
-use repo_support::{now, rng, tenant};
 
 fn key(id: u32, byte: u8) -> SealingKey {
     SealingKey::new(KeyId::new(id), &[byte; 32])
