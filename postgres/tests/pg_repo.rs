@@ -14,9 +14,10 @@ use std::error::Error as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prets_destinations::ops::plan_create;
 use prets_destinations::{
     CreateDestinationRequest, DestinationId, DestinationRepo, InsertOutcome, KeyId, SealingKey,
-    TenantId, Timestamp, conformance, plan_create,
+    TenantId, Timestamp, conformance,
 };
 use prets_destinations_postgres::{PgRepo, schema_version};
 use rand_chacha::rand_core::SeedableRng;

@@ -11,7 +11,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use prets_destinations::is_public_address;
+use prets_destinations::address::is_public_address;
 
 /// (block, source, [before, first, last, after]) where `true` means public.
 #[rustfmt::skip]

@@ -2,11 +2,17 @@
 //! public type can cross threads, errors are ordinary `std` errors, and the
 //! secret types do not offer the traits that would copy or print a secret.
 
+use prets_destinations::error::Field;
+use prets_destinations::id::InvalidDestinationId;
+use prets_destinations::name::InvalidName;
+use prets_destinations::ops::{CreatePlan, IdSource};
+use prets_destinations::secret::{InvalidDigest, InvalidSecret};
+use prets_destinations::time::InvalidTimestamp;
+use prets_destinations::url::InvalidUrl;
+use prets_destinations::wire::{CreatedDestination, NewDestination};
 use prets_destinations::{
-    BearerSecret, CreateDestinationRequest, CreatePlan, CreatedDestination, DestinationId,
-    DestinationName, DestinationRecord, DestinationUrl, Field, FieldError, IdSource,
-    InvalidDestinationId, InvalidDigest, InvalidName, InvalidSecret, InvalidTimestamp, InvalidUrl,
-    NewDestination, SecretDigest, Timestamp, ValidationErrors,
+    BearerSecret, CreateDestinationRequest, DestinationId, DestinationName, DestinationRecord,
+    DestinationUrl, FieldError, SecretDigest, Timestamp, ValidationErrors,
 };
 
 /// Whether `$ty` implements `$tr`, decided at compile time by autoref
@@ -68,7 +74,7 @@ fn errors_are_std_errors_that_cross_threads() {
     std_error::<FieldError>();
     std_error::<ValidationErrors>();
     #[cfg(feature = "getrandom")]
-    std_error::<prets_destinations::RandomnessError>();
+    std_error::<prets_destinations::secret::RandomnessError>();
 }
 
 #[test]

@@ -3,10 +3,13 @@
 //! the spec's response.
 
 use crate::support::Keys;
+use prets_destinations::id::ID_PATTERN;
+use prets_destinations::ops::{IdSource, plan_create};
 use prets_destinations::rand_core::SeedableRng;
+use prets_destinations::secret::SECRET_PATTERN;
 use prets_destinations::{
-    CreateDestinationRequest, DestinationId, DestinationRecord, DestinationUrl, ID_PATTERN,
-    IdSource, KeyId, SECRET_PATTERN, SealingKey, SecretDigest, TenantId, Timestamp, plan_create,
+    CreateDestinationRequest, DestinationId, DestinationRecord, DestinationUrl, KeyId, SealingKey,
+    SecretDigest, TenantId, Timestamp,
 };
 use rand_chacha::ChaCha20Rng;
 use regex_lite::Regex;

@@ -11,9 +11,11 @@ use prets_destinations::delivery::{
     PAYLOAD_MAX_BYTES, Payload, RetrySchedule, TransportError, USER_AGENT, classify, lookup,
     next_step, pin_addresses, plan_attempt,
 };
+use prets_destinations::error::Field;
+use prets_destinations::ops::CreatePlan;
 use prets_destinations::{
-    CreateDestinationRequest, CreatePlan, DestinationUrl, Field, HostPolicy, KeyId, Keyring,
-    SealingKey, TenantId, Timestamp,
+    CreateDestinationRequest, DestinationUrl, HostPolicy, KeyId, Keyring, SealingKey, TenantId,
+    Timestamp,
 };
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
@@ -904,7 +906,7 @@ fn attempt_records_serialize_with_the_documented_fields_and_no_secret() {
 fn public_delivery_types_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Event>();
-    check::<prets_destinations::DeliveryRequest>();
+    check::<prets_destinations::delivery::DeliveryRequest>();
     check::<AttemptRecord>();
     check::<RetrySchedule>();
     check::<HostPolicy>();

@@ -10,7 +10,8 @@
 
 use std::net::IpAddr;
 
-use prets_destinations::{DestinationUrl, is_public_address};
+use prets_destinations::DestinationUrl;
+use prets_destinations::address::is_public_address;
 
 /// (url, expected error code, what it attacks).
 const ADVERSARIAL: &[(&str, &str, &str)] = &[

@@ -2,10 +2,10 @@
 //! `^whk_[0-9A-HJKMNP-TV-Z]{26}$`: every pattern-valid id is accepted,
 //! including the ones whose 130 bits do not fit a 128-bit ULID.
 
+use prets_destinations::error::Field;
+use prets_destinations::id::{ID_PATTERN, ID_PREFIX, InvalidDestinationId};
 use prets_destinations::rand_core::{Rng, SeedableRng};
-use prets_destinations::{
-    DestinationId, Field, ID_PATTERN, ID_PREFIX, InvalidDestinationId, Timestamp,
-};
+use prets_destinations::{DestinationId, Timestamp};
 use rand_chacha::ChaCha20Rng;
 use regex_lite::Regex;
 

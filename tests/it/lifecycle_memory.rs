@@ -6,10 +6,13 @@ use std::thread;
 
 use crate::support::{block_on, keyring, now, rng, tenant};
 use prets_destinations::conformance::{self, FailingInserts};
+use prets_destinations::record::MAX_VERSION;
+use prets_destinations::secret::GracePeriod;
+use prets_destinations::wire::{DestinationPatch, Rotation};
 use prets_destinations::{
-    CreateDestinationRequest, CreateOutcome, DestinationRepo, GracePeriod, MAX_VERSION, MemoryRepo,
-    RemoveOutcome, ReplaceOutcome, RotateOutcome, RotateSecretRequest, UpdateDestinationRequest,
-    UpdateOutcome, create, delete, rotate, update,
+    CreateDestinationRequest, CreateOutcome, DestinationRepo, MemoryRepo, RemoveOutcome,
+    ReplaceOutcome, RotateOutcome, RotateSecretRequest, UpdateDestinationRequest, UpdateOutcome,
+    create, delete, rotate, update,
 };
 
 #[test]
@@ -90,16 +93,13 @@ fn parallel_threads_replacing_one_version_have_one_winner() {
     let threads = 8;
     let candidates: Vec<_> = (0..threads)
         .map(|_| {
-            record
-                .plan_rotation(
-                    &org,
-                    now(),
-                    GracePeriod::default(),
-                    &mut rng,
-                    keys.current(),
-                )
-                .unwrap()
-                .record
+            Rotation {
+                grace_period: GracePeriod::default(),
+                expected_version: None,
+            }
+            .plan(&record, &org, now(), &mut rng, keys.current())
+            .unwrap()
+            .record
         })
         .collect();
     let barrier = Barrier::new(threads);
@@ -225,7 +225,7 @@ fn a_destination_at_the_largest_version_can_no_longer_change() {
     assert_eq!(view.version(), MAX_VERSION);
     record = block_on(repo.get(&org, id)).unwrap().unwrap();
     assert_eq!(record.version, MAX_VERSION);
-    assert!(record.patched(&Default::default(), now()).is_none());
+    assert!(DestinationPatch::default().plan(&record, now()).is_none());
     for patch in [
         UpdateDestinationRequest::new().with_name("more"),
         UpdateDestinationRequest::new()

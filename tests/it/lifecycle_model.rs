@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::support::{block_on, keyring, rng, tenant};
+use prets_destinations::secret::MAX_PREVIOUS_SECRETS;
 use prets_destinations::{
     CreateDestinationRequest, CreateOutcome, DeleteOutcome, DestinationId, DestinationRepo,
-    ListDestinationsRequest, MAX_PREVIOUS_SECRETS, MemoryRepo, RotateOutcome, RotateSecretRequest,
-    SecretDigest, TenantId, Timestamp, UpdateDestinationRequest, UpdateOutcome, create, delete,
-    list, rotate, update,
+    ListDestinationsRequest, MemoryRepo, RotateOutcome, RotateSecretRequest, SecretDigest,
+    TenantId, Timestamp, UpdateDestinationRequest, UpdateOutcome, create, delete, list, rotate,
+    update,
 };
 use proptest::prelude::*;
 

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use crate::support::{keyring, now, rng, tenant};
-use prets_destinations::{
-    BearerSecret, DestinationRecord, GracePeriod, Keyring, MAX_PREVIOUS_SECRETS, SecretSet,
-    SecretSetFull, TenantId, Timestamp, plan_create,
-};
+use prets_destinations::ops::plan_create;
+use prets_destinations::secret::{GracePeriod, MAX_PREVIOUS_SECRETS, SecretSet, SecretSetFull};
+use prets_destinations::wire::Rotation;
+use prets_destinations::{BearerSecret, DestinationRecord, Keyring, TenantId, Timestamp};
 use rand_chacha::ChaCha20Rng;
 
 struct Setup {
@@ -40,14 +40,12 @@ fn rotate(
     when: Timestamp,
     grace: u64,
 ) -> (DestinationRecord, String) {
-    let plan = r
-        .plan_rotation(
-            &s.org,
-            when,
-            GracePeriod::from_secs(grace).unwrap(),
-            &mut s.rng,
-            s.keys.current(),
-        )
+    let rotation = Rotation {
+        grace_period: GracePeriod::from_secs(grace).unwrap(),
+        expected_version: None,
+    };
+    let plan = rotation
+        .plan(r, &s.org, when, &mut s.rng, s.keys.current())
         .unwrap();
     let header = plan
         .response
@@ -189,14 +187,12 @@ fn a_rotated_record_round_trips_through_serde() {
 #[test]
 fn rotated_secret_is_serialized_once_and_never_shown_in_debug() {
     let (mut s, r0, _) = setup();
-    let plan = r0
-        .plan_rotation(
-            &s.org,
-            at(1),
-            GracePeriod::default(),
-            &mut s.rng,
-            s.keys.current(),
-        )
+    let rotation = Rotation {
+        grace_period: GracePeriod::default(),
+        expected_version: None,
+    };
+    let plan = rotation
+        .plan(&r0, &s.org, at(1), &mut s.rng, s.keys.current())
         .unwrap();
     let secret = plan.response.bearer_secret().expose_secret().to_owned();
     let body = serde_json::to_value(&plan.response).unwrap();

@@ -2,10 +2,12 @@
 //! and that no view or page ever carries a secret.
 
 use crate::support::{keyring, now, rng, tenant};
+use prets_destinations::ops::plan_create;
+use prets_destinations::secret::GracePeriod;
+use prets_destinations::wire::{DestinationPage, DestinationView, MAX_PAGE_LIMIT};
 use prets_destinations::{
-    ApiError, CreateOutcome, DeletedDestination, DestinationPage, DestinationView, GracePeriod,
-    ListDestinationsRequest, MAX_PAGE_LIMIT, RotateSecretRequest, UpdateDestinationRequest,
-    plan_create,
+    ApiError, CreateOutcome, DeletedDestination, ListDestinationsRequest, RotateSecretRequest,
+    UpdateDestinationRequest,
 };
 use serde_json::{Value, json};
 
@@ -281,7 +283,7 @@ fn create_outcomes_map_to_api_answers() {
 
 #[test]
 fn update_version_must_be_between_1_and_2_pow_63_minus_1() {
-    assert_eq!(prets_destinations::MAX_VERSION, (1u64 << 63) - 1);
+    assert_eq!(prets_destinations::record::MAX_VERSION, (1u64 << 63) - 1);
     for (text, expected) in [
         ("1", Ok(1)),
         ("9223372036854775807", Ok(9_223_372_036_854_775_807)),

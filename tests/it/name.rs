@@ -2,7 +2,9 @@
 //! characters, counted as JSON Schema counts them (Unicode scalar values),
 //! plus the crate's documented refusals (control characters, whitespace only).
 
-use prets_destinations::{DestinationName, Field, InvalidName, NAME_MAX_CHARS};
+use prets_destinations::DestinationName;
+use prets_destinations::error::Field;
+use prets_destinations::name::{InvalidName, NAME_MAX_CHARS};
 
 /// One character of each UTF-8 encoded width, with that width.
 const WIDTHS: [(char, usize); 4] = [('a', 1), ('é', 2), ('€', 3), ('🦀', 4)];

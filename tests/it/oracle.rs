@@ -20,10 +20,11 @@
 //!   two spare bits of base64url zero, so the text is the canonical encoding
 //!   of 32 bytes (`non_canonical`).
 
+use prets_destinations::id::ID_PATTERN;
 use prets_destinations::rand_core::{Rng, SeedableRng};
-use prets_destinations::{
-    BearerSecret, DestinationId, DestinationUrl, ID_PATTERN, SECRET_PATTERN, URL_PATTERN,
-};
+use prets_destinations::secret::SECRET_PATTERN;
+use prets_destinations::url::URL_PATTERN;
+use prets_destinations::{BearerSecret, DestinationId, DestinationUrl};
 use rand_chacha::ChaCha20Rng;
 use regex_lite::Regex;
 

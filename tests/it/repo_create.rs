@@ -6,9 +6,10 @@ use std::fmt;
 use std::sync::Mutex;
 
 use crate::support::{block_on, keyring, now, rng, tenant};
+use prets_destinations::ops::SERVER_ID_ATTEMPTS;
 use prets_destinations::{
-    CreateDestinationRequest, CreateError, CreateOutcome, DestinationId, DestinationRecord,
-    DestinationRepo, InsertOutcome, SERVER_ID_ATTEMPTS, SecretDigest, TenantId, create,
+    CreateDestinationRequest, CreateOutcome, DestinationId, DestinationRecord, DestinationRepo,
+    InsertOutcome, OpError, SecretDigest, TenantId, create,
 };
 
 #[derive(Debug, PartialEq)]
@@ -94,7 +95,7 @@ fn request() -> CreateDestinationRequest {
     CreateDestinationRequest::new("Production", "https://example.com/prets/events")
 }
 
-fn run(repo: &Scripted, req: CreateDestinationRequest) -> Result<CreateOutcome, CreateError<Boom>> {
+fn run(repo: &Scripted, req: CreateDestinationRequest) -> Result<CreateOutcome, OpError<Boom>> {
     let mut rng = rng(1);
     let keys = keyring(1, &mut rng);
     block_on(create(
@@ -133,7 +134,7 @@ fn generated_id_collisions_retry_with_fresh_ids_and_secrets() {
 fn generated_id_collisions_stop_after_the_documented_attempts() {
     let repo = Scripted::new((0..100).map(|_| Ok(InsertOutcome::Duplicate)));
     match run(&repo, request()) {
-        Err(CreateError::IdCollisions { attempts }) => assert_eq!(attempts, SERVER_ID_ATTEMPTS),
+        Err(OpError::IdCollisions { attempts }) => assert_eq!(attempts, SERVER_ID_ATTEMPTS),
         other => panic!("{other:?}"),
     }
     assert_eq!(repo.inserts().len(), SERVER_ID_ATTEMPTS as usize);
@@ -167,7 +168,7 @@ fn backend_error_is_returned_as_its_source_and_not_retried() {
     let err = run(&repo, request()).unwrap_err();
     let source = std::error::Error::source(&err).expect("has a source");
     assert_eq!(source.downcast_ref::<Boom>(), Some(&Boom(42)));
-    assert!(matches!(err, CreateError::Repo(Boom(42))));
+    assert!(matches!(err, OpError::Repo(Boom(42))));
     assert_eq!(repo.inserts().len(), 1);
 }
 

@@ -2,9 +2,10 @@
 //! stored forms, redaction.
 
 use crate::support::{now, rng, tenant};
+use prets_destinations::ops::CreatePlan;
+use prets_destinations::secret::DuplicateKeyId;
 use prets_destinations::{
-    CreateDestinationRequest, CreatePlan, DestinationId, DuplicateKeyId, KeyId, Keyring,
-    SealedSecret, SealingKey, TenantId,
+    CreateDestinationRequest, DestinationId, KeyId, Keyring, SealedSecret, SealingKey, TenantId,
 };
 use rand_chacha::ChaCha20Rng;
 

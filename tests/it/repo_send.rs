@@ -3,9 +3,10 @@
 
 use std::convert::Infallible;
 
+use prets_destinations::secret::OpenError;
 use prets_destinations::{
-    CreateDestinationRequest, CreateError, CreateOutcome, DestinationRepo, InsertOutcome, KeyId,
-    Keyring, OpenError, SealedSecret, SealingKey, TenantId, Timestamp, create,
+    CreateDestinationRequest, CreateOutcome, DestinationRepo, InsertOutcome, KeyId, Keyring,
+    OpError, SealedSecret, SealingKey, TenantId, Timestamp, create,
 };
 
 fn require_send<T: Send>(value: T) -> T {
@@ -21,7 +22,7 @@ fn create_future_is_send<R: DestinationRepo, G: rand_core::CryptoRng + Send>(
     tenant: &TenantId,
     rng: &mut G,
     sealer: &SealingKey,
-) -> impl Future<Output = Result<CreateOutcome, CreateError<R::Error>>> + Send {
+) -> impl Future<Output = Result<CreateOutcome, OpError<R::Error>>> + Send {
     let request = CreateDestinationRequest::new("n", "https://example.com/");
     let now = Timestamp::from_unix_millis(0).unwrap();
     require_send(create(repo, tenant, request, now, rng, sealer))
@@ -114,7 +115,7 @@ fn storage_seam_types_are_send_and_sync() {
     require_send_sync::<OpenError>();
     require_send_sync::<InsertOutcome>();
     require_send_sync::<CreateOutcome>();
-    require_send_sync::<CreateError<std::io::Error>>();
+    require_send_sync::<OpError<std::io::Error>>();
     #[cfg(feature = "memory")]
     require_send_sync::<prets_destinations::MemoryRepo>();
 }
@@ -135,10 +136,10 @@ fn lifecycle_futures_are_send<R: DestinationRepo, G: rand_core::CryptoRng + Send
         tenant,
         prets_destinations::ListDestinationsRequest::new(),
     )));
-    drop(require_send(prets_destinations::list_page(
+    drop(require_send(prets_destinations::ops::list_page(
         repo,
         tenant,
-        prets_destinations::PageRequest::default(),
+        prets_destinations::wire::PageRequest::default(),
     )));
     drop(require_send(prets_destinations::update(
         repo,
@@ -161,6 +162,8 @@ fn lifecycle_futures_are_send<R: DestinationRepo, G: rand_core::CryptoRng + Send
 
 #[test]
 fn lifecycle_types_are_send_and_sync() {
+    use prets_destinations::secret::SecretSet;
+    use prets_destinations::wire::{DestinationPage, DestinationView, RotatedSecret};
     use prets_destinations::*;
     require_send_sync::<GetOutcome>();
     require_send_sync::<ListOutcome>();

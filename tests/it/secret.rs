@@ -3,10 +3,10 @@
 //! the `Authorization: Bearer <token>` form (RFC 7235: 1*SP after a
 //! case-insensitive scheme).
 
+use prets_destinations::error::Field;
 use prets_destinations::rand_core::{Rng, SeedableRng};
-use prets_destinations::{
-    BearerSecret, Field, InvalidSecret, SECRET_PATTERN, SECRET_PREFIX, SecretDigest,
-};
+use prets_destinations::secret::{InvalidSecret, SECRET_PATTERN, SECRET_PREFIX};
+use prets_destinations::{BearerSecret, SecretDigest};
 use rand_chacha::ChaCha20Rng;
 use regex_lite::Regex;
 use sha2::{Digest as _, Sha256};

@@ -3,7 +3,9 @@
 //! rejected"; plus the crate's documented rules for the authority (non-empty
 //! host, no credentials, a valid port).
 
-use prets_destinations::{DestinationUrl, Field, InvalidUrl, URL_MAX_CHARS, URL_PATTERN};
+use prets_destinations::DestinationUrl;
+use prets_destinations::error::Field;
+use prets_destinations::url::{InvalidUrl, URL_MAX_CHARS, URL_PATTERN};
 use regex_lite::Regex;
 
 /// The `url` pattern exactly as printed in the API reference.

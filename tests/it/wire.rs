@@ -3,7 +3,8 @@
 //! members refused, every bad field reported at once.
 
 use crate::support::Keys;
-use prets_destinations::{CreateDestinationRequest, Field, ValidationErrors};
+use prets_destinations::error::Field;
+use prets_destinations::{CreateDestinationRequest, ValidationErrors};
 use serde_json::{Value, json};
 
 /// The request body from the spec, with its `"<string>"` placeholder.

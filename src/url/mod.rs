@@ -5,9 +5,14 @@ use core::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use self::error::UrlErrorKind;
 use crate::byteset::ByteSet;
-use crate::error::{Field, field_error_type};
 use crate::policy::HostPolicy;
+
+mod error;
+mod host;
+
+pub use self::error::InvalidUrl;
 
 /// Most characters a destination URL may have.
 pub const URL_MAX_CHARS: usize = 2048;
@@ -19,36 +24,6 @@ pub const URL_MAX_CHARS: usize = 2048;
 /// as the oracle.
 pub const URL_PATTERN: &str =
     r"^((%[0-9A-Fa-f]{2}|[-()_.!~*';/?:@&=+$,A-Za-z0-9])+)([).!';/?:,])?$";
-
-field_error_type! {
-    /// Why a string is not a valid [`DestinationUrl`].
-    InvalidUrl, UrlErrorKind, Field::Url,
-    {
-        Empty => ("too_short", "url must not be empty"),
-        TooLong => ("too_long", "url must be at most 2048 characters"),
-        Character => ("pattern", "url contains a character outside the allowed set"),
-        PercentEscape => ("pattern", "url contains a malformed percent-escape"),
-        NotHttps => ("not_https", "url must begin with https://"),
-        Credentials => ("credentials", "url must not contain credentials or '@' before the path"),
-        EmptyHost => ("empty_host", "url host must not be empty"),
-        Port => ("invalid_port", "url port must be a number from 1 to 65535 without leading zeros"),
-        /// The host is an IP address, in any notation the WHATWG URL parser
-        /// accepts, that is not a public unicast address.
-        NonPublicAddress => ("non_public_address", "url host is an ip address that is not public"),
-        /// The host is, or is inside, a name reserved for local, private,
-        /// testing or non-DNS use (`localhost`, `.local`, `.internal`, ...).
-        ReservedHost => ("reserved_host", "url host is a reserved or local-only name"),
-        /// The host has no dot, so a resolver may complete it with a local
-        /// search domain.
-        SingleLabelHost => ("single_label_host", "url host must be a domain name with at least two labels"),
-        /// The host is not a valid DNS name or IP address once parsed.
-        InvalidHost => ("invalid_host", "url host is not a valid domain name or ip address"),
-        /// The host parses to a different spelling than the one sent
-        /// (percent-escapes, IDNA mapping, non-decimal or shortened IPv4, a
-        /// trailing dot); only ASCII case may differ.
-        NonCanonicalHost => ("non_canonical_host", "url host must be written in canonical form"),
-    }
-}
 
 /// Bytes the published pattern allows outside a `%XX` escape.
 static ALLOWED: ByteSet = ByteSet::new(
@@ -66,7 +41,7 @@ const SCHEME: &[u8] = b"https://";
 /// The host must also pass the create-time host policy. It is judged as an
 /// HTTP client would see it after WHATWG URL parsing (percent-decoding, IDNA
 /// mapping, every IPv4 notation): an IP literal must be public (see
-/// [`is_public_address`](crate::is_public_address)) and a name must be a valid
+/// [`is_public_address`](crate::address::is_public_address)) and a name must be a valid
 /// DNS name with at least two labels outside the reserved and local-only
 /// domains (`localhost`, `.local`, `.internal`, `.test`, ...), and the host
 /// must be spelled as the parser spells it, up to ASCII case. The text check
@@ -89,7 +64,7 @@ const SCHEME: &[u8] = b"https://";
 ///
 /// let err = "https://0x7f.1/".parse::<DestinationUrl>().unwrap_err();
 /// assert_eq!(err.code(), "non_public_address");
-/// # Ok::<(), prets_destinations::InvalidUrl>(())
+/// # Ok::<(), prets_destinations::url::InvalidUrl>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -115,7 +90,7 @@ fn scan(s: &str) -> Result<Parsed, UrlErrorKind> {
 /// [`scan`] under an operator's host policy.
 fn scan_policy(s: &str, policy: &HostPolicy) -> Result<Parsed, UrlErrorKind> {
     scan_with(s, |origin, host, port| {
-        crate::host::check_host(origin, host, port, policy)
+        host::check_host(origin, host, port, policy)
     })
 }
 
@@ -287,7 +262,7 @@ impl DestinationUrl {
     /// the URL was stored (a newly reserved name, an updated IDNA table), and
     /// one such URL must not make a tenant's stored destinations unreadable.
     /// Deliveries still check every resolved address with
-    /// [`is_public_address`](crate::is_public_address). Never use this for
+    /// [`is_public_address`](crate::address::is_public_address). Never use this for
     /// client input.
     ///
     /// # Errors

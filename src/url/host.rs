@@ -14,7 +14,7 @@ use core::net::IpAddr;
 use url::{Host, Url};
 
 use crate::policy::HostPolicy;
-use crate::url::UrlErrorKind;
+use crate::url::error::UrlErrorKind;
 
 /// Most octets in a DNS name without its trailing dot (RFC 1035 §3.1: 255
 /// octets on the wire, which leaves 253 characters of text).

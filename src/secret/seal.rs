@@ -10,8 +10,9 @@ use chacha20poly1305::{KeyInit as _, Tag, XChaCha20Poly1305, XNonce};
 use rand_core::CryptoRng;
 use zeroize::{Zeroize as _, Zeroizing};
 
-use crate::secret::SECRET_LEN;
-use crate::{BearerSecret, DestinationId, DestinationRecord, TenantId};
+use crate::id::DestinationId;
+use crate::secret::bearer::{BearerSecret, SECRET_LEN};
+use crate::tenant::TenantId;
 
 /// Format version of a [`SealedSecret`], first byte of its stored form.
 const VERSION: u8 = 1;
@@ -313,7 +314,7 @@ impl<'de> serde::Deserialize<'de> for SealedSecret {
 /// let new = SealingKey::from_rng(KeyId::new(2), &mut rng);
 /// let keyring = Keyring::new(new, [old])?;
 /// assert_eq!(keyring.current().id(), KeyId::new(2));
-/// # Ok::<(), prets_destinations::DuplicateKeyId>(())
+/// # Ok::<(), prets_destinations::secret::DuplicateKeyId>(())
 /// ```
 #[derive(Debug)]
 pub struct Keyring {
@@ -367,38 +368,20 @@ impl Keyring {
             .find(|k| k.id == id)
     }
 
-    /// Opens the sealed secret of `tenant`'s `record` and returns the value of
-    /// the `Authorization` header its deliveries carry, `Bearer whsec_...`,
-    /// wiped on drop.
-    ///
-    /// Always the record's current (newest) secret: previous secrets kept
-    /// after a rotation are only ever accepted by receivers
-    /// ([`SecretSet`](crate::SecretSet)), never sent.
-    ///
-    /// # Errors
-    /// [`OpenError`] if no key of the keyring has the record's key id
-    /// (`unknown_key`), if the sealed secret does not authenticate for this
-    /// tenant and destination id (tampered with, or copied from another
-    /// record: `unauthentic`), or if it opens to a secret whose digest is not
-    /// the record's `secret_digest` (`digest_mismatch`).
-    pub fn authorization_header(
+    /// Opens `sealed`, sealed for `tenant` and `id`, with the keyring's key of
+    /// its key id. Only the record layer calls it, to build a delivery's
+    /// header after checking the secret against the record's digest.
+    pub(crate) fn open(
         &self,
         tenant: &TenantId,
-        record: &DestinationRecord,
-    ) -> Result<Zeroizing<String>, OpenError> {
-        let sealed = &record.sealed_secret;
+        id: DestinationId,
+        sealed: &SealedSecret,
+    ) -> Result<BearerSecret, OpenError> {
         let key = self.key(sealed.key_id).ok_or(OpenError {
             kind: OpenErrorKind::UnknownKey(sealed.key_id),
         })?;
-        let secret = key
-            .open(tenant, record.destination_id, sealed)
-            .map_err(|kind| OpenError { kind })?;
-        if secret.digest() != record.secret_digest {
-            return Err(OpenError {
-                kind: OpenErrorKind::DigestMismatch,
-            });
-        }
-        Ok(secret.authorization_header())
+        key.open(tenant, id, sealed)
+            .map_err(|kind| OpenError { kind })
     }
 }
 
@@ -409,7 +392,7 @@ enum OpenErrorKind {
     DigestMismatch,
 }
 
-/// Why [`Keyring::authorization_header`] could not open a record's secret.
+/// Why [`Keyring::authorization_header`](crate::secret::Keyring::authorization_header) could not open a record's secret.
 /// Says nothing about the secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct OpenError {
@@ -417,6 +400,13 @@ pub struct OpenError {
 }
 
 impl OpenError {
+    /// The secret opened, but to another secret than the record's digest names.
+    pub(crate) const fn digest_mismatch() -> Self {
+        Self {
+            kind: OpenErrorKind::DigestMismatch,
+        }
+    }
+
     /// A stable machine code: `unknown_key`, `unauthentic` or `digest_mismatch`.
     #[must_use]
     pub const fn code(&self) -> &'static str {
