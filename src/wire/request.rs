@@ -2,6 +2,7 @@
 //! `validate` gives.
 
 use core::fmt;
+use core::str::FromStr;
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -357,54 +358,8 @@ impl ListDestinationsRequest {
     /// [`ValidationErrors`]: `limit` `type` or `out_of_range`; `cursor`
     /// `type` or `invalid`.
     pub fn validate(self) -> Result<PageRequest, ValidationErrors> {
-        let mut errors = Vec::new();
-        let limit = optional_integer(
-            self.limit,
-            Field::Limit,
-            "limit must be an integer",
-            true,
-            &mut errors,
-        )
-        .ok()
-        .and_then(|limit| match limit {
-            None => Some(DEFAULT_PAGE_LIMIT),
-            Some(n) => match usize::try_from(n) {
-                Ok(n @ 1..=MAX_PAGE_LIMIT) => Some(n),
-                _ => {
-                    errors.push(FieldError::new(
-                        Field::Limit,
-                        "out_of_range",
-                        "limit must be between 1 and 100",
-                    ));
-                    None
-                }
-            },
-        });
-        let after = optional_string(
-            self.cursor,
-            Field::Cursor,
-            "cursor must be a string",
-            &mut errors,
-        )
-        .ok()
-        .and_then(|cursor| match cursor {
-            None => Some(None),
-            Some(c) => match DestinationId::try_from(c.as_str()) {
-                Ok(id) => Some(Some(id)),
-                Err(_) => {
-                    errors.push(FieldError::new(
-                        Field::Cursor,
-                        "invalid",
-                        "cursor must be the nextCursor of a previous page",
-                    ));
-                    None
-                }
-            },
-        });
-        match (limit, after) {
-            (Some(limit), Some(after)) => Ok(PageRequest { limit, after }),
-            _ => Err(ValidationErrors::from_errors(errors)),
-        }
+        let (limit, after) = cursor_page(self.limit, self.cursor)?;
+        Ok(PageRequest { limit, after })
     }
 }
 
@@ -457,33 +412,8 @@ impl ListAttemptsRequest {
     /// [`ValidationErrors`]: `limit` `type` or `out_of_range`; `cursor`
     /// `type` or `invalid`.
     pub fn validate(self) -> Result<AttemptPageRequest, ValidationErrors> {
-        let mut errors = Vec::new();
-        let limit = page_limit(self.limit, &mut errors);
-        let before = optional_string(
-            self.cursor,
-            Field::Cursor,
-            "cursor must be a string",
-            &mut errors,
-        )
-        .ok()
-        .and_then(|cursor| match cursor {
-            None => Some(None),
-            Some(c) => match c.parse::<AttemptId>() {
-                Ok(id) => Some(Some(id)),
-                Err(_) => {
-                    errors.push(FieldError::new(
-                        Field::Cursor,
-                        "invalid",
-                        "cursor must be the nextCursor of a previous page",
-                    ));
-                    None
-                }
-            },
-        });
-        match (limit, before) {
-            (Some(limit), Some(before)) => Ok(AttemptPageRequest { limit, before }),
-            _ => Err(ValidationErrors::from_errors(errors)),
-        }
+        let (limit, before) = cursor_page(self.limit, self.cursor)?;
+        Ok(AttemptPageRequest { limit, before })
     }
 }
 
@@ -505,23 +435,61 @@ impl Default for AttemptPageRequest {
     }
 }
 
-fn page_limit(m: Member, errors: &mut Vec<FieldError>) -> Option<usize> {
-    optional_integer(m, Field::Limit, "limit must be an integer", true, errors)
-        .ok()
-        .and_then(|limit| match limit {
-            None => Some(DEFAULT_PAGE_LIMIT),
-            Some(n) => match usize::try_from(n) {
-                Ok(n @ 1..=MAX_PAGE_LIMIT) => Some(n),
-                _ => {
-                    errors.push(FieldError::new(
-                        Field::Limit,
-                        "out_of_range",
-                        "limit must be between 1 and 100",
-                    ));
-                    None
-                }
-            },
-        })
+/// The `limit` (1 to [`MAX_PAGE_LIMIT`], default [`DEFAULT_PAGE_LIMIT`]) and
+/// the cursor `C` (the id of the previous page's last item) of a cursor-paged
+/// list request, every error at once.
+fn cursor_page<C: FromStr>(
+    limit: Member,
+    cursor: Member,
+) -> Result<(usize, Option<C>), ValidationErrors> {
+    let mut errors = Vec::new();
+    let limit = optional_integer(
+        limit,
+        Field::Limit,
+        "limit must be an integer",
+        true,
+        &mut errors,
+    )
+    .ok()
+    .and_then(|limit| match limit {
+        None => Some(DEFAULT_PAGE_LIMIT),
+        Some(n) => match usize::try_from(n) {
+            Ok(n @ 1..=MAX_PAGE_LIMIT) => Some(n),
+            _ => {
+                errors.push(FieldError::new(
+                    Field::Limit,
+                    "out_of_range",
+                    "limit must be between 1 and 100",
+                ));
+                None
+            }
+        },
+    });
+    let cursor = optional_string(
+        cursor,
+        Field::Cursor,
+        "cursor must be a string",
+        &mut errors,
+    )
+    .ok()
+    .and_then(|cursor| match cursor {
+        None => Some(None),
+        Some(c) => match c.parse::<C>() {
+            Ok(id) => Some(Some(id)),
+            Err(_) => {
+                errors.push(FieldError::new(
+                    Field::Cursor,
+                    "invalid",
+                    "cursor must be the nextCursor of a previous page",
+                ));
+                None
+            }
+        },
+    });
+    match (limit, cursor) {
+        (Some(limit), Some(cursor)) => Ok((limit, cursor)),
+        _ => Err(ValidationErrors::from_errors(errors)),
+    }
 }
 
 /// A valid list request.

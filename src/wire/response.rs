@@ -12,6 +12,30 @@ use crate::secret::BearerSecret;
 use crate::time::Timestamp;
 use crate::url::DestinationUrl;
 
+/// Read accessors for the private fields of a response body: `copy` fields
+/// are returned by value, `ref` fields by reference.
+macro_rules! accessors {
+    ($ty:ident { $($(#[$doc:meta])* $how:ident $field:ident: $t:ty;)* }) => {
+        impl $ty {
+            $(accessors!(@one $how $(#[$doc])* $field: $t);)*
+        }
+    };
+    (@one copy $(#[$doc:meta])* $field:ident: $t:ty) => {
+        $(#[$doc])*
+        #[must_use]
+        pub fn $field(&self) -> $t {
+            self.$field
+        }
+    };
+    (@one ref $(#[$doc:meta])* $field:ident: $t:ty) => {
+        $(#[$doc])*
+        #[must_use]
+        pub fn $field(&self) -> &$t {
+            &self.$field
+        }
+    };
+}
+
 /// The body of the `201 Created` response: the destination and its bearer
 /// secret in cleartext. This is the one type whose serialization includes
 /// the secret; it is not `Clone`, so it can be sent once.
@@ -28,38 +52,20 @@ pub struct CreatedDestination {
     pub(crate) bearer_secret: BearerSecret,
 }
 
-impl CreatedDestination {
+accessors!(CreatedDestination {
     /// The destination's id.
-    #[must_use]
-    pub fn destination_id(&self) -> DestinationId {
-        self.destination_id
-    }
+    copy destination_id: DestinationId;
     /// The name, as sent.
-    #[must_use]
-    pub fn name(&self) -> &DestinationName {
-        &self.name
-    }
+    ref name: DestinationName;
     /// The URL, as sent.
-    #[must_use]
-    pub fn url(&self) -> &DestinationUrl {
-        &self.url
-    }
+    ref url: DestinationUrl;
     /// When the destination was created (whole seconds).
-    #[must_use]
-    pub fn created_at(&self) -> Timestamp {
-        self.created_at
-    }
+    copy created_at: Timestamp;
     /// When the destination was last changed; equal to `created_at` here.
-    #[must_use]
-    pub fn updated_at(&self) -> Timestamp {
-        self.updated_at
-    }
+    copy updated_at: Timestamp;
     /// The newly minted secret.
-    #[must_use]
-    pub fn bearer_secret(&self) -> &BearerSecret {
-        &self.bearer_secret
-    }
-}
+    ref bearer_secret: BearerSecret;
+});
 
 impl Serialize for CreatedDestination {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -109,48 +115,24 @@ impl From<&DestinationRecord> for DestinationView {
     }
 }
 
-impl DestinationView {
+accessors!(DestinationView {
     /// The id.
-    #[must_use]
-    pub fn destination_id(&self) -> DestinationId {
-        self.destination_id
-    }
+    copy destination_id: DestinationId;
     /// The name.
-    #[must_use]
-    pub fn name(&self) -> &DestinationName {
-        &self.name
-    }
+    ref name: DestinationName;
     /// The URL.
-    #[must_use]
-    pub fn url(&self) -> &DestinationUrl {
-        &self.url
-    }
+    ref url: DestinationUrl;
     /// Creation time (whole seconds); never changes.
-    #[must_use]
-    pub fn created_at(&self) -> Timestamp {
-        self.created_at
-    }
+    copy created_at: Timestamp;
     /// Time of the last update or rotation (whole seconds).
-    #[must_use]
-    pub fn updated_at(&self) -> Timestamp {
-        self.updated_at
-    }
+    copy updated_at: Timestamp;
     /// The version: 1 when created, one more on each update or rotation.
-    #[must_use]
-    pub fn version(&self) -> u64 {
-        self.version
-    }
+    copy version: u64;
     /// Whether deliveries go to it.
-    #[must_use]
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
+    copy enabled: bool;
     /// Why it is disabled; `None` when enabled.
-    #[must_use]
-    pub fn disabled_reason(&self) -> Option<DisabledReason> {
-        self.disabled_reason
-    }
-}
+    copy disabled_reason: Option<DisabledReason>;
+});
 
 /// One page of a list: `{"data":[...],"hasMore":true,"nextCursor":"whk_..."}`.
 ///
@@ -194,34 +176,19 @@ pub struct RotatedSecret {
     pub(crate) version: u64,
 }
 
-impl RotatedSecret {
+accessors!(RotatedSecret {
     /// The destination's id.
-    #[must_use]
-    pub fn destination_id(&self) -> DestinationId {
-        self.destination_id
-    }
+    copy destination_id: DestinationId;
     /// The newly minted secret, now the one deliveries carry.
-    #[must_use]
-    pub fn bearer_secret(&self) -> &BearerSecret {
-        &self.bearer_secret
-    }
+    ref bearer_secret: BearerSecret;
     /// Until when the replaced secret is still accepted, or `None` if it was
     /// revoked at once.
-    #[must_use]
-    pub fn previous_secret_expires_at(&self) -> Option<Timestamp> {
-        self.previous_secret_expires_at
-    }
+    copy previous_secret_expires_at: Option<Timestamp>;
     /// The destination's new `updatedAt`.
-    #[must_use]
-    pub fn updated_at(&self) -> Timestamp {
-        self.updated_at
-    }
+    copy updated_at: Timestamp;
     /// The destination's new version.
-    #[must_use]
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-}
+    copy version: u64;
+});
 
 impl Serialize for RotatedSecret {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
