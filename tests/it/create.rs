@@ -2,7 +2,6 @@
 //! in; the record to store and the one-time `201` body out, shaped exactly as
 //! the spec's response.
 
-use crate::support::Keys;
 use prets_destinations::id::ID_PATTERN;
 use prets_destinations::ops::{IdSource, plan_create};
 use prets_destinations::rand_core::SeedableRng;
@@ -14,6 +13,8 @@ use prets_destinations::{
 use rand_chacha::ChaCha20Rng;
 use regex_lite::Regex;
 use serde_json::Value;
+
+use crate::support::Keys;
 
 /// `2023-11-07T05:31:56Z`, the spec example's `createdAt`, plus 250 ms.
 const NOW_MS: u64 = 1_699_335_116_250;

@@ -4,7 +4,6 @@
 use std::sync::Barrier;
 use std::thread;
 
-use crate::support::{block_on, keyring, now, rng, tenant};
 use prets_destinations::conformance::{self, FailingInserts};
 use prets_destinations::record::MAX_VERSION;
 use prets_destinations::secret::GracePeriod;
@@ -14,6 +13,8 @@ use prets_destinations::{
     ReplaceOutcome, RotateOutcome, RotateSecretRequest, UpdateDestinationRequest, UpdateOutcome,
     create, delete, rotate, update,
 };
+
+use crate::support::{block_on, keyring, now, rng, tenant};
 
 #[test]
 fn memory_repo_pages_in_id_order() {

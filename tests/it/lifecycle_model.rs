@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::support::{block_on, keyring, rng, tenant};
 use prets_destinations::secret::MAX_PREVIOUS_SECRETS;
 use prets_destinations::{
     CreateDestinationRequest, CreateOutcome, DeleteOutcome, DestinationId, DestinationRepo,
@@ -14,6 +13,8 @@ use prets_destinations::{
     update,
 };
 use proptest::prelude::*;
+
+use crate::support::{block_on, keyring, rng, tenant};
 
 const TENANTS: [&str; 2] = ["org_a", "org_b"];
 const CLIENT_IDS: [&str; 3] = [

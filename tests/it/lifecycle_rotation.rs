@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use crate::support::{keyring, now, rng, tenant};
 use prets_destinations::ops::plan_create;
 use prets_destinations::secret::{GracePeriod, MAX_PREVIOUS_SECRETS, SecretSet, SecretSetFull};
 use prets_destinations::wire::Rotation;
 use prets_destinations::{BearerSecret, DestinationRecord, Keyring, TenantId, Timestamp};
 use rand_chacha::ChaCha20Rng;
+
+use crate::support::{keyring, now, rng, tenant};
 
 struct Setup {
     rng: ChaCha20Rng,

@@ -1,7 +1,6 @@
 //! The lifecycle's request and response bodies: shapes, names, refusals,
 //! and that no view or page ever carries a secret.
 
-use crate::support::{keyring, now, rng, tenant};
 use prets_destinations::ops::plan_create;
 use prets_destinations::secret::GracePeriod;
 use prets_destinations::wire::{DestinationPage, DestinationView, MAX_PAGE_LIMIT};
@@ -10,6 +9,8 @@ use prets_destinations::{
     UpdateDestinationRequest,
 };
 use serde_json::{Value, json};
+
+use crate::support::{keyring, now, rng, tenant};
 
 fn codes(errors: &prets_destinations::ValidationErrors) -> Vec<(&'static str, &'static str)> {
     errors

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use crate::support::{block_on, keyring, now, rng, tenant};
 use prets_destinations::conformance::outbox as kit;
 use prets_destinations::delivery::{
     AttemptsOutcome, Classification, CompleteOutcome, DisablePolicy, DisabledReason, LeaseRequest,
@@ -14,6 +13,8 @@ use prets_destinations::{
     CreateDestinationRequest, CreateOutcome, DestinationRecord, DestinationRepo, MemoryRepo,
     UpdateDestinationRequest, create, get, update,
 };
+
+use crate::support::{block_on, keyring, now, rng, tenant};
 
 #[test]
 fn lease_exclusivity_under_concurrent_claims() {

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::support::{block_on, keyring, now, rng, tenant};
 use prets_destinations::delivery::{
     Claimed, Classification, CompleteOutcome, DeliveryKey, DisablePolicy, EnqueueOutcome,
     LeaseRequest, LeaseToken, NextStep, Outbox, RetrySchedule, Target, finish_attempt,
@@ -13,6 +12,8 @@ use prets_destinations::delivery::{
 use prets_destinations::{CreateDestinationRequest, DestinationRepo, MemoryRepo, create};
 use prets_destinations::{DestinationId, Timestamp};
 use proptest::prelude::*;
+
+use crate::support::{block_on, keyring, now, rng, tenant};
 
 #[derive(Clone, Debug)]
 enum Op {

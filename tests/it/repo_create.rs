@@ -5,12 +5,13 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Mutex;
 
-use crate::support::{block_on, keyring, now, rng, tenant};
 use prets_destinations::ops::SERVER_ID_ATTEMPTS;
 use prets_destinations::{
     CreateDestinationRequest, CreateOutcome, DestinationId, DestinationRecord, DestinationRepo,
     InsertOutcome, OpError, SecretDigest, TenantId, create,
 };
+
+use crate::support::{block_on, keyring, now, rng, tenant};
 
 #[derive(Debug, PartialEq)]
 struct Boom(u32);

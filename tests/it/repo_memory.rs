@@ -5,12 +5,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Barrier;
 use std::thread;
 
-use crate::support::{block_on, keyring, now, rng, tenant};
 use prets_destinations::conformance::{self, FailingInserts};
 use prets_destinations::{
     CreateDestinationRequest, CreateOutcome, DestinationId, DestinationRecord, DestinationRepo,
     InsertOutcome, MemoryRepo, RemoveOutcome, ReplaceOutcome, SecretDigest, TenantId, create,
 };
+
+use crate::support::{block_on, keyring, now, rng, tenant};
 
 #[test]
 fn memory_repo_round_trips_every_field() {

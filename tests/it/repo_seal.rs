@@ -1,13 +1,14 @@
 //! Sealed secrets at rest: binding to tenant and id, key rotation, tampering,
 //! stored forms, redaction.
 
-use crate::support::{now, rng, tenant};
 use prets_destinations::ops::CreatePlan;
 use prets_destinations::secret::DuplicateKeyId;
 use prets_destinations::{
     CreateDestinationRequest, DestinationId, KeyId, Keyring, SealedSecret, SealingKey, TenantId,
 };
 use rand_chacha::ChaCha20Rng;
+
+use crate::support::{now, rng, tenant};
 
 fn key(id: u32, byte: u8) -> SealingKey {
     SealingKey::new(KeyId::new(id), &[byte; 32])

@@ -2,10 +2,11 @@
 //! error body: field names exactly as in the spec, unknown and duplicate
 //! members refused, every bad field reported at once.
 
-use crate::support::Keys;
 use prets_destinations::error::Field;
 use prets_destinations::{CreateDestinationRequest, ValidationErrors};
 use serde_json::{Value, json};
+
+use crate::support::Keys;
 
 /// The request body from the spec, with its `"<string>"` placeholder.
 const SPEC_REQUEST: &str = r#"
