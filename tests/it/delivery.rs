@@ -21,6 +21,8 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng as _;
 
+use crate::support::regressions_beside_module;
+
 fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
 }
@@ -477,6 +479,7 @@ fn schedule_strategy() -> impl Strategy<Value = RetrySchedule> {
 }
 
 proptest! {
+    #![proptest_config(regressions_beside_module(ProptestConfig::default()))]
     #[test]
     fn steps_never_decrease_and_jitter_stays_within_a_tenth_above_the_step(
         s in schedule_strategy(), seed in any::<u64>()

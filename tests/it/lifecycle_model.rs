@@ -14,7 +14,7 @@ use prets_destinations::{
 };
 use proptest::prelude::*;
 
-use crate::support::{block_on, keyring, rng, tenant};
+use crate::support::{block_on, keyring, regressions_beside_module, rng, tenant};
 
 const TENANTS: [&str; 2] = ["org_a", "org_b"];
 const CLIENT_IDS: [&str; 3] = [
@@ -461,7 +461,7 @@ fn check_state(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(regressions_beside_module(ProptestConfig { cases: 64, ..ProptestConfig::default() }))]
 
     #[test]
     fn memory_repo_matches_the_model(ops in prop::collection::vec(op(), 1..60), seed in any::<u64>()) {

@@ -13,7 +13,7 @@ use prets_destinations::{CreateDestinationRequest, DestinationRepo, MemoryRepo, 
 use prets_destinations::{DestinationId, Timestamp};
 use proptest::prelude::*;
 
-use crate::support::{block_on, keyring, now, rng, tenant};
+use crate::support::{block_on, keyring, now, regressions_beside_module, rng, tenant};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -35,7 +35,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(regressions_beside_module(ProptestConfig::with_cases(64)))]
     #[test]
     fn outbox_matches_the_model(ops in proptest::collection::vec(op(), 1..60)) {
         let repo = MemoryRepo::new();

@@ -9,6 +9,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
 use prets_destinations::{KeyId, Keyring, SealingKey, TenantId, Timestamp};
+use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -74,5 +75,18 @@ impl<'de> Deserialize<'de> for Keys {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// `config` with failing cases stored in, and replayed from,
+/// `<module>.proptest-regressions` beside the test module. Proptest's default
+/// walks up to the nearest directory holding a `main.rs` (here `tests/it/`)
+/// and would use `tests/proptest-regressions/<module>.txt` instead.
+pub(crate) fn regressions_beside_module(config: ProptestConfig) -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..config
     }
 }
