@@ -10,25 +10,43 @@ struct ReadmeDoctests;
 #[doc = include_str!("../ARCHITECTURE.md")]
 struct ArchitectureDoctests;
 
-// The layers, lowest first; a module imports only from the ones above it in
-// this list (`.ci/layers` checks the imports).
-pub mod address;
+// The modules are the layers, lowest first: a file imports only from its own
+// layer or the ones before it, always by module path. `.ci/layers` checks
+// that no file imports through this root and that no files import each
+// other; ARCHITECTURE.md lists the files of each layer.
+
+// Values.
 mod byteset;
-#[cfg(feature = "conformance")]
-pub mod conformance;
-pub mod delivery;
 pub mod error;
 pub mod id;
 pub mod name;
-pub mod ops;
-pub mod policy;
-pub mod record;
-pub mod repo;
-pub mod secret;
 pub mod tenant;
 pub mod time;
+
+// Policy, and the URL value with its create-time host check.
+pub mod address;
+pub mod policy;
 pub mod url;
+
+// Secrets.
+pub mod secret;
+
+// Record.
+pub mod record;
+
+// Wire.
 pub mod wire;
+
+// Storage seam.
+pub mod repo;
+
+// Operations (delivery also holds record-layer files: events, attempts).
+pub mod delivery;
+pub mod ops;
+
+// Adapters.
+#[cfg(feature = "conformance")]
+pub mod conformance;
 
 // What a host uses every day; everything else is in the modules above.
 pub use crate::error::{FieldError, ValidationErrors};
