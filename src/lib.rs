@@ -47,10 +47,14 @@ pub mod ops;
 // Adapters.
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "memory")]
+pub mod memory;
 
 // What a host uses every day; everything else is in the modules above.
 pub use crate::error::{FieldError, ValidationErrors};
 pub use crate::id::DestinationId;
+#[cfg(feature = "memory")]
+pub use crate::memory::MemoryRepo;
 pub use crate::name::DestinationName;
 pub use crate::ops::{
     CreateOutcome, DeleteOutcome, GetOutcome, ListOutcome, OpError, RotateOutcome, UpdateOutcome,
@@ -58,8 +62,6 @@ pub use crate::ops::{
 };
 pub use crate::policy::HostPolicy;
 pub use crate::record::{DestinationRecord, PreviousSecret};
-#[cfg(feature = "memory")]
-pub use crate::repo::MemoryRepo;
 pub use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
 #[cfg(feature = "getrandom")]
 pub use crate::secret::os_rng;

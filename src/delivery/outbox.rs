@@ -13,7 +13,7 @@ use crate::delivery::disable::{DisablePolicy, DisabledReason, FailureStreak};
 use crate::delivery::event::{Event, EventId};
 use crate::delivery::step::NextStep;
 use crate::id::DestinationId;
-use crate::repo::seam::DestinationRepo;
+use crate::repo::DestinationRepo;
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
 

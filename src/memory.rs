@@ -14,7 +14,7 @@ use crate::delivery::outbox::{
 };
 use crate::id::DestinationId;
 use crate::record::DestinationRecord;
-use crate::repo::seam::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
+use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
 use crate::secret::SecretDigest;
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
@@ -23,7 +23,7 @@ use crate::time::Timestamp;
 /// and for small hosts that keep their destinations elsewhere or not at all
 /// between restarts.
 ///
-/// It is also an [`Outbox`](crate::delivery::Outbox): deliveries, attempts
+/// It is also an [`Outbox`]: deliveries, attempts
 /// and failure streaks live under the same lock as the destinations, so
 /// enqueue, complete (with its disabling) and remove are each atomic.
 ///

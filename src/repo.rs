@@ -1,5 +1,8 @@
-//! The storage seam: [`DestinationRepo`], implemented by the host over its own
-//! storage, and the answers of its writes.
+//! The storage seam: [`DestinationRepo`], which the host implements over its
+//! own storage (the operations in [`ops`](crate::ops) run over it), and the
+//! answers of its writes. [`MemoryRepo`](crate::memory::MemoryRepo) (feature
+//! `memory`) is the in-memory implementation; [`conformance`](crate::conformance)
+//! (feature `conformance`) is the kit every implementation should pass.
 
 use core::future::Future;
 
