@@ -12,7 +12,7 @@ struct ArchitectureDoctests;
 
 // The modules are the layers, lowest first: a file imports only from its own
 // layer or the ones before it, always by module path. `.ci/layers` checks
-// that no file imports through this root and that no files import each
+// that, and that no file imports through this root and no files import each
 // other; ARCHITECTURE.md lists the files of each layer.
 
 // Values.
