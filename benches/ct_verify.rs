@@ -36,7 +36,8 @@ use std::time::Instant;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use prets_destinations::rand_core::{Rng as _, SeedableRng as _};
-use prets_destinations::{BearerSecret, SECRET_PREFIX, SecretDigest, SecretSet, Timestamp};
+use prets_destinations::secret::{SECRET_PREFIX, SecretSet};
+use prets_destinations::{BearerSecret, SecretDigest, Timestamp};
 use rand_chacha::ChaCha20Rng;
 
 const SCHEME: &[u8] = b"Bearer ";

@@ -13,7 +13,8 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use prets_destinations::{DestinationUrl, URL_PATTERN};
+use prets_destinations::DestinationUrl;
+use prets_destinations::url::URL_PATTERN;
 
 /// A realistic endpoint, 60 bytes.
 const SHORT: &str = "https://hooks.acme-payments.example.com/prets/v1/events?t=42";

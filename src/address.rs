@@ -151,7 +151,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 /// This is the check an HTTP client's resolver or connector runs on **every**
 /// address a destination host resolves to, right before connecting, because
 /// DNS can point a public name at a private address at any time. The
-/// create-time host policy of [`DestinationUrl`](crate::DestinationUrl)
+/// create-time host policy of [`DestinationUrl`](crate::url::DestinationUrl)
 /// applies the same function to IP-literal hosts.
 ///
 /// It follows the "Globally Reachable" column of the IANA IPv4 and IPv6
@@ -166,7 +166,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 ///
 /// ```
 /// use std::net::IpAddr;
-/// use prets_destinations::is_public_address;
+/// use prets_destinations::address::is_public_address;
 ///
 /// let public: IpAddr = "93.184.215.14".parse()?;
 /// assert!(is_public_address(public));

@@ -44,11 +44,14 @@ use std::thread::{self, Thread};
 
 use rand_core::{Rng as _, UnwrapErr};
 
-use crate::{
-    CreateDestinationRequest, CreateError, CreateOutcome, CreatePlan, DestinationId,
-    DestinationRecord, DestinationRepo, InsertOutcome, KeyId, Keyring, RemoveOutcome,
-    ReplaceOutcome, SealingKey, SecretDigest, TenantId, Timestamp, create,
-};
+use crate::id::DestinationId;
+use crate::ops::{CreateOutcome, CreatePlan, OpError, create};
+use crate::record::DestinationRecord;
+use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
+use crate::secret::{GracePeriod, KeyId, Keyring, SealingKey, SecretDigest};
+use crate::tenant::TenantId;
+use crate::time::Timestamp;
+use crate::wire::{CreateDestinationRequest, Rotation};
 
 type Rng = UnwrapErr<getrandom::SysRng>;
 
@@ -488,7 +491,7 @@ async fn check_one_winner<R: DestinationRepo>(
     kit: &Kit,
     tenant: &TenantId,
     id: DestinationId,
-    outcomes: Vec<Result<CreateOutcome, CreateError<R::Error>>>,
+    outcomes: Vec<Result<CreateOutcome, OpError<R::Error>>>,
 ) {
     let tasks = outcomes.len();
     let mut winners = Vec::new();
@@ -543,7 +546,7 @@ async fn check_one_winner<R: DestinationRepo>(
 
 /// After a failed insert nothing is half-written: [`create`] through a repo
 /// whose inserts fail (a [`FailingInserts`] around yours) returns
-/// [`CreateError::Repo`] with the failure as its source and no secret, and
+/// [`OpError::Repo`] with the failure as its source and no secret, and
 /// your repo then holds nothing for that tenant, so creating the same client
 /// id again succeeds.
 ///
@@ -565,7 +568,7 @@ pub async fn errors_leave_nothing_behind<R: DestinationRepo>(repo: &R) {
         )
         .await;
         match result {
-            Err(err @ CreateError::Repo(FailingRepoError::Injected)) => {
+            Err(err @ OpError::Repo(FailingRepoError::Injected)) => {
                 let source = std::error::Error::source(&err).expect("the repo error is the source");
                 assert!(
                     source.is::<FailingRepoError<R::Error>>(),
@@ -958,12 +961,15 @@ impl Kit {
         record: &DestinationRecord,
         secs: u64,
     ) -> DestinationRecord {
-        let grace = crate::GracePeriod::from_secs(secs).expect("a valid grace period");
-        record
-            .plan_rotation(
+        let rotation = Rotation {
+            grace_period: GracePeriod::from_secs(secs).expect("a valid grace period"),
+            expected_version: None,
+        };
+        rotation
+            .plan(
+                record,
                 tenant,
                 self.now,
-                grace,
                 &mut self.rng,
                 self.keyring.current(),
             )
@@ -1300,14 +1306,14 @@ impl<R: DestinationRepo> DestinationRepo for Interleaved<'_, R> {
     }
 }
 
-/// Of `tasks` concurrent [`update`](crate::update)s without `version`, each
+/// Of `tasks` concurrent [`update`](crate::ops::update)s without `version`, each
 /// naming its own name, joined so that every one reads before any writes
 /// (each round, all but one lose the compare-and-swap): all are `Updated`,
 /// each applied exactly once (their versions are 2 to `tasks` + 1, one each,
 /// and each answer carries its own name), and the stored record is at
 /// version `tasks` + 1 with the name of the update answered with that
 /// version. `tasks` must be at most
-/// [`VERSIONLESS_ATTEMPTS`](crate::VERSIONLESS_ATTEMPTS).
+/// [`VERSIONLESS_ATTEMPTS`](crate::ops::VERSIONLESS_ATTEMPTS).
 ///
 /// # Panics
 /// If the repo violates the property or returns an error.
@@ -1326,8 +1332,8 @@ pub async fn concurrent_versionless_updates_all_apply<R: DestinationRepo>(repo: 
         names
             .iter()
             .map(|name| async move {
-                let request = crate::UpdateDestinationRequest::new().with_name(name.as_str());
-                crate::update(racing, tenant_ref, id, request, now).await
+                let request = crate::wire::UpdateDestinationRequest::new().with_name(name.as_str());
+                crate::ops::update(racing, tenant_ref, id, request, now).await
             })
             .collect(),
     )
@@ -1336,7 +1342,7 @@ pub async fn concurrent_versionless_updates_all_apply<R: DestinationRepo>(repo: 
     let mut last_name = None;
     for (outcome, name) in outcomes.into_iter().zip(&names) {
         match outcome.expect("update failed") {
-            crate::UpdateOutcome::Updated(view) => {
+            crate::ops::UpdateOutcome::Updated(view) => {
                 assert_eq!(
                     view.name().as_str(),
                     name,
@@ -1374,14 +1380,14 @@ pub async fn concurrent_versionless_updates_all_apply<R: DestinationRepo>(repo: 
     );
 }
 
-/// Of `tasks` concurrent [`rotate`](crate::rotate)s (a rotation names no
+/// Of `tasks` concurrent [`rotate`](crate::ops::rotate)s (a rotation names no
 /// version), joined so that every one reads before any writes: all are
 /// `Rotated`, each applied exactly once (versions 2 to `tasks` + 1, one
 /// each, all secrets distinct), and only applied secrets were returned: the
 /// stored current secret is the one answered with the last version, and the
 /// kept previous secrets are those answered with the versions just before
 /// it, newest first. `tasks` must be at most
-/// [`VERSIONLESS_ATTEMPTS`](crate::VERSIONLESS_ATTEMPTS).
+/// [`VERSIONLESS_ATTEMPTS`](crate::ops::VERSIONLESS_ATTEMPTS).
 ///
 /// # Panics
 /// If the repo violates the property or returns an error.
@@ -1400,8 +1406,9 @@ pub async fn concurrent_rotations_all_apply<R: DestinationRepo>(repo: &R, tasks:
         (0..tasks)
             .map(|_| async move {
                 let mut rng = UnwrapErr(getrandom::SysRng);
-                let request = crate::RotateSecretRequest::new().with_grace_period_seconds(3_600);
-                crate::rotate(racing, tenant_ref, id, request, now, &mut rng, key).await
+                let request =
+                    crate::wire::RotateSecretRequest::new().with_grace_period_seconds(3_600);
+                crate::ops::rotate(racing, tenant_ref, id, request, now, &mut rng, key).await
             })
             .collect(),
     )
@@ -1409,7 +1416,7 @@ pub async fn concurrent_rotations_all_apply<R: DestinationRepo>(repo: &R, tasks:
     let mut by_version = Vec::new();
     for outcome in outcomes {
         match outcome.expect("rotate failed") {
-            crate::RotateOutcome::Rotated(rotated) => {
+            crate::ops::RotateOutcome::Rotated(rotated) => {
                 by_version.push((rotated.version(), rotated.bearer_secret().digest()));
             }
             other => panic!("concurrent rotations: one answered {other:?}"),
@@ -1450,7 +1457,7 @@ pub async fn concurrent_rotations_all_apply<R: DestinationRepo>(repo: &R, tasks:
         .collect();
     let expected_previous: Vec<SecretDigest> = answered
         .chain(core::iter::once(plan.record.secret_digest))
-        .take(crate::MAX_PREVIOUS_SECRETS)
+        .take(crate::secret::MAX_PREVIOUS_SECRETS)
         .collect();
     assert_eq!(
         previous, expected_previous,
@@ -1458,7 +1465,7 @@ pub async fn concurrent_rotations_all_apply<R: DestinationRepo>(repo: &R, tasks:
     );
 }
 
-/// Of `tasks` concurrent [`update`](crate::update)s all naming version 1,
+/// Of `tasks` concurrent [`update`](crate::ops::update)s all naming version 1,
 /// joined so that every one reads before any writes: exactly one is
 /// `Updated` (to version 2), every other `VersionMismatch` (a named version
 /// is never retried), and the stored record is the winner's.
@@ -1480,10 +1487,10 @@ pub async fn concurrent_versioned_updates_one_wins<R: DestinationRepo>(repo: &R,
         names
             .iter()
             .map(|name| async move {
-                let request = crate::UpdateDestinationRequest::new()
+                let request = crate::wire::UpdateDestinationRequest::new()
                     .with_name(name.as_str())
                     .with_version(1);
-                crate::update(racing, tenant_ref, id, request, now).await
+                crate::ops::update(racing, tenant_ref, id, request, now).await
             })
             .collect(),
     )
@@ -1491,8 +1498,8 @@ pub async fn concurrent_versioned_updates_one_wins<R: DestinationRepo>(repo: &R,
     let mut winners = Vec::new();
     for outcome in outcomes {
         match outcome.expect("update failed") {
-            crate::UpdateOutcome::Updated(view) => winners.push(view),
-            crate::UpdateOutcome::VersionMismatch => {}
+            crate::ops::UpdateOutcome::Updated(view) => winners.push(view),
+            crate::ops::UpdateOutcome::VersionMismatch => {}
             other => panic!("versioned updates: one answered {other:?}"),
         }
     }
@@ -1592,8 +1599,8 @@ pub async fn remove_deletes_everything<R: DestinationRepo>(repo: &R) {
 /// A rotation stored with `replace` keeps the previous secrets faithfully:
 /// `find_by_digest` finds the record by a previous secret's digest and no
 /// longer by a dropped one, the delivery path uses the new secret, and the
-/// record's [`SecretSet`](crate::SecretSet) accepts both until the deadline.
-/// Through [`rotate`](crate::rotate), a grace period of 0 revokes every
+/// record's [`SecretSet`](crate::secret::SecretSet) accepts both until the deadline.
+/// Through [`rotate`](crate::ops::rotate), a grace period of 0 revokes every
 /// secret but the new one at once, including one still in its grace period.
 ///
 /// # Panics
@@ -1617,18 +1624,18 @@ pub async fn rotation_keeps_previous_secrets<R: DestinationRepo>(repo: &R) {
     let id = created.destination_id();
     let old_header = created.bearer_secret().authorization_header();
     let old_digest = created.bearer_secret().digest();
-    let rotated = crate::rotate(
+    let rotated = crate::ops::rotate(
         repo,
         &tenant,
         id,
-        crate::RotateSecretRequest::new(),
+        crate::wire::RotateSecretRequest::new(),
         kit.now,
         &mut kit.rng,
         kit.keyring.current(),
     )
     .await
     .expect("rotate failed");
-    let crate::RotateOutcome::Rotated(rotated) = rotated else {
+    let crate::ops::RotateOutcome::Rotated(rotated) = rotated else {
         panic!("rotation: rotate answered {rotated:?}")
     };
     let new_header = rotated.bearer_secret().authorization_header();
@@ -1675,18 +1682,18 @@ pub async fn rotation_keeps_previous_secrets<R: DestinationRepo>(repo: &R) {
     );
     // Grace 0 (the answer to a leak): nothing but the new secret survives,
     // neither the replaced secret nor the one still in its grace period.
-    let now_revoke = crate::rotate(
+    let now_revoke = crate::ops::rotate(
         repo,
         &tenant,
         id,
-        crate::RotateSecretRequest::new().with_grace_period_seconds(0),
+        crate::wire::RotateSecretRequest::new().with_grace_period_seconds(0),
         kit.now,
         &mut kit.rng,
         kit.keyring.current(),
     )
     .await
     .expect("rotate failed");
-    let crate::RotateOutcome::Rotated(third) = now_revoke else {
+    let crate::ops::RotateOutcome::Rotated(third) = now_revoke else {
         panic!("rotation: rotate answered {now_revoke:?}")
     };
     assert_eq!(third.previous_secret_expires_at(), None);
@@ -1711,7 +1718,7 @@ pub async fn rotation_keeps_previous_secrets<R: DestinationRepo>(repo: &R) {
             "rotation: a revoked secret's digest still finds the record"
         );
     }
-    let second_digest = crate::SecretDigest::of_presented(
+    let second_digest = crate::secret::SecretDigest::of_presented(
         new_header.strip_prefix("Bearer ").expect("bearer header"),
     );
     assert!(
@@ -1723,12 +1730,12 @@ pub async fn rotation_keeps_previous_secrets<R: DestinationRepo>(repo: &R) {
     );
 }
 
-/// Through the core: [`update`](crate::update) keeps `createdAt` and the
+/// Through the core: [`update`](crate::ops::update) keeps `createdAt` and the
 /// secret, moves `updatedAt` and the version; a stale `version` is
-/// `VersionMismatch` with nothing written; [`get`](crate::get),
-/// [`update`](crate::update), [`delete`](crate::delete) and
-/// [`rotate`](crate::rotate) of a missing id are `NotFound`; after
-/// [`delete`](crate::delete), [`create`] with the same client id makes a new
+/// `VersionMismatch` with nothing written; [`get`](crate::ops::get),
+/// [`update`](crate::ops::update), [`delete`](crate::ops::delete) and
+/// [`rotate`](crate::ops::rotate) of a missing id are `NotFound`; after
+/// [`delete`](crate::ops::delete), [`create`] with the same client id makes a new
 /// destination at version 1.
 ///
 /// # Panics
@@ -1752,13 +1759,13 @@ pub async fn lifecycle_through_the_core<R: DestinationRepo>(repo: &R) {
         .now
         .checked_add(core::time::Duration::from_secs(90))
         .expect("time");
-    let patch = crate::UpdateDestinationRequest::new()
+    let patch = crate::wire::UpdateDestinationRequest::new()
         .with_name("Renamed")
         .with_version(1);
-    let updated = crate::update(repo, &tenant, id, patch.clone(), later)
+    let updated = crate::ops::update(repo, &tenant, id, patch.clone(), later)
         .await
         .expect("update failed");
-    let crate::UpdateOutcome::Updated(view) = updated else {
+    let crate::ops::UpdateOutcome::Updated(view) = updated else {
         panic!("lifecycle: update answered {updated:?}")
     };
     assert_eq!(view.name().as_str(), "Renamed");
@@ -1789,10 +1796,10 @@ pub async fn lifecycle_through_the_core<R: DestinationRepo>(repo: &R) {
         "lifecycle: update touched the secret"
     );
     assert_eq!(
-        crate::update(repo, &tenant, id, patch, later)
+        crate::ops::update(repo, &tenant, id, patch, later)
             .await
             .expect("update failed"),
-        crate::UpdateOutcome::VersionMismatch,
+        crate::ops::UpdateOutcome::VersionMismatch,
         "lifecycle: a stale version was applied"
     );
     assert_eq!(
@@ -1801,34 +1808,34 @@ pub async fn lifecycle_through_the_core<R: DestinationRepo>(repo: &R) {
         "lifecycle: a refused update wrote"
     );
     assert_eq!(
-        crate::get(repo, &tenant, missing)
+        crate::ops::get(repo, &tenant, missing)
             .await
             .expect("get failed"),
-        crate::GetOutcome::NotFound
+        crate::ops::GetOutcome::NotFound
     );
     assert_eq!(
-        crate::update(
+        crate::ops::update(
             repo,
             &tenant,
             missing,
-            crate::UpdateDestinationRequest::new(),
+            crate::wire::UpdateDestinationRequest::new(),
             later
         )
         .await
         .expect("update failed"),
-        crate::UpdateOutcome::NotFound
+        crate::ops::UpdateOutcome::NotFound
     );
     assert_eq!(
-        crate::delete(repo, &tenant, missing)
+        crate::ops::delete(repo, &tenant, missing)
             .await
             .expect("delete failed"),
-        crate::DeleteOutcome::NotFound
+        crate::ops::DeleteOutcome::NotFound
     );
-    let rotated = crate::rotate(
+    let rotated = crate::ops::rotate(
         repo,
         &tenant,
         missing,
-        crate::RotateSecretRequest::new(),
+        crate::wire::RotateSecretRequest::new(),
         later,
         &mut rng,
         key,
@@ -1836,18 +1843,20 @@ pub async fn lifecycle_through_the_core<R: DestinationRepo>(repo: &R) {
     .await
     .expect("rotate failed");
     assert!(
-        matches!(rotated, crate::RotateOutcome::NotFound),
+        matches!(rotated, crate::ops::RotateOutcome::NotFound),
         "lifecycle: rotate of a missing id answered {rotated:?}"
     );
     assert_eq!(
-        crate::delete(repo, &tenant, id)
+        crate::ops::delete(repo, &tenant, id)
             .await
             .expect("delete failed"),
-        crate::DeleteOutcome::Deleted
+        crate::ops::DeleteOutcome::Deleted
     );
     assert_eq!(
-        crate::get(repo, &tenant, id).await.expect("get failed"),
-        crate::GetOutcome::NotFound
+        crate::ops::get(repo, &tenant, id)
+            .await
+            .expect("get failed"),
+        crate::ops::GetOutcome::NotFound
     );
     let again = create(repo, &tenant, second_request, later, &mut rng, key)
         .await

@@ -41,7 +41,7 @@ impl Field {
     /// The JSON field name, exactly as the spec spells it.
     ///
     /// ```
-    /// use prets_destinations::Field;
+    /// use prets_destinations::error::Field;
     /// assert_eq!(Field::DestinationId.as_str(), "destinationId");
     /// ```
     #[must_use]
@@ -226,10 +226,10 @@ macro_rules! field_error_type {
                 }
             }
 
-            /// The same error as a [`FieldError`](crate::FieldError).
+            /// The same error as a [`FieldError`](crate::error::FieldError).
             #[must_use]
-            pub const fn to_field_error(&self) -> $crate::FieldError {
-                $crate::FieldError::new($field, self.code(), self.message())
+            pub const fn to_field_error(&self) -> $crate::error::FieldError {
+                $crate::error::FieldError::new($field, self.code(), self.message())
             }
         }
 
@@ -241,7 +241,7 @@ macro_rules! field_error_type {
 
         impl ::std::error::Error for $name {}
 
-        impl From<$name> for $crate::FieldError {
+        impl From<$name> for $crate::error::FieldError {
             fn from(e: $name) -> Self {
                 e.to_field_error()
             }

@@ -7,9 +7,9 @@ use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
-use crate::Timestamp;
 use crate::byteset::ByteSet;
 use crate::error::{Field, field_error_type};
+use crate::time::Timestamp;
 
 /// The prefix of every destination id.
 pub const ID_PREFIX: &str = "whk_";
@@ -60,7 +60,7 @@ static CROCKFORD: ByteSet = ByteSet::new(DIGITS, &[]);
 ///
 /// let err = "whk_01hf2v3j6t0q8x5y7z9abcdefg".parse::<DestinationId>().unwrap_err();
 /// assert_eq!(err.code(), "pattern");
-/// # Ok::<(), prets_destinations::InvalidDestinationId>(())
+/// # Ok::<(), prets_destinations::id::InvalidDestinationId>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

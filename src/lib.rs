@@ -10,63 +10,68 @@ struct ReadmeDoctests;
 #[doc = include_str!("../ARCHITECTURE.md")]
 struct ArchitectureDoctests;
 
-mod address;
+// The modules are the layers, lowest first: a file imports only from its own
+// layer or the ones before it, always by module path. `.ci/layers` checks
+// that, and that no file imports through this root and no files import each
+// other; ARCHITECTURE.md lists the files of each layer.
+
+// Values.
 mod byteset;
+pub mod error;
+pub mod id;
+pub mod name;
+pub mod tenant;
+pub mod time;
+
+// Policy, and the URL value with its create-time host check.
+pub mod address;
+pub mod policy;
+pub mod url;
+
+// Secrets.
+pub mod secret;
+
+// Record.
+pub mod record;
+
+// Wire.
+pub mod wire;
+
+// Storage seam.
+pub mod repo;
+
+// Operations (delivery also holds record-layer files: events, attempts).
+pub mod delivery;
+pub mod ops;
+
+// Adapters.
 #[cfg(feature = "conformance")]
 pub mod conformance;
-mod create;
-pub mod delivery;
-mod error;
-mod host;
-mod id;
-mod lifecycle;
 #[cfg(feature = "memory")]
-mod memory;
-mod name;
-mod policy;
-mod repo;
-mod rotation;
-mod seal;
-mod secret;
-mod time;
-mod url;
-mod wire;
+pub mod memory;
 
-pub use crate::address::is_public_address;
-pub use crate::create::{CreatePlan, DestinationRecord, IdSource, plan_create};
-pub use crate::delivery::{DeliveryRequest, Event, NextStep, RetrySchedule, plan_attempt};
-pub use crate::error::{Field, FieldError, ValidationErrors};
-pub use crate::id::{DestinationId, ID_PATTERN, ID_PREFIX, InvalidDestinationId};
-pub use crate::lifecycle::{
-    DeleteOutcome, GetOutcome, ListOutcome, MAX_VERSION, RotateOutcome, UpdateOutcome,
-    VERSIONLESS_ATTEMPTS, delete, get, list, list_page, rotate, update,
-};
+// What a host uses every day; everything else is in the modules above.
+pub use crate::error::{FieldError, ValidationErrors};
+pub use crate::id::DestinationId;
 #[cfg(feature = "memory")]
 pub use crate::memory::MemoryRepo;
-pub use crate::name::{DestinationName, InvalidName, NAME_MAX_CHARS};
+pub use crate::name::DestinationName;
+pub use crate::ops::{
+    CreateOutcome, DeleteOutcome, GetOutcome, ListOutcome, OpError, RotateOutcome, UpdateOutcome,
+    create, delete, get, list, rotate, update,
+};
 pub use crate::policy::HostPolicy;
-pub use crate::repo::{
-    CreateError, CreateOutcome, DestinationRepo, InsertOutcome, InvalidTenantId, RemoveOutcome,
-    ReplaceOutcome, SERVER_ID_ATTEMPTS, TENANT_ID_MAX_LEN, TenantId, create,
-};
-pub use crate::rotation::{
-    DEFAULT_GRACE_PERIOD, GracePeriod, InvalidGracePeriod, MAX_GRACE_PERIOD, MAX_PREVIOUS_SECRETS,
-    PreviousSecret, RotatedSecret, RotationPlan, SecretSet, SecretSetFull,
-};
-pub use crate::seal::{
-    DuplicateKeyId, InvalidSealedSecret, KeyId, Keyring, OpenError, SealedSecret, SealingKey,
-};
-pub use crate::secret::{
-    BearerSecret, InvalidDigest, InvalidSecret, SECRET_PATTERN, SECRET_PREFIX, SecretDigest,
-};
+pub use crate::record::{DestinationRecord, PreviousSecret};
+pub use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
 #[cfg(feature = "getrandom")]
-pub use crate::secret::{RandomnessError, os_rng};
-pub use crate::time::{InvalidTimestamp, Timestamp};
-pub use crate::url::{DestinationUrl, InvalidUrl, URL_MAX_CHARS, URL_PATTERN};
+pub use crate::secret::os_rng;
+pub use crate::secret::{BearerSecret, KeyId, Keyring, SealedSecret, SealingKey, SecretDigest};
+pub use crate::tenant::TenantId;
+pub use crate::time::Timestamp;
+pub use crate::url::DestinationUrl;
 pub use crate::wire::{
-    ApiError, CreateDestinationRequest, CreatedDestination, DEFAULT_PAGE_LIMIT, DeletedDestination,
-    DestinationPage, DestinationPatch, DestinationView, ListDestinationsRequest, MAX_PAGE_LIMIT,
-    NewDestination, PageRequest, RotateSecretRequest, Rotation, UpdateDestinationRequest,
+    ApiError, CreateDestinationRequest, DeletedDestination, ListDestinationsRequest,
+    RotateSecretRequest, UpdateDestinationRequest,
 };
 
 /// The `ipnet` version whose `IpNet` [`HostPolicy`] takes.

@@ -5,22 +5,25 @@ use std::convert::Infallible;
 use std::ops::Bound;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::create::DestinationRecord;
+use crate::delivery::attempt::{AttemptId, AttemptRecord};
+use crate::delivery::disable::FailureStreak;
+use crate::delivery::event::Event;
 use crate::delivery::outbox::{
     AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey, EnqueueOutcome, Lease,
     LeaseRequest, LeaseToken, Outbox, Target, settle,
 };
-use crate::delivery::{AttemptId, AttemptRecord, Event, FailureStreak};
 use crate::id::DestinationId;
-use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome, TenantId};
+use crate::record::DestinationRecord;
+use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
 use crate::secret::SecretDigest;
+use crate::tenant::TenantId;
 use crate::time::Timestamp;
 
 /// A [`DestinationRepo`] in process memory: the embedded default for tests
 /// and for small hosts that keep their destinations elsewhere or not at all
 /// between restarts.
 ///
-/// It is also an [`Outbox`](crate::delivery::Outbox): deliveries, attempts
+/// It is also an [`Outbox`]: deliveries, attempts
 /// and failure streaks live under the same lock as the destinations, so
 /// enqueue, complete (with its disabling) and remove are each atomic.
 ///
@@ -31,7 +34,7 @@ use crate::time::Timestamp;
 /// [`Infallible`]), and a panic in another thread holding the lock cannot
 /// leave it half-written, since no code of ours panics while holding it.
 ///
-/// See [`create`](crate::create) for an example.
+/// See [`create`](crate::ops::create) for an example.
 #[derive(Debug, Default)]
 pub struct MemoryRepo {
     inner: RwLock<Inner>,

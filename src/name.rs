@@ -37,7 +37,7 @@ field_error_type! {
 /// assert!("".parse::<DestinationName>().is_err());
 /// assert!("🦀".repeat(128).parse::<DestinationName>().is_ok());
 /// assert!("a".repeat(129).parse::<DestinationName>().is_err());
-/// # Ok::<(), prets_destinations::InvalidName>(())
+/// # Ok::<(), prets_destinations::name::InvalidName>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -10,7 +10,7 @@ use crate::address::is_public_address;
 
 /// Which IP addresses deliveries may go to.
 ///
-/// The default is [`is_public_address`](crate::is_public_address): globally
+/// The default is [`is_public_address`]: globally
 /// reachable unicast only. An operator may add networks to **allow** (a
 /// private range where on-premises receivers live, or `127.0.0.1/32` in
 /// tests) and networks to **deny** (a public address that must never be

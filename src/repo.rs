@@ -1,118 +1,15 @@
-//! The storage seam: [`DestinationRepo`], implemented by the host over its own
-//! storage, and [`create`], the async create over it.
+//! The storage seam: [`DestinationRepo`], which the host implements over its
+//! own storage (the operations in [`ops`](crate::ops) run over it), and the
+//! answers of its writes. [`MemoryRepo`](crate::memory::MemoryRepo) (feature
+//! `memory`) is the in-memory implementation; [`conformance`](crate::conformance)
+//! (feature `conformance`) is the kit every implementation should pass.
 
-use core::fmt;
 use core::future::Future;
-use core::str::FromStr;
 
-use rand_core::CryptoRng;
-
-use crate::{
-    CreateDestinationRequest, CreatedDestination, DestinationId, DestinationRecord, IdSource,
-    SealingKey, SecretDigest, Timestamp, ValidationErrors,
-};
-
-/// Most bytes in a [`TenantId`].
-pub const TENANT_ID_MAX_LEN: usize = 128;
-
-/// The organization that owns destinations: the scope of every
-/// [`DestinationRepo`] call but [`find_by_digest`](DestinationRepo::find_by_digest).
-///
-/// The host derives it from the authenticated caller (never from the request
-/// body) and passes it to each call. It is opaque here: 1 to 128 printable
-/// ASCII characters (`!` to `~`, no spaces), enough for the UUIDs, ULIDs,
-/// numbers and slugs hosts use as organization ids.
-///
-/// ```
-/// use prets_destinations::TenantId;
-///
-/// let tenant: TenantId = "org_2b1f".parse()?;
-/// assert_eq!(tenant.as_str(), "org_2b1f");
-/// assert!("".parse::<TenantId>().is_err());
-/// assert!("org 1".parse::<TenantId>().is_err());
-/// # Ok::<(), prets_destinations::InvalidTenantId>(())
-/// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct TenantId(Box<str>);
-
-/// Why a string is not a [`TenantId`]: empty, longer than 128 bytes, or with a
-/// character outside printable ASCII.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct InvalidTenantId(());
-
-impl fmt::Display for InvalidTenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("tenant id must be 1 to 128 printable ascii characters without spaces")
-    }
-}
-
-impl std::error::Error for InvalidTenantId {}
-
-fn valid_tenant(s: &str) -> bool {
-    (1..=TENANT_ID_MAX_LEN).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic())
-}
-
-impl TenantId {
-    /// The id's text.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for TenantId {
-    type Err = InvalidTenantId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if valid_tenant(s) {
-            Ok(Self(s.into()))
-        } else {
-            Err(InvalidTenantId(()))
-        }
-    }
-}
-
-impl TryFrom<&str> for TenantId {
-    type Error = InvalidTenantId;
-    fn try_from(s: &str) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl TryFrom<String> for TenantId {
-    type Error = InvalidTenantId;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        if valid_tenant(&s) {
-            Ok(Self(s.into_boxed_str()))
-        } else {
-            Err(InvalidTenantId(()))
-        }
-    }
-}
-
-impl AsRef<str> for TenantId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<TenantId> for String {
-    fn from(t: TenantId) -> Self {
-        t.0.into()
-    }
-}
-
-impl fmt::Display for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TenantId({})", self.0)
-    }
-}
+use crate::id::DestinationId;
+use crate::record::DestinationRecord;
+use crate::secret::SecretDigest;
+use crate::tenant::TenantId;
 
 /// What [`DestinationRepo::insert`] did.
 ///
@@ -131,7 +28,7 @@ pub enum InsertOutcome {
 /// Storage for destinations, implemented by the host over its database.
 ///
 /// Implementors write `async fn`; the trait spells the methods as returning
-/// `impl Future + Send` so that [`create`] is `Send` and runs on
+/// `impl Future + Send` so that [`create`](crate::ops::create()) is `Send` and runs on
 /// multi-threaded runtimes. `MemoryRepo` (feature `memory`) is the embedded
 /// implementation; the `conformance` module (feature `conformance`) checks
 /// any implementation against the contract below.
@@ -224,7 +121,7 @@ pub enum InsertOutcome {
 /// # }
 /// ```
 pub trait DestinationRepo: Send + Sync {
-    /// The backend's error, kept as the source of [`CreateError::Repo`].
+    /// The backend's error, kept as the source of [`OpError::Repo`](crate::ops::OpError::Repo).
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// Stores `record` for `tenant` unless the tenant already has a destination
@@ -292,7 +189,7 @@ pub trait DestinationRepo: Send + Sync {
     ///   walk, whatever is inserted or removed meanwhile.
     /// - **Bounded.** Never more than `limit` records; fewer only when no
     ///   more match. `limit` is at least 1 (the core passes at most
-    ///   [`MAX_PAGE_LIMIT`](crate::MAX_PAGE_LIMIT) + 1).
+    ///   [`MAX_PAGE_LIMIT`](crate::wire::MAX_PAGE_LIMIT) + 1).
     /// - **Tenant-scoped**, and faithful like [`get`](Self::get).
     ///
     /// In SQL: `SELECT .. WHERE tenant_id = ? AND destination_id > ? ORDER
@@ -384,170 +281,4 @@ pub enum RemoveOutcome {
     Removed,
     /// The tenant has no destination with this id.
     NotFound,
-}
-
-/// How many ids [`create`] tries when the server generates them: the first
-/// and up to 3 retries. A generated id has 80 random bits, so even one retry
-/// means something is wrong with the randomness or the repo.
-pub const SERVER_ID_ATTEMPTS: u32 = 4;
-
-/// Every answer [`create`] gives the client. A host maps them to `201`,
-/// `409` and `400` (or `422`); [`CreateError`] is for the host's `5xx`.
-///
-/// Not `#[non_exhaustive]`: a host must answer each one.
-#[derive(Debug)]
-#[must_use]
-pub enum CreateOutcome {
-    /// Stored; send this body, with the secret, once.
-    Created(CreatedDestination),
-    /// The client sent a `destinationId` the tenant already has. Nothing was
-    /// written; the existing destination is untouched.
-    Conflict {
-        /// The id that exists, for the `409` answer.
-        existing: DestinationId,
-    },
-    /// Some fields are invalid (all are listed); the repo was not called.
-    Invalid(ValidationErrors),
-}
-
-/// Why [`create`] could not give the client an answer.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum CreateError<E> {
-    /// The repo failed; the error is its own, as its source.
-    Repo(E),
-    /// Every generated id collided with an existing one
-    /// ([`SERVER_ID_ATTEMPTS`] times): broken randomness or a broken repo.
-    IdCollisions {
-        /// How many ids were tried.
-        attempts: u32,
-    },
-}
-
-impl<E> fmt::Display for CreateError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Repo(_) => f.write_str("destination repository failed"),
-            Self::IdCollisions { attempts } => {
-                write!(f, "{attempts} generated destination ids all collided")
-            }
-        }
-    }
-}
-
-impl<E: std::error::Error + 'static> std::error::Error for CreateError<E> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Repo(e) => Some(e),
-            Self::IdCollisions { .. } => None,
-        }
-    }
-}
-
-/// Creates a destination: validates `request`, plans it (mints the id unless
-/// the client sent one, mints and seals the secret under `sealer`) and inserts
-/// the record for `tenant` through `repo`.
-///
-/// - A client-supplied `destinationId` the tenant already has gives
-///   [`CreateOutcome::Conflict`] with that id, and nothing is written.
-/// - A generated id that collides is replaced by a fresh one (with a fresh
-///   secret), up to [`SERVER_ID_ATTEMPTS`] ids in all.
-/// - Invalid fields give [`CreateOutcome::Invalid`] without touching the repo.
-///
-/// The secret leaves only in [`CreateOutcome::Created`], after the repo has
-/// stored the record; the record holds it sealed, with its digest.
-///
-/// The future is `Send` (the repo's futures are, and `rng` must be), so it
-/// runs on multi-threaded runtimes. It needs no runtime of its own: a
-/// synchronous host can drive it with a few lines of executor, as here.
-///
-/// ```
-/// # #[cfg(feature = "memory")] {
-/// use std::future::Future;
-/// use std::pin::pin;
-/// use std::sync::Arc;
-/// use std::task::{Context, Poll, Wake, Waker};
-/// use std::thread::{self, Thread};
-///
-/// use prets_destinations::{
-///     create, CreateDestinationRequest, CreateOutcome, DestinationRepo, KeyId, Keyring,
-///     MemoryRepo, SealingKey, TenantId, Timestamp,
-/// };
-/// use rand_core::UnwrapErr;
-///
-/// /// Runs a future to completion on this thread, parking while it waits.
-/// fn block_on<F: Future>(fut: F) -> F::Output {
-///     struct Unpark(Thread);
-///     impl Wake for Unpark {
-///         fn wake(self: Arc<Self>) { self.0.unpark() }
-///     }
-///     let waker = Waker::from(Arc::new(Unpark(thread::current())));
-///     let mut cx = Context::from_waker(&waker);
-///     let mut fut = pin!(fut);
-///     loop {
-///         match fut.as_mut().poll(&mut cx) {
-///             Poll::Ready(out) => return out,
-///             Poll::Pending => thread::park(),
-///         }
-///     }
-/// }
-///
-/// let mut rng = UnwrapErr(getrandom::SysRng);
-/// let keyring = Keyring::new(SealingKey::from_rng(KeyId::new(1), &mut rng), [])?;
-/// let repo = MemoryRepo::new();
-/// let tenant: TenantId = "org_1".parse()?;
-/// let request = CreateDestinationRequest::new("Production", "https://example.com/prets/events");
-/// let now = Timestamp::try_from(std::time::SystemTime::now())?;
-///
-/// let outcome = block_on(create(&repo, &tenant, request, now, &mut rng, keyring.current()))?;
-/// let CreateOutcome::Created(created) = outcome else { panic!("{outcome:?}") };
-///
-/// // The delivery path opens the stored secret into the header value.
-/// let record = block_on(repo.get(&tenant, created.destination_id()))?.expect("stored");
-/// let header = keyring.authorization_header(&tenant, &record)?;
-/// assert_eq!(*header, *created.bearer_secret().authorization_header());
-/// # }
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-///
-/// # Errors
-/// [`CreateError::Repo`] with the repo's own error if an insert fails, and
-/// [`CreateError::IdCollisions`] if every generated id collided.
-pub async fn create<R, G>(
-    repo: &R,
-    tenant: &TenantId,
-    request: CreateDestinationRequest,
-    now: Timestamp,
-    rng: &mut G,
-    sealer: &SealingKey,
-) -> Result<CreateOutcome, CreateError<R::Error>>
-where
-    R: DestinationRepo,
-    G: CryptoRng + Send + ?Sized,
-{
-    let new = match request.validate() {
-        Ok(new) => new,
-        Err(errors) => return Ok(CreateOutcome::Invalid(errors)),
-    };
-    for _ in 0..SERVER_ID_ATTEMPTS {
-        let plan = new.plan(tenant, now, rng, sealer);
-        match repo
-            .insert(tenant, &plan.record)
-            .await
-            .map_err(CreateError::Repo)?
-        {
-            InsertOutcome::Inserted => return Ok(CreateOutcome::Created(plan.response)),
-            InsertOutcome::Duplicate => match plan.id_source {
-                IdSource::Client => {
-                    return Ok(CreateOutcome::Conflict {
-                        existing: plan.record.destination_id,
-                    });
-                }
-                IdSource::Server => {}
-            },
-        }
-    }
-    Err(CreateError::IdCollisions {
-        attempts: SERVER_ID_ATTEMPTS,
-    })
 }

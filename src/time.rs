@@ -28,7 +28,7 @@ const MAX_MILLIS: u64 = 253_402_300_799_999;
 /// let t = Timestamp::from_unix_millis(1_699_335_116_250).unwrap();
 /// assert_eq!(t.to_string(), "2023-11-07T05:31:56Z");
 /// assert_eq!("2023-11-07T05:31:56Z".parse::<Timestamp>()?, t.truncated());
-/// # Ok::<(), prets_destinations::InvalidTimestamp>(())
+/// # Ok::<(), prets_destinations::time::InvalidTimestamp>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -6,7 +6,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use prets_destinations::{DestinationId, Field, ID_PREFIX};
+use prets_destinations::DestinationId;
+use prets_destinations::error::Field;
+use prets_destinations::id::ID_PREFIX;
 
 /// The value of an upper-case Crockford base32 digit.
 fn crockford(c: u8) -> Option<u128> {

@@ -5,7 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use prets_destinations::{DestinationName, Field};
+use prets_destinations::DestinationName;
+use prets_destinations::error::Field;
 
 fuzz_target!(|data: &[u8]| {
     // Invalid UTF-8 cannot reach the validator through the API; replace it so

@@ -5,7 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use prets_destinations::{DestinationUrl, Field, URL_MAX_CHARS};
+use prets_destinations::DestinationUrl;
+use prets_destinations::error::Field;
+use prets_destinations::url::URL_MAX_CHARS;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

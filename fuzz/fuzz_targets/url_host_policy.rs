@@ -6,7 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use prets_destinations::{DestinationUrl, is_public_address};
+use prets_destinations::DestinationUrl;
+use prets_destinations::address::is_public_address;
 use url::{Host, Url};
 
 fuzz_target!(|data: &[u8]| {

@@ -27,14 +27,15 @@ use std::time::Duration;
 use rand_core::Rng as _;
 
 use super::{Kit, block_on, get, insert, remove, replace};
-use crate::create::DestinationRecord;
 use crate::delivery::{
     AttemptId, AttemptMeta, AttemptRecord, AttemptReport, Claimed, Classification, CompleteOutcome,
     DeliveryKey, DisablePolicy, DisabledReason, EnqueueOutcome, Event, Failure, FailureCause,
     LeaseRequest, LeaseToken, NextStep, Outbox, RetrySchedule, Target, finish_attempt,
 };
 use crate::id::DestinationId;
-use crate::repo::{InsertOutcome, RemoveOutcome, ReplaceOutcome, TenantId};
+use crate::record::DestinationRecord;
+use crate::repo::{InsertOutcome, RemoveOutcome, ReplaceOutcome};
+use crate::tenant::TenantId;
 use crate::time::Timestamp;
 
 const LEASE: Duration = Duration::from_secs(30);

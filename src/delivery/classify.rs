@@ -33,7 +33,7 @@ pub enum TransportError {
     /// The TLS handshake failed (certificate, protocol).
     Tls,
     /// The delivery was refused before connecting: an address is not allowed
-    /// by the [`HostPolicy`](crate::HostPolicy), or the name had no address.
+    /// by the [`HostPolicy`](crate::policy::HostPolicy), or the name had no address.
     Refused,
     /// The response could not be read (reset, malformed, too large).
     Protocol,

@@ -11,7 +11,7 @@
 //!    Bearer`, `Webhook-Id`, `Webhook-Timestamp`, the [`Event`]'s body);
 //! 2. [`lookup`] then [`pin_addresses`]: resolve the name (or take the
 //!    literal), and connect only to the returned addresses, all of which the
-//!    [`HostPolicy`](crate::HostPolicy) allows; follow no redirect;
+//!    [`HostPolicy`](crate::policy::HostPolicy) allows; follow no redirect;
 //! 3. [`classify`] the [`Answer`] (status and `Retry-After`, or a
 //!    [`TransportError`]);
 //! 4. [`next_step`] with the [`RetrySchedule`], the destination's
@@ -19,10 +19,10 @@
 //!    time, failed, or disable with a [`DisabledReason`];
 //! 5. store an [`AttemptRecord`] and the decision in one write.
 
-mod attempt;
+pub(crate) mod attempt;
 mod classify;
-mod disable;
-mod event;
+pub(crate) mod disable;
+pub(crate) mod event;
 mod ops;
 pub(crate) mod outbox;
 mod pin;

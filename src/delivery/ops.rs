@@ -1,6 +1,6 @@
 //! The thin async operations over an [`Outbox`] a host calls from its routes
 //! and its worker: [`publish`], [`send_test`], [`list_attempts`] and
-//! [`finish_attempt`]. Like [`create`](crate::create), every client outcome
+//! [`finish_attempt`]. Like [`create`](crate::ops::create), every client outcome
 //! is a value with `into_result`, and `Err` carries only the store's error.
 
 use core::fmt;
@@ -20,7 +20,7 @@ use crate::delivery::schedule::RetrySchedule;
 use crate::delivery::step::next_step;
 use crate::error::{Field, FieldError, ValidationErrors};
 use crate::id::DestinationId;
-use crate::repo::TenantId;
+use crate::tenant::TenantId;
 use crate::time::Timestamp;
 use crate::wire::{ApiError, AttemptPageRequest, KeySeed, ListAttemptsRequest};
 

@@ -13,7 +13,8 @@ use crate::delivery::disable::{DisablePolicy, DisabledReason, FailureStreak};
 use crate::delivery::event::{Event, EventId};
 use crate::delivery::step::NextStep;
 use crate::id::DestinationId;
-use crate::repo::{DestinationRepo, TenantId};
+use crate::repo::DestinationRepo;
+use crate::tenant::TenantId;
 use crate::time::Timestamp;
 
 /// Which destinations of a tenant an event goes to.

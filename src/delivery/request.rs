@@ -4,10 +4,10 @@ use core::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::create::DestinationRecord;
 use crate::delivery::event::Event;
-use crate::repo::TenantId;
-use crate::seal::{Keyring, OpenError};
+use crate::record::DestinationRecord;
+use crate::secret::{Keyring, OpenError};
+use crate::tenant::TenantId;
 use crate::time::Timestamp;
 use crate::url::DestinationUrl;
 

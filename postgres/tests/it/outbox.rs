@@ -10,9 +10,11 @@ use prets_destinations::delivery::{
     AttemptId, AttemptMeta, AttemptRecord, AttemptReport, Claimed, Classification, CompleteOutcome,
     DisablePolicy, EnqueueOutcome, Failure, FailureCause, LeaseRequest, LeaseToken, Outbox, Target,
 };
+use prets_destinations::delivery::{Event, NextStep};
+use prets_destinations::ops::plan_create;
 use prets_destinations::{
-    CreateDestinationRequest, DestinationRecord, DestinationRepo, Event, InsertOutcome, KeyId,
-    NextStep, RemoveOutcome, SealingKey, TenantId, Timestamp, conformance, plan_create,
+    CreateDestinationRequest, DestinationRecord, DestinationRepo, InsertOutcome, KeyId,
+    RemoveOutcome, SealingKey, TenantId, Timestamp, conformance,
 };
 use prets_destinations_postgres::PgRepo;
 use rand_chacha::ChaCha20Rng;

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use crate::support::{self, TestDb};
 use prets_destinations::delivery::{LeaseRequest, LeaseToken, Outbox};
+use prets_destinations::ops::plan_create;
 use prets_destinations::{
     CreateDestinationRequest, DestinationId, DestinationRepo, InsertOutcome, KeyId, SealingKey,
-    TenantId, Timestamp, conformance, plan_create,
+    TenantId, Timestamp, conformance,
 };
 use prets_destinations_postgres::{PgRepo, schema_version};
 use rand_chacha::rand_core::SeedableRng;

@@ -5,9 +5,10 @@ use crate::support::{
     CREATE_PATH, TempDir, TestServer, assert_documented, config, openapi, post_json, request,
     start_with_two_orgs,
 };
-use prets_destinations::{
-    DestinationId, ID_PATTERN, Keyring, SECRET_PATTERN, TenantId, URL_PATTERN,
-};
+use prets_destinations::id::ID_PATTERN;
+use prets_destinations::secret::SECRET_PATTERN;
+use prets_destinations::url::URL_PATTERN;
+use prets_destinations::{DestinationId, Keyring, TenantId};
 use prets_destinations_server::{
     BODY_LIMIT, DEMO_ORGANIZATION, OPENAPI_JSON, SqliteRepo, load_keyring, spawn,
 };

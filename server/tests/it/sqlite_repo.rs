@@ -71,9 +71,10 @@ async fn a_file_that_is_not_a_database_is_refused() {
 
 #[tokio::test]
 async fn a_stored_url_the_host_policy_now_refuses_still_loads() {
+    use prets_destinations::ops::plan_create;
     use prets_destinations::{
         CreateDestinationRequest, DestinationRepo, InsertOutcome, KeyId, SealingKey, TenantId,
-        Timestamp, plan_create,
+        Timestamp,
     };
     use rand_chacha::rand_core::SeedableRng;
 
@@ -125,9 +126,10 @@ mod outbox {
         CompleteOutcome, DisablePolicy, EnqueueOutcome, Event, Failure, FailureCause, LeaseRequest,
         LeaseToken, NextStep, Outbox, Target,
     };
+    use prets_destinations::ops::plan_create;
     use prets_destinations::{
         CreateDestinationRequest, DestinationId, DestinationRecord, DestinationRepo, InsertOutcome,
-        KeyId, RemoveOutcome, SealingKey, TenantId, Timestamp, conformance, plan_create,
+        KeyId, RemoveOutcome, SealingKey, TenantId, Timestamp, conformance,
     };
     use rand_chacha::ChaCha20Rng;
     use rand_chacha::rand_core::SeedableRng;

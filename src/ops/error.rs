@@ -1,0 +1,44 @@
+//! [`OpError`]: the one error type of every operation.
+
+use core::fmt;
+
+/// Why an operation could not give the client an answer: the host's `5xx`.
+///
+/// Every operation ([`create`](crate::ops::create()), [`get`](crate::ops::get()),
+/// [`list`](crate::ops::list()), [`update`](crate::ops::update()),
+/// [`delete`](crate::ops::delete()), [`rotate`](crate::ops::rotate()))
+/// returns `Result<Outcome, OpError<R::Error>>`: every answer to the client is
+/// an outcome value, and `Err` is only for what the client cannot act on.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OpError<E> {
+    /// The repo failed; the error is its own, as its source.
+    Repo(E),
+    /// Every generated id of a create collided with an existing one
+    /// ([`SERVER_ID_ATTEMPTS`](crate::ops::SERVER_ID_ATTEMPTS) times):
+    /// broken randomness or a broken repo.
+    IdCollisions {
+        /// How many ids were tried.
+        attempts: u32,
+    },
+}
+
+impl<E> fmt::Display for OpError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Repo(_) => f.write_str("destination repository failed"),
+            Self::IdCollisions { attempts } => {
+                write!(f, "{attempts} generated destination ids all collided")
+            }
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for OpError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Repo(e) => Some(e),
+            Self::IdCollisions { .. } => None,
+        }
+    }
+}

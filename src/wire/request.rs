@@ -1,0 +1,613 @@
+//! The request bodies, as received, and the valid requests their
+//! `validate` gives.
+
+use core::fmt;
+use core::str::FromStr;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::delivery::attempt::AttemptId;
+use crate::error::{Field, FieldError, ValidationErrors};
+use crate::id::DestinationId;
+use crate::name::DestinationName;
+use crate::secret::GracePeriod;
+use crate::url::DestinationUrl;
+use crate::wire::json::{
+    Key, Member, keep, object_deserialize, optional_integer, optional_string, optional_version,
+    read_object, required,
+};
+
+const FIELDS: &[&str] = &["name", "url", "destinationId"];
+
+/// The body of `POST /v1/events/destinations`: `name`, `url` and an optional
+/// `destinationId`, as received.
+///
+/// Deserializing only checks the body's shape: a JSON object whose members
+/// are among `name`, `url` and `destinationId`, each at most once. Unknown
+/// members are refused. Values of the wrong JSON type (`null` included) are
+/// kept and reported by [`validate`](Self::validate) together with every
+/// other field error, so one response can list all of them.
+///
+/// ```
+/// use prets_destinations::CreateDestinationRequest;
+///
+/// let req: CreateDestinationRequest =
+///     serde_json::from_str(r#"{"name":"","url":"http://example.com","destinationId":7}"#)?;
+/// let errors = req.validate().unwrap_err();
+/// let codes: Vec<_> = errors.errors().iter().map(|e| (e.field().as_str(), e.code())).collect();
+/// assert_eq!(codes, [("name", "too_short"), ("url", "not_https"), ("destinationId", "type")]);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateDestinationRequest {
+    name: Member,
+    url: Member,
+    destination_id: Member,
+}
+
+impl CreateDestinationRequest {
+    /// A request with a name and a URL and no client-supplied id.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            name: Member::String(name.into()),
+            url: Member::String(url.into()),
+            destination_id: Member::Missing,
+        }
+    }
+
+    /// The same request with a client-supplied `destinationId`.
+    #[must_use]
+    pub fn with_destination_id(mut self, id: impl Into<String>) -> Self {
+        self.destination_id = Member::String(id.into());
+        self
+    }
+
+    /// Checks every field and returns the validated values, or every field
+    /// error at once (in the order `name`, `url`, `destinationId`).
+    ///
+    /// A `destinationId` of `null` is refused with the code `type`: the
+    /// schema types it as a string, and omitting it is how a client asks for
+    /// a server-generated id.
+    ///
+    /// # Errors
+    /// [`ValidationErrors`] naming each bad field with a stable code.
+    pub fn validate(self) -> Result<NewDestination, ValidationErrors> {
+        let mut errors = Vec::new();
+        let name = required(self.name, Field::Name, &mut errors)
+            .and_then(|s| keep(DestinationName::try_from(s), &mut errors));
+        let url = required(self.url, Field::Url, &mut errors)
+            .and_then(|s| keep(DestinationUrl::try_from(s), &mut errors));
+        let destination_id = match self.destination_id {
+            Member::Missing => Some(None),
+            other => required(other, Field::DestinationId, &mut errors)
+                .and_then(|s| keep(DestinationId::try_from(s), &mut errors))
+                .map(Some),
+        };
+        match (name, url, destination_id) {
+            (Some(name), Some(url), Some(destination_id)) => Ok(NewDestination {
+                name,
+                url,
+                destination_id,
+            }),
+            // Every `None` above recorded its error, so the list is not empty.
+            _ => Err(ValidationErrors::from_errors(errors)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CreateDestinationRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CreateDestinationRequest;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object with name, url and optionally destinationId")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut req = CreateDestinationRequest {
+                    name: Member::Missing,
+                    url: Member::Missing,
+                    destination_id: Member::Missing,
+                };
+                while let Some(key) = map.next_key::<Key>()? {
+                    let (slot, name) = match key {
+                        Key::Name => (&mut req.name, "name"),
+                        Key::Url => (&mut req.url, "url"),
+                        Key::DestinationId => (&mut req.destination_id, "destinationId"),
+                    };
+                    if *slot != Member::Missing {
+                        return Err(de::Error::duplicate_field(name));
+                    }
+                    *slot = map.next_value()?;
+                }
+                Ok(req)
+            }
+        }
+        d.deserialize_struct("CreateDestinationRequest", FIELDS, V)
+    }
+}
+
+/// A create request whose fields are all valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDestination {
+    /// The label.
+    pub name: DestinationName,
+    /// The endpoint.
+    pub url: DestinationUrl,
+    /// The client-supplied id, or `None` for a server-generated one.
+    pub destination_id: Option<DestinationId>,
+}
+
+const UPDATE_FIELDS: &[&str; 4] = &["name", "url", "version", "enabled"];
+
+/// The body of an update (`PATCH /v1/events/destinations/{destinationId}`):
+/// an optional `name`, an optional `url`, an optional `version` and an
+/// optional `enabled`, as received.
+///
+/// `enabled: false` disables the destination with the reason `manual` (no new
+/// deliveries; pending ones are dropped when a worker next claims them);
+/// `enabled: true` enables it and clears the reason, whatever it was.
+///
+/// Absent members are left unchanged. Unknown members (`destinationId`
+/// included: ids never change) and repeated members make the body malformed,
+/// as for create. `null` is not "unchanged" nor "cleared": both fields are
+/// required on a destination, so `null` is refused with the code `type`.
+/// `version`, if present, must be the destination's current version (as read
+/// in its view), or the update answers `version_mismatch`; without it, the
+/// update applies to the version the server reads.
+///
+/// ```
+/// use prets_destinations::UpdateDestinationRequest;
+///
+/// let req: UpdateDestinationRequest =
+///     serde_json::from_str(r#"{"name":"","url":null,"version":"2"}"#)?;
+/// let errors = req.validate().unwrap_err();
+/// let codes: Vec<_> = errors.errors().iter().map(|e| (e.field().as_str(), e.code())).collect();
+/// assert_eq!(codes, [("name", "too_short"), ("url", "type"), ("version", "type")]);
+/// assert!(serde_json::from_str::<UpdateDestinationRequest>(r#"{"destinationId":"x"}"#).is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpdateDestinationRequest {
+    name: Member,
+    url: Member,
+    version: Member,
+    enabled: Member,
+}
+
+object_deserialize!(
+    UpdateDestinationRequest,
+    UPDATE_FIELDS,
+    "an object with optional name, url, version and enabled",
+    |m| {
+        let [name, url, version, enabled] = m;
+        UpdateDestinationRequest {
+            name,
+            url,
+            version,
+            enabled,
+        }
+    }
+);
+
+impl UpdateDestinationRequest {
+    /// An empty patch: changes nothing but `updatedAt` and the version.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same patch also setting the name.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Member::String(name.into());
+        self
+    }
+
+    /// The same patch also setting the URL.
+    #[must_use]
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = Member::String(url.into());
+        self
+    }
+
+    /// The same patch applying only to this version of the destination.
+    #[must_use]
+    pub fn with_version(mut self, version: u64) -> Self {
+        self.version = Member::Number(version);
+        self
+    }
+
+    /// The same patch also enabling (`true`) or disabling (`false`, reason
+    /// `manual`) the destination.
+    #[must_use]
+    pub fn with_enabled(mut self, enabled: bool) -> Self {
+        self.enabled = Member::Bool(enabled);
+        self
+    }
+
+    /// Checks every member with the rules of create and returns the patch,
+    /// or every field error at once (in the order `name`, `url`, `version`,
+    /// `enabled`; `enabled` must be `true` or `false`, code `type`).
+    ///
+    /// # Errors
+    /// [`ValidationErrors`] naming each bad field with a stable code.
+    pub fn validate(self) -> Result<DestinationPatch, ValidationErrors> {
+        let mut errors = Vec::new();
+        let name = optional_string(self.name, Field::Name, "name must be a string", &mut errors)
+            .map(|s| s.and_then(|s| keep(DestinationName::try_from(s), &mut errors)));
+        let url = optional_string(self.url, Field::Url, "url must be a string", &mut errors)
+            .map(|s| s.and_then(|s| keep(DestinationUrl::try_from(s), &mut errors)));
+        let version = optional_version(self.version, &mut errors);
+        let enabled = match self.enabled {
+            Member::Missing => Ok(None),
+            Member::Bool(b) => Ok(Some(b)),
+            _ => {
+                errors.push(FieldError::new(
+                    Field::Enabled,
+                    "type",
+                    "enabled must be true or false",
+                ));
+                Err(())
+            }
+        };
+        if !errors.is_empty() {
+            return Err(ValidationErrors::from_errors(errors));
+        }
+        match (name, url, version, enabled) {
+            (Ok(name), Ok(url), Ok(expected_version), Ok(enabled)) => Ok(DestinationPatch {
+                name,
+                url,
+                expected_version,
+                enabled,
+            }),
+            // Every `Err` above recorded its error.
+            _ => Err(ValidationErrors::from_errors(errors)),
+        }
+    }
+}
+
+/// A valid update: the fields to change, and the version it applies to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DestinationPatch {
+    /// The new name, if it changes.
+    pub name: Option<DestinationName>,
+    /// The new URL, if it changes.
+    pub url: Option<DestinationUrl>,
+    /// The version the client read; `None` to apply to whatever version the
+    /// server reads.
+    pub expected_version: Option<u64>,
+    /// `Some(false)` disables the destination (reason `manual`),
+    /// `Some(true)` enables it (reason cleared); `None` leaves it as it is.
+    pub enabled: Option<bool>,
+}
+
+/// The default number of destinations per page.
+pub const DEFAULT_PAGE_LIMIT: usize = 20;
+
+/// The largest page a list request may ask for.
+pub const MAX_PAGE_LIMIT: usize = 100;
+
+const LIST_FIELDS: &[&str; 2] = &["limit", "cursor"];
+
+/// A list request (`GET /v1/events/destinations?limit=20&cursor=whk_...`),
+/// as received: deserialize it from the query string (every value is then
+/// text) or from JSON.
+///
+/// - `limit`: 1 to 100 ([`MAX_PAGE_LIMIT`]), default 20
+///   ([`DEFAULT_PAGE_LIMIT`]); an integer or a string of decimal digits.
+///   Out of range is refused (`out_of_range`), not clamped.
+/// - `cursor`: the `nextCursor` of the previous page; absent for the first
+///   page. Clients treat it as opaque; today it is the id of the last
+///   destination of the previous page, and the next page starts after it
+///   whether or not it still exists.
+///
+/// Unknown members are refused, as for create.
+///
+/// ```
+/// use prets_destinations::ListDestinationsRequest;
+///
+/// let req: ListDestinationsRequest = serde_json::from_str(r#"{"limit":"0","cursor":"x"}"#)?;
+/// let errors = req.validate().unwrap_err();
+/// let codes: Vec<_> = errors.errors().iter().map(|e| (e.field().as_str(), e.code())).collect();
+/// assert_eq!(codes, [("limit", "out_of_range"), ("cursor", "invalid")]);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListDestinationsRequest {
+    limit: Member,
+    cursor: Member,
+}
+
+object_deserialize!(
+    ListDestinationsRequest,
+    LIST_FIELDS,
+    "an object with optional limit and cursor",
+    |m| {
+        let [limit, cursor] = m;
+        ListDestinationsRequest { limit, cursor }
+    }
+);
+
+impl ListDestinationsRequest {
+    /// The first page, with the default limit.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same request with this page size.
+    #[must_use]
+    pub fn with_limit(mut self, limit: u64) -> Self {
+        self.limit = Member::Number(limit);
+        self
+    }
+
+    /// The same request continuing after `cursor`, a previous page's
+    /// `nextCursor`.
+    #[must_use]
+    pub fn with_cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Member::String(cursor.into());
+        self
+    }
+
+    /// Checks both members, reporting every error at once.
+    ///
+    /// # Errors
+    /// [`ValidationErrors`]: `limit` `type` or `out_of_range`; `cursor`
+    /// `type` or `invalid`.
+    pub fn validate(self) -> Result<PageRequest, ValidationErrors> {
+        let (limit, after) = cursor_page(self.limit, self.cursor)?;
+        Ok(PageRequest { limit, after })
+    }
+}
+
+/// A request for a destination's delivery attempts
+/// (`GET /v1/events/destinations/{destinationId}/attempts?limit=20&cursor=att_...`),
+/// as received: `limit` as for [`ListDestinationsRequest`] (1 to 100, default
+/// 20), `cursor` the `nextCursor` of the previous page (an attempt id).
+/// Unknown members are refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListAttemptsRequest {
+    limit: Member,
+    cursor: Member,
+}
+
+object_deserialize!(
+    ListAttemptsRequest,
+    LIST_FIELDS,
+    "an object with optional limit and cursor",
+    |m| {
+        let [limit, cursor] = m;
+        ListAttemptsRequest { limit, cursor }
+    }
+);
+
+impl ListAttemptsRequest {
+    /// The first page, with the default limit.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same request with this page size.
+    #[must_use]
+    pub fn with_limit(mut self, limit: u64) -> Self {
+        self.limit = Member::Number(limit);
+        self
+    }
+
+    /// The same request continuing after `cursor`, a previous page's
+    /// `nextCursor`.
+    #[must_use]
+    pub fn with_cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Member::String(cursor.into());
+        self
+    }
+
+    /// Checks both members, reporting every error at once.
+    ///
+    /// # Errors
+    /// [`ValidationErrors`]: `limit` `type` or `out_of_range`; `cursor`
+    /// `type` or `invalid`.
+    pub fn validate(self) -> Result<AttemptPageRequest, ValidationErrors> {
+        let (limit, before) = cursor_page(self.limit, self.cursor)?;
+        Ok(AttemptPageRequest { limit, before })
+    }
+}
+
+/// A valid attempts request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptPageRequest {
+    /// How many attempts at most, 1 to [`MAX_PAGE_LIMIT`].
+    pub limit: usize,
+    /// Only attempts older than this one (smaller id); `None` for the first page.
+    pub before: Option<AttemptId>,
+}
+
+impl Default for AttemptPageRequest {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_PAGE_LIMIT,
+            before: None,
+        }
+    }
+}
+
+/// The `limit` (1 to [`MAX_PAGE_LIMIT`], default [`DEFAULT_PAGE_LIMIT`]) and
+/// the cursor `C` (the id of the previous page's last item) of a cursor-paged
+/// list request, every error at once.
+fn cursor_page<C: FromStr>(
+    limit: Member,
+    cursor: Member,
+) -> Result<(usize, Option<C>), ValidationErrors> {
+    let mut errors = Vec::new();
+    let limit = optional_integer(
+        limit,
+        Field::Limit,
+        "limit must be an integer",
+        true,
+        &mut errors,
+    )
+    .ok()
+    .and_then(|limit| match limit {
+        None => Some(DEFAULT_PAGE_LIMIT),
+        Some(n) => match usize::try_from(n) {
+            Ok(n @ 1..=MAX_PAGE_LIMIT) => Some(n),
+            _ => {
+                errors.push(FieldError::new(
+                    Field::Limit,
+                    "out_of_range",
+                    "limit must be between 1 and 100",
+                ));
+                None
+            }
+        },
+    });
+    let cursor = optional_string(
+        cursor,
+        Field::Cursor,
+        "cursor must be a string",
+        &mut errors,
+    )
+    .ok()
+    .and_then(|cursor| match cursor {
+        None => Some(None),
+        Some(c) => match c.parse::<C>() {
+            Ok(id) => Some(Some(id)),
+            Err(_) => {
+                errors.push(FieldError::new(
+                    Field::Cursor,
+                    "invalid",
+                    "cursor must be the nextCursor of a previous page",
+                ));
+                None
+            }
+        },
+    });
+    match (limit, cursor) {
+        (Some(limit), Some(cursor)) => Ok((limit, cursor)),
+        _ => Err(ValidationErrors::from_errors(errors)),
+    }
+}
+
+/// A valid list request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// How many destinations at most, 1 to [`MAX_PAGE_LIMIT`].
+    pub limit: usize,
+    /// Start after this id; `None` for the first page.
+    pub after: Option<DestinationId>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_PAGE_LIMIT,
+            after: None,
+        }
+    }
+}
+
+const ROTATE_FIELDS: &[&str; 2] = &["gracePeriodSeconds", "version"];
+
+/// The body of a rotation (`POST /v1/events/destinations/{destinationId}/rotate-secret`),
+/// as received: an optional `gracePeriodSeconds`, 0 to 604800 (7 days),
+/// default 86400 (24 hours), and an optional `version`, as for an update (1
+/// to [`MAX_VERSION`](crate::record::MAX_VERSION); the rotation then applies only to that version). An
+/// empty body is [`RotateSecretRequest::new`].
+///
+/// ```
+/// use prets_destinations::RotateSecretRequest;
+///
+/// let req: RotateSecretRequest = serde_json::from_str(r#"{"gracePeriodSeconds":604801}"#)?;
+/// assert_eq!(req.validate().unwrap_err().errors()[0].code(), "out_of_range");
+/// let req: RotateSecretRequest = serde_json::from_str("{}")?;
+/// let rotation = req.validate().unwrap();
+/// assert_eq!((rotation.grace_period.as_secs(), rotation.expected_version), (86_400, None));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RotateSecretRequest {
+    grace_period_seconds: Member,
+    version: Member,
+}
+
+object_deserialize!(
+    RotateSecretRequest,
+    ROTATE_FIELDS,
+    "an object with optional gracePeriodSeconds and version",
+    |m| {
+        let [grace_period_seconds, version] = m;
+        RotateSecretRequest {
+            grace_period_seconds,
+            version,
+        }
+    }
+);
+
+/// A valid rotation request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    /// How long the replaced secret stays valid.
+    pub grace_period: GracePeriod,
+    /// The version the client read; `None` to apply to whatever version the
+    /// server reads.
+    pub expected_version: Option<u64>,
+}
+
+impl RotateSecretRequest {
+    /// A rotation with the default grace period (24 hours).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same request with a grace period of `secs` seconds.
+    #[must_use]
+    pub fn with_grace_period_seconds(mut self, secs: u64) -> Self {
+        self.grace_period_seconds = Member::Number(secs);
+        self
+    }
+
+    /// The same rotation applying only to this version of the destination.
+    #[must_use]
+    pub fn with_version(mut self, version: u64) -> Self {
+        self.version = Member::Number(version);
+        self
+    }
+
+    /// The grace period and version asked for, or every field error at once
+    /// (`gracePeriodSeconds`, then `version`).
+    ///
+    /// # Errors
+    /// [`ValidationErrors`]: `gracePeriodSeconds` `type` (not a non-negative
+    /// integer; `null` included) or `out_of_range` (above 7 days); `version`
+    /// `type` or `out_of_range` (outside 1 to [`MAX_VERSION`](crate::record::MAX_VERSION)).
+    pub fn validate(self) -> Result<Rotation, ValidationErrors> {
+        let mut errors = Vec::new();
+        let grace = optional_integer(
+            self.grace_period_seconds,
+            Field::GracePeriodSeconds,
+            "gracePeriodSeconds must be a non-negative integer",
+            false,
+            &mut errors,
+        )
+        .and_then(|secs| match secs {
+            None => Ok(GracePeriod::default()),
+            Some(secs) => GracePeriod::from_secs(secs).map_err(|e| {
+                errors.push(e.to_field_error());
+            }),
+        });
+        let version = optional_version(self.version, &mut errors);
+        match (grace, version) {
+            (Ok(grace_period), Ok(expected_version)) => Ok(Rotation {
+                grace_period,
+                expected_version,
+            }),
+            // Every `Err` above recorded its error.
+            _ => Err(ValidationErrors::from_errors(errors)),
+        }
+    }
+}

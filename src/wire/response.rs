@@ -1,0 +1,204 @@
+//! The response bodies: the one-time bodies with a secret (create and
+//! rotate), the view of a destination, a page of views, a delete.
+
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::delivery::disable::DisabledReason;
+use crate::id::DestinationId;
+use crate::name::DestinationName;
+use crate::record::DestinationRecord;
+use crate::secret::BearerSecret;
+use crate::time::Timestamp;
+use crate::url::DestinationUrl;
+
+/// Read accessors for the private fields of a response body: `copy` fields
+/// are returned by value, `ref` fields by reference.
+macro_rules! accessors {
+    ($ty:ident { $($(#[$doc:meta])* $how:ident $field:ident: $t:ty;)* }) => {
+        impl $ty {
+            $(accessors!(@one $how $(#[$doc])* $field: $t);)*
+        }
+    };
+    (@one copy $(#[$doc:meta])* $field:ident: $t:ty) => {
+        $(#[$doc])*
+        #[must_use]
+        pub fn $field(&self) -> $t {
+            self.$field
+        }
+    };
+    (@one ref $(#[$doc:meta])* $field:ident: $t:ty) => {
+        $(#[$doc])*
+        #[must_use]
+        pub fn $field(&self) -> &$t {
+            &self.$field
+        }
+    };
+}
+
+/// The body of the `201 Created` response: the destination and its bearer
+/// secret in cleartext. This is the one type whose serialization includes
+/// the secret; it is not `Clone`, so it can be sent once.
+///
+/// Serializes with the spec's field names, in the spec's order:
+/// `destinationId`, `name`, `url`, `createdAt`, `updatedAt`, `bearerSecret`.
+#[derive(Debug)]
+pub struct CreatedDestination {
+    pub(crate) destination_id: DestinationId,
+    pub(crate) name: DestinationName,
+    pub(crate) url: DestinationUrl,
+    pub(crate) created_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
+    pub(crate) bearer_secret: BearerSecret,
+}
+
+accessors!(CreatedDestination {
+    /// The destination's id.
+    copy destination_id: DestinationId;
+    /// The name, as sent.
+    ref name: DestinationName;
+    /// The URL, as sent.
+    ref url: DestinationUrl;
+    /// When the destination was created (whole seconds).
+    copy created_at: Timestamp;
+    /// When the destination was last changed; equal to `created_at` here.
+    copy updated_at: Timestamp;
+    /// The newly minted secret.
+    ref bearer_secret: BearerSecret;
+});
+
+impl Serialize for CreatedDestination {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("CreatedDestination", 6)?;
+        s.serialize_field("destinationId", &self.destination_id)?;
+        s.serialize_field("name", &self.name)?;
+        s.serialize_field("url", &self.url)?;
+        s.serialize_field("createdAt", &self.created_at)?;
+        s.serialize_field("updatedAt", &self.updated_at)?;
+        s.serialize_field("bearerSecret", self.bearer_secret.expose_secret())?;
+        s.end()
+    }
+}
+
+/// A destination as clients read it (get, list, update): everything but its
+/// secrets, which no view holds in any form.
+///
+/// Serializes as `{"destinationId","name","url","createdAt","updatedAt","version",
+/// "enabled","disabledReason"}`. `version` is what an update may send back to
+/// apply only to this version; `disabledReason` is `null`, `"manual"`,
+/// `"gone"` or `"failing"`, and `null` exactly when `enabled` is `true`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DestinationView {
+    destination_id: DestinationId,
+    name: DestinationName,
+    url: DestinationUrl,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    version: u64,
+    enabled: bool,
+    disabled_reason: Option<DisabledReason>,
+}
+
+impl From<&DestinationRecord> for DestinationView {
+    fn from(r: &DestinationRecord) -> Self {
+        Self {
+            destination_id: r.destination_id,
+            name: r.name.clone(),
+            url: r.url.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            version: r.version,
+            enabled: r.disabled_reason.is_none(),
+            disabled_reason: r.disabled_reason,
+        }
+    }
+}
+
+accessors!(DestinationView {
+    /// The id.
+    copy destination_id: DestinationId;
+    /// The name.
+    ref name: DestinationName;
+    /// The URL.
+    ref url: DestinationUrl;
+    /// Creation time (whole seconds); never changes.
+    copy created_at: Timestamp;
+    /// Time of the last update or rotation (whole seconds).
+    copy updated_at: Timestamp;
+    /// The version: 1 when created, one more on each update or rotation.
+    copy version: u64;
+    /// Whether deliveries go to it.
+    copy enabled: bool;
+    /// Why it is disabled; `None` when enabled.
+    copy disabled_reason: Option<DisabledReason>;
+});
+
+/// One page of a list: `{"data":[...],"hasMore":true,"nextCursor":"whk_..."}`.
+///
+/// `nextCursor` is `null` exactly when `hasMore` is `false`; pass it as the
+/// next request's `cursor`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DestinationPage {
+    /// The destinations, in ascending id order.
+    pub data: Vec<DestinationView>,
+    /// Whether more destinations follow.
+    pub has_more: bool,
+    /// The cursor of the next page, when there is one.
+    pub next_cursor: Option<DestinationId>,
+}
+
+/// The body of a successful delete: `{"destinationId":"whk_...","deleted":true}`
+/// (a host may answer `204 No Content` instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedDestination {
+    /// The id that was deleted.
+    pub destination_id: DestinationId,
+    /// Always `true`.
+    pub deleted: bool,
+}
+
+/// The body of a successful rotation: the new secret in cleartext, once.
+///
+/// Like [`CreatedDestination`], this is the one
+/// place the new secret is serialized, and it is not `Clone`. Serializes as
+/// `{"destinationId", "bearerSecret", "previousSecretExpiresAt", "updatedAt",
+/// "version"}`; `previousSecretExpiresAt` is `null` when the grace period was
+/// 0 (the old secret stopped working at once).
+#[derive(Debug)]
+pub struct RotatedSecret {
+    pub(crate) destination_id: DestinationId,
+    pub(crate) bearer_secret: BearerSecret,
+    pub(crate) previous_secret_expires_at: Option<Timestamp>,
+    pub(crate) updated_at: Timestamp,
+    pub(crate) version: u64,
+}
+
+accessors!(RotatedSecret {
+    /// The destination's id.
+    copy destination_id: DestinationId;
+    /// The newly minted secret, now the one deliveries carry.
+    ref bearer_secret: BearerSecret;
+    /// Until when the replaced secret is still accepted, or `None` if it was
+    /// revoked at once.
+    copy previous_secret_expires_at: Option<Timestamp>;
+    /// The destination's new `updatedAt`.
+    copy updated_at: Timestamp;
+    /// The destination's new version.
+    copy version: u64;
+});
+
+impl Serialize for RotatedSecret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut s = serializer.serialize_struct("RotatedSecret", 5)?;
+        s.serialize_field("destinationId", &self.destination_id)?;
+        s.serialize_field("bearerSecret", self.bearer_secret.expose_secret())?;
+        s.serialize_field("previousSecretExpiresAt", &self.previous_secret_expires_at)?;
+        s.serialize_field("updatedAt", &self.updated_at)?;
+        s.serialize_field("version", &self.version)?;
+        s.end()
+    }
+}

@@ -1,0 +1,1298 @@
+//! The create-time host policy of `DestinationUrl`, table-driven.
+//!
+//! The adversarial cases come from the WHATWG URL Standard's host parser
+//! (percent-decoding, IDNA mapping, the IPv4 number parser with its hex,
+//! octal and short forms, forbidden code points) and from public SSRF payload
+//! collections (PayloadsAllTheThings "Server Side Request Forgery", cloud
+//! metadata endpoints, "IPFuscation" notations). Each has the error code the
+//! policy must report. The legitimate cases are ordinary public HTTPS
+//! endpoints, which must be accepted and echoed exactly.
+
+use std::net::IpAddr;
+
+use prets_destinations::DestinationUrl;
+use prets_destinations::address::is_public_address;
+
+/// (url, expected error code, what it attacks).
+const ADVERSARIAL: &[(&str, &str, &str)] = &[
+    // Loopback in every IPv4 notation the WHATWG parser accepts.
+    ("https://127.0.0.1/", "non_public_address", "loopback"),
+    (
+        "https://127.0.0.1:443/",
+        "non_public_address",
+        "loopback, default port",
+    ),
+    (
+        "https://127.0.0.1:8443/admin",
+        "non_public_address",
+        "loopback, port and path",
+    ),
+    (
+        "https://127.1/",
+        "non_public_address",
+        "two-part short form",
+    ),
+    (
+        "https://127.0.1/",
+        "non_public_address",
+        "three-part short form",
+    ),
+    (
+        "https://0x7f.1/",
+        "non_public_address",
+        "hex and short form",
+    ),
+    (
+        "https://0x7f000001/",
+        "non_public_address",
+        "single hex number",
+    ),
+    (
+        "https://0X7F000001/",
+        "non_public_address",
+        "upper-case hex prefix",
+    ),
+    (
+        "https://2130706433/",
+        "non_public_address",
+        "single decimal number",
+    ),
+    (
+        "https://017700000001/",
+        "non_public_address",
+        "single octal number",
+    ),
+    (
+        "https://0177.0.0.1/",
+        "non_public_address",
+        "octal first part",
+    ),
+    ("https://0177.0.0.01/", "non_public_address", "octal parts"),
+    (
+        "https://0x7f.0x0.0x0.0x1/",
+        "non_public_address",
+        "hex parts",
+    ),
+    (
+        "https://0x7f.0.0.1/",
+        "non_public_address",
+        "mixed hex and decimal",
+    ),
+    (
+        "https://127.000000000000.1/",
+        "non_public_address",
+        "zero-padded octal part",
+    ),
+    (
+        "https://00000177.0.0.1/",
+        "non_public_address",
+        "zero-padded octal",
+    ),
+    (
+        "https://0x000000000007f.0x0.0x0.0x1/",
+        "non_public_address",
+        "zero-padded hex",
+    ),
+    ("https://127.0.0.1./", "non_public_address", "trailing dot"),
+    (
+        "https://127.1./",
+        "non_public_address",
+        "short form, trailing dot",
+    ),
+    (
+        "https://127.127.127.127/",
+        "non_public_address",
+        "inside 127/8",
+    ),
+    ("https://127.0.0.0/", "non_public_address", "first of 127/8"),
+    (
+        "https://127.255.255.255/",
+        "non_public_address",
+        "last of 127/8",
+    ),
+    (
+        "https://%31%32%37.0.0.1/",
+        "non_public_address",
+        "percent-encoded digits",
+    ),
+    (
+        "https://127%2e0%2e0%2e1/",
+        "non_public_address",
+        "percent-encoded dots",
+    ),
+    (
+        "https://127%2E0%2E0%2E1/",
+        "non_public_address",
+        "upper-case escapes",
+    ),
+    (
+        "https://%EF%BC%91%EF%BC%92%EF%BC%97.%EF%BC%90.%EF%BC%90.%EF%BC%91/",
+        "non_public_address",
+        "full-width digits",
+    ),
+    (
+        "https://127%E3%80%820%E3%80%820%E3%80%821/",
+        "non_public_address",
+        "ideographic full stops",
+    ),
+    (
+        "https://%E2%91%A0%E2%91%A1%E2%91%A6.%E2%93%AA.%E2%93%AA.%E2%91%A0/",
+        "non_public_address",
+        "enclosed alphanumerics",
+    ),
+    (
+        "https://127%EF%BC%8E0%EF%BC%8E0%EF%BC%8E1/",
+        "non_public_address",
+        "full-width full stops",
+    ),
+    (
+        "https://127%EF%BD%A10%EF%BD%A10%EF%BD%A11/",
+        "non_public_address",
+        "half-width ideographic full stops",
+    ),
+    (
+        "https://0x7f.1:8443/path",
+        "non_public_address",
+        "hex short form with port",
+    ),
+    (
+        "https://2130706433:443/?q=1",
+        "non_public_address",
+        "decimal with port and query",
+    ),
+    // "This network" and the unspecified address.
+    ("https://0/", "non_public_address", "zero"),
+    ("https://0.0.0.0/", "non_public_address", "unspecified"),
+    ("https://00000/", "non_public_address", "padded zero"),
+    ("https://0x0/", "non_public_address", "hex zero"),
+    (
+        "https://0x/",
+        "non_public_address",
+        "bare hex prefix is zero",
+    ),
+    ("https://0.0/", "non_public_address", "short-form zero"),
+    ("https://0.1.2.3/", "non_public_address", "inside 0/8"),
+    // Private-use and shared address space.
+    ("https://10.0.0.1/", "non_public_address", "RFC 1918"),
+    (
+        "https://10.255.255.255/",
+        "non_public_address",
+        "last of 10/8",
+    ),
+    ("https://012.0.0.1/", "non_public_address", "octal 10"),
+    ("https://0xa.0.0.1/", "non_public_address", "hex 10"),
+    (
+        "https://167772161/",
+        "non_public_address",
+        "decimal 10.0.0.1",
+    ),
+    ("https://172.16.0.1/", "non_public_address", "RFC 1918"),
+    (
+        "https://172.31.255.254/",
+        "non_public_address",
+        "end of 172.16/12",
+    ),
+    ("https://0xac.0x10.0.1/", "non_public_address", "hex 172.16"),
+    ("https://192.168.0.1/", "non_public_address", "RFC 1918"),
+    ("https://192.168.1.1/", "non_public_address", "home router"),
+    (
+        "https://3232235777/",
+        "non_public_address",
+        "decimal 192.168.1.1",
+    ),
+    (
+        "https://0xc0.0xa8.1.1/",
+        "non_public_address",
+        "hex 192.168",
+    ),
+    (
+        "https://0300.0250.1.1/",
+        "non_public_address",
+        "octal 192.168",
+    ),
+    (
+        "https://192.168.257/",
+        "non_public_address",
+        "three-part overflow into the last octets",
+    ),
+    (
+        "https://100.64.0.1/",
+        "non_public_address",
+        "carrier-grade NAT",
+    ),
+    (
+        "https://100.100.100.200/",
+        "non_public_address",
+        "Alibaba Cloud metadata",
+    ),
+    // Link-local and cloud metadata.
+    (
+        "https://169.254.169.254/",
+        "non_public_address",
+        "instance metadata",
+    ),
+    (
+        "https://169.254.169.254/latest/meta-data/",
+        "non_public_address",
+        "AWS metadata path",
+    ),
+    (
+        "https://169.254.43518/",
+        "non_public_address",
+        "metadata, three-part form",
+    ),
+    (
+        "https://2852039166/",
+        "non_public_address",
+        "metadata, decimal",
+    ),
+    ("https://0xa9fea9fe/", "non_public_address", "metadata, hex"),
+    (
+        "https://0xA9.0xFE.0xA9.0xFE/",
+        "non_public_address",
+        "metadata, dotted hex",
+    ),
+    (
+        "https://0251.0376.0251.0376/",
+        "non_public_address",
+        "metadata, dotted octal",
+    ),
+    (
+        "https://0251.254.169.254/",
+        "non_public_address",
+        "metadata, mixed octal",
+    ),
+    (
+        "https://169.254.170.2/v2/credentials",
+        "non_public_address",
+        "ECS task credentials",
+    ),
+    (
+        "https://%31%36%39.254.169.254/",
+        "non_public_address",
+        "metadata, percent-encoded",
+    ),
+    (
+        "https://192.0.0.192/",
+        "non_public_address",
+        "Oracle Cloud metadata, IETF block",
+    ),
+    // Other special-purpose blocks.
+    ("https://192.0.2.1/", "non_public_address", "TEST-NET-1"),
+    ("https://198.51.100.7/", "non_public_address", "TEST-NET-2"),
+    ("https://203.0.113.9/", "non_public_address", "TEST-NET-3"),
+    ("https://198.18.0.1/", "non_public_address", "benchmarking"),
+    ("https://224.0.0.1/", "non_public_address", "multicast"),
+    (
+        "https://239.255.255.250/",
+        "non_public_address",
+        "SSDP multicast",
+    ),
+    ("https://240.0.0.1/", "non_public_address", "reserved"),
+    (
+        "https://255.255.255.255/",
+        "non_public_address",
+        "limited broadcast",
+    ),
+    (
+        "https://4294967295/",
+        "non_public_address",
+        "broadcast as a number",
+    ),
+    (
+        "https://192.88.99.1/",
+        "non_public_address",
+        "deprecated 6to4 relay anycast",
+    ),
+    (
+        "https://192.0.0.170/",
+        "non_public_address",
+        "NAT64 discovery",
+    ),
+    (
+        "https://192.0.0.8/",
+        "non_public_address",
+        "IPv4 dummy address",
+    ),
+    // Public addresses and names spelled another way than the parser's.
+    (
+        "https://8.8.8.8./",
+        "non_canonical_host",
+        "public IPv4, trailing dot",
+    ),
+    (
+        "https://134744072/",
+        "non_canonical_host",
+        "public IPv4 as a number",
+    ),
+    (
+        "https://0x8080808/",
+        "non_canonical_host",
+        "public IPv4 in hex",
+    ),
+    (
+        "https://010.010.010.010/",
+        "non_canonical_host",
+        "public IPv4 in octal",
+    ),
+    (
+        "https://8.8.2056/",
+        "non_canonical_host",
+        "public IPv4, three-part form",
+    ),
+    (
+        "https://1.1/",
+        "non_canonical_host",
+        "public IPv4, two-part form",
+    ),
+    (
+        "https://%38.8.8.8/",
+        "non_canonical_host",
+        "public IPv4, percent-encoded",
+    ),
+    (
+        "https://1.1.1.01/",
+        "non_canonical_host",
+        "leading zero is octal",
+    ),
+    (
+        "https://EXA%4dPLE.com/",
+        "non_canonical_host",
+        "percent-encoded letter",
+    ),
+    (
+        "https://ex%61mple.com/",
+        "non_canonical_host",
+        "percent-encoded letter",
+    ),
+    (
+        "https://%65xample.com/",
+        "non_canonical_host",
+        "percent-encoded first letter",
+    ),
+    (
+        "https://example%2ecom/",
+        "non_canonical_host",
+        "percent-encoded dot",
+    ),
+    (
+        "https://example.com./",
+        "non_canonical_host",
+        "trailing-dot FQDN",
+    ),
+    (
+        "https://www.example.com./path",
+        "non_canonical_host",
+        "trailing-dot FQDN with path",
+    ),
+    (
+        "https://EXAMPLE.COM./",
+        "non_canonical_host",
+        "trailing dot, upper case",
+    ),
+    (
+        "https://%C3%9F.example.com/",
+        "non_canonical_host",
+        "Unicode label becomes punycode",
+    ),
+    (
+        "https://b%C3%BCcher.com/",
+        "non_canonical_host",
+        "Unicode IDN instead of xn--",
+    ),
+    (
+        "https://ex%C2%ADample.com/",
+        "non_canonical_host",
+        "soft hyphen removed by IDNA",
+    ),
+    (
+        "https://%EF%BD%85xample.com/",
+        "non_canonical_host",
+        "full-width letter mapped by IDNA",
+    ),
+    (
+        "https://example%E3%80%82com/",
+        "non_canonical_host",
+        "ideographic full stop mapped by IDNA",
+    ),
+    // Reserved and local-only names.
+    ("https://localhost/", "reserved_host", "localhost"),
+    ("https://LOCALHOST/", "reserved_host", "upper case"),
+    ("https://LocalHost/", "reserved_host", "mixed case"),
+    ("https://localhost:8443/", "reserved_host", "with port"),
+    ("https://localhost./", "reserved_host", "trailing dot"),
+    (
+        "https://localhost%2e/",
+        "reserved_host",
+        "percent-encoded trailing dot",
+    ),
+    (
+        "https://api.localhost/",
+        "reserved_host",
+        "*.localhost, RFC 6761",
+    ),
+    (
+        "https://a.b.localhost/",
+        "reserved_host",
+        "deeper *.localhost",
+    ),
+    (
+        "https://loc%C2%ADalhost/",
+        "reserved_host",
+        "soft hyphen inside localhost",
+    ),
+    (
+        "https://%6c%6f%63%61%6c%68%6f%73%74/",
+        "reserved_host",
+        "percent-encoded localhost",
+    ),
+    (
+        "https://%E2%93%9B%E2%93%9E%E2%93%92%E2%93%90%E2%93%9B%E2%93%97%E2%93%9E%E2%93%A2%E2%93%A3/",
+        "reserved_host",
+        "enclosed alphanumerics",
+    ),
+    (
+        "https://%EF%BD%8C%EF%BD%8F%EF%BD%83%EF%BD%81%EF%BD%8C%EF%BD%88%EF%BD%8F%EF%BD%93%EF%BD%94/",
+        "reserved_host",
+        "full-width localhost",
+    ),
+    ("https://printer.local/", "reserved_host", "mDNS .local"),
+    (
+        "https://my-mac.local./",
+        "reserved_host",
+        ".local, trailing dot",
+    ),
+    (
+        "https://metadata.google.internal/computeMetadata/v1/",
+        "reserved_host",
+        "GCP metadata",
+    ),
+    ("https://foo.internal/", "reserved_host", ".internal"),
+    (
+        "https://router.home.arpa/",
+        "reserved_host",
+        "RFC 8375 home.arpa",
+    ),
+    (
+        "https://1.0.0.127.in-addr.arpa/",
+        "reserved_host",
+        "reverse-DNS name",
+    ),
+    (
+        "https://ipv4only.arpa/",
+        "reserved_host",
+        "RFC 8880 special name",
+    ),
+    (
+        "https://localhost.localdomain/",
+        "reserved_host",
+        ".localdomain",
+    ),
+    ("https://web.localdomain/", "reserved_host", ".localdomain"),
+    ("https://svc.test/", "reserved_host", "RFC 6761 .test"),
+    ("https://example.test/", "reserved_host", ".test"),
+    ("https://nothing.invalid/", "reserved_host", ".invalid"),
+    ("https://www.example/", "reserved_host", ".example TLD"),
+    (
+        "https://abcdefghijklmnop.onion/",
+        "reserved_host",
+        "RFC 7686 .onion",
+    ),
+    ("https://name.alt/", "reserved_host", "RFC 9476 .alt"),
+    ("https://nas.lan/", "reserved_host", ".lan"),
+    ("https://intranet.corp/", "reserved_host", ".corp"),
+    ("https://server.home/", "reserved_host", ".home"),
+    ("https://wiki.intranet/", "reserved_host", ".intranet"),
+    ("https://vault.private/", "reserved_host", ".private"),
+    ("https://exchange.mail/", "reserved_host", ".mail"),
+    ("https://test/", "reserved_host", "reserved single label"),
+    ("https://invalid/", "reserved_host", "reserved single label"),
+    ("https://local/", "reserved_host", "reserved single label"),
+    // Single labels: a resolver may complete them with a search domain.
+    (
+        "https://metadata/",
+        "single_label_host",
+        "GCP metadata short name",
+    ),
+    (
+        "https://metadata/computeMetadata/v1/",
+        "single_label_host",
+        "with path",
+    ),
+    (
+        "https://instance-data/latest/meta-data/",
+        "single_label_host",
+        "AWS metadata short name",
+    ),
+    (
+        "https://intranet-wiki/",
+        "single_label_host",
+        "internal short name",
+    ),
+    ("https://com/", "single_label_host", "bare TLD"),
+    (
+        "https://kubernetes/",
+        "single_label_host",
+        "cluster service name",
+    ),
+    (
+        "https://redis:6379/",
+        "single_label_host",
+        "service with port",
+    ),
+    (
+        "https://db./",
+        "single_label_host",
+        "single label with trailing dot",
+    ),
+    (
+        "https://xn--nxasmq6b/",
+        "single_label_host",
+        "punycode single label",
+    ),
+    (
+        "https://%6d%65%74%61%64%61%74%61/",
+        "single_label_host",
+        "percent-encoded metadata",
+    ),
+    // Invalid DNS names and hosts the WHATWG parser refuses.
+    ("https://a..example.com/", "invalid_host", "empty label"),
+    ("https://.example.com/", "invalid_host", "leading dot"),
+    (
+        "https://example..com/",
+        "invalid_host",
+        "empty label before TLD",
+    ),
+    (
+        "https://example.com../",
+        "invalid_host",
+        "two trailing dots",
+    ),
+    ("https://-example.com/", "invalid_host", "leading hyphen"),
+    ("https://example-.com/", "invalid_host", "trailing hyphen"),
+    (
+        "https://example.-com/",
+        "invalid_host",
+        "TLD with leading hyphen",
+    ),
+    (
+        "https://sub.example-.com/",
+        "invalid_host",
+        "inner label with trailing hyphen",
+    ),
+    ("https://a_b.example.com/", "invalid_host", "underscore"),
+    (
+        "https://_dmarc.example.com/",
+        "invalid_host",
+        "leading underscore",
+    ),
+    ("https://exa$mple.com/", "invalid_host", "dollar sign"),
+    ("https://exa!mple.com/", "invalid_host", "exclamation mark"),
+    ("https://exa'mple.com/", "invalid_host", "apostrophe"),
+    ("https://exa(mple).com/", "invalid_host", "parentheses"),
+    ("https://exa*mple.com/", "invalid_host", "asterisk"),
+    ("https://exa~mple.com/", "invalid_host", "tilde"),
+    ("https://exa+mple.com/", "invalid_host", "plus"),
+    ("https://exa=mple.com/", "invalid_host", "equals"),
+    ("https://exa;mple.com/", "invalid_host", "semicolon"),
+    ("https://exa,mple.com/", "invalid_host", "comma"),
+    ("https://exa&mple.com/", "invalid_host", "ampersand"),
+    (
+        "https://xn--a.com/",
+        "invalid_host",
+        "punycode that decodes to nothing valid",
+    ),
+    ("https://xn--.com/", "invalid_host", "empty punycode"),
+    (
+        "https://xn--abc-.com/",
+        "invalid_host",
+        "punycode of plain ASCII",
+    ),
+    (
+        "https://xn--zz-.com/",
+        "invalid_host",
+        "punycode of plain ASCII",
+    ),
+    ("https://xn---.com/", "invalid_host", "punycode of a hyphen"),
+    (
+        "https://xn--cafe-yvc.com/",
+        "invalid_host",
+        "punycode with a combining mark after ASCII",
+    ),
+    ("https://1.2.3.4.5/", "invalid_host", "five numeric parts"),
+    ("https://256.0.0.1/", "invalid_host", "IPv4 part over 255"),
+    (
+        "https://0x100000000/",
+        "invalid_host",
+        "IPv4 number over 32 bits",
+    ),
+    ("https://08.8.8.8/", "invalid_host", "invalid octal digit"),
+    (
+        "https://example.123/",
+        "invalid_host",
+        "numeric TLD goes to the IPv4 parser",
+    ),
+    (
+        "https://example.0x1/",
+        "invalid_host",
+        "hex TLD goes to the IPv4 parser",
+    ),
+    ("https://%00/", "invalid_host", "NUL"),
+    ("https://%20example.com/", "invalid_host", "space"),
+    ("https://a.b%00.com/", "invalid_host", "embedded NUL"),
+    (
+        "https://exa%25mple.com/",
+        "invalid_host",
+        "percent sign after decoding",
+    ),
+    (
+        "https://example.com%3a80/",
+        "invalid_host",
+        "colon after decoding",
+    ),
+    (
+        "https://%5Bexample.com%5D/",
+        "invalid_host",
+        "percent-encoded brackets",
+    ),
+    (
+        "https://%5B::1%5D/",
+        "invalid_port",
+        "percent-encoded IPv6: the first ':' starts the port",
+    ),
+    (
+        "https://127.0.0.1%2f/",
+        "invalid_host",
+        "slash after decoding",
+    ),
+    (
+        "https://xn--mi7cdqncpe6aj.com/",
+        "invalid_host",
+        "punycode of full-width localhost: not a valid IDNA label",
+    ),
+    (
+        "https://xn--8g7ccp.0.0.1/",
+        "invalid_host",
+        "punycode of full-width digits",
+    ),
+    (
+        "https://xn--example-oka.com/",
+        "invalid_host",
+        "punycode of a label with a soft hyphen",
+    ),
+    ("https://a%40b.com/", "invalid_host", "'@' after decoding"),
+    (
+        "https://a%5Cb.com/",
+        "invalid_host",
+        "backslash after decoding",
+    ),
+    ("https://a%23b.com/", "invalid_host", "'#' after decoding"),
+    ("https://a%3Fb.com/", "invalid_host", "'?' after decoding"),
+    // Credentials and '@' in the authority (the host is what follows '@').
+    (
+        "https://example.com@127.0.0.1/",
+        "credentials",
+        "userinfo hides the host",
+    ),
+    ("https://user:pass@example.com/", "credentials", "userinfo"),
+    ("https://@example.com/", "credentials", "empty userinfo"),
+    (
+        "https://example.com%2f@127.0.0.1/",
+        "credentials",
+        "encoded slash in userinfo",
+    ),
+    (
+        "https://127.0.0.1%23@example.com/",
+        "credentials",
+        "encoded hash in userinfo",
+    ),
+    (
+        "https://example.com:443@169.254.169.254/",
+        "credentials",
+        "fake port in userinfo",
+    ),
+    // Schemes the WHATWG parser repairs or that are not https.
+    ("http://example.com/", "not_https", "plain HTTP"),
+    (
+        "https:example.com",
+        "not_https",
+        "no slashes, repaired by WHATWG",
+    ),
+    (
+        "https:/example.com",
+        "not_https",
+        "one slash, repaired by WHATWG",
+    ),
+    ("HTTP://127.0.0.1/", "not_https", "plain HTTP, upper case"),
+    ("httpss://example.com/", "not_https", "misspelt scheme"),
+    ("file:///etc/passwd", "not_https", "file scheme"),
+    ("gopher://127.0.0.1:6379/_", "not_https", "gopher smuggling"),
+    ("//example.com/", "not_https", "scheme-relative"),
+    // Empty hosts.
+    ("https:///", "empty_host", "no host"),
+    (
+        "https:///example.com/",
+        "empty_host",
+        "third slash, repaired by WHATWG",
+    ),
+    ("https://:443/", "empty_host", "port only"),
+    ("https://?x", "empty_host", "query only"),
+    // Ports.
+    ("https://example.com:0/", "invalid_port", "port 0"),
+    (
+        "https://example.com:65536/",
+        "invalid_port",
+        "port over 65535",
+    ),
+    (
+        "https://example.com:99999/",
+        "invalid_port",
+        "port far over 65535",
+    ),
+    ("https://example.com:8o/", "invalid_port", "letter in port"),
+    ("https://example.com:/", "invalid_port", "empty port"),
+    ("https://example.com:08443/", "invalid_port", "leading zero"),
+    ("https://example.com:443:443/", "invalid_port", "two ports"),
+    ("https://example.com:-1/", "invalid_port", "negative port"),
+    // Characters outside the published pattern.
+    ("https://[::1]/", "pattern", "IPv6 loopback"),
+    ("https://[::ffff:127.0.0.1]/", "pattern", "IPv4-mapped IPv6"),
+    ("https://[0:0:0:0:0:0:0:1]/", "pattern", "IPv6 long form"),
+    (
+        "https://example.com#@127.0.0.1/",
+        "pattern",
+        "fragment hides userinfo",
+    ),
+    ("https://example.com\\@127.0.0.1/", "pattern", "backslash"),
+    ("https://ex ample.com/", "pattern", "space"),
+    ("https://127.0.0.1\t/", "pattern", "tab, stripped by WHATWG"),
+];
+
+/// Ordinary public HTTPS endpoints.
+const LEGITIMATE: &[&str] = &[
+    "https://example.com/prets/events",
+    "https://example.com",
+    "https://example.com/",
+    "https://www.example.com/prets/events",
+    "https://EXAMPLE.COM/prets/events",
+    "https://Example.Com:443/",
+    "https://hooks.example.com:8443/prets/events",
+    "https://api.eu-west-1.example-shop.com/webhooks/prets",
+    "https://a.b.c.d.e.example.org/deep/path/",
+    "https://example.net/?a=1&b=2",
+    "https://example.org/path%20with%20spaces",
+    "https://example.com/%F0%9F%98%80",
+    "https://example.com/user@example.com",
+    "https://example.com/?next=user:pass@host",
+    "https://example.com/a:b/c@d",
+    "https://example.com?x=1",
+    "https://example.com/?redirect=https://127.0.0.1/",
+    "https://example.com/%2e%2e/admin",
+    "https://example.com/;param=1,2$*!'()~",
+    "https://example.com/prets/events.",
+    "https://example.com/prets/(events)",
+    "https://xn--nxasmq6b.com/",
+    "https://xn--bcher-kva.example.com/",
+    "https://xn--ls8h.la/",
+    "https://xn--caf-dma.com/",
+    "https://xn--mnchen-3ya.de/hooks",
+    "https://8.8.8.8/",
+    "https://1.1.1.1:8443/hook",
+    "https://93.184.215.14/prets",
+    "https://9.9.9.9/",
+    "https://123.example.com/",
+    "https://2001.example.com/",
+    "https://1-2-3-4.example.com/",
+    "https://a.co/",
+    "https://x.io/",
+    "https://hooks.slack.com/services/T000/B000/XXXX",
+    "https://r3---sn-4g5e6nsz.googlevideo.com/",
+    "https://www.example.com.au/",
+    "https://example.com:1/",
+    "https://example.com:65535/",
+    "https://localhost.example.com/",
+    "https://local.example.com/",
+    "https://internal.example.com/",
+    "https://test.example.com/",
+    "https://example.net/",
+    "https://example.org/",
+];
+
+fn code_of(url: &str) -> Result<DestinationUrl, &'static str> {
+    url.parse::<DestinationUrl>().map_err(|e| e.code())
+}
+
+#[test]
+fn the_tables_are_as_large_as_the_issue_requires() {
+    assert!(ADVERSARIAL.len() >= 150, "{}", ADVERSARIAL.len());
+    assert!(LEGITIMATE.len() >= 30, "{}", LEGITIMATE.len());
+}
+
+#[test]
+fn every_adversarial_url_is_refused_with_its_code() {
+    let mut wrong = Vec::new();
+    for &(url, expected, why) in ADVERSARIAL {
+        match code_of(url) {
+            Err(code) if code == expected => {}
+            Err(code) => wrong.push(format!("{url} ({why}): got {code}, want {expected}")),
+            Ok(_) => wrong.push(format!("{url} ({why}): accepted, want {expected}")),
+        }
+        // The other entry points agree with `FromStr`.
+        assert_eq!(
+            DestinationUrl::validate(url).map_err(|e| e.code()),
+            Err(expected).or(Ok(())).and(code_of(url).map(|_| ()))
+        );
+        assert_eq!(
+            DestinationUrl::try_from(url.to_owned()).map_err(|e| e.code()),
+            code_of(url)
+        );
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn every_legitimate_url_is_accepted_and_echoed_exactly() {
+    for &url in LEGITIMATE {
+        let parsed = match code_of(url) {
+            Ok(u) => u,
+            Err(code) => panic!("{url}: refused with {code}"),
+        };
+        assert_eq!(parsed.as_str(), url);
+        assert_eq!(parsed.to_string(), url);
+        assert_eq!(String::from(parsed.clone()), url);
+        let json = serde_json::to_string(&parsed).unwrap();
+        assert_eq!(serde_json::from_str::<String>(&json).unwrap(), url);
+        assert_eq!(
+            serde_json::from_str::<DestinationUrl>(&json).unwrap(),
+            parsed
+        );
+        // The host the WHATWG parser finds is the host as written, modulo case.
+        let whatwg = url::Url::parse(url).unwrap();
+        assert_eq!(
+            whatwg.host_str().unwrap(),
+            parsed.host().to_ascii_lowercase(),
+            "{url}"
+        );
+    }
+}
+
+#[test]
+fn every_accepted_ip_literal_is_public() {
+    for &url in LEGITIMATE {
+        if let Some(url::Host::Ipv4(ip)) = url::Url::parse(url).unwrap().host() {
+            assert!(is_public_address(IpAddr::V4(ip)), "{url}");
+        }
+    }
+}
+
+#[test]
+fn every_refused_ip_literal_host_is_what_the_client_would_reach() {
+    // A `non_public_address` refusal is right only if the WHATWG parser,
+    // which HTTP clients use, really finds a non-public IP.
+    for &(url, expected, _) in ADVERSARIAL {
+        if expected == "non_public_address" {
+            let host = url::Url::parse(url).unwrap().host().map(|h| h.to_owned());
+            let ip: IpAddr = match host {
+                Some(url::Host::Ipv4(ip)) => ip.into(),
+                other => panic!("{url}: {other:?}"),
+            };
+            assert!(!is_public_address(ip), "{url}");
+        }
+    }
+}
+
+#[test]
+fn dns_length_limits_are_enforced_at_the_limit() {
+    let label = |n: usize| "a".repeat(n);
+    let ok63 = format!("https://{}.com/", label(63));
+    assert!(code_of(&ok63).is_ok());
+    let long64 = format!("https://{}.com/", label(64));
+    assert_eq!(code_of(&long64).unwrap_err(), "invalid_host");
+    // 61 + 1 + 61 + 1 + 61 + 1 + 61 + 1 + 5 = 253 octets.
+    let name253 = format!("{0}.{0}.{0}.{0}.abcde", label(61));
+    assert_eq!(name253.len(), 253);
+    assert!(code_of(&format!("https://{name253}/")).is_ok());
+    let name254 = format!("{0}.{0}.{0}.{0}.abcdef", label(61));
+    assert_eq!(
+        code_of(&format!("https://{name254}/")).unwrap_err(),
+        "invalid_host"
+    );
+    // The limit applies to the name the client looks up, so a trailing dot
+    // does not count: it is refused as a second spelling instead.
+    assert_eq!(
+        code_of(&format!("https://{name253}./")).unwrap_err(),
+        "non_canonical_host"
+    );
+}
+
+#[test]
+fn names_that_resolve_to_private_addresses_pass_the_text_check() {
+    // The create-time policy cannot see DNS. These public names resolve to
+    // loopback or private addresses through wildcard DNS; refusing them is
+    // the job of the delivery-time `is_public_address` check (see the
+    // `delivering_safely` example).
+    for url in [
+        "https://127.0.0.1.nip.io/",
+        "https://10.0.0.1.sslip.io/",
+        "https://localtest.me/",
+    ] {
+        assert!(code_of(url).is_ok(), "{url}");
+    }
+}
+
+#[test]
+fn errors_carry_the_url_field_and_a_message_fixed_by_the_code() {
+    // One code, one message: nothing from the input is interpolated, so an
+    // error can be logged or returned without echoing what was sent.
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for &(url, _, _) in ADVERSARIAL {
+        let err = url.parse::<DestinationUrl>().unwrap_err();
+        let field = err.to_field_error();
+        assert_eq!(field.field().as_str(), "url");
+        assert_eq!((field.code(), field.message()), (err.code(), err.message()));
+        match seen.iter().find(|(c, _)| *c == err.code()) {
+            Some(&(_, message)) if err.code() != "pattern" => assert_eq!(message, err.message()),
+            Some(_) => {}
+            None => seen.push((err.code(), err.message())),
+        }
+    }
+    // Every policy code is exercised by the table.
+    for code in [
+        "non_public_address",
+        "reserved_host",
+        "single_label_host",
+        "invalid_host",
+        "non_canonical_host",
+    ] {
+        assert!(seen.iter().any(|(c, _)| *c == code), "{code}");
+    }
+}
+
+/// SplitMix64: a small deterministic generator, so failures reproduce.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick_number(&mut self, items: &[u64]) -> u64 {
+        items[self.below(items.len())]
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+/// Host fragments that mix IPv4 notations, escapes, IDNA-mapped characters,
+/// reserved names and ordinary labels.
+const HOST_PARTS: &[&str] = &[
+    "127",
+    "0",
+    "1",
+    "10",
+    "169",
+    "254",
+    "192",
+    "168",
+    "8",
+    "255",
+    "256",
+    "0x7f",
+    "0X7F",
+    "0x",
+    "0177",
+    "017",
+    "00",
+    "08",
+    "2130706433",
+    "4294967295",
+    "0xffffffff",
+    "example",
+    "com",
+    "localhost",
+    "local",
+    "internal",
+    "arpa",
+    "home",
+    "test",
+    "xn--",
+    "xn--nxasmq6b",
+    "xn--a",
+    "a",
+    "hooks",
+    "api",
+    "b2",
+    "x-y",
+    "-",
+    "_",
+    "$",
+    "!",
+    "~",
+    "%2e",
+    "%2E",
+    "%31",
+    "%37",
+    "%00",
+    "%25",
+    "%C2%AD",
+    "%EF%BC%91",
+    "%EF%BC%8E",
+    "%E3%80%82",
+    "%E2%91%A0",
+    "%EF%BD%8C",
+    "%6c",
+    "%5B",
+    "%3a",
+    "",
+];
+
+const JOINERS: &[&str] = &[".", ".", ".", ".", ".", "", "..", "-"];
+
+/// Last labels: mostly real TLDs, so that the accepting path is exercised.
+const LAST: &[&str] = &[
+    ".com",
+    ".com",
+    ".io",
+    ".example.com",
+    ".org",
+    "",
+    ".",
+    ".1",
+    ".0x1",
+    ".localhost",
+    ".local",
+    ".xn--ls8h",
+    ".internal",
+    "%2ecom",
+    ".c%6fm",
+    ".com.",
+];
+
+const TAILS: &[&str] = &[
+    "",
+    "/",
+    "/p",
+    ":443/",
+    ":8443",
+    ":0",
+    ":65536",
+    ":08",
+    "?q=@x:y",
+    "/a@b:c",
+    "@127.0.0.1/",
+    "#x",
+    ".",
+    ")",
+];
+
+const SCHEMES: &[&str] = &[
+    "https://", "https://", "https://", "https://", "https://", "HTTPS://", "https:/", "https:",
+    "http://",
+];
+
+/// One part of an IPv4 literal in one of the WHATWG parser's notations.
+fn number_part(g: &mut Gen) -> String {
+    let n = match g.below(4) {
+        0 => g.next() % 256,
+        1 => g.pick_number(&[
+            0, 1, 8, 10, 100, 127, 169, 172, 192, 198, 203, 224, 240, 254, 255,
+        ]),
+        2 => g.next() % 65_536,
+        _ => g.next() % (1 << 32),
+    };
+    match g.below(6) {
+        0 => format!("0x{n:x}"),
+        1 => format!("0{n:o}"),
+        2 => format!("%3{}{}", n % 10, n / 10),
+        _ => n.to_string(),
+    }
+}
+
+fn generated_url(g: &mut Gen) -> String {
+    let mut s = g.pick(SCHEMES).to_owned();
+    if g.below(6) == 0 {
+        // A dotted quad, the only IPv4 spelling the policy can accept.
+        let octets: Vec<String> = (0..4).map(|_| (g.next() % 256).to_string()).collect();
+        s.push_str(&octets.join("."));
+        s.push_str(g.pick(TAILS));
+        return s;
+    }
+    if g.below(3) == 0 {
+        for i in 0..=g.below(4) {
+            if i > 0 {
+                s.push('.');
+            }
+            s.push_str(&number_part(g));
+        }
+        s.push_str(g.pick(&["", "", "", ".", "%2e"]));
+        s.push_str(g.pick(TAILS));
+        return s;
+    }
+    for i in 0..=g.below(5) {
+        if i > 0 {
+            s.push_str(g.pick(JOINERS));
+        }
+        s.push_str(g.pick(HOST_PARTS));
+    }
+    s.push_str(g.pick(LAST));
+    s.push_str(g.pick(TAILS));
+    s
+}
+
+/// The fuzz target's property (`fuzz/fuzz_targets/url_host_policy.rs`) over
+/// generated inputs: no accepted URL leads an HTTP client to a non-public IP
+/// literal, to `localhost`, or to a host spelled differently from the text.
+#[test]
+fn no_generated_url_that_is_accepted_reaches_a_non_public_or_local_host() {
+    let mut g = Gen(0x05ee_d1e5_50dd_ba11);
+    let (mut accepted, mut accepted_ip) = (0, 0);
+    for _ in 0..200_000 {
+        let input = generated_url(&mut g);
+        let Ok(dest) = input.parse::<DestinationUrl>() else {
+            continue;
+        };
+        accepted += 1;
+        assert_eq!(dest.as_str(), input);
+        let whatwg = url::Url::parse(&input).unwrap_or_else(|e| panic!("{input}: {e}"));
+        match whatwg.host() {
+            Some(url::Host::Ipv4(ip)) => {
+                accepted_ip += 1;
+                assert!(is_public_address(ip.into()), "{input}");
+            }
+            Some(url::Host::Ipv6(ip)) => assert!(is_public_address(ip.into()), "{input}"),
+            Some(url::Host::Domain(d)) => {
+                let d = d.trim_end_matches('.');
+                assert!(d != "localhost" && !d.ends_with(".localhost"), "{input}");
+                assert!(d.contains('.'), "{input}");
+            }
+            None => panic!("{input}: no host"),
+        }
+        assert_eq!(
+            whatwg.host_str().unwrap_or_default(),
+            dest.host().to_ascii_lowercase(),
+            "{input}"
+        );
+    }
+    // The generator must exercise the accepting path too, or the property is vacuous.
+    assert!(accepted > 3_000, "only {accepted} accepted");
+    assert!(accepted_ip > 10, "only {accepted_ip} IP literals accepted");
+}
+
+#[test]
+fn hosts_too_long_for_dns_even_after_decoding_are_refused_before_idna() {
+    // IDNA's punycode step is quadratic in a label's length; such labels can
+    // never become a valid DNS name, so they are refused as written.
+    for url in [
+        format!("https://xn--{}.com/", "a".repeat(2030)),
+        format!("https://xn--{}.com/", "a".repeat(249)),
+        format!("https://{}.com/", "%EF%BD%81".repeat(85)),
+        format!("https://{}.com/", "b".repeat(253)),
+    ] {
+        assert_eq!(code_of(&url).unwrap_err(), "invalid_host", "{url}");
+    }
+    // Up to the decoded limit the host still reaches the WHATWG parser, so a
+    // mapped spelling of a reserved name keeps its specific code.
+    let wide_localhost =
+        "%EF%BD%8C%EF%BD%8F%EF%BD%83%EF%BD%81%EF%BD%8C%EF%BD%88%EF%BD%8F%EF%BD%93%EF%BD%94";
+    assert_eq!(
+        code_of(&format!("https://{wide_localhost}/")).unwrap_err(),
+        "reserved_host"
+    );
+}
+
+mod operator_policy {
+    use prets_destinations::{DestinationUrl, HostPolicy};
+
+    fn policy() -> HostPolicy {
+        HostPolicy::default()
+            .allow("127.0.0.1/32".parse().unwrap())
+            .allow("10.0.0.0/8".parse().unwrap())
+            .allow("fd00::/8".parse().unwrap())
+            .deny("10.66.0.0/16".parse().unwrap())
+            .deny("168.63.129.16/32".parse().unwrap())
+    }
+
+    #[test]
+    fn allowed_networks_admit_literal_hosts_and_from_str_keeps_the_default() {
+        for ok in [
+            "https://127.0.0.1/",
+            "https://127.0.0.1:8443/hook",
+            "https://10.1.2.3/in",
+            "https://93.184.215.14/",
+            "https://example.com/",
+        ] {
+            let url = DestinationUrl::parse_with_policy(ok, &policy()).unwrap();
+            assert_eq!(url.as_str(), ok);
+        }
+        for refused in ["https://127.0.0.1/", "https://10.1.2.3/in"] {
+            assert_eq!(
+                refused.parse::<DestinationUrl>().unwrap_err().code(),
+                "non_public_address"
+            );
+            assert!(DestinationUrl::parse_with_policy(refused, &HostPolicy::default()).is_err());
+        }
+    }
+
+    #[test]
+    fn deny_beats_allow_and_beats_public() {
+        for (url, why) in [
+            ("https://10.66.1.1/", "denied inside an allowed network"),
+            ("https://168.63.129.16/", "public but denied"),
+            ("https://127.0.0.2/", "next to the allowed /32"),
+            ("https://192.168.1.1/", "private, not allowed"),
+        ] {
+            let err = DestinationUrl::parse_with_policy(url, &policy()).unwrap_err();
+            assert_eq!(err.code(), "non_public_address", "{why}");
+        }
+    }
+
+    #[test]
+    fn other_notations_of_an_allowed_address_stay_non_canonical() {
+        for url in [
+            "https://127.1/",
+            "https://0x7f.0.0.1/",
+            "https://2130706433/",
+        ] {
+            let err = DestinationUrl::parse_with_policy(url, &policy()).unwrap_err();
+            assert_eq!(err.code(), "non_canonical_host", "{url}");
+        }
+        // Other notations of a denied address are refused as not allowed.
+        let err =
+            DestinationUrl::parse_with_policy("https://0xa8.63.129.16/", &policy()).unwrap_err();
+        assert_eq!(err.code(), "non_public_address");
+    }
+
+    #[test]
+    fn names_are_never_judged_by_network() {
+        for (url, code) in [
+            ("https://localhost/", "reserved_host"),
+            ("https://localhost.localdomain/", "reserved_host"),
+            ("https://printer.local/", "reserved_host"),
+            ("https://hooks/", "single_label_host"),
+        ] {
+            let err = DestinationUrl::parse_with_policy(url, &policy()).unwrap_err();
+            assert_eq!(err.code(), code, "{url}");
+        }
+    }
+
+    #[test]
+    fn mapped_ipv6_is_judged_as_the_ipv4_it_carries() {
+        let p = policy();
+        assert!(p.is_allowed("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!p.is_allowed("::ffff:168.63.129.16".parse().unwrap()));
+        assert!(!p.is_allowed("::ffff:10.66.0.1".parse().unwrap()));
+        assert!(p.is_allowed("fd12::1".parse().unwrap()));
+        assert!(!p.is_allowed("fe80::1".parse().unwrap()));
+        // An IPv4 network does not cover IPv6 space, nor the other way round.
+        let v6_only = HostPolicy::default().deny("::/0".parse().unwrap());
+        assert!(v6_only.is_allowed("93.184.215.14".parse().unwrap()));
+        assert!(!v6_only.is_allowed("2606:2800:21f:cb07::1".parse().unwrap()));
+    }
+}
