@@ -163,17 +163,6 @@ fn digest(bytes: &[u8], column: &'static str) -> Result<SecretDigest, PgError> {
     Ok(SecretDigest::from_bytes(bytes))
 }
 
-/// A stored disabled reason, from its wire form.
-pub(crate) fn disabled_reason(s: &str) -> Option<DisabledReason> {
-    [
-        DisabledReason::Manual,
-        DisabledReason::Gone,
-        DisabledReason::Failing,
-    ]
-    .into_iter()
-    .find(|r| r.as_str() == s)
-}
-
 pub(crate) fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -218,7 +207,7 @@ fn decode(row: &Row) -> Result<(String, DestinationRecord), PgError> {
         enabled: row.try_get(9)?,
         disabled_reason: row
             .try_get::<_, Option<&str>>(10)?
-            .map(|r| disabled_reason(r).ok_or(PgError::corrupt("disabled reason")))
+            .map(|r| DisabledReason::from_wire(r).ok_or(PgError::corrupt("disabled reason")))
             .transpose()?,
     };
     Ok((tenant, record))

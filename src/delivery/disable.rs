@@ -20,6 +20,15 @@ pub enum DisabledReason {
 }
 
 impl DisabledReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [Self; 3] = [Self::Manual, Self::Gone, Self::Failing];
+
+    /// The reason whose wire form is `text` (as stored), if any.
+    #[must_use]
+    pub fn from_wire(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
     /// The wire form: `manual`, `gone` or `failing`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {

@@ -914,3 +914,16 @@ fn public_delivery_types_are_send_and_sync() {
     check::<RetrySchedule>();
     check::<HostPolicy>();
 }
+
+#[test]
+fn disabled_reasons_read_back_from_their_wire_form_only() {
+    use prets_destinations::delivery::DisabledReason;
+    for r in DisabledReason::ALL {
+        assert_eq!(DisabledReason::from_wire(r.as_str()), Some(r));
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, format!("\"{}\"", r.as_str()));
+    }
+    for bad in ["", "Manual", "gone ", "disabled", "failing\0"] {
+        assert_eq!(DisabledReason::from_wire(bad), None, "{bad:?}");
+    }
+}

@@ -39,17 +39,6 @@ fn version_from_sql(v: i64) -> u64 {
     u64::from_be_bytes(v.to_be_bytes())
 }
 
-/// A stored disabled reason, from its wire form.
-pub(super) fn disabled_reason(s: &str) -> Option<DisabledReason> {
-    [
-        DisabledReason::Manual,
-        DisabledReason::Gone,
-        DisabledReason::Failing,
-    ]
-    .into_iter()
-    .find(|r| r.as_str() == s)
-}
-
 fn digest(bytes: Vec<u8>) -> JobResult<SecretDigest> {
     let bytes: [u8; 32] = bytes
         .try_into()
@@ -109,7 +98,9 @@ impl RawRow {
             disabled_reason: self
                 .disabled_reason
                 .as_deref()
-                .map(|r| disabled_reason(r).ok_or(SqliteError::corrupt("disabled reason")))
+                .map(|r| {
+                    DisabledReason::from_wire(r).ok_or(SqliteError::corrupt("disabled reason"))
+                })
                 .transpose()?,
         })
     }
