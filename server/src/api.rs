@@ -15,10 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use prets_destinations::{
     ApiError, CreateDestinationRequest, CreateOutcome, DeleteOutcome, DeletedDestination,
-    DestinationId, DestinationRepo, Keyring, ListDestinationsRequest, RotateSecretRequest,
-    TenantId, Timestamp, UpdateDestinationRequest, create,
+    DestinationId, DestinationRepo, HostPolicy, Keyring, ListDestinationsRequest,
+    RotateSecretRequest, TenantId, Timestamp, UpdateDestinationRequest, create,
 };
 use serde::Serialize;
+use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 use crate::auth::ApiTokens;
@@ -46,16 +47,37 @@ pub struct AppState<R> {
     repo: R,
     tokens: ApiTokens,
     keyring: Keyring,
+    host_policy: HostPolicy,
+    published: Arc<Notify>,
 }
 
 impl<R> AppState<R> {
-    /// State over `repo`, accepting `tokens` and sealing with `keyring`.
+    /// State over `repo`, accepting `tokens` and sealing with `keyring`,
+    /// under the default host policy (public addresses only).
     pub fn new(repo: R, tokens: ApiTokens, keyring: Keyring) -> Self {
         Self {
             repo,
             tokens,
             keyring,
+            host_policy: HostPolicy::default(),
+            published: Arc::new(Notify::new()),
         }
+    }
+
+    /// This state judging literal-IP destination hosts by `policy` at create
+    /// and update time (the operator's allow and deny lists).
+    #[must_use]
+    pub fn with_host_policy(mut self, policy: HostPolicy) -> Self {
+        self.host_policy = policy;
+        self
+    }
+
+    /// This state signalling `notify` each time deliveries are committed to
+    /// the outbox, so a delivery worker waiting on it wakes at once.
+    #[must_use]
+    pub fn with_publish_notify(mut self, notify: Arc<Notify>) -> Self {
+        self.published = notify;
+        self
     }
 }
 
