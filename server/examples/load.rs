@@ -89,7 +89,12 @@ struct Args {
     #[arg(long, value_enum, default_value_t = RunKind::All)]
     run: RunKind,
     /// The stores, in order.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "sqlite,memory")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sqlite,memory"
+    )]
     stores: Vec<Store>,
     /// Node counts for PostgreSQL (each node an in-process server on the same
     /// database).
@@ -527,7 +532,11 @@ async fn receive(
     req: Request<Incoming>,
 ) -> Result<Response<Empty<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let arrived = epoch.elapsed();
     let destination = parts
         .uri
@@ -611,10 +620,9 @@ async fn publisher(
         let (status, answer) = conn.post("/v1/events", &bearer, &body).await;
         if status != 202 {
             out.refused += 1;
-            eprintln!(
-                "publish {i}: {status} {}",
-                String::from_utf8_lossy(answer)
-            );
+            if out.refused <= 3 {
+                eprintln!("publish {i}: {status} {}", String::from_utf8_lossy(answer));
+            }
             continue;
         }
         out.latencies.push(started.elapsed());
