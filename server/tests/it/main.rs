@@ -16,5 +16,8 @@ mod hardening;
 mod http;
 mod lifecycle_http;
 mod logs;
+#[path = "../receiver/mod.rs"]
+mod receiver;
 mod sqlite_repo;
 mod support;
+mod worker;

@@ -46,6 +46,8 @@ pub struct Recorded {
     pub version: Version,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// When its headers were read.
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -230,6 +232,7 @@ async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
+    let at = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -246,6 +249,7 @@ async fn handle(
         version: parts.version,
         headers: parts.headers,
         body,
+        at,
     });
     let reply = state
         .script
