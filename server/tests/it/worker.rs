@@ -535,7 +535,11 @@ async fn a_slow_destination_does_not_delay_another() {
     bench.wait_attempts(fast_id, 2).await;
     assert!(bench.attempts(slow_id).await.is_empty());
     let attempts = bench.wait_attempts(slow_id, 2).await;
-    assert!(attempts.iter().all(|a| a.outcome == AttemptOutcome::Succeeded));
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.outcome == AttemptOutcome::Succeeded)
+    );
     worker.shutdown().await;
 }
 
