@@ -12,11 +12,11 @@
 
 #[cfg(unix)]
 mod binary;
+mod delivery_client;
 mod hardening;
 mod http;
 mod lifecycle_http;
 mod logs;
-#[path = "../receiver/mod.rs"]
 mod receiver;
 mod sqlite_repo;
 mod support;

@@ -53,18 +53,18 @@ fn now() -> Timestamp {
 /// Delivery settings trusting the receivers' certificates, admitting
 /// 127.0.0.1/32, with `schedule` between attempts.
 fn settings(receivers: &[&Receiver], schedule: &str) -> DeliveryConfig {
-    let mut config = DeliveryConfig::default();
-    config.policy = HostPolicy::new().allow("127.0.0.1/32".parse().unwrap());
-    for r in receivers {
-        config
-            .root_certificates
-            .extend(parse_root_certificates(r.cert_pem.as_bytes()).unwrap());
+    DeliveryConfig {
+        policy: HostPolicy::new().allow("127.0.0.1/32".parse().unwrap()),
+        root_certificates: receivers
+            .iter()
+            .flat_map(|r| parse_root_certificates(r.cert_pem.as_bytes()).unwrap())
+            .collect(),
+        retry_schedule: schedule.parse().unwrap(),
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+        concurrency: 8,
+        ..DeliveryConfig::default()
     }
-    config.retry_schedule = schedule.parse().unwrap();
-    config.timeout = Duration::from_secs(5);
-    config.connect_timeout = Duration::from_secs(2);
-    config.concurrency = 8;
-    config
 }
 
 /// Waits (up to 10 s) until `done` holds.

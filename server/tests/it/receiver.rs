@@ -3,15 +3,6 @@
 //! connections it accepts, records every request (method, target, version,
 //! headers, body) and answers with scripted replies.
 
-#![allow(
-    dead_code,
-    unreachable_pub,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
