@@ -71,6 +71,10 @@ pub struct WorkerOptions {
     /// How long [`WorkerHandle::shutdown`] lets attempts being sent finish;
     /// `None` is the delivery timeout.
     pub shutdown_grace: Option<Duration>,
+    /// The lease of a claim; `None` is [`lease_duration`] of the delivery
+    /// timeout. A shorter lease is kept alive by renewals every half lease
+    /// while the attempt runs.
+    pub lease: Option<Duration>,
 }
 
 impl Default for WorkerOptions {
@@ -79,6 +83,7 @@ impl Default for WorkerOptions {
             poll_interval: POLL_INTERVAL,
             batch: BATCH,
             shutdown_grace: None,
+            lease: None,
         }
     }
 }
@@ -88,6 +93,13 @@ impl WorkerOptions {
     #[must_use]
     pub const fn poll_interval(mut self, poll_interval: Duration) -> Self {
         self.poll_interval = poll_interval;
+        self
+    }
+
+    /// These options with `lease`.
+    #[must_use]
+    pub const fn lease(mut self, lease: Duration) -> Self {
+        self.lease = Some(lease);
         self
     }
 
@@ -154,6 +166,9 @@ impl<R: Outbox + 'static> Worker<R> {
     #[must_use]
     pub fn with_options(mut self, options: WorkerOptions) -> Self {
         self.options = options;
+        if let Some(lease) = options.lease {
+            self.lease = lease.max(Duration::from_millis(100));
+        }
         self
     }
 

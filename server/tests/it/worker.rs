@@ -598,6 +598,32 @@ async fn shutdown_lets_an_attempt_in_flight_finish_within_the_grace() {
 }
 
 #[tokio::test]
+async fn a_lease_is_renewed_while_the_attempt_runs() {
+    // Two workers on one store, leases of 600 ms, an answer after 2 s: the
+    // renewals keep the second worker off the delivery.
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(200).delay(Duration::from_secs(2)));
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let config = settings(&[&rx], "1s");
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .lease(Duration::from_millis(600));
+    let first = bench.worker_with(&config, loopback(), options);
+    let second = bench.worker_with(&config, loopback(), options);
+    bench.publish(PAYLOAD).await;
+
+    let attempts = bench.wait_attempts(id, 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.requests().len(), 1, "one worker sent it, once");
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    assert!(attempts[0].duration_ms >= 2000);
+    assert_eq!(bench.attempts(id).await.len(), 1);
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_publish_wakes_the_worker_before_its_poll() {
     let bench = Bench::sqlite();
     let rx = Receiver::start(Options::default()).await;
@@ -608,6 +634,158 @@ async fn a_publish_wakes_the_worker_before_its_poll() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     bench.publish(PAYLOAD).await;
     bench.wait_attempts(id, 1).await;
+    worker.shutdown().await;
+}
+
+/// A store whose claims fail while `failing` is set, counting them.
+struct FlakyClaims {
+    inner: MemoryRepo,
+    failing: std::sync::atomic::AtomicBool,
+    claims: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Debug)]
+struct Flaky;
+
+impl std::fmt::Display for Flaky {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the store is unavailable")
+    }
+}
+
+impl std::error::Error for Flaky {}
+
+fn flaky<T>(r: Result<T, std::convert::Infallible>) -> Result<T, Flaky> {
+    r.map_err(|e| match e {})
+}
+
+impl DestinationRepo for FlakyClaims {
+    type Error = Flaky;
+    async fn insert(
+        &self,
+        t: &TenantId,
+        r: &prets_destinations::DestinationRecord,
+    ) -> Result<prets_destinations::InsertOutcome, Flaky> {
+        flaky(self.inner.insert(t, r).await)
+    }
+    async fn get(
+        &self,
+        t: &TenantId,
+        id: DestinationId,
+    ) -> Result<Option<prets_destinations::DestinationRecord>, Flaky> {
+        flaky(self.inner.get(t, id).await)
+    }
+    async fn list(
+        &self,
+        t: &TenantId,
+    ) -> Result<Vec<prets_destinations::DestinationRecord>, Flaky> {
+        flaky(self.inner.list(t).await)
+    }
+    async fn find_by_digest(
+        &self,
+        d: &prets_destinations::SecretDigest,
+    ) -> Result<Vec<(TenantId, prets_destinations::DestinationRecord)>, Flaky> {
+        flaky(self.inner.find_by_digest(d).await)
+    }
+    async fn list_page(
+        &self,
+        t: &TenantId,
+        after: Option<DestinationId>,
+        limit: usize,
+    ) -> Result<Vec<prets_destinations::DestinationRecord>, Flaky> {
+        flaky(self.inner.list_page(t, after, limit).await)
+    }
+    async fn replace(
+        &self,
+        t: &TenantId,
+        v: u64,
+        r: &prets_destinations::DestinationRecord,
+    ) -> Result<prets_destinations::ReplaceOutcome, Flaky> {
+        flaky(self.inner.replace(t, v, r).await)
+    }
+    async fn remove(
+        &self,
+        t: &TenantId,
+        id: DestinationId,
+    ) -> Result<prets_destinations::RemoveOutcome, Flaky> {
+        flaky(self.inner.remove(t, id).await)
+    }
+}
+
+impl Outbox for FlakyClaims {
+    async fn enqueue(
+        &self,
+        t: &TenantId,
+        e: &prets_destinations::delivery::Event,
+        target: prets_destinations::delivery::Target,
+    ) -> Result<prets_destinations::delivery::EnqueueOutcome, Flaky> {
+        flaky(self.inner.enqueue(t, e, target).await)
+    }
+    async fn claim(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: prets_destinations::delivery::LeaseRequest,
+    ) -> Result<Vec<prets_destinations::delivery::Claimed>, Flaky> {
+        use std::sync::atomic::Ordering;
+        self.claims.fetch_add(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(Flaky);
+        }
+        flaky(self.inner.claim(now, limit, lease).await)
+    }
+    async fn renew(
+        &self,
+        l: &prets_destinations::delivery::Lease,
+        until: Timestamp,
+    ) -> Result<bool, Flaky> {
+        flaky(self.inner.renew(l, until).await)
+    }
+    async fn release(&self, l: &prets_destinations::delivery::Lease) -> Result<bool, Flaky> {
+        flaky(self.inner.release(l).await)
+    }
+    async fn complete(
+        &self,
+        l: &prets_destinations::delivery::Lease,
+        r: prets_destinations::delivery::AttemptReport,
+    ) -> Result<prets_destinations::delivery::CompleteOutcome, Flaky> {
+        flaky(self.inner.complete(l, r).await)
+    }
+    async fn list_attempts(
+        &self,
+        t: &TenantId,
+        d: DestinationId,
+        before: Option<prets_destinations::delivery::AttemptId>,
+        limit: usize,
+    ) -> Result<Vec<AttemptRecord>, Flaky> {
+        flaky(self.inner.list_attempts(t, d, before, limit).await)
+    }
+}
+
+#[tokio::test]
+async fn store_errors_back_off_instead_of_spinning_and_work_resumes() {
+    use std::sync::atomic::Ordering;
+    let bench = Bench::over(
+        FlakyClaims {
+            inner: MemoryRepo::new(),
+            failing: true.into(),
+            claims: 0.into(),
+        },
+        None,
+    );
+    let rx = Receiver::start(Options::default()).await;
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let worker = bench.worker(&settings(&[&rx], "1s"), loopback());
+    bench.publish(PAYLOAD).await;
+    // 100 ms, 200 ms, 400 ms, 800 ms...: a handful of claims in 1.2 s.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let claims = bench.repo.claims.load(Ordering::SeqCst);
+    assert!((2..=6).contains(&claims), "{claims} claims");
+    assert_eq!(rx.connections(), 0);
+
+    bench.repo.failing.store(false, Ordering::SeqCst);
+    let attempts = bench.wait_attempts(id, 1).await;
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
     worker.shutdown().await;
 }
 
