@@ -96,6 +96,13 @@ impl WorkerOptions {
         self
     }
 
+    /// These options with `batch` (at least 1).
+    #[must_use]
+    pub const fn batch(mut self, batch: usize) -> Self {
+        self.batch = batch;
+        self
+    }
+
     /// These options with `lease`.
     #[must_use]
     pub const fn lease(mut self, lease: Duration) -> Self {

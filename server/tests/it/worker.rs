@@ -637,11 +637,15 @@ async fn a_publish_wakes_the_worker_before_its_poll() {
     worker.shutdown().await;
 }
 
-/// A store whose claims fail while `failing` is set, counting them.
-struct FlakyClaims {
+/// A store whose claims fail while `failing` is set, counting them, and
+/// whose reads of a destination never finish while `stall_gets` is set.
+#[derive(Default)]
+struct Scripted {
     inner: MemoryRepo,
     failing: std::sync::atomic::AtomicBool,
     claims: std::sync::atomic::AtomicUsize,
+    stall_gets: std::sync::atomic::AtomicBool,
+    stalled: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -659,7 +663,7 @@ fn flaky<T>(r: Result<T, std::convert::Infallible>) -> Result<T, Flaky> {
     r.map_err(|e| match e {})
 }
 
-impl DestinationRepo for FlakyClaims {
+impl DestinationRepo for Scripted {
     type Error = Flaky;
     async fn insert(
         &self,
@@ -673,6 +677,11 @@ impl DestinationRepo for FlakyClaims {
         t: &TenantId,
         id: DestinationId,
     ) -> Result<Option<prets_destinations::DestinationRecord>, Flaky> {
+        use std::sync::atomic::Ordering;
+        if self.stall_gets.load(Ordering::SeqCst) {
+            self.stalled.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
         flaky(self.inner.get(t, id).await)
     }
     async fn list(
@@ -712,7 +721,7 @@ impl DestinationRepo for FlakyClaims {
     }
 }
 
-impl Outbox for FlakyClaims {
+impl Outbox for Scripted {
     async fn enqueue(
         &self,
         t: &TenantId,
@@ -766,10 +775,9 @@ impl Outbox for FlakyClaims {
 async fn store_errors_back_off_instead_of_spinning_and_work_resumes() {
     use std::sync::atomic::Ordering;
     let bench = Bench::over(
-        FlakyClaims {
-            inner: MemoryRepo::new(),
+        Scripted {
             failing: true.into(),
-            claims: 0.into(),
+            ..Scripted::default()
         },
         None,
     );
@@ -786,6 +794,38 @@ async fn store_errors_back_off_instead_of_spinning_and_work_resumes() {
     bench.repo.failing.store(false, Ordering::SeqCst);
     let attempts = bench.wait_attempts(id, 1).await;
     assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_releases_a_claimed_delivery_not_yet_sent() {
+    use std::sync::atomic::Ordering;
+    let bench = Bench::over(Scripted::default(), None);
+    let rx = Receiver::start(Options::default()).await;
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let config = settings(&[&rx], "1s");
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .shutdown_grace(Duration::from_millis(200));
+    bench.repo.stall_gets.store(true, Ordering::SeqCst);
+    let worker = bench.worker_with(&config, loopback(), options);
+    bench.publish(PAYLOAD).await;
+    eventually("claimed, stuck before sending", || {
+        bench.repo.stalled.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    worker.shutdown().await;
+    assert_eq!(rx.connections(), 0);
+
+    // Released, not left to its 15 s lease.
+    bench.repo.stall_gets.store(false, Ordering::SeqCst);
+    let restarted = Instant::now();
+    let worker = bench.worker(&config, loopback());
+    let attempts = bench.wait_attempts(id, 1).await;
+    assert!(restarted.elapsed() < Duration::from_secs(3));
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    assert_eq!(attempts[0].attempt, 1);
+    assert_eq!(rx.requests().len(), 1);
     worker.shutdown().await;
 }
 
