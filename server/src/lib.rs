@@ -1,5 +1,6 @@
 //! The reference server of `prets-destinations`: the event destinations API
-//! over HTTP (axum on tokio) on an embedded SQLite database.
+//! over HTTP (axum on tokio) on an embedded SQLite database, and the
+//! [`delivery`] worker that posts published events to the destinations.
 //!
 //! The binary `prets-destinations-server` is [`Config`] parsed from flags
 //! and environment variables, then [`prepare`] and [`serve`](fn@serve). Tests and the
