@@ -624,9 +624,10 @@ async fn a_lease_is_renewed_while_the_attempt_runs() {
 }
 
 #[tokio::test]
-async fn a_publish_wakes_the_worker_before_its_poll() {
+async fn a_publish_and_a_due_retry_wake_the_worker_before_its_poll() {
     let bench = Bench::sqlite();
     let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(500));
     let (id, _) = bench.destination(&rx.name_url("/")).await;
     let options = WorkerOptions::default().poll_interval(Duration::from_secs(3600));
     let worker = bench.worker_with(&settings(&[&rx], "1s"), loopback(), options);
@@ -634,6 +635,11 @@ async fn a_publish_wakes_the_worker_before_its_poll() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     bench.publish(PAYLOAD).await;
     bench.wait_attempts(id, 1).await;
+    // The retry it scheduled (1 s + jitter) wakes it, not the hour-long poll.
+    let attempts = bench.wait_attempts(id, 2).await;
+    let gap = attempts[0].started_at.unix_millis() - attempts[1].started_at.unix_millis();
+    assert!((1000..3000).contains(&gap), "{gap} ms");
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
     worker.shutdown().await;
 }
 
