@@ -46,19 +46,20 @@ pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 pub struct AppState<R> {
     repo: R,
     tokens: ApiTokens,
-    keyring: Keyring,
+    keyring: Arc<Keyring>,
     host_policy: HostPolicy,
     published: Arc<Notify>,
 }
 
 impl<R> AppState<R> {
     /// State over `repo`, accepting `tokens` and sealing with `keyring`,
-    /// under the default host policy (public addresses only).
-    pub fn new(repo: R, tokens: ApiTokens, keyring: Keyring) -> Self {
+    /// under the default host policy (public addresses only). The keyring
+    /// may be shared (`Arc<Keyring>`) with a delivery worker.
+    pub fn new(repo: R, tokens: ApiTokens, keyring: impl Into<Arc<Keyring>>) -> Self {
         Self {
             repo,
             tokens,
-            keyring,
+            keyring: keyring.into(),
             host_policy: HostPolicy::default(),
             published: Arc::new(Notify::new()),
         }

@@ -12,9 +12,12 @@
 
 #[cfg(unix)]
 mod binary;
+mod delivery_client;
 mod hardening;
 mod http;
 mod lifecycle_http;
 mod logs;
+mod receiver;
 mod sqlite_repo;
 mod support;
+mod worker;
