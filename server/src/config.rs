@@ -195,6 +195,21 @@ impl Config {
         }
     }
 
+    /// The host policy of `--allow-private-destinations` and
+    /// `--deny-destinations`, which create and update judge a literal-IP
+    /// URL by, and deliveries every resolved address.
+    #[must_use]
+    pub fn host_policy(&self) -> HostPolicy {
+        let mut policy = HostPolicy::new();
+        for net in &self.allow_private_destinations {
+            policy = policy.allow(*net);
+        }
+        for net in &self.deny_destinations {
+            policy = policy.deny(*net);
+        }
+        policy
+    }
+
     /// The delivery settings: the host policy built from the allow and deny
     /// lists, the extra root certificates read and parsed, the schedule and
     /// the limits.
@@ -203,13 +218,7 @@ impl Config {
     /// [`DeliveryConfigError`] naming the root-certificate file that is
     /// missing, unreadable or holds no certificate.
     pub fn delivery(&self) -> Result<DeliveryConfig, DeliveryConfigError> {
-        let mut policy = HostPolicy::new();
-        for net in &self.allow_private_destinations {
-            policy = policy.allow(*net);
-        }
-        for net in &self.deny_destinations {
-            policy = policy.deny(*net);
-        }
+        let policy = self.host_policy();
         let mut root_certificates = Vec::new();
         for path in &self.delivery_root_certs {
             let error = |reason: String| DeliveryConfigError {

@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
-pub use crate::api::{AppState, BODY_LIMIT, OPENAPI_JSON, router};
+pub use crate::api::{AppState, BODY_LIMIT, OPENAPI_JSON, PUBLISH_BODY_LIMIT, router};
 pub use crate::auth::{ApiTokens, TOKEN_PREFIX, mint_token, token_digest};
 pub use crate::config::{
     Config, DeliveryConfig, DeliveryConfigError, InvalidTokenEntry, TokenEntry,
@@ -171,7 +171,8 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         } else {
             (configured_tokens(config), None)
         };
-        let state = AppState::new(MemoryRepo::new(), tokens, keyring);
+        let state = AppState::new(MemoryRepo::new(), tokens, keyring)
+            .with_host_policy(config.host_policy());
         (router(state), demo, "memory")
     } else {
         let database_existed = config.database.exists();
@@ -195,7 +196,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         } else {
             (configured_tokens(config), None)
         };
-        let state = AppState::new(repo, tokens, keyring);
+        let state = AppState::new(repo, tokens, keyring).with_host_policy(config.host_policy());
         (router(state), demo, "sqlite")
     };
     let listener = TcpListener::bind(config.listen)

@@ -12,6 +12,7 @@
 
 #[cfg(unix)]
 mod binary;
+mod events_http;
 mod hardening;
 mod http;
 mod lifecycle_http;
