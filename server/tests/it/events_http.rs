@@ -6,8 +6,8 @@
 use std::time::{Duration, SystemTime};
 
 use prets_destinations::delivery::{
-    Classification, CompleteOutcome, LeaseRequest, LeaseToken, Outbox, PAYLOAD_MAX_BYTES, RetrySchedule,
-    finish_attempt,
+    Classification, CompleteOutcome, LeaseRequest, LeaseToken, Outbox, PAYLOAD_MAX_BYTES,
+    RetrySchedule, finish_attempt,
 };
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use prets_destinations_server::{
@@ -857,4 +857,55 @@ async fn create_and_update_follow_the_configured_host_policy() {
         assert_eq!(response.json()["url"], json!("https://127.0.0.1/other"));
         server.running.stop().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn malformed_publish_bodies_never_give_a_5xx() {
+    let server = Server::start(Store::Memory).await;
+    server.create(&server.a, "one").await;
+    let mut bodies = crate::http::malformed_bodies();
+    // Publish-shaped ones too: type and payload of every JSON kind, nested
+    // deeply, escaped, with stray bytes.
+    let kinds = [
+        "null",
+        "true",
+        "1",
+        "-0.5e300",
+        "\"s\"",
+        "[]",
+        "{}",
+        "[[[[1]]]]",
+    ];
+    for t in kinds {
+        for p in kinds {
+            bodies.push(format!(r#"{{"type":{t},"payload":{p}}}"#).into_bytes());
+        }
+    }
+    bodies.push(format!(r#"{{"type":"a","payload":{}}}"#, "[".repeat(200)).into_bytes());
+    bodies.push(
+        format!(
+            r#"{{"type":"a","payload":{}1{}}}"#,
+            "[".repeat(120),
+            "]".repeat(120)
+        )
+        .into_bytes(),
+    );
+    bodies.push(br#"{"type":"\ud800","payload":1}"#.to_vec());
+    bodies.push(br#"{"type":"a","payload":"\ud800"}"#.to_vec());
+    bodies.push(b"{\"type\":\"a\",\"payload\":\"\xff\"}".to_vec());
+    bodies.push(br#"{"type":"a\u0000","payload":1}"#.to_vec());
+    for body in bodies {
+        let response = server
+            .publish_raw(&[("Content-Type", "application/json")], &body)
+            .await;
+        assert!(
+            matches!(response.status, 202 | 400 | 413 | 422),
+            "{} for {:?}: {}",
+            response.status,
+            String::from_utf8_lossy(&body[..body.len().min(200)]),
+            response.text()
+        );
+        assert_documented("POST", EVENTS, &response);
+    }
+    server.running.stop().await.unwrap();
 }
