@@ -909,3 +909,107 @@ async fn malformed_publish_bodies_never_give_a_5xx() {
     }
     server.running.stop().await.unwrap();
 }
+
+/// `kill -9` of the binary right after the last 202: every acknowledged
+/// event's deliveries are in the database.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_kill_9_of_the_binary() {
+    use std::io::{BufRead as _, BufReader};
+    use std::net::SocketAddr;
+    use std::process::{Command, Stdio};
+
+    let dir = TempDir::new();
+    let token = mint_token();
+    let hex: String = token_digest(&token)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_prets-destinations-server"))
+        .current_dir(dir.path())
+        .args(["--listen", "127.0.0.1:0", "--api-token"])
+        .arg(format!("org_a={hex}"))
+        .env_remove("PRETS_DATABASE")
+        .env_remove("PRETS_API_TOKENS")
+        .env_remove("PRETS_SEALING_KEY_FILE")
+        .env_remove("PRETS_MEMORY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr: SocketAddr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server logs that it listens");
+        if let Some(rest) = line.split("addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    let bearer = format!("Bearer {}", *token);
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let mut destinations = Vec::new();
+    for name in ["one", "two"] {
+        let body = json!({"name": name, "url": "https://example.com/hooks"}).to_string();
+        let response = request(addr, "POST", CREATE_PATH, &headers, body.as_bytes()).await;
+        assert_eq!(response.status, 201, "{}", response.text());
+        destinations.push(
+            response.json()["destinationId"]
+                .as_str()
+                .unwrap()
+                .parse::<DestinationId>()
+                .unwrap(),
+        );
+    }
+    // Concurrent publishes, so several share a group commit.
+    let tasks: Vec<_> = (0..24)
+        .map(|n| {
+            let bearer = bearer.clone();
+            tokio::spawn(async move {
+                let body = json!({"type": "n", "payload": n}).to_string();
+                let headers = [
+                    ("Authorization", bearer.as_str()),
+                    ("Content-Type", "application/json"),
+                ];
+                request(addr, "POST", EVENTS, &headers, body.as_bytes()).await
+            })
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.push(assert_accepted(&task.await.unwrap(), "n", 2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let repo = SqliteRepo::open(&dir.path().join("prets-destinations.sqlite3")).unwrap();
+    let claimed = claim_all(&repo).await;
+    let mut found: Vec<(String, DestinationId)> = claimed
+        .iter()
+        .map(|c| {
+            (
+                c.event.event_id.to_string(),
+                c.lease.delivery.destination_id,
+            )
+        })
+        .collect();
+    found.sort_unstable();
+    let mut expected: Vec<(String, DestinationId)> = acknowledged
+        .iter()
+        .flat_map(|e| destinations.iter().map(move |d| (e.clone(), *d)))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(found, expected, "every acknowledged delivery, once");
+}
