@@ -1013,3 +1013,76 @@ async fn acknowledged_events_survive_kill_9_of_the_binary() {
     expected.sort_unstable();
     assert_eq!(found, expected, "every acknowledged delivery, once");
 }
+
+/// The new schemas describe what the server sends and nothing looser: a
+/// failed attempt with a next attempt validates; wrong prefixes, outcomes
+/// and missing members do not.
+#[test]
+fn the_event_schemas_accept_their_bodies_and_reject_others() {
+    use crate::support::{openapi, response_schema, validate};
+    let doc = openapi();
+    let page = response_schema(&doc, "GET", ATTEMPTS, 200, "application/json");
+    let attempt = json!({
+        "attemptId": "att_01HZY8ZQ5M3J9V6W2X4T7R1P0K",
+        "eventId": "evt_01HZY8ZQ5M3J9V6W2X4T7R1P0K",
+        "attempt": 2,
+        "startedAt": "2026-01-01T00:00:00Z",
+        "durationMs": 15000,
+        "outcome": "failed",
+        "responseStatus": null,
+        "error": "timed out",
+        "nextAttemptAt": "2026-01-01T00:05:00Z",
+    });
+    let good =
+        json!({"data": [attempt], "hasMore": true, "nextCursor": "att_01HZY8ZQ5M3J9V6W2X4T7R1P0K"});
+    assert_eq!(validate(&doc, page, &good), Vec::<String>::new());
+    let mut bad_bodies = Vec::new();
+    for (member, value) in [
+        ("attemptId", json!("evt_01HZY8ZQ5M3J9V6W2X4T7R1P0K")),
+        ("eventId", json!("whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K")),
+        ("attempt", json!(0)),
+        ("outcome", json!("pending")),
+        ("startedAt", json!("yesterday")),
+        ("durationMs", json!(-1)),
+    ] {
+        let mut bad = good.clone();
+        bad["data"][0][member] = value;
+        bad_bodies.push(bad);
+    }
+    let mut missing = good.clone();
+    missing["data"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("nextAttemptAt");
+    bad_bodies.push(missing);
+    let mut extra = good.clone();
+    extra["data"][0]["responseBody"] = json!("never sent");
+    bad_bodies.push(extra);
+    let mut cursor = good.clone();
+    cursor["nextCursor"] = json!("whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K");
+    bad_bodies.push(cursor);
+    for bad in bad_bodies {
+        assert!(!validate(&doc, page, &bad).is_empty(), "{bad}");
+    }
+
+    let published = response_schema(&doc, "POST", EVENTS, 202, "application/json");
+    let good = json!({
+        "eventId": "evt_01HZY8ZQ5M3J9V6W2X4T7R1P0K",
+        "type": "invoice.paid",
+        "createdAt": "2026-01-01T00:00:00Z",
+        "destinations": 0,
+    });
+    assert_eq!(validate(&doc, published, &good), Vec::<String>::new());
+    for (member, value) in [
+        ("eventId", json!("att_01HZY8ZQ5M3J9V6W2X4T7R1P0K")),
+        ("type", json!("invoice paid")),
+        ("destinations", json!(-1)),
+        ("createdAt", json!(1)),
+    ] {
+        let mut bad = good.clone();
+        bad[member] = value;
+        assert!(!validate(&doc, published, &bad).is_empty(), "{bad}");
+    }
+    let test = response_schema(&doc, "POST", TEST, 202, "application/json");
+    assert_eq!(validate(&doc, test, &good), Vec::<String>::new());
+}
