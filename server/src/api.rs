@@ -20,8 +20,8 @@ use prets_destinations::delivery::{
 use prets_destinations::ops::{create_with_policy, update_with_policy};
 use prets_destinations::{
     ApiError, CreateDestinationRequest, CreateOutcome, DeleteOutcome, DeletedDestination,
-    DestinationId, HostPolicy, Keyring, ListDestinationsRequest, RotateSecretRequest, TenantId,
-    Timestamp, UpdateDestinationRequest,
+    DestinationId, DestinationRepo, HostPolicy, Keyring, ListDestinationsRequest,
+    RotateSecretRequest, TenantId, Timestamp, UpdateDestinationRequest,
 };
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -136,7 +136,7 @@ pub fn router<R: Outbox + 'static>(state: AppState<R>) -> Router {
 /// The authenticated caller's organization.
 struct Organization(TenantId);
 
-impl<R: Outbox + 'static> FromRequestParts<Shared<R>> for Organization {
+impl<R: DestinationRepo + 'static> FromRequestParts<Shared<R>> for Organization {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared<R>) -> Result<Self, Problem> {
@@ -246,7 +246,7 @@ fn server_error(error: &dyn std::error::Error) -> Problem {
     Problem::internal()
 }
 
-async fn create_destination<R: Outbox + 'static>(
+async fn create_destination<R: DestinationRepo + 'static>(
     State(state): State<Shared<R>>,
     Organization(org): Organization,
     headers: HeaderMap,
@@ -342,7 +342,7 @@ fn not_found_destination() -> Problem {
     Problem::from(ApiError::not_found())
 }
 
-async fn get_destination<R: Outbox + 'static>(
+async fn get_destination<R: DestinationRepo + 'static>(
     State(state): State<Shared<R>>,
     Organization(org): Organization,
     PathId(id): PathId,
@@ -355,7 +355,7 @@ async fn get_destination<R: Outbox + 'static>(
     ok_json(&view, false)
 }
 
-async fn list_destinations<R: Outbox + 'static>(
+async fn list_destinations<R: DestinationRepo + 'static>(
     State(state): State<Shared<R>>,
     Organization(org): Organization,
     query: Result<Query<ListDestinationsRequest>, QueryRejection>,
@@ -371,7 +371,7 @@ async fn list_destinations<R: Outbox + 'static>(
     ok_json(&page, false)
 }
 
-async fn update_destination<R: Outbox + 'static>(
+async fn update_destination<R: DestinationRepo + 'static>(
     State(state): State<Shared<R>>,
     Organization(org): Organization,
     PathId(id): PathId,
@@ -393,7 +393,7 @@ async fn update_destination<R: Outbox + 'static>(
     ok_json(&view, false)
 }
 
-async fn delete_destination<R: Outbox + 'static>(
+async fn delete_destination<R: DestinationRepo + 'static>(
     State(state): State<Shared<R>>,
     Organization(org): Organization,
     PathId(id): PathId,
@@ -421,7 +421,7 @@ fn deleted(id: DestinationId, outcome: DeleteOutcome) -> Result<DeletedDestinati
     }
 }
 
-async fn rotate_secret<R: Outbox + 'static>(
+async fn rotate_secret<R: DestinationRepo + 'static>(
     State(state): State<Shared<R>>,
     Organization(org): Organization,
     PathId(id): PathId,
