@@ -31,7 +31,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
-pub use crate::api::{AppState, BODY_LIMIT, OPENAPI_JSON, router};
+pub use crate::api::{AppState, BODY_LIMIT, OPENAPI_JSON, PUBLISH_BODY_LIMIT, router};
 pub use crate::auth::{ApiTokens, TOKEN_PREFIX, mint_token, token_digest};
 pub use crate::config::{
     Config, DeliveryConfig, DeliveryConfigError, InvalidTokenEntry, TokenEntry,
@@ -113,7 +113,8 @@ pub struct Prepared {
     listener: TcpListener,
     router: axum::Router,
     limits: serve::Limits,
-    worker: StartWorker,
+    /// `None` with `--no-delivery`.
+    worker: Option<StartWorker>,
     /// The demo organization's API token when this start created it; print
     /// it once, to the operator, and drop it.
     pub demo_token: Option<Zeroizing<String>>,
@@ -296,7 +297,7 @@ pub async fn prepare_with_resolver(
         listener,
         router,
         limits,
-        worker,
+        worker: (!config.no_delivery).then_some(worker),
         demo_token,
         local_addr,
         store,
@@ -317,7 +318,7 @@ pub async fn serve(
     prepared: Prepared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let worker = (prepared.worker)();
+    let worker = prepared.worker.map(|start| start());
     let (stopping, stop_seen) = oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
@@ -334,11 +335,15 @@ pub async fn serve(
         biased;
         result = &mut server => result,
         _ = stop_seen => {
-            worker.begin_shutdown();
+            if let Some(worker) = &worker {
+                worker.begin_shutdown();
+            }
             server.await
         }
     };
-    worker.shutdown().await;
+    if let Some(worker) = worker {
+        worker.shutdown().await;
+    }
     result
 }
 

@@ -13,6 +13,7 @@
 #[cfg(unix)]
 mod binary;
 mod delivery_client;
+mod events_http;
 mod hardening;
 mod http;
 mod lifecycle_http;
