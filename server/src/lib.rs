@@ -1,5 +1,6 @@
 //! The reference server of `prets-destinations`: the event destinations API
-//! over HTTP (axum on tokio) on an embedded SQLite database.
+//! over HTTP (axum on tokio) on an embedded SQLite database, or on
+//! PostgreSQL for several nodes behind a load balancer.
 //!
 //! The binary `prets-destinations-server` is [`Config`] parsed from flags
 //! and environment variables, then [`prepare`] and [`serve`](fn@serve). Tests and the
@@ -10,9 +11,11 @@
 mod api;
 mod auth;
 mod config;
+mod database;
 pub mod delivery;
 mod hex;
 mod keyfile;
+mod postgres;
 mod problem;
 mod serve;
 mod sqlite;
@@ -33,9 +36,11 @@ pub use crate::auth::{ApiTokens, TOKEN_PREFIX, mint_token, token_digest};
 pub use crate::config::{
     Config, DeliveryConfig, DeliveryConfigError, InvalidTokenEntry, TokenEntry,
 };
+pub use crate::database::{Database, PgUrl};
 pub use crate::keyfile::KeyFileError;
 pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem};
 pub use crate::sqlite::{MAX_BATCH, SqliteError, SqliteRepo, schema_version};
+pub use prets_destinations_postgres::PgError;
 
 /// Reads a sealing-key file (`<key id> <64 hex digits>` per line, the first
 /// line the current key) into a keyring.
@@ -62,6 +67,12 @@ pub enum StartError {
     /// The database holds data but its default sealing-key file is missing:
     /// a new key could not open the stored secrets, so none is made.
     MissingSealingKey,
+    /// PostgreSQL was selected without `--sealing-key-file`: every node must
+    /// use the same key, so none is made up.
+    SealingKeyRequired,
+    /// PostgreSQL could not be reached in time, refused the connection, or
+    /// its schema is newer than this build's.
+    Postgres(PgError),
     /// The listen address could not be bound.
     Listen(io::Error),
     /// The system clock is outside the supported range.
@@ -76,6 +87,10 @@ impl fmt::Display for StartError {
             Self::MissingSealingKey => f.write_str(
                 "the database exists but its sealing-key file does not; restore the file or name it with --sealing-key-file",
             ),
+            Self::SealingKeyRequired => f.write_str(
+                "PostgreSQL requires --sealing-key-file (PRETS_SEALING_KEY_FILE): every node must name the same sealing-key file",
+            ),
+            Self::Postgres(e) => write!(f, "cannot open the PostgreSQL database: {e}"),
             Self::Listen(_) => f.write_str("cannot listen on the configured address"),
             Self::Clock => f.write_str("the system clock is outside the supported range"),
         }
@@ -87,8 +102,9 @@ impl std::error::Error for StartError {
         match self {
             Self::Database(e) => Some(e),
             Self::SealingKey(e) => Some(e),
+            Self::Postgres(e) => Some(e),
             Self::Listen(e) => Some(e),
-            Self::MissingSealingKey | Self::Clock => None,
+            Self::MissingSealingKey | Self::SealingKeyRequired | Self::Clock => None,
         }
     }
 }
@@ -103,7 +119,7 @@ pub struct Prepared {
     pub demo_token: Option<Zeroizing<String>>,
     /// The bound address (useful with port 0).
     pub local_addr: SocketAddr,
-    /// `"sqlite"` or `"memory"`.
+    /// `"sqlite"`, `"postgres"` or `"memory"`.
     pub store: &'static str,
 }
 
@@ -131,7 +147,9 @@ fn demo_tenant() -> TenantId {
 }
 
 fn keyring(config: &Config, database_existed: bool) -> Result<Keyring, StartError> {
-    let (path, is_default) = config.sealing_key_path();
+    let (path, is_default) = config
+        .sealing_key_path()
+        .ok_or(StartError::SealingKeyRequired)?;
     if path.exists() {
         return keyfile::load(&path).map_err(StartError::SealingKey);
     }
@@ -152,51 +170,59 @@ fn keyring(config: &Config, database_existed: bool) -> Result<Keyring, StartErro
 /// # Errors
 /// See [`StartError`].
 pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
-    let (router, demo_token, store) = if config.memory {
-        let keyring = match &config.sealing_key_file {
-            Some(path) => keyfile::load(path).map_err(StartError::SealingKey)?,
-            None => {
-                let key = prets_destinations::SealingKey::from_rng(
-                    prets_destinations::KeyId::new(1),
-                    &mut prets_destinations::os_rng(),
-                );
-                Keyring::new(key, [])
-                    .map_err(|e| StartError::SealingKey(KeyFileError::DuplicateKeyId(e.0)))?
-            }
-        };
-        let (tokens, demo) = if config.api_tokens.is_empty() {
-            let token = mint_token();
-            let tokens = ApiTokens::new(vec![(token_digest(&token), demo_tenant())]);
-            (tokens, Some(token))
-        } else {
-            (configured_tokens(config), None)
-        };
-        let state = AppState::new(MemoryRepo::new(), tokens, keyring);
-        (router(state), demo, "memory")
-    } else {
-        let database_existed = config.database.exists();
-        let repo = SqliteRepo::open(&config.database).map_err(StartError::Database)?;
-        let keyring = keyring(config, database_existed)?;
-        let (tokens, demo) = if config.api_tokens.is_empty() {
-            let stored = repo.api_tokens().await.map_err(StartError::Database)?;
-            if stored.is_empty() {
+    let (router, demo_token, store) = match &config.database {
+        _ if config.memory => {
+            let keyring = match &config.sealing_key_file {
+                Some(path) => keyfile::load(path).map_err(StartError::SealingKey)?,
+                None => {
+                    let key = prets_destinations::SealingKey::from_rng(
+                        prets_destinations::KeyId::new(1),
+                        &mut prets_destinations::os_rng(),
+                    );
+                    Keyring::new(key, [])
+                        .map_err(|e| StartError::SealingKey(KeyFileError::DuplicateKeyId(e.0)))?
+                }
+            };
+            let (tokens, demo) = if config.api_tokens.is_empty() {
                 let token = mint_token();
-                let now = Timestamp::try_from(std::time::SystemTime::now())
-                    .map_err(|_| StartError::Clock)?;
-                let tenant = demo_tenant();
-                let digest = token_digest(&token);
-                repo.add_api_token(digest, &tenant, now)
-                    .await
-                    .map_err(StartError::Database)?;
-                (ApiTokens::new(vec![(digest, tenant)]), Some(token))
+                let tokens = ApiTokens::new(vec![(token_digest(&token), demo_tenant())]);
+                (tokens, Some(token))
             } else {
-                (ApiTokens::new(stored), None)
-            }
-        } else {
-            (configured_tokens(config), None)
-        };
-        let state = AppState::new(repo, tokens, keyring);
-        (router(state), demo, "sqlite")
+                (configured_tokens(config), None)
+            };
+            let state = AppState::new(MemoryRepo::new(), tokens, keyring);
+            (router(state), demo, "memory")
+        }
+        Database::Postgres(url) => {
+            let pg = postgres::open(config, url).await?;
+            let state = AppState::new(pg.repo, pg.tokens, pg.keyring);
+            (router(state), pg.demo_token, "postgres")
+        }
+        Database::Sqlite(database) => {
+            let database_existed = database.exists();
+            let repo = SqliteRepo::open(database).map_err(StartError::Database)?;
+            let keyring = keyring(config, database_existed)?;
+            let (tokens, demo) = if config.api_tokens.is_empty() {
+                let stored = repo.api_tokens().await.map_err(StartError::Database)?;
+                if stored.is_empty() {
+                    let token = mint_token();
+                    let now = Timestamp::try_from(std::time::SystemTime::now())
+                        .map_err(|_| StartError::Clock)?;
+                    let tenant = demo_tenant();
+                    let digest = token_digest(&token);
+                    repo.add_api_token(digest, &tenant, now)
+                        .await
+                        .map_err(StartError::Database)?;
+                    (ApiTokens::new(vec![(digest, tenant)]), Some(token))
+                } else {
+                    (ApiTokens::new(stored), None)
+                }
+            } else {
+                (configured_tokens(config), None)
+            };
+            let state = AppState::new(repo, tokens, keyring);
+            (router(state), demo, "sqlite")
+        }
     };
     let listener = TcpListener::bind(config.listen)
         .await

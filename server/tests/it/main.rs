@@ -16,5 +16,7 @@ mod hardening;
 mod http;
 mod lifecycle_http;
 mod logs;
+#[cfg(unix)]
+mod postgres_nodes;
 mod sqlite_repo;
 mod support;
