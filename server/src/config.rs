@@ -23,8 +23,9 @@ use crate::database::{Database, DatabaseParser};
 #[command(
     name = "prets-destinations-server",
     version,
-    about = "The event destinations API (POST /v1/events/destinations) on an embedded SQLite database",
-    long_about = "The event destinations API (POST /v1/events/destinations) on an embedded SQLite database.\n\n\
+    about = "The event destinations API (POST /v1/events/destinations) on an embedded SQLite database or on PostgreSQL",
+    long_about = "The event destinations API (POST /v1/events/destinations) on an embedded SQLite database, \
+                  or on PostgreSQL (--database postgres://…) for several nodes behind a load balancer.\n\n\
                   With no configuration it listens on 127.0.0.1:8080 with the database \
                   prets-destinations.sqlite3 in the working directory; a first start creates the \
                   database, a sealing-key file beside it (mode 0600) and a demo organization whose \
