@@ -723,3 +723,77 @@ async fn the_first_start_of_two_racing_nodes_creates_one_demo_token() {
     let read = third.send("GET", &path(&id), &bearer, None).await;
     assert_eq!(read.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_gets_no_pooled_connection_in_time_is_answered_503() {
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let key = cluster.key_file.to_str().unwrap();
+    let token = cluster.token_flag();
+    let url = db.url("pool_of_one");
+    let node = Node::start(
+        &cluster.dir,
+        &[
+            "--database",
+            &url,
+            "--sealing-key-file",
+            key,
+            "--api-token",
+            &token,
+            "--database-pool-size",
+            "1",
+        ],
+    );
+    let bearer = cluster.bearer();
+    let created = node
+        .send("POST", CREATE_PATH, &bearer, Some(&destination("Locked")))
+        .await;
+    assert_eq!(created.status, 201);
+    let id = created.json()["destinationId"].as_str().unwrap().to_owned();
+
+    // Another client locks the table: a read waits for the lock holding
+    // the node's only connection.
+    let (locker, conn) = tokio_postgres::connect(&db.url("locker"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    locker
+        .batch_execute("BEGIN; LOCK TABLE destinations IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let node = Arc::new(node);
+    let blocked = {
+        let node = Arc::clone(&node);
+        let (bearer, path) = (bearer.clone(), path(&id));
+        tokio::spawn(async move { node.send("GET", &path, &bearer, None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!blocked.is_finished());
+
+    // The next request waits for a connection, then gets a 503, not a hang.
+    let started = Instant::now();
+    let response = tokio::time::timeout(
+        Duration::from_secs(30),
+        node.send("GET", CREATE_PATH, &bearer, None),
+    )
+    .await
+    .expect("a request waiting for a connection hung");
+    assert_eq!(response.status, 503, "{}", response.text());
+    assert_eq!(response.header("retry-after"), Some("1"));
+    assert_eq!(
+        response.json()["type"],
+        json!("https://api.prets.app/problems/database_unavailable")
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(12),
+        "{waited:?}"
+    );
+
+    // The lock goes: the waiting read is answered, and the node serves on.
+    locker.batch_execute("COMMIT").await.unwrap();
+    let read = blocked.await.unwrap();
+    assert_eq!(read.status, 200, "{}", read.text());
+    let listed = node.send("GET", CREATE_PATH, &bearer, None).await;
+    assert_eq!(listed.status, 200);
+}
