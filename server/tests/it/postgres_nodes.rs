@@ -492,6 +492,19 @@ fn start_refuses_postgres_without_a_key_file_or_with_an_unreachable_database() {
     // The log names where it tried, password hidden.
     assert!(output.contains("postgres:***@127.0.0.1:"), "{output}");
 
+    // A URL the driver cannot read is refused as such, password unseen.
+    let malformed = format!("postgres://app:{PASSWORD}@127.0.0.1:notaport/db");
+    let (status, output, _) = run_to_exit(
+        &cluster.dir,
+        &["--database", &malformed, "--sealing-key-file", key],
+    );
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("connection string is not valid"),
+        "{output}"
+    );
+    assert!(!output.contains(PASSWORD), "{output}");
+
     // A password in the variable shows neither in `--help` nor in errors.
     let output = command(&cluster.dir, &["--help"])
         .env("PRETS_DATABASE", &unreachable)
