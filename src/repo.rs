@@ -5,6 +5,7 @@
 //! (feature `conformance`) is the kit every implementation should pass.
 
 use core::future::Future;
+use std::sync::Arc;
 
 use crate::id::DestinationId;
 use crate::record::DestinationRecord;
@@ -281,4 +282,66 @@ pub enum RemoveOutcome {
     Removed,
     /// The tenant has no destination with this id.
     NotFound,
+}
+
+/// A shared repo is a repo: a host hands one store to its HTTP handlers and
+/// its delivery worker as `Arc<R>`.
+impl<T: DestinationRepo + ?Sized> DestinationRepo for Arc<T> {
+    type Error = T::Error;
+
+    fn insert(
+        &self,
+        tenant: &TenantId,
+        record: &DestinationRecord,
+    ) -> impl Future<Output = Result<InsertOutcome, Self::Error>> + Send {
+        (**self).insert(tenant, record)
+    }
+
+    fn get(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+    ) -> impl Future<Output = Result<Option<DestinationRecord>, Self::Error>> + Send {
+        (**self).get(tenant, id)
+    }
+
+    fn list(
+        &self,
+        tenant: &TenantId,
+    ) -> impl Future<Output = Result<Vec<DestinationRecord>, Self::Error>> + Send {
+        (**self).list(tenant)
+    }
+
+    fn find_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> impl Future<Output = Result<Vec<(TenantId, DestinationRecord)>, Self::Error>> + Send {
+        (**self).find_by_digest(digest)
+    }
+
+    fn list_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<DestinationId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DestinationRecord>, Self::Error>> + Send {
+        (**self).list_page(tenant, after, limit)
+    }
+
+    fn replace(
+        &self,
+        tenant: &TenantId,
+        expected_version: u64,
+        record: &DestinationRecord,
+    ) -> impl Future<Output = Result<ReplaceOutcome, Self::Error>> + Send {
+        (**self).replace(tenant, expected_version, record)
+    }
+
+    fn remove(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+    ) -> impl Future<Output = Result<RemoveOutcome, Self::Error>> + Send {
+        (**self).remove(tenant, id)
+    }
 }

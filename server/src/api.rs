@@ -13,10 +13,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use prets_destinations::delivery::{
+    EVENT_TYPE_MAX_CHARS, ListAttemptsRequest, Outbox, PAYLOAD_MAX_BYTES, PublishRequest,
+    PublishedEvent,
+};
+use prets_destinations::ops::{create_with_policy, update_with_policy};
 use prets_destinations::{
     ApiError, CreateDestinationRequest, CreateOutcome, DeleteOutcome, DeletedDestination,
     DestinationId, DestinationRepo, HostPolicy, Keyring, ListDestinationsRequest,
-    RotateSecretRequest, TenantId, Timestamp, UpdateDestinationRequest, create,
+    RotateSecretRequest, TenantId, Timestamp, UpdateDestinationRequest,
 };
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -28,6 +33,16 @@ use crate::problem::Problem;
 /// Largest accepted request body: 64 KiB. A valid create body is below 3 KiB
 /// (a 128-character name and a 2048-character URL, JSON-escaped).
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Largest accepted `POST /v1/events` body: the core's largest payload
+/// ([`PAYLOAD_MAX_BYTES`], 256 KiB of JSON text, kept as sent) plus 4 KiB
+/// for the object around it and the `type` (at most
+/// [`EVENT_TYPE_MAX_CHARS`] characters, 12 bytes each when JSON-escaped as
+/// a surrogate pair). A body over it is a 413; a payload under it but over
+/// the core's limit is a 422 naming `payload`.
+pub const PUBLISH_BODY_LIMIT: usize = PAYLOAD_MAX_BYTES + 4 * 1024;
+
+const _: () = assert!(EVENT_TYPE_MAX_CHARS * 12 + 64 <= 4 * 1024);
 
 /// Most header lines a request may carry (hyper parses up to
 /// [`crate::serve`](mod@crate::serve)'s larger limit, so this one is answered as a problem).
@@ -46,19 +61,20 @@ pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 pub struct AppState<R> {
     repo: R,
     tokens: ApiTokens,
-    keyring: Keyring,
+    keyring: Arc<Keyring>,
     host_policy: HostPolicy,
     published: Arc<Notify>,
 }
 
 impl<R> AppState<R> {
     /// State over `repo`, accepting `tokens` and sealing with `keyring`,
-    /// under the default host policy (public addresses only).
-    pub fn new(repo: R, tokens: ApiTokens, keyring: Keyring) -> Self {
+    /// under the default host policy (public addresses only). The keyring
+    /// may be shared (`Arc<Keyring>`) with a delivery worker.
+    pub fn new(repo: R, tokens: ApiTokens, keyring: impl Into<Arc<Keyring>>) -> Self {
         Self {
             repo,
             tokens,
-            keyring,
+            keyring: keyring.into(),
             host_policy: HostPolicy::default(),
             published: Arc::new(Notify::new()),
         }
@@ -84,8 +100,12 @@ impl<R> AppState<R> {
 type Shared<R> = Arc<AppState<R>>;
 
 /// The API's router over `state`.
-pub fn router<R: DestinationRepo + 'static>(state: AppState<R>) -> Router {
+pub fn router<R: Outbox + 'static>(state: AppState<R>) -> Router {
     Router::new()
+        .route(
+            "/v1/events",
+            post(publish_event::<R>).layer(DefaultBodyLimit::max(PUBLISH_BODY_LIMIT)),
+        )
         .route(
             "/v1/events/destinations",
             post(create_destination::<R>).get(list_destinations::<R>),
@@ -100,6 +120,11 @@ pub fn router<R: DestinationRepo + 'static>(state: AppState<R>) -> Router {
             "/v1/events/destinations/{id}/rotate-secret",
             post(rotate_secret::<R>),
         )
+        .route(
+            "/v1/events/destinations/{id}/attempts",
+            get(list_attempts::<R>),
+        )
+        .route("/v1/events/destinations/{id}/test", post(send_test::<R>))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn(record_route))
         .fallback(not_found)
@@ -167,6 +192,16 @@ fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
     shape: &'static str,
 ) -> Result<T, Problem> {
+    json_body_within(headers, body, shape, BODY_LIMIT)
+}
+
+/// [`json_body`] for a route whose body limit is `limit`.
+fn json_body_within<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    shape: &'static str,
+    limit: usize,
+) -> Result<T, Problem> {
     let mut types = headers.get_all(header::CONTENT_TYPE).iter();
     let declared = types.next();
     if types.next().is_some() {
@@ -179,7 +214,7 @@ fn json_body<T: serde::de::DeserializeOwned>(
         if crate::serve::is_body_timeout(&rejection) {
             Problem::body_timeout()
         } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::too_large(BODY_LIMIT)
+            Problem::too_large(limit)
         } else {
             Problem::unreadable_body()
         }
@@ -240,10 +275,11 @@ async fn create_destination<R: DestinationRepo + 'static>(
     )?;
     let now = now()?;
     let mut rng = prets_destinations::os_rng();
-    let outcome = create(
+    let outcome = create_with_policy(
         &state.repo,
         &org,
         request,
+        &state.host_policy,
         now,
         &mut rng,
         state.keyring.current(),
@@ -360,10 +396,10 @@ async fn update_destination<R: DestinationRepo + 'static>(
     let request: UpdateDestinationRequest = json_body(
         &headers,
         body,
-        "the body must be a JSON object with the optional members `name`, `url` and \
-         `version`, each at most once, and no others",
+        "the body must be a JSON object with the optional members `name`, `url`, \
+         `version` and `enabled`, each at most once, and no others",
     )?;
-    let view = prets_destinations::update(&state.repo, &org, id, request, now()?)
+    let view = update_with_policy(&state.repo, &org, id, request, &state.host_policy, now()?)
         .await
         .map_err(|e| server_error(&e))?
         .into_result()
@@ -444,6 +480,79 @@ async fn rotate_secret<R: DestinationRepo + 'static>(
     .map_err(Problem::from)?;
     tracing::info!(destination_id = %id, version = rotated.version(), "secret rotated");
     ok_json(&rotated, true)
+}
+
+/// A `202` JSON body: the event is stored with its deliveries.
+fn accepted(event: &PublishedEvent) -> Result<Response, Problem> {
+    let mut response = ok_json(event, false)?;
+    *response.status_mut() = StatusCode::ACCEPTED;
+    Ok(response)
+}
+
+async fn publish_event<R: Outbox + 'static>(
+    State(state): State<Shared<R>>,
+    Organization(org): Organization,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let request: PublishRequest = json_body_within(
+        &headers,
+        body,
+        "the body must be a JSON object with the members `type` and `payload`, \
+         each at most once, and no others",
+        PUBLISH_BODY_LIMIT,
+    )?;
+    let mut rng = prets_destinations::os_rng();
+    let event = prets_destinations::delivery::publish(&state.repo, &org, request, now()?, &mut rng)
+        .await
+        .map_err(|e| server_error(&e))?
+        .into_result()
+        .map_err(Problem::from)?;
+    // The store answered after its commit: wake the worker. `notify_one`
+    // keeps a permit when no worker is waiting yet, so a publish that lands
+    // while the worker is busy still wakes its next wait.
+    if event.destinations > 0 {
+        state.published.notify_one();
+    }
+    tracing::info!(
+        event_id = %event.event_id,
+        destinations = event.destinations,
+        "event published"
+    );
+    accepted(&event)
+}
+
+async fn send_test<R: Outbox + 'static>(
+    State(state): State<Shared<R>>,
+    Organization(org): Organization,
+    PathId(id): PathId,
+) -> Result<Response, Problem> {
+    let mut rng = prets_destinations::os_rng();
+    let event = prets_destinations::delivery::send_test(&state.repo, &org, id, now()?, &mut rng)
+        .await
+        .map_err(|e| server_error(&e))?
+        .into_result()
+        .map_err(Problem::from)?;
+    state.published.notify_one();
+    tracing::info!(destination_id = %id, event_id = %event.event_id, "test event sent");
+    accepted(&event)
+}
+
+async fn list_attempts<R: Outbox + 'static>(
+    State(state): State<Shared<R>>,
+    Organization(org): Organization,
+    PathId(id): PathId,
+    query: Result<Query<ListAttemptsRequest>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(request) = query.map_err(|_| {
+        Problem::invalid_query("the query may hold only `limit` and `cursor`, each at most once")
+    })?;
+    let page = prets_destinations::delivery::list_attempts(&state.repo, &org, id, request)
+        .await
+        .map_err(|e| server_error(&e))?
+        .into_result()
+        .map_err(Problem::from)?;
+    ok_json(&page, false)
 }
 
 async fn openapi() -> Response {

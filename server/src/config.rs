@@ -177,6 +177,12 @@ pub struct Config {
     #[arg(long, env = "PRETS_DELIVERY_CONCURRENCY", default_value = "64", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub delivery_concurrency: u32,
 
+    /// Serve the API and queue deliveries, but send none: for nodes that only
+    /// take requests while other nodes on the same PostgreSQL database
+    /// deliver. A node started with it never claims a delivery.
+    #[arg(long, env = "PRETS_NO_DELIVERY")]
+    pub no_delivery: bool,
+
     /// Log filter (`tracing` env-filter syntax), e.g. `info` or
     /// `prets_destinations_server=debug`.
     #[arg(long, env = "PRETS_LOG", default_value = "info")]
@@ -208,7 +214,23 @@ impl Config {
             delivery_timeout: DELIVERY_TIMEOUT,
             delivery_connect_timeout: DELIVERY_CONNECT_TIMEOUT,
             delivery_concurrency: DELIVERY_CONCURRENCY,
+            no_delivery: false,
         }
+    }
+
+    /// The host policy of `--allow-private-destinations` and
+    /// `--deny-destinations`, which create and update judge a literal-IP
+    /// URL by, and deliveries every resolved address.
+    #[must_use]
+    pub fn host_policy(&self) -> HostPolicy {
+        let mut policy = HostPolicy::new();
+        for net in &self.allow_private_destinations {
+            policy = policy.allow(*net);
+        }
+        for net in &self.deny_destinations {
+            policy = policy.deny(*net);
+        }
+        policy
     }
 
     /// The delivery settings: the host policy built from the allow and deny
@@ -219,13 +241,7 @@ impl Config {
     /// [`DeliveryConfigError`] naming the root-certificate file that is
     /// missing, unreadable or holds no certificate.
     pub fn delivery(&self) -> Result<DeliveryConfig, DeliveryConfigError> {
-        let mut policy = HostPolicy::new();
-        for net in &self.allow_private_destinations {
-            policy = policy.allow(*net);
-        }
-        for net in &self.deny_destinations {
-            policy = policy.deny(*net);
-        }
+        let policy = self.host_policy();
         let mut root_certificates = Vec::new();
         for path in &self.delivery_root_certs {
             let error = |reason: String| DeliveryConfigError {

@@ -1,6 +1,7 @@
 //! The reference server of `prets-destinations`: the event destinations API
-//! over HTTP (axum on tokio) on an embedded SQLite database, or on
-//! PostgreSQL for several nodes behind a load balancer.
+//! over HTTP (axum on tokio) on an embedded SQLite database (or on
+//! PostgreSQL, for several nodes behind a load balancer), and the
+//! [`delivery`] worker that posts published events to the destinations.
 //!
 //! The binary `prets-destinations-server` is [`Config`] parsed from flags
 //! and environment variables, then [`prepare`] and [`serve`](fn@serve). Tests and the
@@ -24,14 +25,16 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use prets_destinations::delivery::Outbox;
 use prets_destinations::{Keyring, MemoryRepo, TenantId, Timestamp};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
-pub use crate::api::{AppState, BODY_LIMIT, OPENAPI_JSON, router};
+pub use crate::api::{AppState, BODY_LIMIT, OPENAPI_JSON, PUBLISH_BODY_LIMIT, router};
 pub use crate::auth::{ApiTokens, TOKEN_PREFIX, mint_token, token_digest};
 pub use crate::config::{
     Config, DeliveryConfig, DeliveryConfigError, InvalidTokenEntry, TokenEntry,
@@ -41,6 +44,10 @@ pub use crate::keyfile::KeyFileError;
 pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem};
 pub use crate::sqlite::{MAX_BATCH, SqliteError, SqliteRepo, schema_version};
 pub use prets_destinations_postgres::PgError;
+
+use crate::delivery::{
+    ClientError, DeliveryClient, Resolve, SystemResolver, Worker, WorkerHandle, WorkerOptions,
+};
 
 /// Reads a sealing-key file (`<key id> <64 hex digits>` per line, the first
 /// line the current key) into a keyring.
@@ -77,6 +84,10 @@ pub enum StartError {
     Listen(io::Error),
     /// The system clock is outside the supported range.
     Clock,
+    /// A delivery setting is unusable (a root-certificate file).
+    Delivery(DeliveryConfigError),
+    /// The delivery HTTPS client could not be built.
+    DeliveryClient(ClientError),
 }
 
 impl fmt::Display for StartError {
@@ -93,6 +104,8 @@ impl fmt::Display for StartError {
             Self::Postgres(e) => write!(f, "cannot open the PostgreSQL database: {e}"),
             Self::Listen(_) => f.write_str("cannot listen on the configured address"),
             Self::Clock => f.write_str("the system clock is outside the supported range"),
+            Self::Delivery(e) => write!(f, "delivery settings: {e}"),
+            Self::DeliveryClient(e) => write!(f, "{e}"),
         }
     }
 }
@@ -104,6 +117,8 @@ impl std::error::Error for StartError {
             Self::SealingKey(e) => Some(e),
             Self::Postgres(e) => Some(e),
             Self::Listen(e) => Some(e),
+            Self::Delivery(e) => Some(e),
+            Self::DeliveryClient(e) => Some(e),
             Self::MissingSealingKey | Self::SealingKeyRequired | Self::Clock => None,
         }
     }
@@ -114,6 +129,8 @@ pub struct Prepared {
     listener: TcpListener,
     router: axum::Router,
     limits: serve::Limits,
+    /// `None` with `--no-delivery`.
+    worker: Option<StartWorker>,
     /// The demo organization's API token when this start created it; print
     /// it once, to the operator, and drop it.
     pub demo_token: Option<Zeroizing<String>>,
@@ -130,6 +147,60 @@ impl fmt::Debug for Prepared {
             .field("store", &self.store)
             .finish_non_exhaustive()
     }
+}
+
+/// Starts the delivery worker of a prepared server.
+type StartWorker = Box<dyn FnOnce() -> WorkerHandle + Send>;
+
+/// What every store branch of [`prepare`] shares to deliver: the settings,
+/// the HTTPS client and the worker's tuning.
+struct Delivery {
+    config: DeliveryConfig,
+    client: DeliveryClient,
+    options: WorkerOptions,
+}
+
+impl Delivery {
+    fn new(config: &Config, resolver: Arc<dyn Resolve>) -> Result<Self, StartError> {
+        let delivery = config.delivery().map_err(StartError::Delivery)?;
+        let client =
+            DeliveryClient::new(&delivery, resolver).map_err(StartError::DeliveryClient)?;
+        for net in delivery.policy.allowed() {
+            tracing::warn!(%net, "deliveries may reach this non-public network (--allow-private-destinations)");
+        }
+        Ok(Self {
+            config: delivery,
+            client,
+            options: WorkerOptions::default(),
+        })
+    }
+}
+
+/// The router and the delivery worker over one store: the API and the
+/// worker share the store, the keyring and the publish signal, and the API
+/// judges literal-IP destinations by the delivery host policy. Every store
+/// branch of [`prepare`] ends here.
+fn assemble<R: Outbox + 'static>(
+    repo: R,
+    tokens: ApiTokens,
+    keyring: Keyring,
+    delivery: &Delivery,
+) -> (axum::Router, StartWorker) {
+    let repo = Arc::new(repo);
+    let keyring = Arc::new(keyring);
+    let published = Arc::new(Notify::new());
+    let state = AppState::new(Arc::clone(&repo), tokens, Arc::clone(&keyring))
+        .with_host_policy(delivery.config.policy.clone())
+        .with_publish_notify(Arc::clone(&published));
+    let worker = Worker::new(
+        repo,
+        keyring,
+        delivery.client.clone(),
+        &delivery.config,
+        published,
+    )
+    .with_options(delivery.options);
+    (router(state), Box::new(move || worker.spawn()))
 }
 
 fn configured_tokens(config: &Config) -> ApiTokens {
@@ -164,13 +235,27 @@ fn keyring(config: &Config, database_existed: bool) -> Result<Keyring, StartErro
     Ok(ring)
 }
 
-/// Opens the storage, loads or creates the sealing key and the API tokens,
-/// and binds the listen address.
+/// Checks the delivery settings, opens the storage, loads or creates the
+/// sealing key and the API tokens, and binds the listen address. Deliveries
+/// resolve names with the operating system's resolver.
 ///
 /// # Errors
 /// See [`StartError`].
 pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
-    let (router, demo_token, store) = match &config.database {
+    prepare_with_resolver(config, Arc::new(SystemResolver)).await
+}
+
+/// [`prepare`], with deliveries resolving names through `resolver` (tests
+/// answer with chosen addresses).
+///
+/// # Errors
+/// See [`StartError`].
+pub async fn prepare_with_resolver(
+    config: &Config,
+    resolver: Arc<dyn Resolve>,
+) -> Result<Prepared, StartError> {
+    let delivery = Delivery::new(config, resolver)?;
+    let (router, worker, demo_token, store) = match &config.database {
         _ if config.memory => {
             let keyring = match &config.sealing_key_file {
                 Some(path) => keyfile::load(path).map_err(StartError::SealingKey)?,
@@ -190,13 +275,13 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
             } else {
                 (configured_tokens(config), None)
             };
-            let state = AppState::new(MemoryRepo::new(), tokens, keyring);
-            (router(state), demo, "memory")
+            let (router, worker) = assemble(MemoryRepo::new(), tokens, keyring, &delivery);
+            (router, worker, demo, "memory")
         }
         Database::Postgres(url) => {
             let pg = postgres::open(config, url).await?;
-            let state = AppState::new(pg.repo, pg.tokens, pg.keyring);
-            (router(state), pg.demo_token, "postgres")
+            let (router, worker) = assemble(pg.repo, pg.tokens, pg.keyring, &delivery);
+            (router, worker, pg.demo_token, "postgres")
         }
         Database::Sqlite(database) => {
             let database_existed = database.exists();
@@ -220,8 +305,8 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
             } else {
                 (configured_tokens(config), None)
             };
-            let state = AppState::new(repo, tokens, keyring);
-            (router(state), demo, "sqlite")
+            let (router, worker) = assemble(repo, tokens, keyring, &delivery);
+            (router, worker, demo, "sqlite")
         }
     };
     let listener = TcpListener::bind(config.listen)
@@ -238,16 +323,20 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         listener,
         router,
         limits,
+        worker: (!config.no_delivery).then_some(worker),
         demo_token,
         local_addr,
         store,
     })
 }
 
-/// Serves until `shutdown` completes, then stops accepting connections and
-/// returns once the requests in flight are answered. Connections are bounded
-/// by the configured header, body and idle timeouts and connection cap. The storage closes when
-/// the last of them is done.
+/// Serves and delivers until `shutdown` completes; then stops accepting
+/// connections and claiming deliveries, and returns once the requests in
+/// flight are answered and the delivery worker has stopped (attempts being
+/// sent finish within the delivery timeout, the leases of the others are
+/// released). Connections are bounded by the configured header, body and
+/// idle timeouts and connection cap. The storage closes when the last user
+/// of it is done.
 ///
 /// # Errors
 /// If accepting connections fails for good.
@@ -255,13 +344,33 @@ pub async fn serve(
     prepared: Prepared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    serve::run(
+    let worker = prepared.worker.map(|start| start());
+    let (stopping, stop_seen) = oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    };
+    let server = serve::run(
         prepared.listener,
         prepared.router,
         prepared.limits,
         shutdown,
-    )
-    .await
+    );
+    tokio::pin!(server);
+    let result = tokio::select! {
+        biased;
+        result = &mut server => result,
+        _ = stop_seen => {
+            if let Some(worker) = &worker {
+                worker.begin_shutdown();
+            }
+            server.await
+        }
+    };
+    if let Some(worker) = worker {
+        worker.shutdown().await;
+    }
+    result
 }
 
 /// Completes on ctrl-c (SIGINT) or, on Unix, SIGTERM. On Unix both are
@@ -327,7 +436,18 @@ impl Running {
 /// # Errors
 /// See [`prepare`].
 pub async fn spawn(config: &Config) -> Result<Running, StartError> {
-    let mut prepared = prepare(config).await?;
+    spawn_with_resolver(config, Arc::new(SystemResolver)).await
+}
+
+/// [`spawn`], with deliveries resolving names through `resolver`.
+///
+/// # Errors
+/// See [`prepare`].
+pub async fn spawn_with_resolver(
+    config: &Config,
+    resolver: Arc<dyn Resolve>,
+) -> Result<Running, StartError> {
+    let mut prepared = prepare_with_resolver(config, resolver).await?;
     let demo_token = prepared.demo_token.take();
     let addr = prepared.local_addr;
     let (stop, stopped) = oneshot::channel::<()>();

@@ -16,25 +16,6 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    // The delivery settings are checked at start, so that a missing root
-    // certificate file is a start error and not a failure of the first delivery.
-    let delivery = match config.delivery() {
-        Ok(delivery) => delivery,
-        Err(error) => {
-            tracing::error!(%error, "cannot start");
-            return ExitCode::FAILURE;
-        }
-    };
-    if let Err(error) = prets_destinations_server::delivery::DeliveryClient::new(
-        &delivery,
-        std::sync::Arc::new(prets_destinations_server::delivery::SystemResolver),
-    ) {
-        tracing::error!(%error, "cannot start");
-        return ExitCode::FAILURE;
-    }
-    for net in delivery.policy.allowed() {
-        tracing::warn!(%net, "deliveries may reach this non-public network (--allow-private-destinations)");
-    }
     let mut prepared = match prepare(&config).await {
         Ok(prepared) => prepared,
         Err(error) => {

@@ -305,6 +305,11 @@ impl From<ApiError> for Problem {
                     "Too much contention",
                     "too many concurrent changes to this destination; retry later",
                 ),
+                "disabled" => (
+                    "disabled",
+                    "Destination disabled",
+                    "the destination is disabled; enable it with PATCH `enabled: true` first",
+                ),
                 // A code a newer core may add: still its own kind.
                 other => (other, "Request failed", "see `errors`"),
             }

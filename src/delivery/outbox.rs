@@ -4,6 +4,7 @@
 
 use core::fmt;
 use core::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand_core::CryptoRng;
@@ -319,4 +320,55 @@ pub trait Outbox: DestinationRepo {
         before: Option<AttemptId>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<AttemptRecord>, Self::Error>> + Send;
+}
+
+/// A shared outbox is an outbox (see the [`DestinationRepo`] impl for `Arc`).
+impl<T: Outbox + ?Sized> Outbox for Arc<T> {
+    fn enqueue(
+        &self,
+        tenant: &TenantId,
+        event: &Event,
+        target: Target,
+    ) -> impl Future<Output = Result<EnqueueOutcome, Self::Error>> + Send {
+        (**self).enqueue(tenant, event, target)
+    }
+
+    fn claim(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: LeaseRequest,
+    ) -> impl Future<Output = Result<Vec<Claimed>, Self::Error>> + Send {
+        (**self).claim(now, limit, lease)
+    }
+
+    fn renew(
+        &self,
+        lease: &Lease,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+        (**self).renew(lease, until)
+    }
+
+    fn release(&self, lease: &Lease) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+        (**self).release(lease)
+    }
+
+    fn complete(
+        &self,
+        lease: &Lease,
+        report: AttemptReport,
+    ) -> impl Future<Output = Result<CompleteOutcome, Self::Error>> + Send {
+        (**self).complete(lease, report)
+    }
+
+    fn list_attempts(
+        &self,
+        tenant: &TenantId,
+        destination: DestinationId,
+        before: Option<AttemptId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AttemptRecord>, Self::Error>> + Send {
+        (**self).list_attempts(tenant, destination, before, limit)
+    }
 }

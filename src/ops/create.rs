@@ -6,6 +6,7 @@ use rand_core::CryptoRng;
 use crate::error::ValidationErrors;
 use crate::id::DestinationId;
 use crate::ops::error::OpError;
+use crate::policy::HostPolicy;
 use crate::record::DestinationRecord;
 use crate::repo::{DestinationRepo, InsertOutcome};
 use crate::secret::{BearerSecret, SealingKey};
@@ -208,7 +209,40 @@ where
     R: DestinationRepo,
     G: CryptoRng + Send + ?Sized,
 {
-    let new = match request.validate() {
+    create_with_policy(
+        repo,
+        tenant,
+        request,
+        &HostPolicy::default(),
+        now,
+        rng,
+        sealer,
+    )
+    .await
+}
+
+/// [`create`], judging the URL's host under an operator's [`HostPolicy`]
+/// ([`CreateDestinationRequest::validate_with_policy`]) instead of the
+/// default one: an allowed network admits a literal IP in it, a denied one
+/// refuses even a public literal; host names such as `localhost` stay
+/// refused.
+///
+/// # Errors
+/// As for [`create`].
+pub async fn create_with_policy<R, G>(
+    repo: &R,
+    tenant: &TenantId,
+    request: CreateDestinationRequest,
+    policy: &HostPolicy,
+    now: Timestamp,
+    rng: &mut G,
+    sealer: &SealingKey,
+) -> Result<CreateOutcome, OpError<R::Error>>
+where
+    R: DestinationRepo,
+    G: CryptoRng + Send + ?Sized,
+{
+    let new = match request.validate_with_policy(policy) {
         Ok(new) => new,
         Err(errors) => return Ok(CreateOutcome::Invalid(errors)),
     };

@@ -23,10 +23,11 @@ mod rotate;
 mod update;
 
 pub use self::create::{
-    CreateOutcome, CreatePlan, IdSource, SERVER_ID_ATTEMPTS, create, plan_create,
+    CreateOutcome, CreatePlan, IdSource, SERVER_ID_ATTEMPTS, create, create_with_policy,
+    plan_create,
 };
 pub use self::delete::{DeleteOutcome, delete};
 pub use self::error::OpError;
 pub use self::read::{GetOutcome, ListOutcome, get, list, list_page};
 pub use self::rotate::{RotateOutcome, RotationPlan, rotate};
-pub use self::update::{UpdateOutcome, VERSIONLESS_ATTEMPTS, update};
+pub use self::update::{UpdateOutcome, VERSIONLESS_ATTEMPTS, update, update_with_policy};

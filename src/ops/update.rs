@@ -5,6 +5,7 @@ use crate::delivery::disable::DisabledReason;
 use crate::error::ValidationErrors;
 use crate::id::DestinationId;
 use crate::ops::error::OpError;
+use crate::policy::HostPolicy;
 use crate::record::{DestinationRecord, MAX_VERSION};
 use crate::repo::{DestinationRepo, ReplaceOutcome};
 use crate::tenant::TenantId;
@@ -115,7 +116,24 @@ pub async fn update<R: DestinationRepo>(
     request: UpdateDestinationRequest,
     now: Timestamp,
 ) -> Result<UpdateOutcome, OpError<R::Error>> {
-    let patch = match request.validate() {
+    update_with_policy(repo, tenant, id, request, &HostPolicy::default(), now).await
+}
+
+/// [`update`], judging a new URL's host under an operator's [`HostPolicy`]
+/// ([`UpdateDestinationRequest::validate_with_policy`]) instead of the
+/// default one.
+///
+/// # Errors
+/// As for [`update`].
+pub async fn update_with_policy<R: DestinationRepo>(
+    repo: &R,
+    tenant: &TenantId,
+    id: DestinationId,
+    request: UpdateDestinationRequest,
+    policy: &HostPolicy,
+    now: Timestamp,
+) -> Result<UpdateOutcome, OpError<R::Error>> {
+    let patch = match request.validate_with_policy(policy) {
         Ok(patch) => patch,
         Err(errors) => return Ok(UpdateOutcome::Invalid(errors)),
     };

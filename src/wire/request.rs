@@ -11,6 +11,7 @@ use crate::delivery::attempt::AttemptId;
 use crate::error::{Field, FieldError, ValidationErrors};
 use crate::id::DestinationId;
 use crate::name::DestinationName;
+use crate::policy::HostPolicy;
 use crate::secret::GracePeriod;
 use crate::url::DestinationUrl;
 use crate::wire::json::{
@@ -73,11 +74,36 @@ impl CreateDestinationRequest {
     /// # Errors
     /// [`ValidationErrors`] naming each bad field with a stable code.
     pub fn validate(self) -> Result<NewDestination, ValidationErrors> {
+        self.validate_with_policy(&HostPolicy::default())
+    }
+
+    /// [`validate`](Self::validate), judging the URL's host under an
+    /// operator's [`HostPolicy`] ([`DestinationUrl::parse_with_policy`]): an
+    /// allowed network admits a literal IP such as `https://10.1.2.3/`, a
+    /// denied one refuses even a public literal, and names such as
+    /// `localhost` stay refused whatever the policy.
+    ///
+    /// ```
+    /// use prets_destinations::{CreateDestinationRequest, HostPolicy};
+    ///
+    /// let policy = HostPolicy::default().allow("127.0.0.1/32".parse()?);
+    /// let req = CreateDestinationRequest::new("Local", "https://127.0.0.1:8443/hook");
+    /// assert!(req.clone().validate().is_err());
+    /// assert!(req.validate_with_policy(&policy).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ValidationErrors`] naming each bad field with a stable code.
+    pub fn validate_with_policy(
+        self,
+        policy: &HostPolicy,
+    ) -> Result<NewDestination, ValidationErrors> {
         let mut errors = Vec::new();
         let name = required(self.name, Field::Name, &mut errors)
             .and_then(|s| keep(DestinationName::try_from(s), &mut errors));
         let url = required(self.url, Field::Url, &mut errors)
-            .and_then(|s| keep(DestinationUrl::try_from(s), &mut errors));
+            .and_then(|s| keep(DestinationUrl::parse_with_policy(&s, policy), &mut errors));
         let destination_id = match self.destination_id {
             Member::Missing => Some(None),
             other => required(other, Field::DestinationId, &mut errors)
@@ -234,11 +260,26 @@ impl UpdateDestinationRequest {
     /// # Errors
     /// [`ValidationErrors`] naming each bad field with a stable code.
     pub fn validate(self) -> Result<DestinationPatch, ValidationErrors> {
+        self.validate_with_policy(&HostPolicy::default())
+    }
+
+    /// [`validate`](Self::validate), judging a new URL's host under an
+    /// operator's [`HostPolicy`], as
+    /// [`CreateDestinationRequest::validate_with_policy`] does.
+    ///
+    /// # Errors
+    /// [`ValidationErrors`] naming each bad field with a stable code.
+    pub fn validate_with_policy(
+        self,
+        policy: &HostPolicy,
+    ) -> Result<DestinationPatch, ValidationErrors> {
         let mut errors = Vec::new();
         let name = optional_string(self.name, Field::Name, "name must be a string", &mut errors)
             .map(|s| s.and_then(|s| keep(DestinationName::try_from(s), &mut errors)));
-        let url = optional_string(self.url, Field::Url, "url must be a string", &mut errors)
-            .map(|s| s.and_then(|s| keep(DestinationUrl::try_from(s), &mut errors)));
+        let url =
+            optional_string(self.url, Field::Url, "url must be a string", &mut errors).map(|s| {
+                s.and_then(|s| keep(DestinationUrl::parse_with_policy(&s, policy), &mut errors))
+            });
         let version = optional_version(self.version, &mut errors);
         let enabled = match self.enabled {
             Member::Missing => Ok(None),

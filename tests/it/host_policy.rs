@@ -1296,3 +1296,185 @@ mod operator_policy {
         assert!(!v6_only.is_allowed("2606:2800:21f:cb07::1".parse().unwrap()));
     }
 }
+
+/// The operator's policy through the request bodies and the operations:
+/// `validate_with_policy`, `create_with_policy`, `update_with_policy`.
+mod request_policy {
+    use prets_destinations::ops::{create_with_policy, update_with_policy};
+    use prets_destinations::{
+        CreateDestinationRequest, CreateOutcome, DestinationRepo, HostPolicy,
+        UpdateDestinationRequest, UpdateOutcome, ValidationErrors, create, update,
+    };
+
+    use crate::support::{block_on, keyring, now, rng, tenant};
+
+    fn policy() -> HostPolicy {
+        HostPolicy::default()
+            .allow("127.0.0.1/32".parse().unwrap())
+            .allow("10.0.0.0/8".parse().unwrap())
+            .deny("10.66.0.0/16".parse().unwrap())
+            .deny("93.184.215.14/32".parse().unwrap())
+    }
+
+    fn url_code(errors: &ValidationErrors) -> Vec<(&str, &str)> {
+        errors
+            .errors()
+            .iter()
+            .map(|e| (e.field().as_str(), e.code()))
+            .collect()
+    }
+
+    #[test]
+    fn create_validation_admits_allowed_literals_only_under_the_policy() {
+        for url in ["https://127.0.0.1:8443/x", "https://10.1.2.3/in"] {
+            let req = CreateDestinationRequest::new("Local", url);
+            let new = req.clone().validate_with_policy(&policy()).unwrap();
+            assert_eq!(new.url.as_str(), url);
+            // The existing function keeps the default policy.
+            let errors = req.validate().unwrap_err();
+            assert_eq!(url_code(&errors), [("url", "non_public_address")]);
+        }
+    }
+
+    #[test]
+    fn create_validation_under_the_policy_refuses_denied_names_and_other_networks() {
+        for (url, code) in [
+            ("https://10.66.0.1/", "non_public_address"),
+            ("https://93.184.215.14/", "non_public_address"),
+            ("https://127.0.0.2/", "non_public_address"),
+            ("https://192.168.0.1/", "non_public_address"),
+            ("https://localhost/", "reserved_host"),
+            ("https://localhost:8443/x", "reserved_host"),
+            ("https://127.1/", "non_canonical_host"),
+            ("http://127.0.0.1/", "not_https"),
+        ] {
+            let errors = CreateDestinationRequest::new("n", url)
+                .validate_with_policy(&policy())
+                .unwrap_err();
+            assert_eq!(url_code(&errors), [("url", code)], "{url}");
+        }
+        // The denied public literal is fine under the default policy.
+        assert!(
+            CreateDestinationRequest::new("n", "https://93.184.215.14/")
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn every_field_error_is_still_reported_with_a_policy() {
+        let errors = CreateDestinationRequest::new("", "https://localhost/")
+            .with_destination_id("nope")
+            .validate_with_policy(&policy())
+            .unwrap_err();
+        assert_eq!(
+            url_code(&errors),
+            [
+                ("name", "too_short"),
+                ("url", "reserved_host"),
+                ("destinationId", "pattern")
+            ]
+        );
+    }
+
+    #[test]
+    fn update_validation_judges_a_new_url_under_the_policy() {
+        let patch = UpdateDestinationRequest::new()
+            .with_url("https://10.1.2.3/in")
+            .validate_with_policy(&policy())
+            .unwrap();
+        assert_eq!(patch.url.unwrap().as_str(), "https://10.1.2.3/in");
+        let errors = UpdateDestinationRequest::new()
+            .with_url("https://10.1.2.3/in")
+            .validate()
+            .unwrap_err();
+        assert_eq!(url_code(&errors), [("url", "non_public_address")]);
+        let errors = UpdateDestinationRequest::new()
+            .with_url("https://10.66.9.9/")
+            .validate_with_policy(&policy())
+            .unwrap_err();
+        assert_eq!(url_code(&errors), [("url", "non_public_address")]);
+        // A patch without a URL does not consult the policy.
+        assert!(
+            UpdateDestinationRequest::new()
+                .with_enabled(false)
+                .validate_with_policy(&HostPolicy::default().deny("0.0.0.0/0".parse().unwrap()))
+                .is_ok()
+        );
+    }
+
+    #[cfg(feature = "memory")]
+    #[test]
+    fn create_and_update_with_policy_store_allowed_literals_and_plain_ones_refuse_them() {
+        use prets_destinations::MemoryRepo;
+
+        let repo = MemoryRepo::new();
+        let org = tenant("org_policy");
+        let mut rng = rng(7);
+        let keys = keyring(1, &mut rng);
+        let req = CreateDestinationRequest::new("Local", "https://127.0.0.1:8443/x");
+
+        let refused = block_on(create(
+            &repo,
+            &org,
+            req.clone(),
+            now(),
+            &mut rng,
+            keys.current(),
+        ))
+        .unwrap();
+        assert!(matches!(refused, CreateOutcome::Invalid(_)), "{refused:?}");
+
+        let outcome = block_on(create_with_policy(
+            &repo,
+            &org,
+            req,
+            &policy(),
+            now(),
+            &mut rng,
+            keys.current(),
+        ))
+        .unwrap();
+        let CreateOutcome::Created(created) = outcome else {
+            panic!("{outcome:?}")
+        };
+        let id = created.destination_id();
+        let stored = block_on(repo.get(&org, id)).unwrap().unwrap();
+        assert_eq!(stored.url.as_str(), "https://127.0.0.1:8443/x");
+
+        let to_private = UpdateDestinationRequest::new().with_url("https://10.2.3.4/y");
+        let refused = block_on(update(&repo, &org, id, to_private.clone(), now())).unwrap();
+        assert!(matches!(refused, UpdateOutcome::Invalid(_)), "{refused:?}");
+        let updated = block_on(update_with_policy(
+            &repo,
+            &org,
+            id,
+            to_private,
+            &policy(),
+            now(),
+        ))
+        .unwrap();
+        let UpdateOutcome::Updated(view) = updated else {
+            panic!("{updated:?}")
+        };
+        assert_eq!(view.version(), 2);
+        let stored = block_on(repo.get(&org, id)).unwrap().unwrap();
+        assert_eq!(stored.url.as_str(), "https://10.2.3.4/y");
+
+        let denied = UpdateDestinationRequest::new().with_url("https://10.66.0.1/");
+        let refused = block_on(update_with_policy(
+            &repo,
+            &org,
+            id,
+            denied,
+            &policy(),
+            now(),
+        ))
+        .unwrap();
+        let UpdateOutcome::Invalid(errors) = refused else {
+            panic!("{refused:?}")
+        };
+        assert_eq!(url_code(&errors), [("url", "non_public_address")]);
+        assert_eq!(block_on(repo.get(&org, id)).unwrap().unwrap().version, 2);
+    }
+}

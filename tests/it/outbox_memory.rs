@@ -78,6 +78,15 @@ fn run_all_twice_on_one_store() {
     block_on(kit::outbox_run_all(&repo));
 }
 
+#[test]
+fn a_shared_store_conforms_as_the_store_does() {
+    // `Arc<MemoryRepo>`: how a host shares one store between its API and its
+    // delivery worker. Both kits, through the `Arc` impls.
+    let repo = std::sync::Arc::new(MemoryRepo::new());
+    block_on(prets_destinations::conformance::run_all(&repo));
+    block_on(kit::outbox_run_all(&repo));
+}
+
 fn created(repo: &MemoryRepo, t: &str, name: &str) -> CreateOutcome {
     let mut r = rng(7);
     let keys = keyring(1, &mut r);

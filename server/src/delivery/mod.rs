@@ -1,13 +1,19 @@
 //! The I/O side of one delivery attempt: resolving the destination's host,
 //! checking every address with the core's [`HostPolicy`], and the HTTPS POST
-//! to the addresses that passed.
+//! to the addresses that passed; and the [`Worker`] that claims due
+//! deliveries and makes their attempts.
 //!
 //! [`HostPolicy`]: prets_destinations::HostPolicy
 
 mod client;
 mod resolve;
+mod worker;
 
 pub use crate::delivery::client::{
     ClientError, DeliveryClient, Outcome, RESPONSE_READ_CAP, parse_root_certificates,
 };
 pub use crate::delivery::resolve::{Resolve, Resolving, SystemResolver};
+pub use crate::delivery::worker::{
+    BACKOFF_MAX, BACKOFF_MIN, BATCH, POLL_INTERVAL, Worker, WorkerHandle, WorkerOptions,
+    lease_duration,
+};

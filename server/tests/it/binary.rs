@@ -8,6 +8,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use prets_destinations::delivery::{AttemptOutcome, Outbox as _, PublishRequest, publish};
+use prets_destinations::{
+    CreateDestinationRequest, DestinationRepo as _, DestinationUrl, InsertOutcome, TenantId,
+    Timestamp, os_rng,
+};
+use prets_destinations_server::{SqliteRepo, load_keyring};
+
+use crate::receiver::{Options, Receiver, Reply};
 use crate::support::{CREATE_PATH, TempDir, post_json};
 
 struct Started {
@@ -20,9 +28,15 @@ struct Started {
 /// Starts the binary in `dir` on an ephemeral port and waits for its
 /// "listening" log line.
 fn start(dir: &TempDir) -> Started {
+    start_with(dir, &[])
+}
+
+/// [`start`] with more flags.
+fn start_with(dir: &TempDir, args: &[&str]) -> Started {
     let mut child = Command::new(env!("CARGO_BIN_EXE_prets-destinations-server"))
         .current_dir(dir.path())
         .args(["--listen", "127.0.0.1:0"])
+        .args(args)
         .env_remove("PRETS_DATABASE")
         .env_remove("PRETS_API_TOKENS")
         .env_remove("PRETS_SEALING_KEY_FILE")
@@ -215,4 +229,90 @@ fn a_sealing_key_file_readable_by_group_or_others_stops_the_start() {
             assert!(stderr.contains("chmod 600"), "{stderr}");
         }
     }
+}
+
+/// SIGTERM while an attempt is in flight: the attempt ends within the
+/// delivery timeout and is recorded, the process exits cleanly, and a
+/// restart makes the retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_attempt_in_flight_and_a_restart_resumes() {
+    let dir = TempDir::new();
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(200).delay(Duration::from_secs(60)));
+    let pem = dir.path().join("receiver.pem");
+    std::fs::write(&pem, &rx.cert_pem).unwrap();
+    let pem = pem.to_str().unwrap().to_owned();
+    let args = [
+        "--allow-private-destinations",
+        "127.0.0.1/32",
+        "--delivery-root-cert",
+        &pem,
+        "--delivery-timeout",
+        "2s",
+        "--retry-schedule",
+        "0s",
+    ];
+    let started = start_with(&dir, &args);
+
+    // A destination and an event, written by another handle on the database
+    // (as the routes would write them).
+    let database = dir.path().join("prets-destinations.sqlite3");
+    let keyring = load_keyring(&dir.path().join("prets-destinations.sqlite3.sealing-key")).unwrap();
+    let repo = SqliteRepo::open(&database).unwrap();
+    let tenant: TenantId = "org_a".parse().unwrap();
+    let now = Timestamp::try_from(std::time::SystemTime::now()).unwrap();
+    let mut plan = CreateDestinationRequest::new("Receiver", "https://example.com/hooks")
+        .validate()
+        .unwrap()
+        .plan(&tenant, now, &mut os_rng(), keyring.current());
+    plan.record.url = DestinationUrl::from_stored(rx.ip_url("/hooks")).unwrap();
+    let id = plan.record.destination_id;
+    assert_eq!(
+        repo.insert(&tenant, &plan.record).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    let request = PublishRequest::new("invoice.paid", "{\"n\":1}".to_owned()).unwrap();
+    let event = publish(&repo, &tenant, request, now, &mut os_rng())
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rx.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no delivery");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopping = std::time::Instant::now();
+    let (_, stderr) = tokio::task::spawn_blocking(move || terminate(started))
+        .await
+        .unwrap();
+    assert!(stopping.elapsed() < Duration::from_secs(10));
+    let attempts = repo.list_attempts(&tenant, id, None, 10).await.unwrap();
+    assert_eq!(attempts.len(), 1, "{stderr}");
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Failed);
+    assert_eq!(attempts[0].error.as_deref(), Some("timeout"));
+    assert!(stderr.contains("delivery attempt"), "{stderr}");
+
+    let started = start_with(&dir, &args);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while repo
+        .list_attempts(&tenant, id, None, 10)
+        .await
+        .unwrap()
+        .len()
+        < 2
+    {
+        assert!(std::time::Instant::now() < deadline, "not resumed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let attempts = repo.list_attempts(&tenant, id, None, 10).await.unwrap();
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    assert_eq!(attempts[0].attempt, 2);
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].header("webhook-id"), event.event_id.to_string());
+    tokio::task::spawn_blocking(move || terminate(started))
+        .await
+        .unwrap();
 }

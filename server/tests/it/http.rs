@@ -376,7 +376,8 @@ async fn unknown_paths_are_404_and_other_methods_405() {
     let bearer = server.bearer();
     for path in [
         "/",
-        "/v1/events",
+        "/v1",
+        "/v1/events/",
         "/v1/events/destinations/x/y/z",
         "/openapi.yaml",
     ] {
@@ -505,7 +506,7 @@ async fn fifty_concurrent_creates_of_one_id_give_one_201_and_49_409s() {
 }
 
 /// Bodies a careless or hostile client sends; none may give a 5xx.
-fn malformed_bodies() -> Vec<Vec<u8>> {
+pub(crate) fn malformed_bodies() -> Vec<Vec<u8>> {
     let valid = json!({"name": "Production", "url": "https://example.com/prets/events", "destinationId": "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K"}).to_string();
     let mut bodies: Vec<Vec<u8>> = (0..valid.len())
         .map(|n| valid.as_bytes()[..n].to_vec())

@@ -1,38 +1,12 @@
 //! What the server logs: every request with its id, and never a token, a
 //! secret or a client's text.
 
-use std::io;
-use std::sync::{Arc, Mutex};
-
-use crate::support::{CREATE_PATH, TestServer, post_json, request};
+use crate::support::{CREATE_PATH, TestServer, captured_logs, post_json, request};
 use serde_json::json;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn logs_carry_request_ids_and_no_token_secret_or_client_text() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    // The global default (a scoped one can miss events when callsites are
-    // first hit on other threads): the other tests of the binary log into
-    // the capture too, and none of them may leak a token, secret or query.
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let captured = captured_logs();
 
     let server = TestServer::start().await;
     let mut request_ids = Vec::new();
@@ -85,7 +59,7 @@ async fn logs_carry_request_ids_and_no_token_secret_or_client_text() {
     assert_eq!(conflict.status, 409);
     server.running.stop().await.unwrap();
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     for request_id in &request_ids {
         assert!(
             logs.lines()

@@ -12,11 +12,15 @@
 
 #[cfg(unix)]
 mod binary;
+mod delivery_client;
+mod events_http;
 mod hardening;
 mod http;
 mod lifecycle_http;
 mod logs;
 #[cfg(unix)]
 mod postgres_nodes;
+mod receiver;
 mod sqlite_repo;
 mod support;
+mod worker;

@@ -2,8 +2,10 @@
 //! database, an HTTP client (and raw sockets for malformed HTTP), and
 //! validation against the OpenAPI document's schemas.
 
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use prets_destinations_server::{Config, Running, TokenEntry, mint_token, spawn, token_digest};
 use serde_json::Value;
@@ -12,6 +14,49 @@ use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
 pub const CREATE_PATH: &str = "/v1/events/destinations";
+
+/// A log written into memory.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log of this test binary, every level, installed as the global
+/// subscriber by the first caller. Global, because a scoped subscriber
+/// misses the events of callsites first hit on other threads; so every test
+/// of the binary logs into it, and none may leak a token, secret, payload or
+/// response.
+pub fn captured_logs() -> Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+            captured
+        })
+        .clone()
+}
 
 /// A fresh, empty directory under the system's temp dir, removed on drop.
 pub struct TempDir(tempfile::TempDir);

@@ -3,15 +3,6 @@
 //! connections it accepts, records every request (method, target, version,
 //! headers, body) and answers with scripted replies.
 
-#![allow(
-    dead_code,
-    unreachable_pub,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -46,6 +37,8 @@ pub struct Recorded {
     pub version: Version,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// When its headers were read.
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -230,6 +223,7 @@ async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
+    let at = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -246,6 +240,7 @@ async fn handle(
         version: parts.version,
         headers: parts.headers,
         body,
+        at,
     });
     let reply = state
         .script

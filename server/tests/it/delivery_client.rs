@@ -2,16 +2,6 @@
 //! answers surface, and that no address outside the policy is ever connected
 //! to.
 
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod receiver;
-
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -33,7 +23,8 @@ use prets_destinations_server::delivery::{
 };
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng as _;
-use receiver::{Options, Receiver, Reply};
+
+use crate::receiver::{Options, Receiver, Reply};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -84,7 +75,7 @@ impl Stub {
 
 impl Resolve for Stub {
     fn resolve(&self, host: &str) -> Resolving {
-        assert_eq!(host, receiver::HOST);
+        assert_eq!(host, crate::receiver::HOST);
         self.calls.fetch_add(1, Ordering::SeqCst);
         let answers = self
             .answers
@@ -160,7 +151,7 @@ async fn a_post_arrives_with_exactly_the_planned_headers_and_body() {
     assert_eq!(r.header("user-agent"), USER_AGENT);
     assert_eq!(
         r.header("host"),
-        format!("{}:{}", receiver::HOST, rx.addr.port())
+        format!("{}:{}", crate::receiver::HOST, rx.addr.port())
     );
     assert_eq!(
         r.header("content-length"),

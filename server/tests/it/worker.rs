@@ -1,0 +1,961 @@
+//! The delivery worker over real HTTPS on 127.0.0.1: a receiver with a
+//! certificate made here, trusted as a root, reached by a name a stub
+//! resolver answers; the worker driven directly on a store (SQLite on a temp
+//! file, and MemoryRepo for the core scenarios), events published with the
+//! core's operations.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prets_destinations::delivery::{
+    AttemptOutcome, AttemptRecord, DisabledReason, Outbox, PublishRequest, PublishedEvent,
+    TestOutcome, publish, send_test,
+};
+use prets_destinations::{
+    CreateDestinationRequest, CreateOutcome, DeleteOutcome, DestinationId, DestinationRepo,
+    HostPolicy, KeyId, Keyring, MemoryRepo, RotateOutcome, RotateSecretRequest, SealingKey,
+    TenantId, Timestamp, UpdateDestinationRequest, UpdateOutcome, create, delete, os_rng, rotate,
+    update,
+};
+use prets_destinations_server::delivery::{
+    DeliveryClient, Resolve, Resolving, Worker, WorkerHandle, WorkerOptions,
+    parse_root_certificates,
+};
+use prets_destinations_server::{Config, DeliveryConfig, SqliteRepo, load_keyring};
+use tokio::sync::Notify;
+
+use crate::receiver::{Options, Receiver, Reply};
+use crate::support::captured_logs;
+
+/// Answers every name with fixed addresses.
+struct Stub(Vec<IpAddr>);
+
+impl Resolve for Stub {
+    fn resolve(&self, _host: &str) -> Resolving {
+        let answers = self.0.clone();
+        Box::pin(async move { Ok(answers) })
+    }
+}
+
+fn stub(answers: &[&str]) -> Arc<dyn Resolve> {
+    Arc::new(Stub(answers.iter().map(|a| a.parse().unwrap()).collect()))
+}
+
+fn loopback() -> Arc<dyn Resolve> {
+    stub(&["127.0.0.1"])
+}
+
+fn now() -> Timestamp {
+    Timestamp::try_from(std::time::SystemTime::now()).unwrap()
+}
+
+/// Delivery settings trusting the receivers' certificates, admitting
+/// 127.0.0.1/32, with `schedule` between attempts.
+fn settings(receivers: &[&Receiver], schedule: &str) -> DeliveryConfig {
+    DeliveryConfig {
+        policy: HostPolicy::new().allow("127.0.0.1/32".parse().unwrap()),
+        root_certificates: receivers
+            .iter()
+            .flat_map(|r| parse_root_certificates(r.cert_pem.as_bytes()).unwrap())
+            .collect(),
+        retry_schedule: schedule.parse().unwrap(),
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+        concurrency: 8,
+        ..DeliveryConfig::default()
+    }
+}
+
+/// Waits (up to 10 s) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A store with one organization, its keyring, and the worker's wake-up.
+struct Bench<R> {
+    repo: Arc<R>,
+    keyring: Arc<Keyring>,
+    tenant: TenantId,
+    published: Arc<Notify>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn keyring() -> Arc<Keyring> {
+    Arc::new(Keyring::new(SealingKey::new(KeyId::new(1), &[0x42; 32]), []).unwrap())
+}
+
+impl Bench<SqliteRepo> {
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = SqliteRepo::open(&dir.path().join("d.sqlite3")).unwrap();
+        Self::over(repo, Some(dir))
+    }
+}
+
+impl Bench<MemoryRepo> {
+    fn memory() -> Self {
+        Self::over(MemoryRepo::new(), None)
+    }
+}
+
+impl<R: Outbox + 'static> Bench<R> {
+    fn over(repo: R, dir: Option<tempfile::TempDir>) -> Self {
+        Self {
+            repo: Arc::new(repo),
+            keyring: keyring(),
+            tenant: "org_a".parse().unwrap(),
+            published: Arc::new(Notify::new()),
+            _dir: dir,
+        }
+    }
+
+    fn worker_with(
+        &self,
+        config: &DeliveryConfig,
+        resolver: Arc<dyn Resolve>,
+        options: WorkerOptions,
+    ) -> WorkerHandle {
+        let client = DeliveryClient::new(config, resolver).unwrap();
+        Worker::new(
+            Arc::clone(&self.repo),
+            Arc::clone(&self.keyring),
+            client,
+            config,
+            Arc::clone(&self.published),
+        )
+        .with_options(options)
+        .spawn()
+    }
+
+    fn worker(&self, config: &DeliveryConfig, resolver: Arc<dyn Resolve>) -> WorkerHandle {
+        let options = WorkerOptions::default().poll_interval(Duration::from_millis(50));
+        self.worker_with(config, resolver, options)
+    }
+
+    /// A new destination at `url`: its id and its bearer secret.
+    async fn destination(&self, url: &str) -> (DestinationId, String) {
+        let request = CreateDestinationRequest::new("Receiver", url);
+        let outcome = create(
+            &*self.repo,
+            &self.tenant,
+            request,
+            now(),
+            &mut os_rng(),
+            self.keyring.current(),
+        )
+        .await
+        .unwrap();
+        let CreateOutcome::Created(created) = outcome else {
+            panic!("{outcome:?}")
+        };
+        let secret = created.bearer_secret().expose_secret().to_owned();
+        (created.destination_id(), secret)
+    }
+
+    /// Publishes `payload` as an `invoice.paid` event and wakes the worker,
+    /// as the route does after the commit.
+    async fn publish(&self, payload: &str) -> PublishedEvent {
+        let request = PublishRequest::new("invoice.paid", payload.to_owned()).unwrap();
+        let outcome = publish(&*self.repo, &self.tenant, request, now(), &mut os_rng())
+            .await
+            .unwrap();
+        let event = outcome.into_result().unwrap();
+        self.published.notify_one();
+        event
+    }
+
+    async fn attempts(&self, id: DestinationId) -> Vec<AttemptRecord> {
+        self.repo
+            .list_attempts(&self.tenant, id, None, 100)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until `id` has `n` recorded attempts; returns them newest first.
+    async fn wait_attempts(&self, id: DestinationId, n: usize) -> Vec<AttemptRecord> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let attempts = self.attempts(id).await;
+            if attempts.len() >= n {
+                assert_eq!(attempts.len(), n, "more attempts than expected");
+                return attempts;
+            }
+            assert!(Instant::now() < deadline, "waited for {n} attempts");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn rotate(&self, id: DestinationId) -> String {
+        let outcome = rotate(
+            &*self.repo,
+            &self.tenant,
+            id,
+            RotateSecretRequest::default(),
+            now(),
+            &mut os_rng(),
+            self.keyring.current(),
+        )
+        .await
+        .unwrap();
+        let RotateOutcome::Rotated(rotated) = outcome else {
+            panic!("{outcome:?}")
+        };
+        rotated.bearer_secret().expose_secret().to_owned()
+    }
+
+    async fn set_enabled(&self, id: DestinationId, enabled: bool) {
+        let request: UpdateDestinationRequest =
+            serde_json::from_str(&format!(r#"{{"enabled":{enabled}}}"#)).unwrap();
+        let outcome = update(&*self.repo, &self.tenant, id, request, now())
+            .await
+            .unwrap();
+        assert!(matches!(outcome, UpdateOutcome::Updated(_)), "{outcome:?}");
+    }
+}
+
+const PAYLOAD: &str =
+    r#"{ "amount" : 12.50, "note":"ünïcode \u00e9 PAYLOAD-MARKER", "list":[1, 2,3] }"#;
+
+// ---------------------------------------------------------------------------
+// Scenarios run on both stores.
+
+async fn delivers_once_with_secret_and_event_id<R: Outbox + 'static>(bench: Bench<R>) {
+    let rx = Receiver::start(Options::default()).await;
+    let (id, secret) = bench.destination(&rx.name_url("/hooks?x=1")).await;
+    let (_other, other_secret) = bench.destination(&rx.name_url("/other")).await;
+    let worker = bench.worker(&settings(&[&rx], "1s"), loopback());
+    let event = bench.publish(PAYLOAD).await;
+    assert_eq!(event.destinations, 2);
+
+    let attempts = bench.wait_attempts(id, 1).await;
+    eventually("both deliveries", || rx.requests().len() == 2).await;
+    // No second delivery of the same event.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 2);
+    let mine = requests.iter().find(|r| r.target == "/hooks?x=1").unwrap();
+    assert_eq!(mine.method, "POST");
+    assert_eq!(mine.header("authorization"), format!("Bearer {secret}"));
+    assert_eq!(mine.header("webhook-id"), event.event_id.to_string());
+    assert!(
+        contains(&mine.body, PAYLOAD.as_bytes()),
+        "payload bytes kept"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&mine.body).unwrap();
+    assert_eq!(body["eventId"], event.event_id.to_string());
+    assert_eq!(body["type"], "invoice.paid");
+    let other = requests.iter().find(|r| r.target == "/other").unwrap();
+    assert_eq!(
+        other.header("authorization"),
+        format!("Bearer {other_secret}")
+    );
+    assert_eq!(other.header("webhook-id"), event.event_id.to_string());
+
+    assert_eq!(attempts[0].attempt, 1);
+    assert_eq!(attempts[0].event_id, event.event_id);
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    assert_eq!(attempts[0].response_status, Some(204));
+    assert_eq!(attempts[0].next_attempt_at, None);
+    worker.shutdown().await;
+}
+
+async fn retries_until_success<R: Outbox + 'static>(bench: Bench<R>) {
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(500));
+    rx.reply(Reply::status(500));
+    rx.reply(Reply::status(200));
+    let (id, secret) = bench.destination(&rx.name_url("/")).await;
+    let worker = bench.worker(&settings(&[&rx], "0s,0s,0s"), loopback());
+    let event = bench.publish(PAYLOAD).await;
+
+    let attempts = bench.wait_attempts(id, 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 3);
+    for r in &requests {
+        assert_eq!(r.header("webhook-id"), event.event_id.to_string());
+        assert_eq!(r.header("authorization"), format!("Bearer {secret}"));
+        assert_eq!(r.body, requests[0].body);
+    }
+    // Newest first.
+    let numbers: Vec<u32> = attempts.iter().map(|a| a.attempt).collect();
+    assert_eq!(numbers, [3, 2, 1]);
+    let statuses: Vec<Option<u16>> = attempts.iter().map(|a| a.response_status).collect();
+    assert_eq!(statuses, [Some(200), Some(500), Some(500)]);
+    let outcomes: Vec<AttemptOutcome> = attempts.iter().map(|a| a.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            AttemptOutcome::Succeeded,
+            AttemptOutcome::Failed,
+            AttemptOutcome::Failed
+        ]
+    );
+    assert!(attempts[1].next_attempt_at.is_some());
+    assert!(attempts[2].next_attempt_at.is_some());
+    assert_eq!(attempts[0].next_attempt_at, None);
+    assert!(attempts.iter().all(|a| a.event_id == event.event_id));
+    worker.shutdown().await;
+}
+
+async fn gone_disables_and_reenabling_delivers<R: Outbox + 'static>(bench: Bench<R>) {
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(410));
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let worker = bench.worker(&settings(&[&rx], "1s"), loopback());
+    bench.publish(PAYLOAD).await;
+
+    let attempts = bench.wait_attempts(id, 1).await;
+    assert_eq!(attempts[0].response_status, Some(410));
+    assert_eq!(attempts[0].next_attempt_at, None);
+    let record = bench.repo.get(&bench.tenant, id).await.unwrap().unwrap();
+    assert!(!record.enabled);
+    assert_eq!(record.disabled_reason, Some(DisabledReason::Gone));
+
+    // Disabled: nothing is queued or sent.
+    assert_eq!(bench.publish(PAYLOAD).await.destinations, 0);
+    let test = send_test(&*bench.repo, &bench.tenant, id, now(), &mut os_rng())
+        .await
+        .unwrap();
+    assert_eq!(test, TestOutcome::Disabled);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.requests().len(), 1);
+
+    bench.set_enabled(id, true).await;
+    let event = bench.publish(PAYLOAD).await;
+    assert_eq!(event.destinations, 1);
+    eventually("delivered after re-enabling", || rx.requests().len() == 2).await;
+    assert_eq!(
+        rx.requests()[1].header("webhook-id"),
+        event.event_id.to_string()
+    );
+    let attempts = bench.wait_attempts(id, 2).await;
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn sqlite_delivers_once_with_the_secret_and_the_event_id() {
+    delivers_once_with_secret_and_event_id(Bench::sqlite()).await;
+}
+
+#[tokio::test]
+async fn memory_delivers_once_with_the_secret_and_the_event_id() {
+    delivers_once_with_secret_and_event_id(Bench::memory()).await;
+}
+
+#[tokio::test]
+async fn sqlite_500_500_200_is_three_attempts_of_one_event() {
+    retries_until_success(Bench::sqlite()).await;
+}
+
+#[tokio::test]
+async fn memory_500_500_200_is_three_attempts_of_one_event() {
+    retries_until_success(Bench::memory()).await;
+}
+
+#[tokio::test]
+async fn sqlite_410_disables_and_reenabling_delivers_again() {
+    gone_disables_and_reenabling_delivers(Bench::sqlite()).await;
+}
+
+#[tokio::test]
+async fn memory_410_disables_and_reenabling_delivers_again() {
+    gone_disables_and_reenabling_delivers(Bench::memory()).await;
+}
+
+// ---------------------------------------------------------------------------
+// SQLite only.
+
+#[tokio::test]
+async fn retry_after_on_503_is_honoured() {
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(500));
+    rx.reply(Reply::status(503).header("Retry-After", "1"));
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    // The schedule alone would retry at once; its longest step (2 s)
+    // caps what a receiver may ask for.
+    let worker = bench.worker(&settings(&[&rx], "0s,0s,2s"), loopback());
+    bench.publish(PAYLOAD).await;
+
+    let attempts = bench.wait_attempts(id, 3).await;
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 3);
+    let after_500 = requests[1].at - requests[0].at;
+    let after_503 = requests[2].at - requests[1].at;
+    assert!(after_500 < Duration::from_millis(900), "{after_500:?}");
+    assert!(after_503 >= Duration::from_secs(1), "{after_503:?}");
+    let asked = &attempts[1];
+    assert_eq!(asked.response_status, Some(503));
+    let next = asked.next_attempt_at.unwrap();
+    assert!(next.unix_millis() >= asked.started_at.unix_millis() + 1000);
+    assert!(attempts[2].next_attempt_at.unwrap().unix_millis() < next.unix_millis() - 500);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_307_is_not_followed() {
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    let elsewhere = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(307).header("Location", &elsewhere.name_url("/stolen")));
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let worker = bench.worker(&settings(&[&rx, &elsewhere], "1h"), loopback());
+    bench.publish(PAYLOAD).await;
+
+    let attempts = bench.wait_attempts(id, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.requests().len(), 1);
+    assert_eq!(elsewhere.connections(), 0);
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Failed);
+    assert_eq!(attempts[0].response_status, Some(307));
+    assert!(attempts[0].error.as_deref().unwrap().contains("307"));
+    assert!(
+        attempts[0].next_attempt_at.is_some(),
+        "retried on the schedule"
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn attempts_after_a_rotation_carry_the_new_secret() {
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(500));
+    let (id, old) = bench.destination(&rx.name_url("/")).await;
+    let worker = bench.worker(&settings(&[&rx], "1s"), loopback());
+    let event = bench.publish(PAYLOAD).await;
+    eventually("first attempt", || rx.requests().len() == 1).await;
+    let new = bench.rotate(id).await;
+    assert_ne!(new, old);
+
+    // The retry of the same event, planned after the rotation.
+    eventually("retry", || rx.requests().len() == 2).await;
+    let requests = rx.requests();
+    assert_eq!(requests[0].header("authorization"), format!("Bearer {old}"));
+    assert_eq!(requests[1].header("authorization"), format!("Bearer {new}"));
+    assert_eq!(requests[1].header("webhook-id"), event.event_id.to_string());
+    // And a new event.
+    bench.publish(PAYLOAD).await;
+    eventually("new event", || rx.requests().len() == 3).await;
+    assert_eq!(
+        rx.requests()[2].header("authorization"),
+        format!("Bearer {new}")
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_deleted_destination_receives_nothing() {
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    let config = settings(&[&rx], "1s");
+
+    // Queued, then deleted before any worker ran.
+    let (id, _) = bench.destination(&rx.name_url("/queued")).await;
+    assert_eq!(bench.publish(PAYLOAD).await.destinations, 1);
+    assert_eq!(
+        delete(&*bench.repo, &bench.tenant, id).await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    let worker = bench.worker(&config, loopback());
+
+    // A failed delivery whose retry is pending when the destination goes.
+    rx.reply(Reply::status(500));
+    let (id, _) = bench.destination(&rx.name_url("/retrying")).await;
+    bench.publish(PAYLOAD).await;
+    eventually("first attempt", || rx.requests().len() == 1).await;
+    assert_eq!(
+        delete(&*bench.repo, &bench.tenant, id).await.unwrap(),
+        DeleteOutcome::Deleted
+    );
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].target, "/retrying");
+    assert_eq!(bench.publish(PAYLOAD).await.destinations, 0);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_the_allow_list_loopback_answers_are_refused_before_connecting() {
+    for answers in [&["127.0.0.1"][..], &["93.184.215.14", "127.0.0.1"][..]] {
+        let bench = Bench::sqlite();
+        let rx = Receiver::start(Options::default()).await;
+        let mut config = settings(&[&rx], "1h");
+        config.policy = HostPolicy::new();
+        let (id, _) = bench.destination(&rx.name_url("/")).await;
+        let worker = bench.worker(&config, stub(answers));
+        bench.publish(PAYLOAD).await;
+
+        let attempts = bench.wait_attempts(id, 1).await;
+        assert_eq!(attempts[0].outcome, AttemptOutcome::Refused, "{answers:?}");
+        assert_eq!(attempts[0].response_status, None);
+        assert!(attempts[0].error.is_some());
+        worker.shutdown().await;
+        assert_eq!(rx.connections(), 0, "{answers:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_slow_destination_does_not_delay_another() {
+    let bench = Bench::sqlite();
+    let slow = Receiver::start(Options::default()).await;
+    let fast = Receiver::start(Options::default()).await;
+    slow.reply(Reply::status(200).delay(Duration::from_secs(3)));
+    slow.reply(Reply::status(200).delay(Duration::from_secs(3)));
+    let (slow_id, _) = bench.destination(&slow.name_url("/")).await;
+    let (fast_id, _) = bench.destination(&fast.name_url("/")).await;
+    let worker = bench.worker(&settings(&[&slow, &fast], "1s"), loopback());
+
+    let published = Instant::now();
+    bench.publish(PAYLOAD).await;
+    let attempts = bench.wait_attempts(fast_id, 1).await;
+    assert!(published.elapsed() < Duration::from_secs(2));
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    assert_eq!(slow.requests().len(), 1, "the slow one is being sent");
+    assert!(
+        bench.attempts(slow_id).await.is_empty(),
+        "and not answered yet"
+    );
+
+    // A second event reaches the fast one while the slow one still stalls.
+    bench.publish(PAYLOAD).await;
+    bench.wait_attempts(fast_id, 2).await;
+    assert!(bench.attempts(slow_id).await.is_empty());
+    let attempts = bench.wait_attempts(slow_id, 2).await;
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.outcome == AttemptOutcome::Succeeded)
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_releases_an_attempt_in_flight_and_a_new_worker_delivers_at_once() {
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(200).delay(Duration::from_secs(30)));
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let config = settings(&[&rx], "1s");
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .shutdown_grace(Duration::from_millis(200));
+    let worker = bench.worker_with(&config, loopback(), options);
+    let event = bench.publish(PAYLOAD).await;
+    eventually("the stalled request", || rx.requests().len() == 1).await;
+
+    let stopping = Instant::now();
+    worker.shutdown().await;
+    assert!(stopping.elapsed() < Duration::from_secs(2));
+    assert!(
+        bench.attempts(id).await.is_empty(),
+        "the attempt was cut short"
+    );
+
+    // The lease (2 × 5 s + 5 s) was released: another worker takes it now.
+    let restarted = Instant::now();
+    let worker = bench.worker(&config, loopback());
+    let attempts = bench.wait_attempts(id, 1).await;
+    assert!(restarted.elapsed() < Duration::from_secs(3));
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    assert_eq!(attempts[0].event_id, event.event_id);
+    assert_eq!(rx.requests().len(), 2);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_attempt_in_flight_finish_within_the_grace() {
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(200).delay(Duration::from_millis(500)));
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let config = settings(&[&rx], "1s");
+    let worker = bench.worker(&config, loopback());
+    bench.publish(PAYLOAD).await;
+    eventually("the request", || rx.requests().len() == 1).await;
+
+    worker.shutdown().await;
+    let attempts = bench.attempts(id).await;
+    assert_eq!(attempts.len(), 1, "finished before the worker stopped");
+    assert_eq!(attempts[0].response_status, Some(200));
+    let worker = bench.worker(&config, loopback());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.requests().len(), 1, "nothing left to resume");
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lease_is_renewed_while_the_attempt_runs() {
+    // Two workers on one store, leases of 1 s, an answer after 2.5 s: the
+    // renewals keep the second worker off the delivery.
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(200).delay(Duration::from_millis(2500)));
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let config = settings(&[&rx], "1s");
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .lease(Duration::from_secs(1));
+    let first = bench.worker_with(&config, loopback(), options);
+    let second = bench.worker_with(&config, loopback(), options);
+    bench.publish(PAYLOAD).await;
+
+    let attempts = bench.wait_attempts(id, 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.requests().len(), 1, "one worker sent it, once");
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    assert!(attempts[0].duration_ms >= 2500);
+    assert_eq!(bench.attempts(id).await.len(), 1);
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_publish_and_a_due_retry_wake_the_worker_before_its_poll() {
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(500));
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let options = WorkerOptions::default().poll_interval(Duration::from_secs(3600));
+    let worker = bench.worker_with(&settings(&[&rx], "1s"), loopback(), options);
+    // Let the worker's first claim find nothing and go to sleep.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    bench.publish(PAYLOAD).await;
+    bench.wait_attempts(id, 1).await;
+    // The retry it scheduled (1 s + jitter) wakes it, not the hour-long poll.
+    let attempts = bench.wait_attempts(id, 2).await;
+    let gap = attempts[0].started_at.unix_millis() - attempts[1].started_at.unix_millis();
+    assert!((1000..3000).contains(&gap), "{gap} ms");
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    worker.shutdown().await;
+}
+
+/// A store whose claims fail while `failing` is set, counting them, and
+/// whose reads of a destination never finish while `stall_gets` is set.
+#[derive(Default)]
+struct Scripted {
+    inner: MemoryRepo,
+    failing: std::sync::atomic::AtomicBool,
+    claims: std::sync::atomic::AtomicUsize,
+    stall_gets: std::sync::atomic::AtomicBool,
+    stalled: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Debug)]
+struct Flaky;
+
+impl std::fmt::Display for Flaky {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the store is unavailable")
+    }
+}
+
+impl std::error::Error for Flaky {}
+
+fn flaky<T>(r: Result<T, std::convert::Infallible>) -> Result<T, Flaky> {
+    r.map_err(|e| match e {})
+}
+
+impl DestinationRepo for Scripted {
+    type Error = Flaky;
+    async fn insert(
+        &self,
+        t: &TenantId,
+        r: &prets_destinations::DestinationRecord,
+    ) -> Result<prets_destinations::InsertOutcome, Flaky> {
+        flaky(self.inner.insert(t, r).await)
+    }
+    async fn get(
+        &self,
+        t: &TenantId,
+        id: DestinationId,
+    ) -> Result<Option<prets_destinations::DestinationRecord>, Flaky> {
+        use std::sync::atomic::Ordering;
+        if self.stall_gets.load(Ordering::SeqCst) {
+            self.stalled.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+        flaky(self.inner.get(t, id).await)
+    }
+    async fn list(
+        &self,
+        t: &TenantId,
+    ) -> Result<Vec<prets_destinations::DestinationRecord>, Flaky> {
+        flaky(self.inner.list(t).await)
+    }
+    async fn find_by_digest(
+        &self,
+        d: &prets_destinations::SecretDigest,
+    ) -> Result<Vec<(TenantId, prets_destinations::DestinationRecord)>, Flaky> {
+        flaky(self.inner.find_by_digest(d).await)
+    }
+    async fn list_page(
+        &self,
+        t: &TenantId,
+        after: Option<DestinationId>,
+        limit: usize,
+    ) -> Result<Vec<prets_destinations::DestinationRecord>, Flaky> {
+        flaky(self.inner.list_page(t, after, limit).await)
+    }
+    async fn replace(
+        &self,
+        t: &TenantId,
+        v: u64,
+        r: &prets_destinations::DestinationRecord,
+    ) -> Result<prets_destinations::ReplaceOutcome, Flaky> {
+        flaky(self.inner.replace(t, v, r).await)
+    }
+    async fn remove(
+        &self,
+        t: &TenantId,
+        id: DestinationId,
+    ) -> Result<prets_destinations::RemoveOutcome, Flaky> {
+        flaky(self.inner.remove(t, id).await)
+    }
+}
+
+impl Outbox for Scripted {
+    async fn enqueue(
+        &self,
+        t: &TenantId,
+        e: &prets_destinations::delivery::Event,
+        target: prets_destinations::delivery::Target,
+    ) -> Result<prets_destinations::delivery::EnqueueOutcome, Flaky> {
+        flaky(self.inner.enqueue(t, e, target).await)
+    }
+    async fn claim(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: prets_destinations::delivery::LeaseRequest,
+    ) -> Result<Vec<prets_destinations::delivery::Claimed>, Flaky> {
+        use std::sync::atomic::Ordering;
+        self.claims.fetch_add(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(Flaky);
+        }
+        flaky(self.inner.claim(now, limit, lease).await)
+    }
+    async fn renew(
+        &self,
+        l: &prets_destinations::delivery::Lease,
+        until: Timestamp,
+    ) -> Result<bool, Flaky> {
+        flaky(self.inner.renew(l, until).await)
+    }
+    async fn release(&self, l: &prets_destinations::delivery::Lease) -> Result<bool, Flaky> {
+        flaky(self.inner.release(l).await)
+    }
+    async fn complete(
+        &self,
+        l: &prets_destinations::delivery::Lease,
+        r: prets_destinations::delivery::AttemptReport,
+    ) -> Result<prets_destinations::delivery::CompleteOutcome, Flaky> {
+        flaky(self.inner.complete(l, r).await)
+    }
+    async fn list_attempts(
+        &self,
+        t: &TenantId,
+        d: DestinationId,
+        before: Option<prets_destinations::delivery::AttemptId>,
+        limit: usize,
+    ) -> Result<Vec<AttemptRecord>, Flaky> {
+        flaky(self.inner.list_attempts(t, d, before, limit).await)
+    }
+}
+
+#[tokio::test]
+async fn store_errors_back_off_instead_of_spinning_and_work_resumes() {
+    use std::sync::atomic::Ordering;
+    let bench = Bench::over(
+        Scripted {
+            failing: true.into(),
+            ..Scripted::default()
+        },
+        None,
+    );
+    let rx = Receiver::start(Options::default()).await;
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let worker = bench.worker(&settings(&[&rx], "1s"), loopback());
+    bench.publish(PAYLOAD).await;
+    // 100 ms, 200 ms, 400 ms, 800 ms...: a handful of claims in 1.2 s.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let claims = bench.repo.claims.load(Ordering::SeqCst);
+    assert!((2..=6).contains(&claims), "{claims} claims");
+    assert_eq!(rx.connections(), 0);
+
+    bench.repo.failing.store(false, Ordering::SeqCst);
+    let attempts = bench.wait_attempts(id, 1).await;
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_releases_a_claimed_delivery_not_yet_sent() {
+    use std::sync::atomic::Ordering;
+    let bench = Bench::over(Scripted::default(), None);
+    let rx = Receiver::start(Options::default()).await;
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let config = settings(&[&rx], "1s");
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .shutdown_grace(Duration::from_millis(200));
+    bench.repo.stall_gets.store(true, Ordering::SeqCst);
+    let worker = bench.worker_with(&config, loopback(), options);
+    bench.publish(PAYLOAD).await;
+    eventually("claimed, stuck before sending", || {
+        bench.repo.stalled.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    worker.shutdown().await;
+    assert_eq!(rx.connections(), 0);
+
+    // Released, not left to its 15 s lease.
+    bench.repo.stall_gets.store(false, Ordering::SeqCst);
+    let restarted = Instant::now();
+    let worker = bench.worker(&config, loopback());
+    let attempts = bench.wait_attempts(id, 1).await;
+    assert!(restarted.elapsed() < Duration::from_secs(3));
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    assert_eq!(attempts[0].attempt, 1);
+    assert_eq!(rx.requests().len(), 1);
+    worker.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// Logs.
+
+#[tokio::test]
+async fn one_log_line_per_attempt_without_secret_or_payload() {
+    // The binary's log: the other worker tests (same payload) log into it too.
+    let captured = captured_logs();
+
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(500).header("x-echo", "RESPONSE-MARKER"));
+    rx.reply(Reply {
+        body: b"RESPONSE-MARKER body".to_vec(),
+        ..Reply::status(200)
+    });
+    let (id, secret) = bench.destination(&rx.name_url("/")).await;
+    let worker = bench.worker(&settings(&[&rx], "1s"), loopback());
+    let event = bench.publish(PAYLOAD).await;
+    bench.wait_attempts(id, 2).await;
+    worker.shutdown().await;
+
+    let text = captured.text();
+    let mine = format!("destination={id}");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("delivery attempt") && l.contains(&mine))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for (line, (attempt, status)) in lines.iter().zip([(1, 500), (2, 200)]) {
+        assert!(line.contains(" INFO "), "{line}");
+        assert!(line.contains(&format!("destination={id}")), "{line}");
+        assert!(
+            line.contains(&format!("event={}", event.event_id)),
+            "{line}"
+        );
+        assert!(line.contains(&format!("attempt={attempt}")), "{line}");
+        assert!(line.contains(&format!("status={status}")), "{line}");
+        assert!(line.contains("duration_ms="), "{line}");
+    }
+    assert!(lines[0].contains(r#"outcome="failed""#), "{}", lines[0]);
+    assert!(lines[1].contains(r#"outcome="succeeded""#), "{}", lines[1]);
+    assert!(!text.contains(&secret), "the secret was logged");
+    assert!(
+        !text.contains(&secret["whsec_".len()..]),
+        "the secret was logged"
+    );
+    assert!(!text.contains("PAYLOAD-MARKER"), "the payload was logged");
+    assert!(!text.contains("RESPONSE-MARKER"), "the response was logged");
+}
+
+// ---------------------------------------------------------------------------
+// The server as started by `spawn`: the worker is wired in.
+
+#[tokio::test]
+async fn a_spawned_server_delivers_with_its_flags_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(Options::default()).await;
+    let cert = dir.path().join("receiver.pem");
+    std::fs::write(&cert, &rx.cert_pem).unwrap();
+    let database = dir.path().join("d.sqlite3");
+    let mut config = Config::new(database.clone(), "127.0.0.1:0".parse().unwrap());
+    config.allow_private_destinations = vec!["127.0.0.1/32".parse().unwrap()];
+    config.delivery_root_certs = vec![cert];
+    config.retry_schedule = "0s".parse().unwrap();
+    rx.reply(Reply::status(500));
+    let running = prets_destinations_server::spawn_with_resolver(&config, loopback())
+        .await
+        .unwrap();
+
+    // Another handle on the same database writes as the routes would (the
+    // worker finds it at its next poll).
+    let keyring = load_keyring(&config.sealing_key_path().unwrap().0).unwrap();
+    let repo = SqliteRepo::open(&database).unwrap();
+    let tenant: TenantId = "org_a".parse().unwrap();
+    let request = CreateDestinationRequest::new("Receiver", rx.name_url("/"));
+    let outcome = create(
+        &repo,
+        &tenant,
+        request,
+        now(),
+        &mut os_rng(),
+        keyring.current(),
+    )
+    .await
+    .unwrap();
+    let CreateOutcome::Created(created) = outcome else {
+        panic!("{outcome:?}")
+    };
+    let request = PublishRequest::new("invoice.paid", PAYLOAD.to_owned()).unwrap();
+    let event = publish(&repo, &tenant, request, now(), &mut os_rng())
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+
+    eventually("delivered after a retry", || rx.requests().len() == 2).await;
+    let requests = rx.requests();
+    let secret = created.bearer_secret().expose_secret();
+    assert_eq!(
+        requests[1].header("authorization"),
+        format!("Bearer {secret}")
+    );
+    assert_eq!(requests[1].header("webhook-id"), event.event_id.to_string());
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_spawned_server_refuses_a_bad_root_certificate_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("not-a-cert.pem");
+    std::fs::write(&cert, "hello").unwrap();
+    let mut config = Config::new(dir.path().join("d.sqlite3"), "127.0.0.1:0".parse().unwrap());
+    config.delivery_root_certs = vec![cert];
+    let error = prets_destinations_server::spawn(&config).await.unwrap_err();
+    assert!(
+        matches!(error, prets_destinations_server::StartError::Delivery(_)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("not-a-cert.pem"), "{error}");
+    assert!(
+        !dir.path().join("d.sqlite3").exists(),
+        "checked before opening"
+    );
+}
