@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use zeroize::Zeroizing;
 
+use crate::receiver::{Options, Receiver, Recorded, Reply};
 use crate::support::{CREATE_PATH, Response, TempDir, request};
 
 /// The PostgreSQL server's `host:port`.
@@ -136,19 +137,23 @@ impl Cluster {
 
     /// A node with the shared key file and token on `url`.
     fn start(&self, url: &str) -> Node {
+        self.start_with(url, &[])
+    }
+
+    /// [`start`](Self::start) with more flags.
+    fn start_with(&self, url: &str, extra: &[String]) -> Node {
         let key = self.key_file.to_str().unwrap();
         let token = self.token_flag();
-        Node::start(
-            &self.dir,
-            &[
-                "--database",
-                url,
-                "--sealing-key-file",
-                key,
-                "--api-token",
-                &token,
-            ],
-        )
+        let mut args = vec![
+            "--database",
+            url,
+            "--sealing-key-file",
+            key,
+            "--api-token",
+            &token,
+        ];
+        args.extend(extra.iter().map(String::as_str));
+        Node::start(&self.dir, &args)
     }
 }
 
@@ -809,4 +814,160 @@ async fn a_request_that_gets_no_pooled_connection_in_time_is_answered_503() {
     assert_eq!(read.status, 200, "{}", read.text());
     let listed = node.send("GET", CREATE_PATH, &bearer, None).await;
     assert_eq!(listed.status, 200);
+}
+
+/// The delivery flags of a node delivering to `rx` on loopback, with a
+/// 2 s delivery timeout (so a lease of 2 × 2 s + 5 s = 9 s).
+fn delivery_args(cluster: &Cluster, rx: &Receiver) -> Vec<String> {
+    let pem = cluster.dir.path().join("receiver.pem");
+    std::fs::write(&pem, &rx.cert_pem).unwrap();
+    [
+        "--allow-private-destinations",
+        "127.0.0.1/32",
+        "--delivery-root-cert",
+        pem.to_str().unwrap(),
+        "--delivery-timeout",
+        "2s",
+        "--retry-schedule",
+        "1s,1s,1s",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+/// The lease a claim takes with `--delivery-timeout 2s`.
+const LEASE: Duration = Duration::from_secs(9);
+
+/// Publishes an event through `node`; its id once acknowledged (202).
+async fn publish_on(node: &Node, bearer: &str, n: usize) -> String {
+    let response = node
+        .send(
+            "POST",
+            "/v1/events",
+            bearer,
+            Some(&json!({"type": "invoice.paid", "payload": {"n": n}})),
+        )
+        .await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    assert_eq!(response.json()["destinations"], json!(1));
+    response.json()["eventId"].as_str().unwrap().to_owned()
+}
+
+/// Waits until `rx` has received at least `n` requests, within `bound`.
+async fn until_requests(rx: &Receiver, n: usize, bound: Duration) -> Vec<Recorded> {
+    let started = Instant::now();
+    loop {
+        let requests = rx.requests();
+        if requests.len() >= n {
+            return requests;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "{} of {n} deliveries within {bound:?}",
+            requests.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn webhook_ids(requests: &[Recorded]) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_published_on_both_nodes_are_each_delivered_once() {
+    const N: usize = 40;
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let rx = Receiver::start(Options::default()).await;
+    let extra = delivery_args(&cluster, &rx);
+    let nodes = Arc::new([
+        cluster.start_with(&db.url("deliver_a"), &extra),
+        cluster.start_with(&db.url("deliver_b"), &extra),
+    ]);
+    let bearer = cluster.bearer();
+    let created = nodes[0]
+        .send(
+            "POST",
+            CREATE_PATH,
+            &bearer,
+            Some(&json!({"name": "Receiver", "url": rx.ip_url("/hooks")})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+
+    let tasks: Vec<_> = (0..N)
+        .map(|i| {
+            let nodes = Arc::clone(&nodes);
+            let bearer = bearer.clone();
+            tokio::spawn(async move { publish_on(&nodes[i % 2], &bearer, i).await })
+        })
+        .collect();
+    let mut published = Vec::new();
+    for task in tasks {
+        published.push(task.await.unwrap());
+    }
+    published.sort();
+
+    until_requests(&rx, N, Duration::from_secs(60)).await;
+    // Past a poll interval and a lease more: no second delivery of any.
+    tokio::time::sleep(LEASE + Duration::from_secs(2)).await;
+    let mut delivered = webhook_ids(&rx.requests());
+    delivered.sort();
+    assert_eq!(delivered, published);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_kill_9_of_a_node_the_other_delivers_what_it_acknowledged_within_the_lease() {
+    const N: usize = 6;
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let rx = Receiver::start(Options::default()).await;
+    let extra = delivery_args(&cluster, &rx);
+    let mut a = cluster.start_with(&db.url("doomed"), &extra);
+    let bearer = cluster.bearer();
+    let created = a
+        .send(
+            "POST",
+            CREATE_PATH,
+            &bearer,
+            Some(&json!({"name": "Receiver", "url": rx.ip_url("/hooks")})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    // The receiver holds A's attempts open: A has claimed every event and
+    // is mid-attempt when it dies.
+    for _ in 0..N {
+        rx.reply(Reply::status(204).delay(Duration::from_secs(60)));
+    }
+    let mut published = Vec::new();
+    for i in 0..N {
+        published.push(publish_on(&a, &bearer, i).await);
+    }
+    published.sort();
+    let mut held = webhook_ids(&until_requests(&rx, N, Duration::from_secs(30)).await);
+    held.sort();
+    assert_eq!(held, published);
+
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let killed = Instant::now();
+    let b = cluster.start_with(&db.url("survivor"), &extra);
+
+    // B takes each delivery over once A's lease ends, and the receiver now
+    // answers at once.
+    let requests = until_requests(&rx, 2 * N, LEASE + Duration::from_secs(15)).await;
+    let elapsed = killed.elapsed();
+    let mut redelivered = webhook_ids(&requests[N..]);
+    redelivered.sort();
+    assert_eq!(redelivered, published);
+    assert!(elapsed < LEASE + Duration::from_secs(15), "{elapsed:?}");
+    // Each delivery succeeded: no third request for any.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rx.requests().len(), 2 * N);
+    drop(b);
 }
