@@ -74,8 +74,9 @@ impl PgError {
         matches!(self.kind, Kind::SchemaTooNew { .. })
     }
 
-    /// Whether the database could not be reached (refused, timed out, or no
-    /// pooled connection came free in time).
+    /// Whether the database could not be reached (refused, timed out, the
+    /// connection closed or the server shutting down, or no pooled
+    /// connection came free in time): worth retrying shortly.
     #[must_use]
     pub fn is_unavailable(&self) -> bool {
         matches!(self.kind, Kind::Connect | Kind::Pool)
@@ -113,7 +114,14 @@ impl From<tokio_postgres::Error> for PgError {
     fn from(e: tokio_postgres::Error) -> Self {
         // A connection the server closed, or one that never opened, is the
         // database being unreachable, not a failed statement.
-        let kind = if e.is_closed() {
+        // So is a server shutting down, or not yet accepting connections:
+        // the next connection may well succeed.
+        let shutting_down = e.code().is_some_and(|code| {
+            *code == tokio_postgres::error::SqlState::ADMIN_SHUTDOWN
+                || *code == tokio_postgres::error::SqlState::CRASH_SHUTDOWN
+                || *code == tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW
+        });
+        let kind = if e.is_closed() || shutting_down {
             Kind::Connect
         } else {
             Kind::Postgres

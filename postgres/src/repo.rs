@@ -27,6 +27,18 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// return `Err` within about this long, never hang.
 pub const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Idle time before a connection's first TCP keepalive probe (unless the
+/// connection string sets `keepalives_idle`).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// Time between unanswered keepalive probes.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// Unanswered probes before the connection is dropped.
+const KEEPALIVE_RETRIES: u32 = 3;
+/// How long sent data may stay unacknowledged before the connection is
+/// dropped (Linux `TCP_USER_TIMEOUT`; unless the string sets
+/// `tcp_user_timeout`).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A [`DestinationRepo`] on PostgreSQL.
 ///
 /// Each node of a cluster opens its own; they share only the database.
@@ -71,6 +83,21 @@ impl PgRepo {
         let mut config: tokio_postgres::Config = url.parse().map_err(PgError::url)?;
         config.connect_timeout(CONNECT_TIMEOUT);
         config.keepalives(true);
+        // A database that vanished without closing its connections (a
+        // crashed host, a cut network) is noticed within about a minute, not
+        // the system default of hours; values in `url` win.
+        if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            config.keepalives_idle(KEEPALIVE_IDLE);
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(KEEPALIVE_INTERVAL);
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(KEEPALIVE_RETRIES);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
         // Durable on `Ok`, whatever the server's default.
         let options = match config.get_options() {
             Some(o) if !o.is_empty() => format!("{o} -c synchronous_commit=on"),

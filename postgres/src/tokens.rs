@@ -63,4 +63,48 @@ impl PgRepo {
         })
         .await
     }
+
+    /// Stores an API token digest for `tenant` only if the database holds
+    /// no API token yet, and says whether it did: the first start of a
+    /// cluster creates the demo organization's token. The check and the
+    /// insert are one transaction holding a lock on the tokens table that
+    /// conflicts with itself, so of nodes starting at once exactly one
+    /// stores its token; the others find it and store none. Durable on `Ok`.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn add_first_api_token(
+        &self,
+        digest: [u8; 32],
+        tenant: &TenantId,
+        now: Timestamp,
+    ) -> Result<bool, PgError> {
+        let tenant = tenant.as_str().to_owned();
+        let now = millis(now);
+        self.run(|pool| async move {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            // Readers are not blocked; a second writer waits for the first
+            // to commit, then sees its token.
+            tx.batch_execute("LOCK TABLE api_tokens IN SHARE ROW EXCLUSIVE MODE")
+                .await?;
+            let any = tx
+                .query_opt("SELECT 1 FROM api_tokens LIMIT 1", &[])
+                .await?
+                .is_some();
+            if any {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO api_tokens (token_digest, tenant_id, created_at_ms)
+                 VALUES ($1, $2, $3)",
+                &[&&digest[..], &tenant, &now],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
 }

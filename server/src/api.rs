@@ -233,18 +233,32 @@ fn now() -> Result<Timestamp, Problem> {
     })
 }
 
-fn server_error(error: &dyn std::error::Error) -> Problem {
+fn server_error(error: &(dyn std::error::Error + 'static)) -> Problem {
     // The whole chain: the repo's error wraps the database's, which says what
     // actually failed.
     let mut chain = error.to_string();
+    let mut unavailable = is_unavailable(error);
     let mut source = error.source();
     while let Some(cause) = source {
         chain.push_str(": ");
         chain.push_str(&cause.to_string());
+        unavailable |= is_unavailable(cause);
         source = cause.source();
+    }
+    if unavailable {
+        tracing::warn!(error = %chain, "request failed: the database is unavailable");
+        return Problem::database_unavailable();
     }
     tracing::error!(error = %chain, "request failed");
     Problem::internal()
+}
+
+/// Whether `error` says the database could not be reached (a `503` the
+/// client may retry), not that a statement failed (a `500`).
+fn is_unavailable(error: &(dyn std::error::Error + 'static)) -> bool {
+    error
+        .downcast_ref::<prets_destinations_postgres::PgError>()
+        .is_some_and(prets_destinations_postgres::PgError::is_unavailable)
 }
 
 async fn create_destination<R: DestinationRepo + 'static>(

@@ -11,6 +11,8 @@ use ipnet::IpNet;
 use prets_destinations::delivery::{DisablePolicy, RetrySchedule};
 use prets_destinations::{HostPolicy, TenantId};
 
+use crate::database::{Database, DatabaseParser};
+
 /// The server's configuration: every flag also reads an environment variable.
 ///
 /// With no configuration at all the server starts on `127.0.0.1:8080` with
@@ -21,8 +23,9 @@ use prets_destinations::{HostPolicy, TenantId};
 #[command(
     name = "prets-destinations-server",
     version,
-    about = "The event destinations API (POST /v1/events/destinations) on an embedded SQLite database",
-    long_about = "The event destinations API (POST /v1/events/destinations) on an embedded SQLite database.\n\n\
+    about = "The event destinations API (POST /v1/events/destinations) on an embedded SQLite database or on PostgreSQL",
+    long_about = "The event destinations API (POST /v1/events/destinations) on an embedded SQLite database, \
+                  or on PostgreSQL (--database postgres://…) for several nodes behind a load balancer.\n\n\
                   With no configuration it listens on 127.0.0.1:8080 with the database \
                   prets-destinations.sqlite3 in the working directory; a first start creates the \
                   database, a sealing-key file beside it (mode 0600) and a demo organization whose \
@@ -37,18 +40,30 @@ pub struct Config {
     #[arg(long, env = "PRETS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// The SQLite database file, created on first start.
+    /// The SQLite database file, created on first start; or a PostgreSQL
+    /// URL (`postgres://user:password@host:5432/db`, scheme `postgres` or
+    /// `postgresql`) for several nodes on one database, which then requires
+    /// `--sealing-key-file`. The password is never logged.
     #[arg(
         long,
         env = "PRETS_DATABASE",
-        default_value = "prets-destinations.sqlite3"
+        value_name = "PATH_OR_URL",
+        default_value = "prets-destinations.sqlite3",
+        hide_env_values = true,
+        value_parser = DatabaseParser
     )]
-    pub database: PathBuf,
+    pub database: Database,
+
+    /// Most connections each node keeps open to PostgreSQL (ignored with
+    /// SQLite). A request waits at most 5 s for one, then is answered `503`.
+    #[arg(long, env = "PRETS_DATABASE_POOL_SIZE", default_value = "16", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool_size: u32,
 
     /// The sealing-key file (`<key id> <64 hex digits>` per line, first line
-    /// current). Default: the database path with `.sealing-key` appended,
-    /// created with a fresh key (mode 0600) if missing. A file named here
-    /// explicitly must exist.
+    /// current). Default with SQLite: the database path with `.sealing-key`
+    /// appended, created with a fresh key (mode 0600) if missing. A file
+    /// named here explicitly must exist. Required with PostgreSQL: every
+    /// node names the same key file.
     #[arg(long, env = "PRETS_SEALING_KEY_FILE", value_name = "PATH")]
     pub sealing_key_file: Option<PathBuf>,
 
@@ -181,7 +196,8 @@ impl Config {
     pub fn new(database: PathBuf, listen: SocketAddr) -> Self {
         Self {
             listen,
-            database,
+            database: Database::Sqlite(database),
+            database_pool_size: DATABASE_POOL_SIZE,
             sealing_key_file: None,
             api_tokens: Vec::new(),
             memory: false,
@@ -250,20 +266,25 @@ impl Config {
         })
     }
 
-    /// The sealing-key file in effect, and whether it is the default one.
+    /// The sealing-key file in effect, and whether it is the default one;
+    /// `None` with PostgreSQL and no `--sealing-key-file` (there is no
+    /// default then).
     #[must_use]
-    pub fn sealing_key_path(&self) -> (PathBuf, bool) {
-        match &self.sealing_key_file {
-            Some(path) => (path.clone(), false),
-            None => {
-                let mut path = self.database.clone().into_os_string();
+    pub fn sealing_key_path(&self) -> Option<(PathBuf, bool)> {
+        match (&self.sealing_key_file, &self.database) {
+            (Some(path), _) => Some((path.clone(), false)),
+            (None, Database::Sqlite(database)) => {
+                let mut path = database.clone().into_os_string();
                 path.push(".sealing-key");
-                (path.into(), true)
+                Some((path.into(), true))
             }
+            (None, Database::Postgres(_)) => None,
         }
     }
 }
 
+/// Default `--database-pool-size`.
+const DATABASE_POOL_SIZE: u32 = 16;
 /// Default `--delivery-timeout`.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Default `--delivery-connect-timeout`.
@@ -513,8 +534,9 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(
             config.sealing_key_path(),
-            (PathBuf::from("/var/lib/x/db.sqlite3.sealing-key"), true)
+            Some((PathBuf::from("/var/lib/x/db.sqlite3.sealing-key"), true))
         );
+        assert_eq!(config.database_pool_size, 16);
         assert!(!config.memory);
         assert_eq!(config.header_read_timeout, Duration::from_secs(10));
         assert_eq!(config.body_read_timeout, Duration::from_secs(30));
@@ -525,6 +547,7 @@ mod tests {
         assert_eq!(defaults.body_read_timeout, config.body_read_timeout);
         assert_eq!(defaults.idle_timeout, config.idle_timeout);
         assert_eq!(defaults.max_connections, config.max_connections);
+        assert_eq!(defaults.database_pool_size, config.database_pool_size);
     }
 
     #[test]
@@ -676,6 +699,44 @@ mod tests {
             "5é",
         ] {
             assert!(parse_span(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_postgres_url_selects_postgres_with_no_default_key_and_a_bounded_pool() {
+        let config = Config::try_parse_from([
+            "server",
+            "--database",
+            "PostgreSQL://app:hunter2@db:5432/prets",
+            "--database-pool-size",
+            "40",
+        ])
+        .unwrap();
+        assert!(
+            matches!(&config.database, Database::Postgres(url) if url.expose() == "postgresql://app:hunter2@db:5432/prets")
+        );
+        assert_eq!(config.database_pool_size, 40);
+        assert_eq!(config.sealing_key_path(), None);
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let config = Config::try_parse_from([
+            "server",
+            "--database",
+            "postgres://db/prets",
+            "--sealing-key-file",
+            "/etc/prets/key",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.sealing_key_path(),
+            Some((PathBuf::from("/etc/prets/key"), false))
+        );
+        for bad in ["0", "1001", "-1", "x"] {
+            let flag = format!("--database-pool-size={bad}");
+            let err = Config::try_parse_from(["server", flag.as_str()]).unwrap_err();
+            assert!(err.to_string().contains("--database-pool-size"), "{err}");
+        }
+        for good in ["1", "1000"] {
+            assert!(Config::try_parse_from(["server", "--database-pool-size", good]).is_ok());
         }
     }
 }

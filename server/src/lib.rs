@@ -1,5 +1,6 @@
 //! The reference server of `prets-destinations`: the event destinations API
-//! over HTTP (axum on tokio) on an embedded SQLite database, and the
+//! over HTTP (axum on tokio) on an embedded SQLite database (or on
+//! PostgreSQL, for several nodes behind a load balancer), and the
 //! [`delivery`] worker that posts published events to the destinations.
 //!
 //! The binary `prets-destinations-server` is [`Config`] parsed from flags
@@ -11,9 +12,11 @@
 mod api;
 mod auth;
 mod config;
+mod database;
 pub mod delivery;
 mod hex;
 mod keyfile;
+mod postgres;
 mod problem;
 mod serve;
 mod sqlite;
@@ -36,9 +39,11 @@ pub use crate::auth::{ApiTokens, TOKEN_PREFIX, mint_token, token_digest};
 pub use crate::config::{
     Config, DeliveryConfig, DeliveryConfigError, InvalidTokenEntry, TokenEntry,
 };
+pub use crate::database::{Database, PgUrl};
 pub use crate::keyfile::KeyFileError;
 pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem};
 pub use crate::sqlite::{MAX_BATCH, SqliteError, SqliteRepo, schema_version};
+pub use prets_destinations_postgres::PgError;
 
 use crate::delivery::{
     ClientError, DeliveryClient, Resolve, SystemResolver, Worker, WorkerHandle, WorkerOptions,
@@ -69,6 +74,12 @@ pub enum StartError {
     /// The database holds data but its default sealing-key file is missing:
     /// a new key could not open the stored secrets, so none is made.
     MissingSealingKey,
+    /// PostgreSQL was selected without `--sealing-key-file`: every node must
+    /// use the same key, so none is made up.
+    SealingKeyRequired,
+    /// PostgreSQL could not be reached in time, refused the connection, or
+    /// its schema is newer than this build's.
+    Postgres(PgError),
     /// The listen address could not be bound.
     Listen(io::Error),
     /// The system clock is outside the supported range.
@@ -87,6 +98,10 @@ impl fmt::Display for StartError {
             Self::MissingSealingKey => f.write_str(
                 "the database exists but its sealing-key file does not; restore the file or name it with --sealing-key-file",
             ),
+            Self::SealingKeyRequired => f.write_str(
+                "PostgreSQL requires --sealing-key-file (PRETS_SEALING_KEY_FILE): every node must name the same sealing-key file",
+            ),
+            Self::Postgres(e) => write!(f, "cannot open the PostgreSQL database: {e}"),
             Self::Listen(_) => f.write_str("cannot listen on the configured address"),
             Self::Clock => f.write_str("the system clock is outside the supported range"),
             Self::Delivery(e) => write!(f, "delivery settings: {e}"),
@@ -100,10 +115,11 @@ impl std::error::Error for StartError {
         match self {
             Self::Database(e) => Some(e),
             Self::SealingKey(e) => Some(e),
+            Self::Postgres(e) => Some(e),
             Self::Listen(e) => Some(e),
             Self::Delivery(e) => Some(e),
             Self::DeliveryClient(e) => Some(e),
-            Self::MissingSealingKey | Self::Clock => None,
+            Self::MissingSealingKey | Self::SealingKeyRequired | Self::Clock => None,
         }
     }
 }
@@ -120,7 +136,7 @@ pub struct Prepared {
     pub demo_token: Option<Zeroizing<String>>,
     /// The bound address (useful with port 0).
     pub local_addr: SocketAddr,
-    /// `"sqlite"` or `"memory"`.
+    /// `"sqlite"`, `"postgres"` or `"memory"`.
     pub store: &'static str,
 }
 
@@ -202,7 +218,9 @@ fn demo_tenant() -> TenantId {
 }
 
 fn keyring(config: &Config, database_existed: bool) -> Result<Keyring, StartError> {
-    let (path, is_default) = config.sealing_key_path();
+    let (path, is_default) = config
+        .sealing_key_path()
+        .ok_or(StartError::SealingKeyRequired)?;
     if path.exists() {
         return keyfile::load(&path).map_err(StartError::SealingKey);
     }
@@ -237,51 +255,59 @@ pub async fn prepare_with_resolver(
     resolver: Arc<dyn Resolve>,
 ) -> Result<Prepared, StartError> {
     let delivery = Delivery::new(config, resolver)?;
-    let (router, worker, demo_token, store) = if config.memory {
-        let keyring = match &config.sealing_key_file {
-            Some(path) => keyfile::load(path).map_err(StartError::SealingKey)?,
-            None => {
-                let key = prets_destinations::SealingKey::from_rng(
-                    prets_destinations::KeyId::new(1),
-                    &mut prets_destinations::os_rng(),
-                );
-                Keyring::new(key, [])
-                    .map_err(|e| StartError::SealingKey(KeyFileError::DuplicateKeyId(e.0)))?
-            }
-        };
-        let (tokens, demo) = if config.api_tokens.is_empty() {
-            let token = mint_token();
-            let tokens = ApiTokens::new(vec![(token_digest(&token), demo_tenant())]);
-            (tokens, Some(token))
-        } else {
-            (configured_tokens(config), None)
-        };
-        let (router, worker) = assemble(MemoryRepo::new(), tokens, keyring, &delivery);
-        (router, worker, demo, "memory")
-    } else {
-        let database_existed = config.database.exists();
-        let repo = SqliteRepo::open(&config.database).map_err(StartError::Database)?;
-        let keyring = keyring(config, database_existed)?;
-        let (tokens, demo) = if config.api_tokens.is_empty() {
-            let stored = repo.api_tokens().await.map_err(StartError::Database)?;
-            if stored.is_empty() {
+    let (router, worker, demo_token, store) = match &config.database {
+        _ if config.memory => {
+            let keyring = match &config.sealing_key_file {
+                Some(path) => keyfile::load(path).map_err(StartError::SealingKey)?,
+                None => {
+                    let key = prets_destinations::SealingKey::from_rng(
+                        prets_destinations::KeyId::new(1),
+                        &mut prets_destinations::os_rng(),
+                    );
+                    Keyring::new(key, [])
+                        .map_err(|e| StartError::SealingKey(KeyFileError::DuplicateKeyId(e.0)))?
+                }
+            };
+            let (tokens, demo) = if config.api_tokens.is_empty() {
                 let token = mint_token();
-                let now = Timestamp::try_from(std::time::SystemTime::now())
-                    .map_err(|_| StartError::Clock)?;
-                let tenant = demo_tenant();
-                let digest = token_digest(&token);
-                repo.add_api_token(digest, &tenant, now)
-                    .await
-                    .map_err(StartError::Database)?;
-                (ApiTokens::new(vec![(digest, tenant)]), Some(token))
+                let tokens = ApiTokens::new(vec![(token_digest(&token), demo_tenant())]);
+                (tokens, Some(token))
             } else {
-                (ApiTokens::new(stored), None)
-            }
-        } else {
-            (configured_tokens(config), None)
-        };
-        let (router, worker) = assemble(repo, tokens, keyring, &delivery);
-        (router, worker, demo, "sqlite")
+                (configured_tokens(config), None)
+            };
+            let (router, worker) = assemble(MemoryRepo::new(), tokens, keyring, &delivery);
+            (router, worker, demo, "memory")
+        }
+        Database::Postgres(url) => {
+            let pg = postgres::open(config, url).await?;
+            let (router, worker) = assemble(pg.repo, pg.tokens, pg.keyring, &delivery);
+            (router, worker, pg.demo_token, "postgres")
+        }
+        Database::Sqlite(database) => {
+            let database_existed = database.exists();
+            let repo = SqliteRepo::open(database).map_err(StartError::Database)?;
+            let keyring = keyring(config, database_existed)?;
+            let (tokens, demo) = if config.api_tokens.is_empty() {
+                let stored = repo.api_tokens().await.map_err(StartError::Database)?;
+                if stored.is_empty() {
+                    let token = mint_token();
+                    let now = Timestamp::try_from(std::time::SystemTime::now())
+                        .map_err(|_| StartError::Clock)?;
+                    let tenant = demo_tenant();
+                    let digest = token_digest(&token);
+                    repo.add_api_token(digest, &tenant, now)
+                        .await
+                        .map_err(StartError::Database)?;
+                    (ApiTokens::new(vec![(digest, tenant)]), Some(token))
+                } else {
+                    (ApiTokens::new(stored), None)
+                }
+            } else {
+                (configured_tokens(config), None)
+            };
+            let (router, worker) = assemble(repo, tokens, keyring, &delivery);
+            (router, worker, demo, "sqlite")
+        }
     };
     let listener = TcpListener::bind(config.listen)
         .await

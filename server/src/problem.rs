@@ -236,6 +236,21 @@ impl Problem {
             "the server failed; the request id in `x-request-id` identifies the failure in the log",
         )
     }
+
+    /// 503: the database cannot be reached right now (PostgreSQL down, or
+    /// no pooled connection in time); nothing was done, retry in a second.
+    #[must_use]
+    pub fn database_unavailable() -> Self {
+        let mut p = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "Database unavailable",
+            "the database cannot be reached right now; retry after `Retry-After` seconds",
+        );
+        p.0.headers
+            .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        p
+    }
 }
 
 impl Problem {

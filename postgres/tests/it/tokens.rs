@@ -71,3 +71,50 @@ async fn a_corrupt_token_row_is_an_error_not_a_panic() {
     assert!(err.source().is_none());
     assert!(!format!("{err:?}").contains("not a tenant"), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_nodes_racing_for_the_first_token_exactly_one_stores_it() {
+    let db = TestDb::new();
+    let mut nodes = Vec::new();
+    for _ in 0..6 {
+        nodes.push(db.repo().await);
+    }
+    let now = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+    let demo: TenantId = "demo".parse().unwrap();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(nodes.len()));
+    let tasks: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            let node = node.clone();
+            let demo = demo.clone();
+            let barrier = std::sync::Arc::clone(&barrier);
+            let digest = [u8::try_from(i).unwrap() + 1; 32];
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let stored = node.add_first_api_token(digest, &demo, now).await.unwrap();
+                (digest, stored)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (digest, stored) = task.await.unwrap();
+        if stored {
+            winners.push(digest);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(
+        nodes[0].api_tokens().await.unwrap(),
+        [(winners[0], demo.clone())]
+    );
+    // Once a token exists, a later start stores none.
+    assert!(
+        !nodes[1]
+            .add_first_api_token([0xaa; 32], &demo, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(nodes[1].api_tokens().await.unwrap().len(), 1);
+}

@@ -18,6 +18,8 @@ mod hardening;
 mod http;
 mod lifecycle_http;
 mod logs;
+#[cfg(unix)]
+mod postgres_nodes;
 mod receiver;
 mod sqlite_repo;
 mod support;

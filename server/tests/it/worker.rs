@@ -906,7 +906,7 @@ async fn a_spawned_server_delivers_with_its_flags_and_stops() {
 
     // Another handle on the same database writes as the routes would (the
     // worker finds it at its next poll).
-    let keyring = load_keyring(&config.sealing_key_path().0).unwrap();
+    let keyring = load_keyring(&config.sealing_key_path().unwrap().0).unwrap();
     let repo = SqliteRepo::open(&database).unwrap();
     let tenant: TenantId = "org_a".parse().unwrap();
     let request = CreateDestinationRequest::new("Receiver", rx.name_url("/"));

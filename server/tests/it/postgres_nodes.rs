@@ -1,0 +1,973 @@
+//! Several nodes on one PostgreSQL database: the real binary, started twice
+//! on its own ports over a fresh database (created per test, dropped after),
+//! sharing a sealing-key file and an API token.
+//!
+//! The PostgreSQL server is `127.0.0.1:5432` (user `postgres`, trust auth)
+//! or the `host:port` in `PRETS_TEST_PG`. These tests never skip: an
+//! unreachable server fails them, in CI and out of it.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use prets_destinations_server::{mint_token, token_digest};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use zeroize::Zeroizing;
+
+use crate::receiver::{Options, Receiver, Recorded, Reply};
+use crate::support::{CREATE_PATH, Response, TempDir, request};
+
+/// The PostgreSQL server's `host:port`.
+fn pg_server() -> String {
+    std::env::var("PRETS_TEST_PG").unwrap_or_else(|_| "127.0.0.1:5432".to_owned())
+}
+
+/// Runs `sql` on the server's `postgres` database on a thread of its own
+/// (so it works from `Drop` and from inside a runtime).
+fn admin(sql: String) -> Result<(), String> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let url = format!("postgres://postgres@{}/postgres", pg_server());
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| format!("postgres at {} is unreachable: {e}", pg_server()))?;
+            let driver = tokio::spawn(conn);
+            let result = client.batch_execute(&sql).await.map_err(|e| e.to_string());
+            drop(client);
+            let _ = driver.await;
+            result
+        })
+    })
+    .join()
+    .map_err(|_| "admin thread panicked".to_owned())?
+}
+
+/// A uniquely named, empty database, dropped (with its connections) on drop.
+struct TestDb {
+    name: String,
+}
+
+impl TestDb {
+    fn new() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "prets_server_test_{}_{}_{:x}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        if let Err(e) = admin(format!("CREATE DATABASE \"{name}\"")) {
+            panic!("cannot create a test database: {e}");
+        }
+        Self { name }
+    }
+
+    /// The URL of this database through `host:port`, with a password the
+    /// server ignores (trust auth) but must never show, and an application
+    /// name that finds the node's connections.
+    fn url_via(&self, host_port: &str, application: &str) -> String {
+        format!(
+            "postgres://postgres:{PASSWORD}@{host_port}/{}?application_name={application}",
+            self.name
+        )
+    }
+
+    fn url(&self, application: &str) -> String {
+        self.url_via(&pg_server(), application)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = admin(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+/// In every database URL; must appear in no output.
+const PASSWORD: &str = "hunter2-pg-password";
+
+/// The files and the token every node of a cluster shares.
+struct Cluster {
+    dir: TempDir,
+    key_file: PathBuf,
+    token: Zeroizing<String>,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        let dir = TempDir::new();
+        let key_file = dir.path().join("sealing-key");
+        let hex: String = (0..32u8).map(|b| format!("{:02x}", b ^ 0x5a)).collect();
+        std::fs::write(&key_file, format!("1 {hex}\n")).unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Self {
+            dir,
+            key_file,
+            token: mint_token(),
+        }
+    }
+
+    fn token_flag(&self) -> String {
+        let digest: String = token_digest(&self.token)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("org_nodes={digest}")
+    }
+
+    fn bearer(&self) -> String {
+        format!("Bearer {}", *self.token)
+    }
+
+    /// A node with the shared key file and token on `url`.
+    fn start(&self, url: &str) -> Node {
+        self.start_with(url, &[])
+    }
+
+    /// [`start`](Self::start) with more flags.
+    fn start_with(&self, url: &str, extra: &[String]) -> Node {
+        let key = self.key_file.to_str().unwrap();
+        let token = self.token_flag();
+        let mut args = vec![
+            "--database",
+            url,
+            "--sealing-key-file",
+            key,
+            "--api-token",
+            &token,
+        ];
+        args.extend(extra.iter().map(String::as_str));
+        Node::start(&self.dir, &args)
+    }
+}
+
+/// One server process; killed on drop.
+struct Node {
+    child: Child,
+    addr: SocketAddr,
+    stdout: Mutex<mpsc::Receiver<String>>,
+    stderr: Mutex<mpsc::Receiver<String>>,
+}
+
+fn command(dir: &TempDir, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_prets-destinations-server"));
+    command
+        .current_dir(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("PRETS_DATABASE")
+        .env_remove("PRETS_API_TOKENS")
+        .env_remove("PRETS_SEALING_KEY_FILE")
+        .env_remove("PRETS_MEMORY")
+        .env_remove("PRETS_DATABASE_POOL_SIZE")
+        .env("PRETS_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Node {
+    /// Starts the binary and waits for its "listening" log line.
+    fn start(dir: &TempDir, args: &[&str]) -> Self {
+        let mut child = command(dir, args).spawn().unwrap();
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        let mut seen = Vec::new();
+        let addr = loop {
+            let line = stderr
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| {
+                    let _ = child.kill();
+                    panic!("the node did not start: {seen:?}")
+                });
+            assert!(!line.contains(PASSWORD), "{line}");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+            seen.push(line);
+        };
+        Self {
+            child,
+            addr,
+            stdout: Mutex::new(stdout),
+            stderr: Mutex::new(stderr),
+        }
+    }
+
+    async fn send(&self, method: &str, path: &str, bearer: &str, body: Option<&Value>) -> Response {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut headers = vec![("Authorization", bearer)];
+        if !body.is_empty() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        request(self.addr, method, path, &headers, body.as_bytes()).await
+    }
+
+    /// Everything the node wrote so far (stdout, then stderr).
+    fn output(&self) -> String {
+        let mut out: Vec<String> = self.stdout.lock().unwrap().try_iter().collect();
+        out.extend(self.stderr.lock().unwrap().try_iter());
+        out.join("\n")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn path(id: &str) -> String {
+    format!("{CREATE_PATH}/{id}")
+}
+
+fn destination(name: &str) -> Value {
+    json!({"name": name, "url": "https://example.com/prets/events"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_made_on_one_node_is_read_updated_and_deleted_on_the_other() {
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let a = cluster.start(&db.url("node_a"));
+    let b = cluster.start(&db.url("node_b"));
+    let bearer = cluster.bearer();
+
+    let created = a
+        .send(
+            "POST",
+            CREATE_PATH,
+            &bearer,
+            Some(&destination("Production")),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let created = created.json();
+    let id = created["destinationId"].as_str().unwrap().to_owned();
+
+    // The other node reads it whole, secret included: it opens what the
+    // first sealed, with the shared key.
+    let read = b.send("GET", &path(&id), &bearer, None).await;
+    assert_eq!(read.status, 200, "{}", read.text());
+    let read = read.json();
+    for field in ["destinationId", "name", "url", "createdAt"] {
+        assert_eq!(read[field], created[field], "{field}");
+    }
+    assert_eq!(read["version"], json!(1));
+    let listed = b.send("GET", CREATE_PATH, &bearer, None).await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json()["data"][0]["destinationId"], json!(id));
+
+    let updated = b
+        .send(
+            "PATCH",
+            &path(&id),
+            &bearer,
+            Some(&json!({"name": "Renamed", "version": 1})),
+        )
+        .await;
+    assert_eq!(updated.status, 200, "{}", updated.text());
+    assert_eq!(updated.json()["version"], json!(2));
+    // A stale version is refused on either node.
+    let stale = a
+        .send(
+            "PATCH",
+            &path(&id),
+            &bearer,
+            Some(&json!({"name": "Stale", "version": 1})),
+        )
+        .await;
+    assert_eq!(stale.status, 409, "{}", stale.text());
+    let read = a.send("GET", &path(&id), &bearer, None).await;
+    assert_eq!(read.json()["name"], json!("Renamed"));
+
+    let deleted = b.send("DELETE", &path(&id), &bearer, None).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    for node in [&a, &b] {
+        let gone = node.send("GET", &path(&id), &bearer, None).await;
+        assert_eq!(gone.status, 404, "{}", gone.text());
+    }
+    let again = a.send("DELETE", &path(&id), &bearer, None).await;
+    assert_eq!(again.status, 404);
+    for node in [&a, &b] {
+        assert!(!node.output().contains(PASSWORD));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_of_one_id_across_nodes_make_exactly_one() {
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let nodes = Arc::new([
+        cluster.start(&db.url("node_a")),
+        cluster.start(&db.url("node_b")),
+    ]);
+    let bearer = cluster.bearer();
+    let id = "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K";
+    let barrier = Arc::new(tokio::sync::Barrier::new(40));
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let nodes = Arc::clone(&nodes);
+            let bearer = bearer.clone();
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                let node = &nodes[i % 2];
+                let body = json!({
+                    "destinationId": id,
+                    "name": format!("Attempt {i}"),
+                    "url": "https://example.com/prets/events",
+                });
+                barrier.wait().await;
+                let response = node.send("POST", CREATE_PATH, &bearer, Some(&body)).await;
+                (i, response)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut conflicts = 0;
+    for task in tasks {
+        let (i, response) = task.await.unwrap();
+        match response.status {
+            201 => winners.push((i, response.json())),
+            409 => {
+                assert_eq!(response.json()["destinationId"], json!(id));
+                conflicts += 1;
+            }
+            other => panic!("create {i}: {other} {}", response.text()),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(conflicts, 39);
+    // What is stored is the winner's, as both nodes see it.
+    let (winner, body) = &winners[0];
+    for node in nodes.iter() {
+        let read = node.send("GET", &path(id), &bearer, None).await;
+        assert_eq!(read.status, 200);
+        assert_eq!(read.json()["name"], json!(format!("Attempt {winner}")));
+        assert_eq!(read.json()["createdAt"], body["createdAt"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_versionless_updates_across_nodes_each_apply_once() {
+    const N: u64 = 24;
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let nodes = Arc::new([
+        cluster.start(&db.url("node_a")),
+        cluster.start(&db.url("node_b")),
+    ]);
+    let bearer = cluster.bearer();
+    let created = nodes[0]
+        .send("POST", CREATE_PATH, &bearer, Some(&destination("Start")))
+        .await;
+    assert_eq!(created.status, 201);
+    let id = created.json()["destinationId"].as_str().unwrap().to_owned();
+    let read = nodes[1].send("GET", &path(&id), &bearer, None).await;
+    assert_eq!(read.json()["version"], json!(1));
+    let barrier = Arc::new(tokio::sync::Barrier::new(usize::try_from(N).unwrap()));
+    let tasks: Vec<_> = (0..N)
+        .map(|i| {
+            let nodes = Arc::clone(&nodes);
+            let bearer = bearer.clone();
+            let barrier = Arc::clone(&barrier);
+            let path = path(&id);
+            tokio::spawn(async move {
+                let node = &nodes[usize::try_from(i % 2).unwrap()];
+                let body = json!({"name": format!("Name {i}")});
+                barrier.wait().await;
+                (i, node.send("PATCH", &path, &bearer, Some(&body)).await)
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    let mut by_version = std::collections::BTreeMap::new();
+    for task in tasks {
+        let (i, response) = task.await.unwrap();
+        assert_eq!(response.status, 200, "update {i}: {}", response.text());
+        let body = response.json();
+        assert_eq!(body["name"], json!(format!("Name {i}")));
+        let version = body["version"].as_u64().unwrap();
+        versions.push(version);
+        by_version.insert(version, i);
+    }
+    // Each update made exactly one version: 2, 3, …, 1 + N, none twice.
+    versions.sort_unstable();
+    assert_eq!(versions, (2..=N + 1).collect::<Vec<_>>());
+    // The last version's update is what is stored, on both nodes.
+    let last = by_version[&(N + 1)];
+    for node in nodes.iter() {
+        let read = node.send("GET", &path(&id), &bearer, None).await.json();
+        assert_eq!(read["version"], json!(N + 1));
+        assert_eq!(read["name"], json!(format!("Name {last}")));
+    }
+}
+
+/// Runs the binary to its exit (within a bound) and gives its status and
+/// whole output.
+fn run_to_exit(dir: &TempDir, args: &[&str]) -> (std::process::ExitStatus, String, Duration) {
+    let started = Instant::now();
+    let mut child = command(dir, args).spawn().unwrap();
+    let stdout = lines(child.stdout.take().unwrap());
+    let stderr = lines(child.stderr.take().unwrap());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the start hung");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let elapsed = started.elapsed();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut out: Vec<String> = stdout.try_iter().collect();
+    out.extend(stderr.try_iter());
+    (status, out.join("\n"), elapsed)
+}
+
+#[test]
+fn start_refuses_postgres_without_a_key_file_or_with_an_unreachable_database() {
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    // No sealing-key file: refused before connecting, whatever the token flags.
+    let url = db.url("refused");
+    let token = cluster.token_flag();
+    for args in [
+        vec!["--database", url.as_str()],
+        vec!["--database", url.as_str(), "--api-token", token.as_str()],
+    ] {
+        let (status, output, _) = run_to_exit(&cluster.dir, &args);
+        assert!(!status.success(), "{output}");
+        assert!(output.contains("requires --sealing-key-file"), "{output}");
+        assert!(!output.contains(PASSWORD), "{output}");
+    }
+    let key = cluster.key_file.to_str().unwrap();
+
+    // Nothing listens on a port just bound and released.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let unreachable = db.url_via(&format!("127.0.0.1:{port}"), "unreachable");
+    let (status, output, elapsed) = run_to_exit(
+        &cluster.dir,
+        &["--database", &unreachable, "--sealing-key-file", key],
+    );
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("cannot open the PostgreSQL database"),
+        "{output}"
+    );
+    assert!(output.contains("could not connect"), "{output}");
+    assert!(!output.contains(PASSWORD), "{output}");
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+    // The log names where it tried, password hidden.
+    assert!(output.contains("postgres:***@127.0.0.1:"), "{output}");
+
+    // A URL the driver cannot read is refused as such, password unseen.
+    let malformed = format!("postgres://app:{PASSWORD}@127.0.0.1:notaport/db");
+    let (status, output, _) = run_to_exit(
+        &cluster.dir,
+        &["--database", &malformed, "--sealing-key-file", key],
+    );
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("connection string is not valid"),
+        "{output}"
+    );
+    assert!(!output.contains(PASSWORD), "{output}");
+
+    // A password in the variable shows neither in `--help` nor in errors.
+    let output = command(&cluster.dir, &["--help"])
+        .env("PRETS_DATABASE", &unreachable)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success());
+    assert!(text.contains("--database-pool-size"), "{text}");
+    assert!(!text.contains(PASSWORD), "{text}");
+}
+
+/// A loopback TCP proxy to PostgreSQL that can be cut: "the database went
+/// away" without stopping the shared server.
+struct Proxy {
+    port: u16,
+    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start_on(port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tasks = Arc::new(Mutex::new(Vec::new()));
+        let inner = Arc::clone(&tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(pg_server()).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                inner.lock().unwrap().push(conn.abort_handle());
+            }
+        });
+        tasks.lock().unwrap().push(accept.abort_handle());
+        Self { port, tasks }
+    }
+
+    /// Closes the listener (new connections are refused) and every proxied
+    /// connection.
+    fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+/// Sends `GET` until it is answered `want`, within `bound`; every answer
+/// before must be a `503` problem (never a `500`, never a hang).
+async fn until_status(
+    node: &Node,
+    path: &str,
+    bearer: &str,
+    want: u16,
+    bound: Duration,
+) -> Response {
+    let started = Instant::now();
+    loop {
+        let response = tokio::time::timeout(bound, node.send("GET", path, bearer, None))
+            .await
+            .expect("a request hung");
+        if response.status == want {
+            return response;
+        }
+        assert!(
+            response.status == 503 || response.status == 200,
+            "{} {}",
+            response.status,
+            response.text()
+        );
+        assert!(started.elapsed() < bound, "no {want} within {bound:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_answers_503_and_the_node_recovers_when_it_returns() {
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let proxy = Proxy::start_on(0).await;
+    let application = format!("prets_proxied_{}", std::process::id());
+    let node = cluster.start(&db.url_via(&format!("127.0.0.1:{}", proxy.port), &application));
+    let bearer = cluster.bearer();
+    let created = node
+        .send("POST", CREATE_PATH, &bearer, Some(&destination("Kept")))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["destinationId"].as_str().unwrap().to_owned();
+
+    proxy.cut();
+    // Every kind of request is answered 503, with Retry-After, promptly.
+    let started = Instant::now();
+    for (method, target, body) in [
+        ("GET", path(&id), None),
+        ("GET", CREATE_PATH.to_owned(), None),
+        ("POST", CREATE_PATH.to_owned(), Some(destination("Lost"))),
+        ("PATCH", path(&id), Some(json!({"name": "Lost"}))),
+        ("DELETE", path(&id), None),
+        ("GET", path(&id), None),
+    ] {
+        let one = Instant::now();
+        let response = tokio::time::timeout(
+            Duration::from_secs(30),
+            node.send(method, &target, &bearer, body.as_ref()),
+        )
+        .await
+        .expect("a request hung while the database was away");
+        assert_eq!(
+            response.status,
+            503,
+            "{method} {target}: {}",
+            response.text()
+        );
+        assert_eq!(response.header("retry-after"), Some("1"));
+        assert_eq!(
+            response.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(
+            response.json()["type"],
+            json!("https://api.prets.app/problems/database_unavailable")
+        );
+        assert!(
+            one.elapsed() < Duration::from_secs(12),
+            "{:?}",
+            one.elapsed()
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+
+    // The database is back on the same address: the node serves again,
+    // without a restart, and nothing was written while it was away.
+    let _back = Proxy::start_on(proxy.port).await;
+    let read = until_status(&node, &path(&id), &bearer, 200, Duration::from_secs(30)).await;
+    assert_eq!(read.json()["name"], json!("Kept"));
+    let listed = node.send("GET", CREATE_PATH, &bearer, None).await;
+    assert_eq!(listed.json()["data"].as_array().unwrap().len(), 1);
+
+    // The database ends the node's connections: the node recovers.
+    admin(format!(
+        "DO $$ BEGIN
+           IF (SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
+               FROM pg_stat_activity WHERE application_name = '{application}') = 0 THEN
+             RAISE EXCEPTION 'the node holds no connection';
+           END IF;
+         END $$"
+    ))
+    .unwrap();
+    let read = until_status(&node, &path(&id), &bearer, 200, Duration::from_secs(30)).await;
+    assert_eq!(read.json()["name"], json!("Kept"));
+    let updated = node
+        .send(
+            "PATCH",
+            &path(&id),
+            &bearer,
+            Some(&json!({"name": "After"})),
+        )
+        .await;
+    assert_eq!(updated.status, 200, "{}", updated.text());
+    assert!(!node.output().contains(PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_start_of_two_racing_nodes_creates_one_demo_token() {
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let key = cluster.key_file.to_str().unwrap().to_owned();
+    let urls = [db.url("race_a"), db.url("race_b")];
+    // Both start at once, with no token flag, on an empty database.
+    let nodes: Vec<Node> = std::thread::scope(|scope| {
+        let handles: Vec<_> = urls
+            .iter()
+            .map(|url| {
+                let key = key.as_str();
+                let dir = &cluster.dir;
+                scope.spawn(move || {
+                    Node::start(dir, &["--database", url, "--sealing-key-file", key])
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // The token is printed before the "listening" line, so it is in by now.
+    std::thread::sleep(Duration::from_millis(200));
+    let outputs: Vec<String> = nodes.iter().map(Node::output).collect();
+    let tokens: Vec<String> = outputs
+        .iter()
+        .flat_map(|out| {
+            out.split_whitespace()
+                .filter(|w| w.starts_with("prets_") && w.len() > 20)
+                .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_'))
+                .map(str::to_owned)
+                .collect::<std::collections::BTreeSet<_>>()
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "{outputs:?}");
+    let printed = outputs
+        .iter()
+        .filter(|out| out.contains("Its API token"))
+        .count();
+    assert_eq!(printed, 1, "{outputs:?}");
+    // The one token works on both nodes, for the demo organization.
+    let bearer = format!("Bearer {}", tokens[0]);
+    let created = nodes[0]
+        .send("POST", CREATE_PATH, &bearer, Some(&destination("Demo")))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["destinationId"].as_str().unwrap().to_owned();
+    let read = nodes[1].send("GET", &path(&id), &bearer, None).await;
+    assert_eq!(read.status, 200, "{}", read.text());
+    // A later start finds the token and prints none.
+    let third = Node::start(
+        &cluster.dir,
+        &["--database", &db.url("race_c"), "--sealing-key-file", &key],
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let out = third.output();
+    assert!(!out.contains("Its API token"), "{out}");
+    let read = third.send("GET", &path(&id), &bearer, None).await;
+    assert_eq!(read.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_gets_no_pooled_connection_in_time_is_answered_503() {
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let key = cluster.key_file.to_str().unwrap();
+    let token = cluster.token_flag();
+    let url = db.url("pool_of_one");
+    let node = Node::start(
+        &cluster.dir,
+        &[
+            "--database",
+            &url,
+            "--sealing-key-file",
+            key,
+            "--api-token",
+            &token,
+            "--database-pool-size",
+            "1",
+        ],
+    );
+    let bearer = cluster.bearer();
+    let created = node
+        .send("POST", CREATE_PATH, &bearer, Some(&destination("Locked")))
+        .await;
+    assert_eq!(created.status, 201);
+    let id = created.json()["destinationId"].as_str().unwrap().to_owned();
+
+    // Another client locks the table: a read waits for the lock holding
+    // the node's only connection.
+    let (locker, conn) = tokio_postgres::connect(&db.url("locker"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    locker
+        .batch_execute("BEGIN; LOCK TABLE destinations IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let node = Arc::new(node);
+    let blocked = {
+        let node = Arc::clone(&node);
+        let (bearer, path) = (bearer.clone(), path(&id));
+        tokio::spawn(async move { node.send("GET", &path, &bearer, None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!blocked.is_finished());
+
+    // The next request waits for a connection, then gets a 503, not a hang.
+    let started = Instant::now();
+    let response = tokio::time::timeout(
+        Duration::from_secs(30),
+        node.send("GET", CREATE_PATH, &bearer, None),
+    )
+    .await
+    .expect("a request waiting for a connection hung");
+    assert_eq!(response.status, 503, "{}", response.text());
+    assert_eq!(response.header("retry-after"), Some("1"));
+    assert_eq!(
+        response.json()["type"],
+        json!("https://api.prets.app/problems/database_unavailable")
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(12),
+        "{waited:?}"
+    );
+
+    // The lock goes: the waiting read is answered, and the node serves on.
+    locker.batch_execute("COMMIT").await.unwrap();
+    let read = blocked.await.unwrap();
+    assert_eq!(read.status, 200, "{}", read.text());
+    let listed = node.send("GET", CREATE_PATH, &bearer, None).await;
+    assert_eq!(listed.status, 200);
+}
+
+/// The delivery flags of a node delivering to `rx` on loopback, with a
+/// 2 s delivery timeout (so a lease of 2 × 2 s + 5 s = 9 s).
+fn delivery_args(cluster: &Cluster, rx: &Receiver) -> Vec<String> {
+    let pem = cluster.dir.path().join("receiver.pem");
+    std::fs::write(&pem, &rx.cert_pem).unwrap();
+    [
+        "--allow-private-destinations",
+        "127.0.0.1/32",
+        "--delivery-root-cert",
+        pem.to_str().unwrap(),
+        "--delivery-timeout",
+        "2s",
+        "--retry-schedule",
+        "1s,1s,1s",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+/// The lease a claim takes with `--delivery-timeout 2s`.
+const LEASE: Duration = Duration::from_secs(9);
+
+/// Publishes an event through `node`; its id once acknowledged (202).
+async fn publish_on(node: &Node, bearer: &str, n: usize) -> String {
+    let response = node
+        .send(
+            "POST",
+            "/v1/events",
+            bearer,
+            Some(&json!({"type": "invoice.paid", "payload": {"n": n}})),
+        )
+        .await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    assert_eq!(response.json()["destinations"], json!(1));
+    response.json()["eventId"].as_str().unwrap().to_owned()
+}
+
+/// Waits until `rx` has received at least `n` requests, within `bound`.
+async fn until_requests(rx: &Receiver, n: usize, bound: Duration) -> Vec<Recorded> {
+    let started = Instant::now();
+    loop {
+        let requests = rx.requests();
+        if requests.len() >= n {
+            return requests;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "{} of {n} deliveries within {bound:?}",
+            requests.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn webhook_ids(requests: &[Recorded]) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_published_on_both_nodes_are_each_delivered_once() {
+    const N: usize = 40;
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let rx = Receiver::start(Options::default()).await;
+    let extra = delivery_args(&cluster, &rx);
+    let nodes = Arc::new([
+        cluster.start_with(&db.url("deliver_a"), &extra),
+        cluster.start_with(&db.url("deliver_b"), &extra),
+    ]);
+    let bearer = cluster.bearer();
+    let created = nodes[0]
+        .send(
+            "POST",
+            CREATE_PATH,
+            &bearer,
+            Some(&json!({"name": "Receiver", "url": rx.ip_url("/hooks")})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+
+    let tasks: Vec<_> = (0..N)
+        .map(|i| {
+            let nodes = Arc::clone(&nodes);
+            let bearer = bearer.clone();
+            tokio::spawn(async move { publish_on(&nodes[i % 2], &bearer, i).await })
+        })
+        .collect();
+    let mut published = Vec::new();
+    for task in tasks {
+        published.push(task.await.unwrap());
+    }
+    published.sort();
+
+    until_requests(&rx, N, Duration::from_secs(60)).await;
+    // Past a poll interval and a lease more: no second delivery of any.
+    tokio::time::sleep(LEASE + Duration::from_secs(2)).await;
+    let mut delivered = webhook_ids(&rx.requests());
+    delivered.sort();
+    assert_eq!(delivered, published);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_kill_9_of_a_node_the_other_delivers_what_it_acknowledged_within_the_lease() {
+    const N: usize = 6;
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let rx = Receiver::start(Options::default()).await;
+    let extra = delivery_args(&cluster, &rx);
+    let mut a = cluster.start_with(&db.url("doomed"), &extra);
+    let bearer = cluster.bearer();
+    let created = a
+        .send(
+            "POST",
+            CREATE_PATH,
+            &bearer,
+            Some(&json!({"name": "Receiver", "url": rx.ip_url("/hooks")})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    // The receiver holds A's attempts open: A has claimed every event and
+    // is mid-attempt when it dies.
+    for _ in 0..N {
+        rx.reply(Reply::status(204).delay(Duration::from_secs(60)));
+    }
+    let mut published = Vec::new();
+    for i in 0..N {
+        published.push(publish_on(&a, &bearer, i).await);
+    }
+    published.sort();
+    let mut held = webhook_ids(&until_requests(&rx, N, Duration::from_secs(30)).await);
+    held.sort();
+    assert_eq!(held, published);
+
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let killed = Instant::now();
+    let b = cluster.start_with(&db.url("survivor"), &extra);
+
+    // B takes each delivery over once A's lease ends, and the receiver now
+    // answers at once.
+    let requests = until_requests(&rx, 2 * N, LEASE + Duration::from_secs(15)).await;
+    let elapsed = killed.elapsed();
+    let mut redelivered = webhook_ids(&requests[N..]);
+    redelivered.sort();
+    assert_eq!(redelivered, published);
+    assert!(elapsed < LEASE + Duration::from_secs(15), "{elapsed:?}");
+    // Each delivery succeeded: no third request for any.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rx.requests().len(), 2 * N);
+    drop(b);
+}
