@@ -853,8 +853,9 @@ mod postgres {
         }
     }
 
-    pub(crate) fn configure(_config: &mut Config, database: &Database) {
-        unimplemented!("--database {}", database.url)
+    /// Points `config` at `database`.
+    pub(crate) fn configure(config: &mut Config, database: &Database) {
+        config.database = prets_destinations_server::Database::parse(database.url.as_ref());
     }
 }
 
