@@ -135,6 +135,27 @@ struct Args {
     publishers: usize,
 }
 
+impl Args {
+    /// Refuses values the runs cannot use (zero connections or nodes, a rate
+    /// or a time that is not a positive finite number of seconds).
+    fn check(&self) -> Result<(), &'static str> {
+        let seconds = |s: f64| s.is_finite() && s > 0.0 && s <= 86_400.0;
+        if self.concurrency == 0 || self.publishers == 0 {
+            return Err("--concurrency and --publishers must be at least 1");
+        }
+        if self.postgres_nodes.contains(&0) {
+            return Err("--postgres-nodes must be at least 1");
+        }
+        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 1e6) {
+            return Err("--rate must be above 0 and at most 1000000");
+        }
+        if !seconds(self.publish_seconds) || !seconds(self.drain_seconds) {
+            return Err("--publish-seconds and --drain-seconds must be above 0 and at most 86400");
+        }
+        Ok(())
+    }
+}
+
 /// Where the run's files and databases are, and the token every node accepts.
 struct Env {
     dir: PathBuf,
@@ -862,6 +883,10 @@ mod postgres {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if let Err(e) = args.check() {
+        eprintln!("{e}");
+        std::process::exit(2);
+    }
     let mut env = Env::new(&args.postgres_url);
     println!(
         "stores: {:?}; machine: {} CPUs; load average at start: {}",
