@@ -744,6 +744,101 @@ async fn every_acknowledged_event_arrives_after_kill_9_and_a_restart() {
     node.stop().await;
 }
 
+/// The receiver is up but slow when the binary is killed: attempts in
+/// flight reached it and were never answered. After the restart every
+/// acknowledged event arrives and is answered; a delivery seen twice is one
+/// the receiver had already seen before the kill (the at-least-once permit,
+/// same `Webhook-Id`), and none arrives twice after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_mid_attempt_duplicates_are_only_the_attempts_cut_short() {
+    const EVENTS_SENT: usize = 20;
+    let dir = TempDir::new();
+    let token = mint_token();
+    let rx = Receiver::start(Options::default()).await;
+    for _ in 0..EVENTS_SENT {
+        rx.reply(Reply::status(200).delay(Duration::from_secs(60)));
+    }
+    // A long retry schedule: an attempt after the restart is the lease
+    // running out, not a retry of a recorded failure.
+    let args = flags(
+        &dir,
+        &token,
+        &as_strs(&delivery_flags(&dir, &rx, "1s,1s,1s,1s,1s")),
+    );
+    let mut node = Node::binary(&token, &args);
+    let (id, _) = node.create("slow", &rx.ip_url("/slow")).await;
+    let mut acknowledged = Vec::new();
+    for n in 0..EVENTS_SENT {
+        let accepted = node
+            .publish("invoice.paid", &format!("{{\"n\":{n}}}"), 1)
+            .await;
+        acknowledged.push(accepted["eventId"].as_str().unwrap().to_owned());
+    }
+    // Some attempts are under way: wait for the first to reach the receiver.
+    arrivals(&rx, 1, |_| true).await;
+    node.kill_9();
+    // Let receptions cut by the kill finish recording.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before: Vec<String> = rx
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    assert!(!before.is_empty());
+    rx.clear_replies();
+
+    let node = Node::binary(&token, &args);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let after = |rx: &Receiver| -> Vec<String> {
+        rx.requests()[before.len()..]
+            .iter()
+            .map(|r| r.header("webhook-id").to_owned())
+            .collect()
+    };
+    let mut wanted = acknowledged.clone();
+    wanted.sort_unstable();
+    loop {
+        let mut got = after(&rx);
+        got.sort_unstable();
+        got.dedup();
+        if got == wanted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {EVENTS_SENT} events arrived after the restart\n{}",
+            got.len(),
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    settle().await;
+    let mut after = after(&rx);
+    after.sort_unstable();
+    assert_eq!(after, wanted, "each event once after the restart");
+    // The duplicates: the attempts the receiver saw before the kill, each
+    // of an acknowledged event, each once; every one of them arrived again.
+    let mut seen_before = before.clone();
+    seen_before.sort_unstable();
+    seen_before.dedup();
+    assert_eq!(
+        seen_before.len(),
+        before.len(),
+        "one attempt per event before the kill"
+    );
+    assert!(before.iter().all(|e| wanted.contains(e)), "{before:?}");
+    let duplicates = before.len() + after.len() - wanted.len();
+    assert_eq!(duplicates, before.len());
+    let attempts = node.attempts(&id).await;
+    let succeeded: Vec<&Value> = attempts
+        .iter()
+        .filter(|a| a["outcome"] == json!("succeeded"))
+        .map(|a| &a["eventId"])
+        .collect();
+    assert_eq!(succeeded.len(), EVENTS_SENT);
+    node.stop().await;
+}
+
 // ---------------------------------------------------------------------------
 // 7. `--allow-private-destinations` is what admits a loopback receiver.
 

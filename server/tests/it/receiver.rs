@@ -172,6 +172,11 @@ impl Receiver {
         self.state.script.lock().unwrap().push_back(reply);
     }
 
+    /// Drops the replies queued and not yet used: later requests get `204`.
+    pub fn clear_replies(&self) {
+        self.state.script.lock().unwrap().clear();
+    }
+
     /// Connections accepted so far (TCP, before TLS).
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
