@@ -13,6 +13,8 @@
 #[cfg(unix)]
 mod binary;
 mod delivery_client;
+#[cfg(unix)]
+mod delivery_e2e;
 mod events_http;
 mod hardening;
 mod http;

@@ -129,6 +129,13 @@ impl Drop for Receiver {
 impl Receiver {
     /// A receiver that answers `204` unless replies are scripted.
     pub async fn start(options: Options) -> Self {
+        Self::start_on(options, std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+
+    /// [`start`](Self::start) on a socket the test already holds (bound and
+    /// listening, so a port can be kept while "the receiver is down": its
+    /// connections then wait, unanswered, in the backlog).
+    pub fn start_on(options: Options, listener: std::net::TcpListener) -> Self {
         let certified =
             rcgen::generate_simple_self_signed(vec![HOST.to_owned(), "127.0.0.1".to_owned()])
                 .unwrap();
@@ -147,7 +154,8 @@ impl Receiver {
             vec![b"http/1.1".to_vec()]
         };
         let acceptor = TlsAcceptor::from(Arc::new(tls));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let listener = TcpListener::from_std(listener).unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
         let task = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&state)));
@@ -162,6 +170,11 @@ impl Receiver {
     /// Queues a reply; replies are used in order, then `204`.
     pub fn reply(&self, reply: Reply) {
         self.state.script.lock().unwrap().push_back(reply);
+    }
+
+    /// Drops the replies queued and not yet used: later requests get `204`.
+    pub fn clear_replies(&self) {
+        self.state.script.lock().unwrap().clear();
     }
 
     /// Connections accepted so far (TCP, before TLS).
