@@ -27,6 +27,10 @@
 //! With a longer delivery timeout, keep the lease at least about four
 //! times it, and renew well before expiry.
 //!
+//! The reference server's worker does not use it: it asks for its own lease
+//! (2 × its delivery timeout + 5 s, 35 s by default) and renews it every
+//! half lease.
+//!
 //! ```no_run
 //! use prets_destinations::DestinationRepo;
 //! use prets_destinations_postgres::PgRepo;

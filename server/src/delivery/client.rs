@@ -12,7 +12,7 @@ use prets_destinations::delivery::{
     Answer, DeliveryRequest, Lookup, TransportError, lookup, pin_addresses,
 };
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use tokio::time::{Instant, timeout_at};
+use tokio::time::timeout_at;
 
 use crate::config::DeliveryConfig;
 use crate::delivery::resolve::{CheckedResolver, DnsFailed, Refused, Resolve};
@@ -174,7 +174,7 @@ impl DeliveryClient {
     /// Makes one attempt: the POST `request` describes, to checked addresses
     /// only. Never fails: every failure is an [`Outcome::Failed`].
     pub async fn send(&self, request: &DeliveryRequest) -> Outcome {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = crate::delivery::after(self.timeout);
         let response = match timeout_at(deadline, self.post(request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(outcome)) => return outcome,

@@ -36,6 +36,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::config::DeliveryConfig;
+use crate::delivery::after;
 use crate::delivery::client::{DeliveryClient, Outcome};
 
 /// How long a claim leases a delivery for an attempt bounded by `timeout`:
@@ -253,7 +254,7 @@ fn now() -> Timestamp {
 /// The instant `at` falls on, seen from `now`.
 fn instant_of(at: Timestamp, now: Timestamp) -> Instant {
     let wait = at.unix_millis().saturating_sub(now.unix_millis());
-    Instant::now() + Duration::from_millis(wait)
+    after(Duration::from_millis(wait))
 }
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {
@@ -344,7 +345,7 @@ async fn run<R: Outbox + 'static>(
             continue;
         }
         let now = self::now();
-        let poll = Instant::now() + shared.options.poll_interval;
+        let poll = after(shared.options.poll_interval);
         let wake = shared
             .due
             .lock()
@@ -366,7 +367,7 @@ async fn run<R: Outbox + 'static>(
 /// being sent get `grace` to finish, then are aborted and their leases
 /// released here.
 async fn drain<R: Outbox>(shared: &Shared<R>, mut tasks: JoinSet<()>, grace: Duration) {
-    let deadline = Instant::now() + grace;
+    let deadline = after(grace);
     while !tasks.is_empty() {
         match tokio::time::timeout_at(deadline, tasks.join_next()).await {
             Ok(Some(_)) => {}
@@ -481,8 +482,10 @@ async fn attempt<R: Outbox>(shared: &Shared<R>, job: Claimed, stop: &watch::Rece
     let outcome = {
         let send = shared.client.send(&request);
         tokio::pin!(send);
-        let every = shared.lease / 2;
-        let mut renew = tokio::time::interval_at(Instant::now() + every, every);
+        // At most daily: a longer period could overflow the interval's
+        // instants, and renewing more often than needed is harmless.
+        let every = (shared.lease / 2).min(Duration::from_secs(86_400));
+        let mut renew = tokio::time::interval_at(after(every), every);
         loop {
             tokio::select! {
                 outcome = &mut send => break outcome,

@@ -107,12 +107,18 @@ impl Node {
     /// Runs the binary with `args`, environment variables of the server
     /// removed so only the flags count, and waits for its "listening" line.
     fn binary(token: &str, args: &[String]) -> Self {
+        Self::binary_with_env(token, args, &[])
+    }
+
+    /// [`Node::binary`] with the environment variables `env` set too.
+    fn binary_with_env(token: &str, args: &[String], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_prets-destinations-server"));
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("PRETS_") {
                 command.env_remove(name);
             }
         }
+        command.envs(env.iter().copied());
         let mut child = command
             .args(args)
             .stdin(Stdio::null())
@@ -878,4 +884,53 @@ async fn only_the_allow_list_flag_admits_a_loopback_destination() {
         }
         node.stop().await;
     }
+}
+
+// ---------------------------------------------------------------------------
+// 8. Proxy variables in the environment are never used: the delivery goes
+//    straight to the checked address and the "proxy" sees no connection.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_variables_in_the_environment_are_ignored() {
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let reached = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&reached);
+    let accept = tokio::spawn(async move {
+        while let Ok((stream, _)) = proxy.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+
+    let dir = TempDir::new();
+    let rx = Receiver::start(Options::default()).await;
+    let token = mint_token();
+    let args = flags(&dir, &token, &as_strs(&delivery_flags(&dir, &rx, "1s")));
+    let env: Vec<(&str, &str)> = [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ]
+    .into_iter()
+    .map(|name| (name, proxy_url.as_str()))
+    .chain([("NO_PROXY", ""), ("no_proxy", "")])
+    .collect();
+    let node = Node::binary_with_env(&token, &args, &env);
+    let (id, _) = node.create("direct", &rx.ip_url("/hooks")).await;
+    node.publish("invoice.paid", PAYLOAD, 1).await;
+
+    arrivals(&rx, 1, |_| true).await;
+    let attempts = node.wait_attempts(&id, 1).await;
+    assert_eq!(attempts[0]["outcome"], json!("succeeded"));
+    assert_eq!(
+        reached.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the delivery went through the proxy from the environment"
+    );
+    node.stop().await;
+    accept.abort();
 }

@@ -598,6 +598,29 @@ async fn shutdown_lets_an_attempt_in_flight_finish_within_the_grace() {
 }
 
 #[tokio::test]
+async fn unbounded_durations_in_the_settings_do_not_stop_the_worker() {
+    // `Duration::MAX` everywhere a library user may put it: no
+    // `Instant + Duration` overflow, the event is delivered and the worker
+    // stops.
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let mut config = settings(&[&rx], "1s");
+    config.timeout = Duration::MAX;
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::MAX)
+        .lease(Duration::MAX)
+        .shutdown_grace(Duration::MAX);
+    let worker = bench.worker_with(&config, loopback(), options);
+    bench.publish(PAYLOAD).await;
+
+    let attempts = bench.wait_attempts(id, 1).await;
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    assert_eq!(rx.requests().len(), 1);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_lease_is_renewed_while_the_attempt_runs() {
     // Two workers on one store, leases of 1 s, an answer after 2.5 s: the
     // renewals keep the second worker off the delivery.
