@@ -5,10 +5,14 @@ use std::fmt;
 /// A failure of [`PgRepo`](crate::PgRepo): the database could not be
 /// reached, a statement failed, or a stored row does not decode.
 ///
-/// Its text names the failure, never a stored value, a secret or the
-/// connection string (which may hold a password); the driver's or the
-/// pool's error is kept as the [`source`](std::error::Error::source).
-#[derive(Debug)]
+/// Its text and its `Debug` name the failure and, for a statement the
+/// database refused, its SQLSTATE code, primary message and constraint:
+/// never the server's `DETAIL` or `HINT` (which quote row values, such as
+/// ids or an API-token digest), a parameter value, a secret or the
+/// connection string (which may hold a password). The driver's or the
+/// pool's error is kept as the [`source`](std::error::Error::source); its
+/// own text is not so careful, so a log should show this error's text and
+/// not walk on to its sources.
 pub struct PgError {
     kind: Kind,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
@@ -85,6 +89,74 @@ impl PgError {
 
 impl fmt::Display for PgError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.describe_kind(f)?;
+        match &self.source {
+            Some(source) if self.cause_is_safe() => write!(f, ": {}", Cause(source.as_ref())),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for PgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("PgError");
+        debug.field("kind", &self.kind);
+        if let Some(source) = &self.source
+            && self.cause_is_safe()
+        {
+            debug.field("cause", &format_args!("{}", Cause(source.as_ref())));
+        }
+        debug.finish()
+    }
+}
+
+/// A source of a [`PgError`], told without what the database server quotes
+/// from the data: for a database error its SQLSTATE code, constraint and
+/// primary message (none for a data exception, class `22`, whose messages
+/// quote the rejected input), never `DETAIL`, `HINT` or `WHERE`.
+struct Cause<'a>(&'a (dyn std::error::Error + Send + Sync + 'static));
+
+impl fmt::Display for Cause<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut link: Option<&(dyn std::error::Error + 'static)> = Some(self.0);
+        while let Some(error) = link {
+            if let Some(db) = error
+                .downcast_ref::<tokio_postgres::Error>()
+                .and_then(tokio_postgres::Error::as_db_error)
+            {
+                return write_db_error(f, db);
+            }
+            if let Some(db) = error.downcast_ref::<tokio_postgres::error::DbError>() {
+                return write_db_error(f, db);
+            }
+            link = error.source();
+        }
+        // No database error anywhere in the chain: a connection, pool or
+        // conversion failure, whose text quotes no stored value.
+        write!(f, "{}", self.0)
+    }
+}
+
+fn write_db_error(f: &mut fmt::Formatter<'_>, db: &tokio_postgres::error::DbError) -> fmt::Result {
+    let code = db.code().code();
+    write!(f, "SQLSTATE {code}")?;
+    if let Some(constraint) = db.constraint() {
+        write!(f, " (constraint {constraint})")?;
+    }
+    if !code.starts_with("22") {
+        write!(f, ": {}", db.message())?;
+    }
+    Ok(())
+}
+
+impl PgError {
+    /// Whether the source may be told at all: the driver's complaint about
+    /// a connection string may quote a piece of it.
+    fn cause_is_safe(&self) -> bool {
+        !matches!(self.kind, Kind::Url)
+    }
+
+    fn describe_kind(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::Url => f.write_str("the postgres connection string is not valid"),
             Kind::PoolSize => f.write_str("the postgres pool size must be at least 1"),

@@ -234,16 +234,26 @@ fn now() -> Result<Timestamp, Problem> {
 }
 
 fn server_error(error: &(dyn std::error::Error + 'static)) -> Problem {
-    // The whole chain: the repo's error wraps the database's, which says what
-    // actually failed.
+    // The chain: the repo's error wraps the database's, which says what
+    // actually failed. It stops at a `PgError`, whose text is the SQLSTATE
+    // code and primary message: the driver's error below it would add the
+    // server's DETAIL, which quotes row values (ids, a token digest).
     let mut chain = error.to_string();
     let mut unavailable = is_unavailable(error);
-    let mut source = error.source();
+    let mut source = if is_pg_error(error) {
+        None
+    } else {
+        error.source()
+    };
     while let Some(cause) = source {
         chain.push_str(": ");
         chain.push_str(&cause.to_string());
         unavailable |= is_unavailable(cause);
-        source = cause.source();
+        source = if is_pg_error(cause) {
+            None
+        } else {
+            cause.source()
+        };
     }
     if unavailable {
         tracing::warn!(error = %chain, "request failed: the database is unavailable");
@@ -251,6 +261,10 @@ fn server_error(error: &(dyn std::error::Error + 'static)) -> Problem {
     }
     tracing::error!(error = %chain, "request failed");
     Problem::internal()
+}
+
+fn is_pg_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.is::<prets_destinations_postgres::PgError>()
 }
 
 /// Whether `error` says the database could not be reached (a `503` the

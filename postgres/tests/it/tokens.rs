@@ -46,6 +46,43 @@ async fn api_tokens_round_trip_across_nodes_and_restarts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_token_error_tells_the_sqlstate_never_the_stored_digest() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let now = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+    let org: TenantId = "org_detail_probe".parse().unwrap();
+    let digest = [0xc4u8; 32];
+    repo.add_api_token(digest, &org, now).await.unwrap();
+    let err = repo.add_api_token(digest, &org, now).await.unwrap_err();
+
+    // The server's own words do carry the digest in DETAIL: the source
+    // chain below the error is not safe to print, the error itself is.
+    let mut chain = String::new();
+    let mut link = err.source();
+    while let Some(cause) = link {
+        chain.push_str(&format!("{cause} {cause:?} "));
+        link = cause.source();
+    }
+    assert!(chain.contains("c4c4c4c4"), "no DETAIL to hide: {chain}");
+
+    let text = err.to_string();
+    let debug = format!("{err:?}");
+    let alternate = format!("{err:#?}");
+    for shown in [&text, &debug, &alternate] {
+        assert!(shown.contains("23505"), "no SQLSTATE: {shown}");
+        assert!(shown.contains("api_tokens_pkey"), "no constraint: {shown}");
+        assert!(
+            shown.contains("duplicate key value violates unique constraint"),
+            "no primary message: {shown}"
+        );
+        for leak in ["c4c4c4c4", "C4C4C4C4", "DETAIL", "Key (", "already exists"] {
+            assert!(!shown.contains(leak), "{leak} shown: {shown}");
+        }
+    }
+    assert_eq!(text.matches("duplicate key value").count(), 1, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_token_row_is_an_error_not_a_panic() {
     let db = TestDb::new();
     let repo = db.repo().await;

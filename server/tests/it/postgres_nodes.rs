@@ -816,6 +816,60 @@ async fn a_request_that_gets_no_pooled_connection_in_time_is_answered_503() {
     assert_eq!(listed.status, 200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_statement_is_logged_by_sqlstate_never_with_the_rows_values() {
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let node = cluster.start(&db.url("refused_statement"));
+    let bearer = cluster.bearer();
+    // A constraint the store does not expect: PostgreSQL's DETAIL for its
+    // violation quotes the whole failing row (name, URL, sealed secret).
+    let (admin, conn) = tokio_postgres::connect(&db.url("constraint"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let name = "Leaky-Probe-Name-7731";
+    admin
+        .batch_execute(&format!(
+            "ALTER TABLE destinations ADD CONSTRAINT no_probe CHECK (name <> '{name}')"
+        ))
+        .await
+        .unwrap();
+
+    let refused = node
+        .send("POST", CREATE_PATH, &bearer, Some(&destination(name)))
+        .await;
+    assert_eq!(refused.status, 500, "{}", refused.text());
+    assert!(!refused.text().contains(name), "{}", refused.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut output = String::new();
+    while !output.contains("request failed") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        output.push_str(&node.output());
+        output.push('\n');
+    }
+    let logged = output
+        .lines()
+        .find(|line| line.contains("request failed"))
+        .unwrap_or_else(|| panic!("no log of the failure: {output}"));
+    assert!(logged.contains("23514"), "{logged}");
+    assert!(logged.contains("no_probe"), "{logged}");
+    for leak in [name, "example.com", "DETAIL", "Failing row", PASSWORD] {
+        assert!(!output.contains(leak), "{leak} logged: {output}");
+    }
+    assert_eq!(
+        logged.matches("violates check constraint").count(),
+        1,
+        "{logged}"
+    );
+
+    // The node serves on.
+    let created = node
+        .send("POST", CREATE_PATH, &bearer, Some(&destination("Fine")))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+}
+
 /// The delivery flags of a node delivering to `rx` on loopback, with a
 /// 2 s delivery timeout (so a lease of 2 × 2 s + 5 s = 9 s).
 fn delivery_args(cluster: &Cluster, rx: &Receiver) -> Vec<String> {
