@@ -37,12 +37,20 @@ pub(crate) async fn open(config: &Config, url: &PgUrl) -> Result<Opened, StartEr
         let token = mint_token();
         let now =
             Timestamp::try_from(std::time::SystemTime::now()).map_err(|_| StartError::Clock)?;
+        let digest = token_digest(&token);
         let created = repo
-            .add_first_api_token(token_digest(&token), &demo_tenant(), now)
+            .add_first_api_token(digest, &demo_tenant(), now)
             .await
             .map_err(StartError::Postgres)?;
-        let stored = repo.api_tokens().await.map_err(StartError::Postgres)?;
-        (ApiTokens::new(stored), created.then_some(token))
+        if created {
+            // The table was empty under the lock, so the committed token is
+            // the only one: no second read that could fail after the commit
+            // and lose the token before the operator ever sees it.
+            (ApiTokens::new(vec![(digest, demo_tenant())]), Some(token))
+        } else {
+            let stored = repo.api_tokens().await.map_err(StartError::Postgres)?;
+            (ApiTokens::new(stored), None)
+        }
     } else {
         (configured_tokens(config), None)
     };

@@ -742,6 +742,111 @@ async fn the_first_start_of_two_racing_nodes_creates_one_demo_token() {
     assert_eq!(read.status, 200);
 }
 
+/// A login role of its own, dropped (after the databases that grant it
+/// anything) on drop.
+struct TestRole {
+    name: String,
+}
+
+impl TestRole {
+    fn new() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "prets_role_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        admin(format!("CREATE ROLE \"{name}\" LOGIN")).unwrap();
+        Self { name }
+    }
+}
+
+impl Drop for TestRole {
+    fn drop(&mut self) {
+        let _ = admin(format!("DROP ROLE IF EXISTS \"{}\"", self.name));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_token_committed_at_first_start_is_printed_even_if_tokens_cannot_be_read_back() {
+    // Declared first, dropped last: after the database granting it.
+    let role = TestRole::new();
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let key = cluster.key_file.to_str().unwrap().to_owned();
+    // The schema as a node makes it; then a role that may add a token but
+    // not read the stored ones (only `created_at_ms`, enough for the first
+    // start's "is there any?"): reading the tokens back fails after the
+    // demo token is committed.
+    drop(
+        prets_destinations_postgres::PgRepo::connect(&db.url("migrate"), 1)
+            .await
+            .unwrap(),
+    );
+    let (admin_client, conn) = tokio_postgres::connect(&db.url("grants"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let r = &role.name;
+    admin_client
+        .batch_execute(&format!(
+            "GRANT USAGE, CREATE ON SCHEMA public TO \"{r}\";
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \"{r}\";
+             REVOKE ALL ON api_tokens FROM \"{r}\";
+             GRANT INSERT, UPDATE ON api_tokens TO \"{r}\";
+             GRANT SELECT (created_at_ms) ON api_tokens TO \"{r}\";"
+        ))
+        .await
+        .unwrap();
+    let url = format!(
+        "postgres://{r}:{PASSWORD}@{}/{}?application_name=restricted",
+        pg_server(),
+        db.name
+    );
+
+    let node = Node::start(
+        &cluster.dir,
+        &["--database", &url, "--sealing-key-file", &key],
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let out = node.output();
+    assert_eq!(out.matches("Its API token").count(), 1, "{out}");
+    let tokens: std::collections::BTreeSet<&str> = out
+        .split_whitespace()
+        .filter(|w| w.starts_with("prets_") && w.len() > 20)
+        .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_'))
+        .collect();
+    assert_eq!(tokens.len(), 1, "{out}");
+    let token = tokens.first().unwrap().to_string();
+    // It is the one stored, and this node accepts it.
+    let stored: Vec<Vec<u8>> = admin_client
+        .query("SELECT token_digest FROM api_tokens", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(stored, vec![token_digest(&token).to_vec()]);
+    let bearer = format!("Bearer {token}");
+    let listed = node.send("GET", CREATE_PATH, &bearer, None).await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let wrong = node.send("GET", CREATE_PATH, &cluster.bearer(), None).await;
+    assert_eq!(wrong.status, 401);
+    drop(node);
+    // A later start, able to read the tokens, prints none and accepts it.
+    let later = Node::start(
+        &cluster.dir,
+        &["--database", &db.url("later"), "--sealing-key-file", &key],
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let out = later.output();
+    assert!(!out.contains("Its API token"), "{out}");
+    let listed = later.send("GET", CREATE_PATH, &bearer, None).await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    drop(later);
+    drop(db);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_that_gets_no_pooled_connection_in_time_is_answered_503() {
     let db = TestDb::new();
