@@ -876,7 +876,8 @@ mod postgres {
 
     /// Points `config` at `database`.
     pub(crate) fn configure(config: &mut Config, database: &Database) {
-        config.database = prets_destinations_server::Database::parse(database.url.as_ref());
+        config.database =
+            prets_destinations_server::Database::parse(database.url.as_ref()).unwrap();
     }
 }
 

@@ -528,6 +528,23 @@ mod tests {
     }
 
     #[test]
+    fn a_libpq_connection_string_for_database_is_refused_without_echo() {
+        let err = Config::try_parse_from([
+            "server",
+            "--database",
+            "host=db.internal user=app password=hunter2",
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("--database"), "{text}");
+        assert!(text.contains("postgres://"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains("db.internal"), "{text}");
+        let config = Config::try_parse_from(["server", "--database", "./host=x.sqlite3"]).unwrap();
+        assert_eq!(config.database, Database::Sqlite("./host=x.sqlite3".into()));
+    }
+
+    #[test]
     fn defaults_listen_on_localhost_8080_with_key_beside_database() {
         let config =
             Config::try_parse_from(["server", "--database", "/var/lib/x/db.sqlite3"]).unwrap();

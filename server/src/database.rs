@@ -7,7 +7,8 @@ use std::path::PathBuf;
 /// Where the server keeps its data: `--database`.
 ///
 /// A value starting with `postgres://` or `postgresql://` (the scheme in
-/// any case) selects PostgreSQL; anything else is the path of a SQLite
+/// any case) selects PostgreSQL; a libpq `key=value` connection string is
+/// refused ([`Database::parse`]); anything else is the path of a SQLite
 /// file. Its `Debug` never shows a password.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Database {
@@ -19,13 +20,108 @@ pub enum Database {
 
 impl Database {
     /// Reads a `--database` value: see [`Database`].
-    #[must_use]
-    pub fn parse(value: &OsStr) -> Self {
-        match value.to_str().and_then(PgUrl::parse) {
-            Some(url) => Self::Postgres(url),
-            None => Self::Sqlite(PathBuf::from(value)),
+    ///
+    /// # Errors
+    /// If `value` looks like a libpq `key=value` connection string (`host=…
+    /// password=…`): a word that is a libpq keyword followed by `=`, such as
+    /// `host=`, `dbname=`, `user=` or `password=`. Taken as a file name, its
+    /// text (password included) would be shown wherever the path is; a
+    /// SQLite file really named so can be given as `./host=…`. The error
+    /// never repeats the value.
+    pub fn parse(value: &OsStr) -> Result<Self, ConninfoRefused> {
+        let Some(text) = value.to_str() else {
+            return Ok(Self::Sqlite(PathBuf::from(value)));
+        };
+        if let Some(url) = PgUrl::parse(text) {
+            return Ok(Self::Postgres(url));
+        }
+        if looks_like_conninfo(text) {
+            return Err(ConninfoRefused);
+        }
+        Ok(Self::Sqlite(PathBuf::from(value)))
+    }
+}
+
+/// A `--database` value that looks like a libpq `key=value` connection
+/// string, which the server does not take: see [`Database::parse`]. Its
+/// text names no part of the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConninfoRefused;
+
+impl fmt::Display for ConninfoRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "the database looks like a libpq key=value connection string (host=... password=...), \
+             which is not supported: give a PostgreSQL URL instead \
+             (postgres://user:password@host:5432/dbname), or start a SQLite file name with ./",
+        )
+    }
+}
+
+impl std::error::Error for ConninfoRefused {}
+
+/// libpq's connection keywords (PostgreSQL 17's list).
+const LIBPQ_KEYS: &[&str] = &[
+    "application_name",
+    "channel_binding",
+    "client_encoding",
+    "connect_timeout",
+    "dbname",
+    "fallback_application_name",
+    "gssdelegation",
+    "gssencmode",
+    "gsslib",
+    "host",
+    "hostaddr",
+    "keepalives",
+    "keepalives_count",
+    "keepalives_idle",
+    "keepalives_interval",
+    "krbsrvname",
+    "load_balance_hosts",
+    "options",
+    "passfile",
+    "password",
+    "port",
+    "replication",
+    "require_auth",
+    "requirepeer",
+    "requiressl",
+    "service",
+    "sslcert",
+    "sslcertmode",
+    "sslcompression",
+    "sslcrl",
+    "sslcrldir",
+    "sslkey",
+    "sslmode",
+    "sslnegotiation",
+    "sslpassword",
+    "sslrootcert",
+    "sslsni",
+    "ssl_max_protocol_version",
+    "ssl_min_protocol_version",
+    "target_session_attrs",
+    "tcp_user_timeout",
+    "user",
+];
+
+/// Whether some whitespace-separated word of `text` is a libpq keyword
+/// (any case) directly followed by `=`, or is one and the next word starts
+/// with `=` (libpq allows spaces around `=`).
+fn looks_like_conninfo(text: &str) -> bool {
+    let is_key = |word: &str| LIBPQ_KEYS.iter().any(|k| k.eq_ignore_ascii_case(word));
+    let mut words = text.split_whitespace().peekable();
+    while let Some(word) = words.next() {
+        if let Some((key, _)) = word.split_once('=') {
+            if is_key(key) {
+                return true;
+            }
+        } else if is_key(word) && words.peek().is_some_and(|next| next.starts_with('=')) {
+            return true;
         }
     }
+    false
 }
 
 impl From<PathBuf> for Database {
@@ -137,7 +233,8 @@ impl fmt::Debug for PgUrl {
     }
 }
 
-/// Parses `--database` values; never fails, so never echoes a value.
+/// Parses `--database` values; refuses a libpq connection string with an
+/// error that never echoes the value (clap's own message would quote it).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct DatabaseParser;
 
@@ -150,7 +247,12 @@ impl clap::builder::TypedValueParser for DatabaseParser {
         _arg: Option<&clap::Arg>,
         value: &OsStr,
     ) -> Result<Database, clap::Error> {
-        Ok(Database::parse(value))
+        Database::parse(value).map_err(|e| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid --database (PRETS_DATABASE): {e}\n"),
+            )
+        })
     }
 }
 
@@ -160,8 +262,8 @@ mod tests {
 
     fn pg(text: &str) -> PgUrl {
         match Database::parse(OsStr::new(text)) {
-            Database::Postgres(url) => url,
-            Database::Sqlite(path) => panic!("{text} read as the file {path:?}"),
+            Ok(Database::Postgres(url)) => url,
+            other => panic!("{text} read as {other:?}"),
         }
     }
 
@@ -193,7 +295,47 @@ mod tests {
         ] {
             assert_eq!(
                 Database::parse(OsStr::new(text)),
-                Database::Sqlite(PathBuf::from(text)),
+                Ok(Database::Sqlite(PathBuf::from(text))),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn libpq_connection_strings_are_refused_and_files_with_equals_signs_are_not() {
+        for text in [
+            "host=db.internal dbname=prets user=app password=hunter2",
+            "host=localhost",
+            "password=hunter2",
+            "  dbname=prets",
+            "dbname = prets password = hunter2",
+            "sslmode=disable host=h password='hunter 2'",
+            "HOST=db PASSWORD=hunter2",
+            "port=5432\tuser=app",
+            "service=prets",
+            "/var/lib/prets.sqlite3 password=hunter2",
+        ] {
+            let err = Database::parse(OsStr::new(text)).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(shown.contains("postgres://"), "{shown}");
+            for part in ["hunter", "db.internal", "prets user", "app"] {
+                assert!(!shown.contains(part), "{part} in {shown}");
+            }
+        }
+        for text in [
+            "./host=db.sqlite3",
+            "/var/lib/prets/host=db",
+            "a=b.sqlite3",
+            "data/version=2.sqlite3",
+            "my db.sqlite3",
+            "hosts.sqlite3",
+            "host",
+            "/data/x = y.sqlite3",
+            "passwords=kept.sqlite3",
+        ] {
+            assert_eq!(
+                Database::parse(OsStr::new(text)),
+                Ok(Database::Sqlite(PathBuf::from(text))),
                 "{text}"
             );
         }

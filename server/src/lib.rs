@@ -39,7 +39,7 @@ pub use crate::auth::{ApiTokens, TOKEN_PREFIX, mint_token, token_digest};
 pub use crate::config::{
     Config, DeliveryConfig, DeliveryConfigError, InvalidTokenEntry, TokenEntry,
 };
-pub use crate::database::{Database, PgUrl};
+pub use crate::database::{ConninfoRefused, Database, PgUrl};
 pub use crate::keyfile::KeyFileError;
 pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem};
 pub use crate::sqlite::{MAX_BATCH, SqliteError, SqliteRepo, schema_version};

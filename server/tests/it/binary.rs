@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prets_destinations::delivery::{AttemptOutcome, Outbox as _, PublishRequest, publish};
 use prets_destinations::{
@@ -228,6 +228,59 @@ fn a_sealing_key_file_readable_by_group_or_others_stops_the_start() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert!(stderr.contains("chmod 600"), "{stderr}");
         }
+    }
+}
+
+#[test]
+fn a_libpq_connection_string_is_refused_without_echo_and_creates_no_file() {
+    let dir = TempDir::new();
+    let conninfo = "host=127.0.0.1 dbname=prets user=app password=Hunter2-Conninfo";
+    // As the flag and as the variable.
+    for via_env in [false, true] {
+        let mut command = command_with_open_umask(&dir, &["--listen", "127.0.0.1:0"]);
+        if via_env {
+            command.env("PRETS_DATABASE", conninfo);
+        } else {
+            command.args(["--database", conninfo]);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server started on a connection string (via_env={via_env})");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().unwrap();
+        assert!(!output.status.success(), "via_env={via_env}");
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(shown.contains("--database"), "{shown}");
+        assert!(shown.contains("postgres://"), "{shown}");
+        for part in ["Hunter2", "dbname=prets", "user=app"] {
+            assert!(!shown.contains(part), "{part} shown: {shown}");
+        }
+    }
+    // Nothing was created under that name.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    // A SQLite file whose name has an `=` still works, prefixed or not a
+    // libpq keyword.
+    for name in ["./host=db.sqlite3", "data=1.sqlite3"] {
+        let started = start_with(&dir, &["--database", name]);
+        let (stdout, _) = terminate(started);
+        assert!(stdout.contains("prets_"), "{stdout}");
+        let file = name.trim_start_matches("./");
+        assert!(dir.path().join(file).is_file(), "{name}");
     }
 }
 
