@@ -1,6 +1,7 @@
 //! `PgRepo` as an `Outbox`: the outbox conformance kit, two nodes (two
 //! pools) claiming from one database, a dead node's lease taken over, events
-//! removed with their last delivery, and a schema-2 database migrated.
+//! removed with their last delivery, a schema-2 database migrated, and a
+//! delivered attempt not waiting for a publish reading its destination.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
