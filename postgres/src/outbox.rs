@@ -3,7 +3,9 @@
 //!
 //! Locks are always taken in one order: a destination row, then its
 //! delivery rows, then event rows (several in event id order). `complete`,
-//! `remove` and a disabling `replace` lock the destination first; a claim
+//! `remove` and a disabling `replace` lock the destination first (`complete`
+//! with `FOR KEY SHARE` when a delivered attempt has no failure streak to
+//! clear, which conflicts only with a removal); a claim
 //! never waits (it skips locked deliveries), and renew and release lock one
 //! delivery only. So no two of these transactions wait for each other in a
 //! cycle.
@@ -14,7 +16,7 @@ use deadpool_postgres::Transaction;
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, Claimed, CompleteOutcome,
     DeliveryAfter, DeliveryKey, DisabledReason, EnqueueOutcome, Event, EventId, EventType,
-    FailureStreak, Lease, LeaseRequest, Outbox, Payload, Target, settle,
+    FailureStreak, Lease, LeaseRequest, NextStep, Outbox, Payload, Target, settle,
 };
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use tokio_postgres::Row;
@@ -373,20 +375,40 @@ impl Outbox for PgRepo {
         report: AttemptReport,
     ) -> Result<CompleteOutcome, PgError> {
         let c = LeaseColumns::of(lease);
+        let delivered = report.next == NextStep::Delivered;
         self.run(|pool| async move {
             let mut client = pool.get().await?;
-            let tx = client.transaction().await?;
-            // The destination first (see the module's lock order): its
-            // failure streak is read, changed and written under this lock.
-            let stmt = tx
-                .prepare_cached(
-                    "SELECT failing_since_ms, failing_attempts, enabled FROM destinations
-                     WHERE tenant_id = $1 AND destination_id = $2 FOR NO KEY UPDATE",
-                )
-                .await?;
-            let Some(dest) = tx.query_opt(&stmt, &[&c.tenant, &c.destination]).await? else {
-                // Removed: its deliveries went with it.
-                return Ok(CompleteOutcome::LeaseLost);
+            // A delivered attempt with no failure streak to clear changes
+            // nothing on the destination: it takes `FOR KEY SHARE` (which
+            // only keeps the row from being removed), so the completions of
+            // one destination, and the publishes reading it `FOR SHARE`, do
+            // not queue behind each other. Any other attempt, or a delivered
+            // one that finds a streak, takes `FOR NO KEY UPDATE` (in a new
+            // transaction: a lock is never upgraded).
+            let mut exclusive = !delivered;
+            let (tx, dest) = loop {
+                let tx = client.transaction().await?;
+                // The destination first (see the module's lock order): its
+                // failure streak is read, changed and written under this lock.
+                let stmt = tx
+                    .prepare_cached(if exclusive {
+                        "SELECT failing_since_ms, failing_attempts, enabled FROM destinations
+                         WHERE tenant_id = $1 AND destination_id = $2 FOR NO KEY UPDATE"
+                    } else {
+                        "SELECT failing_since_ms, failing_attempts, enabled FROM destinations
+                         WHERE tenant_id = $1 AND destination_id = $2 FOR KEY SHARE"
+                    })
+                    .await?;
+                let Some(dest) = tx.query_opt(&stmt, &[&c.tenant, &c.destination]).await? else {
+                    // Removed: its deliveries went with it.
+                    return Ok(CompleteOutcome::LeaseLost);
+                };
+                let since: Option<i64> = dest.try_get(0)?;
+                if exclusive || since.is_none() {
+                    break (tx, dest);
+                }
+                tx.rollback().await?;
+                exclusive = true;
             };
             let stmt = tx
                 .prepare_cached(
@@ -439,18 +461,22 @@ impl Outbox for PgRepo {
                         .await?;
                 }
             }
-            let (since, count) = match settled.streak {
-                Some(s) => (Some(millis(s.since)), Some(i64::from(s.attempts))),
-                None => (None, None),
-            };
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE destinations SET failing_since_ms = $3, failing_attempts = $4
-                     WHERE tenant_id = $1 AND destination_id = $2",
-                )
-                .await?;
-            tx.execute(&stmt, &[&c.tenant, &c.destination, &since, &count])
-                .await?;
+            if settled.streak != streak {
+                // Only under `FOR NO KEY UPDATE`: with `FOR KEY SHARE` there
+                // was no streak and a delivered attempt leaves none.
+                let (since, count) = match settled.streak {
+                    Some(s) => (Some(millis(s.since)), Some(i64::from(s.attempts))),
+                    None => (None, None),
+                };
+                let stmt = tx
+                    .prepare_cached(
+                        "UPDATE destinations SET failing_since_ms = $3, failing_attempts = $4
+                         WHERE tenant_id = $1 AND destination_id = $2",
+                    )
+                    .await?;
+                tx.execute(&stmt, &[&c.tenant, &c.destination, &since, &count])
+                    .await?;
+            }
             let a = &settled.attempt;
             let stmt = tx
                 .prepare_cached(

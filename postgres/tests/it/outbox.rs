@@ -1,6 +1,7 @@
 //! `PgRepo` as an `Outbox`: the outbox conformance kit, two nodes (two
 //! pools) claiming from one database, a dead node's lease taken over, events
-//! removed with their last delivery, and a schema-2 database migrated.
+//! removed with their last delivery, a schema-2 database migrated, and a
+//! delivered attempt not waiting for a publish reading its destination.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -611,4 +612,89 @@ async fn payloads_come_back_byte_for_byte() {
     assert_eq!(claimed[0].event.payload.get(), e.payload.get());
     assert_eq!(claimed[0].event.delivery_body(), e.delivery_body());
     assert_eq!(claimed[0].event, e);
+}
+
+/// A delivered attempt with no failure streak leaves the destination row
+/// alone: it completes while a publish holds the row `FOR SHARE`. A failed
+/// attempt writes the streak, so it waits for that publish; a delivered
+/// attempt that finds a streak clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_streak_change_waits_for_a_publish_reading_the_destination() {
+    let db = TestDb::new();
+    let repo = Arc::new(db.repo().await);
+    let mut rng = ChaCha20Rng::seed_from_u64(41);
+    let tenant: TenantId = "org_locks".parse().unwrap();
+    let dest = destinations(&repo, &tenant, 1, &mut rng).await.remove(0);
+    for n in 0..2 {
+        let e = event(n, &mut rng);
+        assert_eq!(
+            repo.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap(),
+            EnqueueOutcome::Enqueued { deliveries: 1 }
+        );
+    }
+    let claimed = repo.claim(at(1), 10, lease(&mut rng)).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let streak = || async {
+        let row = db
+            .client()
+            .await
+            .query_one(
+                "SELECT failing_since_ms, failing_attempts FROM destinations
+                 WHERE tenant_id = $1 AND destination_id = $2",
+                &[&tenant.as_str(), &dest.destination_id.to_string()],
+            )
+            .await
+            .unwrap();
+        (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1))
+    };
+
+    // A publish in progress: the destination read `FOR SHARE`, as `enqueue`.
+    let publish = db.client().await;
+    publish.batch_execute("BEGIN").await.unwrap();
+    publish
+        .execute(
+            "SELECT 1 FROM destinations WHERE tenant_id = $1 AND destination_id = $2 FOR SHARE",
+            &[&tenant.as_str(), &dest.destination_id.to_string()],
+        )
+        .await
+        .unwrap();
+
+    let delivered = report(&claimed[0], at(1), NextStep::Delivered, &mut rng);
+    let done = tokio::time::timeout(
+        Duration::from_secs(10),
+        repo.complete(&claimed[0].lease, delivered),
+    )
+    .await
+    .expect("a delivered attempt waited for a publish");
+    assert_eq!(done.unwrap(), CompleteOutcome::Recorded { disabled: None });
+    assert_eq!(streak().await, (None, None));
+
+    let failed = report(&claimed[1], at(1), NextStep::RetryAt(at(2)), &mut rng);
+    let (r, lease1) = (Arc::clone(&repo), claimed[1].lease.clone());
+    let waiting = tokio::spawn(async move { r.complete(&lease1, failed).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a streak was written under a publish"
+    );
+    publish.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        waiting.await.unwrap().unwrap(),
+        CompleteOutcome::Recorded { disabled: None }
+    );
+    let since = i64::try_from(at(1).unix_millis()).unwrap();
+    assert_eq!(streak().await, (Some(since), Some(1)));
+
+    let again = repo.claim(at(3), 10, lease(&mut rng)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    let delivered = report(&again[0], at(3), NextStep::Delivered, &mut rng);
+    assert_eq!(
+        repo.complete(&again[0].lease, delivered).await.unwrap(),
+        CompleteOutcome::Recorded { disabled: None }
+    );
+    assert_eq!(streak().await, (None, None));
+    assert_eq!(
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (0, 0)
+    );
 }
