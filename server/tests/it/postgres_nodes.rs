@@ -20,82 +20,29 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use zeroize::Zeroizing;
 
+use crate::pg_support::{TestDb, admin, server as pg_server};
 use crate::receiver::{Options, Receiver, Recorded, Reply};
 use crate::support::{CREATE_PATH, Response, TempDir, request};
 
-/// The PostgreSQL server's `host:port`.
-fn pg_server() -> String {
-    std::env::var("PRETS_TEST_PG").unwrap_or_else(|_| "127.0.0.1:5432".to_owned())
-}
+/// The URLs a node is given for a test database: with a password the
+/// server ignores (trust auth) but must never show, and an application name
+/// that finds the node's connections.
+trait NodeUrls {
+    /// Through `host_port` (a proxy, or a port nothing listens on).
+    fn url_via(&self, host_port: &str, application: &str) -> String;
 
-/// Runs `sql` on the server's `postgres` database on a thread of its own
-/// (so it works from `Drop` and from inside a runtime).
-fn admin(sql: String) -> Result<(), String> {
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(async {
-            let url = format!("postgres://postgres@{}/postgres", pg_server());
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .map_err(|e| format!("postgres at {} is unreachable: {e}", pg_server()))?;
-            let driver = tokio::spawn(conn);
-            let result = client.batch_execute(&sql).await.map_err(|e| e.to_string());
-            drop(client);
-            let _ = driver.await;
-            result
-        })
-    })
-    .join()
-    .map_err(|_| "admin thread panicked".to_owned())?
-}
-
-/// A uniquely named, empty database, dropped (with its connections) on drop.
-struct TestDb {
-    name: String,
-}
-
-impl TestDb {
-    fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "prets_server_test_{}_{}_{:x}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        if let Err(e) = admin(format!("CREATE DATABASE \"{name}\"")) {
-            panic!("cannot create a test database: {e}");
-        }
-        Self { name }
-    }
-
-    /// The URL of this database through `host:port`, with a password the
-    /// server ignores (trust auth) but must never show, and an application
-    /// name that finds the node's connections.
-    fn url_via(&self, host_port: &str, application: &str) -> String {
-        format!(
-            "postgres://postgres:{PASSWORD}@{host_port}/{}?application_name={application}",
-            self.name
-        )
-    }
-
-    fn url(&self, application: &str) -> String {
+    /// Straight to the PostgreSQL server.
+    fn node_url(&self, application: &str) -> String {
         self.url_via(&pg_server(), application)
     }
 }
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let _ = admin(format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.name
-        ));
+impl NodeUrls for TestDb {
+    fn url_via(&self, host_port: &str, application: &str) -> String {
+        format!(
+            "postgres://postgres:{PASSWORD}@{host_port}/{}?application_name={application}",
+            self.name()
+        )
     }
 }
 
@@ -260,8 +207,8 @@ fn destination(name: &str) -> Value {
 async fn a_destination_made_on_one_node_is_read_updated_and_deleted_on_the_other() {
     let db = TestDb::new();
     let cluster = Cluster::new();
-    let a = cluster.start(&db.url("node_a"));
-    let b = cluster.start(&db.url("node_b"));
+    let a = cluster.start(&db.node_url("node_a"));
+    let b = cluster.start(&db.node_url("node_b"));
     let bearer = cluster.bearer();
 
     let created = a
@@ -330,8 +277,8 @@ async fn concurrent_creates_of_one_id_across_nodes_make_exactly_one() {
     let db = TestDb::new();
     let cluster = Cluster::new();
     let nodes = Arc::new([
-        cluster.start(&db.url("node_a")),
-        cluster.start(&db.url("node_b")),
+        cluster.start(&db.node_url("node_a")),
+        cluster.start(&db.node_url("node_b")),
     ]);
     let bearer = cluster.bearer();
     let id = "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K";
@@ -385,8 +332,8 @@ async fn concurrent_versionless_updates_across_nodes_each_apply_once() {
     let db = TestDb::new();
     let cluster = Cluster::new();
     let nodes = Arc::new([
-        cluster.start(&db.url("node_a")),
-        cluster.start(&db.url("node_b")),
+        cluster.start(&db.node_url("node_a")),
+        cluster.start(&db.node_url("node_b")),
     ]);
     let bearer = cluster.bearer();
     let created = nodes[0]
@@ -463,7 +410,7 @@ fn start_refuses_postgres_without_a_key_file_or_with_an_unreachable_database() {
     let db = TestDb::new();
     let cluster = Cluster::new();
     // No sealing-key file: refused before connecting, whatever the token flags.
-    let url = db.url("refused");
+    let url = db.node_url("refused");
     let token = cluster.token_flag();
     for args in [
         vec!["--database", url.as_str()],
@@ -687,7 +634,7 @@ async fn the_first_start_of_two_racing_nodes_creates_one_demo_token() {
     let db = TestDb::new();
     let cluster = Cluster::new();
     let key = cluster.key_file.to_str().unwrap().to_owned();
-    let urls = [db.url("race_a"), db.url("race_b")];
+    let urls = [db.node_url("race_a"), db.node_url("race_b")];
     // Both start at once, with no token flag, on an empty database.
     let nodes: Vec<Node> = std::thread::scope(|scope| {
         let handles: Vec<_> = urls
@@ -733,7 +680,12 @@ async fn the_first_start_of_two_racing_nodes_creates_one_demo_token() {
     // A later start finds the token and prints none.
     let third = Node::start(
         &cluster.dir,
-        &["--database", &db.url("race_c"), "--sealing-key-file", &key],
+        &[
+            "--database",
+            &db.node_url("race_c"),
+            "--sealing-key-file",
+            &key,
+        ],
     );
     std::thread::sleep(Duration::from_millis(200));
     let out = third.output();
@@ -779,13 +731,14 @@ async fn a_demo_token_committed_at_first_start_is_printed_even_if_tokens_cannot_
     // start's "is there any?"): reading the tokens back fails after the
     // demo token is committed.
     drop(
-        prets_destinations_postgres::PgRepo::connect(&db.url("migrate"), 1)
+        prets_destinations_postgres::PgRepo::connect(&db.node_url("migrate"), 1)
             .await
             .unwrap(),
     );
-    let (admin_client, conn) = tokio_postgres::connect(&db.url("grants"), tokio_postgres::NoTls)
-        .await
-        .unwrap();
+    let (admin_client, conn) =
+        tokio_postgres::connect(&db.node_url("grants"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let r = &role.name;
     admin_client
@@ -801,7 +754,7 @@ async fn a_demo_token_committed_at_first_start_is_printed_even_if_tokens_cannot_
     let url = format!(
         "postgres://{r}:{PASSWORD}@{}/{}?application_name=restricted",
         pg_server(),
-        db.name
+        db.name()
     );
 
     let node = Node::start(
@@ -836,7 +789,12 @@ async fn a_demo_token_committed_at_first_start_is_printed_even_if_tokens_cannot_
     // A later start, able to read the tokens, prints none and accepts it.
     let later = Node::start(
         &cluster.dir,
-        &["--database", &db.url("later"), "--sealing-key-file", &key],
+        &[
+            "--database",
+            &db.node_url("later"),
+            "--sealing-key-file",
+            &key,
+        ],
     );
     std::thread::sleep(Duration::from_millis(200));
     let out = later.output();
@@ -853,7 +811,7 @@ async fn a_request_that_gets_no_pooled_connection_in_time_is_answered_503() {
     let cluster = Cluster::new();
     let key = cluster.key_file.to_str().unwrap();
     let token = cluster.token_flag();
-    let url = db.url("pool_of_one");
+    let url = db.node_url("pool_of_one");
     let node = Node::start(
         &cluster.dir,
         &[
@@ -876,7 +834,7 @@ async fn a_request_that_gets_no_pooled_connection_in_time_is_answered_503() {
 
     // Another client locks the table: a read waits for the lock holding
     // the node's only connection.
-    let (locker, conn) = tokio_postgres::connect(&db.url("locker"), tokio_postgres::NoTls)
+    let (locker, conn) = tokio_postgres::connect(&db.node_url("locker"), tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(conn);
@@ -925,11 +883,11 @@ async fn a_request_that_gets_no_pooled_connection_in_time_is_answered_503() {
 async fn a_refused_statement_is_logged_by_sqlstate_never_with_the_rows_values() {
     let db = TestDb::new();
     let cluster = Cluster::new();
-    let node = cluster.start(&db.url("refused_statement"));
+    let node = cluster.start(&db.node_url("refused_statement"));
     let bearer = cluster.bearer();
     // A constraint the store does not expect: PostgreSQL's DETAIL for its
     // violation quotes the whole failing row (name, URL, sealed secret).
-    let (admin, conn) = tokio_postgres::connect(&db.url("constraint"), tokio_postgres::NoTls)
+    let (admin, conn) = tokio_postgres::connect(&db.node_url("constraint"), tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(conn);
@@ -1045,8 +1003,8 @@ async fn events_published_on_both_nodes_are_each_delivered_once() {
     let rx = Receiver::start(Options::default()).await;
     let extra = delivery_args(&cluster, &rx);
     let nodes = Arc::new([
-        cluster.start_with(&db.url("deliver_a"), &extra),
-        cluster.start_with(&db.url("deliver_b"), &extra),
+        cluster.start_with(&db.node_url("deliver_a"), &extra),
+        cluster.start_with(&db.node_url("deliver_b"), &extra),
     ]);
     let bearer = cluster.bearer();
     let created = nodes[0]
@@ -1087,7 +1045,7 @@ async fn after_kill_9_of_a_node_the_other_delivers_what_it_acknowledged_within_t
     let cluster = Cluster::new();
     let rx = Receiver::start(Options::default()).await;
     let extra = delivery_args(&cluster, &rx);
-    let mut a = cluster.start_with(&db.url("doomed"), &extra);
+    let mut a = cluster.start_with(&db.node_url("doomed"), &extra);
     let bearer = cluster.bearer();
     let created = a
         .send(
@@ -1115,7 +1073,7 @@ async fn after_kill_9_of_a_node_the_other_delivers_what_it_acknowledged_within_t
     a.child.kill().unwrap();
     a.child.wait().unwrap();
     let killed = Instant::now();
-    let b = cluster.start_with(&db.url("survivor"), &extra);
+    let b = cluster.start_with(&db.node_url("survivor"), &extra);
 
     // B takes each delivery over once A's lease ends, and the receiver now
     // answers at once.

@@ -3,6 +3,9 @@
 //! The server is `127.0.0.1:5432` (user `postgres`, trust auth), or the
 //! `host:port` in `PRETS_TEST_PG`. An unreachable server fails every test
 //! (in CI and out of it): these tests never skip.
+//!
+//! The server's two-node tests include this file too (`#[path]`), so both
+//! crates make and drop their test databases the same way.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -22,7 +25,7 @@ fn url(database: &str) -> String {
 
 /// Runs `sql` on the server's `postgres` database, on a thread of its own
 /// (so it works from `Drop`, inside or outside a runtime).
-fn admin(sql: String) -> Result<(), String> {
+pub fn admin(sql: String) -> Result<(), String> {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -65,6 +68,11 @@ impl TestDb {
             panic!("cannot create a test database: {e}");
         }
         Self { name }
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn url(&self) -> String {
