@@ -30,17 +30,14 @@ mod request;
 mod schedule;
 mod step;
 
-pub use crate::delivery::attempt::{
-    ATTEMPT_ID_PREFIX, AttemptId, AttemptMeta, AttemptOutcome, AttemptRecord, ERROR_MAX_CHARS,
-    InvalidAttemptId,
-};
+pub use crate::delivery::attempt::{AttemptMeta, AttemptOutcome, AttemptRecord, ERROR_MAX_CHARS};
 pub use crate::delivery::classify::{
     Answer, Classification, Failure, FailureCause, TransportError, classify,
 };
 pub use crate::delivery::disable::{DisablePolicy, DisabledReason, FailureStreak};
 pub use crate::delivery::event::{
-    EVENT_ID_PREFIX, EVENT_TYPE_MAX_CHARS, Event, EventId, EventType, InvalidEventId,
-    InvalidEventType, InvalidPayload, PAYLOAD_MAX_BYTES, Payload,
+    EVENT_TYPE_MAX_CHARS, Event, EventType, InvalidEventType, InvalidPayload, PAYLOAD_MAX_BYTES,
+    Payload,
 };
 pub use crate::delivery::ops::{
     AttemptPage, AttemptView, AttemptsOutcome, PublishOutcome, PublishRequest, PublishedEvent,
@@ -56,4 +53,7 @@ pub use crate::delivery::schedule::{
     InvalidRetrySchedule, JITTER_DIVISOR, MAX_STEP, MAX_STEPS, RetrySchedule,
 };
 pub use crate::delivery::step::{Decision, NextStep, next_step};
+pub use crate::id::{
+    ATTEMPT_ID_PREFIX, AttemptId, EVENT_ID_PREFIX, EventId, InvalidAttemptId, InvalidEventId,
+};
 pub use crate::wire::{AttemptPageRequest, ListAttemptsRequest};

@@ -11,15 +11,15 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use crate::delivery::attempt::{AttemptId, AttemptMeta, AttemptOutcome, AttemptRecord};
+use crate::delivery::attempt::{AttemptMeta, AttemptOutcome, AttemptRecord};
 use crate::delivery::classify::Classification;
 use crate::delivery::disable::DisablePolicy;
-use crate::delivery::event::{Event, EventId, EventType, Payload};
+use crate::delivery::event::{Event, EventType, Payload};
 use crate::delivery::outbox::{AttemptReport, Claimed, EnqueueOutcome, Outbox, Target};
 use crate::delivery::schedule::RetrySchedule;
 use crate::delivery::step::next_step;
 use crate::error::{Field, FieldError, ValidationErrors};
-use crate::id::DestinationId;
+use crate::id::{AttemptId, DestinationId, EventId};
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
 use crate::wire::{ApiError, AttemptPageRequest, KeySeed, ListAttemptsRequest};

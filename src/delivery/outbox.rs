@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use rand_core::CryptoRng;
 
-use crate::delivery::attempt::{AttemptId, AttemptRecord};
+use crate::delivery::attempt::AttemptRecord;
 use crate::delivery::disable::{DisablePolicy, DisabledReason, FailureStreak};
-use crate::delivery::event::{Event, EventId};
+use crate::delivery::event::Event;
 use crate::delivery::step::NextStep;
-use crate::id::DestinationId;
+use crate::id::{AttemptId, DestinationId, EventId};
 use crate::repo::DestinationRepo;
 use crate::tenant::TenantId;
 use crate::time::Timestamp;

@@ -7,9 +7,8 @@ use core::str::FromStr;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::delivery::attempt::AttemptId;
 use crate::error::{Field, FieldError, ValidationErrors};
-use crate::id::DestinationId;
+use crate::id::{AttemptId, DestinationId};
 use crate::name::DestinationName;
 use crate::policy::HostPolicy;
 use crate::secret::GracePeriod;
