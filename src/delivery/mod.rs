@@ -34,7 +34,7 @@ pub use crate::delivery::attempt::{AttemptMeta, AttemptOutcome, AttemptRecord, E
 pub use crate::delivery::classify::{
     Answer, Classification, Failure, FailureCause, TransportError, classify,
 };
-pub use crate::delivery::disable::{DisablePolicy, DisabledReason, FailureStreak};
+pub use crate::delivery::disable::{DisablePolicy, FailureStreak};
 pub use crate::delivery::event::{
     EVENT_TYPE_MAX_CHARS, Event, EventType, InvalidEventType, InvalidPayload, PAYLOAD_MAX_BYTES,
     Payload,
@@ -56,4 +56,5 @@ pub use crate::delivery::step::{Decision, NextStep, next_step};
 pub use crate::id::{
     ATTEMPT_ID_PREFIX, AttemptId, EVENT_ID_PREFIX, EventId, InvalidAttemptId, InvalidEventId,
 };
+pub use crate::record::DisabledReason;
 pub use crate::wire::{AttemptPageRequest, ListAttemptsRequest};

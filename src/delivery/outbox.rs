@@ -10,10 +10,11 @@ use std::time::Duration;
 use rand_core::CryptoRng;
 
 use crate::delivery::attempt::AttemptRecord;
-use crate::delivery::disable::{DisablePolicy, DisabledReason, FailureStreak};
+use crate::delivery::disable::{DisablePolicy, FailureStreak};
 use crate::delivery::event::Event;
 use crate::delivery::step::NextStep;
 use crate::id::{AttemptId, DestinationId, EventId};
+use crate::record::DisabledReason;
 use crate::repo::DestinationRepo;
 use crate::tenant::TenantId;
 use crate::time::Timestamp;

@@ -1,12 +1,11 @@
 //! Update: the pure step [`DestinationPatch::plan`] and the async [`update`],
 //! a compare-and-swap on the version read.
 
-use crate::delivery::disable::DisabledReason;
 use crate::error::ValidationErrors;
 use crate::id::DestinationId;
 use crate::ops::error::OpError;
 use crate::policy::HostPolicy;
-use crate::record::{DestinationRecord, MAX_VERSION};
+use crate::record::{DestinationRecord, DisabledReason, MAX_VERSION};
 use crate::repo::{DestinationRepo, ReplaceOutcome};
 use crate::tenant::TenantId;
 use crate::time::Timestamp;

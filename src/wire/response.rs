@@ -4,10 +4,9 @@
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::delivery::disable::DisabledReason;
 use crate::id::DestinationId;
 use crate::name::DestinationName;
-use crate::record::DestinationRecord;
+use crate::record::{DestinationRecord, DisabledReason};
 use crate::secret::BearerSecret;
 use crate::time::Timestamp;
 use crate::url::DestinationUrl;
