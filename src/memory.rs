@@ -5,12 +5,9 @@ use std::convert::Infallible;
 use std::ops::Bound;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::delivery::attempt::AttemptRecord;
-use crate::delivery::disable::FailureStreak;
-use crate::delivery::event::Event;
-use crate::delivery::outbox::{
-    AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey, EnqueueOutcome, Lease,
-    LeaseRequest, LeaseToken, Outbox, Target, settle,
+use crate::delivery::{
+    AttemptRecord, AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey,
+    EnqueueOutcome, Event, FailureStreak, Lease, LeaseRequest, LeaseToken, Outbox, Target, settle,
 };
 use crate::id::{AttemptId, DestinationId};
 use crate::record::DestinationRecord;

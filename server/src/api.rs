@@ -13,15 +13,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use prets_destinations::delivery::{
-    EVENT_TYPE_MAX_CHARS, ListAttemptsRequest, Outbox, PAYLOAD_MAX_BYTES, PublishRequest,
-    PublishedEvent,
-};
+use prets_destinations::delivery::{EVENT_TYPE_MAX_CHARS, Outbox, PAYLOAD_MAX_BYTES};
 use prets_destinations::ops::{create_with_policy, update_with_policy};
+use prets_destinations::wire::PublishedEvent;
 use prets_destinations::{
     ApiError, CreateDestinationRequest, CreateOutcome, DeleteOutcome, DeletedDestination,
-    DestinationId, DestinationRepo, HostPolicy, Keyring, ListDestinationsRequest,
-    RotateSecretRequest, TenantId, Timestamp, UpdateDestinationRequest,
+    DestinationId, DestinationRepo, HostPolicy, Keyring, ListAttemptsRequest,
+    ListDestinationsRequest, PublishRequest, RotateSecretRequest, TenantId, Timestamp,
+    UpdateDestinationRequest,
 };
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -517,7 +516,7 @@ async fn publish_event<R: Outbox + 'static>(
         PUBLISH_BODY_LIMIT,
     )?;
     let mut rng = prets_destinations::os_rng();
-    let event = prets_destinations::delivery::publish(&state.repo, &org, request, now()?, &mut rng)
+    let event = prets_destinations::publish(&state.repo, &org, request, now()?, &mut rng)
         .await
         .map_err(|e| server_error(&e))?
         .into_result()
@@ -542,7 +541,7 @@ async fn send_test<R: Outbox + 'static>(
     PathId(id): PathId,
 ) -> Result<Response, Problem> {
     let mut rng = prets_destinations::os_rng();
-    let event = prets_destinations::delivery::send_test(&state.repo, &org, id, now()?, &mut rng)
+    let event = prets_destinations::send_test(&state.repo, &org, id, now()?, &mut rng)
         .await
         .map_err(|e| server_error(&e))?
         .into_result()
@@ -561,7 +560,7 @@ async fn list_attempts<R: Outbox + 'static>(
     let Query(request) = query.map_err(|_| {
         Problem::invalid_query("the query may hold only `limit` and `cursor`, each at most once")
     })?;
-    let page = prets_destinations::delivery::list_attempts(&state.repo, &org, id, request)
+    let page = prets_destinations::list_attempts(&state.repo, &org, id, request)
         .await
         .map_err(|e| server_error(&e))?
         .into_result()

@@ -30,9 +30,10 @@ use super::{Kit, block_on, get, insert, remove, replace};
 use crate::delivery::{
     AttemptId, AttemptMeta, AttemptRecord, AttemptReport, Claimed, Classification, CompleteOutcome,
     DeliveryKey, DisablePolicy, DisabledReason, EnqueueOutcome, Event, Failure, FailureCause,
-    LeaseRequest, LeaseToken, NextStep, Outbox, RetrySchedule, Target, finish_attempt,
+    LeaseRequest, LeaseToken, NextStep, Outbox, RetrySchedule, Target,
 };
 use crate::id::DestinationId;
+use crate::ops::plan_finish;
 use crate::record::DestinationRecord;
 use crate::repo::{InsertOutcome, RemoveOutcome, ReplaceOutcome};
 use crate::tenant::TenantId;
@@ -688,7 +689,7 @@ pub async fn gone_disables_in_the_same_write<O: Outbox>(outbox: &O) {
     ));
     let now = at(kit.now, 1);
     let c = claim_own(outbox, &mut kit, now, &[&tenant]).await.remove(0);
-    let report = finish_attempt(
+    let report = plan_finish(
         &c,
         &Classification::Gone,
         now,

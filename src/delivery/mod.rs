@@ -18,13 +18,18 @@
 //!    [`FailureStreak`] and the [`DisablePolicy`]: delivered, retry at a
 //!    time, failed, or disable with a [`DisabledReason`];
 //! 5. store an [`AttemptRecord`] and the decision in one write.
+//!
+//! The [`Outbox`] is the store's durable queue of deliveries, beside its
+//! destinations; [`settle`] is the rule every store applies when an attempt
+//! completes. The operations a host calls over it (publish, test events,
+//! the attempts list and the worker's finish step) are in
+//! [`ops`](crate::ops), with the others.
 
-pub(crate) mod attempt;
+mod attempt;
 mod classify;
-pub(crate) mod disable;
-pub(crate) mod event;
-mod ops;
-pub(crate) mod outbox;
+mod disable;
+mod event;
+mod outbox;
 mod pin;
 mod request;
 mod schedule;
@@ -38,10 +43,6 @@ pub use crate::delivery::disable::{DisablePolicy, FailureStreak};
 pub use crate::delivery::event::{
     EVENT_TYPE_MAX_CHARS, Event, EventType, InvalidEventType, InvalidPayload, PAYLOAD_MAX_BYTES,
     Payload,
-};
-pub use crate::delivery::ops::{
-    AttemptPage, AttemptView, AttemptsOutcome, PublishOutcome, PublishRequest, PublishedEvent,
-    TEST_EVENT_TYPE, TestOutcome, finish_attempt, list_attempts, publish, send_test,
 };
 pub use crate::delivery::outbox::{
     AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey, EnqueueOutcome, Lease,
@@ -57,4 +58,3 @@ pub use crate::id::{
     ATTEMPT_ID_PREFIX, AttemptId, EVENT_ID_PREFIX, EventId, InvalidAttemptId, InvalidEventId,
 };
 pub use crate::record::DisabledReason;
-pub use crate::wire::{AttemptPageRequest, ListAttemptsRequest};

@@ -126,7 +126,7 @@ pub struct Claimed {
 }
 
 /// One attempt's result, for [`Outbox::complete`]; built by
-/// [`finish_attempt`](crate::delivery::finish_attempt).
+/// [`plan_finish`](crate::ops::plan_finish).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttemptReport {
     /// The attempt, as it will be listed.

@@ -28,8 +28,9 @@ use std::time::{Duration, SystemTime};
 
 use prets_destinations::delivery::{
     AttemptOutcome, Claimed, Classification, CompleteOutcome, DisablePolicy, DisabledReason, Lease,
-    LeaseRequest, LeaseToken, Outbox, RetrySchedule, classify, finish_attempt, plan_attempt,
+    LeaseRequest, LeaseToken, Outbox, RetrySchedule, classify, plan_attempt,
 };
+use prets_destinations::ops::plan_finish;
 use prets_destinations::{Keyring, Timestamp, os_rng};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -516,7 +517,7 @@ async fn attempt<R: Outbox>(shared: &Shared<R>, job: Claimed, stop: &watch::Rece
     if let Classification::Failed(failure) = &mut classification {
         failure.retry_after = failure.retry_after.map(|d| d.saturating_add(took));
     }
-    let report = finish_attempt(
+    let report = plan_finish(
         &job,
         &classification,
         started_at,

@@ -8,15 +8,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prets_destinations::delivery::{
-    AttemptOutcome, AttemptRecord, DisabledReason, Outbox, PublishRequest, PublishedEvent,
-    TestOutcome, publish, send_test,
-};
+use prets_destinations::delivery::{AttemptOutcome, AttemptRecord, DisabledReason, Outbox};
+use prets_destinations::wire::PublishedEvent;
 use prets_destinations::{
     CreateDestinationRequest, CreateOutcome, DeleteOutcome, DestinationId, DestinationRepo,
-    HostPolicy, KeyId, Keyring, MemoryRepo, RotateOutcome, RotateSecretRequest, SealingKey,
-    TenantId, Timestamp, UpdateDestinationRequest, UpdateOutcome, create, delete, os_rng, rotate,
-    update,
+    HostPolicy, KeyId, Keyring, MemoryRepo, PublishRequest, RotateOutcome, RotateSecretRequest,
+    SealingKey, TenantId, TestOutcome, Timestamp, UpdateDestinationRequest, UpdateOutcome, create,
+    delete, os_rng, publish, rotate, send_test, update,
 };
 use prets_destinations_server::delivery::{
     DeliveryClient, Resolve, Resolving, Worker, WorkerHandle, WorkerOptions,
