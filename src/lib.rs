@@ -65,7 +65,7 @@ pub use crate::ops::{
 };
 pub use crate::policy::HostPolicy;
 pub use crate::record::{DestinationRecord, PreviousSecret};
-pub use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
+pub use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome, StoreError};
 #[cfg(feature = "getrandom")]
 pub use crate::secret::os_rng;
 pub use crate::secret::{BearerSecret, KeyId, Keyring, SealedSecret, SealingKey, SecretDigest};

@@ -30,7 +30,9 @@ use std::sync::Arc;
 
 #[cfg(test)]
 use prets_destinations::DestinationRepo;
+use prets_destinations::StoreError;
 use rusqlite::Connection;
+use rusqlite::ffi::ErrorCode;
 
 pub use self::migrations::schema_version;
 pub use self::writer::MAX_BATCH;
@@ -61,8 +63,13 @@ impl fmt::Debug for SqliteRepo {
     }
 }
 
-/// A storage failure of [`SqliteRepo`]. Its text names the failure, never a
-/// stored value.
+/// A storage failure of [`SqliteRepo`]. Its text names the failure and
+/// SQLite's own words for it, never a stored value.
+///
+/// As a [`StoreError`], it is busy when SQLite answered `SQLITE_BUSY` or
+/// `SQLITE_LOCKED` (another connection held the lock past the busy timeout)
+/// or the writer could not take the job (its thread has stopped): nothing
+/// was written, and a retry may succeed.
 #[derive(Clone, Debug)]
 pub struct SqliteError(Arc<ErrorKind>);
 
@@ -85,14 +92,14 @@ enum ErrorKind {
 impl fmt::Display for SqliteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &*self.0 {
-            ErrorKind::Sqlite(_) => f.write_str("sqlite failed"),
+            ErrorKind::Sqlite(e) => write!(f, "sqlite failed: {e}"),
             ErrorKind::Corrupt(column) => write!(f, "stored {column} is not valid"),
             ErrorKind::SchemaTooNew { found, known } => write!(
                 f,
                 "database schema version {found} is newer than this server's {known}"
             ),
             ErrorKind::Unavailable => f.write_str("the database worker has stopped"),
-            ErrorKind::Create(_) => f.write_str("cannot create the database file"),
+            ErrorKind::Create(e) => write!(f, "cannot create the database file: {e}"),
             ErrorKind::RolledBack => {
                 f.write_str("the transaction was rolled back by an earlier failure in its batch")
             }
@@ -106,6 +113,19 @@ impl std::error::Error for SqliteError {
             ErrorKind::Sqlite(e) => Some(e),
             ErrorKind::Create(e) => Some(e),
             _ => None,
+        }
+    }
+}
+
+impl StoreError for SqliteError {
+    fn is_busy(&self) -> bool {
+        match &*self.0 {
+            ErrorKind::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+            ),
+            ErrorKind::Unavailable => true,
+            _ => false,
         }
     }
 }
@@ -176,6 +196,43 @@ mod tests {
     };
     use prets_destinations::{DestinationId, TenantId};
     use rusqlite::params;
+
+    /// Busy is SQLite's `SQLITE_BUSY` and `SQLITE_LOCKED` (primary and
+    /// extended codes) and a writer that took no job; nothing else is.
+    #[test]
+    fn busy_is_a_held_lock_or_a_writer_that_took_no_job() {
+        let sqlite = |code| {
+            SqliteError::from(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        for code in [
+            rusqlite::ffi::SQLITE_BUSY,
+            rusqlite::ffi::SQLITE_BUSY_SNAPSHOT,
+            rusqlite::ffi::SQLITE_LOCKED,
+            rusqlite::ffi::SQLITE_LOCKED_SHAREDCACHE,
+        ] {
+            let e = sqlite(code);
+            assert!(e.is_busy() && !e.is_unavailable(), "{code}: {e}");
+        }
+        assert!(SqliteError::unavailable().is_busy());
+        for e in [
+            sqlite(rusqlite::ffi::SQLITE_FULL),
+            sqlite(rusqlite::ffi::SQLITE_CORRUPT),
+            sqlite(rusqlite::ffi::SQLITE_CONSTRAINT),
+            SqliteError::corrupt("tenant id"),
+            SqliteError::rolled_back(),
+        ] {
+            assert!(!e.is_busy() && !e.is_unavailable(), "{e}");
+        }
+        // The text a log shows says what SQLite said.
+        let said = SqliteError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            Some("database is locked".to_owned()),
+        ));
+        assert_eq!(said.to_string(), "sqlite failed: database is locked");
+    }
 
     /// The connection commits durably: WAL, and every commit synced
     /// (`synchronous` 2 = FULL), with foreign keys enforced for the

@@ -686,6 +686,12 @@ impl std::fmt::Display for Flaky {
 
 impl std::error::Error for Flaky {}
 
+impl prets_destinations::StoreError for Flaky {
+    fn is_unavailable(&self) -> bool {
+        true
+    }
+}
+
 fn flaky<T>(r: Result<T, std::convert::Infallible>) -> Result<T, Flaky> {
     r.map_err(|e| match e {})
 }
