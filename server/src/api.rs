@@ -17,10 +17,9 @@ use prets_destinations::delivery::{EVENT_TYPE_MAX_CHARS, Outbox, PAYLOAD_MAX_BYT
 use prets_destinations::ops::{create_with_policy, update_with_policy};
 use prets_destinations::wire::PublishedEvent;
 use prets_destinations::{
-    ApiError, CreateDestinationRequest, CreateOutcome, DeleteOutcome, DeletedDestination,
-    DestinationId, DestinationRepo, HostPolicy, Keyring, ListAttemptsRequest,
-    ListDestinationsRequest, PublishRequest, RotateSecretRequest, TenantId, Timestamp,
-    UpdateDestinationRequest,
+    ApiError, CreateDestinationRequest, CreateOutcome, DeletedDestination, DestinationId,
+    DestinationRepo, HostPolicy, Keyring, ListAttemptsRequest, ListDestinationsRequest,
+    PublishRequest, RotateSecretRequest, TenantId, Timestamp, UpdateDestinationRequest,
 };
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -367,7 +366,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
 }
 
 fn not_found_destination() -> Problem {
-    Problem::from(ApiError::not_found())
+    Problem::from(ApiError::NotFound)
 }
 
 async fn get_destination<R: DestinationRepo + 'static>(
@@ -426,27 +425,14 @@ async fn delete_destination<R: DestinationRepo + 'static>(
     Organization(org): Organization,
     PathId(id): PathId,
 ) -> Result<Response, Problem> {
-    let deleted = deleted(
-        id,
-        prets_destinations::delete(&state.repo, &org, id)
-            .await
-            .map_err(|e| server_error(&e))?,
-    )
-    .map_err(Problem::from)?;
+    prets_destinations::delete(&state.repo, &org, id)
+        .await
+        .map_err(|e| server_error(&e))?
+        .into_result()
+        .map_err(Problem::from)?;
+    let deleted = DeletedDestination::of(id);
     tracing::info!(destination_id = %id, "destination deleted");
     ok_json(&deleted, false)
-}
-
-/// The `200` body of a delete, or the error to answer (the core's other
-/// outcomes have `into_result`; this one has no body of its own).
-fn deleted(id: DestinationId, outcome: DeleteOutcome) -> Result<DeletedDestination, ApiError> {
-    match outcome {
-        DeleteOutcome::Deleted => Ok(DeletedDestination {
-            destination_id: id,
-            deleted: true,
-        }),
-        DeleteOutcome::NotFound => Err(ApiError::not_found()),
-    }
 }
 
 async fn rotate_secret<R: DestinationRepo + 'static>(

@@ -24,12 +24,12 @@ impl AttemptsOutcome {
     /// The `200` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::not_found`] or [`ApiError::invalid`].
+    /// [`ApiError::NotFound`] or [`ApiError::Invalid`].
     pub fn into_result(self) -> Result<AttemptPage, ApiError> {
         match self {
             Self::Page(p) => Ok(p),
-            Self::NotFound => Err(ApiError::not_found()),
-            Self::Invalid(errors) => Err(ApiError::invalid(errors)),
+            Self::NotFound => Err(ApiError::NotFound),
+            Self::Invalid(errors) => Err(ApiError::Invalid(errors)),
         }
     }
 }

@@ -24,11 +24,11 @@ impl PublishOutcome {
     /// The `202` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::invalid`].
+    /// [`ApiError::Invalid`].
     pub fn into_result(self) -> Result<PublishedEvent, ApiError> {
         match self {
             Self::Accepted(e) => Ok(e),
-            Self::Invalid(errors) => Err(ApiError::invalid(errors)),
+            Self::Invalid(errors) => Err(ApiError::Invalid(errors)),
         }
     }
 }

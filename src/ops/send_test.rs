@@ -29,12 +29,12 @@ impl TestOutcome {
     /// The `202` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::not_found`] or [`ApiError::disabled`].
+    /// [`ApiError::NotFound`] or [`ApiError::Disabled`].
     pub fn into_result(self) -> Result<PublishedEvent, ApiError> {
         match self {
             Self::Accepted(e) => Ok(e),
-            Self::NotFound => Err(ApiError::not_found()),
-            Self::Disabled => Err(ApiError::disabled()),
+            Self::NotFound => Err(ApiError::NotFound),
+            Self::Disabled => Err(ApiError::Disabled),
         }
     }
 }

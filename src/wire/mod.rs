@@ -10,7 +10,7 @@ mod json;
 mod request;
 mod response;
 
-pub use self::error::ApiError;
+pub use self::error::{ApiError, ApiErrorKind};
 pub use self::request::{
     AttemptPageRequest, CreateDestinationRequest, DEFAULT_PAGE_LIMIT, DestinationPatch,
     ListAttemptsRequest, ListDestinationsRequest, MAX_PAGE_LIMIT, NewDestination, PageRequest,

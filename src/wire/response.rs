@@ -161,6 +161,17 @@ pub struct DeletedDestination {
     pub deleted: bool,
 }
 
+impl DeletedDestination {
+    /// The body for the deleted destination `id`.
+    #[must_use]
+    pub const fn of(id: DestinationId) -> Self {
+        Self {
+            destination_id: id,
+            deleted: true,
+        }
+    }
+}
+
 /// The body of a successful rotation: the new secret in cleartext, once.
 ///
 /// Like [`CreatedDestination`], this is the one
