@@ -1,7 +1,6 @@
 //! The HTTP API: routes, authentication, the create handler, request ids.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 use axum::Router;
@@ -27,6 +26,8 @@ use tracing::Instrument as _;
 
 use crate::auth::ApiTokens;
 use crate::problem::Problem;
+use crate::request_id::next_request_id;
+use crate::serve::is_body_timeout;
 
 /// Largest accepted request body: 64 KiB. A valid create body is below 3 KiB
 /// (a 128-character name and a 2048-character URL, JSON-escaped).
@@ -209,7 +210,7 @@ fn json_body_within<T: serde::de::DeserializeOwned>(
         return Err(Problem::unsupported_media_type());
     }
     let body = body.map_err(|rejection| {
-        if crate::serve::is_body_timeout(&rejection) {
+        if is_body_timeout(&rejection) {
             Problem::body_timeout()
         } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::too_large(limit)
@@ -580,20 +581,6 @@ async fn record_route(request: Request, next: Next) -> Response {
         tracing::Span::current().record("route", tracing::field::display(route.as_str()));
     }
     next.run(request).await
-}
-
-/// A per-process request id: a random 32-bit prefix chosen at start, and a
-/// counter, as 16 hex digits. Unique within a run, and across runs with
-/// high probability; it carries nothing from the request.
-pub(crate) fn next_request_id() -> String {
-    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| {
-        use prets_destinations::rand_core::Rng as _;
-        prets_destinations::os_rng().next_u32()
-    });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix:08x}{:08x}", n & 0xffff_ffff)
 }
 
 /// Gives every request an id: in a span around its handling (so each log

@@ -18,6 +18,7 @@ mod hex;
 mod keyfile;
 mod postgres;
 mod problem;
+mod request_id;
 mod serve;
 mod sqlite;
 

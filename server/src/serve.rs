@@ -20,6 +20,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
+use crate::problem::{PROBLEM_BASE, PROBLEM_JSON};
+use crate::request_id::next_request_id;
+
 /// Most header lines hyper parses; more are answered by hyper itself.
 pub(crate) const HYPER_MAX_HEADERS: usize = 4096;
 
@@ -184,12 +187,12 @@ fn refusal(id: &str) -> Vec<u8> {
     let body = format!(
         "{{\"type\":\"{}server_busy\",\"title\":\"Server busy\",\"status\":503,\
          \"detail\":\"the server is at its connection limit; retry shortly\"}}",
-        crate::PROBLEM_BASE
+        PROBLEM_BASE
     );
     format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\ncontent-length: {}\r\n\
          retry-after: 1\r\nx-request-id: {}\r\nconnection: close\r\n\r\n{body}",
-        crate::PROBLEM_JSON,
+        PROBLEM_JSON,
         body.len(),
         id,
     )
@@ -204,7 +207,7 @@ fn refuse(stream: TcpStream, refusing: &Arc<Semaphore>) {
         tracing::warn!("connection closed unanswered: at the connection limit");
         return;
     };
-    let id = crate::api::next_request_id();
+    let id = next_request_id();
     tracing::warn!(id = %id, status = 503, "connection refused: at the connection limit");
     tokio::spawn(async move {
         let _permit = permit;
