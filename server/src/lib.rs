@@ -42,7 +42,7 @@ pub use crate::config::{
 };
 pub use crate::database::{ConninfoRefused, Database, PgUrl};
 pub use crate::keyfile::KeyFileError;
-pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem};
+pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem, ProblemKind};
 pub use crate::sqlite::{MAX_BATCH, SqliteError, SqliteRepo, schema_version};
 pub use prets_destinations_postgres::PgError;
 
