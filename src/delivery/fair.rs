@@ -11,8 +11,8 @@
 //! earlier calls, such as a lane found at its cap, is paid once).
 
 use core::fmt;
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::delivery::event::EventId;
 use crate::id::DestinationId;
@@ -218,7 +218,11 @@ struct Org {
 struct Lane {
     org: usize,
     destination: DestinationId,
-    items: HashMap<EventId, Item>,
+    /// Every item, by event id. A B-tree rather than a hash map: event ids
+    /// begin with their creation time, so the deliveries a claim takes (the
+    /// oldest) and a publish adds (the newest) sit together at its two ends,
+    /// and a deep queue is not a cache miss per delivery.
+    items: BTreeMap<EventId, Item>,
     /// Items not leased, by availability.
     queued: BTreeSet<(Timestamp, EventId)>,
     in_flight: usize,
@@ -590,12 +594,11 @@ impl FairQueue {
         let Some(id) = self.lane_of(tenant, destination) else {
             return Vec::new();
         };
-        let mut events: Vec<EventId> = self
+        let events: Vec<EventId> = self
             .lanes
             .get(id)
             .map(|lane| lane.items.keys().copied().collect())
             .unwrap_or_default();
-        events.sort_unstable();
         self.drop_lane(id);
         events
     }
@@ -657,7 +660,7 @@ impl FairQueue {
         let id = self.lanes.insert(Lane {
             org: org_id,
             destination,
-            items: HashMap::new(),
+            items: BTreeMap::new(),
             queued: BTreeSet::new(),
             in_flight: 0,
             failing: false,
