@@ -6,9 +6,10 @@
 //! delivery per lane per turn; a lane has a cap on live leases; lanes of a
 //! destination that keeps failing (see [`FairQueue::set_failing`]) are a
 //! separate ring, the slow lane, with caps of their own. Every operation
-//! costs O(log n) in the number of pending deliveries, and a claim costs
-//! O(k log n) for the k deliveries it returns (amortized: work left over by
-//! earlier calls, such as a lane found at its cap, is paid once).
+//! costs O(log n) in the number n of pending deliveries for each delivery it
+//! returns or removes: a claim of k costs O(k log n), whatever the depth of
+//! any lane (amortized: a lane an earlier call left to re-check, such as one
+//! found at its cap, is paid for once).
 
 use core::fmt;
 use std::collections::btree_map::Entry;
