@@ -36,10 +36,9 @@ use zeroize::Zeroizing;
 
 pub use crate::api::{AppState, BODY_LIMIT, OPENAPI_JSON, PUBLISH_BODY_LIMIT, router};
 pub use crate::auth::{ApiTokens, TOKEN_PREFIX, mint_token, token_digest};
-pub use crate::config::{
-    Config, DeliveryConfig, DeliveryConfigError, InvalidTokenEntry, TokenEntry,
-};
+pub use crate::config::{Config, DeliveryConfigError, InvalidTokenEntry, TokenEntry};
 pub use crate::database::{ConninfoRefused, Database, PgUrl};
+pub use crate::delivery::DeliveryConfig;
 pub use crate::keyfile::KeyFileError;
 pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem};
 pub use crate::sqlite::{MAX_BATCH, SqliteError, SqliteRepo, schema_version};
