@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{ErrorKind, SqliteError};
+use super::error::{ErrorKind, SqliteError};
 
 /// The schema, one entry per version: entry `n` takes a database from
 /// `user_version` `n` to `n + 1`. Append only; never edit a released entry.
