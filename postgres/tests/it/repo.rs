@@ -25,7 +25,7 @@ async fn pg_repo_passes_the_conformance_kit() {
 }
 
 /// The repo's futures run on the runtime it was opened in, so plain threads
-/// with a minimal executor can drive them too.
+/// with a blocking executor can drive them too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_repo_needs_no_runtime_for_parallel_creates_on_threads() {
     let db = TestDb::new();
