@@ -18,10 +18,9 @@ use prets_destinations::{
     RemoveOutcome, SealingKey, TenantId, Timestamp, conformance,
 };
 use prets_destinations_postgres::PgRepo;
+use prets_destinations_postgres::test_support::TestDb;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-
-use crate::support::TestDb;
 
 fn t0() -> Timestamp {
     Timestamp::from_unix_seconds(1_700_000_000).unwrap()

@@ -21,9 +21,6 @@ mod http;
 mod lifecycle_http;
 mod logs;
 #[cfg(unix)]
-#[path = "../../../postgres/tests/it/support/mod.rs"]
-mod pg_support;
-#[cfg(unix)]
 mod postgres_nodes;
 mod receiver;
 mod sqlite_repo;

@@ -20,9 +20,9 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use zeroize::Zeroizing;
 
-use crate::pg_support::{TestDb, admin, server as pg_server};
 use crate::receiver::{Options, Receiver, Recorded, Reply};
 use crate::support::{CREATE_PATH, Response, TempDir, request};
+use prets_destinations_postgres::test_support::{TestDb, admin, server as pg_server};
 
 /// The URLs a node is given for a test database: with a password the
 /// server ignores (trust auth) but must never show, and an application name
