@@ -16,6 +16,8 @@
 //!
 //! # async fn run() {
 //! let db = TestDb::new();
+//! // An old release's schema, before `PgRepo::connect` migrates it.
+//! db.migrate_to(2).await;
 //! let client = db.client().await;
 //! # drop(client);
 //! let repo = db.repo().await;
@@ -132,6 +134,25 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", self.name));
         tokio::spawn(conn);
         client
+    }
+
+    /// Applies the first `version` of this crate's migrations, recorded as
+    /// [`PgRepo::connect`] records them, and no more: the database as the
+    /// release whose schema was `version` left it. A later
+    /// [`repo`](Self::repo) migrates it the rest of the way.
+    ///
+    /// # Panics
+    /// If `version` is above [`schema_version`](crate::schema_version), or
+    /// a migration fails.
+    pub async fn migrate_to(&self, version: usize) {
+        assert!(
+            version <= crate::schema_version(),
+            "schema version {version} does not exist"
+        );
+        let mut client = self.client().await;
+        crate::schema::migrate_to(&mut client, version)
+            .await
+            .unwrap_or_else(|e| panic!("cannot migrate {} to {version}: {e}", self.name));
     }
 }
 
