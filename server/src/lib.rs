@@ -20,6 +20,8 @@ mod postgres;
 mod problem;
 mod serve;
 mod sqlite;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use std::fmt;
 use std::future::Future;
