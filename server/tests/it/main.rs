@@ -22,7 +22,10 @@ mod lifecycle_http;
 mod logs;
 #[cfg(unix)]
 mod postgres_nodes;
-mod receiver;
 mod sqlite_repo;
 mod support;
 mod worker;
+
+// `binary` still names the receiver by its old path.
+#[cfg(unix)]
+use support::receiver;
