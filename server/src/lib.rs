@@ -20,6 +20,8 @@ mod problem;
 mod serve;
 mod sqlite;
 mod start;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use std::future::Future;
 use std::io;

@@ -100,9 +100,19 @@ impl SqliteRepo {
     }
 }
 
+/// Creates the database at `path` as [`SqliteRepo::open`] does, with only
+/// the first `version` migrations: the file an older release left.
+#[cfg(feature = "test-support")]
+pub(crate) fn create_at_version(path: &Path, version: usize) -> Result<(), SqliteError> {
+    create_private(path)?;
+    let mut conn = Connection::open(path)?;
+    migrations::configure(&conn)?;
+    migrations::migrate_to(&mut conn, version)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::migrations::{MIGRATIONS, configure};
+    use super::migrations::{configure, migrate_to};
     use super::*;
     use prets_destinations::{
         BearerSecret, KeyId, Keyring, SealingKey, os_rng, rand_core::Rng as _,
@@ -240,10 +250,9 @@ mod tests {
         let secret = BearerSecret::from_rng(&mut os_rng());
         let sealed = key.seal(&tenant, id, &secret, &mut os_rng());
         {
-            let conn = Connection::open(&path).unwrap();
+            let mut conn = Connection::open(&path).unwrap();
             configure(&conn).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
-            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            migrate_to(&mut conn, 1).unwrap();
             conn.execute(
                 "INSERT INTO destinations VALUES (?1, ?2, 'Old', 'https://example.com/old', 1000, 2000, ?3, ?4)",
                 params![
