@@ -45,9 +45,11 @@
 //! # }
 //! ```
 
+mod deliveries;
 mod error;
 mod outbox;
 mod repo;
+mod rows;
 mod schema;
 mod tokens;
 

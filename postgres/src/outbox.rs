@@ -12,7 +12,6 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Transaction;
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, Claimed, CompleteOutcome,
     DeliveryAfter, DeliveryKey, DisabledReason, EnqueueOutcome, Event, EventId, EventType,
@@ -21,8 +20,10 @@ use prets_destinations::delivery::{
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use tokio_postgres::Row;
 
+use crate::deliveries::{drop_deliveries, drop_finished_events};
 use crate::error::PgError;
-use crate::repo::{PgRepo, limit, millis, timestamp};
+use crate::repo::PgRepo;
+use crate::rows::{limit, millis, timestamp};
 
 /// The lease a worker should ask for by default: 60 s, four times the
 /// reference server's default delivery timeout (15 s).
@@ -91,59 +92,6 @@ fn attempt_from(row: &Row) -> Result<AttemptRecord, PgError> {
         error: row.try_get(8)?,
         next_attempt_at: next.map(|t| timestamp(t, "next attempt at")).transpose()?,
     })
-}
-
-/// Deletes the events among `event_ids` (of `tenant`) that have no delivery
-/// left. Each event row is locked first (in id order), so of two
-/// transactions finishing an event's last two deliveries at once, the
-/// second to get the lock sees the first's deletion and removes the event.
-pub(crate) async fn drop_finished_events(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    mut event_ids: Vec<String>,
-) -> Result<(), PgError> {
-    if event_ids.is_empty() {
-        return Ok(());
-    }
-    event_ids.sort_unstable();
-    event_ids.dedup();
-    let lock = tx
-        .prepare_cached(
-            "SELECT 1 FROM events WHERE tenant_id = $1 AND event_id = ANY($2)
-             ORDER BY event_id FOR UPDATE",
-        )
-        .await?;
-    tx.execute(&lock, &[&tenant, &event_ids]).await?;
-    let delete = tx
-        .prepare_cached(
-            "DELETE FROM events e WHERE e.tenant_id = $1 AND e.event_id = ANY($2)
-             AND NOT EXISTS (SELECT 1 FROM deliveries d
-                             WHERE d.tenant_id = e.tenant_id AND d.event_id = e.event_id)",
-        )
-        .await?;
-    tx.execute(&delete, &[&tenant, &event_ids]).await?;
-    Ok(())
-}
-
-/// Deletes every pending delivery of a destination (whose row the caller
-/// has locked or written in `tx`), and the events left without one.
-pub(crate) async fn drop_deliveries(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    destination: &str,
-) -> Result<(), PgError> {
-    let stmt = tx
-        .prepare_cached(
-            "DELETE FROM deliveries WHERE tenant_id = $1 AND destination_id = $2
-             RETURNING event_id",
-        )
-        .await?;
-    let rows = tx.query(&stmt, &[&tenant, &destination]).await?;
-    let events = rows
-        .iter()
-        .map(|r| r.try_get::<_, String>(0))
-        .collect::<Result<Vec<_>, _>>()?;
-    drop_finished_events(tx, tenant, events).await
 }
 
 /// The owned column values of a lease, to move into a task.
