@@ -189,7 +189,7 @@ fn held(conn: &Connection, lease: &Lease) -> JobResult<bool> {
 fn streak(conn: &Connection, tenant: &str, destination: &str) -> JobResult<Option<FailureStreak>> {
     let row: Option<(Option<i64>, Option<i64>)> = conn
         .prepare_cached(
-            "SELECT streak_since_ms, streak_attempts FROM destinations
+            "SELECT failing_since_ms, failing_attempts FROM destinations
              WHERE tenant_id = ?1 AND destination_id = ?2",
         )?
         .query_row(params![tenant, destination], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -384,7 +384,7 @@ fn complete(
             .execute(params![tenant, event, destination, millis(at)])?,
     };
     conn.prepare_cached(
-        "UPDATE destinations SET streak_since_ms = ?3, streak_attempts = ?4
+        "UPDATE destinations SET failing_since_ms = ?3, failing_attempts = ?4
          WHERE tenant_id = ?1 AND destination_id = ?2",
     )?
     .execute(params![
