@@ -38,9 +38,10 @@ pub(crate) async fn drop_finished_events(
     Ok(())
 }
 
-/// Deletes every pending delivery of a destination (whose row the caller
-/// has locked or written in `tx`), and the events left without one.
-pub(crate) async fn drop_deliveries(
+/// Deletes every pending delivery of a destination, leased or not (it is
+/// being removed), and the events left without one. The caller has locked
+/// the destination's row in `tx`.
+pub(crate) async fn drop_all(
     tx: &Transaction<'_>,
     tenant: &str,
     destination: &str,
@@ -51,7 +52,37 @@ pub(crate) async fn drop_deliveries(
              RETURNING event_id",
         )
         .await?;
-    let rows = tx.query(&stmt, &[&tenant, &destination]).await?;
+    drop_returned(tx, tenant, &stmt, destination).await
+}
+
+/// Deletes the pending deliveries of a destination that are not under a
+/// lease, and the events left without one: what disabling it does (the
+/// leased ones are attempts in flight; see `Outbox`'s "Disabling"). The
+/// caller has locked or written the destination's row in `tx`.
+pub(crate) async fn drop_unleased(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    destination: &str,
+) -> Result<(), PgError> {
+    let stmt = tx
+        .prepare_cached(
+            "DELETE FROM deliveries WHERE tenant_id = $1 AND destination_id = $2
+                 AND lease_token IS NULL
+             RETURNING event_id",
+        )
+        .await?;
+    drop_returned(tx, tenant, &stmt, destination).await
+}
+
+/// Runs `delete` (returning the event ids of the deliveries it deleted)
+/// and drops the events left without a delivery.
+async fn drop_returned(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    delete: &tokio_postgres::Statement,
+    destination: &str,
+) -> Result<(), PgError> {
+    let rows = tx.query(delete, &[&tenant, &destination]).await?;
     let events = rows
         .iter()
         .map(|r| r.try_get::<_, String>(0))

@@ -13,7 +13,7 @@ use prets_destinations::{
 use tokio::runtime::Handle;
 use tokio_postgres::NoTls;
 
-use crate::deliveries::drop_deliveries;
+use crate::deliveries::{drop_all, drop_unleased};
 use crate::error::PgError;
 use crate::rows::{decode, decode_all, limit, millis, select, version};
 use crate::schema::migrate;
@@ -405,10 +405,10 @@ impl DestinationRepo for PgRepo {
                 tx.execute(&delete, &[&c.tenant, &c.id]).await?;
                 c.insert_previous(&tx).await?;
                 if !c.enabled {
-                    // Disabled: its pending deliveries are finished now, in
-                    // the same write (the outbox offers none of them again,
-                    // also after enabling).
-                    drop_deliveries(&tx, &c.tenant, &c.id).await?;
+                    // Disabled: its pending deliveries not in flight are
+                    // finished now, in the same write (see `Outbox`'s
+                    // "Disabling").
+                    drop_unleased(&tx, &c.tenant, &c.id).await?;
                 }
                 tx.commit().await?;
                 return Ok(ReplaceOutcome::Replaced);
@@ -445,7 +445,7 @@ impl DestinationRepo for PgRepo {
             if tx.query_opt(&lock, &[&tenant, &id]).await?.is_none() {
                 return Ok(RemoveOutcome::NotFound);
             }
-            drop_deliveries(&tx, &tenant, &id).await?;
+            drop_all(&tx, &tenant, &id).await?;
             let stmt = tx
                 .prepare_cached(
                     "DELETE FROM destinations WHERE tenant_id = $1 AND destination_id = $2",

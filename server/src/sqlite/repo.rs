@@ -8,6 +8,7 @@ use prets_destinations::{
 };
 use rusqlite::{Connection, params};
 
+use super::outbox::drop_unleased;
 use super::rows::{COLUMNS, millis, read_records, version};
 use super::{JobResult, SqliteError, SqliteRepo};
 
@@ -212,6 +213,10 @@ impl DestinationRepo for SqliteRepo {
                     ])?;
                 if changed == 1 {
                     write_previous_secrets(conn, &tenant, &r, false)?;
+                    if !r.enabled {
+                        // In the same write: see `Outbox`'s "Disabling".
+                        drop_unleased(conn, &tenant, &id)?;
+                    }
                     return Ok(ReplaceOutcome::Replaced);
                 }
                 let exists = conn
