@@ -29,6 +29,6 @@ pub use crate::delivery::client::{
 };
 pub use crate::delivery::resolve::{Resolve, Resolving, SystemResolver};
 pub use crate::delivery::worker::{
-    BACKOFF_MAX, BACKOFF_MIN, BATCH, POLL_INTERVAL, Worker, WorkerHandle, WorkerOptions,
-    lease_duration,
+    BACKOFF_MAX, BACKOFF_MIN, BATCH, POLL_INTERVAL, RECORD_GRACE, Worker, WorkerHandle,
+    WorkerOptions, lease_duration,
 };
