@@ -1,7 +1,8 @@
 //! `PgRepo` as an `Outbox`: the outbox conformance kit, two nodes (two
 //! pools) claiming from one database, a dead node's lease taken over, events
-//! removed with their last delivery, a schema-2 database migrated, and a
-//! delivered attempt not waiting for a publish reading its destination.
+//! removed with their last delivery (also one in flight at a disable), a
+//! schema-2 database migrated, and a delivered attempt not waiting for a
+//! publish reading its destination.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -362,6 +363,67 @@ async fn events_go_with_their_last_delivery() {
         EnqueueOutcome::Enqueued { deliveries: 0 }
     );
     assert_eq!(count(&db, "events").await, 0);
+}
+
+/// Deliveries in flight when their destination is disabled leave no event
+/// behind either: one released while disabled is deleted with its event,
+/// and one whose holder vanished is deleted, with its event, by the claim
+/// that leases it after its lease ran out; a completed one goes as any
+/// other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let mut rng = ChaCha20Rng::seed_from_u64(25);
+    let tenant: TenantId = "org_in_flight".parse().unwrap();
+    let dest = destinations(&repo, &tenant, 1, &mut rng).await.remove(0);
+    for n in 0..3 {
+        assert_eq!(
+            repo.enqueue(&tenant, &event(n, &mut rng), Target::AllEnabled)
+                .await
+                .unwrap(),
+            EnqueueOutcome::Enqueued { deliveries: 1 }
+        );
+    }
+    let claimed = repo.claim(at(1), 10, lease(&mut rng)).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let off = dest
+        .disabled(prets_destinations::delivery::DisabledReason::Manual, at(2))
+        .unwrap();
+    assert_eq!(
+        repo.replace(&tenant, dest.version, &off).await.unwrap(),
+        prets_destinations::ReplaceOutcome::Replaced
+    );
+    assert_eq!(
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (3, 3),
+        "the deliveries in flight were dropped by the disable"
+    );
+    assert_eq!(
+        repo.complete(
+            &claimed[0].lease,
+            report(&claimed[0], at(3), NextStep::RetryAt(at(30)), &mut rng)
+        )
+        .await
+        .unwrap(),
+        CompleteOutcome::Recorded { disabled: None }
+    );
+    assert!(repo.release(&claimed[1].lease).await.unwrap());
+    assert_eq!(
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (1, 1)
+    );
+    assert!(
+        repo.claim(at(1000), 10, lease(&mut rng))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (0, 0)
+    );
+    assert_eq!(count(&db, "attempts").await, 1);
 }
 
 /// Concurrent completions of one event's deliveries (each the last but one

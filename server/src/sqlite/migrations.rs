@@ -106,6 +106,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (tenant_id, destination_id)
             REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
     ) STRICT, WITHOUT ROWID;",
+    // 5: the failure streak's columns take the names PostgreSQL gives them
+    // (the CHECK follows the rename).
+    "ALTER TABLE destinations RENAME COLUMN streak_since_ms TO failing_since_ms;
+    ALTER TABLE destinations RENAME COLUMN streak_attempts TO failing_attempts;",
 ];
 
 /// The schema version this build writes: the number of migrations.

@@ -234,6 +234,123 @@ mod tests {
         }
     }
 
+    /// A database at schema 4 (the failure streak in `streak_*` columns)
+    /// opens at the current one: the streak moved to `failing_*` with its
+    /// CHECK, and the outbox goes on from it (a third failure five days
+    /// after the first disables the destination).
+    #[tokio::test]
+    async fn version_4_databases_keep_their_failure_streaks() {
+        use prets_destinations::delivery::{
+            Classification, CompleteOutcome, DisablePolicy, DisabledReason, Event, Failure,
+            FailureCause, LeaseRequest, LeaseToken, Outbox as _, RetrySchedule, finish_attempt,
+        };
+        use prets_destinations::{DestinationRepo as _, Timestamp};
+
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-migrate-4-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let tenant: TenantId = "org_streak".parse().unwrap();
+        let id: DestinationId = "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K".parse().unwrap();
+        let key = SealingKey::from_rng(KeyId::new(9), &mut os_rng());
+        let secret = BearerSecret::from_rng(&mut os_rng());
+        let sealed = key.seal(&tenant, id, &secret, &mut os_rng());
+        let t0 = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+        let event = Event::new("invoice.paid", "{}".to_owned(), t0, &mut os_rng()).unwrap();
+        let ms = |t: Timestamp| i64::try_from(t.unix_millis()).unwrap();
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            configure(&conn).unwrap();
+            migrate_to(&mut conn, 4).unwrap();
+            conn.execute(
+                "INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,
+                     updated_at_ms, sealed_secret, secret_digest, streak_since_ms,
+                     streak_attempts)
+                 VALUES (?1, ?2, 'Old', 'https://example.com/old', ?3, ?3, ?4, ?5, ?3, 2)",
+                params![
+                    tenant.as_str(),
+                    id.to_string(),
+                    ms(t0),
+                    &sealed.to_bytes()[..],
+                    &secret.digest().as_bytes()[..]
+                ],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+                 VALUES (?1, ?2, 'invoice.paid', ?3, '{}')",
+                params![tenant.as_str(), event.event_id.to_string(), ms(t0)],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms)
+                 VALUES (?1, ?2, ?3, 3, ?4)",
+                params![
+                    tenant.as_str(),
+                    event.event_id.to_string(),
+                    id.to_string(),
+                    ms(t0)
+                ],
+            )
+            .unwrap();
+        }
+        let repo = SqliteRepo::open(&path).unwrap();
+        let later = Timestamp::from_unix_seconds(1_700_000_000 + 5 * 86_400).unwrap();
+        let lease = LeaseRequest {
+            token: LeaseToken::generate(&mut os_rng()),
+            duration: std::time::Duration::from_secs(30),
+        };
+        let claimed = repo.claim(later, 10, lease).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].attempt, 3);
+        let failed = Classification::Failed(Failure {
+            cause: FailureCause::Status(500),
+            retry_after: None,
+        });
+        let report = finish_attempt(
+            &claimed[0],
+            &failed,
+            later,
+            std::time::Duration::from_millis(3),
+            &RetrySchedule::default(),
+            DisablePolicy::default(),
+            &mut os_rng(),
+        );
+        assert_eq!(
+            repo.complete(&claimed[0].lease, report).await.unwrap(),
+            CompleteOutcome::Recorded {
+                disabled: Some(DisabledReason::Failing)
+            },
+            "the streak stored under schema 4 was not carried over"
+        );
+        let record = repo.get(&tenant, id).await.unwrap().unwrap();
+        assert_eq!(record.disabled_reason, Some(DisabledReason::Failing));
+        drop(repo);
+
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(usize::try_from(version).unwrap(), schema_version());
+        let streak: (i64, i64) = conn
+            .query_row(
+                "SELECT failing_since_ms, failing_attempts FROM destinations",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(streak, (ms(t0), 3));
+        let half = conn.execute("UPDATE destinations SET failing_attempts = NULL", []);
+        assert!(half.is_err(), "the streak's CHECK was lost: {half:?}");
+        drop(conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
     /// A database written by the first schema (before versions and
     /// rotation) opens under the current one: its records read back at
     /// version 1 with no previous secrets, and their secrets still open.

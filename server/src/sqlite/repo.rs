@@ -10,6 +10,7 @@ use rusqlite::{Connection, params};
 
 use super::SqliteRepo;
 use super::error::{JobResult, SqliteError};
+use super::outbox::drop_unleased;
 use super::rows::{COLUMNS, millis, read_records, version};
 
 /// Stores `record`'s previous secrets, replacing those stored for it unless
@@ -213,6 +214,10 @@ impl DestinationRepo for SqliteRepo {
                     ])?;
                 if changed == 1 {
                     write_previous_secrets(conn, &tenant, &r, false)?;
+                    if !r.enabled {
+                        // In the same write: see `Outbox`'s "Disabling".
+                        drop_unleased(conn, &tenant, &id)?;
+                    }
                     return Ok(ReplaceOutcome::Replaced);
                 }
                 let exists = conn

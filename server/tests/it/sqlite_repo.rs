@@ -386,9 +386,9 @@ mod outbox {
         assert_eq!(listed[0].next_attempt_at, Some(at(60)));
     }
 
-    /// A database at schema 3 with rows opens at schema 4: its destinations
-    /// load as they were (the one stored without a state is enabled), and
-    /// the outbox works on them.
+    /// A database at schema 3 with rows opens at the current schema: its
+    /// destinations load as they were (the one stored without a state is
+    /// enabled), and the outbox works on them.
     #[tokio::test]
     async fn a_schema_3_database_with_rows_migrates_to_4() {
         let dir = TempDir::new();
@@ -515,7 +515,7 @@ mod outbox {
             count(
                 &dir,
                 "destinations",
-                &format!("{gone_id} AND streak_attempts = 2")
+                &format!("{gone_id} AND failing_attempts = 2")
             ),
             1
         );
@@ -563,7 +563,7 @@ mod outbox {
             count(
                 &dir,
                 "destinations",
-                &format!("{gone_id} AND streak_since_ms IS NULL AND streak_attempts IS NULL")
+                &format!("{gone_id} AND failing_since_ms IS NULL AND failing_attempts IS NULL")
             ),
             1
         );
