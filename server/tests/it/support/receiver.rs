@@ -1,7 +1,8 @@
 //! A webhook receiver for tests: HTTPS on 127.0.0.1 with a certificate made
 //! for the test, HTTP/1.1 and (when offered by ALPN) HTTP/2. It counts the
 //! connections it accepts, records every request (method, target, version,
-//! headers, body) and answers with scripted replies.
+//! headers, body) and answers with scripted replies; tests wait for what it
+//! received with [`Receiver::wait_for`].
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -10,7 +11,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -185,6 +186,24 @@ impl Receiver {
     /// Requests received so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests have arrived (failing the test
+    /// after `bound`) and returns every request received, in order.
+    pub async fn wait_for(&self, n: usize, bound: Duration) -> Vec<Recorded> {
+        let deadline = Instant::now() + bound;
+        loop {
+            let requests = self.requests();
+            if requests.len() >= n {
+                return requests;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} requests arrived within {bound:?}",
+                requests.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Bytes of endless bodies handed to the connection so far.
