@@ -6,21 +6,16 @@ use core::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::address::is_public_address;
+use crate::address::{embedded_ipv4, is_public_address};
 
 /// Which IP addresses deliveries may go to.
 ///
 /// The default is [`is_public_address`]: globally
 /// reachable unicast only. An operator may add networks to **allow** (a
 /// private range where on-premises receivers live, or `127.0.0.1/32` in
-/// tests) and networks to **deny** (a public address that must never be
-/// reached, such as a cloud's wire server `168.63.129.16/32`). Deny wins over
+/// tests) and networks to **deny** (public addresses that must never be
+/// reached, such as the operator's own public network). Deny wins over
 /// allow, and allow wins over the default verdict.
-///
-/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is judged as the IPv4
-/// address it carries, so a network written in IPv4 also covers its mapped
-/// form. Only addresses are judged by network: host names such as
-/// `localhost` stay refused at create time whatever the allow list says.
 ///
 /// ```
 /// use prets_destinations::HostPolicy;
@@ -34,6 +29,23 @@ use crate::address::is_public_address;
 /// assert!(policy.is_allowed("93.184.215.14".parse()?));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is judged as the IPv4
+/// address it carries, so a network written in IPv4 also covers its mapped
+/// form. Only addresses are judged by network: host names such as
+/// `localhost` stay refused at create time whatever the allow list says.
+///
+/// **Deny lists see through IPv6.** An IPv6 address is denied when it, or
+/// any IPv4 address it carries in one of the forms [`embedded_ipv4`] lists
+/// (NAT64, 6to4, Teredo server and client, ISATAP, IPv4-compatible, SIIT),
+/// is in a denied network: a denied IPv4 address written as
+/// `64:ff9b::a.b.c.d` or `2002:aabb:ccdd::` is denied. An allow list does
+/// not see through: it admits the addresses it names (and their
+/// IPv4-mapped form), never an IPv6 address because of the IPv4 address
+/// inside, since that would admit traffic through translators and tunnels
+/// the operator did not name. Without an allow entry, an IPv6 address keeps
+/// the verdict of [`is_public_address`] for its own block (a Teredo address
+/// stays refused, whatever it carries).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct HostPolicy {
     allow: Vec<IpNet>,
@@ -85,12 +97,18 @@ impl HostPolicy {
         &self.deny
     }
 
-    /// Whether a webhook may be sent to `ip`: not in a denied network, and
-    /// either in an allowed network or public.
+    /// Whether a webhook may be sent to `ip`: neither it nor an IPv4
+    /// address it embeds is in a denied network, and it is either in an
+    /// allowed network or public.
     #[must_use]
     pub fn is_allowed(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        if self.deny.iter().any(|n| n.contains(&ip)) {
+        let denied = |ip: IpAddr| self.deny.iter().any(|n| n.contains(&ip));
+        let embedded_denied = match ip {
+            IpAddr::V6(v6) => embedded_ipv4(v6).any(|v4| denied(IpAddr::V4(v4))),
+            IpAddr::V4(_) => false,
+        };
+        if denied(ip) || embedded_denied {
             return false;
         }
         self.allow.iter().any(|n| n.contains(&ip)) || is_public_address(ip)
