@@ -1216,7 +1216,7 @@ mod operator_policy {
             .allow("10.0.0.0/8".parse().unwrap())
             .allow("fd00::/8".parse().unwrap())
             .deny("10.66.0.0/16".parse().unwrap())
-            .deny("168.63.129.16/32".parse().unwrap())
+            .deny("151.101.1.69/32".parse().unwrap())
     }
 
     #[test]
@@ -1244,7 +1244,7 @@ mod operator_policy {
     fn deny_beats_allow_and_beats_public() {
         for (url, why) in [
             ("https://10.66.1.1/", "denied inside an allowed network"),
-            ("https://168.63.129.16/", "public but denied"),
+            ("https://151.101.1.69/", "public but denied"),
             ("https://127.0.0.2/", "next to the allowed /32"),
             ("https://192.168.1.1/", "private, not allowed"),
         ] {
@@ -1265,7 +1265,7 @@ mod operator_policy {
         }
         // Other notations of a denied address are refused as not allowed.
         let err =
-            DestinationUrl::parse_with_policy("https://0xa8.63.129.16/", &policy()).unwrap_err();
+            DestinationUrl::parse_with_policy("https://0x97.101.1.69/", &policy()).unwrap_err();
         assert_eq!(err.code(), "non_public_address");
     }
 
@@ -1286,7 +1286,7 @@ mod operator_policy {
     fn mapped_ipv6_is_judged_as_the_ipv4_it_carries() {
         let p = policy();
         assert!(p.is_allowed("::ffff:127.0.0.1".parse().unwrap()));
-        assert!(!p.is_allowed("::ffff:168.63.129.16".parse().unwrap()));
+        assert!(!p.is_allowed("::ffff:151.101.1.69".parse().unwrap()));
         assert!(!p.is_allowed("::ffff:10.66.0.1".parse().unwrap()));
         assert!(p.is_allowed("fd12::1".parse().unwrap()));
         assert!(!p.is_allowed("fe80::1".parse().unwrap()));
@@ -1479,16 +1479,40 @@ mod request_policy {
     }
 }
 
-/// Deny lists through every IPv6 form that carries an IPv4 address. The forms are built here from their RFCs,
+/// Deny lists and the cloud metadata addresses, through every IPv6 form that
+/// carries an IPv4 address. The forms are built here from their RFCs,
 /// independently of the crate's `embedded_ipv4`.
 mod through_ipv6 {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-    use prets_destinations::HostPolicy;
-    use prets_destinations::ipnet::{IpNet, Ipv4Net};
+    use prets_destinations::ipnet::{IpNet, Ipv4Net, Ipv6Net};
+    use prets_destinations::{DestinationUrl, HostPolicy};
     use proptest::prelude::*;
 
     use crate::support::regressions_beside_module;
+
+    /// The cloud metadata and credential endpoints that no policy may admit,
+    /// restated from the providers' documentation.
+    const METADATA: &[(&str, &str)] = &[
+        (
+            "169.254.169.254",
+            "AWS, Azure, Google Cloud, Oracle Cloud, OpenStack instance metadata",
+        ),
+        ("169.254.170.2", "AWS ECS task metadata and credentials"),
+        ("169.254.170.23", "AWS EKS Pod Identity agent"),
+        ("fd00:ec2::23", "AWS EKS Pod Identity agent, IPv6"),
+        ("fd00:ec2::254", "AWS instance metadata, IPv6"),
+        ("fd20:ce::254", "Google Compute Engine metadata, IPv6"),
+        ("100.100.100.200", "Alibaba Cloud ECS metadata"),
+        (
+            "192.0.0.192",
+            "Oracle Cloud Infrastructure Classic metadata",
+        ),
+        ("169.254.42.42", "Scaleway metadata"),
+        ("fd00:42::42", "Scaleway metadata, IPv6"),
+        ("fe80::a9fe:a9fe", "OpenStack metadata, IPv6"),
+        ("168.63.129.16", "Azure WireServer"),
+    ];
 
     /// How many forms [`embed`] knows.
     const FORMS: usize = 12;
@@ -1631,6 +1655,53 @@ mod through_ipv6 {
         assert!(!policy.is_allowed("64:ff9b::a09:203".parse().unwrap()));
     }
 
+    #[test]
+    fn metadata_addresses_are_refused_even_when_allowed_and_their_neighbours_are_not() {
+        for &(text, what) in METADATA {
+            let ip: IpAddr = text.parse().unwrap();
+            let exact = HostPolicy::default().allow(IpNet::from(ip));
+            for policy in [HostPolicy::default(), allow_everything(), exact] {
+                assert!(!policy.is_allowed(ip), "{what}: {text}");
+            }
+            let next = match ip {
+                IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from_bits(v4.to_bits() + 1)),
+                IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() + 1)),
+            };
+            assert!(allow_everything().is_allowed(next), "{what}: {next}");
+            if let IpAddr::V4(v4) = ip {
+                for form in 0..FORMS {
+                    let embedded =
+                        embed(form, v4, 0x5555_aaaa_5555_aaaa_5555_aaaa_5555_aaaa).unwrap();
+                    assert!(
+                        !allow_everything().is_allowed(IpAddr::V6(embedded)),
+                        "{what}: {embedded}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// IPv6 literals never pass the URL pattern; IPv6 addresses reach the
+    /// policy as DNS answers at delivery time (the tests above).
+    #[test]
+    fn metadata_literals_are_refused_at_create_time_under_any_allow_list() {
+        for url in [
+            "https://169.254.169.254/latest/meta-data/",
+            "https://169.254.170.2/v2/credentials",
+            "https://100.100.100.200/latest/meta-data/",
+            "https://192.0.0.192/latest/",
+            "https://168.63.129.16/machine?comp=goalstate",
+        ] {
+            let err = DestinationUrl::parse_with_policy(url, &allow_everything()).unwrap_err();
+            assert_eq!(err.code(), "non_public_address", "{url}");
+        }
+        // The same allow list admits a neighbour.
+        assert!(
+            DestinationUrl::parse_with_policy("https://169.254.169.1/", &allow_everything())
+                .is_ok()
+        );
+    }
+
     proptest! {
         #![proptest_config(regressions_beside_module(ProptestConfig::with_cases(1024)))]
 
@@ -1658,5 +1729,39 @@ mod through_ipv6 {
             prop_assert!(!policy.is_allowed(ip), "{ip} carries {v4}");
         }
 
+        /// No allow list admits a metadata address, written as itself or,
+        /// for an IPv4 one, in any IPv6 form; even one that names it.
+        #[test]
+        fn allow_lists_never_admit_a_metadata_address(
+            which in 0..METADATA.len(),
+            form in proptest::option::of(0..FORMS),
+            noise in any::<u128>(),
+            around in any::<u8>(),
+            others in proptest::collection::vec((any::<u128>(), any::<u8>(), any::<bool>()), 0..6),
+        ) {
+            let target: IpAddr = METADATA[which].0.parse().unwrap();
+            let ip = match (target, form) {
+                (IpAddr::V4(v4), Some(form)) => IpAddr::V6(embed(form, v4, noise).unwrap()),
+                _ => target,
+            };
+            // A network of random width around the address as written...
+            let around = match ip {
+                IpAddr::V4(v4) => IpNet::V4(Ipv4Net::new(v4, around % 33).unwrap()),
+                IpAddr::V6(v6) => IpNet::V6(Ipv6Net::new(v6, around % 129).unwrap()),
+            };
+            let mut policy = HostPolicy::default().allow(around);
+            // ... and around the IPv4 address it carries, plus random ones.
+            if let IpAddr::V4(v4) = target {
+                policy = policy.allow(IpNet::V4(Ipv4Net::new(v4, around.prefix_len() % 33).unwrap()));
+            }
+            for (bits, len, v6) in others {
+                policy = policy.allow(if v6 {
+                    IpNet::V6(Ipv6Net::new(Ipv6Addr::from_bits(bits), len % 129).unwrap())
+                } else {
+                    IpNet::V4(Ipv4Net::new(Ipv4Addr::from_bits(bits as u32), len % 33).unwrap())
+                });
+            }
+            prop_assert!(!policy.is_allowed(ip), "{ip} ({})", METADATA[which].1);
+        }
     }
 }
