@@ -483,6 +483,34 @@ async fn a_resolver_that_never_answers_is_cut_by_the_connect_timeout() {
     assert_eq!(rx.connections(), 0);
 }
 
+#[tokio::test]
+async fn a_metadata_answer_is_refused_even_when_every_network_is_allowed() {
+    let rx = Receiver::start(Options::default()).await;
+    let everything = HostPolicy::new()
+        .allow("0.0.0.0/0".parse().unwrap())
+        .allow("::/0".parse().unwrap());
+    let (request, _, _) = planned(&rx.name_url("/hook"));
+    for answers in [
+        &["169.254.169.254"][..],
+        &["127.0.0.1", "169.254.170.2"],
+        &["fd00:ec2::254"],
+        // The metadata address through NAT64, 6to4 and ISATAP.
+        &["64:ff9b::a9fe:a9fe"],
+        &["2002:a9fe:a9fe::1"],
+        &["2a00:1450:4001:1::5efe:a9fe:a9fe"],
+    ] {
+        let (stub, _) = Stub::new(answers);
+        let client = DeliveryClient::new(&config(everything.clone(), Some(&rx)), stub).unwrap();
+        let outcome = client.send(&request).await;
+        assert_eq!(failure_of(&outcome), TransportError::Refused, "{answers:?}");
+    }
+    assert_eq!(rx.connections(), 0);
+    // The same policy delivers to the receiver itself.
+    let (stub, _) = Stub::new(&["127.0.0.1"]);
+    let client = DeliveryClient::new(&config(everything, Some(&rx)), stub).unwrap();
+    assert_eq!(status_of(&client.send(&request).await), 204);
+}
+
 /// A client trusting `rx` and resolving its name to 127.0.0.1, with these
 /// pool settings.
 fn pooled(rx: &Receiver, idle_timeout: Duration, max_idle_per_host: u32) -> DeliveryClient {
