@@ -49,6 +49,8 @@ mod error;
 mod outbox;
 mod repo;
 mod schema;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod tokens;
 
 pub use crate::error::PgError;

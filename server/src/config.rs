@@ -12,6 +12,7 @@ use prets_destinations::delivery::{DisablePolicy, RetrySchedule};
 use prets_destinations::{HostPolicy, TenantId};
 
 use crate::database::{Database, DatabaseParser};
+use crate::delivery::{DeliveryConfig, parse_root_certificates};
 
 /// The server's configuration: every flag also reads an environment variable.
 ///
@@ -207,6 +208,7 @@ impl Config {
     /// with only `--database`), listening on `listen`.
     #[must_use]
     pub fn new(database: PathBuf, listen: SocketAddr) -> Self {
+        let delivery = DeliveryConfig::default();
         Self {
             listen,
             database: Database::Sqlite(database),
@@ -222,13 +224,13 @@ impl Config {
             allow_private_destinations: Vec::new(),
             deny_destinations: Vec::new(),
             delivery_root_certs: Vec::new(),
-            retry_schedule: RetrySchedule::default(),
-            disable_after: DisablePolicy::default().disable_after,
-            delivery_timeout: DELIVERY_TIMEOUT,
-            delivery_connect_timeout: DELIVERY_CONNECT_TIMEOUT,
-            delivery_concurrency: DELIVERY_CONCURRENCY,
-            delivery_pool_idle_timeout: DELIVERY_POOL_IDLE_TIMEOUT,
-            delivery_pool_max_idle_per_host: DELIVERY_POOL_MAX_IDLE_PER_HOST,
+            retry_schedule: delivery.retry_schedule,
+            disable_after: delivery.disable.disable_after,
+            delivery_timeout: delivery.timeout,
+            delivery_connect_timeout: delivery.connect_timeout,
+            delivery_concurrency: delivery.concurrency,
+            delivery_pool_idle_timeout: delivery.pool_idle_timeout,
+            delivery_pool_max_idle_per_host: delivery.pool_max_idle_per_host,
             no_delivery: false,
         }
     }
@@ -264,8 +266,7 @@ impl Config {
                 reason,
             };
             let pem = std::fs::read(path).map_err(|e| error(e.kind().to_string()))?;
-            root_certificates
-                .extend(crate::delivery::parse_root_certificates(&pem).map_err(error)?);
+            root_certificates.extend(parse_root_certificates(&pem).map_err(error)?);
         }
         Ok(DeliveryConfig {
             policy,
@@ -302,56 +303,6 @@ impl Config {
 
 /// Default `--database-pool-size`.
 const DATABASE_POOL_SIZE: u32 = 16;
-/// Default `--delivery-timeout`.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
-/// Default `--delivery-connect-timeout`.
-const DELIVERY_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default `--delivery-concurrency`.
-const DELIVERY_CONCURRENCY: u32 = 64;
-/// Default `--delivery-pool-idle-timeout`.
-const DELIVERY_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
-/// Default `--delivery-pool-max-idle-per-host`.
-const DELIVERY_POOL_MAX_IDLE_PER_HOST: u32 = 2;
-
-/// The delivery settings, validated: see [`Config::delivery`].
-#[derive(Clone, Debug)]
-pub struct DeliveryConfig {
-    /// Which addresses deliveries may connect to.
-    pub policy: HostPolicy,
-    /// Root certificates trusted besides the web PKI roots.
-    pub root_certificates: Vec<reqwest::Certificate>,
-    /// The waits between attempts.
-    pub retry_schedule: RetrySchedule,
-    /// When continuous failure disables a destination.
-    pub disable: DisablePolicy,
-    /// The most one attempt may take.
-    pub timeout: Duration,
-    /// The most resolving, connecting and the TLS handshake may take.
-    pub connect_timeout: Duration,
-    /// Most attempts in flight at once.
-    pub concurrency: u32,
-    /// How long an unused connection stays in the pool before it is closed.
-    pub pool_idle_timeout: Duration,
-    /// Most unused connections kept per destination host and port.
-    pub pool_max_idle_per_host: u32,
-}
-
-impl Default for DeliveryConfig {
-    /// The defaults of the flags: public addresses only, no extra roots.
-    fn default() -> Self {
-        Self {
-            policy: HostPolicy::new(),
-            root_certificates: Vec::new(),
-            retry_schedule: RetrySchedule::default(),
-            disable: DisablePolicy::default(),
-            timeout: DELIVERY_TIMEOUT,
-            connect_timeout: DELIVERY_CONNECT_TIMEOUT,
-            concurrency: DELIVERY_CONCURRENCY,
-            pool_idle_timeout: DELIVERY_POOL_IDLE_TIMEOUT,
-            pool_max_idle_per_host: DELIVERY_POOL_MAX_IDLE_PER_HOST,
-        }
-    }
-}
 
 /// A `--delivery-root-cert` file that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq)]

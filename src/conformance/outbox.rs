@@ -10,13 +10,8 @@
 //! ```
 //! # #[cfg(feature = "memory")] {
 //! use prets_destinations::{conformance, MemoryRepo};
-//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
-//! #     let waker = std::task::Waker::noop();
-//! #     let mut cx = std::task::Context::from_waker(&waker);
-//! #     let mut f = std::pin::pin!(f);
-//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } }
-//! # }
-//! block_on(conformance::outbox::outbox_run_all(&MemoryRepo::new()));
+//!
+//! pollster::block_on(conformance::outbox::outbox_run_all(&MemoryRepo::new()));
 //! # }
 //! ```
 

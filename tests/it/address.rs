@@ -12,6 +12,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use prets_destinations::address::{embedded_ipv4, is_public_address};
+use proptest::prelude::*;
+use proptest::sample::select;
+
+use crate::support::regressions_beside_module;
 
 /// (block, source, [before, first, last, after]) where `true` means public.
 #[rustfmt::skip]
@@ -322,28 +326,47 @@ fn ordinary_public_addresses_are_public() {
     }
 }
 
-/// SplitMix64, deterministic so that a failure reproduces.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// IPv4 addresses: half uniform, half in and next to 169.254.0.0/16.
+fn v4() -> impl Strategy<Value = Ipv4Addr> {
+    prop_oneof![
+        any::<u32>(),
+        (0..1u32 << 24).prop_map(|low| low | 0xa9fe_0000),
+    ]
+    .prop_map(Ipv4Addr::from_bits)
 }
 
-#[test]
-fn nothing_std_calls_special_is_public() {
+/// IPv6 addresses: half uniform, half with their top 16 bits in the blocks
+/// std knows about (and two public ones).
+fn v6() -> impl Strategy<Value = Ipv6Addr> {
+    let top = prop_oneof![
+        Just(None),
+        select(
+            &[
+                0x0000u64, 0xfc00, 0xfd12, 0xfe80, 0xfebf, 0xff02, 0xff0e, 0x2001, 0x2a00
+            ][..]
+        )
+        .prop_map(Some),
+    ];
+    (any::<u64>(), top, any::<u64>()).prop_map(|(hi, top, lo)| {
+        let hi = match top {
+            None => hi,
+            Some(top) => (hi & 0x0000_ffff_ffff_ffff) | (top << 48),
+        };
+        Ipv6Addr::from_bits(u128::from(hi) << 64 | u128::from(lo))
+    })
+}
+
+proptest! {
+    #![proptest_config(regressions_beside_module(ProptestConfig {
+        cases: 200_000,
+        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
+        ..ProptestConfig::default()
+    }))]
+
     // The standard library's stable predicates are an independent oracle for
     // a subset of the registries: whatever they flag must not be public.
-    let mut state = 0x0dd_ba11;
-    for _ in 0..200_000 {
-        let r = splitmix(&mut state);
-        // Bias half the draws into the interesting low and high ranges.
-        let v4 = Ipv4Addr::from_bits(if r & 1 == 0 {
-            (r >> 32) as u32
-        } else {
-            (r >> 40) as u32 | 0xa9fe_0000
-        });
+    #[test]
+    fn nothing_std_calls_special_is_public(v4 in v4(), v6 in v6()) {
         let std_special = v4.is_private()
             || v4.is_loopback()
             || v4.is_link_local()
@@ -352,32 +375,22 @@ fn nothing_std_calls_special_is_public() {
             || v4.is_documentation()
             || v4.is_unspecified();
         if std_special {
-            assert!(!is_public_address(IpAddr::V4(v4)), "{v4}");
+            prop_assert!(!is_public_address(IpAddr::V4(v4)), "{}", v4);
         }
-        let hi = splitmix(&mut state);
-        // Steer the top 16 bits into the blocks std knows about half the time.
-        let top = [
-            0x0000, 0xfc00, 0xfd12, 0xfe80, 0xfebf, 0xff02, 0xff0e, 0x2001, 0x2a00,
-        ][(hi % 9) as usize];
-        let hi = if hi & 0x100 == 0 {
-            hi
-        } else {
-            (hi & 0x0000_ffff_ffff_ffff) | (top << 48)
-        };
-        let v6 = Ipv6Addr::from_bits(u128::from(hi) << 64 | u128::from(r));
         let std_special6 = v6.is_loopback()
             || v6.is_unspecified()
             || v6.is_multicast()
             || v6.is_unique_local()
             || v6.is_unicast_link_local();
         if std_special6 {
-            assert!(!is_public_address(IpAddr::V6(v6)), "{v6}");
+            prop_assert!(!is_public_address(IpAddr::V6(v6)), "{}", v6);
         }
         // Mapped addresses agree with their IPv4 address.
-        assert_eq!(
+        prop_assert_eq!(
             is_public_address(IpAddr::V6(v4.to_ipv6_mapped())),
             is_public_address(IpAddr::V4(v4)),
-            "{v4}"
+            "{}",
+            v4
         );
     }
 }

@@ -8,10 +8,17 @@
 //! policy must report. The legitimate cases are ordinary public HTTPS
 //! endpoints, which must be accepted and echoed exactly.
 
+use std::cell::Cell;
 use std::net::IpAddr;
 
 use prets_destinations::DestinationUrl;
 use prets_destinations::address::is_public_address;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::{TestCaseError, TestRunner};
+
+use crate::support::regressions_beside_module;
 
 /// (url, expected error code, what it attacks).
 const ADVERSARIAL: &[(&str, &str, &str)] = &[
@@ -968,28 +975,6 @@ fn errors_carry_the_url_field_and_a_message_fixed_by_the_code() {
     }
 }
 
-/// SplitMix64: a small deterministic generator, so failures reproduce.
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick_number(&mut self, items: &[u64]) -> u64 {
-        items[self.below(items.len())]
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
-
 /// Host fragments that mix IPv4 notations, escapes, IDNA-mapped characters,
 /// reserved names and ordinary labels.
 const HOST_PARTS: &[&str] = &[
@@ -1098,52 +1083,55 @@ const SCHEMES: &[&str] = &[
 ];
 
 /// One part of an IPv4 literal in one of the WHATWG parser's notations.
-fn number_part(g: &mut Gen) -> String {
-    let n = match g.below(4) {
-        0 => g.next() % 256,
-        1 => g.pick_number(&[
-            0, 1, 8, 10, 100, 127, 169, 172, 192, 198, 203, 224, 240, 254, 255,
-        ]),
-        2 => g.next() % 65_536,
-        _ => g.next() % (1 << 32),
-    };
-    match g.below(6) {
+fn number_part() -> impl Strategy<Value = String> {
+    let n = prop_oneof![
+        0..256u64,
+        select(
+            &[
+                0u64, 1, 8, 10, 100, 127, 169, 172, 192, 198, 203, 224, 240, 254, 255
+            ][..]
+        ),
+        0..65_536u64,
+        0..(1u64 << 32),
+    ];
+    (n, 0..6u8).prop_map(|(n, notation)| match notation {
         0 => format!("0x{n:x}"),
         1 => format!("0{n:o}"),
         2 => format!("%3{}{}", n % 10, n / 10),
         _ => n.to_string(),
-    }
+    })
 }
 
-fn generated_url(g: &mut Gen) -> String {
-    let mut s = g.pick(SCHEMES).to_owned();
-    if g.below(6) == 0 {
-        // A dotted quad, the only IPv4 spelling the policy can accept.
-        let octets: Vec<String> = (0..4).map(|_| (g.next() % 256).to_string()).collect();
-        s.push_str(&octets.join("."));
-        s.push_str(g.pick(TAILS));
-        return s;
-    }
-    if g.below(3) == 0 {
-        for i in 0..=g.below(4) {
-            if i > 0 {
-                s.push('.');
+/// URL-shaped inputs: a dotted quad (the only IPv4 spelling the policy can
+/// accept), numbers in mixed notations, or names of mixed fragments.
+fn generated_url() -> impl Strategy<Value = String> {
+    let quad = (select(SCHEMES), any::<[u8; 4]>(), select(TAILS))
+        .prop_map(|(scheme, [a, b, c, d], tail)| format!("{scheme}{a}.{b}.{c}.{d}{tail}"));
+    let numbers = (
+        select(SCHEMES),
+        vec(number_part(), 1..=4),
+        select(&["", "", "", ".", "%2e"][..]),
+        select(TAILS),
+    )
+        .prop_map(|(scheme, parts, end, tail)| format!("{scheme}{}{end}{tail}", parts.join(".")));
+    let names = (
+        select(SCHEMES),
+        select(HOST_PARTS),
+        vec((select(JOINERS), select(HOST_PARTS)), 0..=4),
+        select(LAST),
+        select(TAILS),
+    )
+        .prop_map(|(scheme, first, rest, last, tail)| {
+            let mut s = format!("{scheme}{first}");
+            for (joiner, part) in rest {
+                s.push_str(joiner);
+                s.push_str(part);
             }
-            s.push_str(&number_part(g));
-        }
-        s.push_str(g.pick(&["", "", "", ".", "%2e"]));
-        s.push_str(g.pick(TAILS));
-        return s;
-    }
-    for i in 0..=g.below(5) {
-        if i > 0 {
-            s.push_str(g.pick(JOINERS));
-        }
-        s.push_str(g.pick(HOST_PARTS));
-    }
-    s.push_str(g.pick(LAST));
-    s.push_str(g.pick(TAILS));
-    s
+            s.push_str(last);
+            s.push_str(tail);
+            s
+        });
+    prop_oneof![3 => quad, 5 => numbers, 10 => names]
 }
 
 /// The fuzz target's property (`fuzz/fuzz_targets/url_host_policy.rs`) over
@@ -1151,36 +1139,47 @@ fn generated_url(g: &mut Gen) -> String {
 /// literal, to `localhost`, or to a host spelled differently from the text.
 #[test]
 fn no_generated_url_that_is_accepted_reaches_a_non_public_or_local_host() {
-    let mut g = Gen(0x05ee_d1e5_50dd_ba11);
-    let (mut accepted, mut accepted_ip) = (0, 0);
-    for _ in 0..200_000 {
-        let input = generated_url(&mut g);
+    let config = regressions_beside_module(ProptestConfig {
+        cases: 200_000,
+        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
+        source_file: Some(file!()),
+        ..ProptestConfig::default()
+    });
+    let (accepted, accepted_ip) = (Cell::new(0), Cell::new(0));
+    let result = TestRunner::new(config).run(&generated_url(), |input| {
         let Ok(dest) = input.parse::<DestinationUrl>() else {
-            continue;
+            return Ok(());
         };
-        accepted += 1;
-        assert_eq!(dest.as_str(), input);
-        let whatwg = url::Url::parse(&input).unwrap_or_else(|e| panic!("{input}: {e}"));
+        accepted.set(accepted.get() + 1);
+        prop_assert_eq!(dest.as_str(), input.as_str());
+        let whatwg =
+            url::Url::parse(&input).map_err(|e| TestCaseError::fail(format!("{input}: {e}")))?;
         match whatwg.host() {
             Some(url::Host::Ipv4(ip)) => {
-                accepted_ip += 1;
-                assert!(is_public_address(ip.into()), "{input}");
+                accepted_ip.set(accepted_ip.get() + 1);
+                prop_assert!(is_public_address(ip.into()), "{}", input);
             }
-            Some(url::Host::Ipv6(ip)) => assert!(is_public_address(ip.into()), "{input}"),
+            Some(url::Host::Ipv6(ip)) => prop_assert!(is_public_address(ip.into()), "{}", input),
             Some(url::Host::Domain(d)) => {
                 let d = d.trim_end_matches('.');
-                assert!(d != "localhost" && !d.ends_with(".localhost"), "{input}");
-                assert!(d.contains('.'), "{input}");
+                prop_assert!(d != "localhost" && !d.ends_with(".localhost"), "{}", input);
+                prop_assert!(d.contains('.'), "{}", input);
             }
-            None => panic!("{input}: no host"),
+            None => prop_assert!(false, "{}: no host", input),
         }
-        assert_eq!(
+        prop_assert_eq!(
             whatwg.host_str().unwrap_or_default(),
             dest.host().to_ascii_lowercase(),
-            "{input}"
+            "{}",
+            input
         );
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
     // The generator must exercise the accepting path too, or the property is vacuous.
+    let (accepted, accepted_ip) = (accepted.get(), accepted_ip.get());
     assert!(accepted > 3_000, "only {accepted} accepted");
     assert!(accepted_ip > 10, "only {accepted_ip} IP literals accepted");
 }

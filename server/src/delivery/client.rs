@@ -14,7 +14,8 @@ use prets_destinations::delivery::{
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use tokio::time::timeout_at;
 
-use crate::config::DeliveryConfig;
+use crate::delivery::config::DeliveryConfig;
+use crate::delivery::deadline::after;
 use crate::delivery::resolve::{CheckedResolver, DnsFailed, Refused, Resolve};
 
 /// Most bytes of a response body read before the answer is complete: the
@@ -102,20 +103,6 @@ impl StdError for ClientError {
     }
 }
 
-/// The certificates of a PEM file (one or more `CERTIFICATE` blocks).
-///
-/// # Errors
-/// A text naming what is wrong: no certificate in the file, or a block that
-/// does not parse.
-pub fn parse_root_certificates(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
-    let certs = reqwest::Certificate::from_pem_bundle(pem)
-        .map_err(|_| "not a PEM file of certificates".to_owned())?;
-    if certs.is_empty() {
-        return Err("no CERTIFICATE block in the file".to_owned());
-    }
-    Ok(certs)
-}
-
 /// The HTTPS client of deliveries: one per process, cheap to share.
 ///
 /// - rustls with the web PKI roots plus the configured extra roots; HTTP/1.1
@@ -186,7 +173,7 @@ impl DeliveryClient {
     /// Makes one attempt: the POST `request` describes, to checked addresses
     /// only. Never fails: every failure is an [`Outcome::Failed`].
     pub async fn send(&self, request: &DeliveryRequest) -> Outcome {
-        let deadline = crate::delivery::after(self.timeout);
+        let deadline = after(self.timeout);
         let response = match timeout_at(deadline, self.post(request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(outcome)) => return outcome,

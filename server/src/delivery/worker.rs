@@ -35,9 +35,9 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::config::DeliveryConfig;
-use crate::delivery::after;
 use crate::delivery::client::{DeliveryClient, Outcome};
+use crate::delivery::config::DeliveryConfig;
+use crate::delivery::deadline::after;
 
 /// How long a claim leases a delivery for an attempt bounded by `timeout`:
 /// twice the timeout plus 5 s, so that an attempt that uses its whole

@@ -6,6 +6,7 @@
 //!   `COMMIT` returned.
 //! - [`readers`]: a few read-only (`query_only`) connections on their own
 //!   threads run every read, outside the writer's queue (WAL).
+//! - [`error`]: [`SqliteError`], what every job may fail with.
 //! - [`rows`]: rows to records, values to columns.
 //! - [`repo`]: the [`DestinationRepo`](prets_destinations::DestinationRepo) implementation.
 //! - [`outbox`]: the [`Outbox`](prets_destinations::delivery::Outbox)
@@ -16,6 +17,7 @@
 //! oneshot channel, so the repo's futures need no particular runtime and
 //! never block an executor thread.
 
+mod error;
 mod migrations;
 mod outbox;
 mod readers;
@@ -32,6 +34,9 @@ use std::sync::Arc;
 use prets_destinations::DestinationRepo;
 use rusqlite::Connection;
 
+use self::error::ErrorKind;
+
+pub use self::error::SqliteError;
 pub use self::migrations::schema_version;
 pub use self::writer::MAX_BATCH;
 
@@ -61,75 +66,6 @@ impl fmt::Debug for SqliteRepo {
     }
 }
 
-/// A storage failure of [`SqliteRepo`]. Its text names the failure, never a
-/// stored value.
-#[derive(Clone, Debug)]
-pub struct SqliteError(Arc<ErrorKind>);
-
-#[derive(Debug)]
-enum ErrorKind {
-    Sqlite(rusqlite::Error),
-    Corrupt(&'static str),
-    SchemaTooNew {
-        found: i64,
-        known: usize,
-    },
-    Unavailable,
-    /// The database file could not be created.
-    Create(std::io::Error),
-    /// SQLite rolled back the whole batch's transaction (disk full, I/O
-    /// error): nothing of the batch was written.
-    RolledBack,
-}
-
-impl fmt::Display for SqliteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &*self.0 {
-            ErrorKind::Sqlite(_) => f.write_str("sqlite failed"),
-            ErrorKind::Corrupt(column) => write!(f, "stored {column} is not valid"),
-            ErrorKind::SchemaTooNew { found, known } => write!(
-                f,
-                "database schema version {found} is newer than this server's {known}"
-            ),
-            ErrorKind::Unavailable => f.write_str("the database worker has stopped"),
-            ErrorKind::Create(_) => f.write_str("cannot create the database file"),
-            ErrorKind::RolledBack => {
-                f.write_str("the transaction was rolled back by an earlier failure in its batch")
-            }
-        }
-    }
-}
-
-impl std::error::Error for SqliteError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &*self.0 {
-            ErrorKind::Sqlite(e) => Some(e),
-            ErrorKind::Create(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<rusqlite::Error> for SqliteError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self(Arc::new(ErrorKind::Sqlite(e)))
-    }
-}
-
-impl SqliteError {
-    fn corrupt(column: &'static str) -> Self {
-        Self(Arc::new(ErrorKind::Corrupt(column)))
-    }
-
-    fn unavailable() -> Self {
-        Self(Arc::new(ErrorKind::Unavailable))
-    }
-
-    fn rolled_back() -> Self {
-        Self(Arc::new(ErrorKind::RolledBack))
-    }
-}
-
 /// Creates an empty file at `path`, readable and writable by its owner only,
 /// unless something is already there.
 fn create_private(path: &Path) -> Result<(), SqliteError> {
@@ -143,9 +79,6 @@ fn create_private(path: &Path) -> Result<(), SqliteError> {
         Err(e) => Err(SqliteError(Arc::new(ErrorKind::Create(e)))),
     }
 }
-
-/// What a job body may fail with: SQLite, or a row that does not decode.
-type JobResult<T> = Result<T, SqliteError>;
 
 impl SqliteRepo {
     /// Opens the database at `path`, creating the file (mode 0600 on Unix,
@@ -167,9 +100,19 @@ impl SqliteRepo {
     }
 }
 
+/// Creates the database at `path` as [`SqliteRepo::open`] does, with only
+/// the first `version` migrations: the file an older release left.
+#[cfg(feature = "test-support")]
+pub(crate) fn create_at_version(path: &Path, version: usize) -> Result<(), SqliteError> {
+    create_private(path)?;
+    let mut conn = Connection::open(path)?;
+    migrations::configure(&conn)?;
+    migrations::migrate_to(&mut conn, version)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::migrations::{MIGRATIONS, configure};
+    use super::migrations::{configure, migrate_to};
     use super::*;
     use prets_destinations::{
         BearerSecret, KeyId, Keyring, SealingKey, os_rng, rand_core::Rng as _,
@@ -307,10 +250,9 @@ mod tests {
         let secret = BearerSecret::from_rng(&mut os_rng());
         let sealed = key.seal(&tenant, id, &secret, &mut os_rng());
         {
-            let conn = Connection::open(&path).unwrap();
+            let mut conn = Connection::open(&path).unwrap();
             configure(&conn).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
-            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            migrate_to(&mut conn, 1).unwrap();
             conn.execute(
                 "INSERT INTO destinations VALUES (?1, ?2, 'Old', 'https://example.com/old', 1000, 2000, ?3, ?4)",
                 params![

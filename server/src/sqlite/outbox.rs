@@ -14,8 +14,9 @@ use prets_destinations::delivery::{
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
+use super::SqliteRepo;
+use super::error::{JobResult, SqliteError};
 use super::rows::{COLUMNS, millis, read_records, timestamp, version};
-use super::{JobResult, SqliteError, SqliteRepo};
 
 /// A count or limit as SQLite's integer, saturating.
 fn sql_count(n: usize) -> i64 {

@@ -8,8 +8,9 @@ use prets_destinations::{
 };
 use rusqlite::{Connection, params};
 
+use super::SqliteRepo;
+use super::error::{JobResult, SqliteError};
 use super::rows::{COLUMNS, millis, read_records, version};
-use super::{JobResult, SqliteError, SqliteRepo};
 
 /// Stores `record`'s previous secrets, replacing those stored for it unless
 /// `fresh` (a row just inserted has none: a removed destination's went with

@@ -2,10 +2,8 @@
 //! answers surface, and that no address outside the policy is ever connected
 //! to.
 
-use std::io;
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hyper::Version;
@@ -24,7 +22,8 @@ use prets_destinations_server::delivery::{
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng as _;
 
-use crate::receiver::{Options, Receiver, Reply};
+use crate::support::receiver::{self, Options, Receiver, Reply};
+use crate::support::resolver::Stub;
 
 const NOW: u64 = 1_700_000_000;
 
@@ -54,35 +53,6 @@ fn planned(url: &str) -> (DeliveryRequest, String, Event) {
     let request = plan_attempt(&org, &plan.record, &ring, &event, 1, at(NOW + 1)).unwrap();
     let secret = plan.response.bearer_secret().expose_secret().to_owned();
     (request, secret, event)
-}
-
-/// Answers every name with fixed addresses and counts the questions.
-struct Stub {
-    answers: Result<Vec<IpAddr>, ()>,
-    calls: Arc<AtomicUsize>,
-}
-
-impl Stub {
-    fn new(answers: &[&str]) -> (Arc<Self>, Arc<AtomicUsize>) {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let stub = Self {
-            answers: Ok(answers.iter().map(|a| a.parse().unwrap()).collect()),
-            calls: Arc::clone(&calls),
-        };
-        (Arc::new(stub), calls)
-    }
-}
-
-impl Resolve for Stub {
-    fn resolve(&self, host: &str) -> Resolving {
-        assert_eq!(host, crate::receiver::HOST);
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let answers = self
-            .answers
-            .clone()
-            .map_err(|()| io::Error::other("no such host"));
-        Box::pin(async move { answers })
-    }
 }
 
 fn loopback_allowed() -> HostPolicy {
@@ -151,7 +121,7 @@ async fn a_post_arrives_with_exactly_the_planned_headers_and_body() {
     assert_eq!(r.header("user-agent"), USER_AGENT);
     assert_eq!(
         r.header("host"),
-        format!("{}:{}", crate::receiver::HOST, rx.addr.port())
+        format!("{}:{}", receiver::HOST, rx.addr.port())
     );
     assert_eq!(
         r.header("content-length"),
@@ -388,10 +358,7 @@ async fn an_untrusted_certificate_fails_as_tls() {
 async fn dns_and_connect_failures_are_short_texts() {
     // A name that does not resolve.
     let rx = Receiver::start(Options::default()).await;
-    let stub = Arc::new(Stub {
-        answers: Err(()),
-        calls: Arc::new(AtomicUsize::new(0)),
-    });
+    let (stub, _) = Stub::failing();
     let failing = DeliveryClient::new(&config(loopback_allowed(), Some(&rx)), stub).unwrap();
     let (request, _, _) = planned(&rx.name_url("/hook"));
     let outcome = failing.send(&request).await;
@@ -522,15 +489,8 @@ fn pooled(rx: &Receiver, idle_timeout: Duration, max_idle_per_host: u32) -> Deli
 
 /// Waits until `done` holds; bounded at 10 s only so that a failure ends the
 /// test.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn eventually(what: &str, done: impl FnMut() -> bool) {
+    crate::support::eventually(what, Duration::from_secs(10), done).await;
 }
 
 /// Sends `request` `count` times at once and returns the statuses.

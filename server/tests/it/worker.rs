@@ -4,7 +4,6 @@
 //! file, and MemoryRepo for the core scenarios), events published with the
 //! core's operations.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,32 +18,14 @@ use prets_destinations::{
     update,
 };
 use prets_destinations_server::delivery::{
-    DeliveryClient, Resolve, Resolving, Worker, WorkerHandle, WorkerOptions,
-    parse_root_certificates,
+    DeliveryClient, Resolve, Worker, WorkerHandle, WorkerOptions, parse_root_certificates,
 };
 use prets_destinations_server::{Config, DeliveryConfig, SqliteRepo, load_keyring};
 use tokio::sync::Notify;
 
-use crate::receiver::{Options, Receiver, Reply};
-use crate::support::captured_logs;
-
-/// Answers every name with fixed addresses.
-struct Stub(Vec<IpAddr>);
-
-impl Resolve for Stub {
-    fn resolve(&self, _host: &str) -> Resolving {
-        let answers = self.0.clone();
-        Box::pin(async move { Ok(answers) })
-    }
-}
-
-fn stub(answers: &[&str]) -> Arc<dyn Resolve> {
-    Arc::new(Stub(answers.iter().map(|a| a.parse().unwrap()).collect()))
-}
-
-fn loopback() -> Arc<dyn Resolve> {
-    stub(&["127.0.0.1"])
-}
+use crate::support::receiver::{Options, Receiver, Reply};
+use crate::support::resolver::{loopback, stub};
+use crate::support::{self, captured_logs};
 
 fn now() -> Timestamp {
     Timestamp::try_from(std::time::SystemTime::now()).unwrap()
@@ -68,12 +49,8 @@ fn settings(receivers: &[&Receiver], schedule: &str) -> DeliveryConfig {
 }
 
 /// Waits (up to 10 s) until `done` holds.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn eventually(what: &str, done: impl FnMut() -> bool) {
+    support::eventually(what, Duration::from_secs(10), done).await;
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -2,8 +2,9 @@
 //! for the test, HTTP/1.1 and (when offered by ALPN) HTTP/2. It counts the
 //! connections it accepts and those that have ended, records every request
 //! (method, target, version, headers, body) and answers with scripted
-//! replies. It never closes a connection on its own (no timeouts): a
-//! connection ends when the client closes it or a request fails.
+//! replies; tests wait for what it received with [`Receiver::wait_for`]. It
+//! never closes a connection on its own (no timeouts): a connection ends
+//! when the client closes it or a request fails.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -12,7 +13,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -215,6 +216,24 @@ impl Receiver {
     /// Requests received so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests have arrived (failing the test
+    /// after `bound`) and returns every request received, in order.
+    pub async fn wait_for(&self, n: usize, bound: Duration) -> Vec<Recorded> {
+        let deadline = Instant::now() + bound;
+        loop {
+            let requests = self.requests();
+            if requests.len() >= n {
+                return requests;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} requests arrived within {bound:?}",
+                requests.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Bytes of endless bodies handed to the connection so far.
