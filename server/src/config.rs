@@ -178,6 +178,19 @@ pub struct Config {
     #[arg(long, env = "PRETS_DELIVERY_CONCURRENCY", default_value = "64", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub delivery_concurrency: u32,
 
+    /// How long a connection to a destination may sit unused in the
+    /// delivery pool before it is closed. Kept shorter than the common
+    /// receivers' keep-alive (5 s in Node.js and Apache), so a kept
+    /// connection is rarely one the receiver is closing.
+    #[arg(long, env = "PRETS_DELIVERY_POOL_IDLE_TIMEOUT", default_value = "4s", value_parser = parse_duration)]
+    pub delivery_pool_idle_timeout: Duration,
+
+    /// Most unused connections kept open per destination host and port for
+    /// the next attempt; the others close when their attempt ends. 0 keeps
+    /// none: every attempt opens its own connection.
+    #[arg(long, env = "PRETS_DELIVERY_POOL_MAX_IDLE_PER_HOST", default_value = "2", value_parser = clap::value_parser!(u32).range(0..=4096))]
+    pub delivery_pool_max_idle_per_host: u32,
+
     /// Serve the API and queue deliveries, but send none: for nodes that only
     /// take requests while other nodes on the same PostgreSQL database
     /// deliver. A node started with it never claims a delivery.
@@ -216,6 +229,8 @@ impl Config {
             delivery_timeout: delivery.timeout,
             delivery_connect_timeout: delivery.connect_timeout,
             delivery_concurrency: delivery.concurrency,
+            delivery_pool_idle_timeout: delivery.pool_idle_timeout,
+            delivery_pool_max_idle_per_host: delivery.pool_max_idle_per_host,
             no_delivery: false,
         }
     }
@@ -264,6 +279,8 @@ impl Config {
             timeout: self.delivery_timeout,
             connect_timeout: self.delivery_connect_timeout,
             concurrency: self.delivery_concurrency,
+            pool_idle_timeout: self.delivery_pool_idle_timeout,
+            pool_max_idle_per_host: self.delivery_pool_max_idle_per_host,
         })
     }
 
@@ -563,6 +580,8 @@ mod tests {
         assert_eq!(d.timeout, Duration::from_secs(15));
         assert_eq!(d.connect_timeout, Duration::from_secs(5));
         assert_eq!(d.concurrency, 64);
+        assert_eq!(d.pool_idle_timeout, Duration::from_secs(4));
+        assert_eq!(d.pool_max_idle_per_host, 2);
         // `Config::new` and `DeliveryConfig::default` agree with the flags.
         let new = Config::new("db".into(), config.listen).delivery().unwrap();
         let default = DeliveryConfig::default();
@@ -573,6 +592,8 @@ mod tests {
             assert_eq!(other.timeout, d.timeout);
             assert_eq!(other.connect_timeout, d.connect_timeout);
             assert_eq!(other.concurrency, d.concurrency);
+            assert_eq!(other.pool_idle_timeout, d.pool_idle_timeout);
+            assert_eq!(other.pool_max_idle_per_host, d.pool_max_idle_per_host);
         }
     }
 
@@ -596,6 +617,10 @@ mod tests {
             "500ms",
             "--delivery-concurrency",
             "8",
+            "--delivery-pool-idle-timeout",
+            "250ms",
+            "--delivery-pool-max-idle-per-host",
+            "0",
         ])
         .unwrap();
         let d = config.delivery().unwrap();
@@ -612,6 +637,8 @@ mod tests {
         assert_eq!(d.timeout, Duration::from_secs(2));
         assert_eq!(d.connect_timeout, Duration::from_millis(500));
         assert_eq!(d.concurrency, 8);
+        assert_eq!(d.pool_idle_timeout, Duration::from_millis(250));
+        assert_eq!(d.pool_max_idle_per_host, 0);
     }
 
     #[test]
@@ -627,6 +654,10 @@ mod tests {
             ("--disable-after", "366d"),
             ("--delivery-timeout", "0"),
             ("--delivery-concurrency", "0"),
+            ("--delivery-pool-idle-timeout", "0"),
+            ("--delivery-pool-idle-timeout", "86401"),
+            ("--delivery-pool-max-idle-per-host", "4097"),
+            ("--delivery-pool-max-idle-per-host", "two"),
         ] {
             let err = Config::try_parse_from(["server", flag, bad]).unwrap_err();
             assert!(err.to_string().contains(flag), "{flag} {bad}: {err}");

@@ -30,6 +30,10 @@ const RETRY_AFTER_KEEP: usize = 128;
 /// Longest error detail kept.
 const DETAIL_MAX: usize = 160;
 
+/// Longest idle timeout handed to the pool, whose reaper adds it to the
+/// current instant (an unbounded `Duration::MAX` would overflow there).
+const POOL_IDLE_TIMEOUT_MAX: Duration = Duration::from_secs(365 * 86_400);
+
 /// What one attempt came to, for the core's [`classify`]: the status (and
 /// `Retry-After`) of an answer, or why there was none.
 ///
@@ -109,7 +113,11 @@ impl StdError for ClientError {
 ///   checked with the [`HostPolicy`]; a literal IP is checked before the
 ///   request; only checked addresses are connected to;
 /// - the connect timeout bounds DNS, TCP and TLS, the total timeout the whole
-///   attempt; at most [`RESPONSE_READ_CAP`] bytes of the body are read.
+///   attempt; at most [`RESPONSE_READ_CAP`] bytes of the body are read;
+/// - a connection left unused is kept for the next attempt to the same
+///   scheme, host and port at most `pool_idle_timeout`, and at most
+///   `pool_max_idle_per_host` of them per host and port; the others close
+///   when their attempt ends.
 #[derive(Clone)]
 pub struct DeliveryClient {
     http: reqwest::Client,
@@ -146,7 +154,11 @@ impl DeliveryClient {
             .referer(false)
             .dns_resolver(Arc::new(checked))
             .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout);
+            .timeout(config.timeout)
+            .pool_idle_timeout(config.pool_idle_timeout.min(POOL_IDLE_TIMEOUT_MAX))
+            .pool_max_idle_per_host(
+                usize::try_from(config.pool_max_idle_per_host).unwrap_or(usize::MAX),
+            );
         for cert in &config.root_certificates {
             builder = builder.add_root_certificate(cert.clone());
         }

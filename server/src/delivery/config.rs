@@ -28,6 +28,10 @@ pub struct DeliveryConfig {
     pub connect_timeout: Duration,
     /// Most attempts in flight at once.
     pub concurrency: u32,
+    /// How long an unused connection stays in the pool before it is closed.
+    pub pool_idle_timeout: Duration,
+    /// Most unused connections kept per destination host and port.
+    pub pool_max_idle_per_host: u32,
 }
 
 impl Default for DeliveryConfig {
@@ -41,6 +45,8 @@ impl Default for DeliveryConfig {
             timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(5),
             concurrency: 64,
+            pool_idle_timeout: Duration::from_secs(4),
+            pool_max_idle_per_host: 2,
         }
     }
 }

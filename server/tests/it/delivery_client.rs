@@ -449,3 +449,134 @@ async fn a_resolver_that_never_answers_is_cut_by_the_connect_timeout() {
     assert_eq!(failure_of(&outcome), TransportError::Timeout);
     assert_eq!(rx.connections(), 0);
 }
+
+#[tokio::test]
+async fn a_metadata_answer_is_refused_even_when_every_network_is_allowed() {
+    let rx = Receiver::start(Options::default()).await;
+    let everything = HostPolicy::new()
+        .allow("0.0.0.0/0".parse().unwrap())
+        .allow("::/0".parse().unwrap());
+    let (request, _, _) = planned(&rx.name_url("/hook"));
+    for answers in [
+        &["169.254.169.254"][..],
+        &["127.0.0.1", "169.254.170.2"],
+        &["fd00:ec2::254"],
+        // The metadata address through NAT64, 6to4 and ISATAP.
+        &["64:ff9b::a9fe:a9fe"],
+        &["2002:a9fe:a9fe::1"],
+        &["2a00:1450:4001:1::5efe:a9fe:a9fe"],
+    ] {
+        let (stub, _) = Stub::new(answers);
+        let client = DeliveryClient::new(&config(everything.clone(), Some(&rx)), stub).unwrap();
+        let outcome = client.send(&request).await;
+        assert_eq!(failure_of(&outcome), TransportError::Refused, "{answers:?}");
+    }
+    assert_eq!(rx.connections(), 0);
+    // The same policy delivers to the receiver itself.
+    let (stub, _) = Stub::new(&["127.0.0.1"]);
+    let client = DeliveryClient::new(&config(everything, Some(&rx)), stub).unwrap();
+    assert_eq!(status_of(&client.send(&request).await), 204);
+}
+
+/// A client trusting `rx` and resolving its name to 127.0.0.1, with these
+/// pool settings.
+fn pooled(rx: &Receiver, idle_timeout: Duration, max_idle_per_host: u32) -> DeliveryClient {
+    let mut config = config(loopback_allowed(), Some(rx));
+    config.pool_idle_timeout = idle_timeout;
+    config.pool_max_idle_per_host = max_idle_per_host;
+    client(&config)
+}
+
+/// Waits until `done` holds; bounded at 10 s only so that a failure ends the
+/// test.
+async fn eventually(what: &str, done: impl FnMut() -> bool) {
+    crate::support::eventually(what, Duration::from_secs(10), done).await;
+}
+
+/// Sends `request` `count` times at once and returns the statuses.
+async fn send_at_once(
+    client: &DeliveryClient,
+    request: &Arc<DeliveryRequest>,
+    count: usize,
+) -> Vec<u16> {
+    let mut sends = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let (client, request) = (client.clone(), Arc::clone(request));
+        sends.spawn(async move { client.send(&request).await });
+    }
+    let mut statuses = Vec::new();
+    while let Some(outcome) = sends.join_next().await {
+        statuses.push(status_of(&outcome.unwrap()));
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_the_pool_idle_timeout() {
+    // The same requests to two receivers, whose clients differ only in
+    // their idle timeout. The receivers never close a connection: every
+    // close counted is the client's.
+    let short_rx = Receiver::start(Options { h2: false }).await;
+    let long_rx = Receiver::start(Options { h2: false }).await;
+    let short = pooled(&short_rx, Duration::from_millis(200), 2);
+    let long = pooled(&long_rx, Duration::from_secs(3600), 2);
+    let (to_short, _, _) = planned(&short_rx.name_url("/hook"));
+    let (to_long, _, _) = planned(&long_rx.name_url("/hook"));
+
+    assert_eq!(status_of(&short.send(&to_short).await), 204);
+    assert_eq!(status_of(&long.send(&to_long).await), 204);
+    eventually("the short pool closes its unused connection", || {
+        short_rx.closed() == 1
+    })
+    .await;
+    assert_eq!(long_rx.closed(), 0, "the long pool keeps its connection");
+
+    assert_eq!(status_of(&short.send(&to_short).await), 204);
+    assert_eq!(status_of(&long.send(&to_long).await), 204);
+    assert_eq!(
+        short_rx.connections(),
+        2,
+        "a new connection after the timeout"
+    );
+    assert_eq!(long_rx.connections(), 1, "the kept connection is reused");
+    assert_eq!(long_rx.closed(), 0);
+}
+
+#[tokio::test]
+async fn no_more_idle_connections_than_the_per_host_cap_are_kept() {
+    let rx = Receiver::start(Options { h2: false }).await;
+    let client = pooled(&rx, Duration::from_secs(3600), 2);
+    let (request, _, _) = planned(&rx.name_url("/hook"));
+    let request = Arc::new(request);
+
+    // Six attempts at once, each answered only when all six have arrived:
+    // six connections.
+    for _ in 0..6 {
+        rx.reply(Reply::status(204).after_requests(6));
+    }
+    assert_eq!(send_at_once(&client, &request, 6).await, [204; 6]);
+    assert_eq!(rx.connections(), 6);
+    // Two stay in the pool; the other four are closed as their attempts end.
+    eventually("four connections beyond the cap are closed", || {
+        rx.closed() == 4
+    })
+    .await;
+
+    // The two kept ones carry the next two attempts at once.
+    for _ in 0..2 {
+        rx.reply(Reply::status(204).after_requests(8));
+    }
+    assert_eq!(send_at_once(&client, &request, 2).await, [204; 2]);
+    assert_eq!(rx.connections(), 6, "both kept connections were reused");
+    assert_eq!(rx.closed(), 4);
+
+    // With a cap of 0 nothing is kept: each attempt closes its connection.
+    let rx = Receiver::start(Options { h2: false }).await;
+    let client = pooled(&rx, Duration::from_secs(3600), 0);
+    let (request, _, _) = planned(&rx.name_url("/hook"));
+    for sent in 1..=3 {
+        assert_eq!(status_of(&client.send(&request).await), 204);
+        assert_eq!(rx.connections(), sent);
+        eventually("the connection is closed", || rx.closed() == sent).await;
+    }
+}

@@ -663,6 +663,7 @@ async fn unbounded_durations_in_the_settings_do_not_stop_the_worker() {
     let (id, _) = bench.destination(&rx.name_url("/")).await;
     let mut config = settings(&[&rx], "1s");
     config.timeout = Duration::MAX;
+    config.pool_idle_timeout = Duration::MAX;
     let options = WorkerOptions::default()
         .poll_interval(Duration::MAX)
         .lease(Duration::MAX)
