@@ -23,6 +23,7 @@ pub(crate) mod attempt;
 mod classify;
 pub(crate) mod disable;
 pub(crate) mod event;
+mod fair;
 mod ops;
 pub(crate) mod outbox;
 mod pin;
@@ -42,6 +43,7 @@ pub use crate::delivery::event::{
     EVENT_ID_PREFIX, EVENT_TYPE_MAX_CHARS, Event, EventId, EventType, InvalidEventId,
     InvalidEventType, InvalidPayload, PAYLOAD_MAX_BYTES, Payload,
 };
+pub use crate::delivery::fair::{ClaimLimits, FairEntry, FairKey, FairQueue};
 pub use crate::delivery::ops::{
     AttemptPage, AttemptView, AttemptsOutcome, PublishOutcome, PublishRequest, PublishedEvent,
     TEST_EVENT_TYPE, TestOutcome, finish_attempt, list_attempts, publish, send_test,
