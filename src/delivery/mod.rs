@@ -29,6 +29,7 @@ mod attempt;
 mod classify;
 mod disable;
 mod event;
+mod fair;
 mod outbox;
 mod pin;
 mod request;
@@ -44,6 +45,7 @@ pub use crate::delivery::event::{
     EVENT_TYPE_MAX_CHARS, Event, EventType, InvalidEventType, InvalidPayload, PAYLOAD_MAX_BYTES,
     Payload,
 };
+pub use crate::delivery::fair::{ClaimLimits, FairEntry, FairKey, FairQueue};
 pub use crate::delivery::outbox::{
     AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey, EnqueueOutcome, Lease,
     LeaseRequest, LeaseToken, Outbox, Settlement, Target, settle,
