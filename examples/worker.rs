@@ -9,11 +9,11 @@ use std::time::Duration;
 // A host runs these futures on its own runtime; the example blocks on each.
 use pollster::block_on;
 use prets_destinations::delivery::{
-    Answer, DisablePolicy, LeaseRequest, LeaseToken, Outbox, PublishRequest, RetrySchedule,
-    classify, finish_attempt, publish,
+    Answer, DisablePolicy, LeaseRequest, LeaseToken, Outbox, RetrySchedule, classify,
 };
+use prets_destinations::ops::{finish_attempt, plan_finish};
 use prets_destinations::{CreateDestinationRequest, KeyId, Keyring, MemoryRepo, SealingKey};
-use prets_destinations::{TenantId, Timestamp, create};
+use prets_destinations::{PublishRequest, TenantId, Timestamp, create, publish};
 use rand_core::UnwrapErr;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,9 +51,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let classified = classify(answer, now);
             let took = Duration::from_millis(35);
-            let report = finish_attempt(job, &classified, now, took, &schedule, disable, &mut rng);
+            let report = plan_finish(job, &classified, now, took, &schedule, disable, &mut rng);
             println!("attempt {} -> {status}: {:?}", job.attempt, report.next);
-            let outcome = block_on(store.complete(&job.lease, report))?;
+            let outcome = block_on(finish_attempt(&store, &job.lease, report))?;
             println!("  stored: {outcome:?}");
         }
         // Sleep until the next retry is due (here: jump the clock).

@@ -45,7 +45,7 @@ use rand_core::{Rng as _, UnwrapErr};
 use crate::id::DestinationId;
 use crate::ops::{CreateOutcome, CreatePlan, OpError, create};
 use crate::record::DestinationRecord;
-use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
+use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome, StoreError};
 use crate::secret::{GracePeriod, KeyId, Keyring, SealingKey, SecretDigest};
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
@@ -760,11 +760,12 @@ pub enum FailingRepoError<E> {
     Inner(E),
 }
 
-impl<E> fmt::Display for FailingRepoError<E> {
+impl<E: fmt::Display> fmt::Display for FailingRepoError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Injected => f.write_str("injected write failure"),
-            Self::Inner(_) => f.write_str("wrapped repository failed"),
+            // A store error's text is what a host logs (see `StoreError`).
+            Self::Inner(e) => write!(f, "wrapped repository failed: {e}"),
         }
     }
 }
@@ -775,6 +776,18 @@ impl<E: std::error::Error + 'static> std::error::Error for FailingRepoError<E> {
             Self::Injected => None,
             Self::Inner(e) => Some(e),
         }
+    }
+}
+
+/// The injected failure is a plain failure; the wrapped repo's errors say
+/// what they say.
+impl<E: StoreError> StoreError for FailingRepoError<E> {
+    fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Inner(e) if e.is_unavailable())
+    }
+
+    fn is_busy(&self) -> bool {
+        matches!(self, Self::Inner(e) if e.is_busy())
     }
 }
 

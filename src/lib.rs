@@ -34,14 +34,16 @@ pub mod secret;
 // Record.
 pub mod record;
 
-// Wire.
-pub mod wire;
-
 // Storage seam.
 pub mod repo;
 
-// Operations (delivery also holds record-layer files: events, attempts).
+// Delivery: events, attempts, the decisions after an attempt, the outbox seam.
 pub mod delivery;
+
+// Wire.
+pub mod wire;
+
+// Operations.
 pub mod ops;
 
 // Adapters.
@@ -57,12 +59,13 @@ pub use crate::id::DestinationId;
 pub use crate::memory::MemoryRepo;
 pub use crate::name::DestinationName;
 pub use crate::ops::{
-    CreateOutcome, DeleteOutcome, GetOutcome, ListOutcome, OpError, RotateOutcome, UpdateOutcome,
-    create, delete, get, list, rotate, update,
+    AttemptsOutcome, CreateOutcome, DeleteOutcome, GetOutcome, ListOutcome, OpError,
+    PublishOutcome, RotateOutcome, TestOutcome, UpdateOutcome, create, delete, get, list,
+    list_attempts, publish, rotate, send_test, update,
 };
 pub use crate::policy::HostPolicy;
 pub use crate::record::{DestinationRecord, PreviousSecret};
-pub use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
+pub use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome, StoreError};
 #[cfg(feature = "getrandom")]
 pub use crate::secret::os_rng;
 pub use crate::secret::{BearerSecret, KeyId, Keyring, SealedSecret, SealingKey, SecretDigest};
@@ -70,8 +73,8 @@ pub use crate::tenant::TenantId;
 pub use crate::time::Timestamp;
 pub use crate::url::DestinationUrl;
 pub use crate::wire::{
-    ApiError, CreateDestinationRequest, DeletedDestination, ListDestinationsRequest,
-    RotateSecretRequest, UpdateDestinationRequest,
+    ApiError, CreateDestinationRequest, DeletedDestination, ListAttemptsRequest,
+    ListDestinationsRequest, PublishRequest, RotateSecretRequest, UpdateDestinationRequest,
 };
 
 /// The `ipnet` version whose `IpNet` [`HostPolicy`] takes.

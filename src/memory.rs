@@ -5,14 +5,11 @@ use std::convert::Infallible;
 use std::ops::Bound;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::delivery::attempt::{AttemptId, AttemptRecord};
-use crate::delivery::disable::FailureStreak;
-use crate::delivery::event::Event;
-use crate::delivery::outbox::{
-    AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey, EnqueueOutcome, Lease,
-    LeaseRequest, LeaseToken, Outbox, Target, settle,
+use crate::delivery::{
+    AttemptRecord, AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey,
+    EnqueueOutcome, Event, FailureStreak, Lease, LeaseRequest, LeaseToken, Outbox, Target, settle,
 };
-use crate::id::DestinationId;
+use crate::id::{AttemptId, DestinationId};
 use crate::record::DestinationRecord;
 use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
 use crate::secret::SecretDigest;

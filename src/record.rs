@@ -1,11 +1,11 @@
 //! The record layer: [`DestinationRecord`], what a host stores for one
-//! destination, with its [`PreviousSecret`]s, and what can be read from a
-//! record (the secrets it accepts, the header its deliveries carry).
+//! destination, with its [`PreviousSecret`]s and, when it is disabled, its
+//! [`DisabledReason`]; and what can be read from a record (the secrets it
+//! accepts, the header its deliveries carry).
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::delivery::disable::DisabledReason;
 use crate::id::DestinationId;
 use crate::name::DestinationName;
 use crate::secret::{Keyring, OpenError, SealedSecret, SecretDigest, SecretSet};
@@ -91,6 +91,40 @@ impl DestinationRecord {
             version: self.version.checked_add(1).filter(|v| *v <= MAX_VERSION)?,
             ..self.clone()
         })
+    }
+}
+
+/// Why a destination is disabled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum DisabledReason {
+    /// Someone turned it off.
+    Manual,
+    /// The receiver answered `410 Gone`.
+    Gone,
+    /// It failed continuously for longer than the disable threshold.
+    Failing,
+}
+
+impl DisabledReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [Self; 3] = [Self::Manual, Self::Gone, Self::Failing];
+
+    /// The reason whose wire form is `text` (as stored), if any.
+    #[must_use]
+    pub fn from_wire(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// The wire form: `manual`, `gone` or `failing`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Gone => "gone",
+            Self::Failing => "failing",
+        }
     }
 }
 

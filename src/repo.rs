@@ -1,9 +1,11 @@
 //! The storage seam: [`DestinationRepo`], which the host implements over its
-//! own storage (the operations in [`ops`](crate::ops) run over it), and the
-//! answers of its writes. [`MemoryRepo`](crate::memory::MemoryRepo) (feature
+//! own storage (the operations in [`ops`](crate::ops) run over it), the
+//! answers of its writes, and [`StoreError`], what a host needs to know of
+//! the store's errors. [`MemoryRepo`](crate::memory::MemoryRepo) (feature
 //! `memory`) is the in-memory implementation; [`conformance`](crate::conformance)
 //! (feature `conformance`) is the kit every implementation should pass.
 
+use core::convert::Infallible;
 use core::future::Future;
 use std::sync::Arc;
 
@@ -25,6 +27,69 @@ pub enum InsertOutcome {
     /// written. The id is the record's own `destination_id`.
     Duplicate,
 }
+
+/// A store's error, as a host answers it: the store cannot be reached
+/// ([`is_unavailable`](Self::is_unavailable)) or is busy
+/// ([`is_busy`](Self::is_busy)), both worth retrying shortly (an HTTP host
+/// answers `503` with `Retry-After`), or it failed (a `500`).
+///
+/// Every [`DestinationRepo::Error`] implements it. Both methods default to
+/// `false`: a store whose every error is a failure writes
+/// `impl StoreError for MyError {}`.
+///
+/// # Logging
+/// The error's `Display` is what a host logs: what failed and the cause worth
+/// knowing, never a stored value, a secret or a connection string. A host
+/// does not walk on to its [`source`](std::error::Error::source)s, which may
+/// be a driver's error quoting row values (PostgreSQL's `DETAIL`).
+///
+/// ```
+/// use prets_destinations::repo::StoreError;
+///
+/// #[derive(Debug)]
+/// enum KvError {
+///     Timeout,
+///     Corrupt,
+/// }
+///
+/// impl std::fmt::Display for KvError {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str(match self {
+///             Self::Timeout => "the key-value store did not answer in time",
+///             Self::Corrupt => "a stored record does not decode",
+///         })
+///     }
+/// }
+///
+/// impl std::error::Error for KvError {}
+///
+/// impl StoreError for KvError {
+///     fn is_unavailable(&self) -> bool {
+///         matches!(self, Self::Timeout)
+///     }
+/// }
+///
+/// assert!(KvError::Timeout.is_unavailable() && !KvError::Corrupt.is_unavailable());
+/// assert!(!KvError::Timeout.is_busy());
+/// ```
+pub trait StoreError: std::error::Error + Send + Sync + 'static {
+    /// The store cannot be reached right now: the connection was refused or
+    /// closed, the server is shutting down, or no pooled connection came
+    /// free in time. Nothing was done; retrying shortly may succeed.
+    fn is_unavailable(&self) -> bool {
+        false
+    }
+
+    /// The store is reachable but busy: another writer holds the lock it
+    /// needs past its wait, or its own queue cannot take the work now.
+    /// Nothing was done; retrying shortly may succeed.
+    fn is_busy(&self) -> bool {
+        false
+    }
+}
+
+/// A store that cannot fail ([`MemoryRepo`](crate::memory::MemoryRepo)).
+impl StoreError for Infallible {}
 
 /// Storage for destinations, implemented by the host over its database.
 ///
@@ -115,8 +180,10 @@ pub enum InsertOutcome {
 /// # pollster::block_on(prets_destinations::conformance::run_all(&MapRepo::default()));
 /// ```
 pub trait DestinationRepo: Send + Sync {
-    /// The backend's error, kept as the source of [`OpError::Repo`](crate::ops::OpError::Repo).
-    type Error: std::error::Error + Send + Sync + 'static;
+    /// The backend's error, kept as the source of
+    /// [`OpError::Repo`](crate::ops::OpError::Repo); [`StoreError`] says
+    /// whether a retry may succeed.
+    type Error: StoreError;
 
     /// Stores `record` for `tenant` unless the tenant already has a destination
     /// with its id. See the contract above.

@@ -8,7 +8,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use prets_destinations::Timestamp;
-use prets_destinations::delivery::{Event, EventId, PAYLOAD_MAX_BYTES, PublishRequest};
+use prets_destinations::delivery::{Event, EventId, PAYLOAD_MAX_BYTES};
+use prets_destinations::wire::PublishRequest;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use serde_json::Value;

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use prets_destinations::StoreError;
+
 /// A failure of [`PgRepo`](crate::PgRepo): the database could not be
 /// reached, a statement failed, or a stored row does not decode.
 ///
@@ -179,6 +181,14 @@ impl std::error::Error for PgError {
         self.source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A host answers [`is_unavailable`](PgError::is_unavailable) with a `503`
+/// and logs the error's text, never its sources.
+impl StoreError for PgError {
+    fn is_unavailable(&self) -> bool {
+        Self::is_unavailable(self)
     }
 }
 

@@ -1,7 +1,8 @@
-//! The HTTP API: routes, authentication, the create handler, request ids.
+//! The HTTP API: routes, authentication, the handlers, request ids in the
+//! log. Each handler reads its request, calls its operation and answers the
+//! outcome; every error reaches the client as a [`Problem`] through `?`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 use axum::Router;
@@ -13,14 +14,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use prets_destinations::delivery::{
-    EVENT_TYPE_MAX_CHARS, ListAttemptsRequest, Outbox, PAYLOAD_MAX_BYTES, PublishRequest,
-    PublishedEvent,
-};
+use prets_destinations::delivery::{EVENT_TYPE_MAX_CHARS, Outbox, PAYLOAD_MAX_BYTES};
 use prets_destinations::ops::{create_with_policy, update_with_policy};
+use prets_destinations::wire::PublishedEvent;
 use prets_destinations::{
-    ApiError, CreateDestinationRequest, CreateOutcome, DeleteOutcome, DeletedDestination,
-    DestinationId, DestinationRepo, HostPolicy, Keyring, ListDestinationsRequest,
+    ApiError, CreateDestinationRequest, DeletedDestination, DestinationId, DestinationRepo,
+    HostPolicy, Keyring, ListAttemptsRequest, ListDestinationsRequest, PublishRequest,
     RotateSecretRequest, TenantId, Timestamp, UpdateDestinationRequest,
 };
 use serde::Serialize;
@@ -29,6 +28,8 @@ use tracing::Instrument as _;
 
 use crate::auth::ApiTokens;
 use crate::problem::Problem;
+use crate::request_id::next_request_id;
+use crate::serve::is_body_timeout;
 
 /// Largest accepted request body: 64 KiB. A valid create body is below 3 KiB
 /// (a 128-character name and a 2048-character URL, JSON-escaped).
@@ -211,7 +212,7 @@ fn json_body_within<T: serde::de::DeserializeOwned>(
         return Err(Problem::unsupported_media_type());
     }
     let body = body.map_err(|rejection| {
-        if crate::serve::is_body_timeout(&rejection) {
+        if is_body_timeout(&rejection) {
             Problem::body_timeout()
         } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::too_large(limit)
@@ -233,48 +234,6 @@ fn now() -> Result<Timestamp, Problem> {
     })
 }
 
-fn server_error(error: &(dyn std::error::Error + 'static)) -> Problem {
-    // The chain: the repo's error wraps the database's, which says what
-    // actually failed. It stops at a `PgError`, whose text is the SQLSTATE
-    // code and primary message: the driver's error below it would add the
-    // server's DETAIL, which quotes row values (ids, a token digest).
-    let mut chain = error.to_string();
-    let mut unavailable = is_unavailable(error);
-    let mut source = if is_pg_error(error) {
-        None
-    } else {
-        error.source()
-    };
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        unavailable |= is_unavailable(cause);
-        source = if is_pg_error(cause) {
-            None
-        } else {
-            cause.source()
-        };
-    }
-    if unavailable {
-        tracing::warn!(error = %chain, "request failed: the database is unavailable");
-        return Problem::database_unavailable();
-    }
-    tracing::error!(error = %chain, "request failed");
-    Problem::internal()
-}
-
-fn is_pg_error(error: &(dyn std::error::Error + 'static)) -> bool {
-    error.is::<prets_destinations_postgres::PgError>()
-}
-
-/// Whether `error` says the database could not be reached (a `503` the
-/// client may retry), not that a statement failed (a `500`).
-fn is_unavailable(error: &(dyn std::error::Error + 'static)) -> bool {
-    error
-        .downcast_ref::<prets_destinations_postgres::PgError>()
-        .is_some_and(prets_destinations_postgres::PgError::is_unavailable)
-}
-
 async fn create_destination<R: DestinationRepo + 'static>(
     State(state): State<Shared<R>>,
     Organization(org): Organization,
@@ -289,7 +248,7 @@ async fn create_destination<R: DestinationRepo + 'static>(
     )?;
     let now = now()?;
     let mut rng = prets_destinations::os_rng();
-    let outcome = create_with_policy(
+    let created = create_with_policy(
         &state.repo,
         &org,
         request,
@@ -298,24 +257,15 @@ async fn create_destination<R: DestinationRepo + 'static>(
         &mut rng,
         state.keyring.current(),
     )
-    .await
-    .map_err(|e| server_error(&e))?;
-    // The one answer the core's error does not carry: the existing id.
-    let existing = match &outcome {
-        CreateOutcome::Conflict { existing } => Some(*existing),
-        _ => None,
-    };
-    let created = outcome.into_result().map_err(|e| match existing {
-        Some(existing) => Problem::from(e).with_destination_id(existing),
-        None => Problem::from(e),
-    })?;
-    let body = serde_json::to_vec(&created).map_err(|e| server_error(&e))?;
+    .await?
+    .into_result()?;
+    let body = serde_json::to_vec(&created).map_err(|e| Problem::internal_error(&e))?;
     tracing::info!(destination_id = %created.destination_id(), "destination created");
     let location = HeaderValue::try_from(format!(
         "/v1/events/destinations/{}",
         created.destination_id()
     ))
-    .map_err(|e| server_error(&e))?;
+    .map_err(|e| Problem::internal_error(&e))?;
     Ok((
         StatusCode::CREATED,
         [
@@ -334,7 +284,7 @@ async fn create_destination<R: DestinationRepo + 'static>(
 
 /// A `200` JSON body.
 fn ok_json(body: &impl Serialize, no_store: bool) -> Result<Response, Problem> {
-    let bytes = serde_json::to_vec(body).map_err(|e| server_error(&e))?;
+    let bytes = serde_json::to_vec(body).map_err(|e| Problem::internal_error(&e))?;
     let mut response = (
         [(
             header::CONTENT_TYPE,
@@ -368,7 +318,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
 }
 
 fn not_found_destination() -> Problem {
-    Problem::from(ApiError::not_found())
+    Problem::from(ApiError::NotFound)
 }
 
 async fn get_destination<R: DestinationRepo + 'static>(
@@ -377,10 +327,8 @@ async fn get_destination<R: DestinationRepo + 'static>(
     PathId(id): PathId,
 ) -> Result<Response, Problem> {
     let view = prets_destinations::get(&state.repo, &org, id)
-        .await
-        .map_err(|e| server_error(&e))?
-        .into_result()
-        .map_err(Problem::from)?;
+        .await?
+        .into_result()?;
     ok_json(&view, false)
 }
 
@@ -393,10 +341,8 @@ async fn list_destinations<R: DestinationRepo + 'static>(
         Problem::invalid_query("the query may hold only `limit` and `cursor`, each at most once")
     })?;
     let page = prets_destinations::list(&state.repo, &org, request)
-        .await
-        .map_err(|e| server_error(&e))?
-        .into_result()
-        .map_err(Problem::from)?;
+        .await?
+        .into_result()?;
     ok_json(&page, false)
 }
 
@@ -414,10 +360,8 @@ async fn update_destination<R: DestinationRepo + 'static>(
          `version` and `enabled`, each at most once, and no others",
     )?;
     let view = update_with_policy(&state.repo, &org, id, request, &state.host_policy, now()?)
-        .await
-        .map_err(|e| server_error(&e))?
-        .into_result()
-        .map_err(Problem::from)?;
+        .await?
+        .into_result()?;
     tracing::info!(destination_id = %id, version = view.version(), "destination updated");
     ok_json(&view, false)
 }
@@ -427,27 +371,11 @@ async fn delete_destination<R: DestinationRepo + 'static>(
     Organization(org): Organization,
     PathId(id): PathId,
 ) -> Result<Response, Problem> {
-    let deleted = deleted(
-        id,
-        prets_destinations::delete(&state.repo, &org, id)
-            .await
-            .map_err(|e| server_error(&e))?,
-    )
-    .map_err(Problem::from)?;
+    prets_destinations::delete(&state.repo, &org, id)
+        .await?
+        .into_result()?;
     tracing::info!(destination_id = %id, "destination deleted");
-    ok_json(&deleted, false)
-}
-
-/// The `200` body of a delete, or the error to answer (the core's other
-/// outcomes have `into_result`; this one has no body of its own).
-fn deleted(id: DestinationId, outcome: DeleteOutcome) -> Result<DeletedDestination, ApiError> {
-    match outcome {
-        DeleteOutcome::Deleted => Ok(DeletedDestination {
-            destination_id: id,
-            deleted: true,
-        }),
-        DeleteOutcome::NotFound => Err(ApiError::not_found()),
-    }
+    ok_json(&DeletedDestination::of(id), false)
 }
 
 async fn rotate_secret<R: DestinationRepo + 'static>(
@@ -488,10 +416,8 @@ async fn rotate_secret<R: DestinationRepo + 'static>(
         &mut rng,
         state.keyring.current(),
     )
-    .await
-    .map_err(|e| server_error(&e))?
-    .into_result()
-    .map_err(Problem::from)?;
+    .await?
+    .into_result()?;
     tracing::info!(destination_id = %id, version = rotated.version(), "secret rotated");
     ok_json(&rotated, true)
 }
@@ -517,11 +443,9 @@ async fn publish_event<R: Outbox + 'static>(
         PUBLISH_BODY_LIMIT,
     )?;
     let mut rng = prets_destinations::os_rng();
-    let event = prets_destinations::delivery::publish(&state.repo, &org, request, now()?, &mut rng)
-        .await
-        .map_err(|e| server_error(&e))?
-        .into_result()
-        .map_err(Problem::from)?;
+    let event = prets_destinations::publish(&state.repo, &org, request, now()?, &mut rng)
+        .await?
+        .into_result()?;
     // The store answered after its commit: wake the worker. `notify_one`
     // keeps a permit when no worker is waiting yet, so a publish that lands
     // while the worker is busy still wakes its next wait.
@@ -542,11 +466,9 @@ async fn send_test<R: Outbox + 'static>(
     PathId(id): PathId,
 ) -> Result<Response, Problem> {
     let mut rng = prets_destinations::os_rng();
-    let event = prets_destinations::delivery::send_test(&state.repo, &org, id, now()?, &mut rng)
-        .await
-        .map_err(|e| server_error(&e))?
-        .into_result()
-        .map_err(Problem::from)?;
+    let event = prets_destinations::send_test(&state.repo, &org, id, now()?, &mut rng)
+        .await?
+        .into_result()?;
     state.published.notify_one();
     tracing::info!(destination_id = %id, event_id = %event.event_id, "test event sent");
     accepted(&event)
@@ -561,11 +483,9 @@ async fn list_attempts<R: Outbox + 'static>(
     let Query(request) = query.map_err(|_| {
         Problem::invalid_query("the query may hold only `limit` and `cursor`, each at most once")
     })?;
-    let page = prets_destinations::delivery::list_attempts(&state.repo, &org, id, request)
-        .await
-        .map_err(|e| server_error(&e))?
-        .into_result()
-        .map_err(Problem::from)?;
+    let page = prets_destinations::list_attempts(&state.repo, &org, id, request)
+        .await?
+        .into_result()?;
     ok_json(&page, false)
 }
 
@@ -595,20 +515,6 @@ async fn record_route(request: Request, next: Next) -> Response {
         tracing::Span::current().record("route", tracing::field::display(route.as_str()));
     }
     next.run(request).await
-}
-
-/// A per-process request id: a random 32-bit prefix chosen at start, and a
-/// counter, as 16 hex digits. Unique within a run, and across runs with
-/// high probability; it carries nothing from the request.
-pub(crate) fn next_request_id() -> String {
-    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| {
-        use prets_destinations::rand_core::Rng as _;
-        prets_destinations::os_rng().next_u32()
-    });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix:08x}{:08x}", n & 0xffff_ffff)
 }
 
 /// Gives every request an id: in a span around its handling (so each log

@@ -17,6 +17,7 @@ pub mod delivery;
 mod hex;
 mod keyfile;
 mod problem;
+mod request_id;
 mod serve;
 mod sqlite;
 mod start;
@@ -39,7 +40,7 @@ pub use crate::config::{Config, DeliveryConfigError, InvalidTokenEntry, TokenEnt
 pub use crate::database::{ConninfoRefused, Database, PgUrl};
 pub use crate::delivery::DeliveryConfig;
 pub use crate::keyfile::KeyFileError;
-pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem};
+pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem, ProblemKind};
 pub use crate::sqlite::{MAX_BATCH, SqliteError, SqliteRepo, schema_version};
 pub use crate::start::{DEMO_ORGANIZATION, Prepared, StartError, prepare, prepare_with_resolver};
 pub use prets_destinations_postgres::PgError;

@@ -1,18 +1,226 @@
 //! Error responses: `application/problem+json` (RFC 9457).
 
+use std::borrow::Cow;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prets_destinations::{ApiError, DestinationId, FieldError};
+use prets_destinations::wire::ApiErrorKind;
+use prets_destinations::{ApiError, DestinationId, FieldError, OpError, StoreError};
 use serde::Serialize;
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// The base of this API's problem type URIs (identifiers; the kinds are
-/// documented in the OpenAPI document). A kind is a `snake_case` word: for
-/// the core's errors ([`ApiError`]) its stable code, so the API has one
-/// vocabulary.
+/// [`ProblemKind`], documented in the OpenAPI document). A kind is a
+/// `snake_case` word: for the core's errors ([`ApiError`]) its stable code,
+/// so the API has one vocabulary.
 pub const PROBLEM_BASE: &str = "https://api.prets.app/problems/";
+
+/// Every problem type this API answers with: its `type` (after
+/// [`PROBLEM_BASE`]), status and title. This is the one table of them; the
+/// OpenAPI document's list is checked against [`ProblemKind::ALL`].
+///
+/// The core's errors ([`ApiError`]) have the kind of the same name as their
+/// stable code ([`From<ApiErrorKind>`](#impl-From%3CApiErrorKind%3E-for-ProblemKind)),
+/// but for field errors, which are `invalid_fields`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    /// 401: no or an unknown API token.
+    Unauthorized,
+    /// 400: the body is not JSON.
+    MalformedJson,
+    /// 400: JSON, but not the request's object; or a body that cannot be read.
+    InvalidBody,
+    /// 408: the body did not arrive in time.
+    RequestTimeout,
+    /// 400: a header that must appear once appears more often.
+    AmbiguousRequest,
+    /// 431: too many header lines or bytes.
+    HeadersTooLarge,
+    /// 414: the path and query are too long.
+    UriTooLong,
+    /// 400: the query string is not the operation's parameters.
+    InvalidQuery,
+    /// 413: the body is too long.
+    BodyTooLarge,
+    /// 415: the body is not declared JSON in UTF-8.
+    UnsupportedMediaType,
+    /// 404: no such route, or no such destination.
+    NotFound,
+    /// 405: the route exists, the method does not.
+    MethodNotAllowed,
+    /// 500: the server failed.
+    Internal,
+    /// 503: the database cannot be reached.
+    DatabaseUnavailable,
+    /// 503: the database is busy (locked by another writer).
+    DatabaseBusy,
+    /// 503: the server is at its connection limit.
+    ServerBusy,
+    /// 422: the request's fields are invalid ([`ApiError::Invalid`]).
+    InvalidFields,
+    /// 409: [`ApiError::Conflict`].
+    Conflict,
+    /// 409: [`ApiError::VersionMismatch`].
+    VersionMismatch,
+    /// 409: [`ApiError::VersionExhausted`].
+    VersionExhausted,
+    /// 409: [`ApiError::Disabled`].
+    Disabled,
+    /// 503: [`ApiError::Contention`].
+    Contention,
+}
+
+impl ProblemKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 22] = [
+        Self::Unauthorized,
+        Self::MalformedJson,
+        Self::InvalidBody,
+        Self::RequestTimeout,
+        Self::AmbiguousRequest,
+        Self::HeadersTooLarge,
+        Self::UriTooLong,
+        Self::InvalidQuery,
+        Self::BodyTooLarge,
+        Self::UnsupportedMediaType,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Internal,
+        Self::DatabaseUnavailable,
+        Self::DatabaseBusy,
+        Self::ServerBusy,
+        Self::InvalidFields,
+        Self::Conflict,
+        Self::VersionMismatch,
+        Self::VersionExhausted,
+        Self::Disabled,
+        Self::Contention,
+    ];
+
+    /// The table: `type`, status and title of each kind.
+    const fn row(self) -> (&'static str, StatusCode, &'static str) {
+        match self {
+            Self::Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED, "Unauthorized"),
+            Self::MalformedJson => ("malformed_json", StatusCode::BAD_REQUEST, "Malformed JSON"),
+            Self::InvalidBody => (
+                "invalid_body",
+                StatusCode::BAD_REQUEST,
+                "Invalid request body",
+            ),
+            Self::RequestTimeout => (
+                "request_timeout",
+                StatusCode::REQUEST_TIMEOUT,
+                "Request timeout",
+            ),
+            Self::AmbiguousRequest => (
+                "ambiguous_request",
+                StatusCode::BAD_REQUEST,
+                "Ambiguous request",
+            ),
+            Self::HeadersTooLarge => (
+                "headers_too_large",
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "Request header fields too large",
+            ),
+            Self::UriTooLong => ("uri_too_long", StatusCode::URI_TOO_LONG, "URI too long"),
+            Self::InvalidQuery => ("invalid_query", StatusCode::BAD_REQUEST, "Invalid query"),
+            Self::BodyTooLarge => (
+                "body_too_large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request body too large",
+            ),
+            Self::UnsupportedMediaType => (
+                "unsupported_media_type",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+            ),
+            Self::NotFound => ("not_found", StatusCode::NOT_FOUND, "Not found"),
+            Self::MethodNotAllowed => (
+                "method_not_allowed",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+            ),
+            Self::Internal => (
+                "internal",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+            ),
+            Self::DatabaseUnavailable => (
+                "database_unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Database unavailable",
+            ),
+            Self::DatabaseBusy => (
+                "database_busy",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Database busy",
+            ),
+            Self::ServerBusy => (
+                "server_busy",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Server busy",
+            ),
+            Self::InvalidFields => (
+                "invalid_fields",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid fields",
+            ),
+            Self::Conflict => (
+                "conflict",
+                StatusCode::CONFLICT,
+                "Destination id already exists",
+            ),
+            Self::VersionMismatch => ("version_mismatch", StatusCode::CONFLICT, "Version mismatch"),
+            Self::VersionExhausted => (
+                "version_exhausted",
+                StatusCode::CONFLICT,
+                "Version exhausted",
+            ),
+            Self::Disabled => ("disabled", StatusCode::CONFLICT, "Destination disabled"),
+            Self::Contention => (
+                "contention",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too much contention",
+            ),
+        }
+    }
+
+    /// The `type`'s last segment, a `snake_case` word: the problem's `type`
+    /// is [`PROBLEM_BASE`] followed by it.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        self.row().0
+    }
+
+    /// The status.
+    #[must_use]
+    pub const fn status(self) -> StatusCode {
+        self.row().1
+    }
+
+    /// The title.
+    #[must_use]
+    pub const fn title(self) -> &'static str {
+        self.row().2
+    }
+}
+
+/// The kind of each of the core's errors: its code's, or `invalid_fields`.
+impl From<ApiErrorKind> for ProblemKind {
+    fn from(kind: ApiErrorKind) -> Self {
+        match kind {
+            ApiErrorKind::Invalid => Self::InvalidFields,
+            ApiErrorKind::NotFound => Self::NotFound,
+            ApiErrorKind::Conflict => Self::Conflict,
+            ApiErrorKind::VersionMismatch => Self::VersionMismatch,
+            ApiErrorKind::VersionExhausted => Self::VersionExhausted,
+            ApiErrorKind::Disabled => Self::Disabled,
+            ApiErrorKind::Contention => Self::Contention,
+        }
+    }
+}
 
 /// One error response. Its fields are fixed texts chosen here: a client's
 /// input, a token or a secret never reaches one.
@@ -21,10 +229,8 @@ pub struct Problem(Box<Inner>);
 
 #[derive(Debug)]
 struct Inner {
-    status: StatusCode,
-    kind: &'static str,
-    title: &'static str,
-    detail: String,
+    kind: ProblemKind,
+    detail: Cow<'static, str>,
     errors: Vec<FieldError>,
     destination_id: Option<DestinationId>,
     headers: Vec<(header::HeaderName, HeaderValue)>,
@@ -45,16 +251,9 @@ struct Body<'a> {
 }
 
 impl Problem {
-    fn new(
-        status: StatusCode,
-        kind: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
+    fn new(kind: ProblemKind, detail: impl Into<Cow<'static, str>>) -> Self {
         Self(Box::new(Inner {
-            status,
             kind,
-            title,
             detail: detail.into(),
             errors: Vec::new(),
             destination_id: None,
@@ -62,33 +261,38 @@ impl Problem {
         }))
     }
 
+    fn with_header(mut self, name: header::HeaderName, value: &'static str) -> Self {
+        self.0.headers.push((name, HeaderValue::from_static(value)));
+        self
+    }
+
+    /// The kind.
+    #[must_use]
+    pub fn kind(&self) -> ProblemKind {
+        self.0.kind
+    }
+
     /// The status code.
     #[must_use]
     pub fn status(&self) -> StatusCode {
-        self.0.status
+        self.0.kind.status()
     }
 
     /// 401: no or an unknown API token.
     #[must_use]
     pub fn unauthorized() -> Self {
-        let mut p = Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Unauthorized",
+        Self::new(
+            ProblemKind::Unauthorized,
             "send an API token as `Authorization: Bearer <token>`",
-        );
-        p.0.headers
-            .push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
-        p
+        )
+        .with_header(header::WWW_AUTHENTICATE, "Bearer")
     }
 
     /// 400: the body is not JSON (with the position of the first error).
     #[must_use]
     pub fn malformed_json(line: usize, column: usize) -> Self {
         Self::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            "Malformed JSON",
+            ProblemKind::MalformedJson,
             format!("the request body is not valid JSON (line {line}, column {column})"),
         )
     }
@@ -96,21 +300,14 @@ impl Problem {
     /// 400: JSON, but not an object of the request's members.
     #[must_use]
     pub fn wrong_shape(detail: &'static str) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "Invalid request body",
-            detail,
-        )
+        Self::new(ProblemKind::InvalidBody, detail)
     }
 
     /// 400: the body could not be read.
     #[must_use]
     pub fn unreadable_body() -> Self {
         Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "Invalid request body",
+            ProblemKind::InvalidBody,
             "the request body could not be read",
         )
     }
@@ -118,15 +315,11 @@ impl Problem {
     /// 408: the body did not arrive in time; the connection is closed.
     #[must_use]
     pub fn body_timeout() -> Self {
-        let mut p = Self::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            "Request timeout",
+        Self::new(
+            ProblemKind::RequestTimeout,
             "the request body was not received in time",
-        );
-        p.0.headers
-            .push((header::CONNECTION, HeaderValue::from_static("close")));
-        p
+        )
+        .with_header(header::CONNECTION, "close")
     }
 
     /// 400: a header that must appear at most once appears more often, so
@@ -134,9 +327,7 @@ impl Problem {
     #[must_use]
     pub fn ambiguous_header(name: &'static str) -> Self {
         Self::new(
-            StatusCode::BAD_REQUEST,
-            "ambiguous_request",
-            "Ambiguous request",
+            ProblemKind::AmbiguousRequest,
             format!("the request has more than one `{name}` header; send exactly one"),
         )
     }
@@ -145,52 +336,37 @@ impl Problem {
     /// header names and values; the connection is closed.
     #[must_use]
     pub fn headers_too_large(lines: usize, bytes: usize) -> Self {
-        let mut p = Self::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "headers_too_large",
-            "Request header fields too large",
+        Self::new(
+            ProblemKind::HeadersTooLarge,
             format!(
                 "a request may carry at most {lines} header lines of at most {bytes} bytes in all"
             ),
-        );
-        p.0.headers
-            .push((header::CONNECTION, HeaderValue::from_static("close")));
-        p
+        )
+        .with_header(header::CONNECTION, "close")
     }
 
     /// 414: the path and query are longer than `limit` bytes; the connection
     /// is closed.
     #[must_use]
     pub fn target_too_long(limit: usize) -> Self {
-        let mut p = Self::new(
-            StatusCode::URI_TOO_LONG,
-            "uri_too_long",
-            "URI too long",
+        Self::new(
+            ProblemKind::UriTooLong,
             format!("the path and query must be at most {limit} bytes"),
-        );
-        p.0.headers
-            .push((header::CONNECTION, HeaderValue::from_static("close")));
-        p
+        )
+        .with_header(header::CONNECTION, "close")
     }
 
     /// 400: the query string is not the operation's parameters.
     #[must_use]
     pub fn invalid_query(detail: &'static str) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "Invalid query",
-            detail,
-        )
+        Self::new(ProblemKind::InvalidQuery, detail)
     }
 
     /// 413: the body is longer than `limit` bytes.
     #[must_use]
     pub fn too_large(limit: usize) -> Self {
         Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "Request body too large",
+            ProblemKind::BodyTooLarge,
             format!("the request body must be at most {limit} bytes"),
         )
     }
@@ -198,30 +374,24 @@ impl Problem {
     /// 415: the body is not declared `application/json`.
     #[must_use]
     pub fn unsupported_media_type() -> Self {
-        let mut p = Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Unsupported media type",
+        Self::new(
+            ProblemKind::UnsupportedMediaType,
             "send the body as `Content-Type: application/json` (UTF-8: no charset, or `charset=utf-8`)",
-        );
-        p.0.headers
-            .push((header::ACCEPT, HeaderValue::from_static("application/json")));
-        p
+        )
+        .with_header(header::ACCEPT, "application/json")
     }
 
     /// 404: no such route, or no such destination in the organization.
     #[must_use]
     pub fn not_found(detail: &'static str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
+        Self::new(ProblemKind::NotFound, detail)
     }
 
     /// 405: the route exists, the method does not.
     #[must_use]
     pub fn method_not_allowed() -> Self {
         Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "Method not allowed",
+            ProblemKind::MethodNotAllowed,
             "this resource does not support the method; see `Allow`",
         )
     }
@@ -230,113 +400,144 @@ impl Problem {
     #[must_use]
     pub fn internal() -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal server error",
+            ProblemKind::Internal,
             "the server failed; the request id in `x-request-id` identifies the failure in the log",
         )
+    }
+
+    /// 500 for `error`, which is logged with its sources: a failure of the
+    /// server's own making (a body that does not serialize), never a store's
+    /// error (those are [`From<OpError>`](#impl-From%3COpError%3CE%3E%3E-for-Problem)).
+    #[must_use]
+    pub fn internal_error(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        tracing::error!(error = %chain, "request failed");
+        Self::internal()
     }
 
     /// 503: the database cannot be reached right now (PostgreSQL down, or
     /// no pooled connection in time); nothing was done, retry in a second.
     #[must_use]
     pub fn database_unavailable() -> Self {
-        let mut p = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
-            "Database unavailable",
+        Self::new(
+            ProblemKind::DatabaseUnavailable,
             "the database cannot be reached right now; retry after `Retry-After` seconds",
-        );
-        p.0.headers
-            .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
-        p
+        )
+        .with_header(header::RETRY_AFTER, "1")
     }
-}
 
-impl Problem {
-    /// The 409 `conflict` of a create, naming the `existing` destination in
-    /// `destinationId` and the detail.
+    /// 503: the database is busy right now (SQLite locked by another
+    /// process past its busy timeout); nothing was done, retry in a second.
     #[must_use]
-    pub fn with_destination_id(mut self, existing: DestinationId) -> Self {
-        self.0.detail = format!("a destination with id {existing} already exists");
-        self.0.destination_id = Some(existing);
-        self
+    pub fn database_busy() -> Self {
+        Self::new(
+            ProblemKind::DatabaseBusy,
+            "the database is busy right now; retry after `Retry-After` seconds",
+        )
+        .with_header(header::RETRY_AFTER, "1")
+    }
+
+    /// 503: the server is at its connection limit; the connection is closed.
+    #[must_use]
+    pub fn server_busy() -> Self {
+        Self::new(
+            ProblemKind::ServerBusy,
+            "the server is at its connection limit; retry shortly",
+        )
+        .with_header(header::RETRY_AFTER, "1")
+        .with_header(header::CONNECTION, "close")
+    }
+
+    /// The headers the problem adds to its response besides its media type.
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (&header::HeaderName, &HeaderValue)> {
+        self.0.headers.iter().map(|(name, value)| (name, value))
+    }
+
+    /// The `application/problem+json` body.
+    pub(crate) fn body(&self) -> Vec<u8> {
+        let p = &self.0;
+        let body = Body {
+            kind: format!("{PROBLEM_BASE}{}", p.kind.name()),
+            title: p.kind.title(),
+            status: p.kind.status().as_u16(),
+            detail: &p.detail,
+            errors: &p.errors,
+            destination_id: p.destination_id,
+        };
+        // Serializing these fixed shapes cannot fail.
+        serde_json::to_vec(&body).unwrap_or_default()
     }
 }
 
-/// The core's error as a problem: its status, its stable code as the kind
-/// (`…/problems/version_mismatch`; every 422 is `invalid_fields`) and its
-/// field errors in `errors`.
+/// The core's error as a problem: the kind of its code (every 422 is
+/// `invalid_fields`), its status, and its field errors in `errors`; a
+/// conflict names the existing destination in `destinationId`.
 impl From<ApiError> for Problem {
     fn from(error: ApiError) -> Self {
-        let status =
-            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let (kind, title, detail) = if status == StatusCode::UNPROCESSABLE_ENTITY {
-            (
-                "invalid_fields",
-                "Invalid fields",
-                "one or more fields are invalid; see `errors`",
-            )
-        } else {
-            match error.code() {
-                "not_found" => (
-                    "not_found",
-                    "Not found",
-                    "the organization has no destination with this id",
-                ),
-                "conflict" => (
-                    "conflict",
-                    "Destination id already exists",
-                    "a destination with this id already exists",
-                ),
-                "version_mismatch" => (
-                    "version_mismatch",
-                    "Version mismatch",
-                    "the destination changed since it was read; get it again and retry",
-                ),
-                "version_exhausted" => (
-                    "version_exhausted",
-                    "Version exhausted",
-                    "the destination has reached the largest version and cannot change; \
-                     delete and recreate it",
-                ),
-                "contention" => (
-                    "contention",
-                    "Too much contention",
-                    "too many concurrent changes to this destination; retry later",
-                ),
-                "disabled" => (
-                    "disabled",
-                    "Destination disabled",
-                    "the destination is disabled; enable it with PATCH `enabled: true` first",
-                ),
-                // A code a newer core may add: still its own kind.
-                other => (other, "Request failed", "see `errors`"),
+        let detail: Cow<'static, str> = match &error {
+            ApiError::Invalid(_) => "one or more fields are invalid; see `errors`".into(),
+            ApiError::NotFound => "the organization has no destination with this id".into(),
+            ApiError::Conflict { existing } => {
+                format!("a destination with id {existing} already exists").into()
+            }
+            ApiError::VersionMismatch => {
+                "the destination changed since it was read; get it again and retry".into()
+            }
+            ApiError::VersionExhausted => "the destination has reached the largest version and \
+                                           cannot change; delete and recreate it"
+                .into(),
+            ApiError::Disabled => {
+                "the destination is disabled; enable it with PATCH `enabled: true` first".into()
+            }
+            ApiError::Contention => {
+                "too many concurrent changes to this destination; retry later".into()
             }
         };
-        let mut p = Self::new(status, kind, title, detail);
-        p.0.errors = error.errors().errors().to_vec();
+        let mut p = Self::new(ProblemKind::from(error.kind()), detail);
+        p.0.errors = error.errors().into_iter().collect();
+        if let ApiError::Conflict { existing } = error {
+            p.0.destination_id = Some(existing);
+        }
         p
+    }
+}
+
+/// An operation that gave the client no answer: `503` with `Retry-After`
+/// when the store is unavailable (`database_unavailable`) or busy
+/// (`database_busy`), `500` otherwise. Logged as the operation's error and
+/// the store's text, never the store error's sources, which may quote row
+/// values ([`StoreError`]).
+impl<E: StoreError> From<OpError<E>> for Problem {
+    fn from(error: OpError<E>) -> Self {
+        let (text, store) = match &error {
+            OpError::Repo(store) => (format!("{error}: {store}"), Some(store)),
+            other => (other.to_string(), None),
+        };
+        if store.is_some_and(StoreError::is_unavailable) {
+            tracing::warn!(error = %text, "request failed: the database is unavailable");
+            Self::database_unavailable()
+        } else if store.is_some_and(StoreError::is_busy) {
+            tracing::warn!(error = %text, "request failed: the database is busy");
+            Self::database_busy()
+        } else {
+            tracing::error!(error = %text, "request failed");
+            Self::internal()
+        }
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let Self(p) = self;
-        let body = Body {
-            kind: format!("{PROBLEM_BASE}{}", p.kind),
-            title: p.title,
-            status: p.status.as_u16(),
-            detail: &p.detail,
-            errors: &p.errors,
-            destination_id: p.destination_id,
-        };
-        // Serializing these fixed shapes cannot fail; the fallback keeps the
-        // status even so.
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let mut response = (p.status, bytes).into_response();
+        let mut response = (self.status(), self.body()).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let Self(p) = self;
         for (name, value) in p.headers {
             headers.insert(name, value);
         }

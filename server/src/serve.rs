@@ -20,6 +20,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
+use crate::problem::{PROBLEM_JSON, Problem};
+use crate::request_id::next_request_id;
+
 /// Most header lines hyper parses; more are answered by hyper itself.
 pub(crate) const HYPER_MAX_HEADERS: usize = 4096;
 
@@ -179,21 +182,26 @@ impl AsyncWrite for SilenceLimited {
 }
 
 /// The answer to a connection past the cap (with request id `id`), written
-/// before closing it.
+/// before closing it: [`Problem::server_busy`] in HTTP/1.1, outside hyper.
 fn refusal(id: &str) -> Vec<u8> {
-    let body = format!(
-        "{{\"type\":\"{}server_busy\",\"title\":\"Server busy\",\"status\":503,\
-         \"detail\":\"the server is at its connection limit; retry shortly\"}}",
-        crate::PROBLEM_BASE
-    );
-    format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\ncontent-length: {}\r\n\
-         retry-after: 1\r\nx-request-id: {}\r\nconnection: close\r\n\r\n{body}",
-        crate::PROBLEM_JSON,
+    let problem = Problem::server_busy();
+    let body = problem.body();
+    let status = problem.status();
+    let mut bytes = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: {PROBLEM_JSON}\r\ncontent-length: {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default(),
         body.len(),
-        id,
     )
-    .into_bytes()
+    .into_bytes();
+    for (name, value) in problem.headers() {
+        for part in [name.as_str().as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+            bytes.extend_from_slice(part);
+        }
+    }
+    bytes.extend_from_slice(format!("x-request-id: {id}\r\n\r\n").as_bytes());
+    bytes.extend_from_slice(&body);
+    bytes
 }
 
 /// Answers a connection past the cap with a 503 problem and closes it. At
@@ -204,7 +212,7 @@ fn refuse(stream: TcpStream, refusing: &Arc<Semaphore>) {
         tracing::warn!("connection closed unanswered: at the connection limit");
         return;
     };
-    let id = crate::api::next_request_id();
+    let id = next_request_id();
     tracing::warn!(id = %id, status = 503, "connection refused: at the connection limit");
     tokio::spawn(async move {
         let _permit = permit;

@@ -25,9 +25,10 @@ use super::{Kit, block_on, get, insert, remove, replace};
 use crate::delivery::{
     AttemptId, AttemptMeta, AttemptRecord, AttemptReport, Claimed, Classification, CompleteOutcome,
     DeliveryKey, DisablePolicy, DisabledReason, EnqueueOutcome, Event, Failure, FailureCause,
-    LeaseRequest, LeaseToken, NextStep, Outbox, RetrySchedule, Target, finish_attempt,
+    LeaseRequest, LeaseToken, NextStep, Outbox, RetrySchedule, Target,
 };
 use crate::id::DestinationId;
+use crate::ops::plan_finish;
 use crate::record::DestinationRecord;
 use crate::repo::{InsertOutcome, RemoveOutcome, ReplaceOutcome};
 use crate::tenant::TenantId;
@@ -740,7 +741,7 @@ pub async fn disabling_drops_the_backlog_at_once<O: Outbox>(outbox: &O) {
             EnqueueOutcome::Enqueued { deliveries: 2 }
         );
     }
-    let report = finish_attempt(
+    let report = plan_finish(
         &gone,
         &Classification::Gone,
         now,
@@ -842,7 +843,7 @@ pub async fn completing_after_a_disable_mid_flight_records_the_attempt<O: Outbox
         "complete: a disabled destination's delivery lists a next attempt"
     );
     // A 410 on a destination already disabled: recorded, the state kept.
-    let gone = finish_attempt(
+    let gone = plan_finish(
         &claimed[1],
         &Classification::Gone,
         at(t0, 3),
@@ -936,7 +937,7 @@ pub async fn gone_disables_in_the_same_write<O: Outbox>(outbox: &O) {
     ));
     let now = at(kit.now, 1);
     let c = claim_own(outbox, &mut kit, now, &[&tenant]).await.remove(0);
-    let report = finish_attempt(
+    let report = plan_finish(
         &c,
         &Classification::Gone,
         now,

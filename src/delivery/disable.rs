@@ -6,40 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
 
-/// Why a destination is disabled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum DisabledReason {
-    /// Someone turned it off.
-    Manual,
-    /// The receiver answered `410 Gone`.
-    Gone,
-    /// It failed continuously for longer than the disable threshold.
-    Failing,
-}
-
-impl DisabledReason {
-    /// Every reason, in declaration order.
-    pub const ALL: [Self; 3] = [Self::Manual, Self::Gone, Self::Failing];
-
-    /// The reason whose wire form is `text` (as stored), if any.
-    #[must_use]
-    pub fn from_wire(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == text)
-    }
-
-    /// The wire form: `manual`, `gone` or `failing`.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Manual => "manual",
-            Self::Gone => "gone",
-            Self::Failing => "failing",
-        }
-    }
-}
-
 /// A destination's run of consecutive failed attempts (across all its
 /// deliveries): when it started and how many attempts it holds. The outbox
 /// stores it next to the destination; any successful delivery clears it.

@@ -7,14 +7,11 @@ use core::str::FromStr;
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use ulid::Ulid;
 
 use crate::byteset::ByteSet;
 use crate::error::{Field, FieldError, ValidationErrors, field_error_type};
+use crate::id::EventId;
 use crate::time::Timestamp;
-
-/// The prefix of every event id.
-pub const EVENT_ID_PREFIX: &str = "evt_";
 
 /// Most characters an event type may have.
 pub const EVENT_TYPE_MAX_CHARS: usize = 128;
@@ -22,108 +19,8 @@ pub const EVENT_TYPE_MAX_CHARS: usize = 128;
 /// Most bytes of an event payload, as serialized JSON: 256 KiB.
 pub const PAYLOAD_MAX_BYTES: usize = 256 * 1024;
 
-const ULID_CHARS: usize = 26;
-
-/// Upper-case Crockford base32: digits and letters but I, L, O and U.
-static CROCKFORD: ByteSet = ByteSet::new(b"0123456789ABCDEFGHJKMNPQRSTVWXYZ", &[]);
-
 /// Bytes an event type may hold: `[A-Za-z0-9._:-]`.
 static TYPE_CHARS: ByteSet = ByteSet::new(b"._:-", &[(b'0', b'9'), (b'A', b'Z'), (b'a', b'z')]);
-
-/// Parses `prefix` + a canonical 26-character ULID.
-pub(crate) fn parse_prefixed_ulid(s: &str, prefix: &str) -> Option<Ulid> {
-    let ulid = s.strip_prefix(prefix)?;
-    let b = ulid.as_bytes();
-    if b.len() != ULID_CHARS || !b.iter().all(|&c| CROCKFORD.contains(c)) {
-        return None;
-    }
-    // 26 characters carry 130 bits; the top two must be zero.
-    if b.first().is_some_and(|&c| c > b'7') {
-        return None;
-    }
-    Ulid::from_string(ulid).ok()
-}
-
-/// A ULID whose time part is `now` and whose 80 random bits come from `rng`.
-pub(crate) fn generate_ulid<R: CryptoRng + ?Sized>(now: Timestamp, rng: &mut R) -> Ulid {
-    let mut random = [0u8; 16];
-    if let Some(tail) = random.get_mut(6..) {
-        rng.fill_bytes(tail);
-    }
-    Ulid::from_parts(now.unix_millis(), u128::from_be_bytes(random))
-}
-
-field_error_type! {
-    /// Why a string is not a valid [`EventId`].
-    InvalidEventId, EventIdErrorKind, Field::EventId,
-    {
-        Pattern => ("pattern", "eventId must be evt_ followed by a 26-character upper-case crockford base32 ulid"),
-    }
-}
-
-/// An event id: `evt_` and the canonical text of a 128-bit ULID. It is the
-/// `Webhook-Id` of every delivery of the event, the same on every retry, so
-/// receivers can drop duplicates.
-///
-/// ```
-/// use prets_destinations::delivery::EventId;
-///
-/// let id: EventId = "evt_01HF2V3J6T0Q8X5Y7Z9ABCDEFG".parse()?;
-/// assert_eq!(id.to_string(), "evt_01HF2V3J6T0Q8X5Y7Z9ABCDEFG");
-/// assert!("evt_01hf2v3j6t0q8x5y7z9abcdefg".parse::<EventId>().is_err());
-/// # Ok::<(), prets_destinations::delivery::InvalidEventId>(())
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct EventId(Ulid);
-
-impl EventId {
-    /// A new id whose time part is `now` (milliseconds) and whose 80 random
-    /// bits come from `rng`.
-    pub fn generate<R: CryptoRng + ?Sized>(now: Timestamp, rng: &mut R) -> Self {
-        Self(generate_ulid(now, rng))
-    }
-
-    /// The time part, in milliseconds since the Unix epoch.
-    #[must_use]
-    pub fn timestamp_ms(self) -> u64 {
-        self.0.timestamp_ms()
-    }
-}
-
-impl FromStr for EventId {
-    type Err = InvalidEventId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_prefixed_ulid(s, EVENT_ID_PREFIX)
-            .map(Self)
-            .ok_or(InvalidEventId::new(EventIdErrorKind::Pattern))
-    }
-}
-
-impl TryFrom<String> for EventId {
-    type Error = InvalidEventId;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<EventId> for String {
-    fn from(id: EventId) -> Self {
-        id.to_string()
-    }
-}
-
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{EVENT_ID_PREFIX}{}", self.0)
-    }
-}
-
-impl fmt::Debug for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EventId({self})")
-    }
-}
 
 field_error_type! {
     /// Why a string is not a valid [`EventType`].

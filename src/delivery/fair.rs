@@ -15,8 +15,7 @@ use core::fmt;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::delivery::event::EventId;
-use crate::id::DestinationId;
+use crate::id::{DestinationId, EventId};
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
 
@@ -1076,8 +1075,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::{ClaimLimits, FairQueue};
-    use crate::delivery::event::EventId;
-    use crate::id::DestinationId;
+    use crate::id::{DestinationId, EventId};
     use crate::tenant::TenantId;
     use crate::time::Timestamp;
 

@@ -18,36 +18,34 @@
 //!    [`FailureStreak`] and the [`DisablePolicy`]: delivered, retry at a
 //!    time, failed, or disable with a [`DisabledReason`];
 //! 5. store an [`AttemptRecord`] and the decision in one write.
+//!
+//! The [`Outbox`] is the store's durable queue of deliveries, beside its
+//! destinations; [`settle`] is the rule every store applies when an attempt
+//! completes. The operations a host calls over it (publish, test events,
+//! the attempts list and the worker's finish step) are in
+//! [`ops`](crate::ops), with the others.
 
-pub(crate) mod attempt;
+mod attempt;
 mod classify;
-pub(crate) mod disable;
-pub(crate) mod event;
+mod disable;
+mod event;
 mod fair;
-mod ops;
-pub(crate) mod outbox;
+mod outbox;
 mod pin;
 mod request;
 mod schedule;
 mod step;
 
-pub use crate::delivery::attempt::{
-    ATTEMPT_ID_PREFIX, AttemptId, AttemptMeta, AttemptOutcome, AttemptRecord, ERROR_MAX_CHARS,
-    InvalidAttemptId,
-};
+pub use crate::delivery::attempt::{AttemptMeta, AttemptOutcome, AttemptRecord, ERROR_MAX_CHARS};
 pub use crate::delivery::classify::{
     Answer, Classification, Failure, FailureCause, TransportError, classify,
 };
-pub use crate::delivery::disable::{DisablePolicy, DisabledReason, FailureStreak};
+pub use crate::delivery::disable::{DisablePolicy, FailureStreak};
 pub use crate::delivery::event::{
-    EVENT_ID_PREFIX, EVENT_TYPE_MAX_CHARS, Event, EventId, EventType, InvalidEventId,
-    InvalidEventType, InvalidPayload, PAYLOAD_MAX_BYTES, Payload,
+    EVENT_TYPE_MAX_CHARS, Event, EventType, InvalidEventType, InvalidPayload, PAYLOAD_MAX_BYTES,
+    Payload,
 };
 pub use crate::delivery::fair::{ClaimLimits, FairEntry, FairKey, FairQueue};
-pub use crate::delivery::ops::{
-    AttemptPage, AttemptView, AttemptsOutcome, PublishOutcome, PublishRequest, PublishedEvent,
-    TEST_EVENT_TYPE, TestOutcome, finish_attempt, list_attempts, publish, send_test,
-};
 pub use crate::delivery::outbox::{
     AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey, EnqueueOutcome, Lease,
     LeaseRequest, LeaseToken, Outbox, Settlement, Target, settle,
@@ -58,4 +56,7 @@ pub use crate::delivery::schedule::{
     InvalidRetrySchedule, JITTER_DIVISOR, MAX_STEP, MAX_STEPS, RetrySchedule,
 };
 pub use crate::delivery::step::{Decision, NextStep, next_step};
-pub use crate::wire::{AttemptPageRequest, ListAttemptsRequest};
+pub use crate::id::{
+    ATTEMPT_ID_PREFIX, AttemptId, EVENT_ID_PREFIX, EventId, InvalidAttemptId, InvalidEventId,
+};
+pub use crate::record::DisabledReason;

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use rand_core::CryptoRng;
 
-use crate::delivery::attempt::{AttemptId, AttemptRecord};
-use crate::delivery::disable::{DisablePolicy, DisabledReason, FailureStreak};
-use crate::delivery::event::{Event, EventId};
+use crate::delivery::attempt::AttemptRecord;
+use crate::delivery::disable::{DisablePolicy, FailureStreak};
+use crate::delivery::event::Event;
 use crate::delivery::step::NextStep;
-use crate::id::DestinationId;
+use crate::id::{AttemptId, DestinationId, EventId};
+use crate::record::DisabledReason;
 use crate::repo::DestinationRepo;
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
@@ -125,7 +126,7 @@ pub struct Claimed {
 }
 
 /// One attempt's result, for [`Outbox::complete`]; built by
-/// [`finish_attempt`](crate::delivery::finish_attempt).
+/// [`plan_finish`](crate::ops::plan_finish).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttemptReport {
     /// The attempt, as it will be listed.

@@ -4,8 +4,9 @@
 use rand_core::Rng;
 
 use crate::delivery::classify::Classification;
-use crate::delivery::disable::{DisablePolicy, DisabledReason, FailureStreak};
+use crate::delivery::disable::{DisablePolicy, FailureStreak};
 use crate::delivery::schedule::RetrySchedule;
+use crate::record::DisabledReason;
 use crate::time::Timestamp;
 
 /// What to do after an attempt.

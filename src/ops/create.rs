@@ -251,12 +251,12 @@ impl CreateOutcome {
     /// The `201` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::conflict`] or [`ApiError::invalid`].
+    /// [`ApiError::Conflict`] (with the existing id) or [`ApiError::Invalid`].
     pub fn into_result(self) -> Result<CreatedDestination, ApiError> {
         match self {
             Self::Created(created) => Ok(created),
-            Self::Conflict { .. } => Err(ApiError::conflict()),
-            Self::Invalid(errors) => Err(ApiError::invalid(errors)),
+            Self::Conflict { existing } => Err(ApiError::Conflict { existing }),
+            Self::Invalid(errors) => Err(ApiError::Invalid(errors)),
         }
     }
 }

@@ -4,15 +4,32 @@ use crate::id::DestinationId;
 use crate::ops::error::OpError;
 use crate::repo::{DestinationRepo, RemoveOutcome};
 use crate::tenant::TenantId;
+use crate::wire::ApiError;
 
 /// The answer of [`delete`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
 pub enum DeleteOutcome {
-    /// Deleted, with its secrets (`200` with [`DeletedDestination`](crate::wire::DeletedDestination), or `204`).
+    /// Deleted, with its secrets (`200` with
+    /// [`DeletedDestination`](crate::wire::DeletedDestination), or `204`).
     Deleted,
     /// The organization has no destination with that id (`404 not_found`).
     NotFound,
+}
+
+impl DeleteOutcome {
+    /// `Ok` once deleted (a delete has no body of its own: a host answers
+    /// [`DeletedDestination::of`](crate::wire::DeletedDestination::of) the
+    /// id, or `204`), or the error to answer.
+    ///
+    /// # Errors
+    /// [`ApiError::NotFound`].
+    pub fn into_result(self) -> Result<(), ApiError> {
+        match self {
+            Self::Deleted => Ok(()),
+            Self::NotFound => Err(ApiError::NotFound),
+        }
+    }
 }
 
 /// Deletes the tenant's destination `id` and its secrets (current and

@@ -4,11 +4,13 @@ use core::fmt;
 
 /// Why an operation could not give the client an answer: the host's `5xx`.
 ///
-/// Every operation ([`create`](crate::ops::create()), [`get`](crate::ops::get()),
-/// [`list`](crate::ops::list()), [`update`](crate::ops::update()),
-/// [`delete`](crate::ops::delete()), [`rotate`](crate::ops::rotate()))
-/// returns `Result<Outcome, OpError<R::Error>>`: every answer to the client is
-/// an outcome value, and `Err` is only for what the client cannot act on.
+/// Every operation in [`ops`](crate::ops) (create, get, list, update, delete,
+/// rotate, publish, send_test, list_attempts and the worker's
+/// finish_attempt) returns `Result<Outcome, OpError<R::Error>>`: every answer
+/// to the client is an outcome value, and `Err` is only for what the client
+/// cannot act on. The store's error is a
+/// [`StoreError`](crate::repo::StoreError): whether it is unavailable or busy
+/// tells a host to answer `503` rather than `500`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum OpError<E> {

@@ -23,11 +23,11 @@ impl GetOutcome {
     /// The `200` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::not_found`].
+    /// [`ApiError::NotFound`].
     pub fn into_result(self) -> Result<DestinationView, ApiError> {
         match self {
             Self::Found(view) => Ok(view),
-            Self::NotFound => Err(ApiError::not_found()),
+            Self::NotFound => Err(ApiError::NotFound),
         }
     }
 }
@@ -46,11 +46,11 @@ impl ListOutcome {
     /// The `200` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::invalid`].
+    /// [`ApiError::Invalid`].
     pub fn into_result(self) -> Result<DestinationPage, ApiError> {
         match self {
             Self::Page(page) => Ok(page),
-            Self::Invalid(errors) => Err(ApiError::invalid(errors)),
+            Self::Invalid(errors) => Err(ApiError::Invalid(errors)),
         }
     }
 }

@@ -135,17 +135,17 @@ impl RotateOutcome {
     /// The `200` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::not_found`], [`ApiError::version_mismatch`],
-    /// [`ApiError::contention`], [`ApiError::version_exhausted`] or
-    /// [`ApiError::invalid`].
+    /// [`ApiError::NotFound`], [`ApiError::VersionMismatch`],
+    /// [`ApiError::Contention`], [`ApiError::VersionExhausted`] or
+    /// [`ApiError::Invalid`].
     pub fn into_result(self) -> Result<RotatedSecret, ApiError> {
         match self {
             Self::Rotated(rotated) => Ok(rotated),
-            Self::NotFound => Err(ApiError::not_found()),
-            Self::VersionMismatch => Err(ApiError::version_mismatch()),
-            Self::Contention => Err(ApiError::contention()),
-            Self::VersionExhausted => Err(ApiError::version_exhausted()),
-            Self::Invalid(errors) => Err(ApiError::invalid(errors)),
+            Self::NotFound => Err(ApiError::NotFound),
+            Self::VersionMismatch => Err(ApiError::VersionMismatch),
+            Self::Contention => Err(ApiError::Contention),
+            Self::VersionExhausted => Err(ApiError::VersionExhausted),
+            Self::Invalid(errors) => Err(ApiError::Invalid(errors)),
         }
     }
 }

@@ -1,12 +1,11 @@
 //! Update: the pure step [`DestinationPatch::plan`] and the async [`update`],
 //! a compare-and-swap on the version read.
 
-use crate::delivery::disable::DisabledReason;
 use crate::error::ValidationErrors;
 use crate::id::DestinationId;
 use crate::ops::error::OpError;
 use crate::policy::HostPolicy;
-use crate::record::{DestinationRecord, MAX_VERSION};
+use crate::record::{DestinationRecord, DisabledReason, MAX_VERSION};
 use crate::repo::{DestinationRepo, ReplaceOutcome};
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
@@ -45,17 +44,17 @@ impl UpdateOutcome {
     /// The `200` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::not_found`], [`ApiError::version_mismatch`],
-    /// [`ApiError::contention`], [`ApiError::version_exhausted`] or
-    /// [`ApiError::invalid`].
+    /// [`ApiError::NotFound`], [`ApiError::VersionMismatch`],
+    /// [`ApiError::Contention`], [`ApiError::VersionExhausted`] or
+    /// [`ApiError::Invalid`].
     pub fn into_result(self) -> Result<DestinationView, ApiError> {
         match self {
             Self::Updated(view) => Ok(view),
-            Self::NotFound => Err(ApiError::not_found()),
-            Self::VersionMismatch => Err(ApiError::version_mismatch()),
-            Self::Contention => Err(ApiError::contention()),
-            Self::VersionExhausted => Err(ApiError::version_exhausted()),
-            Self::Invalid(errors) => Err(ApiError::invalid(errors)),
+            Self::NotFound => Err(ApiError::NotFound),
+            Self::VersionMismatch => Err(ApiError::VersionMismatch),
+            Self::Contention => Err(ApiError::Contention),
+            Self::VersionExhausted => Err(ApiError::VersionExhausted),
+            Self::Invalid(errors) => Err(ApiError::Invalid(errors)),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The wire layer: the request bodies as received and the valid requests
-//! they give ([`CreateDestinationRequest`] and [`NewDestination`], ...), the
-//! response bodies ([`CreatedDestination`], [`DestinationView`], ...) and
+//! they give ([`CreateDestinationRequest`] and [`NewDestination`],
+//! [`PublishRequest`], ...), the response bodies ([`CreatedDestination`],
+//! [`DestinationView`], [`PublishedEvent`], [`AttemptPage`], ...) and
 //! [`ApiError`], the error answer of every operation. Field names are the
 //! spec's, byte for byte.
 
@@ -9,13 +10,13 @@ mod json;
 mod request;
 mod response;
 
-pub use self::error::ApiError;
-pub(crate) use self::json::KeySeed;
+pub use self::error::{ApiError, ApiErrorKind};
 pub use self::request::{
     AttemptPageRequest, CreateDestinationRequest, DEFAULT_PAGE_LIMIT, DestinationPatch,
     ListAttemptsRequest, ListDestinationsRequest, MAX_PAGE_LIMIT, NewDestination, PageRequest,
-    RotateSecretRequest, Rotation, UpdateDestinationRequest,
+    PublishRequest, RotateSecretRequest, Rotation, UpdateDestinationRequest,
 };
 pub use self::response::{
-    CreatedDestination, DeletedDestination, DestinationPage, DestinationView, RotatedSecret,
+    AttemptPage, AttemptView, CreatedDestination, DeletedDestination, DestinationPage,
+    DestinationView, PublishedEvent, RotatedSecret,
 };

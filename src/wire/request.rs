@@ -1,22 +1,24 @@
 //! The request bodies, as received, and the valid requests their
-//! `validate` gives.
+//! `validate` gives: destinations (create, update, list, rotate), events
+//! (publish) and attempts (list).
 
 use core::fmt;
 use core::str::FromStr;
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
-use crate::delivery::attempt::AttemptId;
+use crate::delivery::{EventType, Payload};
 use crate::error::{Field, FieldError, ValidationErrors};
-use crate::id::DestinationId;
+use crate::id::{AttemptId, DestinationId};
 use crate::name::DestinationName;
 use crate::policy::HostPolicy;
 use crate::secret::GracePeriod;
 use crate::url::DestinationUrl;
 use crate::wire::json::{
-    Key, Member, keep, object_deserialize, optional_integer, optional_string, optional_version,
-    read_object, required,
+    Key, KeySeed, Member, keep, object_deserialize, optional_integer, optional_string,
+    optional_version, read_object, required,
 };
 
 const FIELDS: &[&str] = &["name", "url", "destinationId"];
@@ -651,5 +653,190 @@ impl RotateSecretRequest {
             // Every `Err` above recorded its error.
             _ => Err(ValidationErrors::from_errors(errors)),
         }
+    }
+}
+
+const PUBLISH_FIELDS: &[&str; 2] = &["type", "payload"];
+const PUBLISH_EXPECTED: &str = "an object with type and payload";
+
+/// The body of `POST /v1/events` (publish), as received: `type` and
+/// `payload`.
+///
+/// Deserializing checks only the shape, as for a create body: an object
+/// whose members are `type` and `payload`, each at most once; unknown and
+/// repeated members make the body malformed. Serde reads it only from
+/// `serde_json`, since the payload is kept as raw JSON text. Values are
+/// checked by [`validate`](Self::validate), every error at once.
+///
+/// ```
+/// use prets_destinations::wire::PublishRequest;
+///
+/// let req: PublishRequest = serde_json::from_str(r#"{"type":"invoice paid","payload":{"n":1}}"#)?;
+/// let errors = req.validate().unwrap_err();
+/// assert_eq!((errors.errors()[0].field().as_str(), errors.errors()[0].code()), ("type", "pattern"));
+/// assert!(serde_json::from_str::<PublishRequest>(r#"{"type":"a","payload":1,"extra":0}"#).is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct PublishRequest {
+    event_type: TypeMember,
+    payload: Option<Box<RawValue>>,
+}
+
+#[derive(Clone, Debug, Default)]
+enum TypeMember {
+    #[default]
+    Missing,
+    String(String),
+    Other,
+}
+
+impl PublishRequest {
+    /// A request with this type and payload (JSON text).
+    ///
+    /// # Errors
+    /// [`ValidationErrors`] naming `payload` (`invalid_json`) if `payload`
+    /// is not one JSON value.
+    pub fn new(event_type: impl Into<String>, payload: String) -> Result<Self, ValidationErrors> {
+        let payload = Payload::from_json(payload)
+            .map_err(|e| ValidationErrors::from_errors(vec![FieldError::from(e)]))?;
+        let raw = RawValue::from_string(payload.get().to_owned()).map_err(|_| {
+            ValidationErrors::from_errors(vec![FieldError::new(
+                Field::Payload,
+                "invalid_json",
+                "payload must be a json value",
+            )])
+        })?;
+        Ok(Self {
+            event_type: TypeMember::String(event_type.into()),
+            payload: Some(raw),
+        })
+    }
+
+    /// The type and payload, or every field error (`type` then `payload`):
+    /// `required`, `type` (not a string), the [`EventType`] codes, and
+    /// `too_large` for a payload over 256 KiB.
+    ///
+    /// # Errors
+    /// [`ValidationErrors`] naming `type` and/or `payload`.
+    pub fn validate(self) -> Result<(EventType, Payload), ValidationErrors> {
+        let mut errors = Vec::new();
+        let event_type = match self.event_type {
+            TypeMember::String(s) => EventType::try_from(s)
+                .map_err(|e| errors.push(e.into()))
+                .ok(),
+            TypeMember::Missing => {
+                errors.push(FieldError::new(Field::Type, "required", "type is required"));
+                None
+            }
+            TypeMember::Other => {
+                errors.push(FieldError::new(
+                    Field::Type,
+                    "type",
+                    "type must be a string",
+                ));
+                None
+            }
+        };
+        let payload = match self.payload {
+            Some(raw) => Payload::from_raw(raw)
+                .map_err(|e| errors.push(e.into()))
+                .ok(),
+            None => {
+                errors.push(FieldError::new(
+                    Field::Payload,
+                    "required",
+                    "payload is required",
+                ));
+                None
+            }
+        };
+        match (event_type, payload) {
+            (Some(t), Some(p)) => Ok((t, p)),
+            _ => Err(ValidationErrors::from_errors(errors)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PublishRequest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TypeValue;
+        impl<'de> Visitor<'de> for TypeValue {
+            type Value = TypeMember;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<TypeMember, E> {
+                Ok(TypeMember::String(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<TypeMember, E> {
+                Ok(TypeMember::String(v))
+            }
+            fn visit_unit<E>(self) -> Result<TypeMember, E> {
+                Ok(TypeMember::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<TypeMember, E> {
+                Ok(TypeMember::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<TypeMember, E> {
+                Ok(TypeMember::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<TypeMember, E> {
+                Ok(TypeMember::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<TypeMember, E> {
+                Ok(TypeMember::Other)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<TypeMember, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(TypeMember::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TypeMember, A::Error> {
+                while map
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(TypeMember::Other)
+            }
+        }
+        struct TypeSeed;
+        impl<'de> de::DeserializeSeed<'de> for TypeSeed {
+            type Value = TypeMember;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<TypeMember, D::Error> {
+                d.deserialize_any(TypeValue)
+            }
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PublishRequest;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(PUBLISH_EXPECTED)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PublishRequest, A::Error> {
+                let mut event_type = None;
+                let mut payload = None;
+                while let Some(i) = map.next_key_seed(KeySeed {
+                    names: PUBLISH_FIELDS,
+                    expected: PUBLISH_EXPECTED,
+                })? {
+                    if i == 0 {
+                        if event_type.is_some() {
+                            return Err(de::Error::duplicate_field("type"));
+                        }
+                        event_type = Some(map.next_value_seed(TypeSeed)?);
+                    } else {
+                        if payload.is_some() {
+                            return Err(de::Error::duplicate_field("payload"));
+                        }
+                        payload = Some(map.next_value::<Box<RawValue>>()?);
+                    }
+                }
+                Ok(PublishRequest {
+                    event_type: event_type.unwrap_or_default(),
+                    payload,
+                })
+            }
+        }
+        d.deserialize_struct("PublishRequest", PUBLISH_FIELDS, V)
     }
 }

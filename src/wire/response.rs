@@ -1,13 +1,14 @@
 //! The response bodies: the one-time bodies with a secret (create and
-//! rotate), the view of a destination, a page of views, a delete.
+//! rotate), the view of a destination, a page of views, a delete; a
+//! published event, and a page of delivery attempts.
 
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::delivery::disable::DisabledReason;
-use crate::id::DestinationId;
+use crate::delivery::{AttemptOutcome, AttemptRecord, Event, EventType};
+use crate::id::{AttemptId, DestinationId, EventId};
 use crate::name::DestinationName;
-use crate::record::DestinationRecord;
+use crate::record::{DestinationRecord, DisabledReason};
 use crate::secret::BearerSecret;
 use crate::time::Timestamp;
 use crate::url::DestinationUrl;
@@ -160,6 +161,17 @@ pub struct DeletedDestination {
     pub deleted: bool,
 }
 
+impl DeletedDestination {
+    /// The body for the deleted destination `id`.
+    #[must_use]
+    pub const fn of(id: DestinationId) -> Self {
+        Self {
+            destination_id: id,
+            deleted: true,
+        }
+    }
+}
+
 /// The body of a successful rotation: the new secret in cleartext, once.
 ///
 /// Like [`CreatedDestination`], this is the one
@@ -201,4 +213,86 @@ impl Serialize for RotatedSecret {
         s.serialize_field("version", &self.version)?;
         s.end()
     }
+}
+
+/// The `202` body of a publish or a test event:
+/// `{"eventId","type","createdAt","destinations"}`, where `destinations` is
+/// how many deliveries were enqueued.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedEvent {
+    /// The event's id, its `Webhook-Id`.
+    pub event_id: EventId,
+    /// The type.
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// When it was published, whole seconds.
+    pub created_at: Timestamp,
+    /// How many destinations it will be delivered to.
+    pub destinations: usize,
+}
+
+impl PublishedEvent {
+    /// The body for `event`, enqueued for `destinations` destinations.
+    pub(crate) fn of(event: &Event, destinations: usize) -> Self {
+        Self {
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            created_at: event.created_at,
+            destinations,
+        }
+    }
+}
+
+/// One attempt as clients read it: `{"attemptId","eventId","attempt",
+/// "startedAt","durationMs","outcome","responseStatus","error","nextAttemptAt"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptView {
+    /// The attempt's id.
+    pub attempt_id: AttemptId,
+    /// The event delivered.
+    pub event_id: EventId,
+    /// Which attempt, from 1.
+    pub attempt: u32,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// The response status, if a response arrived.
+    pub response_status: Option<u16>,
+    /// What went wrong; `null` on success.
+    pub error: Option<String>,
+    /// When the next attempt is due, if there is one.
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+impl From<&AttemptRecord> for AttemptView {
+    fn from(a: &AttemptRecord) -> Self {
+        Self {
+            attempt_id: a.attempt_id,
+            event_id: a.event_id,
+            attempt: a.attempt,
+            started_at: a.started_at,
+            duration_ms: a.duration_ms,
+            outcome: a.outcome,
+            response_status: a.response_status,
+            error: a.error.clone(),
+            next_attempt_at: a.next_attempt_at,
+        }
+    }
+}
+
+/// One page of attempts, newest first: `{"data","hasMore","nextCursor"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptPage {
+    /// The attempts.
+    pub data: Vec<AttemptView>,
+    /// Whether older attempts follow.
+    pub has_more: bool,
+    /// The cursor of the next page (the last attempt's id) when there is one.
+    pub next_cursor: Option<AttemptId>,
 }

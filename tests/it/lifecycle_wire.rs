@@ -3,7 +3,7 @@
 
 use prets_destinations::ops::plan_create;
 use prets_destinations::secret::GracePeriod;
-use prets_destinations::wire::{DestinationPage, DestinationView, MAX_PAGE_LIMIT};
+use prets_destinations::wire::{ApiErrorKind, DestinationPage, DestinationView, MAX_PAGE_LIMIT};
 use prets_destinations::{
     ApiError, CreateOutcome, DeletedDestination, ListDestinationsRequest, RotateSecretRequest,
     UpdateDestinationRequest,
@@ -239,14 +239,22 @@ fn views_pages_and_deletes_serialize_camel_case_without_secrets() {
 #[test]
 fn api_errors_use_the_create_error_body_and_stable_codes() {
     let cases = [
-        (ApiError::not_found(), 404, "destinationId", "not_found"),
-        (ApiError::conflict(), 409, "destinationId", "conflict"),
+        (ApiError::NotFound, 404, "destinationId", "not_found"),
         (
-            ApiError::version_mismatch(),
+            ApiError::Conflict {
+                existing: "whk_01HF2V3J6T0Q8X5Y7Z9ABCDEFG".parse().unwrap(),
+            },
+            409,
+            "destinationId",
+            "conflict",
+        ),
+        (
+            ApiError::VersionMismatch,
             409,
             "version",
             "version_mismatch",
         ),
+        (ApiError::Disabled, 409, "destinationId", "disabled"),
     ];
     for (e, status, field, code) in cases {
         assert_eq!((e.status(), e.code()), (status, code));
@@ -268,13 +276,99 @@ fn api_errors_use_the_create_error_body_and_stable_codes() {
     );
 }
 
+/// ARCHITECTURE.md's error-code table lists every code of `ApiErrorKind`,
+/// the one table in the code, with its field and status, and claims a
+/// status for no other code.
+#[test]
+fn the_documented_error_codes_are_the_api_error_table() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ARCHITECTURE.md")).unwrap();
+    let section = doc
+        .split("### Error codes")
+        .nth(1)
+        .expect("ARCHITECTURE.md has an error-code section");
+    // `| `field` | `code` | when (status) |` rows that name a status.
+    let mut documented = Vec::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row
+            .split(" | ")
+            .map(|c| c.trim_matches(['|', ' ']))
+            .collect();
+        let [field, code, when] = cells[..] else {
+            panic!("not a three-column row: {row}")
+        };
+        let status = when
+            .strip_suffix(')')
+            .and_then(|w| w.rsplit_once('('))
+            .and_then(|(_, s)| s.parse::<u16>().ok());
+        if let Some(status) = status {
+            documented.push((field.trim_matches('`'), code.trim_matches('`'), status));
+        }
+    }
+    let table: Vec<(&str, &str, u16)> = ApiErrorKind::ALL
+        .iter()
+        .filter_map(|kind| {
+            kind.error()
+                .map(|e| (e.field().as_str(), e.code(), kind.status()))
+        })
+        .collect();
+    assert_eq!(
+        table.len(),
+        ApiErrorKind::ALL.len() - 1,
+        "only Invalid has no code"
+    );
+    documented.sort_unstable();
+    let mut expected = table.clone();
+    expected.sort_unstable();
+    assert_eq!(documented, expected);
+    assert_eq!(ApiErrorKind::Invalid.status(), 422);
+}
+
+#[test]
+fn every_outcome_gives_its_api_error_by_into_result() {
+    use prets_destinations::{
+        AttemptsOutcome, DeleteOutcome, GetOutcome, RotateOutcome, TestOutcome, UpdateOutcome,
+    };
+    let id = "whk_01HF2V3J6T0Q8X5Y7Z9ABCDEFG".parse().unwrap();
+    assert_eq!(DeleteOutcome::Deleted.into_result(), Ok(()));
+    assert_eq!(
+        serde_json::to_value(DeletedDestination::of(id)).unwrap(),
+        json!({"destinationId": id.to_string(), "deleted": true})
+    );
+    let errors = [
+        DeleteOutcome::NotFound.into_result().map(drop),
+        GetOutcome::NotFound.into_result().map(drop),
+        UpdateOutcome::VersionMismatch.into_result().map(drop),
+        UpdateOutcome::VersionExhausted.into_result().map(drop),
+        UpdateOutcome::Contention.into_result().map(drop),
+        RotateOutcome::NotFound.into_result().map(drop),
+        TestOutcome::Disabled.into_result().map(drop),
+        AttemptsOutcome::NotFound.into_result().map(drop),
+    ];
+    assert_eq!(
+        errors.map(|e| e.unwrap_err().kind()),
+        [
+            ApiErrorKind::NotFound,
+            ApiErrorKind::NotFound,
+            ApiErrorKind::VersionMismatch,
+            ApiErrorKind::VersionExhausted,
+            ApiErrorKind::Contention,
+            ApiErrorKind::NotFound,
+            ApiErrorKind::Disabled,
+            ApiErrorKind::NotFound,
+        ]
+    );
+}
+
 #[test]
 fn create_outcomes_map_to_api_answers() {
-    let conflict = CreateOutcome::Conflict {
-        existing: "whk_01HF2V3J6T0Q8X5Y7Z9ABCDEFG".parse().unwrap(),
-    };
-    let e = conflict.into_result().unwrap_err();
+    let existing = "whk_01HF2V3J6T0Q8X5Y7Z9ABCDEFG".parse().unwrap();
+    let e = CreateOutcome::Conflict { existing }
+        .into_result()
+        .unwrap_err();
     assert_eq!((e.status(), e.code()), (409, "conflict"));
+    // The error keeps the destination that exists, for the answer.
+    assert_eq!(e, ApiError::Conflict { existing });
     let bad = prets_destinations::CreateDestinationRequest::new("", "https://example.com/")
         .validate()
         .unwrap_err();
@@ -327,7 +421,7 @@ fn update_version_must_be_between_1_and_2_pow_63_minus_1() {
         .with_version(0)
         .validate()
         .unwrap_err();
-    let api = ApiError::invalid(err);
+    let api = ApiError::Invalid(err);
     assert_eq!((api.status(), api.code()), (422, "out_of_range"));
     // Both rotation members are checked, every error at once.
     let req: RotateSecretRequest =
@@ -343,10 +437,10 @@ fn update_version_must_be_between_1_and_2_pow_63_minus_1() {
 
 #[test]
 fn contention_and_exhaustion_have_their_own_codes() {
-    let e = ApiError::contention();
+    let e = ApiError::Contention;
     assert_eq!((e.status(), e.code()), (503, "contention"));
     assert_eq!(e.errors().errors()[0].field().as_str(), "destinationId");
-    let e = ApiError::version_exhausted();
+    let e = ApiError::VersionExhausted;
     assert_eq!((e.status(), e.code()), (409, "version_exhausted"));
     assert_eq!(e.errors().errors()[0].field().as_str(), "version");
 }

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use prets_destinations::conformance::outbox as kit;
 use prets_destinations::delivery::{
-    AttemptsOutcome, Classification, CompleteOutcome, DisablePolicy, DisabledReason, LeaseRequest,
-    LeaseToken, ListAttemptsRequest, NextStep, Outbox, PublishOutcome, PublishRequest,
-    RetrySchedule, TestOutcome, finish_attempt, list_attempts, publish, send_test,
+    Classification, CompleteOutcome, DisablePolicy, DisabledReason, LeaseRequest, LeaseToken,
+    NextStep, Outbox, RetrySchedule,
 };
+use prets_destinations::ops::plan_finish;
 use prets_destinations::{
-    CreateDestinationRequest, CreateOutcome, DestinationRecord, DestinationRepo, MemoryRepo,
-    UpdateDestinationRequest, create, get, update,
+    AttemptsOutcome, CreateDestinationRequest, CreateOutcome, DestinationRecord, DestinationRepo,
+    ListAttemptsRequest, MemoryRepo, PublishOutcome, PublishRequest, TestOutcome,
+    UpdateDestinationRequest, create, get, list_attempts, publish, send_test, update,
 };
 
 use crate::support::{block_on, keyring, now, rng, tenant};
@@ -326,7 +327,7 @@ fn test_events_and_attempt_pages() {
             },
             clock,
         );
-        let report = finish_attempt(
+        let report = plan_finish(
             &claimed[0],
             &failed,
             clock,

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use prets_destinations::delivery::{
     Claimed, Classification, CompleteOutcome, DeliveryKey, DisablePolicy, EnqueueOutcome,
-    LeaseRequest, LeaseToken, NextStep, Outbox, RetrySchedule, Target, finish_attempt,
+    LeaseRequest, LeaseToken, NextStep, Outbox, RetrySchedule, Target,
 };
+use prets_destinations::ops::plan_finish;
 use prets_destinations::{CreateDestinationRequest, DestinationRepo, MemoryRepo, create};
 use prets_destinations::{DestinationId, Timestamp};
 use proptest::prelude::*;
@@ -86,7 +87,7 @@ proptest! {
                     let class = if delivered { Classification::Delivered { status: 204 } } else {
                         prets_destinations::delivery::classify(prets_destinations::delivery::Answer::Response { status: 500, retry_after: None }, clock)
                     };
-                    let report = finish_attempt(&c, &class, clock, Duration::from_millis(3), &RetrySchedule::default(), DisablePolicy::default(), &mut r);
+                    let report = plan_finish(&c, &class, clock, Duration::from_millis(3), &RetrySchedule::default(), DisablePolicy::default(), &mut r);
                     let next = report.next;
                     let out = block_on(repo.complete(&c.lease, report)).unwrap();
                     // Held = still pending and not claimed since by another lease.

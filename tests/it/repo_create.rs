@@ -24,6 +24,8 @@ impl fmt::Display for Boom {
 
 impl std::error::Error for Boom {}
 
+impl prets_destinations::StoreError for Boom {}
+
 /// Answers inserts from a script (then `Inserted`) and records every call.
 #[derive(Default)]
 struct Scripted {

@@ -29,10 +29,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use prets_destinations::OpError;
 use prets_destinations::delivery::{
     AttemptOutcome, Claimed, Classification, CompleteOutcome, DisablePolicy, DisabledReason, Lease,
-    LeaseRequest, LeaseToken, Outbox, RetrySchedule, classify, finish_attempt, plan_attempt,
+    LeaseRequest, LeaseToken, Outbox, RetrySchedule, classify, plan_attempt,
 };
+use prets_destinations::ops::{finish_attempt, plan_finish};
 use prets_destinations::{Keyring, Timestamp, os_rng};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -580,7 +582,7 @@ async fn record<R: Outbox>(shared: &Shared<R>, job: &Claimed, answered: Answered
     if let Classification::Failed(failure) = &mut classification {
         failure.retry_after = failure.retry_after.map(|d| d.saturating_add(took));
     }
-    let report = finish_attempt(
+    let report = plan_finish(
         job,
         &classification,
         started_at,
@@ -590,7 +592,7 @@ async fn record<R: Outbox>(shared: &Shared<R>, job: &Claimed, answered: Answered
         &mut os_rng(),
     );
     let record = report.attempt.clone();
-    let stored = shared.repo.complete(&lease, report).await;
+    let stored = finish_attempt(&shared.repo, &lease, report).await;
     let outcome_text = match record.outcome {
         AttemptOutcome::Succeeded => "succeeded",
         AttemptOutcome::Failed => "failed",
@@ -620,6 +622,11 @@ async fn record<R: Outbox>(shared: &Shared<R>, job: &Claimed, answered: Answered
         "delivery attempt"
     );
     if let Err(error) = stored {
+        // The store's text, never its sources (`StoreError`).
+        let error = match error {
+            OpError::Repo(store) => store.to_string(),
+            other => other.to_string(),
+        };
         tracing::warn!(
             %error,
             destination = %key.destination_id,

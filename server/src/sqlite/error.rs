@@ -4,8 +4,16 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// A storage failure of [`SqliteRepo`](super::SqliteRepo). Its text names the failure, never a
-/// stored value.
+use prets_destinations::StoreError;
+use rusqlite::ffi::ErrorCode;
+
+/// A storage failure of [`SqliteRepo`](super::SqliteRepo). Its text names
+/// the failure and SQLite's own words for it, never a stored value.
+///
+/// As a [`StoreError`], it is busy when SQLite answered `SQLITE_BUSY` or
+/// `SQLITE_LOCKED` (another connection held the lock past the busy timeout)
+/// or the writer could not take the job (its thread has stopped): nothing
+/// was written, and a retry may succeed.
 #[derive(Clone, Debug)]
 pub struct SqliteError(pub(super) Arc<ErrorKind>);
 
@@ -28,14 +36,14 @@ pub(super) enum ErrorKind {
 impl fmt::Display for SqliteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &*self.0 {
-            ErrorKind::Sqlite(_) => f.write_str("sqlite failed"),
+            ErrorKind::Sqlite(e) => write!(f, "sqlite failed: {e}"),
             ErrorKind::Corrupt(column) => write!(f, "stored {column} is not valid"),
             ErrorKind::SchemaTooNew { found, known } => write!(
                 f,
                 "database schema version {found} is newer than this server's {known}"
             ),
             ErrorKind::Unavailable => f.write_str("the database worker has stopped"),
-            ErrorKind::Create(_) => f.write_str("cannot create the database file"),
+            ErrorKind::Create(e) => write!(f, "cannot create the database file: {e}"),
             ErrorKind::RolledBack => {
                 f.write_str("the transaction was rolled back by an earlier failure in its batch")
             }
@@ -49,6 +57,19 @@ impl std::error::Error for SqliteError {
             ErrorKind::Sqlite(e) => Some(e),
             ErrorKind::Create(e) => Some(e),
             _ => None,
+        }
+    }
+}
+
+impl StoreError for SqliteError {
+    fn is_busy(&self) -> bool {
+        match &*self.0 {
+            ErrorKind::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+            ),
+            ErrorKind::Unavailable => true,
+            _ => false,
         }
     }
 }

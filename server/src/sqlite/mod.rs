@@ -120,6 +120,44 @@ mod tests {
     use prets_destinations::{DestinationId, TenantId};
     use rusqlite::params;
 
+    /// Busy is SQLite's `SQLITE_BUSY` and `SQLITE_LOCKED` (primary and
+    /// extended codes) and a writer that took no job; nothing else is.
+    #[test]
+    fn busy_is_a_held_lock_or_a_writer_that_took_no_job() {
+        use prets_destinations::StoreError as _;
+        let sqlite = |code| {
+            SqliteError::from(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        for code in [
+            rusqlite::ffi::SQLITE_BUSY,
+            rusqlite::ffi::SQLITE_BUSY_SNAPSHOT,
+            rusqlite::ffi::SQLITE_LOCKED,
+            rusqlite::ffi::SQLITE_LOCKED_SHAREDCACHE,
+        ] {
+            let e = sqlite(code);
+            assert!(e.is_busy() && !e.is_unavailable(), "{code}: {e}");
+        }
+        assert!(SqliteError::unavailable().is_busy());
+        for e in [
+            sqlite(rusqlite::ffi::SQLITE_FULL),
+            sqlite(rusqlite::ffi::SQLITE_CORRUPT),
+            sqlite(rusqlite::ffi::SQLITE_CONSTRAINT),
+            SqliteError::corrupt("tenant id"),
+            SqliteError::rolled_back(),
+        ] {
+            assert!(!e.is_busy() && !e.is_unavailable(), "{e}");
+        }
+        // The text a log shows says what SQLite said.
+        let said = SqliteError::from(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            Some("database is locked".to_owned()),
+        ));
+        assert_eq!(said.to_string(), "sqlite failed: database is locked");
+    }
+
     /// The connection commits durably: WAL, and every commit synced
     /// (`synchronous` 2 = FULL), with foreign keys enforced for the
     /// previous-secrets cascade.
@@ -242,8 +280,9 @@ mod tests {
     async fn version_4_databases_keep_their_failure_streaks() {
         use prets_destinations::delivery::{
             Classification, CompleteOutcome, DisablePolicy, DisabledReason, Event, Failure,
-            FailureCause, LeaseRequest, LeaseToken, Outbox as _, RetrySchedule, finish_attempt,
+            FailureCause, LeaseRequest, LeaseToken, Outbox as _, RetrySchedule,
         };
+        use prets_destinations::ops::plan_finish;
         use prets_destinations::{DestinationRepo as _, Timestamp};
 
         let path = std::env::temp_dir().join(format!(
@@ -308,7 +347,7 @@ mod tests {
             cause: FailureCause::Status(500),
             retry_after: None,
         });
-        let report = finish_attempt(
+        let report = plan_finish(
             &claimed[0],
             &failed,
             later,

@@ -29,7 +29,7 @@ trait Work: Send {
     /// Runs the body in its own savepoint and keeps its result.
     fn run(&mut self, conn: &Connection);
     /// Answers the caller: the kept result if the batch committed, else the
-    /// commit's failure.
+    /// batch's failure (its `BEGIN` or its `COMMIT`).
     fn answer(self: Box<Self>, commit_failed: Option<&SqliteError>);
 }
 
@@ -123,9 +123,13 @@ fn work(conn: &Connection, queue: &mpsc::Receiver<Job>) {
             }
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Another connection holding the lock past the busy timeout
+            // (`SQLITE_BUSY`), or worse: no job ran, each caller hears why.
             let e = SqliteError::from(e);
-            tracing::error!(error = %e, source = ?std::error::Error::source(&e), "could not begin a transaction");
-            // Dropping the jobs answers each caller with `Unavailable`.
+            tracing::warn!(error = %e, "could not begin a transaction");
+            for job in batch {
+                job.0.answer(Some(&e));
+            }
             continue;
         }
         let mut ran: Vec<Job> = Vec::with_capacity(batch.len());

@@ -8,10 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use prets_destinations::delivery::{AttemptOutcome, Outbox as _, PublishRequest, publish};
+use prets_destinations::delivery::{AttemptOutcome, Outbox as _};
 use prets_destinations::{
-    CreateDestinationRequest, DestinationRepo as _, DestinationUrl, InsertOutcome, TenantId,
-    Timestamp, os_rng,
+    CreateDestinationRequest, DestinationRepo as _, DestinationUrl, InsertOutcome, PublishRequest,
+    TenantId, Timestamp, os_rng, publish,
 };
 use prets_destinations_server::{SqliteRepo, load_keyring};
 

@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use prets_destinations::delivery::{
     Classification, CompleteOutcome, LeaseRequest, LeaseToken, Outbox, PAYLOAD_MAX_BYTES,
-    RetrySchedule, finish_attempt,
+    RetrySchedule,
 };
+use prets_destinations::ops::plan_finish;
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use prets_destinations_server::{
     Config, PUBLISH_BODY_LIMIT, Running, SqliteRepo, TokenEntry, mint_token, spawn, token_digest,
@@ -688,7 +689,7 @@ async fn attempts_are_listed_newest_first_across_pages() {
         for c in &claimed {
             at = Timestamp::from_unix_millis(at.unix_millis() + 5).unwrap();
             let classification = Classification::Delivered { status: 204 };
-            let report = finish_attempt(
+            let report = plan_finish(
                 c,
                 &classification,
                 at,

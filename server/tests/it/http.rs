@@ -2,15 +2,17 @@
 //! SQLite database, driven by a raw HTTP/1.1 client.
 
 use crate::support::{
-    CREATE_PATH, TempDir, TestServer, assert_documented, config, openapi, post_json, request,
-    start_with_two_orgs,
+    CREATE_PATH, TempDir, TestServer, assert_documented, captured_logs, config, openapi, post_json,
+    request, start_with_two_orgs,
 };
 use prets_destinations::id::ID_PATTERN;
 use prets_destinations::secret::SECRET_PATTERN;
 use prets_destinations::url::URL_PATTERN;
+use prets_destinations::wire::ApiErrorKind;
 use prets_destinations::{DestinationId, Keyring, TenantId};
 use prets_destinations_server::{
-    BODY_LIMIT, DEMO_ORGANIZATION, OPENAPI_JSON, SqliteRepo, load_keyring, spawn,
+    BODY_LIMIT, DEMO_ORGANIZATION, OPENAPI_JSON, PROBLEM_BASE, ProblemKind, SqliteRepo,
+    load_keyring, spawn,
 };
 use regex_lite::Regex;
 use serde_json::{Value, json};
@@ -767,4 +769,79 @@ fn openapi_document_repeats_no_member() {
     let twice = r#"{"responses": {"404": {}, "409": {}, "404": {}}}"#;
     assert!(serde_json::from_str::<NoDuplicateKeys>(twice).is_err());
     assert!(serde_json::from_str::<NoDuplicateKeys>(r#"{"a": {"b": 1}, "b": [{"a": 2}]}"#).is_ok());
+}
+
+/// Another process holding SQLite's write lock makes a write wait out the
+/// busy timeout and fail `SQLITE_BUSY`: the client hears a documented 503
+/// `database_busy` with `Retry-After`, nothing is written, reads still
+/// answer (WAL), and once the lock is released the same request succeeds.
+#[tokio::test]
+async fn a_locked_sqlite_database_answers_503_database_busy_with_retry_after() {
+    let logs = captured_logs();
+    let server = TestServer::start().await;
+    let blocker = rusqlite::Connection::open(server.dir.database()).unwrap();
+    // Waits for the server's writer if it is mid-transaction (a claim).
+    blocker
+        .busy_timeout(std::time::Duration::from_secs(30))
+        .unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let busy = server.create(SPEC_EXAMPLE.as_bytes()).await;
+    let problem = assert_problem(&busy, 503, "database_busy");
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    assert!(problem.get("errors").is_none(), "{problem}");
+    assert_documented("POST", CREATE_PATH, &busy);
+    let bearer = server.bearer();
+    let list = request(
+        server.addr(),
+        "GET",
+        CREATE_PATH,
+        &[("Authorization", &bearer)],
+        b"",
+    )
+    .await;
+    assert_eq!(list.status, 200, "{}", list.text());
+    assert_eq!(list.json()["data"], json!([]), "nothing was written");
+    let log = logs.text();
+    assert!(
+        log.contains("request failed: the database is busy"),
+        "{log}"
+    );
+    assert!(log.contains("database is locked"), "SQLite's words: {log}");
+
+    blocker.execute_batch("ROLLBACK").unwrap();
+    let created = server.create(SPEC_EXAMPLE.as_bytes()).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    drop(blocker);
+    server.running.stop().await.unwrap();
+}
+
+/// The problem types the OpenAPI document lists are `ProblemKind::ALL`,
+/// the one table in the code, and every error of the core answers with
+/// the kind named by its code (or `invalid_fields`) and its status.
+#[test]
+fn the_documented_problem_types_are_the_problem_table() {
+    let doc = openapi();
+    let description = doc
+        .pointer("/components/schemas/Problem/description")
+        .and_then(Value::as_str)
+        .unwrap();
+    let (_, listed) = description
+        .split_once(&format!("{PROBLEM_BASE}{{"))
+        .expect("the description lists the types");
+    let (listed, _) = listed.split_once('}').unwrap();
+    let mut documented: Vec<&str> = listed.split(", ").collect();
+    documented.sort_unstable();
+    let mut table: Vec<&str> = ProblemKind::ALL.iter().map(|k| k.name()).collect();
+    table.sort_unstable();
+    assert_eq!(documented, table);
+    let unique: std::collections::BTreeSet<_> = table.iter().collect();
+    assert_eq!(unique.len(), table.len(), "each type once");
+
+    for kind in ApiErrorKind::ALL {
+        let problem = ProblemKind::from(kind);
+        assert_eq!(problem.status().as_u16(), kind.status(), "{kind:?}");
+        let expected = kind.error().map_or("invalid_fields", |e| e.code());
+        assert_eq!(problem.name(), expected, "{kind:?}");
+    }
 }

@@ -7,15 +7,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prets_destinations::delivery::{
-    AttemptOutcome, AttemptRecord, DisabledReason, Outbox, PublishRequest, PublishedEvent,
-    TestOutcome, publish, send_test,
-};
+use prets_destinations::delivery::{AttemptOutcome, AttemptRecord, DisabledReason, Outbox};
+use prets_destinations::wire::PublishedEvent;
 use prets_destinations::{
     CreateDestinationRequest, CreateOutcome, DeleteOutcome, DestinationId, DestinationRepo,
-    HostPolicy, KeyId, Keyring, MemoryRepo, RotateOutcome, RotateSecretRequest, SealingKey,
-    TenantId, Timestamp, UpdateDestinationRequest, UpdateOutcome, create, delete, os_rng, rotate,
-    update,
+    HostPolicy, KeyId, Keyring, MemoryRepo, PublishRequest, RotateOutcome, RotateSecretRequest,
+    SealingKey, TenantId, TestOutcome, Timestamp, UpdateDestinationRequest, UpdateOutcome, create,
+    delete, os_rng, publish, rotate, send_test, update,
 };
 use prets_destinations_server::delivery::{
     DeliveryClient, Resolve, Worker, WorkerHandle, WorkerOptions, parse_root_certificates,
@@ -747,6 +745,12 @@ impl std::fmt::Display for Flaky {
 }
 
 impl std::error::Error for Flaky {}
+
+impl prets_destinations::StoreError for Flaky {
+    fn is_unavailable(&self) -> bool {
+        true
+    }
+}
 
 fn flaky<T>(r: Result<T, std::convert::Infallible>) -> Result<T, Flaky> {
     r.map_err(|e| match e {})
