@@ -15,6 +15,7 @@ mod address;
 mod api_traits;
 mod create;
 mod delivery;
+mod description_metadata;
 mod host_policy;
 mod id;
 #[cfg(all(feature = "memory", feature = "conformance"))]
