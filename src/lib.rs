@@ -19,6 +19,7 @@ struct ArchitectureDoctests;
 mod byteset;
 pub mod description;
 pub mod error;
+pub mod headers;
 pub mod id;
 pub mod metadata;
 pub mod name;
