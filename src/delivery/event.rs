@@ -28,7 +28,8 @@ const ULID_CHARS: usize = 26;
 static CROCKFORD: ByteSet = ByteSet::new(b"0123456789ABCDEFGHJKMNPQRSTVWXYZ", &[]);
 
 /// Bytes an event type may hold: `[A-Za-z0-9._:-]`.
-static TYPE_CHARS: ByteSet = ByteSet::new(b"._:-", &[(b'0', b'9'), (b'A', b'Z'), (b'a', b'z')]);
+pub(crate) static TYPE_CHARS: ByteSet =
+    ByteSet::new(b"._:-", &[(b'0', b'9'), (b'A', b'Z'), (b'a', b'z')]);
 
 /// Parses `prefix` + a canonical 26-character ULID.
 pub(crate) fn parse_prefixed_ulid(s: &str, prefix: &str) -> Option<Ulid> {

@@ -23,6 +23,7 @@ pub(crate) mod attempt;
 mod classify;
 pub(crate) mod disable;
 pub(crate) mod event;
+mod filter;
 mod ops;
 pub(crate) mod outbox;
 mod pin;
@@ -41,6 +42,9 @@ pub use crate::delivery::disable::{DisablePolicy, DisabledReason, FailureStreak}
 pub use crate::delivery::event::{
     EVENT_ID_PREFIX, EVENT_TYPE_MAX_CHARS, Event, EventId, EventType, InvalidEventId,
     InvalidEventType, InvalidPayload, PAYLOAD_MAX_BYTES, Payload,
+};
+pub use crate::delivery::filter::{
+    FILTER_TYPE_PATTERN, FilterType, FilterTypes, InvalidFilterTypes, MAX_FILTER_TYPES,
 };
 pub use crate::delivery::ops::{
     AttemptPage, AttemptView, AttemptsOutcome, PublishOutcome, PublishRequest, PublishedEvent,
