@@ -1,8 +1,7 @@
-//! Secrets at rest: the bearer secret sealed with XChaCha20-Poly1305 under a
-//! host-provided key, bound to its tenant and destination id. The sealing
-//! path takes any fixed-size secret and an associated-data context of its
-//! kind, so another kind of secret can share it without ever opening as
-//! this one.
+//! Secrets at rest: the bearer secret and the signing secret sealed with
+//! XChaCha20-Poly1305 under a host-provided key, bound to their tenant and
+//! destination id. One sealing path serves both; each kind has its own
+//! associated-data context, so one never opens as the other.
 
 use core::fmt;
 
@@ -15,6 +14,7 @@ use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::id::DestinationId;
 use crate::secret::bearer::{BearerSecret, SECRET_LEN};
+use crate::secret::signing::{SIGNING_KEY_BYTES, SigningSecret};
 use crate::tenant::TenantId;
 
 /// Format version of a sealed secret, first byte of its stored form.
@@ -25,8 +25,13 @@ const TAG_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + 4;
 /// Version, key id, nonce, the bearer secret's 49 encrypted bytes and tag.
 const SEALED_LEN: usize = HEADER_LEN + NONCE_LEN + SECRET_LEN + TAG_LEN;
+/// Version, key id, nonce, the signing key's 32 encrypted bytes and tag.
+const SEALED_SIGNING_LEN: usize = HEADER_LEN + NONCE_LEN + SIGNING_KEY_BYTES + TAG_LEN;
 /// Separates this use of the key from any other the host may make of it.
 const BEARER_CONTEXT: &[u8] = b"prets-destinations/sealed-bearer-secret\0";
+/// The same for signing secrets: a sealed bearer secret never opens as a
+/// signing secret, nor the reverse.
+const SIGNING_CONTEXT: &[u8] = b"prets-destinations/sealed-signing-secret\0";
 
 /// The id of a [`SealingKey`], stored beside every secret sealed under it so
 /// that a [`Keyring`] can pick the key that opens it after keys rotate.
@@ -121,6 +126,44 @@ impl SealingKey {
         SealedSecret(self.seal_body(BEARER_CONTEXT, tenant, id, &text, rng))
     }
 
+    /// Seals a signing secret for storage in `tenant`'s destination `id`,
+    /// as [`seal`](Self::seal) does a bearer secret: a fresh random nonce,
+    /// and the tenant, destination id and key id bound as associated data.
+    /// What is sealed is the 32-byte key; opening gives back the same
+    /// `whsec_` text.
+    ///
+    /// ```
+    /// use prets_destinations::{DestinationId, KeyId, Keyring, SealingKey, TenantId, Timestamp};
+    /// use prets_destinations::secret::{
+    ///     SealedSigningSecret, SignedMessage, SigningSecret, webhook_signature,
+    /// };
+    /// use rand_core::UnwrapErr;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut rng = UnwrapErr(getrandom::SysRng);
+    /// let keyring = Keyring::new(SealingKey::from_rng(KeyId::new(1), &mut rng), [])?;
+    /// let now = Timestamp::from_unix_seconds(1_700_000_000).ok_or("time")?;
+    /// let (tenant, id): (TenantId, _) = ("org_1".parse()?, DestinationId::generate(now, &mut rng));
+    /// let secret = SigningSecret::from_rng(&mut rng);
+    /// let sealed = keyring.current().seal_signing_secret(&tenant, id, &secret, &mut rng);
+    /// // Stored as 77 bytes (or their base64url through serde) and read back.
+    /// let stored = SealedSigningSecret::from_bytes(&sealed.to_bytes())?;
+    /// let message = SignedMessage { webhook_id: "evt_1", timestamp: now, body: b"{}" };
+    /// let header = keyring.webhook_signature(&tenant, id, &stored, [], &message)?;
+    /// assert_eq!(header, webhook_signature(&message, &secret, []));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn seal_signing_secret<R: CryptoRng + ?Sized>(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+        secret: &SigningSecret,
+        rng: &mut R,
+    ) -> SealedSigningSecret {
+        SealedSigningSecret(self.seal_body(SIGNING_CONTEXT, tenant, id, secret.key(), rng))
+    }
+
     /// Encrypts `plaintext` under a fresh nonce, binding `context`, the key
     /// id, the tenant and the destination id.
     fn seal_body<R: CryptoRng + ?Sized, const N: usize>(
@@ -135,8 +178,8 @@ impl SealingKey {
         rng.fill_bytes(&mut nonce);
         let mut body = *plaintext;
         let aad = associated_data(context, self.id, tenant, id);
-        // Encryption refuses only messages of 256 GiB or more; a secret is a
-        // few dozen bytes. Were it ever to fail, the buffer (which may still hold
+        // Encryption refuses only messages of 256 GiB or more; these are 49
+        // or 32 bytes. Were it ever to fail, the buffer (which may still hold
         // the cleartext) is wiped: the record then fails to open, and never
         // holds the secret.
         let mut tag = [0u8; TAG_LEN];
@@ -186,6 +229,16 @@ impl SealingKey {
         let body = self.open_body(BEARER_CONTEXT, tenant, id, &sealed.0)?;
         let text = core::str::from_utf8(body.as_slice()).map_err(|_| OpenErrorKind::Unauthentic)?;
         text.parse().map_err(|_| OpenErrorKind::Unauthentic)
+    }
+
+    fn open_signing_secret(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+        sealed: &SealedSigningSecret,
+    ) -> Result<SigningSecret, OpenErrorKind> {
+        let key = self.open_body(SIGNING_CONTEXT, tenant, id, &sealed.0)?;
+        Ok(SigningSecret::from_key(key))
     }
 }
 
@@ -272,7 +325,7 @@ impl<const N: usize> Envelope<N> {
 
     /// The stored form as unpadded base64url, through serde.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // The stored form, at most 94 bytes, encodes to at most 126 characters.
+        // The longest stored form, 94 bytes, encodes to 126 characters.
         let mut bytes = [0u8; SEALED_LEN];
         let bytes = bytes
             .get_mut(..Self::LEN)
@@ -378,11 +431,88 @@ impl<'de> serde::Deserialize<'de> for SealedSecret {
     }
 }
 
+/// A [`SigningSecret`] sealed for storage, as a [`SealedSecret`] is a bearer
+/// secret: the [`KeyId`], a random nonce, and the XChaCha20-Poly1305
+/// ciphertext of the 32-byte key and its tag, bound to the tenant and
+/// destination id under its own context.
+///
+/// Stored form: [`to_bytes`](Self::to_bytes) (77 bytes, first byte a format
+/// version) or, through serde, those bytes in unpadded base64url. Only a
+/// [`Keyring`] opens it, and only into the `webhook-signature` header value
+/// of a delivery ([`Keyring::webhook_signature`]).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SealedSigningSecret(Envelope<SIGNING_KEY_BYTES>);
+
+/// Why bytes are not a [`SealedSigningSecret`]: wrong length or unknown
+/// version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InvalidSealedSigningSecret(());
+
+impl fmt::Display for InvalidSealedSigningSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sealed signing secret is not 77 bytes of format version 1")
+    }
+}
+
+impl std::error::Error for InvalidSealedSigningSecret {}
+
+impl SealedSigningSecret {
+    /// Length of [`to_bytes`](Self::to_bytes).
+    pub const LEN: usize = SEALED_SIGNING_LEN;
+
+    /// The id of the key it was sealed under.
+    #[must_use]
+    pub const fn key_id(&self) -> KeyId {
+        self.0.key_id
+    }
+
+    /// The stored form: version, key id (big-endian), nonce, ciphertext, tag.
+    #[must_use]
+    pub fn to_bytes(&self) -> [u8; SEALED_SIGNING_LEN] {
+        let mut out = [0u8; SEALED_SIGNING_LEN];
+        self.0.write(&mut out);
+        out
+    }
+
+    /// Reads the stored form written by [`to_bytes`](Self::to_bytes).
+    ///
+    /// # Errors
+    /// [`InvalidSealedSigningSecret`] if `bytes` is not 77 bytes starting
+    /// with the format version 1. Tampering inside is found only when opening.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, InvalidSealedSigningSecret> {
+        Envelope::read(bytes)
+            .map(Self)
+            .ok_or(InvalidSealedSigningSecret(()))
+    }
+}
+
+impl fmt::Debug for SealedSigningSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedSigningSecret")
+            .field("key_id", &self.0.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl serde::Serialize for SealedSigningSecret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SealedSigningSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Envelope::deserialize(d, InvalidSealedSigningSecret(())).map(Self)
+    }
+}
+
 /// The host's sealing keys: the current one, which seals new secrets, and
 /// older ones kept so that records sealed before a rotation still open.
 ///
 /// Opening is the delivery path's one use of a stored secret, so the only
-/// opening operation is [`authorization_header`](Self::authorization_header).
+/// opening operations are [`authorization_header`](Self::authorization_header)
+/// for the bearer secret and [`webhook_signature`](Self::webhook_signature)
+/// for signing secrets: each gives a header value, never the secret.
 ///
 /// ```
 /// use prets_destinations::{KeyId, Keyring, SealingKey};
@@ -461,6 +591,19 @@ impl Keyring {
             .map_err(|kind| OpenError { kind })
     }
 
+    /// Opens a sealed signing secret, as [`open`](Self::open) a bearer
+    /// secret. Only [`webhook_signature`](Self::webhook_signature) calls it.
+    pub(crate) fn open_signing_secret(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+        sealed: &SealedSigningSecret,
+    ) -> Result<SigningSecret, OpenError> {
+        self.key_of(sealed.key_id())?
+            .open_signing_secret(tenant, id, sealed)
+            .map_err(|kind| OpenError { kind })
+    }
+
     fn key_of(&self, id: KeyId) -> Result<&SealingKey, OpenError> {
         self.key(id).ok_or(OpenError {
             kind: OpenErrorKind::UnknownKey(id),
@@ -476,6 +619,7 @@ enum OpenErrorKind {
 }
 
 /// Why [`Keyring::authorization_header`](crate::secret::Keyring::authorization_header)
+/// or [`Keyring::webhook_signature`](crate::secret::Keyring::webhook_signature)
 /// could not open a record's secret. Says nothing about the secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct OpenError {

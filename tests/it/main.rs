@@ -38,6 +38,7 @@ mod repo_memory;
 mod repo_seal;
 mod repo_send;
 mod secret;
+mod signing;
 mod time;
 mod url;
 mod wire;
