@@ -106,10 +106,11 @@ fn main() {
     let text = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "https://example.com/prets/events".to_owned());
-    // The operator's policy: the default (public addresses only) plus, for
-    // example, a cloud metadata address that must never be reached.
+    // The operator's policy: the default (public addresses only, never a
+    // cloud metadata address) plus, for example, a public network of the
+    // operator's own that must never be reached (192.0.2.0/24 stands for it).
     let policy = HostPolicy::default().deny(
-        "168.63.129.16/32"
+        "192.0.2.0/24"
             .parse()
             .unwrap_or_else(|_| unreachable!("a valid network")),
     );

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+// A host runs these futures on its own runtime; the example blocks on each.
+use pollster::block_on;
 use prets_destinations::delivery::{
     Answer, DisablePolicy, LeaseRequest, LeaseToken, Outbox, PublishRequest, RetrySchedule,
     classify, finish_attempt, publish,
@@ -58,15 +60,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         now = now.saturating_add(Duration::from_secs(3600));
     }
     Ok(())
-}
-
-/// Runs a future whose store never waits (MemoryRepo); a host uses its runtime.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
 }

@@ -145,6 +145,94 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     }
 }
 
+/// The IPv4 addresses `ip` carries, in every IPv6 form that embeds one.
+///
+/// These are the addresses packets to `ip` may end up at, through a
+/// dual-stack socket, a translator or a tunnel. [`HostPolicy`] judges each of
+/// them against its deny list (and the cloud metadata addresses), so that a
+/// denied IPv4 address written in IPv6 is denied too. The forms, by their
+/// bits alone (whether a translator or relay is on the path is not knowable
+/// here, so every match counts):
+///
+/// | form | block | where the IPv4 address is |
+/// |---|---|---|
+/// | IPv4-mapped (RFC 4291) | `::ffff:0:0/96` | the last 32 bits |
+/// | IPv4-translated, SIIT (RFC 2765) | `::ffff:0:0:0/96` | the last 32 bits |
+/// | IPv4-compatible, deprecated (RFC 4291) | `::/96` except `::` and `::1` | the last 32 bits |
+/// | NAT64 well-known prefix (RFC 6052) | `64:ff9b::/96` | the last 32 bits |
+/// | NAT64 local-use (RFC 8215) | `64:ff9b:1::/48` | each place RFC 6052 §2.2 puts it for a prefix of 48, 56, 64 or 96 bits, since the operator picks the length inside the block: up to four addresses |
+/// | 6to4 (RFC 3056) | `2002::/16` | bits 16 to 48 |
+/// | Teredo (RFC 4380) | `2001::/32` | the server, bits 32 to 64, and the client, the last 32 bits inverted |
+/// | ISATAP (RFC 5214) | any prefix, interface identifier `0:5efe` or `200:5efe` (either value of the universal and group bits) | the last 32 bits |
+///
+/// One address may match several forms (a 6to4 address with an ISATAP
+/// interface identifier); each yields its address, in the table's order.
+/// An address in none of these forms yields nothing.
+///
+/// [`HostPolicy`]: crate::policy::HostPolicy
+///
+/// ```
+/// use std::net::Ipv4Addr;
+/// use prets_destinations::address::embedded_ipv4;
+///
+/// let nat64: Vec<Ipv4Addr> = embedded_ipv4("64:ff9b::a9fe:a9fe".parse()?).collect();
+/// assert_eq!(nat64, [Ipv4Addr::new(169, 254, 169, 254)]);
+///
+/// // Teredo: the server, then the client (inverted on the wire).
+/// let teredo: Vec<Ipv4Addr> =
+///     embedded_ipv4("2001:0:4136:e378:8000:63bf:3fff:fdd2".parse()?).collect();
+/// assert_eq!(teredo, [Ipv4Addr::new(65, 54, 227, 120), Ipv4Addr::new(192, 0, 2, 45)]);
+///
+/// assert_eq!(embedded_ipv4("2606:4700::1111".parse()?).count(), 0);
+/// # Ok::<(), std::net::AddrParseError>(())
+/// ```
+pub fn embedded_ipv4(ip: Ipv6Addr) -> impl Iterator<Item = Ipv4Addr> {
+    let bits = ip.to_bits();
+    let inside = |prefix: [u16; 8], len: u32| bits >> (128 - len) == v6(prefix) >> (128 - len);
+    // The 32 bits starting at bit `at`; dropping the higher bits is the point.
+    let at = |at: u32| Ipv4Addr::from_bits((bits >> (96 - at)) as u32);
+    let mut found = [None; 5];
+    let mut n = 0;
+    let mut found_one = |ip: Ipv4Addr| {
+        if let Some(slot) = found.get_mut(n) {
+            *slot = Some(ip);
+            n += 1;
+        }
+    };
+    if inside([0, 0, 0, 0, 0, 0xffff, 0, 0], 96) || inside([0, 0, 0, 0, 0xffff, 0, 0, 0], 96) {
+        found_one(at(96));
+    }
+    // `::` and `::1` are the unspecified and loopback addresses, not IPv4.
+    if inside([0; 8], 96) && bits > 1 {
+        found_one(at(96));
+    }
+    if inside([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96) {
+        found_one(at(96));
+    }
+    if inside([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48) {
+        // RFC 6052 §2.2: bits 64 to 72 (the "u" octet) are skipped, so the
+        // IPv4 address starts at the prefix length in the address without
+        // them. The octet's value is not checked: a deny list errs wide.
+        let squeezed = ((bits >> 64) << 56) | (bits & 0x00ff_ffff_ffff_ffff);
+        for start in [48, 56, 64, 88] {
+            found_one(Ipv4Addr::from_bits((squeezed >> (120 - 32 - start)) as u32));
+        }
+    }
+    if inside([0x2002, 0, 0, 0, 0, 0, 0, 0], 16) {
+        found_one(at(16));
+    }
+    if inside([0x2001, 0, 0, 0, 0, 0, 0, 0], 32) {
+        found_one(at(32));
+        found_one(Ipv4Addr::from_bits(!at(96).to_bits()));
+    }
+    // ISATAP: `0000:5efe` with the universal (0x0200) and group (0x0100)
+    // bits either way.
+    if (bits >> 32) as u32 & 0xfcff_ffff == 0x0000_5efe {
+        found_one(at(96));
+    }
+    found.into_iter().flatten()
+}
+
 /// Whether a webhook may be delivered to `ip`: true only for a globally
 /// reachable unicast address.
 ///
@@ -162,7 +250,15 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 /// deprecated 6to4 relay anycast block `192.88.99.0/24`. IPv4-mapped
 /// (`::ffff:0:0/96`), NAT64 (`64:ff9b::/96`) and 6to4 (`2002::/16`)
 /// addresses are judged by the IPv4 address they carry, since that is where
-/// the packets end up.
+/// the packets end up. The other forms [`embedded_ipv4`] knows keep the
+/// verdict of their IPv6 block: Teredo, local-use NAT64 and IPv4-compatible
+/// addresses are refused whatever they carry, and an ISATAP interface
+/// identifier does not change the verdict of its prefix (the IPv4 address
+/// is one inside the site that owns the prefix, and a prefix of one's own
+/// site is a deny-list matter). [`HostPolicy`] also judges every embedded
+/// IPv4 address against its deny list.
+///
+/// [`HostPolicy`]: crate::policy::HostPolicy
 ///
 /// ```
 /// use std::net::IpAddr;

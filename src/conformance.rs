@@ -10,15 +10,9 @@
 //! ```
 //! # #[cfg(feature = "memory")] {
 //! use prets_destinations::{conformance, MemoryRepo};
-//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
-//! #     let waker = std::task::Waker::noop();
-//! #     let mut cx = std::task::Context::from_waker(&waker);
-//! #     let mut f = std::pin::pin!(f);
-//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } }
-//! # }
 //!
 //! // In a test: `#[tokio::test] async fn repo_conforms() { conformance::run_all(&repo).await }`
-//! block_on(conformance::run_all(&MemoryRepo::new()));
+//! pollster::block_on(conformance::run_all(&MemoryRepo::new()));
 //! # }
 //! ```
 //!
@@ -38,9 +32,13 @@ use core::fmt;
 use core::future::{Future, poll_fn};
 use core::pin::Pin;
 use core::task::Poll;
-use std::sync::Arc;
-use std::task::{Context, Wake, Waker};
-use std::thread::{self, Thread};
+use std::thread;
+
+// The kit's functions are async and run on the caller's executor. Only the
+// properties that race calls from OS threads of their own need one more:
+// those threads have no runtime, so each drives its future to completion
+// with this blocking executor.
+use pollster::block_on;
 
 use rand_core::{Rng as _, UnwrapErr};
 
@@ -450,9 +448,10 @@ pub async fn concurrent_creates_of_one_client_id<R: DestinationRepo>(repo: &R, t
 
 /// Like [`concurrent_creates_of_one_client_id`], but each create runs on its
 /// own OS thread, all released at once, each driving its future with a
-/// minimal executor: truly parallel calls. Only for repos whose futures need
-/// no runtime (such as `MemoryRepo`, or a repo over a
-/// blocking client); a repo on an async driver runs the joined variant.
+/// blocking executor (`pollster`): truly parallel calls. The calling thread
+/// waits for them. Only for repos whose futures need no runtime (such as
+/// `MemoryRepo`, or a repo over a blocking client); a repo on an async
+/// driver runs the joined variant.
 ///
 /// # Panics
 /// If the repo violates the property or returns an error.
@@ -871,25 +870,6 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     })
     .await;
     outputs.into_iter().flatten().collect()
-}
-
-/// Runs a future to completion on this thread, parking while it waits.
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = core::pin::pin!(future);
-    loop {
-        match future.as_mut().poll(&mut cx) {
-            Poll::Ready(out) => return out,
-            Poll::Pending => thread::park(),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------

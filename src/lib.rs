@@ -1,11 +1,11 @@
+// The crate documentation is the README (its introduction and create example,
+// kept in one place) followed by docs/crate.md.
+#![doc = include_str!("../README.md")]
 #![doc = include_str!("../docs/crate.md")]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-// The examples of the README and of ARCHITECTURE.md run as doctests too.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
+// The examples of ARCHITECTURE.md run as doctests too.
 #[cfg(doctest)]
 #[doc = include_str!("../ARCHITECTURE.md")]
 struct ArchitectureDoctests;

@@ -75,6 +75,13 @@ impl Queue {
         self.attempts.remove(&key);
     }
 
+    /// Drops the destination's pending deliveries that are not under a
+    /// lease: what disabling it does (the leased ones are in flight).
+    fn drop_unleased(&mut self, tenant: &TenantId, id: DestinationId) {
+        self.deliveries
+            .retain(|k, p| p.lease.is_some() || !(k.destination_id == id && k.tenant == *tenant));
+    }
+
     fn held(&mut self, lease: &Lease) -> Option<&mut Pending> {
         self.deliveries
             .get_mut(&lease.delivery)
@@ -203,7 +210,9 @@ impl DestinationRepo for MemoryRepo {
     ) -> Result<ReplaceOutcome, Infallible> {
         let mut inner = self.write();
         let Inner {
-            tenants, by_digest, ..
+            tenants,
+            by_digest,
+            outbox,
         } = &mut *inner;
         let Some(stored) = tenants
             .get_mut(tenant)
@@ -217,6 +226,9 @@ impl DestinationRepo for MemoryRepo {
         unindex(by_digest, tenant, stored);
         *stored = record.clone();
         index(by_digest, tenant, stored);
+        if !record.enabled {
+            outbox.drop_unleased(tenant, record.destination_id);
+        }
         Ok(ReplaceOutcome::Replaced)
     }
 
@@ -308,8 +320,11 @@ impl Outbox for MemoryRepo {
                 .and_then(|r| r.get(&k.destination_id))
                 .is_some_and(|r| r.enabled)
         };
-        // Deliveries of disabled (or vanished) destinations are finished.
-        outbox.deliveries.retain(|k, _| enabled(k));
+        // A delivery of a disabled destination whose lease ran out (its
+        // holder vanished after the disable) is finished, not offered.
+        outbox
+            .deliveries
+            .retain(|k, p| enabled(k) || p.lease.is_some_and(|(_, until)| until > now));
         let mut due: Vec<(Timestamp, DeliveryKey)> = outbox
             .deliveries
             .iter()
@@ -350,13 +365,22 @@ impl Outbox for MemoryRepo {
 
     async fn release(&self, lease: &Lease) -> Result<bool, Infallible> {
         let mut inner = self.write();
-        Ok(match inner.outbox.held(lease) {
-            Some(pending) => {
-                pending.lease = None;
-                true
-            }
-            None => false,
-        })
+        let Inner {
+            tenants, outbox, ..
+        } = &mut *inner;
+        let Some(pending) = outbox.held(lease) else {
+            return Ok(false);
+        };
+        pending.lease = None;
+        let key = &lease.delivery;
+        let enabled = tenants
+            .get(&key.tenant)
+            .and_then(|r| r.get(&key.destination_id))
+            .is_some_and(|r| r.enabled);
+        if !enabled {
+            outbox.deliveries.remove(key);
+        }
+        Ok(true)
     }
 
     async fn complete(
@@ -373,7 +397,11 @@ impl Outbox for MemoryRepo {
         }
         let key = &lease.delivery;
         let dest = (key.tenant.clone(), key.destination_id);
-        let settled = settle(&report, outbox.streaks.get(&dest).copied());
+        let enabled = tenants
+            .get(&key.tenant)
+            .and_then(|r| r.get(&key.destination_id))
+            .is_some_and(|r| r.enabled);
+        let settled = settle(&report, outbox.streaks.get(&dest).copied(), enabled);
         match settled.delivery {
             DeliveryAfter::Finished => {
                 outbox.deliveries.remove(key);
@@ -400,11 +428,12 @@ impl Outbox for MemoryRepo {
             let record = tenants
                 .get_mut(&key.tenant)
                 .and_then(|r| r.get_mut(&key.destination_id));
-            if let Some(record) = record.filter(|r| r.enabled)
+            if let Some(record) = record
                 && let Some(next) = record.disabled(reason, report.attempt.started_at)
             {
                 // Digests are unchanged: the index needs no update.
                 *record = next;
+                outbox.drop_unleased(&key.tenant, key.destination_id);
                 disabled = Some(reason);
             }
         }

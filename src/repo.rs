@@ -112,14 +112,7 @@ pub enum InsertOutcome {
 /// }
 /// # #[cfg(feature = "conformance")]
 /// # // The example passes the conformance kit.
-/// # block_on(prets_destinations::conformance::run_all(&MapRepo::default()));
-/// # #[cfg(feature = "conformance")]
-/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
-/// #     use std::task::{Context, Poll, Waker};
-/// #     let mut f = std::pin::pin!(f);
-/// #     let mut cx = Context::from_waker(Waker::noop());
-/// #     loop { if let Poll::Ready(out) = f.as_mut().poll(&mut cx) { return out; } std::thread::yield_now(); }
-/// # }
+/// # pollster::block_on(prets_destinations::conformance::run_all(&MapRepo::default()));
 /// ```
 pub trait DestinationRepo: Send + Sync {
     /// The backend's error, kept as the source of [`OpError::Repo`](crate::ops::OpError::Repo).

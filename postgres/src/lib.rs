@@ -10,7 +10,8 @@
 //!
 //! It is also the [`Outbox`](prets_destinations::delivery::Outbox): events,
 //! deliveries, attempts and failure streaks live in the same database, and
-//! each outbox call is one transaction. Claims use
+//! each outbox call is one transaction (a claim that leases a disabled
+//! destination's delivery drops it in a second one). Claims use
 //! `SELECT … FOR UPDATE SKIP LOCKED` and a lease (a token and an expiry) on
 //! each delivery row, so workers on every node share one queue, never hold
 //! one delivery twice, and a delivery leased by a node that died is
@@ -45,10 +46,14 @@
 //! # }
 //! ```
 
+mod deliveries;
 mod error;
 mod outbox;
 mod repo;
+mod rows;
 mod schema;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod tokens;
 
 pub use crate::error::PgError;

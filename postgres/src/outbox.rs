@@ -3,16 +3,17 @@
 //!
 //! Locks are always taken in one order: a destination row, then its
 //! delivery rows, then event rows (several in event id order). `complete`,
-//! `remove` and a disabling `replace` lock the destination first (`complete`
-//! with `FOR KEY SHARE` when a delivered attempt has no failure streak to
-//! clear, which conflicts only with a removal); a claim
-//! never waits (it skips locked deliveries), and renew and release lock one
-//! delivery only. So no two of these transactions wait for each other in a
-//! cycle.
+//! `release`, `remove` and a disabling `replace` lock the destination first
+//! (`complete` with `FOR KEY SHARE` when a delivered attempt has no failure
+//! streak to clear, which conflicts only with a removal; `release` with
+//! `FOR SHARE`, which waits only for a change of the destination); a claim
+//! never waits (it skips locked deliveries), and renew locks one delivery
+//! only. So no two of these transactions wait for each other in a cycle.
 
 use std::time::Duration;
 
-use deadpool_postgres::Transaction;
+use std::collections::{BTreeMap, BTreeSet};
+
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, Claimed, CompleteOutcome,
     DeliveryAfter, DeliveryKey, DisabledReason, EnqueueOutcome, Event, EventId, EventType,
@@ -21,8 +22,10 @@ use prets_destinations::delivery::{
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use tokio_postgres::Row;
 
+use crate::deliveries::{drop_finished_events, drop_unleased};
 use crate::error::PgError;
-use crate::repo::{PgRepo, limit, millis, timestamp};
+use crate::repo::PgRepo;
+use crate::rows::{decode_all, limit, millis, select, timestamp, version};
 
 /// The lease a worker should ask for by default: 60 s, four times the
 /// reference server's default delivery timeout (15 s).
@@ -91,59 +94,6 @@ fn attempt_from(row: &Row) -> Result<AttemptRecord, PgError> {
         error: row.try_get(8)?,
         next_attempt_at: next.map(|t| timestamp(t, "next attempt at")).transpose()?,
     })
-}
-
-/// Deletes the events among `event_ids` (of `tenant`) that have no delivery
-/// left. Each event row is locked first (in id order), so of two
-/// transactions finishing an event's last two deliveries at once, the
-/// second to get the lock sees the first's deletion and removes the event.
-pub(crate) async fn drop_finished_events(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    mut event_ids: Vec<String>,
-) -> Result<(), PgError> {
-    if event_ids.is_empty() {
-        return Ok(());
-    }
-    event_ids.sort_unstable();
-    event_ids.dedup();
-    let lock = tx
-        .prepare_cached(
-            "SELECT 1 FROM events WHERE tenant_id = $1 AND event_id = ANY($2)
-             ORDER BY event_id FOR UPDATE",
-        )
-        .await?;
-    tx.execute(&lock, &[&tenant, &event_ids]).await?;
-    let delete = tx
-        .prepare_cached(
-            "DELETE FROM events e WHERE e.tenant_id = $1 AND e.event_id = ANY($2)
-             AND NOT EXISTS (SELECT 1 FROM deliveries d
-                             WHERE d.tenant_id = e.tenant_id AND d.event_id = e.event_id)",
-        )
-        .await?;
-    tx.execute(&delete, &[&tenant, &event_ids]).await?;
-    Ok(())
-}
-
-/// Deletes every pending delivery of a destination (whose row the caller
-/// has locked or written in `tx`), and the events left without one.
-pub(crate) async fn drop_deliveries(
-    tx: &Transaction<'_>,
-    tenant: &str,
-    destination: &str,
-) -> Result<(), PgError> {
-    let stmt = tx
-        .prepare_cached(
-            "DELETE FROM deliveries WHERE tenant_id = $1 AND destination_id = $2
-             RETURNING event_id",
-        )
-        .await?;
-    let rows = tx.query(&stmt, &[&tenant, &destination]).await?;
-    let events = rows
-        .iter()
-        .map(|r| r.try_get::<_, String>(0))
-        .collect::<Result<Vec<_>, _>>()?;
-    drop_finished_events(tx, tenant, events).await
 }
 
 /// The owned column values of a lease, to move into a task.
@@ -259,22 +209,20 @@ impl Outbox for PgRepo {
         let token = lease.token.to_bytes().to_vec();
         let rows = self
             .run(|pool| async move {
-                let client = pool.get().await?;
+                let mut client = pool.get().await?;
                 // One statement: pick the due, unleased (or expired) rows,
                 // skipping rows another claim or a complete holds, lease
-                // them, and read their events. A disabled destination has
-                // no deliveries (disabling drops them); the `enabled` test
-                // keeps that true even for a row written around it.
+                // them, and read their events with whether their
+                // destination is enabled.
                 let stmt = client
                     .prepare_cached(
                         "WITH picked AS (
-                             SELECT d.tenant_id, d.event_id, d.destination_id
+                             SELECT d.tenant_id, d.event_id, d.destination_id, x.enabled
                              FROM deliveries d
                              JOIN destinations x ON x.tenant_id = d.tenant_id
                                  AND x.destination_id = d.destination_id
                              WHERE d.due_at_ms <= $1
                                AND (d.lease_expires_at_ms IS NULL OR d.lease_expires_at_ms <= $1)
-                               AND x.enabled
                              ORDER BY d.due_at_ms, d.tenant_id, d.event_id, d.destination_id
                              LIMIT $2
                              FOR UPDATE OF d SKIP LOCKED
@@ -284,47 +232,94 @@ impl Outbox for PgRepo {
                              WHERE d.tenant_id = p.tenant_id AND d.event_id = p.event_id
                                AND d.destination_id = p.destination_id
                              RETURNING d.tenant_id, d.event_id, d.destination_id, d.attempt,
-                                 d.due_at_ms
+                                 d.due_at_ms, p.enabled
                          )
                          SELECT l.tenant_id, l.event_id, l.destination_id, l.attempt,
-                             e.event_type, e.created_at_ms, e.payload
+                             e.event_type, e.created_at_ms, e.payload, l.enabled
                          FROM leased l
                          JOIN events e ON e.tenant_id = l.tenant_id AND e.event_id = l.event_id
                          ORDER BY l.due_at_ms, l.tenant_id, l.event_id, l.destination_id",
                     )
                     .await?;
-                Ok(client
+                let rows = client
                     .query(&stmt, &[&now_ms, &limit_to, &token, &expires_ms])
-                    .await?)
+                    .await?;
+                // A disabled destination's delivery (one whose lease ran out
+                // after the disable) is finished, not offered. Rare: only
+                // then a second transaction, under the lease just taken.
+                let mut off = [Vec::new(), Vec::new(), Vec::new()];
+                for row in &rows {
+                    if !row.try_get::<_, bool>(7)? {
+                        for (column, keys) in off.iter_mut().enumerate() {
+                            keys.push(row.try_get::<_, String>(column)?);
+                        }
+                    }
+                }
+                if off[0].is_empty() {
+                    return Ok((rows, BTreeSet::new()));
+                }
+                let tx = client.transaction().await?;
+                // Only those still disabled: one enabled again meanwhile is
+                // an ordinary delivery, and this claim offers it.
+                let stmt = tx
+                    .prepare_cached(
+                        "DELETE FROM deliveries d
+                         USING UNNEST($2::TEXT[], $3::TEXT[], $4::TEXT[])
+                                 AS k(tenant_id, event_id, destination_id),
+                             destinations x
+                         WHERE d.tenant_id = k.tenant_id AND d.event_id = k.event_id
+                           AND d.destination_id = k.destination_id AND d.lease_token = $1
+                           AND x.tenant_id = d.tenant_id AND x.destination_id = d.destination_id
+                           AND NOT x.enabled
+                         RETURNING d.tenant_id, d.event_id, d.destination_id",
+                    )
+                    .await?;
+                let [tenants, events, destinations] = &off;
+                let dropped = tx
+                    .query(&stmt, &[&token, tenants, events, destinations])
+                    .await?
+                    .iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                    .collect::<Result<BTreeSet<(String, String, String)>, PgError>>()?;
+                let mut by_tenant: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+                for (tenant, event, _) in &dropped {
+                    by_tenant.entry(tenant).or_default().push(event.clone());
+                }
+                for (tenant, events) in by_tenant {
+                    drop_finished_events(&tx, tenant, events).await?;
+                }
+                tx.commit().await?;
+                Ok((rows, dropped))
             })
             .await?;
-        rows.iter()
-            .map(|row| {
-                let tenant = TenantId::try_from(row.try_get::<_, String>(0)?)
-                    .map_err(|_| PgError::corrupt("tenant id"))?;
-                let event_id: EventId = row
-                    .try_get::<_, &str>(1)?
-                    .parse()
-                    .map_err(|_| PgError::corrupt("event id"))?;
-                let destination_id: DestinationId = row
-                    .try_get::<_, &str>(2)?
-                    .parse()
-                    .map_err(|_| PgError::corrupt("destination id"))?;
-                Ok(Claimed {
-                    lease: Lease {
-                        token: lease.token,
-                        delivery: DeliveryKey {
-                            tenant,
-                            event_id,
-                            destination_id,
-                        },
-                        expires_at,
+        let (rows, dropped) = rows;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let key: (String, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            if dropped.contains(&key) {
+                continue;
+            }
+            let (tenant, event, destination) = key;
+            let event_id: EventId = event.parse().map_err(|_| PgError::corrupt("event id"))?;
+            let destination_id: DestinationId = destination
+                .parse()
+                .map_err(|_| PgError::corrupt("destination id"))?;
+            claimed.push(Claimed {
+                lease: Lease {
+                    token: lease.token,
+                    delivery: DeliveryKey {
+                        tenant: TenantId::try_from(tenant)
+                            .map_err(|_| PgError::corrupt("tenant id"))?,
+                        event_id,
+                        destination_id,
                     },
-                    event: event_from(row, 4, event_id)?,
-                    attempt: u32_from(row.try_get(3)?, "attempt")?,
-                })
-            })
-            .collect()
+                    expires_at,
+                },
+                event: event_from(row, 4, event_id)?,
+                attempt: u32_from(row.try_get(3)?, "attempt")?,
+            });
+        }
+        Ok(claimed)
     }
 
     async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<bool, PgError> {
@@ -353,17 +348,49 @@ impl Outbox for PgRepo {
     async fn release(&self, lease: &Lease) -> Result<bool, PgError> {
         let c = LeaseColumns::of(lease);
         self.run(|pool| async move {
-            let client = pool.get().await?;
-            let stmt = client
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            // The destination first (see the module's lock order), `FOR
+            // SHARE`: its state cannot change until this commits.
+            let stmt = tx
                 .prepare_cached(
-                    "UPDATE deliveries SET lease_token = NULL, lease_expires_at_ms = NULL
+                    "SELECT enabled FROM destinations
+                     WHERE tenant_id = $1 AND destination_id = $2 FOR SHARE",
+                )
+                .await?;
+            let Some(dest) = tx.query_opt(&stmt, &[&c.tenant, &c.destination]).await? else {
+                // Removed: its deliveries went with it.
+                return Ok(false);
+            };
+            if dest.try_get(0)? {
+                let stmt = tx
+                    .prepare_cached(
+                        "UPDATE deliveries SET lease_token = NULL, lease_expires_at_ms = NULL
+                         WHERE tenant_id = $1 AND event_id = $2 AND destination_id = $3
+                           AND lease_token = $4",
+                    )
+                    .await?;
+                let n = tx
+                    .execute(&stmt, &[&c.tenant, &c.event, &c.destination, &c.token])
+                    .await?;
+                tx.commit().await?;
+                return Ok(n == 1);
+            }
+            // Disabled: the delivery is dropped, not given back.
+            let stmt = tx
+                .prepare_cached(
+                    "DELETE FROM deliveries
                      WHERE tenant_id = $1 AND event_id = $2 AND destination_id = $3
                        AND lease_token = $4",
                 )
                 .await?;
-            let n = client
+            let n = tx
                 .execute(&stmt, &[&c.tenant, &c.event, &c.destination, &c.token])
                 .await?;
+            if n == 1 {
+                drop_finished_events(&tx, &c.tenant, vec![c.event.clone()]).await?;
+            }
+            tx.commit().await?;
             Ok(n == 1)
         })
         .await
@@ -436,7 +463,7 @@ impl Outbox for PgRepo {
                 _ => None,
             };
             let started_at = report.attempt.started_at;
-            let settled = settle(&report, streak);
+            let settled = settle(&report, streak, enabled);
             match settled.delivery {
                 DeliveryAfter::Finished => {
                     let stmt = tx
@@ -510,32 +537,39 @@ impl Outbox for PgRepo {
             )
             .await?;
             let mut disabled = None;
-            if let Some(reason) = settled.disable.filter(|_| enabled) {
-                // As `DestinationRecord::disabled`: version + 1 (unless at
-                // its maximum, `i64::MAX`), `updated_at` the attempt's start
-                // in whole seconds, never earlier than the last change.
+            if let Some(reason) = settled.disable {
+                // The record as `DestinationRecord::disabled` makes it, from
+                // the row this transaction holds `FOR NO KEY UPDATE` (a
+                // disabling attempt is never a delivered one).
                 let stmt = tx
-                    .prepare_cached(
-                        "UPDATE destinations SET enabled = false, disabled_reason = $3,
-                             version = version + 1,
-                             updated_at_ms = GREATEST(updated_at_ms, $4)
-                         WHERE tenant_id = $1 AND destination_id = $2 AND enabled
-                           AND version < 9223372036854775807",
-                    )
+                    .prepare_cached(&select("d.tenant_id = $1 AND d.destination_id = $2", ""))
                     .await?;
-                let n = tx
-                    .execute(
+                let rows = tx.query(&stmt, &[&c.tenant, &c.destination]).await?;
+                let next = decode_all(&rows)?
+                    .into_iter()
+                    .next()
+                    .and_then(|record| record.disabled(reason, started_at));
+                if let Some(next) = next {
+                    let stmt = tx
+                        .prepare_cached(
+                            "UPDATE destinations SET enabled = $3, disabled_reason = $4,
+                                 version = $5, updated_at_ms = $6
+                             WHERE tenant_id = $1 AND destination_id = $2",
+                        )
+                        .await?;
+                    tx.execute(
                         &stmt,
                         &[
                             &c.tenant,
                             &c.destination,
-                            &DisabledReason::as_str(reason),
-                            &millis(started_at.truncated()),
+                            &next.enabled,
+                            &next.disabled_reason.map(DisabledReason::as_str),
+                            &version(next.version),
+                            &millis(next.updated_at),
                         ],
                     )
                     .await?;
-                if n == 1 {
-                    drop_deliveries(&tx, &c.tenant, &c.destination).await?;
+                    drop_unleased(&tx, &c.tenant, &c.destination).await?;
                     disabled = Some(reason);
                 }
             }

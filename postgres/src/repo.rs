@@ -7,15 +7,15 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use prets_destinations::delivery::DisabledReason;
 use prets_destinations::{
-    DestinationId, DestinationName, DestinationRecord, DestinationRepo, DestinationUrl,
-    InsertOutcome, PreviousSecret, RemoveOutcome, ReplaceOutcome, SealedSecret, SecretDigest,
-    TenantId, Timestamp,
+    DestinationId, DestinationRecord, DestinationRepo, InsertOutcome, RemoveOutcome,
+    ReplaceOutcome, SecretDigest, TenantId,
 };
 use tokio::runtime::Handle;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::NoTls;
 
+use crate::deliveries::{drop_all, drop_unleased};
 use crate::error::PgError;
-use crate::outbox::drop_deliveries;
+use crate::rows::{decode, decode_all, limit, millis, select, version};
 use crate::schema::migrate;
 
 /// How long opening one connection may take (TCP connect and startup)
@@ -138,110 +138,6 @@ impl PgRepo {
         let task = self.runtime.spawn(body(self.pool.clone()));
         task.await.map_err(PgError::task)?
     }
-}
-
-/// The record columns, with the previous secrets as three arrays in
-/// position order, from one statement: the page and its previous secrets
-/// are one snapshot and one round trip, never one query per record.
-/// `{filter}` selects rows of `destinations d`; `{limit}` bounds them.
-fn select(filter: &str, limit: &str) -> String {
-    format!(
-        "SELECT d.tenant_id, d.destination_id, d.name, d.url, d.created_at_ms, d.updated_at_ms,
-             d.sealed_secret, d.secret_digest, d.version, d.enabled, d.disabled_reason,
-             COALESCE(p.sealed, '{{}}'), COALESCE(p.digests, '{{}}'), COALESCE(p.expires, '{{}}')
-         FROM (SELECT * FROM destinations d WHERE {filter}
-               ORDER BY d.tenant_id, d.destination_id {limit}) d
-         LEFT JOIN LATERAL (
-             SELECT array_agg(s.sealed_secret ORDER BY s.position) AS sealed,
-                    array_agg(s.secret_digest ORDER BY s.position) AS digests,
-                    array_agg(s.expires_at_ms ORDER BY s.position) AS expires
-             FROM previous_secrets s
-             WHERE s.tenant_id = d.tenant_id AND s.destination_id = d.destination_id
-         ) p ON true
-         ORDER BY d.tenant_id, d.destination_id"
-    )
-}
-
-pub(crate) fn millis(t: Timestamp) -> i64 {
-    // Timestamps end in year 9999, far below i64::MAX milliseconds.
-    i64::try_from(t.unix_millis()).unwrap_or(i64::MAX)
-}
-
-pub(crate) fn timestamp(ms: i64, column: &'static str) -> Result<Timestamp, PgError> {
-    u64::try_from(ms)
-        .ok()
-        .and_then(Timestamp::from_unix_millis)
-        .ok_or(PgError::corrupt(column))
-}
-
-/// A version as PostgreSQL's signed `BIGINT`: the same 64 bits, so every
-/// `u64` round-trips and compares for equality (versions are never ordered
-/// in SQL).
-pub(crate) fn version(v: u64) -> i64 {
-    i64::from_be_bytes(v.to_be_bytes())
-}
-
-fn version_from_sql(v: i64) -> u64 {
-    u64::from_be_bytes(v.to_be_bytes())
-}
-
-fn digest(bytes: &[u8], column: &'static str) -> Result<SecretDigest, PgError> {
-    let bytes: [u8; 32] = bytes.try_into().map_err(|_| PgError::corrupt(column))?;
-    Ok(SecretDigest::from_bytes(bytes))
-}
-
-pub(crate) fn limit(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// One row of [`select`]: the tenant and its record.
-fn decode(row: &Row) -> Result<(String, DestinationRecord), PgError> {
-    let tenant: String = row.try_get(0)?;
-    let sealed: Vec<Vec<u8>> = row.try_get(11)?;
-    let digests: Vec<Vec<u8>> = row.try_get(12)?;
-    let expires: Vec<i64> = row.try_get(13)?;
-    if sealed.len() != digests.len() || sealed.len() != expires.len() {
-        return Err(PgError::corrupt("previous secrets"));
-    }
-    let previous_secrets = sealed
-        .iter()
-        .zip(&digests)
-        .zip(&expires)
-        .map(|((sealed, d), expires_at)| {
-            Ok(PreviousSecret {
-                sealed_secret: SealedSecret::from_bytes(sealed)
-                    .map_err(|_| PgError::corrupt("previous sealed secret"))?,
-                secret_digest: digest(d, "previous secret digest")?,
-                expires_at: timestamp(*expires_at, "previous secret expiry")?,
-            })
-        })
-        .collect::<Result<Vec<_>, PgError>>()?;
-    let record = DestinationRecord {
-        destination_id: DestinationId::try_from(row.try_get::<_, &str>(1)?)
-            .map_err(|_| PgError::corrupt("destination id"))?,
-        name: DestinationName::try_from(row.try_get::<_, String>(2)?)
-            .map_err(|_| PgError::corrupt("name"))?,
-        // Not re-judged by today's host policy: see `from_stored`.
-        url: DestinationUrl::from_stored(row.try_get::<_, String>(3)?)
-            .map_err(|_| PgError::corrupt("url"))?,
-        created_at: timestamp(row.try_get(4)?, "created at")?,
-        updated_at: timestamp(row.try_get(5)?, "updated at")?,
-        sealed_secret: SealedSecret::from_bytes(row.try_get::<_, &[u8]>(6)?)
-            .map_err(|_| PgError::corrupt("sealed secret"))?,
-        secret_digest: digest(row.try_get::<_, &[u8]>(7)?, "secret digest")?,
-        version: version_from_sql(row.try_get(8)?),
-        previous_secrets,
-        enabled: row.try_get(9)?,
-        disabled_reason: row
-            .try_get::<_, Option<&str>>(10)?
-            .map(|r| DisabledReason::from_wire(r).ok_or(PgError::corrupt("disabled reason")))
-            .transpose()?,
-    };
-    Ok((tenant, record))
-}
-
-fn decode_all(rows: &[Row]) -> Result<Vec<DestinationRecord>, PgError> {
-    rows.iter().map(|r| decode(r).map(|(_, rec)| rec)).collect()
 }
 
 /// The owned column values of a record, to move into a task.
@@ -509,10 +405,10 @@ impl DestinationRepo for PgRepo {
                 tx.execute(&delete, &[&c.tenant, &c.id]).await?;
                 c.insert_previous(&tx).await?;
                 if !c.enabled {
-                    // Disabled: its pending deliveries are finished now, in
-                    // the same write (the outbox offers none of them again,
-                    // also after enabling).
-                    drop_deliveries(&tx, &c.tenant, &c.id).await?;
+                    // Disabled: its pending deliveries not in flight are
+                    // finished now, in the same write (see `Outbox`'s
+                    // "Disabling").
+                    drop_unleased(&tx, &c.tenant, &c.id).await?;
                 }
                 tx.commit().await?;
                 return Ok(ReplaceOutcome::Replaced);
@@ -549,7 +445,7 @@ impl DestinationRepo for PgRepo {
             if tx.query_opt(&lock, &[&tenant, &id]).await?.is_none() {
                 return Ok(RemoveOutcome::NotFound);
             }
-            drop_deliveries(&tx, &tenant, &id).await?;
+            drop_all(&tx, &tenant, &id).await?;
             let stmt = tx
                 .prepare_cached(
                     "DELETE FROM destinations WHERE tenant_id = $1 AND destination_id = $2",

@@ -1,6 +1,6 @@
 //! The schema: versioned migrations, applied at start under an advisory lock.
 
-use deadpool_postgres::Client;
+use tokio_postgres::Client;
 
 use crate::error::PgError;
 
@@ -120,6 +120,11 @@ pub fn schema_version() -> usize {
 /// Brings the database to [`schema_version`], in one transaction holding
 /// [`MIGRATION_LOCK`]; refuses a database whose version is newer.
 pub(crate) async fn migrate(client: &mut Client) -> Result<(), PgError> {
+    migrate_to(client, MIGRATIONS.len()).await
+}
+
+/// [`migrate`], stopping at version `target` (the tests' old schemas).
+pub(crate) async fn migrate_to(client: &mut Client, target: usize) -> Result<(), PgError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
@@ -142,7 +147,7 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), PgError> {
         .ok()
         .filter(|v| *v <= known)
         .ok_or_else(|| PgError::schema_too_new(found, known))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(start) {
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(target).skip(start) {
         tx.batch_execute(sql).await?;
         let version = i32::try_from(index + 1).map_err(|_| PgError::corrupt("schema version"))?;
         tx.execute(

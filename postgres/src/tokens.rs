@@ -4,7 +4,8 @@
 use prets_destinations::{TenantId, Timestamp};
 
 use crate::error::PgError;
-use crate::repo::{PgRepo, millis};
+use crate::repo::PgRepo;
+use crate::rows::millis;
 
 impl PgRepo {
     /// Every API token digest stored in the database, with its organization.

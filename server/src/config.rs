@@ -12,6 +12,7 @@ use prets_destinations::delivery::{DisablePolicy, RetrySchedule};
 use prets_destinations::{HostPolicy, TenantId};
 
 use crate::database::{Database, DatabaseParser};
+use crate::delivery::{DeliveryConfig, parse_root_certificates};
 
 /// The server's configuration: every flag also reads an environment variable.
 ///
@@ -177,6 +178,19 @@ pub struct Config {
     #[arg(long, env = "PRETS_DELIVERY_CONCURRENCY", default_value = "64", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub delivery_concurrency: u32,
 
+    /// How long a connection to a destination may sit unused in the
+    /// delivery pool before it is closed. Kept shorter than the common
+    /// receivers' keep-alive (5 s in Node.js and Apache), so a kept
+    /// connection is rarely one the receiver is closing.
+    #[arg(long, env = "PRETS_DELIVERY_POOL_IDLE_TIMEOUT", default_value = "4s", value_parser = parse_duration)]
+    pub delivery_pool_idle_timeout: Duration,
+
+    /// Most unused connections kept open per destination host and port for
+    /// the next attempt; the others close when their attempt ends. 0 keeps
+    /// none: every attempt opens its own connection.
+    #[arg(long, env = "PRETS_DELIVERY_POOL_MAX_IDLE_PER_HOST", default_value = "2", value_parser = clap::value_parser!(u32).range(0..=4096))]
+    pub delivery_pool_max_idle_per_host: u32,
+
     /// Serve the API and queue deliveries, but send none: for nodes that only
     /// take requests while other nodes on the same PostgreSQL database
     /// deliver. A node started with it never claims a delivery.
@@ -194,6 +208,7 @@ impl Config {
     /// with only `--database`), listening on `listen`.
     #[must_use]
     pub fn new(database: PathBuf, listen: SocketAddr) -> Self {
+        let delivery = DeliveryConfig::default();
         Self {
             listen,
             database: Database::Sqlite(database),
@@ -209,11 +224,13 @@ impl Config {
             allow_private_destinations: Vec::new(),
             deny_destinations: Vec::new(),
             delivery_root_certs: Vec::new(),
-            retry_schedule: RetrySchedule::default(),
-            disable_after: DisablePolicy::default().disable_after,
-            delivery_timeout: DELIVERY_TIMEOUT,
-            delivery_connect_timeout: DELIVERY_CONNECT_TIMEOUT,
-            delivery_concurrency: DELIVERY_CONCURRENCY,
+            retry_schedule: delivery.retry_schedule,
+            disable_after: delivery.disable.disable_after,
+            delivery_timeout: delivery.timeout,
+            delivery_connect_timeout: delivery.connect_timeout,
+            delivery_concurrency: delivery.concurrency,
+            delivery_pool_idle_timeout: delivery.pool_idle_timeout,
+            delivery_pool_max_idle_per_host: delivery.pool_max_idle_per_host,
             no_delivery: false,
         }
     }
@@ -249,8 +266,7 @@ impl Config {
                 reason,
             };
             let pem = std::fs::read(path).map_err(|e| error(e.kind().to_string()))?;
-            root_certificates
-                .extend(crate::delivery::parse_root_certificates(&pem).map_err(error)?);
+            root_certificates.extend(parse_root_certificates(&pem).map_err(error)?);
         }
         Ok(DeliveryConfig {
             policy,
@@ -263,6 +279,8 @@ impl Config {
             timeout: self.delivery_timeout,
             connect_timeout: self.delivery_connect_timeout,
             concurrency: self.delivery_concurrency,
+            pool_idle_timeout: self.delivery_pool_idle_timeout,
+            pool_max_idle_per_host: self.delivery_pool_max_idle_per_host,
         })
     }
 
@@ -285,46 +303,6 @@ impl Config {
 
 /// Default `--database-pool-size`.
 const DATABASE_POOL_SIZE: u32 = 16;
-/// Default `--delivery-timeout`.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
-/// Default `--delivery-connect-timeout`.
-const DELIVERY_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default `--delivery-concurrency`.
-const DELIVERY_CONCURRENCY: u32 = 64;
-
-/// The delivery settings, validated: see [`Config::delivery`].
-#[derive(Clone, Debug)]
-pub struct DeliveryConfig {
-    /// Which addresses deliveries may connect to.
-    pub policy: HostPolicy,
-    /// Root certificates trusted besides the web PKI roots.
-    pub root_certificates: Vec<reqwest::Certificate>,
-    /// The waits between attempts.
-    pub retry_schedule: RetrySchedule,
-    /// When continuous failure disables a destination.
-    pub disable: DisablePolicy,
-    /// The most one attempt may take.
-    pub timeout: Duration,
-    /// The most resolving, connecting and the TLS handshake may take.
-    pub connect_timeout: Duration,
-    /// Most attempts in flight at once.
-    pub concurrency: u32,
-}
-
-impl Default for DeliveryConfig {
-    /// The defaults of the flags: public addresses only, no extra roots.
-    fn default() -> Self {
-        Self {
-            policy: HostPolicy::new(),
-            root_certificates: Vec::new(),
-            retry_schedule: RetrySchedule::default(),
-            disable: DisablePolicy::default(),
-            timeout: DELIVERY_TIMEOUT,
-            connect_timeout: DELIVERY_CONNECT_TIMEOUT,
-            concurrency: DELIVERY_CONCURRENCY,
-        }
-    }
-}
 
 /// A `--delivery-root-cert` file that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -602,6 +580,8 @@ mod tests {
         assert_eq!(d.timeout, Duration::from_secs(15));
         assert_eq!(d.connect_timeout, Duration::from_secs(5));
         assert_eq!(d.concurrency, 64);
+        assert_eq!(d.pool_idle_timeout, Duration::from_secs(4));
+        assert_eq!(d.pool_max_idle_per_host, 2);
         // `Config::new` and `DeliveryConfig::default` agree with the flags.
         let new = Config::new("db".into(), config.listen).delivery().unwrap();
         let default = DeliveryConfig::default();
@@ -612,6 +592,8 @@ mod tests {
             assert_eq!(other.timeout, d.timeout);
             assert_eq!(other.connect_timeout, d.connect_timeout);
             assert_eq!(other.concurrency, d.concurrency);
+            assert_eq!(other.pool_idle_timeout, d.pool_idle_timeout);
+            assert_eq!(other.pool_max_idle_per_host, d.pool_max_idle_per_host);
         }
     }
 
@@ -635,6 +617,10 @@ mod tests {
             "500ms",
             "--delivery-concurrency",
             "8",
+            "--delivery-pool-idle-timeout",
+            "250ms",
+            "--delivery-pool-max-idle-per-host",
+            "0",
         ])
         .unwrap();
         let d = config.delivery().unwrap();
@@ -651,6 +637,8 @@ mod tests {
         assert_eq!(d.timeout, Duration::from_secs(2));
         assert_eq!(d.connect_timeout, Duration::from_millis(500));
         assert_eq!(d.concurrency, 8);
+        assert_eq!(d.pool_idle_timeout, Duration::from_millis(250));
+        assert_eq!(d.pool_max_idle_per_host, 0);
     }
 
     #[test]
@@ -666,6 +654,10 @@ mod tests {
             ("--disable-after", "366d"),
             ("--delivery-timeout", "0"),
             ("--delivery-concurrency", "0"),
+            ("--delivery-pool-idle-timeout", "0"),
+            ("--delivery-pool-idle-timeout", "86401"),
+            ("--delivery-pool-max-idle-per-host", "4097"),
+            ("--delivery-pool-max-idle-per-host", "two"),
         ] {
             let err = Config::try_parse_from(["server", flag, bad]).unwrap_err();
             assert!(err.to_string().contains(flag), "{flag} {bad}: {err}");

@@ -10,13 +10,8 @@
 //! ```
 //! # #[cfg(feature = "memory")] {
 //! use prets_destinations::{conformance, MemoryRepo};
-//! # fn block_on<F: std::future::Future>(f: F) -> F::Output {
-//! #     let waker = std::task::Waker::noop();
-//! #     let mut cx = std::task::Context::from_waker(&waker);
-//! #     let mut f = std::pin::pin!(f);
-//! #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v } }
-//! # }
-//! block_on(conformance::outbox::outbox_run_all(&MemoryRepo::new()));
+//!
+//! pollster::block_on(conformance::outbox::outbox_run_all(&MemoryRepo::new()));
 //! # }
 //! ```
 
@@ -609,8 +604,8 @@ pub async fn deleted_destination_has_nothing_pending<O: Outbox>(outbox: &O) {
 }
 
 /// A disabled destination gets no new deliveries (`Target::Only` answers
-/// `Disabled`); disabling one drops its pending deliveries at the next
-/// claim, and enabling it again does not bring them back.
+/// `Disabled`); disabling one drops its pending deliveries, and enabling it
+/// again does not bring them back.
 ///
 /// # Panics
 /// If the store violates the property or returns an error.
@@ -671,6 +666,259 @@ pub async fn disabled_destinations_get_no_deliveries<O: Outbox>(outbox: &O) {
         EnqueueOutcome::Enqueued { deliveries: 1 },
         "enqueue: an enabled-again destination gets deliveries"
     );
+}
+
+/// Disabling drops the destination's pending deliveries at once, in the
+/// same write: disabled by an update and enabled again with no claim in
+/// between, or disabled by a `410` while other deliveries wait, a
+/// destination gets none of its backlog; another destination's deliveries
+/// of the same events are untouched, and events after the re-enable reach
+/// it.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn disabling_drops_the_backlog_at_once<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let dests = kit.destinations(outbox, &tenant, 2).await;
+    let (off, kept) = (dests[0].destination_id, dests[1].destination_id);
+    for _ in 0..3 {
+        assert_eq!(
+            enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 2 }
+        );
+    }
+    // Disabled by an update, enabled again by the next; no claim between.
+    let disabled = dests[0]
+        .disabled(DisabledReason::Manual, kit.now)
+        .expect("version");
+    assert_eq!(
+        replace(outbox, &tenant, dests[0].version, &disabled).await,
+        ReplaceOutcome::Replaced
+    );
+    let enabled = disabled.reenabled(kit.now).expect("version");
+    assert_eq!(
+        replace(outbox, &tenant, disabled.version, &enabled).await,
+        ReplaceOutcome::Replaced
+    );
+    let now = at(kit.now, 1);
+    let claimed = claim_own(outbox, &mut kit, now, &[&tenant]).await;
+    assert!(
+        claimed
+            .iter()
+            .all(|c| c.lease.delivery.destination_id == kept),
+        "disable: the backlog came back after enabling with no claim in between"
+    );
+    assert_eq!(
+        claimed.len(),
+        3,
+        "disable: another destination lost deliveries"
+    );
+    for c in &claimed {
+        outbox.release(&c.lease).await.expect("release failed");
+    }
+
+    // Disabled by a 410 on one delivery while two more wait: they go with
+    // the same write.
+    assert_eq!(
+        enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 2 }
+    );
+    let first = claim_own(outbox, &mut kit, now, &[&tenant]).await;
+    let mut gone = None;
+    for c in first {
+        if c.lease.delivery.destination_id == off {
+            gone = Some(c);
+        } else {
+            outbox.release(&c.lease).await.expect("release failed");
+        }
+    }
+    let gone = gone.expect("the re-enabled destination's delivery is claimed");
+    for _ in 0..2 {
+        assert_eq!(
+            enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 2 }
+        );
+    }
+    let report = finish_attempt(
+        &gone,
+        &Classification::Gone,
+        now,
+        Duration::from_millis(5),
+        &RetrySchedule::default(),
+        DisablePolicy::default(),
+        &mut kit.rng,
+    );
+    assert_eq!(
+        complete(outbox, &gone, report).await,
+        CompleteOutcome::Recorded {
+            disabled: Some(DisabledReason::Gone)
+        }
+    );
+    let stored = get(outbox, &tenant, off).await.expect("kept");
+    let enabled = stored.reenabled(now).expect("version");
+    assert_eq!(
+        replace(outbox, &tenant, stored.version, &enabled).await,
+        ReplaceOutcome::Replaced
+    );
+    let claimed = claim_own(outbox, &mut kit, now, &[&tenant]).await;
+    assert!(
+        claimed
+            .iter()
+            .all(|c| c.lease.delivery.destination_id == kept),
+        "410: the deliveries waiting behind it came back after enabling"
+    );
+    assert_eq!(claimed.len(), 6, "410: another destination lost deliveries");
+    for c in &claimed {
+        outbox.release(&c.lease).await.expect("release failed");
+    }
+    assert_eq!(
+        enqueue(outbox, &tenant, &kit.event(), Target::Only(off)).await,
+        EnqueueOutcome::Enqueued { deliveries: 1 },
+        "enqueue: an enabled-again destination gets deliveries"
+    );
+    let later = claim_own(outbox, &mut kit, now, &[&tenant]).await;
+    assert_eq!(
+        later
+            .iter()
+            .filter(|c| c.lease.delivery.destination_id == off)
+            .count(),
+        1,
+        "claim: the event after the re-enable is offered"
+    );
+    for c in &later {
+        outbox.release(&c.lease).await.expect("release failed");
+    }
+}
+
+/// Attempts in flight when their destination is disabled (by an update):
+/// `complete` still records each attempt and ends its delivery (a retry the
+/// report asks for is not scheduled, nor a `410` a second disable), and the
+/// destination keeps the state the update gave it; one released while the
+/// destination is disabled is dropped; one whose holder vanished is dropped
+/// by a claim made while the destination is disabled that finds its lease
+/// over, and its lease is then lost. Enabling the destination again brings
+/// none of them back.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn completing_after_a_disable_mid_flight_records_the_attempt<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let dest = kit.destinations(outbox, &tenant, 1).await.remove(0);
+    let id = dest.destination_id;
+    for _ in 0..4 {
+        assert!(matches!(
+            enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 1 }
+        ));
+    }
+    let t0 = at(kit.now, 1);
+    let claimed = claim_own(outbox, &mut kit, t0, &[&tenant]).await;
+    assert_eq!(claimed.len(), 4);
+    let off = dest.disabled(DisabledReason::Manual, t0).expect("version");
+    assert_eq!(
+        replace(outbox, &tenant, dest.version, &off).await,
+        ReplaceOutcome::Replaced
+    );
+
+    // A failure asking for a retry: recorded, and the delivery ends.
+    let retry = kit.report(
+        &claimed[0],
+        failed(),
+        at(t0, 2),
+        NextStep::RetryAt(at(t0, 5)),
+        DisablePolicy::default(),
+    );
+    assert_eq!(
+        complete(outbox, &claimed[0], retry).await,
+        CompleteOutcome::Recorded { disabled: None },
+        "complete: an attempt in flight at the disable was not recorded"
+    );
+    let listed = attempts(outbox, &tenant, id, None, 10).await;
+    assert_eq!(listed.len(), 1, "complete: the attempt is not listed");
+    assert_eq!(
+        listed[0].next_attempt_at, None,
+        "complete: a disabled destination's delivery lists a next attempt"
+    );
+    // A 410 on a destination already disabled: recorded, the state kept.
+    let gone = finish_attempt(
+        &claimed[1],
+        &Classification::Gone,
+        at(t0, 3),
+        Duration::from_millis(5),
+        &RetrySchedule::default(),
+        DisablePolicy::default(),
+        &mut kit.rng,
+    );
+    assert_eq!(
+        complete(outbox, &claimed[1], gone).await,
+        CompleteOutcome::Recorded { disabled: None },
+        "complete: a disabled destination was disabled again"
+    );
+    assert_eq!(attempts(outbox, &tenant, id, None, 10).await.len(), 2);
+    let stored = get(outbox, &tenant, id).await.expect("kept");
+    assert_eq!(stored, off, "complete: the update's state was changed");
+    // Released while disabled: dropped, not given back, even once enabled
+    // again (the fourth's lease still runs).
+    assert!(
+        outbox
+            .release(&claimed[2].lease)
+            .await
+            .expect("release failed"),
+        "release: a held lease was refused"
+    );
+    let on = off.reenabled(at(t0, 4)).expect("version");
+    assert_eq!(
+        replace(outbox, &tenant, off.version, &on).await,
+        ReplaceOutcome::Replaced
+    );
+    assert!(
+        claim_own(outbox, &mut kit, at(t0, 5), &[&tenant])
+            .await
+            .is_empty(),
+        "release: a disabled destination's delivery was given back"
+    );
+    // The fourth's holder vanished: once its lease is over, a claim made
+    // while the destination is disabled drops it.
+    let off = on
+        .disabled(DisabledReason::Manual, at(t0, 6))
+        .expect("version");
+    assert_eq!(
+        replace(outbox, &tenant, on.version, &off).await,
+        ReplaceOutcome::Replaced
+    );
+    let late = at(t0, 3600);
+    assert!(
+        claim_own(outbox, &mut kit, late, &[&tenant])
+            .await
+            .is_empty(),
+        "claim: offered a disabled destination's delivery"
+    );
+    let on = off.reenabled(late).expect("version");
+    assert_eq!(
+        replace(outbox, &tenant, off.version, &on).await,
+        ReplaceOutcome::Replaced
+    );
+    assert!(
+        claim_own(outbox, &mut kit, late, &[&tenant])
+            .await
+            .is_empty(),
+        "claim: a delivery in flight at the disable came back after enabling"
+    );
+    let report = kit.report(
+        &claimed[3],
+        DELIVERED,
+        late,
+        NextStep::Delivered,
+        DisablePolicy::default(),
+    );
+    assert_eq!(
+        complete(outbox, &claimed[3], report).await,
+        CompleteOutcome::LeaseLost,
+        "complete: a dropped delivery was completed"
+    );
+    assert_eq!(attempts(outbox, &tenant, id, None, 10).await.len(), 2);
 }
 
 /// A `410 Gone` disables the destination `gone` in the same write as the
@@ -853,6 +1101,8 @@ pub async fn outbox_run_all<O: Outbox>(outbox: &O) {
     outbox_tenant_isolation(outbox).await;
     deleted_destination_has_nothing_pending(outbox).await;
     disabled_destinations_get_no_deliveries(outbox).await;
+    disabling_drops_the_backlog_at_once(outbox).await;
+    completing_after_a_disable_mid_flight_records_the_attempt(outbox).await;
     gone_disables_in_the_same_write(outbox).await;
     auto_disable_after_the_streak(outbox).await;
     attempts_newest_first_with_cursor(outbox).await;

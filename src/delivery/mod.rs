@@ -23,6 +23,7 @@ pub(crate) mod attempt;
 mod classify;
 pub(crate) mod disable;
 pub(crate) mod event;
+mod fair;
 mod filter;
 mod ops;
 pub(crate) mod outbox;
@@ -43,6 +44,7 @@ pub use crate::delivery::event::{
     EVENT_ID_PREFIX, EVENT_TYPE_MAX_CHARS, Event, EventId, EventType, InvalidEventId,
     InvalidEventType, InvalidPayload, PAYLOAD_MAX_BYTES, Payload,
 };
+pub use crate::delivery::fair::{ClaimLimits, FairEntry, FairKey, FairQueue};
 pub use crate::delivery::filter::{
     FILTER_TYPE_PATTERN, FilterType, FilterTypes, InvalidFilterTypes, MAX_FILTER_TYPES,
 };

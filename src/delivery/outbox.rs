@@ -170,13 +170,15 @@ pub struct Settlement {
     pub delivery: DeliveryAfter,
     /// The destination's failure streak to store: `None` clears it.
     pub streak: Option<FailureStreak>,
-    /// Disable the destination (if it is still enabled) for this reason.
+    /// Disable the destination for this reason (never set when it is
+    /// already disabled).
     pub disable: Option<DisabledReason>,
 }
 
 /// The consequence of `report` for a destination whose stored failure streak
-/// is `streak`: every store calls this in [`Outbox::complete`] instead of
-/// re-implementing the rules.
+/// is `streak` and which is `enabled` (or not) when the attempt is recorded:
+/// every store calls this in [`Outbox::complete`] instead of re-implementing
+/// the rules.
 ///
 /// A delivered attempt clears the streak. Any other attempt extends it (from
 /// the attempt's start time); `NextStep::Disable(r)` disables with `r`;
@@ -184,8 +186,54 @@ pub struct Settlement {
 /// ([`DisablePolicy::disables`] at the attempt's start), the destination is
 /// disabled `failing` and the delivery ends; else `RetryAt(t)` reschedules
 /// and `Failed` ends the delivery.
+///
+/// A destination that is no longer enabled (disabled while the attempt was
+/// in flight) keeps its state: the attempt is recorded and moves the streak
+/// as above, but the delivery ends whatever the report says, and nothing is
+/// disabled again.
+///
+/// ```
+/// use prets_destinations::delivery::{
+///     AttemptMeta, AttemptRecord, AttemptReport, Classification, DeliveryAfter, DisablePolicy,
+///     EventId, Failure, FailureCause, NextStep, settle,
+/// };
+/// use prets_destinations::{DestinationId, Timestamp};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let started_at = Timestamp::from_unix_seconds(1_700_000_000).ok_or("time")?;
+/// let retry = Timestamp::from_unix_seconds(1_700_000_060).ok_or("time")?;
+/// let failed = Classification::Failed(Failure {
+///     cause: FailureCause::Status(500),
+///     retry_after: None,
+/// });
+/// let meta = AttemptMeta {
+///     attempt_id: "att_01HZY8ZQ5M3J9V6W2X4T7R1P0K".parse()?,
+///     event_id: "evt_01HZY8ZQ5M3J9V6W2X4T7R1P0K".parse::<EventId>()?,
+///     destination_id: "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K".parse::<DestinationId>()?,
+///     attempt: 1,
+///     started_at,
+///     duration_ms: 12,
+/// };
+/// let next = NextStep::RetryAt(retry);
+/// let report = AttemptReport {
+///     attempt: AttemptRecord::new(meta, &failed, &next),
+///     next,
+///     disable: DisablePolicy::default(),
+/// };
+/// // Enabled: the delivery is retried; the streak counts one failure.
+/// let settled = settle(&report, None, true);
+/// assert_eq!(settled.delivery, DeliveryAfter::RetryAt(retry));
+/// assert_eq!(settled.streak.map(|s| s.attempts), Some(1));
+/// // Disabled mid-flight: the attempt is kept, the delivery ends.
+/// let settled = settle(&report, None, false);
+/// assert_eq!(settled.delivery, DeliveryAfter::Finished);
+/// assert_eq!(settled.attempt.next_attempt_at, None);
+/// assert_eq!(settled.disable, None);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
-pub fn settle(report: &AttemptReport, streak: Option<FailureStreak>) -> Settlement {
+pub fn settle(report: &AttemptReport, streak: Option<FailureStreak>, enabled: bool) -> Settlement {
     let mut attempt = report.attempt.clone();
     let at = attempt.started_at;
     let (delivery, streak, disable) = match report.next {
@@ -203,6 +251,11 @@ pub fn settle(report: &AttemptReport, streak: Option<FailureStreak>) -> Settleme
                 _ => (DeliveryAfter::Finished, Some(streak), None),
             }
         }
+    };
+    let (delivery, disable) = if enabled {
+        (delivery, disable)
+    } else {
+        (DeliveryAfter::Finished, None)
     };
     if delivery == DeliveryAfter::Finished {
         attempt.next_attempt_at = None;
@@ -222,9 +275,11 @@ pub fn settle(report: &AttemptReport, streak: Option<FailureStreak>) -> Settleme
 /// both: [`enqueue`](Self::enqueue) reads the tenant's enabled destinations
 /// and writes the event and its deliveries in one transaction;
 /// [`complete`](Self::complete) may disable the destination in the same write
-/// as the attempt; and [`DestinationRepo::remove`] must drop the
-/// destination's pending deliveries, its attempts and its failure streak (an
-/// id inserted again starts clean).
+/// as the attempt; [`DestinationRepo::replace`] must drop a disabled
+/// destination's pending deliveries (see [Disabling](#disabling)); and
+/// [`DestinationRepo::remove`] must drop the destination's pending
+/// deliveries (leased or not), its attempts and its failure streak (an id
+/// inserted again starts clean).
 ///
 /// # Delivery guarantees
 /// At least once: a delivery stays pending until a [`complete`](Self::complete)
@@ -232,9 +287,23 @@ pub fn settle(report: &AttemptReport, streak: Option<FailureStreak>) -> Settleme
 /// lease that expires, and the delivery is claimed again. Two live leases
 /// never cover one delivery.
 ///
-/// Disabled destinations: no new deliveries are enqueued for them, and
-/// [`claim`](Self::claim) finishes (drops) their pending deliveries instead
-/// of offering them. Enabling a destination again does not bring those back.
+/// # Disabling
+/// A destination is disabled by [`DestinationRepo::replace`] storing it with
+/// `enabled: false`, or by [`complete`](Self::complete) (a `410 Gone`, or a
+/// failure streak the policy disables on). That same write drops every
+/// pending delivery of the destination that is not under a lease: none of
+/// them is offered again, and enabling the destination again does not bring
+/// them back. No new deliveries are enqueued for a disabled destination.
+///
+/// A delivery under a lease when its destination is disabled is an attempt
+/// in flight: it stays with the lease's holder (an expired lease counts
+/// until a claim takes the delivery). While the destination is disabled,
+/// its [`complete`](Self::complete) records the attempt and finishes the
+/// delivery, never reschedules it ([`settle`] for a destination not
+/// enabled); its [`release`](Self::release) drops it; and if its holder is
+/// gone, a [`claim`](Self::claim) that finds its lease over drops it. Each
+/// of these writes judges by the destination's state when it is made: once
+/// enabled again, such a delivery is an ordinary one.
 ///
 /// `MemoryRepo` (feature `memory`) implements it; the
 /// `conformance::outbox` functions (feature `conformance`) check any
@@ -257,9 +326,10 @@ pub trait Outbox: DestinationRepo {
     /// Leases up to `limit` deliveries (any tenant) due at or before `now`
     /// and not under a live lease (never leased, released, or lease expired
     /// at or before `now`), earliest due first. Each gets the lease
-    /// `{ token, expires_at: now + duration }`. Deliveries whose destination
-    /// is disabled are finished (dropped) instead of being offered. Two
-    /// concurrent claims never return the same delivery.
+    /// `{ token, expires_at: now + duration }`. A delivery it would offer
+    /// whose destination is disabled (one whose lease ran out after the
+    /// disable) is finished (dropped) instead. Two concurrent claims never
+    /// return the same delivery.
     ///
     /// # Errors
     /// Only storage failures.
@@ -284,7 +354,8 @@ pub trait Outbox: DestinationRepo {
 
     /// Gives a leased delivery back without an attempt (a worker shutting
     /// down): the lease is cleared and the delivery is offered to the next
-    /// claim (its due time is kept). `Ok(false)` if the lease was lost.
+    /// claim (its due time is kept), or, if its destination is disabled,
+    /// dropped in the same write. `Ok(false)` if the lease was lost.
     ///
     /// # Errors
     /// Only storage failures.
@@ -292,11 +363,15 @@ pub trait Outbox: DestinationRepo {
 
     /// Records one attempt and its consequence in one write, only if `lease`
     /// is still held: [`settle`] over the destination's stored failure
-    /// streak gives the attempt record to store, the streak to store, the
-    /// delivery's next state and whether to disable the destination (if it
-    /// is still enabled: version + 1, `updated_at` = the attempt's start,
-    /// never earlier than the last change). `Ok(LeaseLost)` and nothing
-    /// written if the lease is no longer held.
+    /// streak and whether it is enabled gives the attempt record to store,
+    /// the streak to store, the delivery's next state and whether to disable
+    /// the destination (as [`DestinationRecord::disabled`] at the attempt's
+    /// start, dropping its other unleased deliveries: see
+    /// [Disabling](#disabling)). A destination disabled while the attempt
+    /// was in flight still gets the attempt recorded. `Ok(LeaseLost)` and
+    /// nothing written if the lease is no longer held.
+    ///
+    /// [`DestinationRecord::disabled`]: crate::record::DestinationRecord::disabled
     ///
     /// # Errors
     /// Only storage failures.

@@ -143,38 +143,16 @@ pub enum CreateOutcome {
 ///
 /// The future is `Send` (the repo's futures are, and `rng` must be), so it
 /// runs on multi-threaded runtimes. It needs no runtime of its own: a
-/// synchronous host can drive it with a few lines of executor, as here.
+/// synchronous host can drive it with any executor, here `pollster`.
 ///
 /// ```
 /// # #[cfg(feature = "memory")] {
-/// use std::future::Future;
-/// use std::pin::pin;
-/// use std::sync::Arc;
-/// use std::task::{Context, Poll, Wake, Waker};
-/// use std::thread::{self, Thread};
-///
+/// use pollster::block_on;
 /// use prets_destinations::{
 ///     create, CreateDestinationRequest, CreateOutcome, DestinationRepo, KeyId, Keyring,
 ///     MemoryRepo, SealingKey, TenantId, Timestamp,
 /// };
 /// use rand_core::UnwrapErr;
-///
-/// /// Runs a future to completion on this thread, parking while it waits.
-/// fn block_on<F: Future>(fut: F) -> F::Output {
-///     struct Unpark(Thread);
-///     impl Wake for Unpark {
-///         fn wake(self: Arc<Self>) { self.0.unpark() }
-///     }
-///     let waker = Waker::from(Arc::new(Unpark(thread::current())));
-///     let mut cx = Context::from_waker(&waker);
-///     let mut fut = pin!(fut);
-///     loop {
-///         match fut.as_mut().poll(&mut cx) {
-///             Poll::Ready(out) => return out,
-///             Poll::Pending => thread::park(),
-///         }
-///     }
-/// }
 ///
 /// let mut rng = UnwrapErr(getrandom::SysRng);
 /// let keyring = Keyring::new(SealingKey::from_rng(KeyId::new(1), &mut rng), [])?;

@@ -172,8 +172,9 @@ const UPDATE_FIELDS: &[&str; 4] = &["name", "url", "version", "enabled"];
 /// optional `enabled`, as received.
 ///
 /// `enabled: false` disables the destination with the reason `manual` (no new
-/// deliveries; pending ones are dropped when a worker next claims them);
-/// `enabled: true` enables it and clears the reason, whatever it was.
+/// deliveries; pending ones are dropped in the same write, and an attempt
+/// being sent is recorded but not retried); `enabled: true` enables it and
+/// clears the reason, whatever it was.
 ///
 /// Absent members are left unchanged. Unknown members (`destinationId`
 /// included: ids never change) and repeated members make the body malformed,

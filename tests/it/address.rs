@@ -11,7 +11,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use prets_destinations::address::is_public_address;
+use prets_destinations::address::{embedded_ipv4, is_public_address};
+use proptest::prelude::*;
+use proptest::sample::select;
+
+use crate::support::regressions_beside_module;
 
 /// (block, source, [before, first, last, after]) where `true` means public.
 #[rustfmt::skip]
@@ -212,6 +216,97 @@ fn embedded_ipv4_addresses_are_judged_by_the_ipv4_address() {
     }
 }
 
+/// Every IPv6 form that carries an IPv4 address, with the addresses its
+/// RFC puts in it, restated from the RFCs' own examples where they have one.
+#[test]
+fn embedded_ipv4_finds_the_address_where_each_rfc_puts_it() {
+    #[rustfmt::skip]
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("::ffff:192.0.2.33", &["192.0.2.33"], "RFC 4291 IPv4-mapped"),
+        ("::ffff:0:192.0.2.33", &["192.0.2.33"], "RFC 2765 IPv4-translated (SIIT)"),
+        ("::192.0.2.33", &["192.0.2.33"], "RFC 4291 IPv4-compatible"),
+        ("::2", &["0.0.0.2"], "IPv4-compatible, the lowest after ::1"),
+        ("::", &[], "unspecified, not IPv4-compatible"),
+        ("::1", &[], "loopback, not IPv4-compatible"),
+        ("::1:0:0", &[], "just past ::/96"),
+        ("64:ff9b::192.0.2.33", &["192.0.2.33"], "RFC 6052 well-known prefix"),
+        ("64:ff9b:0:0:1::c000:221", &[], "64:ff9b::/32 but outside the /96"),
+        ("2002:c000:221::", &["192.0.2.33"], "RFC 3056 6to4"),
+        ("2002:c000:221:ffff:1:2:3:4", &["192.0.2.33"], "6to4 with a subnet and host"),
+        // RFC 4380 §4 and RFC 5991's example: server 65.54.227.120, client
+        // 192.0.2.45 behind port 40000, both inverted on the wire.
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", &["65.54.227.120", "192.0.2.45"], "RFC 4380 Teredo"),
+        ("2001:0:0:0:0:0:ffff:ffff", &["0.0.0.0", "0.0.0.0"], "Teredo, all zero after inversion"),
+        ("fe80::5efe:192.0.2.143", &["192.0.2.143"], "RFC 5214 ISATAP, link-local, private IPv4"),
+        ("2001:db8:1:2:200:5efe:192.0.2.143", &["192.0.2.143"], "ISATAP, universal bit set"),
+        ("2001:db8:1:2:100:5efe:192.0.2.143", &["192.0.2.143"], "ISATAP, group bit set"),
+        ("2001:db8:1:2:400:5efe:192.0.2.143", &[], "not ISATAP: another bit of the identifier"),
+        ("2001:db8:1:2:0:5eff:192.0.2.143", &[], "not ISATAP: 5eff"),
+        ("2002:c000:221:1:0:5efe:c633:6401", &["192.0.2.33", "198.51.100.1"], "6to4 and ISATAP"),
+        ("2001:db8::1", &[], "documentation, nothing embedded"),
+        ("2606:4700:4700::1111", &[], "global unicast, nothing embedded"),
+        ("fe80::1", &[], "link-local, nothing embedded"),
+    ];
+    for &(text, want, what) in cases {
+        let got: Vec<Ipv4Addr> = embedded_ipv4(text.parse().unwrap()).collect();
+        let want: Vec<Ipv4Addr> = want.iter().map(|w| w.parse().unwrap()).collect();
+        assert_eq!(got, want, "{what}: {text}");
+    }
+}
+
+/// RFC 6052 §2.4's table of 192.0.2.33 under each prefix length, moved into
+/// the local-use block `64:ff9b:1::/48` (RFC 8215), where the operator picks
+/// the length: the address is among those found for every length the block
+/// can hold, and so is the one at each other length for the same bits.
+#[test]
+fn local_use_nat64_yields_the_address_for_every_prefix_length_the_block_holds() {
+    let expected: Ipv4Addr = "192.0.2.33".parse().unwrap();
+    for (text, length) in [
+        ("64:ff9b:1:c000:2:2100::", 48),
+        ("64:ff9b:1:3c0:0:221::", 56),
+        ("64:ff9b:1:344:c0:2:2100:0", 64),
+        ("64:ff9b:1:344::192.0.2.33", 96),
+    ] {
+        let got: Vec<Ipv4Addr> = embedded_ipv4(text.parse().unwrap()).collect();
+        assert_eq!(got.len(), 4, "/{length}: {text} {got:?}");
+        assert!(got.contains(&expected), "/{length}: {text} {got:?}");
+    }
+    // The "u" octet (bits 64 to 72) is skipped, not read as part of the
+    // address.
+    let got: Vec<Ipv4Addr> = embedded_ipv4("64:ff9b:1:c000:ff02:2100::".parse().unwrap()).collect();
+    assert!(got.contains(&expected), "{got:?}");
+    // The well-known /96 is not read as local-use, and 64:ff9b:2:: is neither.
+    assert_eq!(
+        embedded_ipv4("64:ff9b:2:c000:2:2100::".parse().unwrap()).count(),
+        0
+    );
+}
+
+/// Unwrapping feeds the deny lists only: the classifier still judges the
+/// IPv6 block first, so a public IPv4 address inside a refused block does
+/// not make it public.
+#[test]
+fn an_embedded_public_address_does_not_lift_a_refused_block() {
+    for text in [
+        // Teredo carrying public server and client addresses.
+        "2001:0:4136:e378:8000:63bf:f7f7:f7f7",
+        // Local-use NAT64 and IPv4-compatible carrying 8.8.8.8.
+        "64:ff9b:1::808:808",
+        "::808:808",
+        // ISATAP with a public IPv4 address under a refused prefix.
+        "fe80::200:5efe:808:808",
+        "2001:db8::200:5efe:808:808",
+    ] {
+        let ip: Ipv6Addr = text.parse().unwrap();
+        assert!(embedded_ipv4(ip).count() > 0, "{text}");
+        assert!(!is_public_address(IpAddr::V6(ip)), "{text}");
+    }
+    // ISATAP under a public prefix keeps the prefix's verdict either way.
+    for text in ["2a00:1450::5efe:10.0.0.1", "2a00:1450::200:5efe:808:808"] {
+        assert!(is_public_address(text.parse().unwrap()), "{text}");
+    }
+}
+
 #[test]
 fn ordinary_public_addresses_are_public() {
     for text in [
@@ -231,28 +326,47 @@ fn ordinary_public_addresses_are_public() {
     }
 }
 
-/// SplitMix64, deterministic so that a failure reproduces.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// IPv4 addresses: half uniform, half in and next to 169.254.0.0/16.
+fn v4() -> impl Strategy<Value = Ipv4Addr> {
+    prop_oneof![
+        any::<u32>(),
+        (0..1u32 << 24).prop_map(|low| low | 0xa9fe_0000),
+    ]
+    .prop_map(Ipv4Addr::from_bits)
 }
 
-#[test]
-fn nothing_std_calls_special_is_public() {
+/// IPv6 addresses: half uniform, half with their top 16 bits in the blocks
+/// std knows about (and two public ones).
+fn v6() -> impl Strategy<Value = Ipv6Addr> {
+    let top = prop_oneof![
+        Just(None),
+        select(
+            &[
+                0x0000u64, 0xfc00, 0xfd12, 0xfe80, 0xfebf, 0xff02, 0xff0e, 0x2001, 0x2a00
+            ][..]
+        )
+        .prop_map(Some),
+    ];
+    (any::<u64>(), top, any::<u64>()).prop_map(|(hi, top, lo)| {
+        let hi = match top {
+            None => hi,
+            Some(top) => (hi & 0x0000_ffff_ffff_ffff) | (top << 48),
+        };
+        Ipv6Addr::from_bits(u128::from(hi) << 64 | u128::from(lo))
+    })
+}
+
+proptest! {
+    #![proptest_config(regressions_beside_module(ProptestConfig {
+        cases: 200_000,
+        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
+        ..ProptestConfig::default()
+    }))]
+
     // The standard library's stable predicates are an independent oracle for
     // a subset of the registries: whatever they flag must not be public.
-    let mut state = 0x0dd_ba11;
-    for _ in 0..200_000 {
-        let r = splitmix(&mut state);
-        // Bias half the draws into the interesting low and high ranges.
-        let v4 = Ipv4Addr::from_bits(if r & 1 == 0 {
-            (r >> 32) as u32
-        } else {
-            (r >> 40) as u32 | 0xa9fe_0000
-        });
+    #[test]
+    fn nothing_std_calls_special_is_public(v4 in v4(), v6 in v6()) {
         let std_special = v4.is_private()
             || v4.is_loopback()
             || v4.is_link_local()
@@ -261,32 +375,22 @@ fn nothing_std_calls_special_is_public() {
             || v4.is_documentation()
             || v4.is_unspecified();
         if std_special {
-            assert!(!is_public_address(IpAddr::V4(v4)), "{v4}");
+            prop_assert!(!is_public_address(IpAddr::V4(v4)), "{}", v4);
         }
-        let hi = splitmix(&mut state);
-        // Steer the top 16 bits into the blocks std knows about half the time.
-        let top = [
-            0x0000, 0xfc00, 0xfd12, 0xfe80, 0xfebf, 0xff02, 0xff0e, 0x2001, 0x2a00,
-        ][(hi % 9) as usize];
-        let hi = if hi & 0x100 == 0 {
-            hi
-        } else {
-            (hi & 0x0000_ffff_ffff_ffff) | (top << 48)
-        };
-        let v6 = Ipv6Addr::from_bits(u128::from(hi) << 64 | u128::from(r));
         let std_special6 = v6.is_loopback()
             || v6.is_unspecified()
             || v6.is_multicast()
             || v6.is_unique_local()
             || v6.is_unicast_link_local();
         if std_special6 {
-            assert!(!is_public_address(IpAddr::V6(v6)), "{v6}");
+            prop_assert!(!is_public_address(IpAddr::V6(v6)), "{}", v6);
         }
         // Mapped addresses agree with their IPv4 address.
-        assert_eq!(
+        prop_assert_eq!(
             is_public_address(IpAddr::V6(v4.to_ipv6_mapped())),
             is_public_address(IpAddr::V4(v4)),
-            "{v4}"
+            "{}",
+            v4
         );
     }
 }

@@ -8,10 +8,17 @@
 //! policy must report. The legitimate cases are ordinary public HTTPS
 //! endpoints, which must be accepted and echoed exactly.
 
+use std::cell::Cell;
 use std::net::IpAddr;
 
 use prets_destinations::DestinationUrl;
 use prets_destinations::address::is_public_address;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::{TestCaseError, TestRunner};
+
+use crate::support::regressions_beside_module;
 
 /// (url, expected error code, what it attacks).
 const ADVERSARIAL: &[(&str, &str, &str)] = &[
@@ -968,28 +975,6 @@ fn errors_carry_the_url_field_and_a_message_fixed_by_the_code() {
     }
 }
 
-/// SplitMix64: a small deterministic generator, so failures reproduce.
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick_number(&mut self, items: &[u64]) -> u64 {
-        items[self.below(items.len())]
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
-
 /// Host fragments that mix IPv4 notations, escapes, IDNA-mapped characters,
 /// reserved names and ordinary labels.
 const HOST_PARTS: &[&str] = &[
@@ -1098,52 +1083,55 @@ const SCHEMES: &[&str] = &[
 ];
 
 /// One part of an IPv4 literal in one of the WHATWG parser's notations.
-fn number_part(g: &mut Gen) -> String {
-    let n = match g.below(4) {
-        0 => g.next() % 256,
-        1 => g.pick_number(&[
-            0, 1, 8, 10, 100, 127, 169, 172, 192, 198, 203, 224, 240, 254, 255,
-        ]),
-        2 => g.next() % 65_536,
-        _ => g.next() % (1 << 32),
-    };
-    match g.below(6) {
+fn number_part() -> impl Strategy<Value = String> {
+    let n = prop_oneof![
+        0..256u64,
+        select(
+            &[
+                0u64, 1, 8, 10, 100, 127, 169, 172, 192, 198, 203, 224, 240, 254, 255
+            ][..]
+        ),
+        0..65_536u64,
+        0..(1u64 << 32),
+    ];
+    (n, 0..6u8).prop_map(|(n, notation)| match notation {
         0 => format!("0x{n:x}"),
         1 => format!("0{n:o}"),
         2 => format!("%3{}{}", n % 10, n / 10),
         _ => n.to_string(),
-    }
+    })
 }
 
-fn generated_url(g: &mut Gen) -> String {
-    let mut s = g.pick(SCHEMES).to_owned();
-    if g.below(6) == 0 {
-        // A dotted quad, the only IPv4 spelling the policy can accept.
-        let octets: Vec<String> = (0..4).map(|_| (g.next() % 256).to_string()).collect();
-        s.push_str(&octets.join("."));
-        s.push_str(g.pick(TAILS));
-        return s;
-    }
-    if g.below(3) == 0 {
-        for i in 0..=g.below(4) {
-            if i > 0 {
-                s.push('.');
+/// URL-shaped inputs: a dotted quad (the only IPv4 spelling the policy can
+/// accept), numbers in mixed notations, or names of mixed fragments.
+fn generated_url() -> impl Strategy<Value = String> {
+    let quad = (select(SCHEMES), any::<[u8; 4]>(), select(TAILS))
+        .prop_map(|(scheme, [a, b, c, d], tail)| format!("{scheme}{a}.{b}.{c}.{d}{tail}"));
+    let numbers = (
+        select(SCHEMES),
+        vec(number_part(), 1..=4),
+        select(&["", "", "", ".", "%2e"][..]),
+        select(TAILS),
+    )
+        .prop_map(|(scheme, parts, end, tail)| format!("{scheme}{}{end}{tail}", parts.join(".")));
+    let names = (
+        select(SCHEMES),
+        select(HOST_PARTS),
+        vec((select(JOINERS), select(HOST_PARTS)), 0..=4),
+        select(LAST),
+        select(TAILS),
+    )
+        .prop_map(|(scheme, first, rest, last, tail)| {
+            let mut s = format!("{scheme}{first}");
+            for (joiner, part) in rest {
+                s.push_str(joiner);
+                s.push_str(part);
             }
-            s.push_str(&number_part(g));
-        }
-        s.push_str(g.pick(&["", "", "", ".", "%2e"]));
-        s.push_str(g.pick(TAILS));
-        return s;
-    }
-    for i in 0..=g.below(5) {
-        if i > 0 {
-            s.push_str(g.pick(JOINERS));
-        }
-        s.push_str(g.pick(HOST_PARTS));
-    }
-    s.push_str(g.pick(LAST));
-    s.push_str(g.pick(TAILS));
-    s
+            s.push_str(last);
+            s.push_str(tail);
+            s
+        });
+    prop_oneof![3 => quad, 5 => numbers, 10 => names]
 }
 
 /// The fuzz target's property (`fuzz/fuzz_targets/url_host_policy.rs`) over
@@ -1151,36 +1139,47 @@ fn generated_url(g: &mut Gen) -> String {
 /// literal, to `localhost`, or to a host spelled differently from the text.
 #[test]
 fn no_generated_url_that_is_accepted_reaches_a_non_public_or_local_host() {
-    let mut g = Gen(0x05ee_d1e5_50dd_ba11);
-    let (mut accepted, mut accepted_ip) = (0, 0);
-    for _ in 0..200_000 {
-        let input = generated_url(&mut g);
+    let config = regressions_beside_module(ProptestConfig {
+        cases: 200_000,
+        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
+        source_file: Some(file!()),
+        ..ProptestConfig::default()
+    });
+    let (accepted, accepted_ip) = (Cell::new(0), Cell::new(0));
+    let result = TestRunner::new(config).run(&generated_url(), |input| {
         let Ok(dest) = input.parse::<DestinationUrl>() else {
-            continue;
+            return Ok(());
         };
-        accepted += 1;
-        assert_eq!(dest.as_str(), input);
-        let whatwg = url::Url::parse(&input).unwrap_or_else(|e| panic!("{input}: {e}"));
+        accepted.set(accepted.get() + 1);
+        prop_assert_eq!(dest.as_str(), input.as_str());
+        let whatwg =
+            url::Url::parse(&input).map_err(|e| TestCaseError::fail(format!("{input}: {e}")))?;
         match whatwg.host() {
             Some(url::Host::Ipv4(ip)) => {
-                accepted_ip += 1;
-                assert!(is_public_address(ip.into()), "{input}");
+                accepted_ip.set(accepted_ip.get() + 1);
+                prop_assert!(is_public_address(ip.into()), "{}", input);
             }
-            Some(url::Host::Ipv6(ip)) => assert!(is_public_address(ip.into()), "{input}"),
+            Some(url::Host::Ipv6(ip)) => prop_assert!(is_public_address(ip.into()), "{}", input),
             Some(url::Host::Domain(d)) => {
                 let d = d.trim_end_matches('.');
-                assert!(d != "localhost" && !d.ends_with(".localhost"), "{input}");
-                assert!(d.contains('.'), "{input}");
+                prop_assert!(d != "localhost" && !d.ends_with(".localhost"), "{}", input);
+                prop_assert!(d.contains('.'), "{}", input);
             }
-            None => panic!("{input}: no host"),
+            None => prop_assert!(false, "{}: no host", input),
         }
-        assert_eq!(
+        prop_assert_eq!(
             whatwg.host_str().unwrap_or_default(),
             dest.host().to_ascii_lowercase(),
-            "{input}"
+            "{}",
+            input
         );
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
     // The generator must exercise the accepting path too, or the property is vacuous.
+    let (accepted, accepted_ip) = (accepted.get(), accepted_ip.get());
     assert!(accepted > 3_000, "only {accepted} accepted");
     assert!(accepted_ip > 10, "only {accepted_ip} IP literals accepted");
 }
@@ -1216,7 +1215,7 @@ mod operator_policy {
             .allow("10.0.0.0/8".parse().unwrap())
             .allow("fd00::/8".parse().unwrap())
             .deny("10.66.0.0/16".parse().unwrap())
-            .deny("168.63.129.16/32".parse().unwrap())
+            .deny("151.101.1.69/32".parse().unwrap())
     }
 
     #[test]
@@ -1244,7 +1243,7 @@ mod operator_policy {
     fn deny_beats_allow_and_beats_public() {
         for (url, why) in [
             ("https://10.66.1.1/", "denied inside an allowed network"),
-            ("https://168.63.129.16/", "public but denied"),
+            ("https://151.101.1.69/", "public but denied"),
             ("https://127.0.0.2/", "next to the allowed /32"),
             ("https://192.168.1.1/", "private, not allowed"),
         ] {
@@ -1265,7 +1264,7 @@ mod operator_policy {
         }
         // Other notations of a denied address are refused as not allowed.
         let err =
-            DestinationUrl::parse_with_policy("https://0xa8.63.129.16/", &policy()).unwrap_err();
+            DestinationUrl::parse_with_policy("https://0x97.101.1.69/", &policy()).unwrap_err();
         assert_eq!(err.code(), "non_public_address");
     }
 
@@ -1286,7 +1285,7 @@ mod operator_policy {
     fn mapped_ipv6_is_judged_as_the_ipv4_it_carries() {
         let p = policy();
         assert!(p.is_allowed("::ffff:127.0.0.1".parse().unwrap()));
-        assert!(!p.is_allowed("::ffff:168.63.129.16".parse().unwrap()));
+        assert!(!p.is_allowed("::ffff:151.101.1.69".parse().unwrap()));
         assert!(!p.is_allowed("::ffff:10.66.0.1".parse().unwrap()));
         assert!(p.is_allowed("fd12::1".parse().unwrap()));
         assert!(!p.is_allowed("fe80::1".parse().unwrap()));
@@ -1476,5 +1475,292 @@ mod request_policy {
         };
         assert_eq!(url_code(&errors), [("url", "non_public_address")]);
         assert_eq!(block_on(repo.get(&org, id)).unwrap().unwrap().version, 2);
+    }
+}
+
+/// Deny lists and the cloud metadata addresses, through every IPv6 form that
+/// carries an IPv4 address. The forms are built here from their RFCs,
+/// independently of the crate's `embedded_ipv4`.
+mod through_ipv6 {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use prets_destinations::ipnet::{IpNet, Ipv4Net, Ipv6Net};
+    use prets_destinations::{DestinationUrl, HostPolicy};
+    use proptest::prelude::*;
+
+    use crate::support::regressions_beside_module;
+
+    /// The cloud metadata and credential endpoints that no policy may admit,
+    /// restated from the providers' documentation.
+    const METADATA: &[(&str, &str)] = &[
+        (
+            "169.254.169.254",
+            "AWS, Azure, Google Cloud, Oracle Cloud, OpenStack instance metadata",
+        ),
+        ("169.254.170.2", "AWS ECS task metadata and credentials"),
+        ("169.254.170.23", "AWS EKS Pod Identity agent"),
+        ("fd00:ec2::23", "AWS EKS Pod Identity agent, IPv6"),
+        ("fd00:ec2::254", "AWS instance metadata, IPv6"),
+        ("fd20:ce::254", "Google Compute Engine metadata, IPv6"),
+        ("100.100.100.200", "Alibaba Cloud ECS metadata"),
+        (
+            "192.0.0.192",
+            "Oracle Cloud Infrastructure Classic metadata",
+        ),
+        ("169.254.42.42", "Scaleway metadata"),
+        ("fd00:42::42", "Scaleway metadata, IPv6"),
+        ("fe80::a9fe:a9fe", "OpenStack metadata, IPv6"),
+        ("168.63.129.16", "Azure WireServer"),
+    ];
+
+    /// How many forms [`embed`] knows.
+    const FORMS: usize = 12;
+
+    /// `v4` written in IPv6 form number `form`; `noise` fills the bits the
+    /// form leaves free. `None` where the form cannot hold `v4` (`::` and
+    /// `::1` are not IPv4-compatible addresses).
+    fn embed(form: usize, v4: Ipv4Addr, noise: u128) -> Option<Ipv6Addr> {
+        let v4b = u128::from(v4.to_bits());
+        let bits = match form {
+            // RFC 4291 §2.5.5.2: ::ffff:a.b.c.d.
+            0 => 0xffff << 32 | v4b,
+            // RFC 2765 §2.1: ::ffff:0:a.b.c.d.
+            1 => 0xffff << 48 | v4b,
+            // RFC 4291 §2.5.5.1: ::a.b.c.d.
+            2 if v4b > 1 => v4b,
+            2 => return None,
+            // RFC 6052 §2.1: 64:ff9b::/96.
+            3 => 0x0064_ff9b << 96 | v4b,
+            // RFC 8215 64:ff9b:1::/48, with the RFC 6052 §2.2 layout for a
+            // prefix of 48, 56, 64 or 96 bits: the IPv4 octets from the
+            // prefix length on, skipping octet 8 (the zero "u" octet).
+            4..=7 => {
+                let length = [48, 56, 64, 96][form - 4];
+                let mut octets = noise.to_be_bytes();
+                octets[..6].copy_from_slice(&[0, 0x64, 0xff, 0x9b, 0, 1]);
+                octets[8] = 0;
+                let mut at = length / 8;
+                for byte in v4.octets() {
+                    if at == 8 {
+                        at += 1;
+                    }
+                    octets[at] = byte;
+                    at += 1;
+                }
+                u128::from_be_bytes(octets)
+            }
+            // RFC 3056 §2: 2002:V4ADDR::/48, any subnet and host.
+            8 => 0x2002 << 112 | v4b << 80 | noise & (u128::MAX >> 48),
+            // RFC 4380 §4: 2001:0:server:flags:port:client, the server in
+            // the clear...
+            9 => 0x2001_0000 << 96 | v4b << 64 | noise & (u128::MAX >> 64),
+            // ... and the client inverted.
+            10 => {
+                0x2001_0000 << 96 | noise & (u128::MAX >> 32) & !0xffff_ffff | (!v4b & 0xffff_ffff)
+            }
+            // RFC 5214 §6.1: any /64 prefix, interface identifier
+            // 0000:5efe or 0200:5efe (and the group bit either way).
+            11 => {
+                let ug = u128::from((noise as u16) & 0x0300);
+                noise & !(u128::MAX >> 64) | ug << 48 | 0x5efe << 32 | v4b
+            }
+            _ => unreachable!("form {form}"),
+        };
+        Some(Ipv6Addr::from_bits(bits))
+    }
+
+    fn net(text: &str) -> IpNet {
+        text.parse().unwrap()
+    }
+
+    fn allow_everything() -> HostPolicy {
+        HostPolicy::default()
+            .allow(net("0.0.0.0/0"))
+            .allow(net("::/0"))
+    }
+
+    #[test]
+    fn a_denied_ipv4_address_is_denied_in_every_ipv6_form() {
+        let policies = [
+            HostPolicy::default()
+                .deny(net("10.66.0.0/16"))
+                .deny(net("151.101.1.69/32")),
+            allow_everything()
+                .deny(net("10.66.0.0/16"))
+                .deny(net("151.101.1.69/32")),
+        ];
+        for policy in &policies {
+            for denied in ["10.66.1.2", "151.101.1.69"] {
+                let v4: Ipv4Addr = denied.parse().unwrap();
+                assert!(!policy.is_allowed(IpAddr::V4(v4)));
+                for form in 0..FORMS {
+                    for noise in [0, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210] {
+                        let ip = embed(form, v4, noise).unwrap();
+                        assert!(!policy.is_allowed(IpAddr::V6(ip)), "form {form}: {ip}");
+                    }
+                }
+            }
+        }
+        // Concrete spellings, as a client would write them.
+        let policy = &policies[1];
+        for text in [
+            "64:ff9b::a42:102",
+            "64:ff9b::151.101.1.69",
+            "2002:a42:102::1",
+            "2002:9765:145:1::",
+            "64:ff9b:1:a42:1:200::",
+            "2001:0:a42:102::",
+            "2001:0:1:2:3:4:f5bd:fefd",
+            "2a00:1450:4001:1::5efe:a42:102",
+            "::a42:102",
+        ] {
+            assert!(!policy.is_allowed(text.parse().unwrap()), "{text}");
+        }
+        // Neighbours stay allowed: the deny is by address, not by form.
+        for text in ["64:ff9b::a43:102", "2002:a43:102::1", "2001:0:a43:102::"] {
+            assert!(policy.is_allowed(text.parse().unwrap()), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_ipv6_deny_still_matches_the_ipv6_spelling() {
+        let policy = allow_everything()
+            .deny(net("64:ff9b::/96"))
+            .deny(net("2002::/16"));
+        assert!(!policy.is_allowed("64:ff9b::808:808".parse().unwrap()));
+        assert!(!policy.is_allowed("2002:808:808::".parse().unwrap()));
+        // The IPv4 address itself is not denied by an IPv6 network.
+        assert!(policy.is_allowed("8.8.8.8".parse().unwrap()));
+    }
+
+    #[test]
+    fn allow_lists_admit_what_they_name_not_what_an_ipv6_address_carries() {
+        let policy = HostPolicy::default().allow(net("10.0.0.0/8"));
+        assert!(policy.is_allowed("10.1.2.3".parse().unwrap()));
+        assert!(policy.is_allowed("::ffff:10.1.2.3".parse().unwrap()));
+        for text in [
+            "64:ff9b::a01:203",
+            "2002:a01:203::",
+            "::a01:203",
+            "2001:0:a01:203::",
+        ] {
+            assert!(!policy.is_allowed(text.parse().unwrap()), "{text}");
+        }
+        // Naming the IPv6 block admits it, and a deny still sees inside.
+        let policy = HostPolicy::default()
+            .allow(net("64:ff9b::/96"))
+            .deny(net("10.9.0.0/16"));
+        assert!(policy.is_allowed("64:ff9b::a01:203".parse().unwrap()));
+        assert!(!policy.is_allowed("64:ff9b::a09:203".parse().unwrap()));
+    }
+
+    #[test]
+    fn metadata_addresses_are_refused_even_when_allowed_and_their_neighbours_are_not() {
+        for &(text, what) in METADATA {
+            let ip: IpAddr = text.parse().unwrap();
+            let exact = HostPolicy::default().allow(IpNet::from(ip));
+            for policy in [HostPolicy::default(), allow_everything(), exact] {
+                assert!(!policy.is_allowed(ip), "{what}: {text}");
+            }
+            let next = match ip {
+                IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from_bits(v4.to_bits() + 1)),
+                IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() + 1)),
+            };
+            assert!(allow_everything().is_allowed(next), "{what}: {next}");
+            if let IpAddr::V4(v4) = ip {
+                for form in 0..FORMS {
+                    let embedded =
+                        embed(form, v4, 0x5555_aaaa_5555_aaaa_5555_aaaa_5555_aaaa).unwrap();
+                    assert!(
+                        !allow_everything().is_allowed(IpAddr::V6(embedded)),
+                        "{what}: {embedded}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// IPv6 literals never pass the URL pattern; IPv6 addresses reach the
+    /// policy as DNS answers at delivery time (the tests above).
+    #[test]
+    fn metadata_literals_are_refused_at_create_time_under_any_allow_list() {
+        for url in [
+            "https://169.254.169.254/latest/meta-data/",
+            "https://169.254.170.2/v2/credentials",
+            "https://100.100.100.200/latest/meta-data/",
+            "https://192.0.0.192/latest/",
+            "https://168.63.129.16/machine?comp=goalstate",
+        ] {
+            let err = DestinationUrl::parse_with_policy(url, &allow_everything()).unwrap_err();
+            assert_eq!(err.code(), "non_public_address", "{url}");
+        }
+        // The same allow list admits a neighbour.
+        assert!(
+            DestinationUrl::parse_with_policy("https://169.254.169.1/", &allow_everything())
+                .is_ok()
+        );
+    }
+
+    proptest! {
+        #![proptest_config(regressions_beside_module(ProptestConfig::with_cases(1024)))]
+
+        /// A deny network covering an IPv4 address denies that address in
+        /// every IPv6 form, whatever the allow list and the free bits.
+        #[test]
+        fn every_embedding_of_a_denied_ipv4_address_is_denied(
+            v4 in any::<u32>(),
+            len in 0u8..=32,
+            form in 0..FORMS,
+            noise in any::<u128>(),
+            wide_allow in any::<bool>(),
+        ) {
+            let v4 = Ipv4Addr::from_bits(v4);
+            let ip = embed(form, v4, noise);
+            prop_assume!(ip.is_some());
+            let ip = IpAddr::V6(ip.unwrap());
+            let base = if wide_allow {
+                allow_everything().allow(IpNet::from(ip))
+            } else {
+                HostPolicy::default()
+            };
+            let policy = base.deny(IpNet::V4(Ipv4Net::new(v4, len).unwrap()));
+            prop_assert!(!policy.is_allowed(IpAddr::V4(v4)));
+            prop_assert!(!policy.is_allowed(ip), "{ip} carries {v4}");
+        }
+
+        /// No allow list admits a metadata address, written as itself or,
+        /// for an IPv4 one, in any IPv6 form; even one that names it.
+        #[test]
+        fn allow_lists_never_admit_a_metadata_address(
+            which in 0..METADATA.len(),
+            form in proptest::option::of(0..FORMS),
+            noise in any::<u128>(),
+            around in any::<u8>(),
+            others in proptest::collection::vec((any::<u128>(), any::<u8>(), any::<bool>()), 0..6),
+        ) {
+            let target: IpAddr = METADATA[which].0.parse().unwrap();
+            let ip = match (target, form) {
+                (IpAddr::V4(v4), Some(form)) => IpAddr::V6(embed(form, v4, noise).unwrap()),
+                _ => target,
+            };
+            // A network of random width around the address as written...
+            let around = match ip {
+                IpAddr::V4(v4) => IpNet::V4(Ipv4Net::new(v4, around % 33).unwrap()),
+                IpAddr::V6(v6) => IpNet::V6(Ipv6Net::new(v6, around % 129).unwrap()),
+            };
+            let mut policy = HostPolicy::default().allow(around);
+            // ... and around the IPv4 address it carries, plus random ones.
+            if let IpAddr::V4(v4) = target {
+                policy = policy.allow(IpNet::V4(Ipv4Net::new(v4, around.prefix_len() % 33).unwrap()));
+            }
+            for (bits, len, v6) in others {
+                policy = policy.allow(if v6 {
+                    IpNet::V6(Ipv6Net::new(Ipv6Addr::from_bits(bits), len % 129).unwrap())
+                } else {
+                    IpNet::V4(Ipv4Net::new(Ipv4Addr::from_bits(bits as u32), len % 33).unwrap())
+                });
+            }
+            prop_assert!(!policy.is_allowed(ip), "{ip} ({})", METADATA[which].1);
+        }
     }
 }

@@ -16,6 +16,7 @@ mod api_traits;
 mod create;
 mod delivery;
 mod description_metadata;
+mod fair_queue;
 mod filter;
 mod headers;
 mod host_policy;

@@ -56,6 +56,16 @@ fn disabled_destinations_get_no_deliveries() {
 }
 
 #[test]
+fn disabling_drops_the_backlog_at_once() {
+    block_on(kit::disabling_drops_the_backlog_at_once(&MemoryRepo::new()));
+}
+
+#[test]
+fn completing_after_a_disable_mid_flight_records_the_attempt() {
+    block_on(kit::completing_after_a_disable_mid_flight_records_the_attempt(&MemoryRepo::new()));
+}
+
+#[test]
 fn gone_disables_in_the_same_write() {
     block_on(kit::gone_disables_in_the_same_write(&MemoryRepo::new()));
 }

@@ -2,11 +2,6 @@
 //! fixtures, and a serde visitor for the member order of a JSON object.
 
 use core::fmt;
-use std::future::Future;
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
 
 use prets_destinations::{KeyId, Keyring, SealingKey, TenantId, Timestamp};
 use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
@@ -14,25 +9,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-/// Runs a future to completion on this thread, parking while it waits.
-#[allow(dead_code)]
-pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        match future.as_mut().poll(&mut cx) {
-            Poll::Ready(out) => return out,
-            Poll::Pending => thread::park(),
-        }
-    }
-}
+// Runs a future to completion on this thread, parking while it waits.
+#[allow(unused_imports)]
+pub(crate) use pollster::block_on;
 
 #[allow(dead_code)]
 pub(crate) fn rng(seed: u64) -> ChaCha20Rng {

@@ -10,5 +10,4 @@
 
 mod outbox;
 mod repo;
-mod support;
 mod tokens;

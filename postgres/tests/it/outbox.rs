@@ -1,7 +1,8 @@
 //! `PgRepo` as an `Outbox`: the outbox conformance kit, two nodes (two
 //! pools) claiming from one database, a dead node's lease taken over, events
-//! removed with their last delivery, a schema-2 database migrated, and a
-//! delivered attempt not waiting for a publish reading its destination.
+//! removed with their last delivery (also one in flight at a disable), a
+//! schema-2 database migrated, and a delivered attempt not waiting for a
+//! publish reading its destination.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -17,11 +18,10 @@ use prets_destinations::{
     CreateDestinationRequest, DestinationRecord, DestinationRepo, InsertOutcome, KeyId,
     RemoveOutcome, SealingKey, TenantId, Timestamp, conformance,
 };
-use prets_destinations_postgres::PgRepo;
+use prets_destinations_postgres::test_support::TestDb;
+use prets_destinations_postgres::{PgRepo, schema_version};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-
-use crate::support::TestDb;
 
 fn t0() -> Timestamp {
     Timestamp::from_unix_seconds(1_700_000_000).unwrap()
@@ -365,6 +365,67 @@ async fn events_go_with_their_last_delivery() {
     assert_eq!(count(&db, "events").await, 0);
 }
 
+/// Deliveries in flight when their destination is disabled leave no event
+/// behind either: one released while disabled is deleted with its event,
+/// and one whose holder vanished is deleted, with its event, by the claim
+/// that leases it after its lease ran out; a completed one goes as any
+/// other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let mut rng = ChaCha20Rng::seed_from_u64(25);
+    let tenant: TenantId = "org_in_flight".parse().unwrap();
+    let dest = destinations(&repo, &tenant, 1, &mut rng).await.remove(0);
+    for n in 0..3 {
+        assert_eq!(
+            repo.enqueue(&tenant, &event(n, &mut rng), Target::AllEnabled)
+                .await
+                .unwrap(),
+            EnqueueOutcome::Enqueued { deliveries: 1 }
+        );
+    }
+    let claimed = repo.claim(at(1), 10, lease(&mut rng)).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let off = dest
+        .disabled(prets_destinations::delivery::DisabledReason::Manual, at(2))
+        .unwrap();
+    assert_eq!(
+        repo.replace(&tenant, dest.version, &off).await.unwrap(),
+        prets_destinations::ReplaceOutcome::Replaced
+    );
+    assert_eq!(
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (3, 3),
+        "the deliveries in flight were dropped by the disable"
+    );
+    assert_eq!(
+        repo.complete(
+            &claimed[0].lease,
+            report(&claimed[0], at(3), NextStep::RetryAt(at(30)), &mut rng)
+        )
+        .await
+        .unwrap(),
+        CompleteOutcome::Recorded { disabled: None }
+    );
+    assert!(repo.release(&claimed[1].lease).await.unwrap());
+    assert_eq!(
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (1, 1)
+    );
+    assert!(
+        repo.claim(at(1000), 10, lease(&mut rng))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (0, 0)
+    );
+    assert_eq!(count(&db, "attempts").await, 1);
+}
+
 /// Concurrent completions of one event's deliveries (each the last but one
 /// when it starts) still remove the event: no event row is left behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -405,53 +466,16 @@ async fn racing_last_completions_leave_no_event_behind() {
     assert_eq!(count(&db, "attempts").await, 30);
 }
 
-/// The schema as version 2 of this crate wrote it (migrations 1 and 2,
-/// copied as released).
-const SCHEMA_2: &str = r#"
-    CREATE TABLE schema_migrations (
-        version    INTEGER     NOT NULL PRIMARY KEY,
-        applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-    );
-    CREATE TABLE destinations (
-        tenant_id      TEXT COLLATE "C" NOT NULL,
-        destination_id TEXT COLLATE "C" NOT NULL,
-        name           TEXT   NOT NULL,
-        url            TEXT   NOT NULL,
-        created_at_ms  BIGINT NOT NULL,
-        updated_at_ms  BIGINT NOT NULL,
-        sealed_secret  BYTEA  NOT NULL,
-        secret_digest  BYTEA  NOT NULL,
-        version        BIGINT NOT NULL,
-        PRIMARY KEY (tenant_id, destination_id)
-    );
-    CREATE INDEX destinations_by_secret_digest ON destinations (secret_digest);
-    CREATE TABLE previous_secrets (
-        tenant_id      TEXT COLLATE "C" NOT NULL,
-        destination_id TEXT COLLATE "C" NOT NULL,
-        position       INTEGER NOT NULL,
-        sealed_secret  BYTEA   NOT NULL,
-        secret_digest  BYTEA   NOT NULL,
-        expires_at_ms  BIGINT  NOT NULL,
-        PRIMARY KEY (tenant_id, destination_id, position),
-        FOREIGN KEY (tenant_id, destination_id)
-            REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
-    );
-    CREATE INDEX previous_secrets_by_secret_digest ON previous_secrets (secret_digest);
-    ALTER TABLE destinations
-        ADD COLUMN enabled BOOLEAN NOT NULL DEFAULT true,
-        ADD COLUMN disabled_reason TEXT
-            CHECK (disabled_reason IN ('manual', 'gone', 'failing'));
-    INSERT INTO schema_migrations (version) VALUES (1), (2);
-"#;
-
 /// A database at schema 2 holding destinations: migrating keeps every row
 /// as it was (enabled ones enabled, a disabled one disabled), and the
 /// enabled ones get deliveries at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrating_from_schema_2_keeps_rows_and_their_state() {
     let db = TestDb::new();
+    // The schema as version 2 of this crate left it: its own first two
+    // migrations.
+    db.migrate_to(2).await;
     let client = db.client().await;
-    client.batch_execute(SCHEMA_2).await.unwrap();
     let tenant: TenantId = "org_old".parse().unwrap();
     let sealer = SealingKey::new(KeyId::new(1), &[4; 32]);
     let mut rng = ChaCha20Rng::seed_from_u64(25);
@@ -521,7 +545,8 @@ async fn migrating_from_schema_2_keeps_rows_and_their_state() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3]);
+    let all: Vec<i32> = (1..=i32::try_from(schema_version()).unwrap()).collect();
+    assert_eq!(versions, all);
     for (r, enabled) in &records {
         let got = repo.get(&tenant, r.destination_id).await.unwrap().unwrap();
         assert_eq!(got.enabled, *enabled);

@@ -5,13 +5,13 @@ use std::error::Error as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::{self, TestDb};
 use prets_destinations::delivery::{LeaseRequest, LeaseToken, Outbox};
 use prets_destinations::ops::plan_create;
 use prets_destinations::{
     CreateDestinationRequest, DestinationId, DestinationRepo, InsertOutcome, KeyId, SealingKey,
     TenantId, Timestamp, conformance,
 };
+use prets_destinations_postgres::test_support::{self, TestDb};
 use prets_destinations_postgres::{PgRepo, schema_version};
 use rand_chacha::rand_core::SeedableRng;
 use tokio::net::{TcpListener, TcpStream};
@@ -25,7 +25,7 @@ async fn pg_repo_passes_the_conformance_kit() {
 }
 
 /// The repo's futures run on the runtime it was opened in, so plain threads
-/// with a minimal executor can drive them too.
+/// with a blocking executor can drive them too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_repo_needs_no_runtime_for_parallel_creates_on_threads() {
     let db = TestDb::new();
@@ -235,7 +235,7 @@ impl Proxy {
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let conn = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(support::server()).await {
+                    if let Ok(mut server) = TcpStream::connect(test_support::server()).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
                 });

@@ -5,8 +5,7 @@
 use std::error::Error as _;
 
 use prets_destinations::{TenantId, Timestamp};
-
-use crate::support::TestDb;
+use prets_destinations_postgres::test_support::TestDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_tokens_round_trip_across_nodes_and_restarts() {

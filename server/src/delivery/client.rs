@@ -14,7 +14,8 @@ use prets_destinations::delivery::{
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use tokio::time::timeout_at;
 
-use crate::config::DeliveryConfig;
+use crate::delivery::config::DeliveryConfig;
+use crate::delivery::deadline::after;
 use crate::delivery::resolve::{CheckedResolver, DnsFailed, Refused, Resolve};
 
 /// Most bytes of a response body read before the answer is complete: the
@@ -28,6 +29,10 @@ const RETRY_AFTER_KEEP: usize = 128;
 
 /// Longest error detail kept.
 const DETAIL_MAX: usize = 160;
+
+/// Longest idle timeout handed to the pool, whose reaper adds it to the
+/// current instant (an unbounded `Duration::MAX` would overflow there).
+const POOL_IDLE_TIMEOUT_MAX: Duration = Duration::from_secs(365 * 86_400);
 
 /// What one attempt came to, for the core's [`classify`]: the status (and
 /// `Retry-After`) of an answer, or why there was none.
@@ -98,20 +103,6 @@ impl StdError for ClientError {
     }
 }
 
-/// The certificates of a PEM file (one or more `CERTIFICATE` blocks).
-///
-/// # Errors
-/// A text naming what is wrong: no certificate in the file, or a block that
-/// does not parse.
-pub fn parse_root_certificates(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
-    let certs = reqwest::Certificate::from_pem_bundle(pem)
-        .map_err(|_| "not a PEM file of certificates".to_owned())?;
-    if certs.is_empty() {
-        return Err("no CERTIFICATE block in the file".to_owned());
-    }
-    Ok(certs)
-}
-
 /// The HTTPS client of deliveries: one per process, cheap to share.
 ///
 /// - rustls with the web PKI roots plus the configured extra roots; HTTP/1.1
@@ -122,7 +113,11 @@ pub fn parse_root_certificates(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, 
 ///   checked with the [`HostPolicy`]; a literal IP is checked before the
 ///   request; only checked addresses are connected to;
 /// - the connect timeout bounds DNS, TCP and TLS, the total timeout the whole
-///   attempt; at most [`RESPONSE_READ_CAP`] bytes of the body are read.
+///   attempt; at most [`RESPONSE_READ_CAP`] bytes of the body are read;
+/// - a connection left unused is kept for the next attempt to the same
+///   scheme, host and port at most `pool_idle_timeout`, and at most
+///   `pool_max_idle_per_host` of them per host and port; the others close
+///   when their attempt ends.
 #[derive(Clone)]
 pub struct DeliveryClient {
     http: reqwest::Client,
@@ -159,7 +154,11 @@ impl DeliveryClient {
             .referer(false)
             .dns_resolver(Arc::new(checked))
             .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout);
+            .timeout(config.timeout)
+            .pool_idle_timeout(config.pool_idle_timeout.min(POOL_IDLE_TIMEOUT_MAX))
+            .pool_max_idle_per_host(
+                usize::try_from(config.pool_max_idle_per_host).unwrap_or(usize::MAX),
+            );
         for cert in &config.root_certificates {
             builder = builder.add_root_certificate(cert.clone());
         }
@@ -174,7 +173,7 @@ impl DeliveryClient {
     /// Makes one attempt: the POST `request` describes, to checked addresses
     /// only. Never fails: every failure is an [`Outcome::Failed`].
     pub async fn send(&self, request: &DeliveryRequest) -> Outcome {
-        let deadline = crate::delivery::after(self.timeout);
+        let deadline = after(self.timeout);
         let response = match timeout_at(deadline, self.post(request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(outcome)) => return outcome,

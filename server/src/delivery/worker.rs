@@ -11,17 +11,20 @@
 //!   from 100 ms, doubling to 30 s.
 //! - Each attempt opens the destination's current secret, so an attempt
 //!   after a rotation carries the new one. A destination deleted or disabled
-//!   since the claim gets nothing (its lease is released and the store drops
-//!   the delivery at the next claim).
+//!   since the claim gets nothing (its lease is released, and the store drops
+//!   a disabled destination's delivery then).
 //! - One `info` line per attempt: organization, destination id, event id,
 //!   attempt number, outcome, status, error kind and duration. Never the
 //!   secret, the payload or the response body.
 //! - [`WorkerHandle::shutdown`] stops claiming, releases the leases of
-//!   attempts not yet sent, lets attempts being sent finish for up to the
-//!   grace period (the delivery timeout by default), then aborts the rest and
-//!   releases their leases, so a restart resumes them at once.
+//!   attempts not yet sent, and gives attempts being sent the grace period
+//!   (the delivery timeout plus [`RECORD_GRACE`] by default) to get their
+//!   answer; those still waiting then are cut short and release their
+//!   leases, so a restart resumes them at once. An attempt whose answer (or
+//!   timeout) has arrived is always recorded: its write is never cut short,
+//!   so that a restart never sends it again.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -35,18 +38,21 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::config::DeliveryConfig;
-use crate::delivery::after;
 use crate::delivery::client::{DeliveryClient, Outcome};
+use crate::delivery::config::DeliveryConfig;
+use crate::delivery::deadline::after;
+
+/// The time allowed, beyond the delivery timeout, for writing an attempt's
+/// result: part of the lease ([`lease_duration`]) and of the default
+/// shutdown grace ([`WorkerOptions::shutdown_grace`]).
+pub const RECORD_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a claim leases a delivery for an attempt bounded by `timeout`:
-/// twice the timeout plus 5 s, so that an attempt that uses its whole
-/// timeout still reports well before the lease ends.
+/// twice the timeout plus [`RECORD_GRACE`] (5 s), so that an attempt that
+/// uses its whole timeout still reports well before the lease ends.
 #[must_use]
 pub fn lease_duration(timeout: Duration) -> Duration {
-    timeout
-        .saturating_mul(2)
-        .saturating_add(Duration::from_secs(5))
+    timeout.saturating_mul(2).saturating_add(RECORD_GRACE)
 }
 
 /// The first wait after a store error; it doubles up to [`BACKOFF_MAX`].
@@ -69,8 +75,10 @@ pub struct WorkerOptions {
     pub poll_interval: Duration,
     /// Most deliveries taken by one claim.
     pub batch: usize,
-    /// How long [`WorkerHandle::shutdown`] lets attempts being sent finish;
-    /// `None` is the delivery timeout.
+    /// How long [`WorkerHandle::shutdown`] waits for the answers of
+    /// attempts being sent before it cuts them short; `None` is the delivery
+    /// timeout plus [`RECORD_GRACE`]. Recording an answer that arrived is
+    /// never cut short, whatever the grace.
     pub shutdown_grace: Option<Duration>,
     /// The lease of a claim; `None` is [`lease_duration`] of the delivery
     /// timeout. A shorter lease is kept alive by renewals every half lease
@@ -183,7 +191,10 @@ impl<R: Outbox + 'static> Worker<R> {
     /// Starts the worker on the current tokio runtime.
     pub fn spawn(self) -> WorkerHandle {
         let (stop, stopped) = watch::channel(false);
-        let grace = self.options.shutdown_grace.unwrap_or(self.timeout);
+        let grace = self
+            .options
+            .shutdown_grace
+            .unwrap_or_else(|| self.timeout.saturating_add(RECORD_GRACE));
         let shared = Arc::new(Shared {
             repo: self.repo,
             keyring: self.keyring,
@@ -194,7 +205,6 @@ impl<R: Outbox + 'static> Worker<R> {
             published: self.published,
             rescheduled: Notify::new(),
             due: Mutex::new(BTreeSet::new()),
-            leases: Mutex::new(HashMap::new()),
             options: self.options,
         });
         let task = tokio::spawn(run(shared, self.concurrency, grace, stopped));
@@ -216,8 +226,9 @@ impl WorkerHandle {
         self.stop.send_replace(true);
     }
 
-    /// Stops claiming, lets attempts being sent finish within the grace
-    /// period, releases the leases of the others, and returns when done.
+    /// Stops claiming, lets attempts being sent get their answer within the
+    /// grace period and records them, releases the leases of the others, and
+    /// returns when done.
     pub async fn shutdown(self) {
         self.begin_shutdown();
         if let Err(error) = self.task.await {
@@ -240,8 +251,6 @@ struct Shared<R> {
     rescheduled: Notify,
     /// Retry times this worker scheduled, earliest first.
     due: Mutex<BTreeSet<Timestamp>>,
-    /// The lease of every attempt task, by task, until the task is done.
-    leases: Mutex<HashMap<u64, Lease>>,
     options: WorkerOptions,
 }
 
@@ -257,9 +266,10 @@ fn instant_of(at: Timestamp, now: Timestamp) -> Instant {
     after(Duration::from_millis(wait))
 }
 
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // An error means the handle is gone: nobody can stop the worker anymore.
-    if stop.wait_for(|s| *s).await.is_err() {
+/// Completes once `flag` is set (the stop, or the cut after the grace).
+async fn signalled(flag: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone: nobody can set it anymore.
+    if flag.wait_for(|s| *s).await.is_err() {
         std::future::pending::<()>().await;
     }
 }
@@ -273,12 +283,14 @@ async fn run<R: Outbox + 'static>(
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
     let mut backoff = BACKOFF_MIN;
-    let mut next_slot = 0u64;
+    // Set when the grace after the stop is over: attempts still waiting for
+    // their answer end then.
+    let (cut, cut_seen) = watch::channel(false);
     loop {
         while tasks.try_join_next().is_some() {}
         let first = tokio::select! {
             biased;
-            () = stopped(&mut stop) => break,
+            () = signalled(&mut stop) => break,
             permit = Arc::clone(&permits).acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => break,
@@ -310,7 +322,7 @@ async fn run<R: Outbox + 'static>(
                 tracing::warn!(%error, retry_in_ms = millis(backoff), "claiming deliveries failed");
                 tokio::select! {
                     biased;
-                    () = stopped(&mut stop) => break,
+                    () = signalled(&mut stop) => break,
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = backoff.saturating_mul(2).min(BACKOFF_MAX);
@@ -326,18 +338,12 @@ async fn run<R: Outbox + 'static>(
                 release(&shared.repo, &job.lease).await;
                 continue;
             };
-            next_slot = next_slot.wrapping_add(1);
-            shared
-                .leases
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(next_slot, job.lease.clone());
-            tasks.spawn(attempt_task(
+            tasks.spawn(attempt(
                 Arc::clone(&shared),
                 job,
                 permit,
                 stop.clone(),
-                next_slot,
+                cut_seen.clone(),
             ));
         }
         drop(held);
@@ -354,44 +360,39 @@ async fn run<R: Outbox + 'static>(
             .map_or(poll, |&at| instant_of(at, now).min(poll));
         tokio::select! {
             biased;
-            () = stopped(&mut stop) => break,
+            () = signalled(&mut stop) => break,
             () = shared.published.notified() => {}
             () = shared.rescheduled.notified() => {}
             () = tokio::time::sleep_until(wake) => {}
         }
     }
-    drain(&shared, tasks, grace).await;
+    drain(tasks, grace, &cut).await;
 }
 
 /// After the stop: attempts not yet sent release their own leases; those
-/// being sent get `grace` to finish, then are aborted and their leases
-/// released here.
-async fn drain<R: Outbox>(shared: &Shared<R>, mut tasks: JoinSet<()>, grace: Duration) {
+/// being sent get `grace` for their answer, then `cut` ends those still
+/// waiting (each releases its lease). Attempts recording their answer are
+/// awaited however long that takes: their write is bounded by the store's
+/// own timeouts.
+async fn drain(mut tasks: JoinSet<Ended>, grace: Duration, cut: &watch::Sender<bool>) {
     let deadline = after(grace);
-    while !tasks.is_empty() {
+    let mut released = 0usize;
+    loop {
         match tokio::time::timeout_at(deadline, tasks.join_next()).await {
-            Ok(Some(_)) => {}
+            Ok(Some(ended)) => released += usize::from(matches!(ended, Ok(Ended::Released))),
             Ok(None) => break,
             Err(_) => {
-                tasks.abort_all();
-                while tasks.join_next().await.is_some() {}
+                cut.send_replace(true);
+                while let Some(ended) = tasks.join_next().await {
+                    released += usize::from(matches!(ended, Ok(Ended::Released)));
+                }
                 break;
             }
         }
     }
-    let left: Vec<Lease> = shared
-        .leases
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .drain()
-        .map(|(_, lease)| lease)
-        .collect();
-    for lease in &left {
-        release(&shared.repo, lease).await;
-    }
-    if !left.is_empty() {
+    if released > 0 {
         tracing::info!(
-            released = left.len(),
+            released,
             "delivery worker stopped; unfinished attempts released"
         );
     }
@@ -412,36 +413,85 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-async fn attempt_task<R: Outbox>(
+/// How an attempt task ended.
+enum Ended {
+    /// With the attempt recorded, or its outcome left to the lease's expiry
+    /// (a store error).
+    Done,
+    /// Without an attempt: the lease was given back.
+    Released,
+}
+
+/// One attempt of `job`: read the destination, plan, send, report. Until
+/// the answer (or the timeout) arrives, `cut` ends it and its lease is
+/// released; from then on, it is recorded whatever happens.
+async fn attempt<R: Outbox>(
     shared: Arc<Shared<R>>,
     job: Claimed,
     _permit: OwnedSemaphorePermit,
     stop: watch::Receiver<bool>,
-    slot: u64,
-) {
-    attempt(&shared, job, &stop).await;
-    shared
-        .leases
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&slot);
+    mut cut: watch::Receiver<bool>,
+) -> Ended {
+    let sent = tokio::select! {
+        biased;
+        sent = send(&shared, &job, &stop) => sent,
+        () = signalled(&mut cut) => {
+            let key = &job.lease.delivery;
+            tracing::info!(
+                destination = %key.destination_id,
+                event = %key.event_id,
+                "delivery attempt cut short by the shutdown; its lease is released"
+            );
+            Sent::Released
+        }
+    };
+    match sent {
+        Sent::Answered(answered) => {
+            record(&shared, &job, answered).await;
+            Ended::Done
+        }
+        Sent::Released => {
+            release(&shared.repo, &job.lease).await;
+            Ended::Released
+        }
+        Sent::LeftToExpire => Ended::Done,
+    }
 }
 
-/// One attempt of `job`: read the destination, plan, send, report.
-async fn attempt<R: Outbox>(shared: &Shared<R>, job: Claimed, stop: &watch::Receiver<bool>) {
+/// What [`send`] came to.
+enum Sent {
+    /// The answer or the timeout arrived: the attempt is to be recorded.
+    Answered(Answered),
+    /// Nothing sent; the lease is to be given back.
+    Released,
+    /// Nothing sent; the lease is left to expire (a store or secret error,
+    /// logged).
+    LeftToExpire,
+}
+
+/// An attempt whose answer (or timeout) arrived.
+struct Answered {
+    lease: Lease,
+    outcome: Outcome,
+    started_at: Timestamp,
+    took: Duration,
+}
+
+/// The attempt up to its answer: read the destination, plan, send under a
+/// renewed lease.
+async fn send<R: Outbox>(shared: &Shared<R>, job: &Claimed, stop: &watch::Receiver<bool>) -> Sent {
     let key = &job.lease.delivery;
     let record = match shared.repo.get(&key.tenant, key.destination_id).await {
         Ok(Some(record)) if record.enabled => record,
         Ok(_) => {
-            // Deleted or disabled since the claim: the next claim drops it
-            // (or delivers it, if re-enabled by then).
+            // Deleted or disabled since the claim: released, the store drops
+            // it (or, if it is enabled again by then, offers it again).
             tracing::debug!(
                 destination = %key.destination_id,
                 event = %key.event_id,
                 "delivery skipped: the destination is gone or disabled"
             );
-            release(&shared.repo, &job.lease).await;
-            return;
+            return Sent::Released;
         }
         Err(error) => {
             tracing::warn!(
@@ -450,12 +500,11 @@ async fn attempt<R: Outbox>(shared: &Shared<R>, job: Claimed, stop: &watch::Rece
                 event = %key.event_id,
                 "reading the destination failed; the delivery is offered again when its lease expires"
             );
-            return;
+            return Sent::LeftToExpire;
         }
     };
     if *stop.borrow() {
-        release(&shared.repo, &job.lease).await;
-        return;
+        return Sent::Released;
     }
     let started_at = now();
     let started = Instant::now();
@@ -475,7 +524,7 @@ async fn attempt<R: Outbox>(shared: &Shared<R>, job: Claimed, stop: &watch::Rece
                 event = %key.event_id,
                 "the destination's secret does not open with the sealing keys; the delivery waits for its lease to expire"
             );
-            return;
+            return Sent::LeftToExpire;
         }
     };
     let mut lease = job.lease.clone();
@@ -509,15 +558,30 @@ async fn attempt<R: Outbox>(shared: &Shared<R>, job: Claimed, stop: &watch::Rece
             }
         }
     };
-    drop(request);
-    let took = started.elapsed();
+    Sent::Answered(Answered {
+        lease,
+        outcome,
+        started_at,
+        took: started.elapsed(),
+    })
+}
+
+/// Classifies the answer and writes the attempt and its consequence.
+async fn record<R: Outbox>(shared: &Shared<R>, job: &Claimed, answered: Answered) {
+    let Answered {
+        lease,
+        outcome,
+        started_at,
+        took,
+    } = answered;
+    let key = &job.lease.delivery;
     let mut classification = classify(outcome.answer(), now());
     // Retry-After counts from the answer; the schedule counts from the start.
     if let Classification::Failed(failure) = &mut classification {
         failure.retry_after = failure.retry_after.map(|d| d.saturating_add(took));
     }
     let report = finish_attempt(
-        &job,
+        job,
         &classification,
         started_at,
         took,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{ErrorKind, SqliteError};
+use super::error::{ErrorKind, SqliteError};
 
 /// The schema, one entry per version: entry `n` takes a database from
 /// `user_version` `n` to `n + 1`. Append only; never edit a released entry.
@@ -106,6 +106,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (tenant_id, destination_id)
             REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
     ) STRICT, WITHOUT ROWID;",
+    // 5: the failure streak's columns take the names PostgreSQL gives them
+    // (the CHECK follows the rename).
+    "ALTER TABLE destinations RENAME COLUMN streak_since_ms TO failing_since_ms;
+    ALTER TABLE destinations RENAME COLUMN streak_attempts TO failing_attempts;",
 ];
 
 /// The schema version this build writes: the number of migrations.
@@ -149,6 +153,11 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, SqliteError> {
 
 /// Applies the migrations the database lacks, each in its own transaction.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), SqliteError> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// [`migrate`], stopping at version `target` (the tests' old schemas).
+pub(super) fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), SqliteError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len();
     let start = usize::try_from(found)
@@ -158,7 +167,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), SqliteError> {
             found,
             known,
         })))?;
-    for (version, sql) in MIGRATIONS.iter().enumerate().skip(start) {
+    for (version, sql) in MIGRATIONS.iter().enumerate().take(target).skip(start) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         // `user_version` takes no bound parameter; the value is our own count.

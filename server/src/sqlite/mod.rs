@@ -6,6 +6,7 @@
 //!   `COMMIT` returned.
 //! - [`readers`]: a few read-only (`query_only`) connections on their own
 //!   threads run every read, outside the writer's queue (WAL).
+//! - [`error`]: [`SqliteError`], what every job may fail with.
 //! - [`rows`]: rows to records, values to columns.
 //! - [`repo`]: the [`DestinationRepo`](prets_destinations::DestinationRepo) implementation.
 //! - [`outbox`]: the [`Outbox`](prets_destinations::delivery::Outbox)
@@ -16,6 +17,7 @@
 //! oneshot channel, so the repo's futures need no particular runtime and
 //! never block an executor thread.
 
+mod error;
 mod migrations;
 mod outbox;
 mod readers;
@@ -32,6 +34,9 @@ use std::sync::Arc;
 use prets_destinations::DestinationRepo;
 use rusqlite::Connection;
 
+use self::error::ErrorKind;
+
+pub use self::error::SqliteError;
 pub use self::migrations::schema_version;
 pub use self::writer::MAX_BATCH;
 
@@ -61,75 +66,6 @@ impl fmt::Debug for SqliteRepo {
     }
 }
 
-/// A storage failure of [`SqliteRepo`]. Its text names the failure, never a
-/// stored value.
-#[derive(Clone, Debug)]
-pub struct SqliteError(Arc<ErrorKind>);
-
-#[derive(Debug)]
-enum ErrorKind {
-    Sqlite(rusqlite::Error),
-    Corrupt(&'static str),
-    SchemaTooNew {
-        found: i64,
-        known: usize,
-    },
-    Unavailable,
-    /// The database file could not be created.
-    Create(std::io::Error),
-    /// SQLite rolled back the whole batch's transaction (disk full, I/O
-    /// error): nothing of the batch was written.
-    RolledBack,
-}
-
-impl fmt::Display for SqliteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &*self.0 {
-            ErrorKind::Sqlite(_) => f.write_str("sqlite failed"),
-            ErrorKind::Corrupt(column) => write!(f, "stored {column} is not valid"),
-            ErrorKind::SchemaTooNew { found, known } => write!(
-                f,
-                "database schema version {found} is newer than this server's {known}"
-            ),
-            ErrorKind::Unavailable => f.write_str("the database worker has stopped"),
-            ErrorKind::Create(_) => f.write_str("cannot create the database file"),
-            ErrorKind::RolledBack => {
-                f.write_str("the transaction was rolled back by an earlier failure in its batch")
-            }
-        }
-    }
-}
-
-impl std::error::Error for SqliteError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &*self.0 {
-            ErrorKind::Sqlite(e) => Some(e),
-            ErrorKind::Create(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<rusqlite::Error> for SqliteError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self(Arc::new(ErrorKind::Sqlite(e)))
-    }
-}
-
-impl SqliteError {
-    fn corrupt(column: &'static str) -> Self {
-        Self(Arc::new(ErrorKind::Corrupt(column)))
-    }
-
-    fn unavailable() -> Self {
-        Self(Arc::new(ErrorKind::Unavailable))
-    }
-
-    fn rolled_back() -> Self {
-        Self(Arc::new(ErrorKind::RolledBack))
-    }
-}
-
 /// Creates an empty file at `path`, readable and writable by its owner only,
 /// unless something is already there.
 fn create_private(path: &Path) -> Result<(), SqliteError> {
@@ -143,9 +79,6 @@ fn create_private(path: &Path) -> Result<(), SqliteError> {
         Err(e) => Err(SqliteError(Arc::new(ErrorKind::Create(e)))),
     }
 }
-
-/// What a job body may fail with: SQLite, or a row that does not decode.
-type JobResult<T> = Result<T, SqliteError>;
 
 impl SqliteRepo {
     /// Opens the database at `path`, creating the file (mode 0600 on Unix,
@@ -167,9 +100,19 @@ impl SqliteRepo {
     }
 }
 
+/// Creates the database at `path` as [`SqliteRepo::open`] does, with only
+/// the first `version` migrations: the file an older release left.
+#[cfg(feature = "test-support")]
+pub(crate) fn create_at_version(path: &Path, version: usize) -> Result<(), SqliteError> {
+    create_private(path)?;
+    let mut conn = Connection::open(path)?;
+    migrations::configure(&conn)?;
+    migrations::migrate_to(&mut conn, version)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::migrations::{MIGRATIONS, configure};
+    use super::migrations::{configure, migrate_to};
     use super::*;
     use prets_destinations::{
         BearerSecret, KeyId, Keyring, SealingKey, os_rng, rand_core::Rng as _,
@@ -291,6 +234,123 @@ mod tests {
         }
     }
 
+    /// A database at schema 4 (the failure streak in `streak_*` columns)
+    /// opens at the current one: the streak moved to `failing_*` with its
+    /// CHECK, and the outbox goes on from it (a third failure five days
+    /// after the first disables the destination).
+    #[tokio::test]
+    async fn version_4_databases_keep_their_failure_streaks() {
+        use prets_destinations::delivery::{
+            Classification, CompleteOutcome, DisablePolicy, DisabledReason, Event, Failure,
+            FailureCause, LeaseRequest, LeaseToken, Outbox as _, RetrySchedule, finish_attempt,
+        };
+        use prets_destinations::{DestinationRepo as _, Timestamp};
+
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-migrate-4-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let tenant: TenantId = "org_streak".parse().unwrap();
+        let id: DestinationId = "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K".parse().unwrap();
+        let key = SealingKey::from_rng(KeyId::new(9), &mut os_rng());
+        let secret = BearerSecret::from_rng(&mut os_rng());
+        let sealed = key.seal(&tenant, id, &secret, &mut os_rng());
+        let t0 = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+        let event = Event::new("invoice.paid", "{}".to_owned(), t0, &mut os_rng()).unwrap();
+        let ms = |t: Timestamp| i64::try_from(t.unix_millis()).unwrap();
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            configure(&conn).unwrap();
+            migrate_to(&mut conn, 4).unwrap();
+            conn.execute(
+                "INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,
+                     updated_at_ms, sealed_secret, secret_digest, streak_since_ms,
+                     streak_attempts)
+                 VALUES (?1, ?2, 'Old', 'https://example.com/old', ?3, ?3, ?4, ?5, ?3, 2)",
+                params![
+                    tenant.as_str(),
+                    id.to_string(),
+                    ms(t0),
+                    &sealed.to_bytes()[..],
+                    &secret.digest().as_bytes()[..]
+                ],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+                 VALUES (?1, ?2, 'invoice.paid', ?3, '{}')",
+                params![tenant.as_str(), event.event_id.to_string(), ms(t0)],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms)
+                 VALUES (?1, ?2, ?3, 3, ?4)",
+                params![
+                    tenant.as_str(),
+                    event.event_id.to_string(),
+                    id.to_string(),
+                    ms(t0)
+                ],
+            )
+            .unwrap();
+        }
+        let repo = SqliteRepo::open(&path).unwrap();
+        let later = Timestamp::from_unix_seconds(1_700_000_000 + 5 * 86_400).unwrap();
+        let lease = LeaseRequest {
+            token: LeaseToken::generate(&mut os_rng()),
+            duration: std::time::Duration::from_secs(30),
+        };
+        let claimed = repo.claim(later, 10, lease).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].attempt, 3);
+        let failed = Classification::Failed(Failure {
+            cause: FailureCause::Status(500),
+            retry_after: None,
+        });
+        let report = finish_attempt(
+            &claimed[0],
+            &failed,
+            later,
+            std::time::Duration::from_millis(3),
+            &RetrySchedule::default(),
+            DisablePolicy::default(),
+            &mut os_rng(),
+        );
+        assert_eq!(
+            repo.complete(&claimed[0].lease, report).await.unwrap(),
+            CompleteOutcome::Recorded {
+                disabled: Some(DisabledReason::Failing)
+            },
+            "the streak stored under schema 4 was not carried over"
+        );
+        let record = repo.get(&tenant, id).await.unwrap().unwrap();
+        assert_eq!(record.disabled_reason, Some(DisabledReason::Failing));
+        drop(repo);
+
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(usize::try_from(version).unwrap(), schema_version());
+        let streak: (i64, i64) = conn
+            .query_row(
+                "SELECT failing_since_ms, failing_attempts FROM destinations",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(streak, (ms(t0), 3));
+        let half = conn.execute("UPDATE destinations SET failing_attempts = NULL", []);
+        assert!(half.is_err(), "the streak's CHECK was lost: {half:?}");
+        drop(conn);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
     /// A database written by the first schema (before versions and
     /// rotation) opens under the current one: its records read back at
     /// version 1 with no previous secrets, and their secrets still open.
@@ -307,10 +367,9 @@ mod tests {
         let secret = BearerSecret::from_rng(&mut os_rng());
         let sealed = key.seal(&tenant, id, &secret, &mut os_rng());
         {
-            let conn = Connection::open(&path).unwrap();
+            let mut conn = Connection::open(&path).unwrap();
             configure(&conn).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
-            conn.execute_batch("PRAGMA user_version = 1").unwrap();
+            migrate_to(&mut conn, 1).unwrap();
             conn.execute(
                 "INSERT INTO destinations VALUES (?1, ?2, 'Old', 'https://example.com/old', 1000, 2000, ?3, ?4)",
                 params![

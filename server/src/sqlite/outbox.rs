@@ -14,8 +14,9 @@ use prets_destinations::delivery::{
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
+use super::SqliteRepo;
+use super::error::{JobResult, SqliteError};
 use super::rows::{COLUMNS, millis, read_records, timestamp, version};
-use super::{JobResult, SqliteError, SqliteRepo};
 
 /// A count or limit as SQLite's integer, saturating.
 fn sql_count(n: usize) -> i64 {
@@ -185,22 +186,46 @@ fn held(conn: &Connection, lease: &Lease) -> JobResult<bool> {
         ])?)
 }
 
-/// The destination's stored failure streak (none if the row is gone).
-fn streak(conn: &Connection, tenant: &str, destination: &str) -> JobResult<Option<FailureStreak>> {
-    let row: Option<(Option<i64>, Option<i64>)> = conn
+/// Whether the destination is enabled, and its stored failure streak;
+/// `None` if the row is gone.
+fn standing(
+    conn: &Connection,
+    tenant: &str,
+    destination: &str,
+) -> JobResult<Option<(bool, Option<FailureStreak>)>> {
+    let row: Option<(bool, Option<i64>, Option<i64>)> = conn
         .prepare_cached(
-            "SELECT streak_since_ms, streak_attempts FROM destinations
+            "SELECT enabled, failing_since_ms, failing_attempts FROM destinations
              WHERE tenant_id = ?1 AND destination_id = ?2",
         )?
-        .query_row(params![tenant, destination], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![tenant, destination], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
-    match row {
-        Some((Some(since), Some(attempts))) => Ok(Some(FailureStreak {
+    let Some((enabled, since, attempts)) = row else {
+        return Ok(None);
+    };
+    let streak = match (since, attempts) {
+        (Some(since), Some(attempts)) => Some(FailureStreak {
             since: timestamp(since, "failure streak start")?,
             attempts: u32_from_sql(attempts, "failure streak attempts")?,
-        })),
-        _ => Ok(None),
-    }
+        }),
+        _ => None,
+    };
+    Ok(Some((enabled, streak)))
+}
+
+/// Drops the destination's pending deliveries that are not under a lease:
+/// what disabling it does (the leased ones are attempts in flight; see
+/// [`Outbox`]'s "Disabling"). An event row goes with its last delivery (a
+/// trigger).
+pub(super) fn drop_unleased(conn: &Connection, tenant: &str, destination: &str) -> JobResult<()> {
+    conn.prepare_cached(
+        "DELETE FROM deliveries
+         WHERE tenant_id = ?1 AND destination_id = ?2 AND lease_token IS NULL",
+    )?
+    .execute(params![tenant, destination])?;
+    Ok(())
 }
 
 fn enqueue(
@@ -271,14 +296,18 @@ fn claim(
     limit: usize,
     lease: LeaseRequest,
 ) -> JobResult<Vec<Claimed>> {
-    // Deliveries of disabled destinations are finished, not offered (those
-    // of removed destinations went with them).
-    conn.prepare_cached(
-        "DELETE FROM deliveries WHERE (tenant_id, destination_id) IN
-             (SELECT tenant_id, destination_id FROM destinations WHERE enabled = 0)",
-    )?
-    .execute([])?;
     let now_ms = millis(now);
+    // A delivery of a disabled destination without a live lease (its holder
+    // vanished after the disable, or an earlier build, which dropped them
+    // only here, left it) is finished, not offered; those of removed
+    // destinations went with them.
+    conn.prepare_cached(
+        "DELETE FROM deliveries
+         WHERE (tenant_id, destination_id) IN
+                 (SELECT tenant_id, destination_id FROM destinations WHERE enabled = 0)
+             AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?1)",
+    )?
+    .execute(params![now_ms])?;
     let due: Vec<DueRow> = conn
         .prepare_cached(
             "SELECT d.tenant_id, d.event_id, d.destination_id, d.attempt,
@@ -342,6 +371,24 @@ fn renew(conn: &Connection, lease: &Lease, until: Timestamp) -> JobResult<bool> 
 
 fn release(conn: &Connection, lease: &Lease) -> JobResult<bool> {
     let (tenant, event, destination) = key_params(&lease.delivery);
+    // A disabled destination's delivery is dropped, not given back.
+    let dropped = conn
+        .prepare_cached(
+            "DELETE FROM deliveries
+             WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
+                 AND lease_token = ?4
+                 AND EXISTS (SELECT 1 FROM destinations
+                             WHERE tenant_id = ?1 AND destination_id = ?3 AND enabled = 0)",
+        )?
+        .execute(params![
+            tenant,
+            event,
+            destination,
+            &lease.token.to_bytes()[..]
+        ])?;
+    if dropped == 1 {
+        return Ok(true);
+    }
     let changed = conn
         .prepare_cached(
             "UPDATE deliveries SET lease_token = NULL, lease_expires_ms = NULL
@@ -366,7 +413,10 @@ fn complete(
         return Ok(CompleteOutcome::LeaseLost);
     }
     let (tenant, event, destination) = key_params(&lease.delivery);
-    let settled = settle(report, streak(conn, &tenant, &destination)?);
+    let Some((enabled, streak)) = standing(conn, &tenant, &destination)? else {
+        return Ok(CompleteOutcome::LeaseLost);
+    };
+    let settled = settle(report, streak, enabled);
     match settled.delivery {
         // The event row goes with its last delivery (a trigger).
         DeliveryAfter::Finished => conn
@@ -384,7 +434,7 @@ fn complete(
             .execute(params![tenant, event, destination, millis(at)])?,
     };
     conn.prepare_cached(
-        "UPDATE destinations SET streak_since_ms = ?3, streak_attempts = ?4
+        "UPDATE destinations SET failing_since_ms = ?3, failing_attempts = ?4
          WHERE tenant_id = ?1 AND destination_id = ?2",
     )?
     .execute(params![
@@ -424,9 +474,7 @@ fn complete(
         let next = found
             .into_iter()
             .next()
-            .map(|(_, record)| record)
-            .filter(|r| r.enabled)
-            .and_then(|r| r.disabled(reason, report.attempt.started_at));
+            .and_then(|(_, record)| record.disabled(reason, report.attempt.started_at));
         if let Some(next) = next {
             conn.prepare_cached(
                 "UPDATE destinations SET enabled = 0, disabled_reason = ?3, version = ?4,
@@ -440,6 +488,7 @@ fn complete(
                 version(next.version),
                 millis(next.updated_at),
             ])?;
+            drop_unleased(conn, &tenant, &destination)?;
             disabled = Some(reason);
         }
     }

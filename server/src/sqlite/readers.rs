@@ -10,7 +10,8 @@ use std::thread;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::{JobResult, SqliteError, migrations};
+use super::error::{JobResult, SqliteError};
+use super::migrations;
 
 /// How many reader connections (and threads) a repo opens.
 pub(super) const READERS: usize = 3;

@@ -8,8 +8,10 @@ use prets_destinations::{
 };
 use rusqlite::{Connection, params};
 
+use super::SqliteRepo;
+use super::error::{JobResult, SqliteError};
+use super::outbox::drop_unleased;
 use super::rows::{COLUMNS, millis, read_records, version};
-use super::{JobResult, SqliteError, SqliteRepo};
 
 /// Stores `record`'s previous secrets, replacing those stored for it unless
 /// `fresh` (a row just inserted has none: a removed destination's went with
@@ -212,6 +214,10 @@ impl DestinationRepo for SqliteRepo {
                     ])?;
                 if changed == 1 {
                     write_previous_secrets(conn, &tenant, &r, false)?;
+                    if !r.enabled {
+                        // In the same write: see `Outbox`'s "Disabling".
+                        drop_unleased(conn, &tenant, &id)?;
+                    }
                     return Ok(ReplaceOutcome::Replaced);
                 }
                 let exists = conn

@@ -10,7 +10,7 @@ use prets_destinations::{
 };
 use rusqlite::{Connection, Row, params};
 
-use super::{JobResult, SqliteError};
+use super::error::{JobResult, SqliteError};
 
 /// The columns [`read_records`] expects, in order.
 pub(super) const COLUMNS: &str = "tenant_id, destination_id, name, url, created_at_ms, \

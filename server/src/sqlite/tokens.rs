@@ -3,8 +3,9 @@
 use prets_destinations::{TenantId, Timestamp};
 use rusqlite::params;
 
+use super::SqliteRepo;
+use super::error::SqliteError;
 use super::rows::millis;
-use super::{SqliteError, SqliteRepo};
 
 impl SqliteRepo {
     /// Every API token digest stored in the database, with its organization.

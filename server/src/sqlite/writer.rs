@@ -14,7 +14,7 @@ use std::thread;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::{JobResult, SqliteError};
+use super::error::{JobResult, SqliteError};
 
 /// Most jobs the writer commits in one transaction.
 pub const MAX_BATCH: usize = 256;

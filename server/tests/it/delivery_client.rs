@@ -2,10 +2,8 @@
 //! answers surface, and that no address outside the policy is ever connected
 //! to.
 
-use std::io;
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hyper::Version;
@@ -24,7 +22,8 @@ use prets_destinations_server::delivery::{
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng as _;
 
-use crate::receiver::{Options, Receiver, Reply};
+use crate::support::receiver::{self, Options, Receiver, Reply};
+use crate::support::resolver::Stub;
 
 const NOW: u64 = 1_700_000_000;
 
@@ -54,35 +53,6 @@ fn planned(url: &str) -> (DeliveryRequest, String, Event) {
     let request = plan_attempt(&org, &plan.record, &ring, &event, 1, at(NOW + 1)).unwrap();
     let secret = plan.response.bearer_secret().expose_secret().to_owned();
     (request, secret, event)
-}
-
-/// Answers every name with fixed addresses and counts the questions.
-struct Stub {
-    answers: Result<Vec<IpAddr>, ()>,
-    calls: Arc<AtomicUsize>,
-}
-
-impl Stub {
-    fn new(answers: &[&str]) -> (Arc<Self>, Arc<AtomicUsize>) {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let stub = Self {
-            answers: Ok(answers.iter().map(|a| a.parse().unwrap()).collect()),
-            calls: Arc::clone(&calls),
-        };
-        (Arc::new(stub), calls)
-    }
-}
-
-impl Resolve for Stub {
-    fn resolve(&self, host: &str) -> Resolving {
-        assert_eq!(host, crate::receiver::HOST);
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let answers = self
-            .answers
-            .clone()
-            .map_err(|()| io::Error::other("no such host"));
-        Box::pin(async move { answers })
-    }
 }
 
 fn loopback_allowed() -> HostPolicy {
@@ -151,7 +121,7 @@ async fn a_post_arrives_with_exactly_the_planned_headers_and_body() {
     assert_eq!(r.header("user-agent"), USER_AGENT);
     assert_eq!(
         r.header("host"),
-        format!("{}:{}", crate::receiver::HOST, rx.addr.port())
+        format!("{}:{}", receiver::HOST, rx.addr.port())
     );
     assert_eq!(
         r.header("content-length"),
@@ -388,10 +358,7 @@ async fn an_untrusted_certificate_fails_as_tls() {
 async fn dns_and_connect_failures_are_short_texts() {
     // A name that does not resolve.
     let rx = Receiver::start(Options::default()).await;
-    let stub = Arc::new(Stub {
-        answers: Err(()),
-        calls: Arc::new(AtomicUsize::new(0)),
-    });
+    let (stub, _) = Stub::failing();
     let failing = DeliveryClient::new(&config(loopback_allowed(), Some(&rx)), stub).unwrap();
     let (request, _, _) = planned(&rx.name_url("/hook"));
     let outcome = failing.send(&request).await;
@@ -481,4 +448,135 @@ async fn a_resolver_that_never_answers_is_cut_by_the_connect_timeout() {
 
     assert_eq!(failure_of(&outcome), TransportError::Timeout);
     assert_eq!(rx.connections(), 0);
+}
+
+#[tokio::test]
+async fn a_metadata_answer_is_refused_even_when_every_network_is_allowed() {
+    let rx = Receiver::start(Options::default()).await;
+    let everything = HostPolicy::new()
+        .allow("0.0.0.0/0".parse().unwrap())
+        .allow("::/0".parse().unwrap());
+    let (request, _, _) = planned(&rx.name_url("/hook"));
+    for answers in [
+        &["169.254.169.254"][..],
+        &["127.0.0.1", "169.254.170.2"],
+        &["fd00:ec2::254"],
+        // The metadata address through NAT64, 6to4 and ISATAP.
+        &["64:ff9b::a9fe:a9fe"],
+        &["2002:a9fe:a9fe::1"],
+        &["2a00:1450:4001:1::5efe:a9fe:a9fe"],
+    ] {
+        let (stub, _) = Stub::new(answers);
+        let client = DeliveryClient::new(&config(everything.clone(), Some(&rx)), stub).unwrap();
+        let outcome = client.send(&request).await;
+        assert_eq!(failure_of(&outcome), TransportError::Refused, "{answers:?}");
+    }
+    assert_eq!(rx.connections(), 0);
+    // The same policy delivers to the receiver itself.
+    let (stub, _) = Stub::new(&["127.0.0.1"]);
+    let client = DeliveryClient::new(&config(everything, Some(&rx)), stub).unwrap();
+    assert_eq!(status_of(&client.send(&request).await), 204);
+}
+
+/// A client trusting `rx` and resolving its name to 127.0.0.1, with these
+/// pool settings.
+fn pooled(rx: &Receiver, idle_timeout: Duration, max_idle_per_host: u32) -> DeliveryClient {
+    let mut config = config(loopback_allowed(), Some(rx));
+    config.pool_idle_timeout = idle_timeout;
+    config.pool_max_idle_per_host = max_idle_per_host;
+    client(&config)
+}
+
+/// Waits until `done` holds; bounded at 10 s only so that a failure ends the
+/// test.
+async fn eventually(what: &str, done: impl FnMut() -> bool) {
+    crate::support::eventually(what, Duration::from_secs(10), done).await;
+}
+
+/// Sends `request` `count` times at once and returns the statuses.
+async fn send_at_once(
+    client: &DeliveryClient,
+    request: &Arc<DeliveryRequest>,
+    count: usize,
+) -> Vec<u16> {
+    let mut sends = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let (client, request) = (client.clone(), Arc::clone(request));
+        sends.spawn(async move { client.send(&request).await });
+    }
+    let mut statuses = Vec::new();
+    while let Some(outcome) = sends.join_next().await {
+        statuses.push(status_of(&outcome.unwrap()));
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_the_pool_idle_timeout() {
+    // The same requests to two receivers, whose clients differ only in
+    // their idle timeout. The receivers never close a connection: every
+    // close counted is the client's.
+    let short_rx = Receiver::start(Options { h2: false }).await;
+    let long_rx = Receiver::start(Options { h2: false }).await;
+    let short = pooled(&short_rx, Duration::from_millis(200), 2);
+    let long = pooled(&long_rx, Duration::from_secs(3600), 2);
+    let (to_short, _, _) = planned(&short_rx.name_url("/hook"));
+    let (to_long, _, _) = planned(&long_rx.name_url("/hook"));
+
+    assert_eq!(status_of(&short.send(&to_short).await), 204);
+    assert_eq!(status_of(&long.send(&to_long).await), 204);
+    eventually("the short pool closes its unused connection", || {
+        short_rx.closed() == 1
+    })
+    .await;
+    assert_eq!(long_rx.closed(), 0, "the long pool keeps its connection");
+
+    assert_eq!(status_of(&short.send(&to_short).await), 204);
+    assert_eq!(status_of(&long.send(&to_long).await), 204);
+    assert_eq!(
+        short_rx.connections(),
+        2,
+        "a new connection after the timeout"
+    );
+    assert_eq!(long_rx.connections(), 1, "the kept connection is reused");
+    assert_eq!(long_rx.closed(), 0);
+}
+
+#[tokio::test]
+async fn no_more_idle_connections_than_the_per_host_cap_are_kept() {
+    let rx = Receiver::start(Options { h2: false }).await;
+    let client = pooled(&rx, Duration::from_secs(3600), 2);
+    let (request, _, _) = planned(&rx.name_url("/hook"));
+    let request = Arc::new(request);
+
+    // Six attempts at once, each answered only when all six have arrived:
+    // six connections.
+    for _ in 0..6 {
+        rx.reply(Reply::status(204).after_requests(6));
+    }
+    assert_eq!(send_at_once(&client, &request, 6).await, [204; 6]);
+    assert_eq!(rx.connections(), 6);
+    // Two stay in the pool; the other four are closed as their attempts end.
+    eventually("four connections beyond the cap are closed", || {
+        rx.closed() == 4
+    })
+    .await;
+
+    // The two kept ones carry the next two attempts at once.
+    for _ in 0..2 {
+        rx.reply(Reply::status(204).after_requests(8));
+    }
+    assert_eq!(send_at_once(&client, &request, 2).await, [204; 2]);
+    assert_eq!(rx.connections(), 6, "both kept connections were reused");
+    assert_eq!(rx.closed(), 4);
+
+    // With a cap of 0 nothing is kept: each attempt closes its connection.
+    let rx = Receiver::start(Options { h2: false }).await;
+    let client = pooled(&rx, Duration::from_secs(3600), 0);
+    let (request, _, _) = planned(&rx.name_url("/hook"));
+    for sent in 1..=3 {
+        assert_eq!(status_of(&client.send(&request).await), 204);
+        assert_eq!(rx.connections(), sent);
+        eventually("the connection is closed", || rx.closed() == sent).await;
+    }
 }

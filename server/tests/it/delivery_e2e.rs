@@ -10,10 +10,8 @@
 //! allow-list check) or, for the other scenarios, started in-process with
 //! `spawn` on a `Config` parsed from the same command-line flags.
 
-use std::io::{BufRead as _, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
@@ -21,14 +19,10 @@ use prets_destinations::Timestamp;
 use prets_destinations_server::{Config, Running, mint_token, spawn, token_digest};
 use serde_json::{Value, json};
 
-use crate::receiver::{Options, Receiver, Recorded, Reply};
-use crate::support::{CREATE_PATH, Response, TempDir, assert_documented, request};
-
-const EVENTS: &str = "/v1/events";
-const ITEM: &str = "/v1/events/destinations/{id}";
-const ATTEMPTS: &str = "/v1/events/destinations/{id}/attempts";
-const TEST: &str = "/v1/events/destinations/{id}/test";
-const ROTATE: &str = "/v1/events/destinations/{id}/rotate-secret";
+use crate::support::client::{Client, ITEM, ROTATE, TEST, item};
+use crate::support::process::ServerProcess;
+use crate::support::receiver::{Options, Receiver, Recorded, Reply};
+use crate::support::{CREATE_PATH, TempDir, assert_documented};
 
 /// How long a delivery may take to arrive on a loaded machine.
 const ARRIVAL: Duration = Duration::from_secs(20);
@@ -39,17 +33,13 @@ const PAYLOAD: &str = r#"{ "amount" : 12.50, "note":"ünïcode \u00e9 \"q\" PAYL
 
 /// The server under test: the binary, or `spawn` in this process.
 enum Process {
-    Binary {
-        child: Child,
-        log: Arc<Mutex<Vec<String>>>,
-    },
+    Binary(ServerProcess),
     InProcess(Running),
 }
 
-/// A running server, its organization's token and its database directory.
+/// A running server, called as its organization `org_a`.
 struct Node {
-    addr: SocketAddr,
-    bearer: String,
+    client: Client,
     process: Option<Process>,
 }
 
@@ -63,8 +53,6 @@ fn flags(dir: &TempDir, token: &str, extra: &[&str]) -> Vec<String> {
         .collect();
     let database = dir.path().join("e2e.sqlite3");
     let mut args: Vec<String> = vec![
-        "--listen".into(),
-        "127.0.0.1:0".into(),
         "--database".into(),
         database.to_str().unwrap().into(),
         "--api-token".into(),
@@ -104,56 +92,18 @@ fn as_strs(args: &[String]) -> Vec<&str> {
 }
 
 impl Node {
-    /// Runs the binary with `args`, environment variables of the server
-    /// removed so only the flags count, and waits for its "listening" line.
-    fn binary(token: &str, args: &[String]) -> Self {
-        Self::binary_with_env(token, args, &[])
+    /// Runs the binary in `dir` with `args` (only the flags count) and
+    /// waits until it listens.
+    fn binary(dir: &TempDir, token: &str, args: &[String]) -> Self {
+        Self::binary_with_env(dir, token, args, &[])
     }
 
     /// [`Node::binary`] with the environment variables `env` set too.
-    fn binary_with_env(token: &str, args: &[String], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_prets-destinations-server"));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("PRETS_") {
-                command.env_remove(name);
-            }
-        }
-        command.envs(env.iter().copied());
-        let mut child = command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("addr=").nth(1) {
-                    let _ = addr_tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = match addr_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => addr.parse().unwrap(),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the binary did not say it listens:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-        };
+    fn binary_with_env(dir: &TempDir, token: &str, args: &[String], env: &[(&str, &str)]) -> Self {
+        let process = ServerProcess::start_with_env(dir, &as_strs(args), env);
         Self {
-            addr,
-            bearer: format!("Bearer {token}"),
-            process: Some(Process::Binary { child, log }),
+            client: Client::new(process.addr, token),
+            process: Some(Process::Binary(process)),
         }
     }
 
@@ -161,21 +111,22 @@ impl Node {
     /// this process.
     async fn in_process(token: &str, args: &[String]) -> Self {
         let config = Config::try_parse_from(
-            std::iter::once("prets-destinations-server").chain(args.iter().map(String::as_str)),
+            ["prets-destinations-server", "--listen", "127.0.0.1:0"]
+                .into_iter()
+                .chain(args.iter().map(String::as_str)),
         )
         .unwrap();
         let running = spawn(&config).await.unwrap();
         Self {
-            addr: running.addr,
-            bearer: format!("Bearer {token}"),
+            client: Client::new(running.addr, token),
             process: Some(Process::InProcess(running)),
         }
     }
 
-    /// The binary's log so far ("" in process).
+    /// The binary's output so far ("" in process).
     fn log(&self) -> String {
         match &self.process {
-            Some(Process::Binary { log, .. }) => log.lock().unwrap().join("\n"),
+            Some(Process::Binary(process)) => process.output(),
             _ => String::new(),
         }
     }
@@ -183,10 +134,7 @@ impl Node {
     /// `kill -9`: no shutdown, no lease released.
     fn kill_9(&mut self) {
         match self.process.take() {
-            Some(Process::Binary { mut child, .. }) => {
-                child.kill().unwrap();
-                child.wait().unwrap();
-            }
+            Some(Process::Binary(mut process)) => process.kill_9(),
             _ => panic!("only the binary is killed"),
         }
     }
@@ -195,139 +143,26 @@ impl Node {
     /// exits cleanly.
     async fn stop(mut self) {
         match self.process.take() {
-            Some(Process::Binary { mut child, log }) => {
-                let status = Command::new("kill")
-                    .args(["-TERM", &child.id().to_string()])
-                    .status()
-                    .unwrap();
-                assert!(status.success());
-                let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
-                    .await
-                    .unwrap();
-                assert!(
-                    exit.success(),
-                    "{exit:?}\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
+            Some(Process::Binary(process)) => process.stop().await,
             Some(Process::InProcess(running)) => running.stop().await.unwrap(),
             None => {}
         }
     }
 
-    /// `method path` as `org_a`, with a JSON body if given.
-    async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Response {
-        let body = body.map(Value::to_string).unwrap_or_default();
-        self.call_raw(method, path, body.as_bytes()).await
-    }
-
-    async fn call_raw(&self, method: &str, path: &str, body: &[u8]) -> Response {
-        let mut headers = vec![("Authorization", self.bearer.as_str())];
-        if !body.is_empty() {
-            headers.push(("Content-Type", "application/json"));
-        }
-        request(self.addr, method, path, &headers, body).await
-    }
-
-    /// Creates a destination posting to `url`: its id and bearer secret.
-    async fn create(&self, name: &str, url: &str) -> (String, String) {
-        let response = self
-            .call(
-                "POST",
-                CREATE_PATH,
-                Some(&json!({"name": name, "url": url})),
-            )
-            .await;
-        assert_eq!(response.status, 201, "{}", response.text());
-        assert_documented("POST", CREATE_PATH, &response);
-        let body = response.json();
-        (
-            body["destinationId"].as_str().unwrap().to_owned(),
-            body["bearerSecret"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    /// Publishes `{"type": event_type, "payload": <payload bytes>}` (the
-    /// request body written by hand, so the payload's bytes are exactly
-    /// `payload`); checks the 202 and returns its body.
-    async fn publish(&self, event_type: &str, payload: &str, queued: u64) -> Value {
-        let body = format!("{{\"type\":\"{event_type}\",\"payload\":{payload}}}");
-        let response = self.call_raw("POST", EVENTS, body.as_bytes()).await;
-        assert_eq!(response.status, 202, "{}", response.text());
-        assert_documented("POST", EVENTS, &response);
-        let accepted = response.json();
-        assert_eq!(accepted["type"], json!(event_type));
-        assert_eq!(accepted["destinations"], json!(queued), "{accepted}");
-        accepted
-    }
-
-    async fn get(&self, id: &str) -> Value {
-        let response = self.call("GET", &item(id), None).await;
-        assert_eq!(response.status, 200, "{}", response.text());
-        assert_documented("GET", ITEM, &response);
-        response.json()
-    }
-
-    /// The attempts route's first page (up to 100), newest first.
-    async fn attempts(&self, id: &str) -> Vec<Value> {
-        let response = self
-            .call("GET", &format!("{}/attempts?limit=100", item(id)), None)
-            .await;
-        assert_eq!(response.status, 200, "{}", response.text());
-        assert_documented("GET", ATTEMPTS, &response);
-        let page = response.json();
-        assert_eq!(page["hasMore"], json!(false));
-        page["data"].as_array().unwrap().clone()
-    }
-
-    /// Polls the attempts route until `id` has `n` attempts whose outcome is
-    /// final for this test (not more: more is a failure).
+    /// Waits until `id` has `n` attempts (more is a failure), at most
+    /// [`ARRIVAL`].
     async fn wait_attempts(&self, id: &str, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + ARRIVAL;
-        loop {
-            let attempts = self.attempts(id).await;
-            assert!(attempts.len() <= n, "more than {n} attempts: {attempts:#?}");
-            if attempts.len() == n {
-                return attempts;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{n} attempts not recorded in time: {attempts:#?}\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.client
+            .wait_attempts(id, n, ARRIVAL, || self.log())
+            .await
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(Process::Binary { child, .. }) = &mut self.process {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+impl Deref for Node {
+    type Target = Client;
 
-fn item(id: &str) -> String {
-    format!("{CREATE_PATH}/{id}")
-}
-
-/// Waits until `rx` has recorded `n` requests matching `which` (at most
-/// [`ARRIVAL`]) and returns them.
-async fn arrivals(rx: &Receiver, n: usize, which: impl Fn(&Recorded) -> bool) -> Vec<Recorded> {
-    let deadline = Instant::now() + ARRIVAL;
-    loop {
-        let got: Vec<Recorded> = rx.requests().into_iter().filter(|r| which(r)).collect();
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {n} requests arrived in time",
-            got.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    fn deref(&self) -> &Client {
+        &self.client
     }
 }
 
@@ -365,7 +200,7 @@ async fn the_binary_delivers_each_event_once_with_the_secret_the_id_and_the_payl
     let rx = Receiver::start(Options::default()).await;
     let token = mint_token();
     let args = flags(&dir, &token, &as_strs(&delivery_flags(&dir, &rx, "1s")));
-    let node = Node::binary(&token, &args);
+    let node = Node::binary(&dir, &token, &args);
     let (one, one_secret) = node.create("one", &rx.ip_url("/hooks/one?x=1")).await;
     let (two, two_secret) = node.create("two", &rx.ip_url("/hooks/two")).await;
     assert_ne!(one_secret, two_secret);
@@ -375,7 +210,7 @@ async fn the_binary_delivers_each_event_once_with_the_secret_the_id_and_the_payl
         .unix_seconds();
     let accepted = node.publish("invoice.paid", PAYLOAD, 2).await;
     let event_id = accepted["eventId"].as_str().unwrap().to_owned();
-    let requests = arrivals(&rx, 2, |_| true).await;
+    let requests = rx.wait_for(2, ARRIVAL).await;
     let attempts_one = node.wait_attempts(&one, 1).await;
     let attempts_two = node.wait_attempts(&two, 1).await;
     settle().await;
@@ -520,7 +355,7 @@ async fn a_test_event_reaches_that_destination_alone() {
     assert_eq!(accepted["destinations"], json!(1));
     let event_id = accepted["eventId"].as_str().unwrap().to_owned();
 
-    let got = arrivals(&rx, 1, |_| true).await;
+    let got = rx.wait_for(1, ARRIVAL).await;
     let attempts = node.wait_attempts(&target, 1).await;
     settle().await;
     let requests = rx.requests();
@@ -580,7 +415,7 @@ async fn gone_disables_the_destination_until_it_is_enabled_again() {
     assert_eq!(response.json()["enabled"], json!(true));
     assert_eq!(response.json()["disabledReason"], Value::Null);
     let accepted = node.publish("invoice.paid", PAYLOAD, 1).await;
-    let got = arrivals(&rx, 2, |_| true).await;
+    let got = rx.wait_for(2, ARRIVAL).await;
     assert_eq!(
         got[1].header("webhook-id"),
         accepted["eventId"].as_str().unwrap()
@@ -608,7 +443,7 @@ async fn after_a_rotation_attempts_carry_the_new_secret() {
     let (id, old_secret) = node.create("rotating", &rx.ip_url("/rotating")).await;
     let first = node.publish("invoice.paid", PAYLOAD, 1).await;
 
-    let got = arrivals(&rx, 1, |_| true).await;
+    let got = rx.wait_for(1, ARRIVAL).await;
     assert_eq!(
         got[0].header("authorization"),
         format!("Bearer {old_secret}")
@@ -626,7 +461,7 @@ async fn after_a_rotation_attempts_carry_the_new_secret() {
     assert_ne!(new_secret, old_secret);
 
     // The retry of the first event, made after the rotation.
-    let got = arrivals(&rx, 2, |_| true).await;
+    let got = rx.wait_for(2, ARRIVAL).await;
     assert_eq!(
         got[1].header("webhook-id"),
         first["eventId"].as_str().unwrap()
@@ -637,7 +472,7 @@ async fn after_a_rotation_attempts_carry_the_new_secret() {
     );
     // A new event.
     let second = node.publish("invoice.paid", "2", 1).await;
-    let got = arrivals(&rx, 3, |_| true).await;
+    let got = rx.wait_for(3, ARRIVAL).await;
     assert_eq!(
         got[2].header("webhook-id"),
         second["eventId"].as_str().unwrap()
@@ -675,7 +510,7 @@ async fn every_acknowledged_event_arrives_after_kill_9_and_a_restart() {
             schedule,
         ],
     );
-    let mut node = Node::binary(&token, &down);
+    let mut node = Node::binary(&dir, &token, &down);
     let (one, _) = node.create("one", &url("/one")).await;
     let (two, _) = node.create("two", &url("/two")).await;
     let mut acknowledged = Vec::new();
@@ -695,7 +530,7 @@ async fn every_acknowledged_event_arrives_after_kill_9_and_a_restart() {
         "--delivery-root-cert".to_owned(),
         pem_file(&dir, "receiver.pem", &rx.cert_pem),
     ]);
-    let node = Node::binary(&token, &up);
+    let node = Node::binary(&dir, &token, &up);
     let expected = 2 * EVENTS_SENT;
     let deadline = Instant::now() + Duration::from_secs(30);
     let delivered = |requests: &[Recorded]| {
@@ -771,7 +606,7 @@ async fn after_kill_9_mid_attempt_duplicates_are_only_the_attempts_cut_short() {
         &token,
         &as_strs(&delivery_flags(&dir, &rx, "1s,1s,1s,1s,1s")),
     );
-    let mut node = Node::binary(&token, &args);
+    let mut node = Node::binary(&dir, &token, &args);
     let (id, _) = node.create("slow", &rx.ip_url("/slow")).await;
     let mut acknowledged = Vec::new();
     for n in 0..EVENTS_SENT {
@@ -781,7 +616,7 @@ async fn after_kill_9_mid_attempt_duplicates_are_only_the_attempts_cut_short() {
         acknowledged.push(accepted["eventId"].as_str().unwrap().to_owned());
     }
     // Some attempts are under way: wait for the first to reach the receiver.
-    arrivals(&rx, 1, |_| true).await;
+    rx.wait_for(1, ARRIVAL).await;
     node.kill_9();
     // Let receptions cut by the kill finish recording.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -793,7 +628,7 @@ async fn after_kill_9_mid_attempt_duplicates_are_only_the_attempts_cut_short() {
     assert!(!before.is_empty());
     rx.clear_replies();
 
-    let node = Node::binary(&token, &args);
+    let node = Node::binary(&dir, &token, &args);
     let deadline = Instant::now() + Duration::from_secs(40);
     let after = |rx: &Receiver| -> Vec<String> {
         rx.requests()[before.len()..]
@@ -867,7 +702,7 @@ async fn only_the_allow_list_flag_admits_a_loopback_destination() {
         (&["--allow-private-destinations", "127.0.0.1/32"][..], true),
     ] {
         let dir = TempDir::new();
-        let node = Node::binary(&token, &flags(&dir, &token, extra));
+        let node = Node::binary(&dir, &token, &flags(&dir, &token, extra));
         let response = node.call("POST", CREATE_PATH, Some(&body)).await;
         assert_documented("POST", CREATE_PATH, &response);
         if admitted {
@@ -919,11 +754,11 @@ async fn proxy_variables_in_the_environment_are_ignored() {
     .map(|name| (name, proxy_url.as_str()))
     .chain([("NO_PROXY", ""), ("no_proxy", "")])
     .collect();
-    let node = Node::binary_with_env(&token, &args, &env);
+    let node = Node::binary_with_env(&dir, &token, &args, &env);
     let (id, _) = node.create("direct", &rx.ip_url("/hooks")).await;
     node.publish("invoice.paid", PAYLOAD, 1).await;
 
-    arrivals(&rx, 1, |_| true).await;
+    rx.wait_for(1, ARRIVAL).await;
     let attempts = node.wait_attempts(&id, 1).await;
     assert_eq!(attempts[0]["outcome"], json!("succeeded"));
     assert_eq!(

@@ -17,19 +17,22 @@ use regex_lite::Regex;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
+use crate::support::client::{
+    ATTEMPTS, Client, EVENTS, ITEM, TEST, attempts_path, item, test_path,
+};
 use crate::support::{CREATE_PATH, Response, TempDir, assert_documented, config, request};
 
-const EVENTS: &str = "/v1/events";
-const ITEM: &str = "/v1/events/destinations/{id}";
-const ATTEMPTS: &str = "/v1/events/destinations/{id}/attempts";
-const TEST: &str = "/v1/events/destinations/{id}/test";
+/// Where the destinations made here post.
+const HOOKS: &str = "https://example.com/hooks";
 
-/// A server for two organizations (`org_a`, `org_b`) on `store`.
+/// A server for two organizations (`org_a`, `org_b`) on `store`: each
+/// organization's client, and their tokens (for a restart).
 struct Server {
     dir: TempDir,
     running: Running,
-    a: Zeroizing<String>,
-    b: Zeroizing<String>,
+    a: Client,
+    b: Client,
+    tokens: (Zeroizing<String>, Zeroizing<String>),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -70,74 +73,23 @@ impl Server {
         let (mut config, a, b) = two_org_config(&dir, store);
         adjust(&mut config);
         let running = spawn(&config).await.unwrap();
-        Self { dir, running, a, b }
+        Self::over(dir, running, (a, b))
     }
 
-    fn bearer(token: &str) -> String {
-        format!("Bearer {token}")
-    }
-
-    /// `method path` as organization `token`, with a JSON body if given.
-    async fn call(&self, token: &str, method: &str, path: &str, body: Option<&Value>) -> Response {
-        let bearer = Self::bearer(token);
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let mut headers = vec![("Authorization", bearer.as_str())];
-        if !body.is_empty() {
-            headers.push(("Content-Type", "application/json"));
+    /// The clients of `running`, a server for the organizations of `tokens`.
+    fn over(
+        dir: TempDir,
+        running: Running,
+        tokens: (Zeroizing<String>, Zeroizing<String>),
+    ) -> Self {
+        Self {
+            a: Client::new(running.addr, &tokens.0),
+            b: Client::new(running.addr, &tokens.1),
+            dir,
+            running,
+            tokens,
         }
-        request(self.running.addr, method, path, &headers, body.as_bytes()).await
     }
-
-    /// POSTs raw bytes to `/v1/events` with these headers besides the
-    /// token.
-    async fn publish_raw(&self, extra: &[(&str, &str)], body: &[u8]) -> Response {
-        let bearer = Self::bearer(&self.a);
-        let mut headers = vec![("Authorization", bearer.as_str())];
-        headers.extend_from_slice(extra);
-        request(self.running.addr, "POST", EVENTS, &headers, body).await
-    }
-
-    async fn create(&self, token: &str, name: &str) -> String {
-        let body = json!({"name": name, "url": "https://example.com/hooks"});
-        let response = self.call(token, "POST", CREATE_PATH, Some(&body)).await;
-        assert_eq!(response.status, 201, "{}", response.text());
-        response.json()["destinationId"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn set_enabled(&self, token: &str, id: &str, enabled: bool) -> Value {
-        let response = self
-            .call(
-                token,
-                "PATCH",
-                &item(id),
-                Some(&json!({ "enabled": enabled })),
-            )
-            .await;
-        assert_eq!(response.status, 200, "{}", response.text());
-        assert_documented("PATCH", ITEM, &response);
-        response.json()
-    }
-
-    async fn publish(&self, token: &str, body: &Value) -> Response {
-        let response = self.call(token, "POST", EVENTS, Some(body)).await;
-        assert_documented("POST", EVENTS, &response);
-        response
-    }
-}
-
-fn item(id: &str) -> String {
-    format!("{CREATE_PATH}/{id}")
-}
-
-fn attempts(id: &str) -> String {
-    format!("{CREATE_PATH}/{id}/attempts")
-}
-
-fn test_path(id: &str) -> String {
-    format!("{CREATE_PATH}/{id}/test")
 }
 
 fn assert_problem(response: &Response, status: u16, kind: &str) -> Value {
@@ -202,35 +154,35 @@ async fn publish_fans_out_to_the_callers_enabled_destinations_only() {
         let server = Server::start(store).await;
         let event = json!({"type": "invoice.paid", "payload": {"n": 1}});
         // No destinations yet: accepted, nothing queued.
-        assert_accepted(&server.publish(&server.a, &event).await, "invoice.paid", 0);
+        assert_accepted(&server.a.post_event(&event).await, "invoice.paid", 0);
 
-        let a1 = server.create(&server.a, "a1").await;
-        let a2 = server.create(&server.a, "a2").await;
-        let a3 = server.create(&server.a, "a3").await;
+        let a1 = server.a.create("a1", HOOKS).await.0;
+        let a2 = server.a.create("a2", HOOKS).await.0;
+        let a3 = server.a.create("a3", HOOKS).await.0;
         for name in ["b1", "b2", "b3", "b4"] {
-            server.create(&server.b, name).await;
+            server.b.create(name, HOOKS).await;
         }
-        assert_accepted(&server.publish(&server.a, &event).await, "invoice.paid", 3);
-        assert_accepted(&server.publish(&server.b, &event).await, "invoice.paid", 4);
+        assert_accepted(&server.a.post_event(&event).await, "invoice.paid", 3);
+        assert_accepted(&server.b.post_event(&event).await, "invoice.paid", 4);
 
-        server.set_enabled(&server.a, &a2, false).await;
-        assert_accepted(&server.publish(&server.a, &event).await, "invoice.paid", 2);
-        server.set_enabled(&server.a, &a1, false).await;
-        server.set_enabled(&server.a, &a3, false).await;
-        assert_accepted(&server.publish(&server.a, &event).await, "invoice.paid", 0);
+        server.a.set_enabled(&a2, false).await;
+        assert_accepted(&server.a.post_event(&event).await, "invoice.paid", 2);
+        server.a.set_enabled(&a1, false).await;
+        server.a.set_enabled(&a3, false).await;
+        assert_accepted(&server.a.post_event(&event).await, "invoice.paid", 0);
         // The other organization is untouched by org_a's changes.
-        assert_accepted(&server.publish(&server.b, &event).await, "invoice.paid", 4);
+        assert_accepted(&server.b.post_event(&event).await, "invoice.paid", 4);
 
-        server.set_enabled(&server.a, &a2, true).await;
-        assert_accepted(&server.publish(&server.a, &event).await, "invoice.paid", 1);
+        server.a.set_enabled(&a2, true).await;
+        assert_accepted(&server.a.post_event(&event).await, "invoice.paid", 1);
         // A deleted destination receives nothing new.
-        let deleted = server.call(&server.a, "DELETE", &item(&a2), None).await;
+        let deleted = server.a.call("DELETE", &item(&a2), None).await;
         assert_eq!(deleted.status, 200);
-        assert_accepted(&server.publish(&server.a, &event).await, "invoice.paid", 0);
+        assert_accepted(&server.a.post_event(&event).await, "invoice.paid", 0);
 
         // Every event gets its own id.
-        let first = assert_accepted(&server.publish(&server.b, &event).await, "invoice.paid", 4);
-        let second = assert_accepted(&server.publish(&server.b, &event).await, "invoice.paid", 4);
+        let first = assert_accepted(&server.b.post_event(&event).await, "invoice.paid", 4);
+        let second = assert_accepted(&server.b.post_event(&event).await, "invoice.paid", 4);
         assert_ne!(first, second, "{store:?}");
         server.running.stop().await.unwrap();
     }
@@ -239,7 +191,7 @@ async fn publish_fans_out_to_the_callers_enabled_destinations_only() {
 #[tokio::test]
 async fn publish_accepts_any_json_payload_up_to_the_core_limit() {
     let server = Server::start(Store::Sqlite).await;
-    server.create(&server.a, "one").await;
+    server.a.create("one", HOOKS).await;
     for payload in [
         json!(null),
         json!(0),
@@ -248,10 +200,8 @@ async fn publish_accepts_any_json_payload_up_to_the_core_limit() {
         json!({"deep": {"er": [true, false, null]}}),
     ] {
         let response = server
-            .publish(
-                &server.a,
-                &json!({"type": "a.b_c:d-E9", "payload": payload}),
-            )
+            .a
+            .post_event(&json!({"type": "a.b_c:d-E9", "payload": payload}))
             .await;
         assert_accepted(&response, "a.b_c:d-E9", 1);
     }
@@ -262,7 +212,13 @@ async fn publish_accepts_any_json_payload_up_to_the_core_limit() {
         let body = format!(r#"{{"type":"big","payload":"{filler}"}}"#);
         assert!(body.len() <= PUBLISH_BODY_LIMIT);
         let response = server
-            .publish_raw(&[("Content-Type", "application/json")], body.as_bytes())
+            .a
+            .call_with(
+                "POST",
+                EVENTS,
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            )
             .await;
         assert_eq!(response.status, status, "{}", response.text());
         assert_documented("POST", EVENTS, &response);
@@ -310,7 +266,7 @@ async fn publish_refuses_invalid_type_and_payload_with_422_naming_them() {
         ),
     ];
     for (body, expected) in cases {
-        let response = server.publish(&server.a, &body).await;
+        let response = server.a.post_event(&body).await;
         let problem = assert_problem(&response, 422, "invalid_fields");
         let expected: Vec<(String, String)> = expected
             .iter()
@@ -321,7 +277,8 @@ async fn publish_refuses_invalid_type_and_payload_with_422_naming_them() {
     // 128 characters is the longest type.
     let longest = "t".repeat(128);
     let response = server
-        .publish(&server.a, &json!({"type": longest, "payload": 1}))
+        .a
+        .post_event(&json!({"type": longest, "payload": 1}))
         .await;
     assert_accepted(&response, &longest, 0);
     server.running.stop().await.unwrap();
@@ -330,7 +287,7 @@ async fn publish_refuses_invalid_type_and_payload_with_422_naming_them() {
 #[tokio::test]
 async fn publish_answers_400_413_415_and_401_as_the_other_routes_do() {
     let server = Server::start(Store::Sqlite).await;
-    server.create(&server.a, "one").await;
+    server.a.create("one", HOOKS).await;
     let json_type = [("Content-Type", "application/json")];
     for body in [
         &b"{"[..],
@@ -343,7 +300,7 @@ async fn publish_answers_400_413_415_and_401_as_the_other_routes_do() {
         br#"{"type":"a","payload":1} trailing"#,
         b"",
     ] {
-        let response = server.publish_raw(&json_type, body).await;
+        let response = server.a.call_with("POST", EVENTS, &json_type, body).await;
         assert_eq!(
             response.status,
             400,
@@ -363,14 +320,17 @@ async fn publish_answers_400_413_415_and_401_as_the_other_routes_do() {
             .map(|c| ("Content-Type", c))
             .into_iter()
             .collect();
-        let response = server.publish_raw(&headers, good).await;
+        let response = server.a.call_with("POST", EVENTS, &headers, good).await;
         assert_problem(&response, 415, "unsupported_media_type");
         assert_documented("POST", EVENTS, &response);
     }
     // Over the route's limit: 413, naming the limit.
     let filler = "x".repeat(PUBLISH_BODY_LIMIT);
     let body = format!(r#"{{"type":"big","payload":"{filler}"}}"#);
-    let response = server.publish_raw(&json_type, body.as_bytes()).await;
+    let response = server
+        .a
+        .call_with("POST", EVENTS, &json_type, body.as_bytes())
+        .await;
     let problem = assert_problem(&response, 413, "body_too_large");
     assert!(
         problem["detail"]
@@ -384,7 +344,7 @@ async fn publish_answers_400_413_415_and_401_as_the_other_routes_do() {
     // limit is this route's, not the 64 KiB of the others.
     let mut at = good.to_vec();
     at.resize(PUBLISH_BODY_LIMIT, b' ');
-    let response = server.publish_raw(&json_type, &at).await;
+    let response = server.a.call_with("POST", EVENTS, &json_type, &at).await;
     assert_accepted(&response, "a", 1);
     // Without a token, or with an unknown one: 401, nothing stored.
     for headers in [
@@ -411,22 +371,19 @@ async fn publish_answers_400_413_415_and_401_as_the_other_routes_do() {
 async fn other_methods_on_events_are_405_with_allow() {
     let server = Server::start(Store::Memory).await;
     for method in ["GET", "PUT", "DELETE", "PATCH"] {
-        let response = server.call(&server.a, method, EVENTS, None).await;
+        let response = server.a.call(method, EVENTS, None).await;
         assert_problem(&response, 405, "method_not_allowed");
         assert_eq!(response.header("allow"), Some("POST"), "{method}");
     }
     let response = server
-        .call(&server.a, "GET", "/v1/events/destinations/x/test", None)
+        .a
+        .call("GET", "/v1/events/destinations/x/test", None)
         .await;
     assert_eq!(response.status, 405);
     assert_eq!(response.header("allow"), Some("POST"));
     let response = server
-        .call(
-            &server.a,
-            "POST",
-            "/v1/events/destinations/x/attempts",
-            None,
-        )
+        .a
+        .call("POST", "/v1/events/destinations/x/attempts", None)
         .await;
     assert_eq!(response.status, 405);
     assert!(response.header("allow").unwrap().contains("GET"));
@@ -437,13 +394,14 @@ async fn other_methods_on_events_are_405_with_allow() {
 async fn attempts_route_pages_validates_and_hides_other_tenants() {
     for store in STORES {
         let server = Server::start(store).await;
-        let id = server.create(&server.a, "a").await;
-        let b_id = server.create(&server.b, "b").await;
+        let id = server.a.create("a", HOOKS).await.0;
+        let b_id = server.b.create("b", HOOKS).await.0;
         server
-            .publish(&server.a, &json!({"type": "x", "payload": 1}))
+            .a
+            .post_event(&json!({"type": "x", "payload": 1}))
             .await;
         // Nothing attempted yet: an empty last page.
-        let response = server.call(&server.a, "GET", &attempts(&id), None).await;
+        let response = server.a.call("GET", &attempts_path(&id), None).await;
         assert_eq!(response.status, 200, "{}", response.text());
         assert_documented("GET", ATTEMPTS, &response);
         assert_eq!(
@@ -456,7 +414,8 @@ async fn attempts_route_pages_validates_and_hides_other_tenants() {
             "?cursor=att_01HZY8ZQ5M3J9V6W2X4T7R1P0K",
         ] {
             let response = server
-                .call(&server.a, "GET", &format!("{}{query}", attempts(&id)), None)
+                .a
+                .call("GET", &format!("{}{query}", attempts_path(&id)), None)
                 .await;
             assert_eq!(response.status, 200, "{query}: {}", response.text());
         }
@@ -479,7 +438,8 @@ async fn attempts_route_pages_validates_and_hides_other_tenants() {
             ),
         ] {
             let response = server
-                .call(&server.a, "GET", &format!("{}{query}", attempts(&id)), None)
+                .a
+                .call("GET", &format!("{}{query}", attempts_path(&id)), None)
                 .await;
             let problem = assert_problem(&response, 422, "invalid_fields");
             let codes = field_codes(&problem);
@@ -494,7 +454,8 @@ async fn attempts_route_pages_validates_and_hides_other_tenants() {
         }
         for query in ["?page=2", "?limit=1&limit=2"] {
             let response = server
-                .call(&server.a, "GET", &format!("{}{query}", attempts(&id)), None)
+                .a
+                .call("GET", &format!("{}{query}", attempts_path(&id)), None)
                 .await;
             assert_problem(&response, 400, "invalid_query");
             assert_documented("GET", ATTEMPTS, &response);
@@ -507,11 +468,11 @@ async fn attempts_route_pages_validates_and_hides_other_tenants() {
             (&server.a, "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K"),
             (&server.a, "not-an-id"),
         ] {
-            let response = server.call(token, "GET", &attempts(target), None).await;
+            let response = token.call("GET", &attempts_path(target), None).await;
             assert_problem(&response, 404, "not_found");
             assert_documented("GET", ATTEMPTS, &response);
         }
-        let response = request(server.running.addr, "GET", &attempts(&id), &[], b"").await;
+        let response = request(server.running.addr, "GET", &attempts_path(&id), &[], b"").await;
         assert_problem(&response, 401, "unauthorized");
         assert_documented("GET", ATTEMPTS, &response);
         server.running.stop().await.unwrap();
@@ -522,11 +483,11 @@ async fn attempts_route_pages_validates_and_hides_other_tenants() {
 async fn test_route_queues_one_event_for_that_destination_or_refuses() {
     for store in STORES {
         let server = Server::start(store).await;
-        let id = server.create(&server.a, "a").await;
-        server.create(&server.a, "other").await;
-        let b_id = server.create(&server.b, "b").await;
+        let id = server.a.create("a", HOOKS).await.0;
+        server.a.create("other", HOOKS).await;
+        let b_id = server.b.create("b", HOOKS).await.0;
 
-        let response = server.call(&server.a, "POST", &test_path(&id), None).await;
+        let response = server.a.call("POST", &test_path(&id), None).await;
         assert_documented("POST", TEST, &response);
         assert_accepted(&response, "destination.test", 1);
 
@@ -536,20 +497,20 @@ async fn test_route_queues_one_event_for_that_destination_or_refuses() {
             (&server.a, "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K"),
             (&server.a, "%ff"),
         ] {
-            let response = server.call(token, "POST", &test_path(target), None).await;
+            let response = token.call("POST", &test_path(target), None).await;
             assert_problem(&response, 404, "not_found");
             assert_documented("POST", TEST, &response);
         }
 
-        let view = server.set_enabled(&server.a, &id, false).await;
+        let view = server.a.set_enabled(&id, false).await;
         assert_eq!(view["enabled"], json!(false));
-        let response = server.call(&server.a, "POST", &test_path(&id), None).await;
+        let response = server.a.call("POST", &test_path(&id), None).await;
         let problem = assert_problem(&response, 409, "disabled");
         assert_eq!(field_codes(&problem)[0].1, "disabled");
         assert_documented("POST", TEST, &response);
 
-        server.set_enabled(&server.a, &id, true).await;
-        let response = server.call(&server.a, "POST", &test_path(&id), None).await;
+        server.a.set_enabled(&id, true).await;
+        let response = server.a.call("POST", &test_path(&id), None).await;
         assert_accepted(&response, "destination.test", 1);
 
         let response = request(server.running.addr, "POST", &test_path(&id), &[], b"").await;
@@ -563,35 +524,35 @@ async fn test_route_queues_one_event_for_that_destination_or_refuses() {
 async fn patch_enabled_round_trips_through_every_view() {
     for store in STORES {
         let server = Server::start(store).await;
-        let id = server.create(&server.a, "a").await;
-        let get = server.call(&server.a, "GET", &item(&id), None).await;
+        let id = server.a.create("a", HOOKS).await.0;
+        let get = server.a.call("GET", &item(&id), None).await;
         assert_eq!(get.json()["enabled"], json!(true));
         assert_eq!(get.json()["disabledReason"], json!(null));
 
-        let view = server.set_enabled(&server.a, &id, false).await;
+        let view = server.a.set_enabled(&id, false).await;
         assert_eq!(view["enabled"], json!(false));
         assert_eq!(view["disabledReason"], json!("manual"));
         assert_eq!(view["version"], json!(2));
-        let get = server.call(&server.a, "GET", &item(&id), None).await;
+        let get = server.a.call("GET", &item(&id), None).await;
         assert_documented("GET", ITEM, &get);
         assert_eq!(get.json()["enabled"], json!(false));
         assert_eq!(get.json()["disabledReason"], json!("manual"));
-        let list = server.call(&server.a, "GET", CREATE_PATH, None).await;
+        let list = server.a.call("GET", CREATE_PATH, None).await;
         assert_documented("GET", CREATE_PATH, &list);
         assert_eq!(list.json()["data"][0]["enabled"], json!(false));
         assert_eq!(list.json()["data"][0]["disabledReason"], json!("manual"));
 
-        let view = server.set_enabled(&server.a, &id, true).await;
+        let view = server.a.set_enabled(&id, true).await;
         assert_eq!(view["enabled"], json!(true));
         assert_eq!(view["disabledReason"], json!(null));
-        let get = server.call(&server.a, "GET", &item(&id), None).await;
+        let get = server.a.call("GET", &item(&id), None).await;
         assert_eq!(get.json()["enabled"], json!(true));
         assert_eq!(get.json()["disabledReason"], json!(null));
 
         // `enabled` with name and version in one patch; a wrong type is 422.
         let response = server
+            .a
             .call(
-                &server.a,
                 "PATCH",
                 &item(&id),
                 Some(&json!({"enabled": false, "name": "renamed", "version": 3})),
@@ -602,12 +563,8 @@ async fn patch_enabled_round_trips_through_every_view() {
         assert_eq!(response.json()["enabled"], json!(false));
         for bad in [json!("false"), json!(0), json!(null), json!([true])] {
             let response = server
-                .call(
-                    &server.a,
-                    "PATCH",
-                    &item(&id),
-                    Some(&json!({ "enabled": bad })),
-                )
+                .a
+                .call("PATCH", &item(&id), Some(&json!({ "enabled": bad })))
                 .await;
             let problem = assert_problem(&response, 422, "invalid_fields");
             assert_eq!(
@@ -619,15 +576,11 @@ async fn patch_enabled_round_trips_through_every_view() {
         }
         // The other organization cannot change it.
         let response = server
-            .call(
-                &server.b,
-                "PATCH",
-                &item(&id),
-                Some(&json!({"enabled": true})),
-            )
+            .b
+            .call("PATCH", &item(&id), Some(&json!({"enabled": true})))
             .await;
         assert_problem(&response, 404, "not_found");
-        let get = server.call(&server.a, "GET", &item(&id), None).await;
+        let get = server.a.call("GET", &item(&id), None).await;
         assert_eq!(get.json()["enabled"], json!(false));
         server.running.stop().await.unwrap();
     }
@@ -651,18 +604,24 @@ async fn claim_all(repo: &SqliteRepo) -> Vec<prets_destinations::delivery::Claim
 #[tokio::test]
 async fn an_accepted_event_is_committed_before_the_202() {
     let server = Server::start(Store::Sqlite).await;
-    let a1 = server.create(&server.a, "a1").await;
-    let a2 = server.create(&server.a, "a2").await;
-    let off = server.create(&server.a, "off").await;
-    server.create(&server.b, "b").await;
-    server.set_enabled(&server.a, &off, false).await;
+    let a1 = server.a.create("a1", HOOKS).await.0;
+    let a2 = server.a.create("a2", HOOKS).await.0;
+    let off = server.a.create("off", HOOKS).await.0;
+    server.b.create("b", HOOKS).await;
+    server.a.set_enabled(&off, false).await;
     let payload = r#"{"amount": 4200, "note": "kept \u00e9xactly"}"#;
     let body = format!(r#"{{"type":"invoice.paid","payload":{payload}}}"#);
     let response = server
-        .publish_raw(&[("Content-Type", "application/json")], body.as_bytes())
+        .a
+        .call_with(
+            "POST",
+            EVENTS,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
         .await;
     let event_id = assert_accepted(&response, "invoice.paid", 2);
-    let test = server.call(&server.a, "POST", &test_path(&a1), None).await;
+    let test = server.a.call("POST", &test_path(&a1), None).await;
     let test_id = assert_accepted(&test, "destination.test", 1);
     // Stop the server: only what was committed is in the database.
     let Server { dir, running, .. } = server;
@@ -702,15 +661,21 @@ async fn an_accepted_event_is_committed_before_the_202() {
 #[tokio::test]
 async fn attempts_are_listed_newest_first_across_pages() {
     let server = Server::start(Store::Sqlite).await;
-    let id = server.create(&server.a, "a").await;
-    server.create(&server.a, "other").await;
+    let id = server.a.create("a", HOOKS).await.0;
+    server.a.create("other", HOOKS).await;
     for n in 0..5 {
         let response = server
-            .publish(&server.a, &json!({"type": "n", "payload": n}))
+            .a
+            .post_event(&json!({"type": "n", "payload": n}))
             .await;
         assert_accepted(&response, "n", 2);
     }
-    let Server { dir, running, a, b } = server;
+    let Server {
+        dir,
+        running,
+        tokens: (a, b),
+        ..
+    } = server;
     running.stop().await.unwrap();
 
     // A worker's attempts, written through the store.
@@ -752,11 +717,11 @@ async fn attempts_are_listed_newest_first_across_pages() {
         config
     };
     let running = spawn(&dir_config).await.unwrap();
-    let server = Server { dir, running, a, b };
+    let server = Server::over(dir, running, (a, b));
     let mut seen = Vec::new();
-    let mut path = format!("{}?limit=2", attempts(&id));
+    let mut path = format!("{}?limit=2", attempts_path(&id));
     for page in 0.. {
-        let response = server.call(&server.a, "GET", &path, None).await;
+        let response = server.a.call("GET", &path, None).await;
         assert_eq!(response.status, 200, "{}", response.text());
         assert_documented("GET", ATTEMPTS, &response);
         let body = response.json();
@@ -776,7 +741,7 @@ async fn attempts_are_listed_newest_first_across_pages() {
         }
         let cursor = body["nextCursor"].as_str().unwrap();
         assert_eq!(cursor, seen.last().unwrap());
-        path = format!("{}?limit=2&cursor={cursor}", attempts(&id));
+        path = format!("{}?limit=2&cursor={cursor}", attempts_path(&id));
     }
     assert_eq!(seen.len(), 5, "one attempt per event for this destination");
     let mut sorted = seen.clone();
@@ -784,7 +749,7 @@ async fn attempts_are_listed_newest_first_across_pages() {
     sorted.reverse();
     assert_eq!(seen, sorted, "newest first");
     // The other organization sees none of them.
-    let response = server.call(&server.b, "GET", &attempts(&id), None).await;
+    let response = server.b.call("GET", &attempts_path(&id), None).await;
     assert_problem(&response, 404, "not_found");
     server.running.stop().await.unwrap();
 }
@@ -795,9 +760,7 @@ async fn create_and_update_follow_the_configured_host_policy() {
         let local = json!({"name": "local", "url": "https://127.0.0.1:8443/x"});
         // Default policy: a loopback literal is refused.
         let server = Server::start(store).await;
-        let response = server
-            .call(&server.a, "POST", CREATE_PATH, Some(&local))
-            .await;
+        let response = server.a.call("POST", CREATE_PATH, Some(&local)).await;
         let problem = assert_problem(&response, 422, "invalid_fields");
         assert_eq!(
             field_codes(&problem),
@@ -811,9 +774,7 @@ async fn create_and_update_follow_the_configured_host_policy() {
             c.deny_destinations = vec!["93.184.215.14/32".parse().unwrap()];
         })
         .await;
-        let response = server
-            .call(&server.a, "POST", CREATE_PATH, Some(&local))
-            .await;
+        let response = server.a.call("POST", CREATE_PATH, Some(&local)).await;
         assert_eq!(response.status, 201, "{}", response.text());
         assert_documented("POST", CREATE_PATH, &response);
         assert_eq!(response.json()["url"], json!("https://127.0.0.1:8443/x"));
@@ -829,9 +790,7 @@ async fn create_and_update_follow_the_configured_host_policy() {
             ("https://127.1/", "non_canonical_host"),
         ] {
             let body = json!({"name": "n", "url": url});
-            let response = server
-                .call(&server.a, "POST", CREATE_PATH, Some(&body))
-                .await;
+            let response = server.a.call("POST", CREATE_PATH, Some(&body)).await;
             let problem = assert_problem(&response, 422, "invalid_fields");
             assert_eq!(
                 field_codes(&problem),
@@ -839,7 +798,8 @@ async fn create_and_update_follow_the_configured_host_policy() {
                 "{url}"
             );
             let response = server
-                .call(&server.a, "PATCH", &item(&id), Some(&json!({ "url": url })))
+                .a
+                .call("PATCH", &item(&id), Some(&json!({ "url": url })))
                 .await;
             let problem = assert_problem(&response, 422, "invalid_fields");
             assert_eq!(
@@ -849,8 +809,8 @@ async fn create_and_update_follow_the_configured_host_policy() {
             );
         }
         let response = server
+            .a
             .call(
-                &server.a,
                 "PATCH",
                 &item(&id),
                 Some(&json!({"url": "https://127.0.0.1/other"})),
@@ -865,7 +825,7 @@ async fn create_and_update_follow_the_configured_host_policy() {
 #[tokio::test]
 async fn malformed_publish_bodies_never_give_a_5xx() {
     let server = Server::start(Store::Memory).await;
-    server.create(&server.a, "one").await;
+    server.a.create("one", HOOKS).await;
     let mut bodies = crate::http::malformed_bodies();
     // Publish-shaped ones too: type and payload of every JSON kind, nested
     // deeply, escaped, with stray bytes.
@@ -899,7 +859,13 @@ async fn malformed_publish_bodies_never_give_a_5xx() {
     bodies.push(br#"{"type":"a\u0000","payload":1}"#.to_vec());
     for body in bodies {
         let response = server
-            .publish_raw(&[("Content-Type", "application/json")], &body)
+            .a
+            .call_with(
+                "POST",
+                EVENTS,
+                &[("Content-Type", "application/json")],
+                &body,
+            )
             .await;
         assert!(
             matches!(response.status, 202 | 400 | 413 | 422),
@@ -918,9 +884,7 @@ async fn malformed_publish_bodies_never_give_a_5xx() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_kill_9_of_the_binary() {
-    use std::io::{BufRead as _, BufReader};
-    use std::net::SocketAddr;
-    use std::process::{Command, Stdio};
+    use crate::support::process::ServerProcess;
 
     let dir = TempDir::new();
     let token = mint_token();
@@ -928,65 +892,20 @@ async fn acknowledged_events_survive_kill_9_of_the_binary() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_prets-destinations-server"))
-        .current_dir(dir.path())
-        .args(["--listen", "127.0.0.1:0", "--api-token"])
-        .arg(format!("org_a={hex}"))
-        .env_remove("PRETS_DATABASE")
-        .env_remove("PRETS_API_TOKENS")
-        .env_remove("PRETS_SEALING_KEY_FILE")
-        .env_remove("PRETS_MEMORY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let addr: SocketAddr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server logs that it listens");
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    let bearer = format!("Bearer {}", *token);
-    let headers = [
-        ("Authorization", bearer.as_str()),
-        ("Content-Type", "application/json"),
-    ];
+    let mut server = ServerProcess::start(&dir, &["--api-token", &format!("org_a={hex}")]);
+    let client = Client::new(server.addr, &token);
     let mut destinations = Vec::new();
     for name in ["one", "two"] {
-        let body = json!({"name": name, "url": "https://example.com/hooks"}).to_string();
-        let response = request(addr, "POST", CREATE_PATH, &headers, body.as_bytes()).await;
-        assert_eq!(response.status, 201, "{}", response.text());
-        destinations.push(
-            response.json()["destinationId"]
-                .as_str()
-                .unwrap()
-                .parse::<DestinationId>()
-                .unwrap(),
-        );
+        let (id, _) = client.create(name, HOOKS).await;
+        destinations.push(id.parse::<DestinationId>().unwrap());
     }
     // Concurrent publishes, so several share a group commit.
     let tasks: Vec<_> = (0..24)
         .map(|n| {
-            let bearer = bearer.clone();
+            let client = client.clone();
             tokio::spawn(async move {
-                let body = json!({"type": "n", "payload": n}).to_string();
-                let headers = [
-                    ("Authorization", bearer.as_str()),
-                    ("Content-Type", "application/json"),
-                ];
-                request(addr, "POST", EVENTS, &headers, body.as_bytes()).await
+                let body = json!({"type": "n", "payload": n});
+                client.call("POST", EVENTS, Some(&body)).await
             })
         })
         .collect();
@@ -994,8 +913,7 @@ async fn acknowledged_events_survive_kill_9_of_the_binary() {
     for task in tasks {
         acknowledged.push(assert_accepted(&task.await.unwrap(), "n", 2));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill_9();
 
     let repo = SqliteRepo::open(&dir.path().join("prets-destinations.sqlite3")).unwrap();
     let claimed = claim_all(&repo).await;

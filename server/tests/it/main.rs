@@ -21,11 +21,11 @@ mod http;
 mod lifecycle_http;
 mod logs;
 #[cfg(unix)]
-#[path = "../../../postgres/tests/it/support/mod.rs"]
-mod pg_support;
-#[cfg(unix)]
 mod postgres_nodes;
-mod receiver;
 mod sqlite_repo;
 mod support;
 mod worker;
+
+// `binary` still names the receiver by its old path.
+#[cfg(unix)]
+use support::receiver;

@@ -6,23 +6,23 @@
 //! or the `host:port` in `PRETS_TEST_PG`. These tests never skip: an
 //! unreachable server fails them, in CI and out of it.
 
-use std::io::{BufRead as _, BufReader};
-use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prets_destinations_server::{mint_token, token_digest};
+use prets_destinations_server::{TOKEN_PREFIX, mint_token, token_digest};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use zeroize::Zeroizing;
 
-use crate::pg_support::{TestDb, admin, server as pg_server};
-use crate::receiver::{Options, Receiver, Recorded, Reply};
-use crate::support::{CREATE_PATH, Response, TempDir, request};
+use crate::support::client::{Client, call};
+use crate::support::process::{ServerProcess, command, run_to_exit};
+use crate::support::receiver::{Options, Receiver, Recorded, Reply};
+use crate::support::{CREATE_PATH, Response, TempDir};
+use prets_destinations_postgres::test_support::{TestDb, admin, server as pg_server};
 
 /// The URLs a node is given for a test database: with a password the
 /// server ignores (trust auth) but must never show, and an application name
@@ -104,94 +104,36 @@ impl Cluster {
     }
 }
 
-/// One server process; killed on drop.
-struct Node {
-    child: Child,
-    addr: SocketAddr,
-    stdout: Mutex<mpsc::Receiver<String>>,
-    stderr: Mutex<mpsc::Receiver<String>>,
-}
-
-fn command(dir: &TempDir, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_prets-destinations-server"));
-    command
-        .current_dir(dir.path())
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env_remove("PRETS_DATABASE")
-        .env_remove("PRETS_API_TOKENS")
-        .env_remove("PRETS_SEALING_KEY_FILE")
-        .env_remove("PRETS_MEMORY")
-        .env_remove("PRETS_DATABASE_POOL_SIZE")
-        .env("PRETS_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
+/// One server process (killed on drop), called with any token.
+struct Node(ServerProcess);
 
 impl Node {
-    /// Starts the binary and waits for its "listening" log line.
+    /// Starts the binary in `dir` with `args`, logging at `info`, and waits
+    /// until it listens; nothing it printed so far shows the password.
     fn start(dir: &TempDir, args: &[&str]) -> Self {
-        let mut child = command(dir, args).spawn().unwrap();
-        let stdout = lines(child.stdout.take().unwrap());
-        let stderr = lines(child.stderr.take().unwrap());
-        let mut seen = Vec::new();
-        let addr = loop {
-            let line = stderr
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| {
-                    let _ = child.kill();
-                    panic!("the node did not start: {seen:?}")
-                });
-            assert!(!line.contains(PASSWORD), "{line}");
-            if let Some(rest) = line.split("addr=").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-            seen.push(line);
-        };
-        Self {
-            child,
-            addr,
-            stdout: Mutex::new(stdout),
-            stderr: Mutex::new(stderr),
-        }
+        let process = ServerProcess::start_with_env(dir, args, &[("PRETS_LOG", "info")]);
+        let output = process.output();
+        assert!(!output.contains(PASSWORD), "{output}");
+        Self(process)
     }
 
+    /// `method path` with the `Authorization` header `bearer`.
     async fn send(&self, method: &str, path: &str, bearer: &str, body: Option<&Value>) -> Response {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut headers = vec![("Authorization", bearer)];
-        if !body.is_empty() {
-            headers.push(("Content-Type", "application/json"));
-        }
-        request(self.addr, method, path, &headers, body.as_bytes()).await
-    }
-
-    /// Everything the node wrote so far (stdout, then stderr).
-    fn output(&self) -> String {
-        let mut out: Vec<String> = self.stdout.lock().unwrap().try_iter().collect();
-        out.extend(self.stderr.lock().unwrap().try_iter());
-        out.join("\n")
+        call(self.addr, bearer, method, path, body).await
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Deref for Node {
+    type Target = ServerProcess;
+
+    fn deref(&self) -> &ServerProcess {
+        &self.0
+    }
+}
+
+impl DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.0
     }
 }
 
@@ -381,30 +323,6 @@ async fn concurrent_versionless_updates_across_nodes_each_apply_once() {
     }
 }
 
-/// Runs the binary to its exit (within a bound) and gives its status and
-/// whole output.
-fn run_to_exit(dir: &TempDir, args: &[&str]) -> (std::process::ExitStatus, String, Duration) {
-    let started = Instant::now();
-    let mut child = command(dir, args).spawn().unwrap();
-    let stdout = lines(child.stdout.take().unwrap());
-    let stderr = lines(child.stderr.take().unwrap());
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("the start hung");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let elapsed = started.elapsed();
-    std::thread::sleep(Duration::from_millis(100));
-    let mut out: Vec<String> = stdout.try_iter().collect();
-    out.extend(stderr.try_iter());
-    (status, out.join("\n"), elapsed)
-}
-
 #[test]
 fn start_refuses_postgres_without_a_key_file_or_with_an_unreachable_database() {
     let db = TestDb::new();
@@ -458,10 +376,13 @@ fn start_refuses_postgres_without_a_key_file_or_with_an_unreachable_database() {
     assert!(!output.contains(PASSWORD), "{output}");
 
     // A password in the variable shows neither in `--help` nor in errors.
-    let output = command(&cluster.dir, &["--help"])
-        .env("PRETS_DATABASE", &unreachable)
-        .output()
-        .unwrap();
+    let output = command(
+        &cluster.dir,
+        &["--help"],
+        &[("PRETS_DATABASE", &unreachable)],
+    )
+    .output()
+    .unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -629,6 +550,17 @@ async fn a_lost_database_answers_503_and_the_node_recovers_when_it_returns() {
     assert!(!node.output().contains(PASSWORD));
 }
 
+/// The distinct API tokens (`prets_` and 64 hex digits) in `out`.
+fn printed_tokens(out: &str) -> std::collections::BTreeSet<String> {
+    out.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| {
+            w.strip_prefix(TOKEN_PREFIX)
+                .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_start_of_two_racing_nodes_creates_one_demo_token() {
     let db = TestDb::new();
@@ -651,17 +583,8 @@ async fn the_first_start_of_two_racing_nodes_creates_one_demo_token() {
     });
     // The token is printed before the "listening" line, so it is in by now.
     std::thread::sleep(Duration::from_millis(200));
-    let outputs: Vec<String> = nodes.iter().map(Node::output).collect();
-    let tokens: Vec<String> = outputs
-        .iter()
-        .flat_map(|out| {
-            out.split_whitespace()
-                .filter(|w| w.starts_with("prets_") && w.len() > 20)
-                .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_'))
-                .map(str::to_owned)
-                .collect::<std::collections::BTreeSet<_>>()
-        })
-        .collect();
+    let outputs: Vec<String> = nodes.iter().map(|node| node.output()).collect();
+    let tokens: Vec<String> = outputs.iter().flat_map(|out| printed_tokens(out)).collect();
     assert_eq!(tokens.len(), 1, "{outputs:?}");
     let printed = outputs
         .iter()
@@ -764,11 +687,7 @@ async fn a_demo_token_committed_at_first_start_is_printed_even_if_tokens_cannot_
     std::thread::sleep(Duration::from_millis(200));
     let out = node.output();
     assert_eq!(out.matches("Its API token").count(), 1, "{out}");
-    let tokens: std::collections::BTreeSet<&str> = out
-        .split_whitespace()
-        .filter(|w| w.starts_with("prets_") && w.len() > 20)
-        .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_'))
-        .collect();
+    let tokens = printed_tokens(&out);
     assert_eq!(tokens.len(), 1, "{out}");
     let token = tokens.first().unwrap().to_string();
     // It is the one stored, and this node accepts it.
@@ -908,8 +827,7 @@ async fn a_refused_statement_is_logged_by_sqlstate_never_with_the_rows_values() 
     let mut output = String::new();
     while !output.contains("request failed") && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        output.push_str(&node.output());
-        output.push('\n');
+        output = node.output();
     }
     let logged = output
         .lines()
@@ -956,36 +874,13 @@ fn delivery_args(cluster: &Cluster, rx: &Receiver) -> Vec<String> {
 /// The lease a claim takes with `--delivery-timeout 2s`.
 const LEASE: Duration = Duration::from_secs(9);
 
-/// Publishes an event through `node`; its id once acknowledged (202).
+/// Publishes an event through `node` as `bearer`'s organization; its id
+/// once acknowledged (202, for one destination).
 async fn publish_on(node: &Node, bearer: &str, n: usize) -> String {
-    let response = node
-        .send(
-            "POST",
-            "/v1/events",
-            bearer,
-            Some(&json!({"type": "invoice.paid", "payload": {"n": n}})),
-        )
+    let accepted = Client::with_authorization(node.addr, bearer)
+        .publish("invoice.paid", &format!("{{\"n\":{n}}}"), 1)
         .await;
-    assert_eq!(response.status, 202, "{}", response.text());
-    assert_eq!(response.json()["destinations"], json!(1));
-    response.json()["eventId"].as_str().unwrap().to_owned()
-}
-
-/// Waits until `rx` has received at least `n` requests, within `bound`.
-async fn until_requests(rx: &Receiver, n: usize, bound: Duration) -> Vec<Recorded> {
-    let started = Instant::now();
-    loop {
-        let requests = rx.requests();
-        if requests.len() >= n {
-            return requests;
-        }
-        assert!(
-            started.elapsed() < bound,
-            "{} of {n} deliveries within {bound:?}",
-            requests.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    accepted["eventId"].as_str().unwrap().to_owned()
 }
 
 fn webhook_ids(requests: &[Recorded]) -> Vec<String> {
@@ -1030,7 +925,7 @@ async fn events_published_on_both_nodes_are_each_delivered_once() {
     }
     published.sort();
 
-    until_requests(&rx, N, Duration::from_secs(60)).await;
+    rx.wait_for(N, Duration::from_secs(60)).await;
     // Past a poll interval and a lease more: no second delivery of any.
     tokio::time::sleep(LEASE + Duration::from_secs(2)).await;
     let mut delivered = webhook_ids(&rx.requests());
@@ -1066,18 +961,17 @@ async fn after_kill_9_of_a_node_the_other_delivers_what_it_acknowledged_within_t
         published.push(publish_on(&a, &bearer, i).await);
     }
     published.sort();
-    let mut held = webhook_ids(&until_requests(&rx, N, Duration::from_secs(30)).await);
+    let mut held = webhook_ids(&rx.wait_for(N, Duration::from_secs(30)).await);
     held.sort();
     assert_eq!(held, published);
 
-    a.child.kill().unwrap();
-    a.child.wait().unwrap();
+    a.kill_9();
     let killed = Instant::now();
     let b = cluster.start_with(&db.node_url("survivor"), &extra);
 
     // B takes each delivery over once A's lease ends, and the receiver now
     // answers at once.
-    let requests = until_requests(&rx, 2 * N, LEASE + Duration::from_secs(15)).await;
+    let requests = rx.wait_for(2 * N, LEASE + Duration::from_secs(15)).await;
     let elapsed = killed.elapsed();
     let mut redelivered = webhook_ids(&requests[N..]);
     redelivered.sort();

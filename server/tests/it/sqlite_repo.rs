@@ -135,6 +135,7 @@ mod outbox {
     use rand_chacha::rand_core::SeedableRng;
 
     use super::TempDir;
+    use prets_destinations_server::test_support::sqlite_at_version;
     use prets_destinations_server::{SqliteRepo, schema_version};
 
     const LEASE: Duration = Duration::from_secs(30);
@@ -385,47 +386,9 @@ mod outbox {
         assert_eq!(listed[0].next_attempt_at, Some(at(60)));
     }
 
-    /// The schema as a version-3 server wrote it (migrations 1 to 3).
-    const SCHEMA_3: &str = "
-        CREATE TABLE destinations (
-            tenant_id      TEXT    NOT NULL,
-            destination_id TEXT    NOT NULL,
-            name           TEXT    NOT NULL,
-            url            TEXT    NOT NULL,
-            created_at_ms  INTEGER NOT NULL,
-            updated_at_ms  INTEGER NOT NULL,
-            sealed_secret  BLOB    NOT NULL,
-            secret_digest  BLOB    NOT NULL,
-            PRIMARY KEY (tenant_id, destination_id)
-        ) STRICT, WITHOUT ROWID;
-        CREATE INDEX destinations_by_secret_digest ON destinations (secret_digest);
-        CREATE TABLE api_tokens (
-            token_digest  BLOB    NOT NULL PRIMARY KEY,
-            tenant_id     TEXT    NOT NULL,
-            created_at_ms INTEGER NOT NULL
-        ) STRICT, WITHOUT ROWID;
-        ALTER TABLE destinations ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
-        CREATE TABLE previous_secrets (
-            tenant_id      TEXT    NOT NULL,
-            destination_id TEXT    NOT NULL,
-            position       INTEGER NOT NULL,
-            sealed_secret  BLOB    NOT NULL,
-            secret_digest  BLOB    NOT NULL,
-            expires_at_ms  INTEGER NOT NULL,
-            PRIMARY KEY (tenant_id, destination_id, position),
-            FOREIGN KEY (tenant_id, destination_id)
-                REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
-        ) STRICT, WITHOUT ROWID;
-        CREATE INDEX previous_secrets_by_secret_digest ON previous_secrets (secret_digest);
-        ALTER TABLE destinations ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1
-            CHECK (enabled IN (0, 1));
-        ALTER TABLE destinations ADD COLUMN disabled_reason TEXT
-            CHECK (disabled_reason IN ('manual', 'gone', 'failing'));
-        PRAGMA user_version = 3;";
-
-    /// A database at schema 3 with rows opens at schema 4: its destinations
-    /// load as they were (the one stored without a state is enabled), and
-    /// the outbox works on them.
+    /// A database at schema 3 with rows opens at the current schema: its
+    /// destinations load as they were (the one stored without a state is
+    /// enabled), and the outbox works on them.
     #[tokio::test]
     async fn a_schema_3_database_with_rows_migrates_to_4() {
         let dir = TempDir::new();
@@ -433,10 +396,11 @@ mod outbox {
         let tenant: TenantId = "org_old".parse().unwrap();
         let enabled = fx.record(&tenant);
         let disabled = fx.record(&tenant);
+        // The file as a version-3 server left it: its own first three
+        // migrations.
+        sqlite_at_version(&dir.database(), 3).unwrap();
         {
             let conn = rusqlite::Connection::open(dir.database()).unwrap();
-            conn.execute_batch("PRAGMA journal_mode = WAL").unwrap();
-            conn.execute_batch(SCHEMA_3).unwrap();
             let insert = |r: &DestinationRecord, state: &str| {
                 conn.execute(
                     &format!(
@@ -551,7 +515,7 @@ mod outbox {
             count(
                 &dir,
                 "destinations",
-                &format!("{gone_id} AND streak_attempts = 2")
+                &format!("{gone_id} AND failing_attempts = 2")
             ),
             1
         );
@@ -599,7 +563,7 @@ mod outbox {
             count(
                 &dir,
                 "destinations",
-                &format!("{gone_id} AND streak_since_ms IS NULL AND streak_attempts IS NULL")
+                &format!("{gone_id} AND failing_since_ms IS NULL AND failing_attempts IS NULL")
             ),
             1
         );

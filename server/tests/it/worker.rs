@@ -4,7 +4,6 @@
 //! file, and MemoryRepo for the core scenarios), events published with the
 //! core's operations.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,32 +18,14 @@ use prets_destinations::{
     update,
 };
 use prets_destinations_server::delivery::{
-    DeliveryClient, Resolve, Resolving, Worker, WorkerHandle, WorkerOptions,
-    parse_root_certificates,
+    DeliveryClient, Resolve, Worker, WorkerHandle, WorkerOptions, parse_root_certificates,
 };
 use prets_destinations_server::{Config, DeliveryConfig, SqliteRepo, load_keyring};
 use tokio::sync::Notify;
 
-use crate::receiver::{Options, Receiver, Reply};
-use crate::support::captured_logs;
-
-/// Answers every name with fixed addresses.
-struct Stub(Vec<IpAddr>);
-
-impl Resolve for Stub {
-    fn resolve(&self, _host: &str) -> Resolving {
-        let answers = self.0.clone();
-        Box::pin(async move { Ok(answers) })
-    }
-}
-
-fn stub(answers: &[&str]) -> Arc<dyn Resolve> {
-    Arc::new(Stub(answers.iter().map(|a| a.parse().unwrap()).collect()))
-}
-
-fn loopback() -> Arc<dyn Resolve> {
-    stub(&["127.0.0.1"])
-}
+use crate::support::receiver::{Options, Receiver, Reply};
+use crate::support::resolver::{loopback, stub};
+use crate::support::{self, captured_logs};
 
 fn now() -> Timestamp {
     Timestamp::try_from(std::time::SystemTime::now()).unwrap()
@@ -68,12 +49,8 @@ fn settings(receivers: &[&Receiver], schedule: &str) -> DeliveryConfig {
 }
 
 /// Waits (up to 10 s) until `done` holds.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn eventually(what: &str, done: impl FnMut() -> bool) {
+    support::eventually(what, Duration::from_secs(10), done).await;
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -598,6 +575,85 @@ async fn shutdown_lets_an_attempt_in_flight_finish_within_the_grace() {
 }
 
 #[tokio::test]
+async fn shutdown_never_cuts_short_the_recording_of_an_answered_attempt() {
+    // The answer arrives, the store is slow to write it, and the grace runs
+    // out meanwhile: the shutdown waits for the write, so the attempt is
+    // recorded and a restart does not send it again.
+    use std::sync::atomic::Ordering;
+    let bench = Bench::over(Scripted::default(), None);
+    let rx = Receiver::start(Options::default()).await;
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let config = settings(&[&rx], "1s");
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .shutdown_grace(Duration::from_millis(100));
+    bench.repo.hold_completes.store(true, Ordering::SeqCst);
+    let worker = bench.worker_with(&config, loopback(), options);
+    bench.publish(PAYLOAD).await;
+    eventually("the answer, being written", || {
+        bench.repo.completing.load(Ordering::SeqCst) == 1
+    })
+    .await;
+
+    let stopping = tokio::spawn(worker.shutdown());
+    // Sequencing only: let the grace run out while the write waits.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !stopping.is_finished(),
+        "the stop did not wait for the write"
+    );
+    bench.repo.hold_completes.store(false, Ordering::SeqCst);
+    stopping.await.unwrap();
+    let attempts = bench.attempts(id).await;
+    assert_eq!(attempts.len(), 1, "the answered attempt was not recorded");
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+
+    let worker = bench.worker(&config, loopback());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.requests().len(), 1, "sent again after the restart");
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_records_an_attempt_that_times_out_within_the_default_grace() {
+    // No answer within the delivery timeout, a stop while the request waits,
+    // and a slow write of the timeout: by default the grace covers the
+    // timeout and the write, so the attempt is recorded, never released.
+    use std::sync::atomic::Ordering;
+    let bench = Bench::over(Scripted::default(), None);
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(200).delay(Duration::from_secs(30)));
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let mut config = settings(&[&rx], "1s");
+    config.timeout = Duration::from_secs(1);
+    bench.repo.hold_completes.store(true, Ordering::SeqCst);
+    let worker = bench.worker(&config, loopback());
+    bench.publish(PAYLOAD).await;
+    eventually("the stalled request", || rx.requests().len() == 1).await;
+
+    let stopping = tokio::spawn(worker.shutdown());
+    eventually("the timeout, being written", || {
+        bench.repo.completing.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Sequencing only: the old grace (the timeout) would be over by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !stopping.is_finished(),
+        "the stop did not wait for the write"
+    );
+    bench.repo.hold_completes.store(false, Ordering::SeqCst);
+    stopping.await.unwrap();
+    let attempts = bench.attempts(id).await;
+    assert_eq!(attempts.len(), 1, "the timed-out attempt was not recorded");
+    assert_eq!(attempts[0].error.as_deref(), Some("timeout"));
+    assert!(
+        attempts[0].next_attempt_at.is_some(),
+        "a retry is scheduled"
+    );
+}
+
+#[tokio::test]
 async fn unbounded_durations_in_the_settings_do_not_stop_the_worker() {
     // `Duration::MAX` everywhere a library user may put it: no
     // `Instant + Duration` overflow, the event is delivered and the worker
@@ -607,6 +663,7 @@ async fn unbounded_durations_in_the_settings_do_not_stop_the_worker() {
     let (id, _) = bench.destination(&rx.name_url("/")).await;
     let mut config = settings(&[&rx], "1s");
     config.timeout = Duration::MAX;
+    config.pool_idle_timeout = Duration::MAX;
     let options = WorkerOptions::default()
         .poll_interval(Duration::MAX)
         .lease(Duration::MAX)
@@ -666,8 +723,9 @@ async fn a_publish_and_a_due_retry_wake_the_worker_before_its_poll() {
     worker.shutdown().await;
 }
 
-/// A store whose claims fail while `failing` is set, counting them, and
-/// whose reads of a destination never finish while `stall_gets` is set.
+/// A store whose claims fail while `failing` is set, counting them, whose
+/// reads of a destination never finish while `stall_gets` is set, and whose
+/// completions (counted in `completing`) wait while `hold_completes` is set.
 #[derive(Default)]
 struct Scripted {
     inner: MemoryRepo,
@@ -675,6 +733,8 @@ struct Scripted {
     claims: std::sync::atomic::AtomicUsize,
     stall_gets: std::sync::atomic::AtomicBool,
     stalled: std::sync::atomic::AtomicUsize,
+    hold_completes: std::sync::atomic::AtomicBool,
+    completing: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -787,6 +847,11 @@ impl Outbox for Scripted {
         l: &prets_destinations::delivery::Lease,
         r: prets_destinations::delivery::AttemptReport,
     ) -> Result<prets_destinations::delivery::CompleteOutcome, Flaky> {
+        use std::sync::atomic::Ordering;
+        self.completing.fetch_add(1, Ordering::SeqCst);
+        while self.hold_completes.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         flaky(self.inner.complete(l, r).await)
     }
     async fn list_attempts(

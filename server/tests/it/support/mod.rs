@@ -1,11 +1,27 @@
-//! Shared test support: a server on an ephemeral port over a temporary
-//! database, an HTTP client (and raw sockets for malformed HTTP), and
-//! validation against the OpenAPI document's schemas.
+//! Shared test support, the one harness of every module:
+//!
+//! - a server in this process on an ephemeral port over a temporary
+//!   database ([`TestServer`], [`config`]), or the binary as a child
+//!   process ([`process`]);
+//! - HTTP: one request with a client ([`request`]) or written by hand on a
+//!   raw socket for malformed HTTP ([`raw_request`]), and the API as one
+//!   organization calls it ([`client`]);
+//! - the HTTPS webhook receiver deliveries go to, and waiting for what it
+//!   received ([`receiver`], [`eventually`]), reached through a stub
+//!   resolver ([`resolver`]);
+//! - validation against the OpenAPI document's schemas
+//!   ([`assert_documented`]).
+
+pub mod client;
+pub mod process;
+pub mod receiver;
+pub mod resolver;
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use prets_destinations_server::{Config, Running, TokenEntry, mint_token, spawn, token_digest};
 use serde_json::Value;
@@ -77,6 +93,16 @@ impl TempDir {
 
     pub fn database(&self) -> PathBuf {
         self.0.path().join("destinations.sqlite3")
+    }
+}
+
+/// Waits until `done` holds, polling every 10 ms, failing the test with
+/// `what` after `bound`.
+pub async fn eventually(what: &str, bound: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + bound;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

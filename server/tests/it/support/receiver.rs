@@ -1,7 +1,10 @@
 //! A webhook receiver for tests: HTTPS on 127.0.0.1 with a certificate made
 //! for the test, HTTP/1.1 and (when offered by ALPN) HTTP/2. It counts the
-//! connections it accepts, records every request (method, target, version,
-//! headers, body) and answers with scripted replies.
+//! connections it accepts and those that have ended, records every request
+//! (method, target, version, headers, body) and answers with scripted
+//! replies; tests wait for what it received with [`Receiver::wait_for`]. It
+//! never closes a connection on its own (no timeouts): a connection ends
+//! when the client closes it or a request fails.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -10,7 +13,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -61,6 +64,8 @@ pub struct Reply {
     /// An endless body (counted in [`Receiver::body_bytes_sent`]).
     pub endless: bool,
     pub body: Vec<u8>,
+    /// Answer only once this many requests have arrived in all.
+    pub after_requests: Option<usize>,
 }
 
 impl Reply {
@@ -71,6 +76,7 @@ impl Reply {
             delay: Duration::ZERO,
             endless: false,
             body: Vec::new(),
+            after_requests: None,
         }
     }
 
@@ -86,6 +92,13 @@ impl Reply {
 
     pub fn endless(mut self) -> Self {
         self.endless = true;
+        self
+    }
+
+    /// Holds the answer until `count` requests have arrived in all (this
+    /// one included), so that that many requests are open at once.
+    pub fn after_requests(mut self, count: usize) -> Self {
+        self.after_requests = Some(count);
         self
     }
 }
@@ -106,9 +119,21 @@ impl Default for Options {
 #[derive(Default)]
 struct State {
     connections: AtomicUsize,
+    closed: AtomicUsize,
     requests: Mutex<Vec<Recorded>>,
+    /// How many requests have arrived, for [`Reply::after_requests`].
+    arrived: tokio::sync::watch::Sender<usize>,
     script: Mutex<VecDeque<Reply>>,
     body_bytes_sent: Arc<AtomicU64>,
+}
+
+/// Counts a connection as ended when its task ends, however it ends.
+struct Ended(Arc<State>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.closed.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// A running receiver; stops when dropped.
@@ -182,9 +207,33 @@ impl Receiver {
         self.state.connections.load(Ordering::SeqCst)
     }
 
+    /// Connections accepted and ended since (closed by the client, or
+    /// failed); the receiver closes none on its own.
+    pub fn closed(&self) -> usize {
+        self.state.closed.load(Ordering::SeqCst)
+    }
+
     /// Requests received so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests have arrived (failing the test
+    /// after `bound`) and returns every request received, in order.
+    pub async fn wait_for(&self, n: usize, bound: Duration) -> Vec<Recorded> {
+        let deadline = Instant::now() + bound;
+        loop {
+            let requests = self.requests();
+            if requests.len() >= n {
+                return requests;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} requests arrived within {bound:?}",
+                requests.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Bytes of endless bodies handed to the connection so far.
@@ -213,6 +262,7 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<St
         let acceptor = acceptor.clone();
         let state = Arc::clone(&state);
         tokio::spawn(async move {
+            let _ended = Ended(Arc::clone(&state));
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
@@ -243,24 +293,33 @@ async fn handle(
         .await
         .map(|b| b.to_bytes().to_vec())
         .unwrap_or_default();
-    state.requests.lock().unwrap().push(Recorded {
-        method: parts.method.to_string(),
-        target: parts
-            .uri
-            .path_and_query()
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-        version: parts.version,
-        headers: parts.headers,
-        body,
-        at,
-    });
+    let arrived = {
+        let mut requests = state.requests.lock().unwrap();
+        requests.push(Recorded {
+            method: parts.method.to_string(),
+            target: parts
+                .uri
+                .path_and_query()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            version: parts.version,
+            headers: parts.headers,
+            body,
+            at,
+        });
+        requests.len()
+    };
+    state.arrived.send_replace(arrived);
     let reply = state
         .script
         .lock()
         .unwrap()
         .pop_front()
         .unwrap_or_else(|| Reply::status(204));
+    if let Some(count) = reply.after_requests {
+        let mut arrived = state.arrived.subscribe();
+        let _ = arrived.wait_for(|&n| n >= count).await;
+    }
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }

@@ -1,0 +1,357 @@
+//! Starting the server: the delivery settings checked, one store opened
+//! (SQLite, memory or PostgreSQL) with its sealing key and API tokens, the
+//! router and the delivery worker assembled over it, and the listen address
+//! bound. [`serve`](fn@crate::serve) then runs what [`prepare`] returns.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use prets_destinations::delivery::Outbox;
+use prets_destinations::{KeyId, Keyring, MemoryRepo, SealingKey, TenantId, Timestamp, os_rng};
+use prets_destinations_postgres::{PgError, PgRepo};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use zeroize::Zeroizing;
+
+use crate::api::{AppState, router};
+use crate::auth::{ApiTokens, mint_token, token_digest};
+use crate::config::{Config, DeliveryConfigError};
+use crate::database::{Database, PgUrl};
+use crate::delivery::{
+    ClientError, DeliveryClient, DeliveryConfig, Resolve, SystemResolver, Worker, WorkerHandle,
+    WorkerOptions,
+};
+use crate::keyfile::{self, KeyFileError};
+use crate::serve::Limits;
+use crate::sqlite::{SqliteError, SqliteRepo};
+
+/// The organization a first start creates, with its API token.
+pub const DEMO_ORGANIZATION: &str = "demo";
+
+/// Why the server could not start. The texts name files and settings, never
+/// a key or a token.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    Database(SqliteError),
+    /// The sealing-key file could not be read or created.
+    SealingKey(KeyFileError),
+    /// The database holds data but its default sealing-key file is missing:
+    /// a new key could not open the stored secrets, so none is made.
+    MissingSealingKey,
+    /// PostgreSQL was selected without `--sealing-key-file`: every node must
+    /// use the same key, so none is made up.
+    SealingKeyRequired,
+    /// PostgreSQL could not be reached in time, refused the connection, or
+    /// its schema is newer than this build's.
+    Postgres(PgError),
+    /// The listen address could not be bound.
+    Listen(io::Error),
+    /// The system clock is outside the supported range.
+    Clock,
+    /// A delivery setting is unusable (a root-certificate file).
+    Delivery(DeliveryConfigError),
+    /// The delivery HTTPS client could not be built.
+    DeliveryClient(ClientError),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Database(_) => f.write_str("cannot open the database"),
+            Self::SealingKey(e) => write!(f, "sealing key: {e}"),
+            Self::MissingSealingKey => f.write_str(
+                "the database exists but its sealing-key file does not; restore the file or name it with --sealing-key-file",
+            ),
+            Self::SealingKeyRequired => f.write_str(
+                "PostgreSQL requires --sealing-key-file (PRETS_SEALING_KEY_FILE): every node must name the same sealing-key file",
+            ),
+            Self::Postgres(e) => write!(f, "cannot open the PostgreSQL database: {e}"),
+            Self::Listen(_) => f.write_str("cannot listen on the configured address"),
+            Self::Clock => f.write_str("the system clock is outside the supported range"),
+            Self::Delivery(e) => write!(f, "delivery settings: {e}"),
+            Self::DeliveryClient(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Database(e) => Some(e),
+            Self::SealingKey(e) => Some(e),
+            Self::Postgres(e) => Some(e),
+            Self::Listen(e) => Some(e),
+            Self::Delivery(e) => Some(e),
+            Self::DeliveryClient(e) => Some(e),
+            Self::MissingSealingKey | Self::SealingKeyRequired | Self::Clock => None,
+        }
+    }
+}
+
+/// A server ready to serve: bound, with its storage open.
+pub struct Prepared {
+    pub(crate) listener: TcpListener,
+    pub(crate) router: axum::Router,
+    pub(crate) limits: Limits,
+    /// `None` with `--no-delivery`.
+    pub(crate) worker: Option<StartWorker>,
+    /// The demo organization's API token when this start created it; print
+    /// it once, to the operator, and drop it.
+    pub demo_token: Option<Zeroizing<String>>,
+    /// The bound address (useful with port 0).
+    pub local_addr: SocketAddr,
+    /// `"sqlite"`, `"postgres"` or `"memory"`.
+    pub store: &'static str,
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("local_addr", &self.local_addr)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts the delivery worker of a prepared server.
+pub(crate) type StartWorker = Box<dyn FnOnce() -> WorkerHandle + Send>;
+
+/// Checks the delivery settings, opens the storage, loads or creates the
+/// sealing key and the API tokens, and binds the listen address. Deliveries
+/// resolve names with the operating system's resolver.
+///
+/// # Errors
+/// See [`StartError`].
+pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
+    prepare_with_resolver(config, Arc::new(SystemResolver)).await
+}
+
+/// [`prepare`], with deliveries resolving names through `resolver` (tests
+/// answer with chosen addresses).
+///
+/// # Errors
+/// See [`StartError`].
+pub async fn prepare_with_resolver(
+    config: &Config,
+    resolver: Arc<dyn Resolve>,
+) -> Result<Prepared, StartError> {
+    let delivery = Delivery::new(config, resolver)?;
+    let store = match &config.database {
+        _ if config.memory => memory(config, &delivery)?,
+        Database::Postgres(url) => postgres(config, url, &delivery).await?,
+        Database::Sqlite(path) => sqlite(config, path, &delivery).await?,
+    };
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(StartError::Listen)?;
+    let local_addr = listener.local_addr().map_err(StartError::Listen)?;
+    let limits = Limits {
+        header_read: config.header_read_timeout,
+        body_read: config.body_read_timeout,
+        idle: config.idle_timeout,
+        max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+    };
+    Ok(Prepared {
+        listener,
+        router: store.router,
+        limits,
+        worker: (!config.no_delivery).then_some(store.worker),
+        demo_token: store.demo_token,
+        local_addr,
+        store: store.name,
+    })
+}
+
+/// One store branch of [`prepare`], assembled.
+struct Store {
+    router: axum::Router,
+    worker: StartWorker,
+    /// The demo organization's token when this start created it.
+    demo_token: Option<Zeroizing<String>>,
+    name: &'static str,
+}
+
+/// Memory: the configured key file or a fresh key, the configured tokens or
+/// a demo token minted for this run.
+fn memory(config: &Config, delivery: &Delivery) -> Result<Store, StartError> {
+    let keyring = match &config.sealing_key_file {
+        Some(path) => keyfile::load(path).map_err(StartError::SealingKey)?,
+        None => {
+            let key = SealingKey::from_rng(KeyId::new(1), &mut os_rng());
+            Keyring::new(key, [])
+                .map_err(|e| StartError::SealingKey(KeyFileError::DuplicateKeyId(e.0)))?
+        }
+    };
+    let (tokens, demo_token) = if config.api_tokens.is_empty() {
+        let token = mint_token();
+        let tokens = ApiTokens::new(vec![(token_digest(&token), demo_tenant())]);
+        (tokens, Some(token))
+    } else {
+        (configured_tokens(config), None)
+    };
+    Ok(delivery.assemble(MemoryRepo::new(), tokens, keyring, demo_token, "memory"))
+}
+
+/// SQLite: the database file opened (created and migrated), its sealing key
+/// (the default file beside it created on a first start), and the
+/// configured tokens or those stored, a first start storing the demo
+/// organization's.
+async fn sqlite(config: &Config, path: &Path, delivery: &Delivery) -> Result<Store, StartError> {
+    let database_existed = path.exists();
+    let repo = SqliteRepo::open(path).map_err(StartError::Database)?;
+    let keyring = sqlite_keyring(config, database_existed)?;
+    let (tokens, demo_token) = if config.api_tokens.is_empty() {
+        let stored = repo.api_tokens().await.map_err(StartError::Database)?;
+        if stored.is_empty() {
+            let token = mint_token();
+            let now = now()?;
+            let tenant = demo_tenant();
+            let digest = token_digest(&token);
+            repo.add_api_token(digest, &tenant, now)
+                .await
+                .map_err(StartError::Database)?;
+            (ApiTokens::new(vec![(digest, tenant)]), Some(token))
+        } else {
+            (ApiTokens::new(stored), None)
+        }
+    } else {
+        (configured_tokens(config), None)
+    };
+    Ok(delivery.assemble(repo, tokens, keyring, demo_token, "sqlite"))
+}
+
+/// The sealing key of a SQLite database: the named file, or the default one
+/// beside the database, created with a fresh key when neither it nor the
+/// database exists yet.
+fn sqlite_keyring(config: &Config, database_existed: bool) -> Result<Keyring, StartError> {
+    let (path, is_default) = config
+        .sealing_key_path()
+        .ok_or(StartError::SealingKeyRequired)?;
+    if path.exists() {
+        return keyfile::load(&path).map_err(StartError::SealingKey);
+    }
+    if !is_default {
+        return keyfile::load(&path).map_err(StartError::SealingKey);
+    }
+    if database_existed {
+        return Err(StartError::MissingSealingKey);
+    }
+    let ring = keyfile::create(&path).map_err(StartError::SealingKey)?;
+    tracing::info!(path = %path.display(), "created a sealing-key file (mode 0600); back it up with the database");
+    Ok(ring)
+}
+
+/// PostgreSQL, several nodes on one database: loads the sealing key every
+/// node shares (an explicit file is required: a key made by one node could
+/// not open what another sealed), connects (migrating the schema), and loads
+/// the API tokens: the configured ones, or those stored, the first node of a
+/// cluster creating the demo organization's. Refuses before connecting if
+/// the key file is missing.
+async fn postgres(config: &Config, url: &PgUrl, delivery: &Delivery) -> Result<Store, StartError> {
+    let path = config
+        .sealing_key_file
+        .as_ref()
+        .ok_or(StartError::SealingKeyRequired)?;
+    let keyring = keyfile::load(path).map_err(StartError::SealingKey)?;
+    tracing::info!(database = %url, pool_size = config.database_pool_size, "connecting to PostgreSQL");
+    let pool_size = usize::try_from(config.database_pool_size).unwrap_or(usize::MAX);
+    let repo = PgRepo::connect(url.expose(), pool_size)
+        .await
+        .map_err(StartError::Postgres)?;
+    let (tokens, demo_token) = if config.api_tokens.is_empty() {
+        let token = mint_token();
+        let now = now()?;
+        let digest = token_digest(&token);
+        let created = repo
+            .add_first_api_token(digest, &demo_tenant(), now)
+            .await
+            .map_err(StartError::Postgres)?;
+        if created {
+            // The table was empty under the lock, so the committed token is
+            // the only one: no second read that could fail after the commit
+            // and lose the token before the operator ever sees it.
+            (ApiTokens::new(vec![(digest, demo_tenant())]), Some(token))
+        } else {
+            let stored = repo.api_tokens().await.map_err(StartError::Postgres)?;
+            (ApiTokens::new(stored), None)
+        }
+    } else {
+        (configured_tokens(config), None)
+    };
+    Ok(delivery.assemble(repo, tokens, keyring, demo_token, "postgres"))
+}
+
+/// What every store branch of [`prepare`] shares to deliver: the settings,
+/// the HTTPS client and the worker's tuning.
+struct Delivery {
+    config: DeliveryConfig,
+    client: DeliveryClient,
+    options: WorkerOptions,
+}
+
+impl Delivery {
+    fn new(config: &Config, resolver: Arc<dyn Resolve>) -> Result<Self, StartError> {
+        let delivery = config.delivery().map_err(StartError::Delivery)?;
+        let client =
+            DeliveryClient::new(&delivery, resolver).map_err(StartError::DeliveryClient)?;
+        for net in delivery.policy.allowed() {
+            tracing::warn!(%net, "deliveries may reach this non-public network (--allow-private-destinations)");
+        }
+        Ok(Self {
+            config: delivery,
+            client,
+            options: WorkerOptions::default(),
+        })
+    }
+
+    /// The router and the delivery worker over one store: the API and the
+    /// worker share the store, the keyring and the publish signal, and the
+    /// API judges literal-IP destinations by the delivery host policy. Every
+    /// store branch of [`prepare`] ends here.
+    fn assemble<R: Outbox + 'static>(
+        &self,
+        repo: R,
+        tokens: ApiTokens,
+        keyring: Keyring,
+        demo_token: Option<Zeroizing<String>>,
+        name: &'static str,
+    ) -> Store {
+        let repo = Arc::new(repo);
+        let keyring = Arc::new(keyring);
+        let published = Arc::new(Notify::new());
+        let state = AppState::new(Arc::clone(&repo), tokens, Arc::clone(&keyring))
+            .with_host_policy(self.config.policy.clone())
+            .with_publish_notify(Arc::clone(&published));
+        let worker = Worker::new(repo, keyring, self.client.clone(), &self.config, published)
+            .with_options(self.options);
+        Store {
+            router: router(state),
+            worker: Box::new(move || worker.spawn()),
+            demo_token,
+            name,
+        }
+    }
+}
+
+fn configured_tokens(config: &Config) -> ApiTokens {
+    ApiTokens::new(
+        config
+            .api_tokens
+            .iter()
+            .map(|t| (t.digest, t.organization.clone()))
+            .collect(),
+    )
+}
+
+fn demo_tenant() -> TenantId {
+    TenantId::try_from(DEMO_ORGANIZATION).unwrap_or_else(|_| unreachable!("a valid literal"))
+}
+
+fn now() -> Result<Timestamp, StartError> {
+    Timestamp::try_from(std::time::SystemTime::now()).map_err(|_| StartError::Clock)
+}
