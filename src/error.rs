@@ -35,6 +35,18 @@ pub enum Field {
     RetrySchedule,
     /// `enabled`: whether a destination receives deliveries.
     Enabled,
+    /// `signing`: how deliveries are signed (`bearer` or `standard-webhooks`).
+    Signing,
+    /// `signingSecret`: the `whsec_` secret of Standard Webhooks signatures.
+    SigningSecret,
+    /// `filterTypes`: the event types a destination receives.
+    FilterTypes,
+    /// `headers`: the custom headers every delivery carries.
+    Headers,
+    /// `description`: free text about a destination.
+    Description,
+    /// `metadata`: the string-to-string map a client stores with a destination.
+    Metadata,
 }
 
 impl Field {
@@ -60,6 +72,12 @@ impl Field {
             Self::Payload => "payload",
             Self::RetrySchedule => "retrySchedule",
             Self::Enabled => "enabled",
+            Self::Signing => "signing",
+            Self::SigningSecret => "signingSecret",
+            Self::FilterTypes => "filterTypes",
+            Self::Headers => "headers",
+            Self::Description => "description",
+            Self::Metadata => "metadata",
         }
     }
 }
@@ -200,7 +218,9 @@ macro_rules! field_error_type {
             kind: $kind,
         }
 
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        // Ordered as declared: collections report the first rule any of
+        // their entries fails.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub(crate) enum $kind {
             $( $(#[$vmeta])* $variant, )+
         }

@@ -17,8 +17,11 @@ struct ArchitectureDoctests;
 
 // Values.
 mod byteset;
+pub mod description;
 pub mod error;
+pub mod headers;
 pub mod id;
+pub mod metadata;
 pub mod name;
 pub mod tenant;
 pub mod time;

@@ -20,7 +20,8 @@ pub const EVENT_TYPE_MAX_CHARS: usize = 128;
 pub const PAYLOAD_MAX_BYTES: usize = 256 * 1024;
 
 /// Bytes an event type may hold: `[A-Za-z0-9._:-]`.
-static TYPE_CHARS: ByteSet = ByteSet::new(b"._:-", &[(b'0', b'9'), (b'A', b'Z'), (b'a', b'z')]);
+pub(crate) static TYPE_CHARS: ByteSet =
+    ByteSet::new(b"._:-", &[(b'0', b'9'), (b'A', b'Z'), (b'a', b'z')]);
 
 field_error_type! {
     /// Why a string is not a valid [`EventType`].

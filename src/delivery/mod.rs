@@ -30,6 +30,7 @@ mod classify;
 mod disable;
 mod event;
 mod fair;
+mod filter;
 mod outbox;
 mod pin;
 mod request;
@@ -46,6 +47,9 @@ pub use crate::delivery::event::{
     Payload,
 };
 pub use crate::delivery::fair::{ClaimLimits, FairEntry, FairKey, FairQueue};
+pub use crate::delivery::filter::{
+    FILTER_TYPE_PATTERN, FilterType, FilterTypes, InvalidFilterTypes, MAX_FILTER_TYPES,
+};
 pub use crate::delivery::outbox::{
     AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey, EnqueueOutcome, Lease,
     LeaseRequest, LeaseToken, Outbox, Settlement, Target, settle,

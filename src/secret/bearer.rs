@@ -59,7 +59,7 @@ pub struct BearerSecret {
 /// The operating system's random number generator failed.
 #[cfg(feature = "getrandom")]
 #[derive(Debug)]
-pub struct RandomnessError(getrandom::Error);
+pub struct RandomnessError(pub(crate) getrandom::Error);
 
 #[cfg(feature = "getrandom")]
 impl fmt::Display for RandomnessError {

@@ -1,7 +1,9 @@
 //! The secrets layer: the bearer secret ([`BearerSecret`]), its digest
-//! ([`SecretDigest`]), sealing for storage ([`SealingKey`], [`Keyring`],
-//! [`SealedSecret`]) and what rotation needs on the receiver's side
-//! ([`GracePeriod`], [`SecretSet`]).
+//! ([`SecretDigest`]), the Standard Webhooks signing secret
+//! ([`SigningSecret`]) and the signatures made with it
+//! ([`webhook_signature`]), sealing for storage ([`SealingKey`],
+//! [`Keyring`], [`SealedSecret`], [`SealedSigningSecret`]) and what rotation
+//! needs on the receiver's side ([`GracePeriod`], [`SecretSet`]).
 //!
 //! It knows values (ids, tenants, timestamps) and nothing above them: the
 //! record layer builds on it.
@@ -10,6 +12,8 @@ mod bearer;
 mod digest;
 mod rotation;
 mod seal;
+mod signature;
+mod signing;
 
 pub use self::bearer::{BearerSecret, InvalidSecret, SECRET_PATTERN, SECRET_PREFIX};
 #[cfg(feature = "getrandom")]
@@ -20,5 +24,10 @@ pub use self::rotation::{
     SecretSet, SecretSetFull,
 };
 pub use self::seal::{
-    DuplicateKeyId, InvalidSealedSecret, KeyId, Keyring, OpenError, SealedSecret, SealingKey,
+    DuplicateKeyId, InvalidSealedSecret, InvalidSealedSigningSecret, KeyId, Keyring, OpenError,
+    SealedSecret, SealedSigningSecret, SealingKey,
 };
+pub use self::signature::{
+    InvalidSigning, SIGNATURE_HEADER, SIGNATURE_VERSION, SignedMessage, Signing, webhook_signature,
+};
+pub use self::signing::{InvalidSigningSecret, SIGNING_SECRET_PATTERN, SigningSecret};

@@ -1,5 +1,7 @@
-//! Secrets at rest: the bearer secret sealed with XChaCha20-Poly1305 under a
-//! host-provided key, bound to its tenant and destination id.
+//! Secrets at rest: the bearer secret and the signing secret sealed with
+//! XChaCha20-Poly1305 under a host-provided key, bound to their tenant and
+//! destination id. One sealing path serves both; each kind has its own
+//! associated-data context, so one never opens as the other.
 
 use core::fmt;
 
@@ -12,17 +14,24 @@ use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::id::DestinationId;
 use crate::secret::bearer::{BearerSecret, SECRET_LEN};
+use crate::secret::signing::{SIGNING_KEY_BYTES, SigningSecret};
 use crate::tenant::TenantId;
 
-/// Format version of a [`SealedSecret`], first byte of its stored form.
+/// Format version of a sealed secret, first byte of its stored form.
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
-const CIPHERTEXT_LEN: usize = SECRET_LEN + TAG_LEN;
-/// Version, key id, nonce, ciphertext and tag.
-const SEALED_LEN: usize = 1 + 4 + NONCE_LEN + CIPHERTEXT_LEN;
+/// Version and key id, before the nonce.
+const HEADER_LEN: usize = 1 + 4;
+/// Version, key id, nonce, the bearer secret's 49 encrypted bytes and tag.
+const SEALED_LEN: usize = HEADER_LEN + NONCE_LEN + SECRET_LEN + TAG_LEN;
+/// Version, key id, nonce, the signing key's 32 encrypted bytes and tag.
+const SEALED_SIGNING_LEN: usize = HEADER_LEN + NONCE_LEN + SIGNING_KEY_BYTES + TAG_LEN;
 /// Separates this use of the key from any other the host may make of it.
-const AAD_CONTEXT: &[u8] = b"prets-destinations/sealed-bearer-secret\0";
+const BEARER_CONTEXT: &[u8] = b"prets-destinations/sealed-bearer-secret\0";
+/// The same for signing secrets: a sealed bearer secret never opens as a
+/// signing secret, nor the reverse.
+const SIGNING_CONTEXT: &[u8] = b"prets-destinations/sealed-signing-secret\0";
 
 /// The id of a [`SealingKey`], stored beside every secret sealed under it so
 /// that a [`Keyring`] can pick the key that opens it after keys rotate.
@@ -110,28 +119,105 @@ impl SealingKey {
         secret: &BearerSecret,
         rng: &mut R,
     ) -> SealedSecret {
+        let mut text = Zeroizing::new([0u8; SECRET_LEN]);
+        for (t, s) in text.iter_mut().zip(secret.expose_secret().as_bytes()) {
+            *t = *s;
+        }
+        SealedSecret(self.seal_body(BEARER_CONTEXT, tenant, id, &text, rng))
+    }
+
+    /// Seals a signing secret for storage in `tenant`'s destination `id`,
+    /// as [`seal`](Self::seal) does a bearer secret: a fresh random nonce,
+    /// and the tenant, destination id and key id bound as associated data.
+    /// What is sealed is the 32-byte key; opening gives back the same
+    /// `whsec_` text.
+    ///
+    /// ```
+    /// use prets_destinations::{DestinationId, KeyId, Keyring, SealingKey, TenantId, Timestamp};
+    /// use prets_destinations::secret::{
+    ///     SealedSigningSecret, SignedMessage, SigningSecret, webhook_signature,
+    /// };
+    /// use rand_core::UnwrapErr;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut rng = UnwrapErr(getrandom::SysRng);
+    /// let keyring = Keyring::new(SealingKey::from_rng(KeyId::new(1), &mut rng), [])?;
+    /// let now = Timestamp::from_unix_seconds(1_700_000_000).ok_or("time")?;
+    /// let (tenant, id): (TenantId, _) = ("org_1".parse()?, DestinationId::generate(now, &mut rng));
+    /// let secret = SigningSecret::from_rng(&mut rng);
+    /// let sealed = keyring.current().seal_signing_secret(&tenant, id, &secret, &mut rng);
+    /// // Stored as 77 bytes (or their base64url through serde) and read back.
+    /// let stored = SealedSigningSecret::from_bytes(&sealed.to_bytes())?;
+    /// let message = SignedMessage { webhook_id: "evt_1", timestamp: now, body: b"{}" };
+    /// let header = keyring.webhook_signature(&tenant, id, &stored, [], &message)?;
+    /// assert_eq!(header, webhook_signature(&message, &secret, []));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn seal_signing_secret<R: CryptoRng + ?Sized>(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+        secret: &SigningSecret,
+        rng: &mut R,
+    ) -> SealedSigningSecret {
+        SealedSigningSecret(self.seal_body(SIGNING_CONTEXT, tenant, id, secret.key(), rng))
+    }
+
+    /// Encrypts `plaintext` under a fresh nonce, binding `context`, the key
+    /// id, the tenant and the destination id.
+    fn seal_body<R: CryptoRng + ?Sized, const N: usize>(
+        &self,
+        context: &[u8],
+        tenant: &TenantId,
+        id: DestinationId,
+        plaintext: &[u8; N],
+        rng: &mut R,
+    ) -> Envelope<N> {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut nonce);
-        let mut ciphertext = [0u8; CIPHERTEXT_LEN];
-        let (body, tag_out) = ciphertext.split_at_mut(SECRET_LEN);
-        body.copy_from_slice(secret.expose_secret().as_bytes());
-        let aad = associated_data(self.id, tenant, id);
-        // Encryption refuses only messages of 256 GiB or more; this one is 49
-        // bytes. Were it ever to fail, the buffer (which may still hold the
-        // cleartext) is wiped: the record then fails to open, and never
+        let mut body = *plaintext;
+        let aad = associated_data(context, self.id, tenant, id);
+        // Encryption refuses only messages of 256 GiB or more; these are 49
+        // or 32 bytes. Were it ever to fail, the buffer (which may still hold
+        // the cleartext) is wiped: the record then fails to open, and never
         // holds the secret.
-        match self
-            .cipher
-            .encrypt_inout_detached(&XNonce::from(nonce), &aad, (&mut *body).into())
-        {
-            Ok(tag) => tag_out.copy_from_slice(&tag),
+        let mut tag = [0u8; TAG_LEN];
+        match self.cipher.encrypt_inout_detached(
+            &XNonce::from(nonce),
+            &aad,
+            body.as_mut_slice().into(),
+        ) {
+            Ok(t) => tag = t.into(),
             Err(_) => body.zeroize(),
         }
-        SealedSecret {
+        Envelope {
             key_id: self.id,
             nonce,
-            ciphertext,
+            body,
+            tag,
         }
+    }
+
+    /// Decrypts `sealed` for `tenant`'s destination `id` under `context`.
+    fn open_body<const N: usize>(
+        &self,
+        context: &[u8],
+        tenant: &TenantId,
+        id: DestinationId,
+        sealed: &Envelope<N>,
+    ) -> Result<Zeroizing<[u8; N]>, OpenErrorKind> {
+        let mut body = Zeroizing::new(sealed.body);
+        let aad = associated_data(context, sealed.key_id, tenant, id);
+        self.cipher
+            .decrypt_inout_detached(
+                &XNonce::from(sealed.nonce),
+                &aad,
+                body.as_mut_slice().into(),
+                &Tag::from(sealed.tag),
+            )
+            .map_err(|_| OpenErrorKind::Unauthentic)?;
+        Ok(body)
     }
 
     fn open(
@@ -140,21 +226,19 @@ impl SealingKey {
         id: DestinationId,
         sealed: &SealedSecret,
     ) -> Result<BearerSecret, OpenErrorKind> {
-        let mut body = Zeroizing::new([0u8; SECRET_LEN]);
-        let (ciphertext, tag) = sealed.ciphertext.split_at(SECRET_LEN);
-        body.copy_from_slice(ciphertext);
-        let tag = Tag::try_from(tag).map_err(|_| OpenErrorKind::Unauthentic)?;
-        let aad = associated_data(sealed.key_id, tenant, id);
-        self.cipher
-            .decrypt_inout_detached(
-                &XNonce::from(sealed.nonce),
-                &aad,
-                body.as_mut_slice().into(),
-                &tag,
-            )
-            .map_err(|_| OpenErrorKind::Unauthentic)?;
+        let body = self.open_body(BEARER_CONTEXT, tenant, id, &sealed.0)?;
         let text = core::str::from_utf8(body.as_slice()).map_err(|_| OpenErrorKind::Unauthentic)?;
         text.parse().map_err(|_| OpenErrorKind::Unauthentic)
+    }
+
+    fn open_signing_secret(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+        sealed: &SealedSigningSecret,
+    ) -> Result<SigningSecret, OpenErrorKind> {
+        let key = self.open_body(SIGNING_CONTEXT, tenant, id, &sealed.0)?;
+        Ok(SigningSecret::from_key(key))
     }
 }
 
@@ -167,12 +251,13 @@ impl fmt::Debug for SealingKey {
     }
 }
 
-/// Context, key id, tenant (length-prefixed) and destination id, so no two
-/// different (key, tenant, id) triples give the same associated data.
-fn associated_data(key_id: KeyId, tenant: &TenantId, id: DestinationId) -> Vec<u8> {
+/// Context, format version, key id, tenant (length-prefixed) and destination
+/// id, so no two different (context, key, tenant, id) give the same
+/// associated data.
+fn associated_data(context: &[u8], key_id: KeyId, tenant: &TenantId, id: DestinationId) -> Vec<u8> {
     let tenant = tenant.as_str().as_bytes();
-    let mut aad = Vec::with_capacity(AAD_CONTEXT.len() + 1 + 4 + 1 + tenant.len() + 26);
-    aad.extend_from_slice(AAD_CONTEXT);
+    let mut aad = Vec::with_capacity(context.len() + 1 + 4 + 1 + tenant.len() + 26);
+    aad.extend_from_slice(context);
     aad.push(VERSION);
     aad.extend_from_slice(&key_id.0.to_be_bytes());
     // A tenant id is at most 128 bytes, so its length fits in one byte.
@@ -189,6 +274,90 @@ fn associated_data(key_id: KeyId, tenant: &TenantId, id: DestinationId) -> Vec<u
     aad
 }
 
+/// `N` sealed bytes: the key id they were sealed under, the nonce, the
+/// ciphertext and the tag. Stored as version, key id (big-endian), nonce,
+/// ciphertext, tag.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Envelope<const N: usize> {
+    key_id: KeyId,
+    nonce: [u8; NONCE_LEN],
+    body: [u8; N],
+    tag: [u8; TAG_LEN],
+}
+
+impl<const N: usize> Envelope<N> {
+    /// Length of the stored form.
+    const LEN: usize = HEADER_LEN + NONCE_LEN + N + TAG_LEN;
+
+    /// Writes the stored form into `out`, which is [`Self::LEN`] bytes.
+    fn write(&self, out: &mut [u8]) {
+        let key_id = self.key_id.0.to_be_bytes();
+        let stored = core::iter::once(&VERSION)
+            .chain(&key_id)
+            .chain(&self.nonce)
+            .chain(&self.body)
+            .chain(&self.tag);
+        for (o, b) in out.iter_mut().zip(stored) {
+            *o = *b;
+        }
+    }
+
+    /// Reads the stored form: exactly [`Self::LEN`] bytes starting with the
+    /// format version.
+    fn read(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != Self::LEN {
+            return None;
+        }
+        let (&version, rest) = bytes.split_first()?;
+        let (key_id, rest) = rest.split_at_checked(4)?;
+        let (nonce, rest) = rest.split_at_checked(NONCE_LEN)?;
+        let (body, tag) = rest.split_at_checked(N)?;
+        if version != VERSION {
+            return None;
+        }
+        Some(Self {
+            key_id: KeyId(u32::from_be_bytes(key_id.try_into().ok()?)),
+            nonce: nonce.try_into().ok()?,
+            body: body.try_into().ok()?,
+            tag: tag.try_into().ok()?,
+        })
+    }
+
+    /// The stored form as unpadded base64url, through serde.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The longest stored form, 94 bytes, encodes to 126 characters.
+        let mut bytes = [0u8; SEALED_LEN];
+        let bytes = bytes
+            .get_mut(..Self::LEN)
+            .ok_or_else(|| serde::ser::Error::custom("sealed secret encoding failed"))?;
+        self.write(bytes);
+        let mut buf = [0u8; 128];
+        let len = URL_SAFE_NO_PAD
+            .encode_slice(bytes, &mut buf)
+            .map_err(serde::ser::Error::custom)?;
+        let text = buf
+            .get(..len)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .ok_or_else(|| serde::ser::Error::custom("sealed secret encoding failed"))?;
+        s.serialize_str(text)
+    }
+
+    /// Reads what [`serialize`](Self::serialize) wrote; `invalid` is the
+    /// error of the type it is for.
+    fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+        invalid: impl fmt::Display,
+    ) -> Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        let mut buf = [0u8; SEALED_LEN + 3];
+        match URL_SAFE_NO_PAD.decode_slice(s.as_bytes(), &mut buf) {
+            Ok(len) if len == Self::LEN => buf.get(..len).and_then(Self::read),
+            _ => None,
+        }
+        .ok_or_else(|| serde::de::Error::custom(invalid))
+    }
+}
+
 /// A bearer secret sealed for storage: the [`KeyId`] it was sealed under, a
 /// random nonce, and the XChaCha20-Poly1305 ciphertext and tag.
 ///
@@ -198,11 +367,7 @@ fn associated_data(key_id: KeyId, tenant: &TenantId, id: DestinationId) -> Vec<u
 /// base64url. Only a [`Keyring`] opens it, and only into the
 /// `Authorization` header value of a delivery.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SealedSecret {
-    key_id: KeyId,
-    nonce: [u8; NONCE_LEN],
-    ciphertext: [u8; CIPHERTEXT_LEN],
-}
+pub struct SealedSecret(Envelope<SECRET_LEN>);
 
 /// Why bytes are not a [`SealedSecret`]: wrong length or unknown version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -223,20 +388,14 @@ impl SealedSecret {
     /// The id of the key it was sealed under.
     #[must_use]
     pub const fn key_id(&self) -> KeyId {
-        self.key_id
+        self.0.key_id
     }
 
     /// The stored form: version, key id (big-endian), nonce, ciphertext, tag.
     #[must_use]
     pub fn to_bytes(&self) -> [u8; SEALED_LEN] {
         let mut out = [0u8; SEALED_LEN];
-        let (version, rest) = out.split_at_mut(1);
-        let (key_id, rest) = rest.split_at_mut(4);
-        let (nonce, ciphertext) = rest.split_at_mut(NONCE_LEN);
-        version.copy_from_slice(&[VERSION]);
-        key_id.copy_from_slice(&self.key_id.0.to_be_bytes());
-        nonce.copy_from_slice(&self.nonce);
-        ciphertext.copy_from_slice(&self.ciphertext);
+        self.0.write(&mut out);
         out
     }
 
@@ -246,56 +405,104 @@ impl SealedSecret {
     /// [`InvalidSealedSecret`] if `bytes` is not 94 bytes starting with the
     /// format version 1. Tampering inside is found only when opening.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, InvalidSealedSecret> {
-        let bytes: &[u8; SEALED_LEN] = bytes.try_into().map_err(|_| InvalidSealedSecret(()))?;
-        let (version, rest) = bytes.split_at(1);
-        let (key_id, rest) = rest.split_at(4);
-        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-        if version != [VERSION] {
-            return Err(InvalidSealedSecret(()));
-        }
-        let err = |_| InvalidSealedSecret(());
-        Ok(Self {
-            key_id: KeyId(u32::from_be_bytes(key_id.try_into().map_err(err)?)),
-            nonce: nonce.try_into().map_err(err)?,
-            ciphertext: ciphertext.try_into().map_err(err)?,
-        })
+        Envelope::read(bytes)
+            .map(Self)
+            .ok_or(InvalidSealedSecret(()))
     }
 }
 
 impl fmt::Debug for SealedSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SealedSecret")
-            .field("key_id", &self.key_id)
+            .field("key_id", &self.0.key_id)
             .finish_non_exhaustive()
     }
 }
 
 impl serde::Serialize for SealedSecret {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // 94 bytes encode to 126 characters.
-        let mut buf = [0u8; 128];
-        let len = URL_SAFE_NO_PAD
-            .encode_slice(self.to_bytes(), &mut buf)
-            .map_err(serde::ser::Error::custom)?;
-        let text = buf
-            .get(..len)
-            .and_then(|b| core::str::from_utf8(b).ok())
-            .ok_or_else(|| serde::ser::Error::custom("sealed secret encoding failed"))?;
-        s.serialize_str(text)
+        self.0.serialize(s)
     }
 }
 
 impl<'de> serde::Deserialize<'de> for SealedSecret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        let mut buf = [0u8; SEALED_LEN + 3];
-        match URL_SAFE_NO_PAD.decode_slice(s.as_bytes(), &mut buf) {
-            Ok(SEALED_LEN) => buf
-                .get(..SEALED_LEN)
-                .ok_or_else(|| serde::de::Error::custom(InvalidSealedSecret(())))
-                .and_then(|b| Self::from_bytes(b).map_err(serde::de::Error::custom)),
-            _ => Err(serde::de::Error::custom(InvalidSealedSecret(()))),
-        }
+        Envelope::deserialize(d, InvalidSealedSecret(())).map(Self)
+    }
+}
+
+/// A [`SigningSecret`] sealed for storage, as a [`SealedSecret`] is a bearer
+/// secret: the [`KeyId`], a random nonce, and the XChaCha20-Poly1305
+/// ciphertext of the 32-byte key and its tag, bound to the tenant and
+/// destination id under its own context.
+///
+/// Stored form: [`to_bytes`](Self::to_bytes) (77 bytes, first byte a format
+/// version) or, through serde, those bytes in unpadded base64url. Only a
+/// [`Keyring`] opens it, and only into the `webhook-signature` header value
+/// of a delivery ([`Keyring::webhook_signature`]).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SealedSigningSecret(Envelope<SIGNING_KEY_BYTES>);
+
+/// Why bytes are not a [`SealedSigningSecret`]: wrong length or unknown
+/// version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InvalidSealedSigningSecret(());
+
+impl fmt::Display for InvalidSealedSigningSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sealed signing secret is not 77 bytes of format version 1")
+    }
+}
+
+impl std::error::Error for InvalidSealedSigningSecret {}
+
+impl SealedSigningSecret {
+    /// Length of [`to_bytes`](Self::to_bytes).
+    pub const LEN: usize = SEALED_SIGNING_LEN;
+
+    /// The id of the key it was sealed under.
+    #[must_use]
+    pub const fn key_id(&self) -> KeyId {
+        self.0.key_id
+    }
+
+    /// The stored form: version, key id (big-endian), nonce, ciphertext, tag.
+    #[must_use]
+    pub fn to_bytes(&self) -> [u8; SEALED_SIGNING_LEN] {
+        let mut out = [0u8; SEALED_SIGNING_LEN];
+        self.0.write(&mut out);
+        out
+    }
+
+    /// Reads the stored form written by [`to_bytes`](Self::to_bytes).
+    ///
+    /// # Errors
+    /// [`InvalidSealedSigningSecret`] if `bytes` is not 77 bytes starting
+    /// with the format version 1. Tampering inside is found only when opening.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, InvalidSealedSigningSecret> {
+        Envelope::read(bytes)
+            .map(Self)
+            .ok_or(InvalidSealedSigningSecret(()))
+    }
+}
+
+impl fmt::Debug for SealedSigningSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedSigningSecret")
+            .field("key_id", &self.0.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl serde::Serialize for SealedSigningSecret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SealedSigningSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Envelope::deserialize(d, InvalidSealedSigningSecret(())).map(Self)
     }
 }
 
@@ -303,7 +510,9 @@ impl<'de> serde::Deserialize<'de> for SealedSecret {
 /// older ones kept so that records sealed before a rotation still open.
 ///
 /// Opening is the delivery path's one use of a stored secret, so the only
-/// opening operation is [`authorization_header`](Self::authorization_header).
+/// opening operations are [`authorization_header`](Self::authorization_header)
+/// for the bearer secret and [`webhook_signature`](Self::webhook_signature)
+/// for signing secrets: each gives a header value, never the secret.
 ///
 /// ```
 /// use prets_destinations::{KeyId, Keyring, SealingKey};
@@ -377,11 +586,28 @@ impl Keyring {
         id: DestinationId,
         sealed: &SealedSecret,
     ) -> Result<BearerSecret, OpenError> {
-        let key = self.key(sealed.key_id).ok_or(OpenError {
-            kind: OpenErrorKind::UnknownKey(sealed.key_id),
-        })?;
-        key.open(tenant, id, sealed)
+        self.key_of(sealed.key_id())?
+            .open(tenant, id, sealed)
             .map_err(|kind| OpenError { kind })
+    }
+
+    /// Opens a sealed signing secret, as [`open`](Self::open) a bearer
+    /// secret. Only [`webhook_signature`](Self::webhook_signature) calls it.
+    pub(crate) fn open_signing_secret(
+        &self,
+        tenant: &TenantId,
+        id: DestinationId,
+        sealed: &SealedSigningSecret,
+    ) -> Result<SigningSecret, OpenError> {
+        self.key_of(sealed.key_id())?
+            .open_signing_secret(tenant, id, sealed)
+            .map_err(|kind| OpenError { kind })
+    }
+
+    fn key_of(&self, id: KeyId) -> Result<&SealingKey, OpenError> {
+        self.key(id).ok_or(OpenError {
+            kind: OpenErrorKind::UnknownKey(id),
+        })
     }
 }
 
@@ -392,8 +618,9 @@ enum OpenErrorKind {
     DigestMismatch,
 }
 
-/// Why [`Keyring::authorization_header`](crate::secret::Keyring::authorization_header) could not open a record's secret.
-/// Says nothing about the secret.
+/// Why [`Keyring::authorization_header`](crate::secret::Keyring::authorization_header)
+/// or [`Keyring::webhook_signature`](crate::secret::Keyring::webhook_signature)
+/// could not open a record's secret. Says nothing about the secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct OpenError {
     kind: OpenErrorKind,

@@ -2,11 +2,18 @@
 //! public type can cross threads, errors are ordinary `std` errors, and the
 //! secret types do not offer the traits that would copy or print a secret.
 
+use prets_destinations::delivery::{FilterTypes, InvalidFilterTypes};
+use prets_destinations::description::{Description, InvalidDescription};
 use prets_destinations::error::Field;
+use prets_destinations::headers::{CustomHeaders, InvalidHeaders};
 use prets_destinations::id::InvalidDestinationId;
+use prets_destinations::metadata::{InvalidMetadata, Metadata};
 use prets_destinations::name::InvalidName;
 use prets_destinations::ops::{CreatePlan, IdSource};
-use prets_destinations::secret::{InvalidDigest, InvalidSecret};
+use prets_destinations::secret::{
+    InvalidDigest, InvalidSealedSigningSecret, InvalidSecret, InvalidSigning, InvalidSigningSecret,
+    SealedSigningSecret, Signing, SigningSecret,
+};
 use prets_destinations::time::InvalidTimestamp;
 use prets_destinations::url::InvalidUrl;
 use prets_destinations::wire::{CreatedDestination, NewDestination};
@@ -61,6 +68,13 @@ fn public_types_are_send_and_sync() {
     send_sync::<DestinationRecord>();
     send_sync::<CreatePlan>();
     send_sync::<IdSource>();
+    send_sync::<SigningSecret>();
+    send_sync::<SealedSigningSecret>();
+    send_sync::<Signing>();
+    send_sync::<FilterTypes>();
+    send_sync::<CustomHeaders>();
+    send_sync::<Description>();
+    send_sync::<Metadata>();
 }
 
 #[test]
@@ -73,6 +87,13 @@ fn errors_are_std_errors_that_cross_threads() {
     std_error::<InvalidTimestamp>();
     std_error::<FieldError>();
     std_error::<ValidationErrors>();
+    std_error::<InvalidSigningSecret>();
+    std_error::<InvalidSealedSigningSecret>();
+    std_error::<InvalidSigning>();
+    std_error::<InvalidFilterTypes>();
+    std_error::<InvalidHeaders>();
+    std_error::<InvalidDescription>();
+    std_error::<InvalidMetadata>();
     #[cfg(feature = "getrandom")]
     std_error::<prets_destinations::secret::RandomnessError>();
 }
@@ -108,6 +129,24 @@ fn a_bearer_secret_cannot_be_copied_printed_or_serialized_by_accident() {
 }
 
 #[test]
+fn a_signing_secret_cannot_be_copied_printed_or_serialized_by_accident() {
+    assert!(!implements!(SigningSecret: Clone));
+    assert!(!implements!(SigningSecret: Copy));
+    assert!(!implements!(SigningSecret: core::fmt::Display));
+    assert!(!implements!(SigningSecret: serde::Serialize));
+    assert!(!implements!(SigningSecret: AsRef<str>));
+    assert!(!implements!(SigningSecret: AsRef<[u8]>));
+    assert!(!implements!(SigningSecret: core::ops::Deref));
+    assert!(!implements!(SigningSecret: Into<String>));
+    assert!(implements!(SigningSecret: core::fmt::Debug));
+    // Custom header values may be credentials: reached through
+    // `expose_pairs`, never printed.
+    assert!(!implements!(CustomHeaders: core::fmt::Display));
+    assert!(!implements!(CustomHeaders: core::ops::Deref));
+    assert!(implements!(CustomHeaders: serde::Serialize));
+}
+
+#[test]
 fn values_holding_the_secret_cannot_be_cloned() {
     // The one-time response and the plan that carries it can be sent once.
     assert!(!implements!(CreatedDestination: Clone));
@@ -122,6 +161,12 @@ fn field_names_are_the_spec_json_names() {
         (Field::Url, "url"),
         (Field::DestinationId, "destinationId"),
         (Field::BearerSecret, "bearerSecret"),
+        (Field::Signing, "signing"),
+        (Field::SigningSecret, "signingSecret"),
+        (Field::FilterTypes, "filterTypes"),
+        (Field::Headers, "headers"),
+        (Field::Description, "description"),
+        (Field::Metadata, "metadata"),
     ] {
         assert_eq!(field.as_str(), name);
         assert_eq!(field.to_string(), name);

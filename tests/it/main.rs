@@ -15,7 +15,10 @@ mod address;
 mod api_traits;
 mod create;
 mod delivery;
+mod description_metadata;
 mod fair_queue;
+mod filter;
+mod headers;
 mod host_policy;
 mod id;
 #[cfg(all(feature = "memory", feature = "conformance"))]
@@ -36,6 +39,7 @@ mod repo_memory;
 mod repo_seal;
 mod repo_send;
 mod secret;
+mod signing;
 mod time;
 mod url;
 mod wire;
