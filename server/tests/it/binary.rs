@@ -1,11 +1,8 @@
 //! The binary as a newcomer runs it: first start with no configuration,
 //! the token printed once to stdout (never the log), SIGTERM stops it cleanly.
 
-use std::io::{BufRead as _, BufReader, Read as _};
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use prets_destinations::delivery::{AttemptOutcome, Outbox as _};
@@ -15,84 +12,27 @@ use prets_destinations::{
 };
 use prets_destinations_server::{SqliteRepo, load_keyring};
 
-use crate::receiver::{Options, Receiver, Reply};
-use crate::support::{CREATE_PATH, TempDir, post_json};
+use crate::support::process::ServerProcess;
+use crate::support::receiver::{Options, Receiver, Reply};
+use crate::support::{CREATE_PATH, TempDir, eventually, post_json};
 
-struct Started {
-    child: Child,
-    addr: SocketAddr,
-    stdout: String,
-    stderr_lines: mpsc::Receiver<String>,
-}
-
-/// Starts the binary in `dir` on an ephemeral port and waits for its
-/// "listening" log line.
-fn start(dir: &TempDir) -> Started {
-    start_with(dir, &[])
-}
-
-/// [`start`] with more flags.
-fn start_with(dir: &TempDir, args: &[&str]) -> Started {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_prets-destinations-server"))
-        .current_dir(dir.path())
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env_remove("PRETS_DATABASE")
-        .env_remove("PRETS_API_TOKENS")
-        .env_remove("PRETS_SEALING_KEY_FILE")
-        .env_remove("PRETS_MEMORY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines, stderr_lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            if lines.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    let addr = loop {
-        let line = stderr_lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server logs that it listens");
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    Started {
-        child,
-        addr,
-        stdout: String::new(),
-        stderr_lines,
-    }
-}
-
-fn terminate(mut started: Started) -> (String, String) {
-    let status = Command::new("kill")
-        .args(["-TERM", &started.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = started.child.wait().unwrap();
-    assert!(exit.success(), "SIGTERM is a clean exit: {exit:?}");
-    started
-        .child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut started.stdout)
-        .unwrap();
-    let stderr: Vec<String> = started.stderr_lines.iter().collect();
-    (started.stdout, stderr.join("\n"))
+/// SIGTERM, and a clean exit: what the process wrote to stdout and to its
+/// log (stderr).
+fn terminate(process: ServerProcess) -> (String, String) {
+    let exited = process.exit();
+    assert!(
+        exited.status.success(),
+        "SIGTERM is a clean exit: {:?}\n{}",
+        exited.status,
+        exited.log
+    );
+    (exited.stdout, exited.log)
 }
 
 #[tokio::test]
 async fn first_start_prints_the_token_once_and_sigterm_stops_cleanly() {
     let dir = TempDir::new();
-    let first = start(&dir);
+    let first = ServerProcess::start(&dir, &[]);
     let addr = first.addr;
     let key_file = dir.path().join("prets-destinations.sqlite3.sealing-key");
     assert!(dir.path().join("prets-destinations.sqlite3").exists());
@@ -112,7 +52,7 @@ async fn first_start_prints_the_token_once_and_sigterm_stops_cleanly() {
     assert!(stderr.contains("SIGTERM"), "{stderr}");
 
     // Second start: same database, the printed token works, nothing printed.
-    let second = start(&dir);
+    let second = ServerProcess::start(&dir, &[]);
     assert_ne!(second.addr, addr);
     let response = post_json(
         second.addr,
@@ -159,39 +99,25 @@ fn command_with_open_umask(dir: &TempDir, args: &[&str]) -> Command {
 #[tokio::test]
 async fn database_and_its_wal_and_shm_files_are_private_whatever_the_umask() {
     let dir = TempDir::new();
-    let mut child = command_with_open_umask(&dir, &["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut lines = stderr.lines();
-    let addr: SocketAddr = loop {
-        let line = lines
-            .next()
-            .expect("the server logs that it listens")
-            .unwrap();
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
+    let mut command = command_with_open_umask(&dir, &["--listen", "127.0.0.1:0"]);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let server = ServerProcess::spawn(command);
+    // The token is printed before the listening line, but stdout is read on
+    // a thread of its own.
+    let printed = |stdout: &str| {
+        stdout
+            .split_whitespace()
+            .find(|w| w.starts_with("prets_"))
+            .map(str::to_owned)
     };
-    let mut stdout = String::new();
-    let token = {
-        // The token line comes before the listening line; stdout is a pipe,
-        // so read what is there up to the token.
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        loop {
-            let mut line = String::new();
-            assert!(out.read_line(&mut line).unwrap() > 0, "no token printed");
-            stdout.push_str(&line);
-            if let Some(token) = line.split_whitespace().find(|w| w.starts_with("prets_")) {
-                break token.to_owned();
-            }
-        }
-    };
+    eventually("the token is printed", Duration::from_secs(10), || {
+        printed(&server.stdout()).is_some()
+    })
+    .await;
+    let token = printed(&server.stdout()).unwrap();
     // A write, so SQLite has made its -wal and -shm files.
     let response = post_json(
-        addr,
+        server.addr,
         &format!("Bearer {token}"),
         br#"{"name":"Production","url":"https://example.com/prets/events"}"#,
     )
@@ -203,11 +129,7 @@ async fn database_and_its_wal_and_shm_files_are_private_whatever_the_umask() {
         path.push(suffix);
         assert_eq!(mode(std::path::Path::new(&path)), 0o600, "{suffix:?}");
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    server.stop().await;
 }
 
 #[test]
@@ -276,7 +198,7 @@ fn a_libpq_connection_string_is_refused_without_echo_and_creates_no_file() {
     // A SQLite file whose name has an `=` still works, prefixed or not a
     // libpq keyword.
     for name in ["./host=db.sqlite3", "data=1.sqlite3"] {
-        let started = start_with(&dir, &["--database", name]);
+        let started = ServerProcess::start(&dir, &["--database", name]);
         let (stdout, _) = terminate(started);
         assert!(stdout.contains("prets_"), "{stdout}");
         let file = name.trim_start_matches("./");
@@ -305,7 +227,7 @@ async fn sigterm_finishes_the_attempt_in_flight_and_a_restart_resumes() {
         "--retry-schedule",
         "0s",
     ];
-    let started = start_with(&dir, &args);
+    let started = ServerProcess::start(&dir, &args);
 
     // A destination and an event, written by another handle on the database
     // (as the routes would write them).
@@ -331,12 +253,8 @@ async fn sigterm_finishes_the_attempt_in_flight_and_a_restart_resumes() {
         .into_result()
         .unwrap();
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while rx.requests().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no delivery");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let stopping = std::time::Instant::now();
+    rx.wait_for(1, Duration::from_secs(10)).await;
+    let stopping = Instant::now();
     let (_, stderr) = tokio::task::spawn_blocking(move || terminate(started))
         .await
         .unwrap();
@@ -347,8 +265,8 @@ async fn sigterm_finishes_the_attempt_in_flight_and_a_restart_resumes() {
     assert_eq!(attempts[0].error.as_deref(), Some("timeout"));
     assert!(stderr.contains("delivery attempt"), "{stderr}");
 
-    let started = start_with(&dir, &args);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let started = ServerProcess::start(&dir, &args);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while repo
         .list_attempts(&tenant, id, None, 10)
         .await
@@ -356,7 +274,7 @@ async fn sigterm_finishes_the_attempt_in_flight_and_a_restart_resumes() {
         .len()
         < 2
     {
-        assert!(std::time::Instant::now() < deadline, "not resumed");
+        assert!(Instant::now() < deadline, "not resumed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let attempts = repo.list_attempts(&tenant, id, None, 10).await.unwrap();

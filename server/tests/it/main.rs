@@ -25,7 +25,3 @@ mod postgres_nodes;
 mod sqlite_repo;
 mod support;
 mod worker;
-
-// `binary` still names the receiver by its old path.
-#[cfg(unix)]
-use support::receiver;

@@ -6,7 +6,7 @@ use std::io::{BufRead as _, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::TempDir;
@@ -35,21 +35,22 @@ pub fn command(dir: &TempDir, args: &[&str], env: &[(&str, &str)]) -> Command {
     command
 }
 
-/// Collects the lines of `stream` into `into` on a thread of its own; each
-/// line is also sent on `tx` while that has a receiver.
+/// Collects the lines of `stream` into `into` on a thread of its own, which
+/// ends with the stream; each line is also sent on the receiver while it is
+/// kept.
 fn collect(
     stream: impl Read + Send + 'static,
     into: Arc<Mutex<Vec<String>>>,
-) -> mpsc::Receiver<String> {
+) -> (mpsc::Receiver<String>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
+    let reader = thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
             into.lock().unwrap().push(line.clone());
             let _ = tx.send(line);
         }
     });
-    rx
+    (rx, reader)
 }
 
 /// A running server process; killed on drop.
@@ -58,6 +59,15 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+/// A server process after its exit, with everything it wrote.
+pub struct Exited {
+    pub status: ExitStatus,
+    pub stdout: String,
+    /// The log (stderr).
+    pub log: String,
 }
 
 impl ServerProcess {
@@ -69,11 +79,18 @@ impl ServerProcess {
 
     /// [`start`](Self::start) with the environment variables `env` set.
     pub fn start_with_env(dir: &TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = command(dir, args, env).spawn().unwrap();
+        Self::spawn(command(dir, args, env))
+    }
+
+    /// Spawns `command` (the binary with piped stdout and stderr, such as
+    /// [`command`] makes, or a shell that execs it) and waits for its
+    /// "listening" log line.
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command.spawn().unwrap();
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        drop(collect(child.stdout.take().unwrap(), Arc::clone(&stdout)));
-        let lines = collect(child.stderr.take().unwrap(), Arc::clone(&stderr));
+        let (_, out_reader) = collect(child.stdout.take().unwrap(), Arc::clone(&stdout));
+        let (lines, err_reader) = collect(child.stderr.take().unwrap(), Arc::clone(&stderr));
         let deadline = Instant::now() + START;
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -94,6 +111,7 @@ impl ServerProcess {
             addr,
             stdout,
             stderr,
+            readers: vec![out_reader, err_reader],
         }
     }
 
@@ -104,6 +122,25 @@ impl ServerProcess {
         out.join("\n")
     }
 
+    /// What the process wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM, then waits (blocking) for the exit and for the end of its
+    /// output: the status, stdout and the log, whole.
+    pub fn exit(mut self) -> Exited {
+        let status = self.signal_and_wait();
+        for reader in std::mem::take(&mut self.readers) {
+            reader.join().unwrap();
+        }
+        Exited {
+            status,
+            stdout: self.stdout(),
+            log: self.stderr.lock().unwrap().join("\n"),
+        }
+    }
+
     /// `kill -9`: no shutdown, no lease released.
     pub fn kill_9(&mut self) {
         self.child.kill().unwrap();
@@ -112,6 +149,10 @@ impl ServerProcess {
 
     /// SIGTERM, then waits for the exit (blocking): its status.
     pub fn terminate(mut self) -> ExitStatus {
+        self.signal_and_wait()
+    }
+
+    fn signal_and_wait(&mut self) -> ExitStatus {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -149,8 +190,8 @@ pub fn run_to_exit(dir: &TempDir, args: &[&str]) -> (ExitStatus, String, Duratio
     let mut child = command(dir, args, &[]).spawn().unwrap();
     let stdout = Arc::new(Mutex::new(Vec::new()));
     let stderr = Arc::new(Mutex::new(Vec::new()));
-    let out_done = collect(child.stdout.take().unwrap(), Arc::clone(&stdout));
-    let err_done = collect(child.stderr.take().unwrap(), Arc::clone(&stderr));
+    let (_, out_done) = collect(child.stdout.take().unwrap(), Arc::clone(&stdout));
+    let (_, err_done) = collect(child.stderr.take().unwrap(), Arc::clone(&stderr));
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -162,9 +203,9 @@ pub fn run_to_exit(dir: &TempDir, args: &[&str]) -> (ExitStatus, String, Duratio
         thread::sleep(Duration::from_millis(50));
     };
     let elapsed = started.elapsed();
-    // Both pipes close with the process: drain them to the end.
-    out_done.iter().for_each(drop);
-    err_done.iter().for_each(drop);
+    // Both pipes close with the process: read them to the end.
+    out_done.join().unwrap();
+    err_done.join().unwrap();
     let mut out = stdout.lock().unwrap().clone();
     out.extend(stderr.lock().unwrap().iter().cloned());
     (status, out.join("\n"), elapsed)
