@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             token: LeaseToken::generate(&mut rng),
             duration: Duration::from_secs(60),
         };
-        let claimed = block_on(store.claim(now, 16, lease))?;
+        let claimed = block_on(store.claim(now, 16.into(), lease))?;
         for job in &claimed {
             // A real worker builds the request with `plan_attempt` and the
             // keyring, pins the addresses, and sends it with a timeout.

@@ -6,8 +6,9 @@ use std::ops::Bound;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::delivery::{
-    AttemptRecord, AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey,
-    EnqueueOutcome, Event, FailureStreak, Lease, LeaseRequest, LeaseToken, Outbox, Target, settle,
+    AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome, DeliveryAfter,
+    DeliveryKey, EnqueueOutcome, Event, FailureStreak, Lease, LeaseRequest, LeaseToken, Outbox,
+    Target, settle,
 };
 use crate::id::{AttemptId, DestinationId};
 use crate::record::DestinationRecord;
@@ -304,9 +305,10 @@ impl Outbox for MemoryRepo {
     async fn claim(
         &self,
         now: Timestamp,
-        limit: usize,
+        limits: ClaimLimits,
         lease: LeaseRequest,
     ) -> Result<Vec<Claimed>, Infallible> {
+        let limit = limits.limit;
         let mut inner = self.write();
         let Inner {
             tenants, outbox, ..
@@ -334,9 +336,15 @@ impl Outbox for MemoryRepo {
         Ok(due
             .into_iter()
             .filter_map(|(_, key)| {
+                let destination = tenants.get(&key.tenant)?.get(&key.destination_id)?.clone();
+                let failing = outbox
+                    .streaks
+                    .contains_key(&(key.tenant.clone(), key.destination_id));
                 let pending = outbox.deliveries.get_mut(&key)?;
                 pending.lease = Some((lease.token, expires_at));
                 Some(Claimed {
+                    destination,
+                    failing,
                     lease: Lease {
                         token: lease.token,
                         delivery: key,

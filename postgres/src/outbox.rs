@@ -15,11 +15,11 @@ use std::time::Duration;
 use std::collections::{BTreeMap, BTreeSet};
 
 use prets_destinations::delivery::{
-    AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, Claimed, CompleteOutcome,
+    AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
     DeliveryAfter, DeliveryKey, DisabledReason, EnqueueOutcome, Event, EventId, EventType,
     FailureStreak, Lease, LeaseRequest, NextStep, Outbox, Payload, Target, settle,
 };
-use prets_destinations::{DestinationId, TenantId, Timestamp};
+use prets_destinations::{DestinationId, DestinationRepo as _, TenantId, Timestamp};
 use tokio_postgres::Row;
 
 use crate::deliveries::{drop_finished_events, drop_unleased};
@@ -200,9 +200,10 @@ impl Outbox for PgRepo {
     async fn claim(
         &self,
         now: Timestamp,
-        limit_to: usize,
+        limits: ClaimLimits,
         lease: LeaseRequest,
     ) -> Result<Vec<Claimed>, PgError> {
+        let limit_to = limits.limit;
         let expires_at = now.saturating_add(lease.duration);
         let (now_ms, expires_ms) = (millis(now), millis(expires_at));
         let limit_to = limit(limit_to);
@@ -217,7 +218,8 @@ impl Outbox for PgRepo {
                 let stmt = client
                     .prepare_cached(
                         "WITH picked AS (
-                             SELECT d.tenant_id, d.event_id, d.destination_id, x.enabled
+                             SELECT d.tenant_id, d.event_id, d.destination_id, x.enabled,
+                                 x.failing_since_ms IS NOT NULL AS failing
                              FROM deliveries d
                              JOIN destinations x ON x.tenant_id = d.tenant_id
                                  AND x.destination_id = d.destination_id
@@ -232,10 +234,10 @@ impl Outbox for PgRepo {
                              WHERE d.tenant_id = p.tenant_id AND d.event_id = p.event_id
                                AND d.destination_id = p.destination_id
                              RETURNING d.tenant_id, d.event_id, d.destination_id, d.attempt,
-                                 d.due_at_ms, p.enabled
+                                 d.due_at_ms, p.enabled, p.failing
                          )
                          SELECT l.tenant_id, l.event_id, l.destination_id, l.attempt,
-                             e.event_type, e.created_at_ms, e.payload, l.enabled
+                             e.event_type, e.created_at_ms, e.payload, l.enabled, l.failing
                          FROM leased l
                          JOIN events e ON e.tenant_id = l.tenant_id AND e.event_id = l.event_id
                          ORDER BY l.due_at_ms, l.tenant_id, l.event_id, l.destination_id",
@@ -304,12 +306,18 @@ impl Outbox for PgRepo {
             let destination_id: DestinationId = destination
                 .parse()
                 .map_err(|_| PgError::corrupt("destination id"))?;
+            let tenant = TenantId::try_from(tenant).map_err(|_| PgError::corrupt("tenant id"))?;
+            // Removed since the claim: its deliveries went with it.
+            let Some(destination) = self.get(&tenant, destination_id).await? else {
+                continue;
+            };
             claimed.push(Claimed {
+                destination,
+                failing: row.try_get(8)?,
                 lease: Lease {
                     token: lease.token,
                     delivery: DeliveryKey {
-                        tenant: TenantId::try_from(tenant)
-                            .map_err(|_| PgError::corrupt("tenant id"))?,
+                        tenant,
                         event_id,
                         destination_id,
                     },

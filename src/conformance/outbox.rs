@@ -138,7 +138,7 @@ async fn claim_own<O: Outbox>(
     let mut seen = BTreeSet::new();
     loop {
         let batch = outbox
-            .claim(now, 100, kit.lease())
+            .claim(now, 100.into(), kit.lease())
             .await
             .expect("claim failed");
         if batch.is_empty() {
@@ -227,7 +227,8 @@ pub async fn lease_exclusivity_under_concurrent_claims<O: Outbox>(outbox: &O, th
                             token,
                             duration: LEASE,
                         };
-                        let batch = block_on(outbox.claim(now, 2, lease)).expect("claim failed");
+                        let batch =
+                            block_on(outbox.claim(now, 2.into(), lease)).expect("claim failed");
                         let again = batch.iter().any(|c: &Claimed| {
                             got.iter()
                                 .any(|g: &Claimed| g.lease.delivery == c.lease.delivery)

@@ -45,11 +45,31 @@ pub struct ClaimLimits {
 }
 
 impl ClaimLimits {
+    /// At most `limit` deliveries and no cap per destination or on failing
+    /// destinations: one claim in due order for a host that schedules
+    /// fairly itself, or a test.
+    #[must_use]
+    pub const fn up_to(limit: usize) -> Self {
+        Self {
+            limit,
+            per_destination: usize::MAX,
+            failing_limit: limit,
+            per_failing_destination: usize::MAX,
+        }
+    }
+
     fn cap(&self, kind: Kind) -> usize {
         match kind {
             Kind::Healthy => self.per_destination,
             Kind::Failing => self.per_failing_destination,
         }
+    }
+}
+
+/// [`ClaimLimits::up_to`]: at most `limit`, no other cap.
+impl From<usize> for ClaimLimits {
+    fn from(limit: usize) -> Self {
+        Self::up_to(limit)
     }
 }
 

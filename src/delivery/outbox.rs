@@ -12,9 +12,10 @@ use rand_core::CryptoRng;
 use crate::delivery::attempt::AttemptRecord;
 use crate::delivery::disable::{DisablePolicy, FailureStreak};
 use crate::delivery::event::Event;
+use crate::delivery::fair::ClaimLimits;
 use crate::delivery::step::NextStep;
 use crate::id::{AttemptId, DestinationId, EventId};
-use crate::record::DisabledReason;
+use crate::record::{DestinationRecord, DisabledReason};
 use crate::repo::DestinationRepo;
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
@@ -123,6 +124,13 @@ pub struct Claimed {
     pub event: Event,
     /// Which attempt this is, from 1.
     pub attempt: u32,
+    /// The destination as the claim read it (enabled then), so that the
+    /// attempt needs no read of its own.
+    pub destination: DestinationRecord,
+    /// Whether the destination was failing when claimed (its stored failure
+    /// streak is not empty): the claim took it within
+    /// [`ClaimLimits::failing_limit`].
+    pub failing: bool,
 }
 
 /// One attempt's result, for [`Outbox::complete`]; built by
@@ -324,22 +332,67 @@ pub trait Outbox: DestinationRepo {
         target: Target,
     ) -> impl Future<Output = Result<EnqueueOutcome, Self::Error>> + Send;
 
-    /// Leases up to `limit` deliveries (any tenant) due at or before `now`
-    /// and not under a live lease (never leased, released, or lease expired
-    /// at or before `now`), earliest due first. Each gets the lease
+    /// Leases up to `limits.limit` deliveries (any tenant) due at or before
+    /// `now` and not under a live lease (never leased, released, or lease
+    /// expired at or before `now`). Each gets the lease
     /// `{ token, expires_at: now + duration }`. A delivery it would offer
     /// whose destination is disabled (one whose lease ran out after the
     /// disable) is finished (dropped) instead. Two concurrent claims never
     /// return the same delivery.
+    ///
+    /// Fair, as [`FairQueue`](crate::delivery::FairQueue) is: organizations
+    /// take turns, and within one its destinations, earliest due first
+    /// within a destination; after the claim no destination has more live
+    /// leases than `limits.per_destination` (`per_failing_destination` for
+    /// a failing one: see [`Claimed::failing`]), and at most
+    /// `limits.failing_limit` of the deliveries returned are of failing
+    /// destinations. [`ClaimLimits::up_to`] (also `n.into()`) sets no caps:
+    /// earliest due first. Its cost does not grow with the number of
+    /// deliveries queued.
     ///
     /// # Errors
     /// Only storage failures.
     fn claim(
         &self,
         now: Timestamp,
-        limit: usize,
+        limits: ClaimLimits,
         lease: LeaseRequest,
     ) -> impl Future<Output = Result<Vec<Claimed>, Self::Error>> + Send;
+
+    /// The store's clock: the time claims, leases and due times are judged
+    /// by. A store shared by several hosts answers one clock for all of them
+    /// (a database's); the default is this host's system clock. Hosts take
+    /// `now` for [`claim`](Self::claim), [`renew`](Self::renew) and the
+    /// times of attempts and events from it.
+    ///
+    /// # Errors
+    /// Only storage failures.
+    fn now(&self) -> impl Future<Output = Result<Timestamp, Self::Error>> + Send {
+        core::future::ready(Ok(
+            Timestamp::try_from(std::time::SystemTime::now()).unwrap_or(Timestamp::UNIX_EPOCH)
+        ))
+    }
+
+    /// [`complete`](Self::complete) for each `(lease, report)`, in order,
+    /// each all or nothing and judged as `complete` judges it; a store may
+    /// write them in one transaction. On `Err`, a prefix of them may have
+    /// been written: completing one again answers
+    /// [`LeaseLost`](CompleteOutcome::LeaseLost) once its lease is gone.
+    ///
+    /// # Errors
+    /// Only storage failures.
+    fn complete_all(
+        &self,
+        batch: Vec<(Lease, AttemptReport)>,
+    ) -> impl Future<Output = Result<Vec<CompleteOutcome>, Self::Error>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(batch.len());
+            for (lease, report) in batch {
+                out.push(self.complete(&lease, report).await?);
+            }
+            Ok(out)
+        }
+    }
 
     /// Extends a held lease to `until`. `Ok(false)` if the lease was lost
     /// (claimed by another token, released, or the delivery is finished or
@@ -412,10 +465,21 @@ impl<T: Outbox + ?Sized> Outbox for Arc<T> {
     fn claim(
         &self,
         now: Timestamp,
-        limit: usize,
+        limits: ClaimLimits,
         lease: LeaseRequest,
     ) -> impl Future<Output = Result<Vec<Claimed>, Self::Error>> + Send {
-        (**self).claim(now, limit, lease)
+        (**self).claim(now, limits, lease)
+    }
+
+    fn now(&self) -> impl Future<Output = Result<Timestamp, Self::Error>> + Send {
+        (**self).now()
+    }
+
+    fn complete_all(
+        &self,
+        batch: Vec<(Lease, AttemptReport)>,
+    ) -> impl Future<Output = Result<Vec<CompleteOutcome>, Self::Error>> + Send {
+        (**self).complete_all(batch)
     }
 
     fn renew(

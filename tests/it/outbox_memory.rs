@@ -270,7 +270,7 @@ fn publish_is_strict_and_answers_the_202_body() {
         token: LeaseToken::generate(&mut r),
         duration: Duration::from_secs(30),
     };
-    let claimed = block_on(repo.claim(now(), 10, lease)).unwrap();
+    let claimed = block_on(repo.claim(now(), 10.into(), lease)).unwrap();
     assert_eq!(claimed.len(), 2);
     assert!(
         claimed
@@ -314,7 +314,7 @@ fn test_events_and_attempt_pages() {
             token: LeaseToken::generate(&mut r),
             duration: Duration::from_secs(30),
         };
-        let claimed = block_on(repo.claim(clock, 10, lease)).unwrap();
+        let claimed = block_on(repo.claim(clock, 10.into(), lease)).unwrap();
         assert_eq!(claimed.len(), 1);
         assert_eq!(
             claimed[0].event.payload.get(),

@@ -67,7 +67,7 @@ proptest! {
                 }
                 Op::Claim(limit) => {
                     let lease = LeaseRequest { token: LeaseToken::generate(&mut r), duration: lease_for };
-                    let got = block_on(repo.claim(clock, limit, lease)).unwrap();
+                    let got = block_on(repo.claim(clock, limit.into(), lease)).unwrap();
                     let offerable = model.values().filter(|(due, l)| *due <= clock && l.is_none_or(|e| e <= clock)).count();
                     prop_assert_eq!(got.len(), offerable.min(limit));
                     for c in got {
@@ -114,7 +114,7 @@ proptest! {
         // Far in the future every pending delivery is offered exactly once.
         let lease = LeaseRequest { token: LeaseToken::generate(&mut r), duration: lease_for };
         let far = clock.saturating_add(Duration::from_secs(400 * 86_400));
-        let rest = block_on(repo.claim(far, usize::MAX, lease)).unwrap();
+        let rest = block_on(repo.claim(far, usize::MAX.into(), lease)).unwrap();
         let got: Vec<_> = rest.iter().map(|c| c.lease.delivery.clone()).collect();
         let want: Vec<_> = model.keys().cloned().collect();
         let mut sorted = got.clone();

@@ -143,7 +143,7 @@ async fn two_nodes_claiming_at_once_never_share_a_delivery() {
             tokio::spawn(async move {
                 let mut got = Vec::new();
                 loop {
-                    let batch = node.claim(at(1), 3, request).await.unwrap();
+                    let batch = node.claim(at(1), 3.into(), request).await.unwrap();
                     if batch.is_empty() {
                         return (request.token, got);
                     }
@@ -171,13 +171,13 @@ async fn two_nodes_claiming_at_once_never_share_a_delivery() {
     assert_eq!(per_node.iter().sum::<usize>(), 120);
     // Both nodes' leases are live: nothing is offered before they expire.
     assert!(
-        a.claim(at(60), 100, lease(&mut rng))
+        a.claim(at(60), 100.into(), lease(&mut rng))
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
-        b.claim(at(60), 100, lease(&mut rng))
+        b.claim(at(60), 100.into(), lease(&mut rng))
             .await
             .unwrap()
             .is_empty()
@@ -200,25 +200,25 @@ async fn a_dead_nodes_lease_is_claimed_by_the_other_after_expiry() {
         a.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap(),
         EnqueueOutcome::Enqueued { deliveries: 1 }
     );
-    let dead = a.claim(at(1), 10, lease(&mut rng)).await.unwrap();
+    let dead = a.claim(at(1), 10.into(), lease(&mut rng)).await.unwrap();
     assert_eq!(dead.len(), 1);
     let dead = &dead[0];
     assert_eq!(dead.lease.expires_at, at(61));
     // Before expiry (and at one millisecond before), the other node gets nothing.
     assert!(
-        b.claim(at(30), 10, lease(&mut rng))
+        b.claim(at(30), 10.into(), lease(&mut rng))
             .await
             .unwrap()
             .is_empty()
     );
     let just_before = Timestamp::from_unix_millis(at(61).unix_millis() - 1).unwrap();
     assert!(
-        b.claim(just_before, 10, lease(&mut rng))
+        b.claim(just_before, 10.into(), lease(&mut rng))
             .await
             .unwrap()
             .is_empty()
     );
-    let taken = b.claim(at(61), 10, lease(&mut rng)).await.unwrap();
+    let taken = b.claim(at(61), 10.into(), lease(&mut rng)).await.unwrap();
     assert_eq!(taken.len(), 1, "the expired lease was not offered again");
     let taken = &taken[0];
     assert_eq!(taken.lease.delivery, dead.lease.delivery);
@@ -247,7 +247,7 @@ async fn a_dead_nodes_lease_is_claimed_by_the_other_after_expiry() {
     // The live one renews across the old expiry and completes.
     assert!(b.renew(&taken.lease, at(400)).await.unwrap());
     assert!(
-        a.claim(at(300), 10, lease(&mut rng))
+        a.claim(at(300), 10.into(), lease(&mut rng))
             .await
             .unwrap()
             .is_empty()
@@ -262,7 +262,7 @@ async fn a_dead_nodes_lease_is_claimed_by_the_other_after_expiry() {
         CompleteOutcome::Recorded { disabled: None }
     );
     assert!(
-        a.claim(at(10_000), 10, lease(&mut rng))
+        a.claim(at(10_000), 10.into(), lease(&mut rng))
             .await
             .unwrap()
             .is_empty()
@@ -288,7 +288,7 @@ async fn events_go_with_their_last_delivery() {
         (count(&db, "events").await, count(&db, "deliveries").await),
         (1, 2)
     );
-    let claimed = repo.claim(at(1), 10, lease(&mut rng)).await.unwrap();
+    let claimed = repo.claim(at(1), 10.into(), lease(&mut rng)).await.unwrap();
     assert_eq!(claimed.len(), 2);
     let first = &claimed[0];
     assert_eq!(
@@ -385,7 +385,7 @@ async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
             EnqueueOutcome::Enqueued { deliveries: 1 }
         );
     }
-    let claimed = repo.claim(at(1), 10, lease(&mut rng)).await.unwrap();
+    let claimed = repo.claim(at(1), 10.into(), lease(&mut rng)).await.unwrap();
     assert_eq!(claimed.len(), 3);
     let off = dest
         .disabled(prets_destinations::delivery::DisabledReason::Manual, at(2))
@@ -414,7 +414,7 @@ async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
         (1, 1)
     );
     assert!(
-        repo.claim(at(1000), 10, lease(&mut rng))
+        repo.claim(at(1000), 10.into(), lease(&mut rng))
             .await
             .unwrap()
             .is_empty()
@@ -443,7 +443,10 @@ async fn racing_last_completions_leave_no_event_behind() {
             EnqueueOutcome::Enqueued { deliveries: 6 }
         );
     }
-    let claimed = repo.claim(at(1), 100, lease(&mut rng)).await.unwrap();
+    let claimed = repo
+        .claim(at(1), 100.into(), lease(&mut rng))
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 30);
     let tasks: Vec<_> = claimed
         .into_iter()
@@ -563,7 +566,7 @@ async fn migrating_from_schema_2_keeps_rows_and_their_state() {
         repo.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap(),
         EnqueueOutcome::Enqueued { deliveries: 2 }
     );
-    let claimed = repo.claim(at(1), 10, lease(&mut rng)).await.unwrap();
+    let claimed = repo.claim(at(1), 10.into(), lease(&mut rng)).await.unwrap();
     let got: BTreeSet<_> = claimed
         .iter()
         .map(|c| c.lease.delivery.destination_id)
@@ -632,7 +635,7 @@ async fn payloads_come_back_byte_for_byte() {
         repo.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap(),
         EnqueueOutcome::Enqueued { deliveries: 1 }
     );
-    let claimed = repo.claim(at(1), 10, lease(&mut rng)).await.unwrap();
+    let claimed = repo.claim(at(1), 10.into(), lease(&mut rng)).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].event.payload.get(), e.payload.get());
     assert_eq!(claimed[0].event.delivery_body(), e.delivery_body());
@@ -657,7 +660,7 @@ async fn only_a_streak_change_waits_for_a_publish_reading_the_destination() {
             EnqueueOutcome::Enqueued { deliveries: 1 }
         );
     }
-    let claimed = repo.claim(at(1), 10, lease(&mut rng)).await.unwrap();
+    let claimed = repo.claim(at(1), 10.into(), lease(&mut rng)).await.unwrap();
     assert_eq!(claimed.len(), 2);
     let streak = || async {
         let row = db
@@ -710,7 +713,7 @@ async fn only_a_streak_change_waits_for_a_publish_reading_the_destination() {
     let since = i64::try_from(at(1).unix_millis()).unwrap();
     assert_eq!(streak().await, (Some(since), Some(1)));
 
-    let again = repo.claim(at(3), 10, lease(&mut rng)).await.unwrap();
+    let again = repo.claim(at(3), 10.into(), lease(&mut rng)).await.unwrap();
     assert_eq!(again.len(), 1);
     let delivered = report(&again[0], at(3), NextStep::Delivered, &mut rng);
     assert_eq!(

@@ -285,7 +285,7 @@ async fn calls_while_the_database_is_down_fail_and_never_hang() {
         duration: Duration::from_secs(60),
     };
     let now = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
-    let result = tokio::time::timeout(Duration::from_secs(60), repo.claim(now, 10, lease))
+    let result = tokio::time::timeout(Duration::from_secs(60), repo.claim(now, 10.into(), lease))
         .await
         .expect("a claim hung while the database was down");
     assert!(result.unwrap_err().is_unavailable());
@@ -298,7 +298,7 @@ async fn calls_while_the_database_is_down_fail_and_never_hang() {
     // again, without a restart.
     let _back = Proxy::start_on(proxy.port).await;
     assert!(repo.list(&tenant).await.unwrap().is_empty());
-    assert!(repo.claim(now, 10, lease).await.unwrap().is_empty());
+    assert!(repo.claim(now, 10.into(), lease).await.unwrap().is_empty());
 }
 
 /// Ids are compared as text in byte order whatever the database's default

@@ -317,7 +317,7 @@ async fn run<R: Outbox + 'static>(
             duration: shared.lease,
         };
         let limit = held.len();
-        let claimed = match shared.repo.claim(now, limit, request).await {
+        let claimed = match shared.repo.claim(now, limit.into(), request).await {
             Ok(claimed) => claimed,
             Err(error) => {
                 drop(held);

@@ -340,7 +340,7 @@ mod tests {
             token: LeaseToken::generate(&mut os_rng()),
             duration: std::time::Duration::from_secs(30),
         };
-        let claimed = repo.claim(later, 10, lease).await.unwrap();
+        let claimed = repo.claim(later, 10.into(), lease).await.unwrap();
         assert_eq!(claimed.len(), 1);
         assert_eq!(claimed[0].attempt, 3);
         let failed = Classification::Failed(Failure {

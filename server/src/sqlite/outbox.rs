@@ -7,11 +7,11 @@
 //! claim: two claims never lease one delivery.
 
 use prets_destinations::delivery::{
-    AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, Claimed, CompleteOutcome,
+    AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
     DeliveryAfter, DeliveryKey, EnqueueOutcome, Event, EventId, EventType, FailureStreak, Lease,
     LeaseRequest, LeaseToken, Outbox, Payload, Target, settle,
 };
-use prets_destinations::{DestinationId, TenantId, Timestamp};
+use prets_destinations::{DestinationId, DestinationRecord, TenantId, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::SqliteRepo;
@@ -293,9 +293,10 @@ fn enqueue(
 fn claim(
     conn: &Connection,
     now: Timestamp,
-    limit: usize,
+    limits: ClaimLimits,
     lease: LeaseRequest,
 ) -> JobResult<Vec<Claimed>> {
+    let limit = limits.limit;
     let now_ms = millis(now);
     // A delivery of a disabled destination without a live lease (its holder
     // vanished after the disable, or an earlier build, which dropped them
@@ -338,7 +339,10 @@ fn claim(
             millis(expires_at),
         ])?;
         let (delivery, event, attempt) = row.decode()?;
+        let (destination, failing) = claimed_destination(conn, &delivery)?;
         claimed.push(Claimed {
+            destination,
+            failing,
             lease: Lease {
                 token: LeaseToken::from_bytes(token),
                 delivery,
@@ -349,6 +353,30 @@ fn claim(
         });
     }
     Ok(claimed)
+}
+
+/// The destination of a claimed delivery, as stored, and whether it is
+/// failing (its failure streak is not empty).
+fn claimed_destination(
+    conn: &Connection,
+    key: &DeliveryKey,
+) -> JobResult<(DestinationRecord, bool)> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM destinations WHERE tenant_id = ?1 AND destination_id = ?2"
+    ))?;
+    let tenant = key.tenant.as_str();
+    let id = key.destination_id.to_string();
+    let (_, record) = read_records(conn, &mut stmt, params![tenant, id])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| SqliteError::corrupt("delivery destination"))?;
+    let failing = conn
+        .prepare_cached(
+            "SELECT failing_since_ms IS NOT NULL FROM destinations
+             WHERE tenant_id = ?1 AND destination_id = ?2",
+        )?
+        .query_row(params![tenant, id], |row| row.get::<_, bool>(0))?;
+    Ok((record, failing))
 }
 
 fn renew(conn: &Connection, lease: &Lease, until: Timestamp) -> JobResult<bool> {
@@ -512,11 +540,11 @@ impl Outbox for SqliteRepo {
     async fn claim(
         &self,
         now: Timestamp,
-        limit: usize,
+        limits: ClaimLimits,
         lease: LeaseRequest,
     ) -> Result<Vec<Claimed>, SqliteError> {
         self.writer
-            .call(move |conn| claim(conn, now, limit, lease))
+            .call(move |conn| claim(conn, now, limits, lease))
             .await
     }
 

@@ -592,7 +592,7 @@ async fn claim_all(repo: &SqliteRepo) -> Vec<prets_destinations::delivery::Claim
     let later = Timestamp::try_from(SystemTime::now() + Duration::from_secs(3600)).unwrap();
     repo.claim(
         later,
-        1000,
+        1000.into(),
         LeaseRequest {
             token: LeaseToken::generate(&mut prets_destinations::os_rng()),
             duration: Duration::from_secs(60),

@@ -272,7 +272,7 @@ mod outbox {
                 tokio::spawn(async move {
                     let mut got: Vec<Claimed> = Vec::new();
                     loop {
-                        let batch = repo.claim(at(1), 3, lease).await.unwrap();
+                        let batch = repo.claim(at(1), 3.into(), lease).await.unwrap();
                         // A delivery offered twice ends the loop (and fails
                         // below) rather than looping for ever.
                         let again = batch
@@ -319,7 +319,7 @@ mod outbox {
             );
         }
         assert!(
-            repo.claim(at(1_000), 100, fx.lease())
+            repo.claim(at(1_000), 100.into(), fx.lease())
                 .await
                 .unwrap()
                 .is_empty()
@@ -350,7 +350,7 @@ mod outbox {
                     .unwrap(),
                 EnqueueOutcome::Enqueued { deliveries: 2 }
             );
-            let claimed = repo.claim(at(1), 10, fx.lease()).await.unwrap();
+            let claimed = repo.claim(at(1), 10.into(), fx.lease()).await.unwrap();
             assert_eq!(claimed.len(), 2);
             let report = fx.report(&claimed[1], at(1), NextStep::RetryAt(at(60)));
             assert_eq!(
@@ -362,10 +362,13 @@ mod outbox {
         };
         let repo = SqliteRepo::open(&dir.database()).unwrap();
         assert!(
-            repo.claim(at(30), 10, fx.lease()).await.unwrap().is_empty(),
+            repo.claim(at(30), 10.into(), fx.lease())
+                .await
+                .unwrap()
+                .is_empty(),
             "a live lease and a future due time survive the reopen"
         );
-        let again = repo.claim(at(31), 10, fx.lease()).await.unwrap();
+        let again = repo.claim(at(31), 10.into(), fx.lease()).await.unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].lease.delivery, leased.lease.delivery);
         assert_eq!(again[0].attempt, 1);
@@ -373,7 +376,7 @@ mod outbox {
         assert_eq!(again[0].event.payload.get(), payload);
         // The dead worker's lease is lost now.
         assert!(!repo.renew(&leased.lease, at(100)).await.unwrap());
-        let later = repo.claim(at(60), 10, fx.lease()).await.unwrap();
+        let later = repo.claim(at(60), 10.into(), fx.lease()).await.unwrap();
         assert_eq!(later.len(), 1);
         assert_eq!(later[0].lease.delivery, retried.lease.delivery);
         assert_eq!(later[0].attempt, 2);
@@ -455,7 +458,7 @@ mod outbox {
                 .unwrap(),
             EnqueueOutcome::Enqueued { deliveries: 1 }
         );
-        let claimed = repo.claim(at(0), 10, fx.lease()).await.unwrap();
+        let claimed = repo.claim(at(0), 10.into(), fx.lease()).await.unwrap();
         assert_eq!(claimed.len(), 1);
         assert_eq!(
             claimed[0].lease.delivery.destination_id,
@@ -498,7 +501,7 @@ mod outbox {
                 .unwrap(),
             EnqueueOutcome::Enqueued { deliveries: 2 }
         );
-        let claimed = repo.claim(at(0), 10, fx.lease()).await.unwrap();
+        let claimed = repo.claim(at(0), 10.into(), fx.lease()).await.unwrap();
         assert_eq!(claimed.len(), 3);
         for c in &claimed {
             let report = fx.report(c, at(1), NextStep::RetryAt(at(5)));
@@ -519,7 +522,7 @@ mod outbox {
             ),
             1
         );
-        let held = repo.claim(at(5), 10, fx.lease()).await.unwrap();
+        let held = repo.claim(at(5), 10.into(), fx.lease()).await.unwrap();
         assert_eq!(held.len(), 3);
         assert_eq!(
             repo.remove(&tenant, gone.destination_id).await.unwrap(),
@@ -613,7 +616,7 @@ mod outbox {
             .query_row("SELECT payload FROM events", [], |r| r.get(0))
             .unwrap();
         assert_eq!(stored, payload);
-        let claimed = repo.claim(at(0), 10, fx.lease()).await.unwrap();
+        let claimed = repo.claim(at(0), 10.into(), fx.lease()).await.unwrap();
         assert_eq!(claimed.len(), 2);
         let report = fx.report(&claimed[0], at(1), NextStep::Delivered);
         assert_eq!(

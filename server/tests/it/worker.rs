@@ -826,7 +826,7 @@ impl Outbox for Scripted {
     async fn claim(
         &self,
         now: Timestamp,
-        limit: usize,
+        limits: prets_destinations::delivery::ClaimLimits,
         lease: prets_destinations::delivery::LeaseRequest,
     ) -> Result<Vec<prets_destinations::delivery::Claimed>, Flaky> {
         use std::sync::atomic::Ordering;
@@ -834,7 +834,7 @@ impl Outbox for Scripted {
         if self.failing.load(Ordering::SeqCst) {
             return Err(Flaky);
         }
-        flaky(self.inner.claim(now, limit, lease).await)
+        flaky(self.inner.claim(now, limits, lease).await)
     }
     async fn renew(
         &self,
