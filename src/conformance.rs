@@ -1321,12 +1321,14 @@ pub async fn concurrent_versionless_updates_all_apply<R: DestinationRepo>(repo: 
     );
     let names: Vec<String> = (0..tasks).map(|i| format!("Writer {i}")).collect();
     let (now, tenant_ref, racing) = (kit.now, &tenant, &Interleaved(repo));
+    let key = kit.keyring.current();
     let outcomes = join_all(
         names
             .iter()
             .map(|name| async move {
                 let request = crate::wire::UpdateDestinationRequest::new().with_name(name.as_str());
-                crate::ops::update(racing, tenant_ref, id, request, now).await
+                let mut rng = UnwrapErr(getrandom::SysRng);
+                crate::ops::update(racing, tenant_ref, id, request, now, &mut rng, key).await
             })
             .collect(),
     )
@@ -1476,6 +1478,7 @@ pub async fn concurrent_versioned_updates_one_wins<R: DestinationRepo>(repo: &R,
     );
     let names: Vec<String> = (0..tasks).map(|i| format!("Writer {i}")).collect();
     let (now, tenant_ref, racing) = (kit.now, &tenant, &Interleaved(repo));
+    let key = kit.keyring.current();
     let outcomes = join_all(
         names
             .iter()
@@ -1483,7 +1486,8 @@ pub async fn concurrent_versioned_updates_one_wins<R: DestinationRepo>(repo: &R,
                 let request = crate::wire::UpdateDestinationRequest::new()
                     .with_name(name.as_str())
                     .with_version(1);
-                crate::ops::update(racing, tenant_ref, id, request, now).await
+                let mut rng = UnwrapErr(getrandom::SysRng);
+                crate::ops::update(racing, tenant_ref, id, request, now, &mut rng, key).await
             })
             .collect(),
     )
@@ -1755,7 +1759,7 @@ pub async fn lifecycle_through_the_core<R: DestinationRepo>(repo: &R) {
     let patch = crate::wire::UpdateDestinationRequest::new()
         .with_name("Renamed")
         .with_version(1);
-    let updated = crate::ops::update(repo, &tenant, id, patch.clone(), later)
+    let updated = crate::ops::update(repo, &tenant, id, patch.clone(), later, &mut rng, key)
         .await
         .expect("update failed");
     let crate::ops::UpdateOutcome::Updated(view) = updated else {
@@ -1789,7 +1793,7 @@ pub async fn lifecycle_through_the_core<R: DestinationRepo>(repo: &R) {
         "lifecycle: update touched the secret"
     );
     assert_eq!(
-        crate::ops::update(repo, &tenant, id, patch, later)
+        crate::ops::update(repo, &tenant, id, patch, later, &mut rng, key)
             .await
             .expect("update failed"),
         crate::ops::UpdateOutcome::VersionMismatch,
@@ -1812,7 +1816,9 @@ pub async fn lifecycle_through_the_core<R: DestinationRepo>(repo: &R) {
             &tenant,
             missing,
             crate::wire::UpdateDestinationRequest::new(),
-            later
+            later,
+            &mut rng,
+            key,
         )
         .await
         .expect("update failed"),

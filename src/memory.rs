@@ -1,14 +1,14 @@
 //! `MemoryRepo`: a [`DestinationRepo`] in process memory.
 
-use std::collections::{BTreeMap, HashMap, btree_map::Entry};
+use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map::Entry};
 use std::convert::Infallible;
 use std::ops::Bound;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::delivery::{
     AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome, DeliveryAfter,
-    DeliveryKey, EnqueueOutcome, Event, FailureStreak, Lease, LeaseRequest, LeaseToken, Outbox,
-    Target, settle,
+    DeliveryKey, EnqueueOutcome, Event, FailureStreak, FilterTypes, Lease, LeaseRequest,
+    LeaseToken, Outbox, Target, settle,
 };
 use crate::id::{AttemptId, DestinationId};
 use crate::record::DestinationRecord;
@@ -42,6 +42,10 @@ pub struct MemoryRepo {
 struct Inner {
     tenants: HashMap<TenantId, BTreeMap<DestinationId, DestinationRecord>>,
     by_digest: HashMap<SecretDigest, Vec<(TenantId, DestinationId)>>,
+    /// Each tenant's destinations by filter index key
+    /// ([`FilterTypes::index_keys`]): an event finds the destinations it
+    /// goes to by looking up its matching keys, without reading the others.
+    by_filter: HashMap<TenantId, HashMap<Box<str>, BTreeSet<DestinationId>>>,
     outbox: Queue,
 }
 
@@ -127,7 +131,10 @@ impl DestinationRepo for MemoryRepo {
     ) -> Result<InsertOutcome, Infallible> {
         let mut inner = self.write();
         let Inner {
-            tenants, by_digest, ..
+            tenants,
+            by_digest,
+            by_filter,
+            ..
         } = &mut *inner;
         let records = tenants.entry(tenant.clone()).or_default();
         match records.entry(record.destination_id) {
@@ -135,6 +142,7 @@ impl DestinationRepo for MemoryRepo {
             Entry::Vacant(slot) => {
                 slot.insert(record.clone());
                 index(by_digest, tenant, record);
+                index_filter(by_filter, tenant, record);
                 Ok(InsertOutcome::Inserted)
             }
         }
@@ -210,6 +218,7 @@ impl DestinationRepo for MemoryRepo {
         let Inner {
             tenants,
             by_digest,
+            by_filter,
             outbox,
         } = &mut *inner;
         let Some(stored) = tenants
@@ -222,8 +231,10 @@ impl DestinationRepo for MemoryRepo {
             return Ok(ReplaceOutcome::VersionMismatch);
         }
         unindex(by_digest, tenant, stored);
+        unindex_filter(by_filter, tenant, stored);
         *stored = record.clone();
         index(by_digest, tenant, stored);
+        index_filter(by_filter, tenant, stored);
         if !record.enabled {
             outbox.drop_unleased(tenant, record.destination_id);
         }
@@ -239,6 +250,7 @@ impl DestinationRepo for MemoryRepo {
         let Inner {
             tenants,
             by_digest,
+            by_filter,
             outbox,
         } = &mut *inner;
         let Some(records) = tenants.get_mut(tenant) else {
@@ -251,6 +263,7 @@ impl DestinationRepo for MemoryRepo {
             tenants.remove(tenant);
         }
         unindex(by_digest, tenant, &removed);
+        unindex_filter(by_filter, tenant, &removed);
         outbox.forget(tenant, id);
         Ok(RemoveOutcome::Removed)
     }
@@ -265,18 +278,33 @@ impl Outbox for MemoryRepo {
     ) -> Result<EnqueueOutcome, Infallible> {
         let mut inner = self.write();
         let Inner {
-            tenants, outbox, ..
+            tenants,
+            by_filter,
+            outbox,
+            ..
         } = &mut *inner;
         let records = tenants.get(tenant);
         let ids: Vec<DestinationId> = match target {
-            Target::AllEnabled => records
-                .map(|r| {
-                    r.values()
-                        .filter(|r| r.enabled)
-                        .map(|r| r.destination_id)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            Target::AllEnabled => {
+                // The destinations whose filter matches, found by key; then
+                // only those are read, to keep the enabled ones.
+                let mut matching = BTreeSet::new();
+                if let Some(keys) = by_filter.get(tenant) {
+                    for key in FilterTypes::keys_matching(&event.event_type) {
+                        if let Some(ids) = keys.get(key.as_str()) {
+                            matching.extend(ids.iter().copied());
+                        }
+                    }
+                }
+                matching
+                    .into_iter()
+                    .filter(|id| {
+                        records
+                            .and_then(|r| r.get(id))
+                            .is_some_and(|r| r.enabled && r.filter_types.matches(&event.event_type))
+                    })
+                    .collect()
+            }
             Target::Only(id) => match records.and_then(|r| r.get(&id)) {
                 None => return Ok(EnqueueOutcome::NotFound),
                 Some(r) if !r.enabled => return Ok(EnqueueOutcome::Disabled),
@@ -481,6 +509,40 @@ fn index(
         if !hits.contains(&key) {
             hits.push(key);
         }
+    }
+}
+
+fn index_filter(
+    by_filter: &mut HashMap<TenantId, HashMap<Box<str>, BTreeSet<DestinationId>>>,
+    tenant: &TenantId,
+    record: &DestinationRecord,
+) {
+    let keys = by_filter.entry(tenant.clone()).or_default();
+    for key in record.filter_types.index_keys() {
+        keys.entry(key.into())
+            .or_default()
+            .insert(record.destination_id);
+    }
+}
+
+fn unindex_filter(
+    by_filter: &mut HashMap<TenantId, HashMap<Box<str>, BTreeSet<DestinationId>>>,
+    tenant: &TenantId,
+    record: &DestinationRecord,
+) {
+    let Some(keys) = by_filter.get_mut(tenant) else {
+        return;
+    };
+    for key in record.filter_types.index_keys() {
+        if let Some(ids) = keys.get_mut(key) {
+            ids.remove(&record.destination_id);
+            if ids.is_empty() {
+                keys.remove(key);
+            }
+        }
+    }
+    if keys.is_empty() {
+        by_filter.remove(tenant);
     }
 }
 

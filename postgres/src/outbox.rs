@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
     DeliveryAfter, DeliveryKey, DisabledReason, EnqueueOutcome, Event, EventId, EventType,
-    FailureStreak, Lease, LeaseRequest, NextStep, Outbox, Payload, Target, settle,
+    FailureStreak, FilterTypes, Lease, LeaseRequest, NextStep, Outbox, Payload, Target, settle,
 };
 use prets_destinations::{DestinationId, DestinationRepo as _, TenantId, Timestamp};
 use tokio_postgres::Row;
@@ -125,6 +125,7 @@ impl Outbox for PgRepo {
         let tenant = tenant.as_str().to_owned();
         let event_id = event.event_id.to_string();
         let event_type = event.event_type.as_str().to_owned();
+        let keys = FilterTypes::keys_matching(&event.event_type);
         let created_at = millis(event.created_at);
         let payload = event.payload.get().to_owned();
         self.run(|pool| async move {
@@ -135,14 +136,21 @@ impl Outbox for PgRepo {
             // was disabled meanwhile is re-checked and left out.
             let ids: Vec<String> = match target {
                 Target::AllEnabled => {
+                    // Only the destinations indexed under a key the event's
+                    // type matches (its type, `*`, each prefix and `*`):
+                    // index lookups on `destination_filters`, never a read
+                    // of every destination of the tenant.
                     let stmt = tx
                         .prepare_cached(
-                            "SELECT destination_id FROM destinations
-                             WHERE tenant_id = $1 AND enabled
-                             ORDER BY destination_id FOR SHARE",
+                            "SELECT d.destination_id FROM destinations d
+                             WHERE d.tenant_id = $1 AND d.enabled
+                                 AND d.destination_id IN (
+                                     SELECT f.destination_id FROM destination_filters f
+                                     WHERE f.tenant_id = $1 AND f.filter_key = ANY($2))
+                             ORDER BY d.destination_id FOR SHARE",
                         )
                         .await?;
-                    tx.query(&stmt, &[&tenant])
+                    tx.query(&stmt, &[&tenant, &keys])
                         .await?
                         .iter()
                         .map(|r| r.try_get(0))

@@ -616,7 +616,15 @@ async fn the_outbox_tables_cascade_and_claims_have_an_index() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(cascades, ["attempts", "deliveries", "previous_secrets"]);
+    assert_eq!(
+        cascades,
+        [
+            "attempts",
+            "deliveries",
+            "destination_filters",
+            "previous_secrets"
+        ]
+    );
 }
 
 /// The payload comes back byte for byte (spacing, key order, escapes and

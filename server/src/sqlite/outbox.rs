@@ -8,8 +8,8 @@
 
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
-    DeliveryAfter, DeliveryKey, EnqueueOutcome, Event, EventId, EventType, FailureStreak, Lease,
-    LeaseRequest, LeaseToken, Outbox, Payload, Target, settle,
+    DeliveryAfter, DeliveryKey, EnqueueOutcome, Event, EventId, EventType, FailureStreak,
+    FilterTypes, Lease, LeaseRequest, LeaseToken, Outbox, Payload, Target, settle,
 };
 use prets_destinations::{DestinationId, DestinationRecord, TenantId, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
@@ -235,13 +235,25 @@ fn enqueue(
     target: Target,
 ) -> JobResult<EnqueueOutcome> {
     let ids: Vec<String> = match target {
-        Target::AllEnabled => conn
-            .prepare_cached(
-                "SELECT destination_id FROM destinations
-                 WHERE tenant_id = ?1 AND enabled = 1 ORDER BY destination_id",
+        Target::AllEnabled => {
+            // The destinations indexed under a key the event's type matches
+            // (its type, `*`, each prefix and `*`): index lookups on
+            // `destination_filters`, never a read of every destination.
+            let keys = serde_json::to_string(&FilterTypes::keys_matching(&event.event_type))
+                .map_err(|_| SqliteError::corrupt("event type"))?;
+            conn.prepare_cached(
+                "SELECT DISTINCT f.destination_id
+                 FROM destination_filters f
+                 JOIN destinations d
+                     ON d.tenant_id = f.tenant_id AND d.destination_id = f.destination_id
+                 WHERE f.tenant_id = ?1
+                     AND f.filter_key IN (SELECT value FROM json_each(?2))
+                     AND d.enabled = 1
+                 ORDER BY f.destination_id",
             )?
-            .query_map(params![tenant], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?,
+            .query_map(params![tenant, keys], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+        }
         Target::Only(id) => {
             let id = id.to_string();
             let enabled: Option<bool> = conn
