@@ -228,6 +228,16 @@ pub(super) fn drop_unleased(conn: &Connection, tenant: &str, destination: &str) 
     Ok(())
 }
 
+/// The enabled destinations of tenant `?1` indexed under one of the filter
+/// keys of the JSON array `?2`, once per matching key, in no order.
+pub(super) const MATCHING_DESTINATIONS: &str = "SELECT f.destination_id
+     FROM destination_filters f
+     JOIN destinations d
+         ON d.tenant_id = f.tenant_id AND d.destination_id = f.destination_id
+     WHERE f.tenant_id = ?1
+         AND f.filter_key IN (SELECT value FROM json_each(?2))
+         AND d.enabled = 1";
+
 fn enqueue(
     conn: &Connection,
     tenant: &str,
@@ -237,22 +247,20 @@ fn enqueue(
     let ids: Vec<String> = match target {
         Target::AllEnabled => {
             // The destinations indexed under a key the event's type matches
-            // (its type, `*`, each prefix and `*`): index lookups on
-            // `destination_filters`, never a read of every destination.
+            // (its type, `*`, each prefix and `*`): one primary-key search of
+            // `destination_filters` per key, never a read of every
+            // destination. Sorted and deduplicated here (a destination may
+            // match by several keys): asking SQLite for that makes it walk
+            // the tenant's whole filter index instead.
             let keys = serde_json::to_string(&FilterTypes::keys_matching(&event.event_type))
                 .map_err(|_| SqliteError::corrupt("event type"))?;
-            conn.prepare_cached(
-                "SELECT DISTINCT f.destination_id
-                 FROM destination_filters f
-                 JOIN destinations d
-                     ON d.tenant_id = f.tenant_id AND d.destination_id = f.destination_id
-                 WHERE f.tenant_id = ?1
-                     AND f.filter_key IN (SELECT value FROM json_each(?2))
-                     AND d.enabled = 1
-                 ORDER BY f.destination_id",
-            )?
-            .query_map(params![tenant, keys], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?
+            let mut ids: Vec<String> = conn
+                .prepare_cached(MATCHING_DESTINATIONS)?
+                .query_map(params![tenant, keys], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            ids.sort_unstable();
+            ids.dedup();
+            ids
         }
         Target::Only(id) => {
             let id = id.to_string();
