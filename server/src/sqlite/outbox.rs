@@ -631,3 +631,66 @@ impl Outbox for SqliteRepo {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::{Connection, params};
+
+    use super::super::migrations::{MIGRATIONS, migrate_to};
+    use super::MATCHING_DESTINATIONS;
+
+    /// Publishing finds the destinations an event type matches by primary
+    /// key searches of `destination_filters` (one per key), then of
+    /// `destinations`: it never scans a table nor walks a tenant's whole
+    /// filter index, however many destinations the tenant has.
+    #[test]
+    fn enqueue_searches_the_filter_index_by_key_and_scans_nothing() {
+        // In memory: no WAL, so not `configure`d; the schema is what counts.
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, MIGRATIONS.len()).unwrap();
+        let tx = conn.transaction().unwrap();
+        for tenant in ["t0", "t1"] {
+            for i in 0..500 {
+                let id = format!("whk_{i:026}");
+                tx.execute(
+                    "INSERT INTO destinations (tenant_id, destination_id, name, url,
+                         created_at_ms, updated_at_ms, sealed_secret, secret_digest)
+                     VALUES (?1, ?2, 'n', 'https://example.com/', 0, 0, x'00', x'00')",
+                    params![tenant, id],
+                )
+                .unwrap();
+                tx.execute(
+                    "INSERT INTO destination_filters VALUES (?1, ?2, ?3)",
+                    params![tenant, format!("type{i}.*"), id],
+                )
+                .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {MATCHING_DESTINATIONS}"))
+            .unwrap()
+            .query_map(
+                params!["t1", r#"["*","type5*","type5.*","type5.x"]"#],
+                |r| r.get(3),
+            )
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p == "SEARCH f USING PRIMARY KEY (tenant_id=? AND filter_key=?)"),
+            "{plan:?}"
+        );
+        assert!(
+            plan.iter()
+                .any(|p| p == "SEARCH d USING PRIMARY KEY (tenant_id=? AND destination_id=?)"),
+            "{plan:?}"
+        );
+        assert!(
+            plan.iter()
+                .all(|p| !p.starts_with("SCAN") || p.contains("json_each")),
+            "{plan:?}"
+        );
+    }
+}
