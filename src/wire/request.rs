@@ -37,13 +37,32 @@ const FIELDS: &[&str; 8] = &[
 
 /// The receiver members a create or an update may carry, as received:
 /// `signing`, `filterTypes`, `headers`, `description`, `metadata`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// `Debug` shows no header value (a receiver's credentials often travel in
+/// one), only what kind of value `headers` is.
+#[derive(Clone, Default, PartialEq, Eq)]
 struct ReceiverMembers {
     signing: Member,
     filter_types: Member,
     headers: Member,
     description: Member,
     metadata: Member,
+}
+
+impl fmt::Debug for ReceiverMembers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers = match &self.headers {
+            Member::Missing => "missing",
+            Member::Object(_) => "an object",
+            _ => "another value",
+        };
+        f.debug_struct("ReceiverMembers")
+            .field("signing", &self.signing)
+            .field("filter_types", &self.filter_types)
+            .field("headers", &headers)
+            .field("description", &self.description)
+            .field("metadata", &self.metadata)
+            .finish()
+    }
 }
 
 impl ReceiverMembers {

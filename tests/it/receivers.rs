@@ -426,3 +426,21 @@ fn every_receiver_member_error_names_its_field_with_its_code() {
         }
     }
 }
+
+#[test]
+fn request_debug_never_shows_a_custom_header_value() {
+    let body = json!({"name": "n", "url": "https://example.com/",
+                      "headers": {"X-Key": "HDR-SECRET-VALUE"}});
+    let create: CreateDestinationRequest = serde_json::from_value(body).unwrap();
+    let update: UpdateDestinationRequest =
+        serde_json::from_value(json!({"headers": {"X-Key": "HDR-SECRET-VALUE"}})).unwrap();
+    let texts = [
+        format!("{create:?}"),
+        format!("{update:?}"),
+        format!("{:?}", create.clone().validate().unwrap()),
+        format!("{:?}", update.clone().validate().unwrap()),
+    ];
+    for text in texts {
+        assert!(!text.contains("HDR-SECRET-VALUE"), "{text}");
+    }
+}
