@@ -444,3 +444,74 @@ fn request_debug_never_shows_a_custom_header_value() {
         assert!(!text.contains("HDR-SECRET-VALUE"), "{text}");
     }
 }
+
+/// A hostile organization's many destinations and filters change nothing
+/// for a quiet one beside it: the quiet one's publishes reach exactly its
+/// matching destinations, and the hostile one's never reach the quiet one.
+/// The keys a publish looks up are bounded by the event type alone.
+#[test]
+fn a_hostile_organizations_filters_never_reach_a_quiet_one() {
+    use prets_destinations::delivery::{EventType, FilterTypes};
+    use prets_destinations::wire::PublishRequest;
+    use prets_destinations::{MemoryRepo, PublishOutcome, create, publish};
+
+    use crate::support::block_on;
+
+    let repo = MemoryRepo::new();
+    let ring = keyring(1, &mut rng(1));
+    let (hostile, quiet) = (tenant("org_hostile"), tenant("org_quiet"));
+    let mut g = rng(2);
+    let entries: Vec<String> = (0..100).map(|i| format!("invoice.{i}*")).collect();
+    for i in 0..300 {
+        let request = CreateDestinationRequest::new(format!("h{i}"), "https://example.com/h")
+            .with_filter_types(
+                entries
+                    .iter()
+                    .cloned()
+                    .chain(["invoice.paid".to_owned()])
+                    .take(100),
+            );
+        block_on(create(
+            &repo,
+            &hostile,
+            request,
+            at(NOW),
+            &mut g,
+            ring.current(),
+        ))
+        .unwrap()
+        .into_result()
+        .unwrap();
+    }
+    for (name, filter) in [("paid", vec!["invoice.paid"]), ("users", vec!["user.*"])] {
+        let request =
+            CreateDestinationRequest::new(name, "https://example.com/q").with_filter_types(filter);
+        block_on(create(
+            &repo,
+            &quiet,
+            request,
+            at(NOW),
+            &mut g,
+            ring.current(),
+        ))
+        .unwrap()
+        .into_result()
+        .unwrap();
+    }
+    let count = |org: &TenantId, event_type: &str, g: &mut rand_chacha::ChaCha20Rng| {
+        let request = PublishRequest::new(event_type, "{}".to_owned()).unwrap();
+        match block_on(publish(&repo, org, request, at(NOW), g)).unwrap() {
+            PublishOutcome::Accepted(e) => e.destinations,
+            PublishOutcome::Invalid(e) => panic!("{e:?}"),
+        }
+    };
+    assert_eq!(count(&quiet, "invoice.paid", &mut g), 1);
+    assert_eq!(count(&quiet, "user.created", &mut g), 1);
+    assert_eq!(count(&quiet, "invoice.1", &mut g), 0);
+    assert_eq!(count(&hostile, "invoice.10", &mut g), 300);
+    assert_eq!(count(&hostile, "user.created", &mut g), 0);
+    // The longest event type looks up at most 130 keys, whatever the
+    // organizations hold.
+    let longest: EventType = "a".repeat(128).parse().unwrap();
+    assert_eq!(FilterTypes::keys_matching(&longest).len(), 130);
+}
