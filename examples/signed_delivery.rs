@@ -85,7 +85,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let second = rotated
         .response
         .signing_secret()
-        .as_ref()
         .ok_or("no signing secret")?
         .expose_secret();
 
@@ -98,7 +97,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let third = revoked
         .response
         .signing_secret()
-        .as_ref()
         .ok_or("no signing secret")?
         .expose_secret();
 

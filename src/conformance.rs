@@ -745,7 +745,6 @@ pub async fn receiver_members_round_trip<R: DestinationRepo>(repo: &R) {
     );
     let new = rotated
         .signing_secret()
-        .as_ref()
         .expect("receivers: rotation minted no signing secret");
     assert_eq!(
         kit.keyring

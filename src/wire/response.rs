@@ -340,8 +340,7 @@ accessors!(RotatedSecret {
     copy destination_id: DestinationId;
     /// The newly minted secret, now the one deliveries carry.
     ref bearer_secret: BearerSecret;
-    /// The newly minted signing secret, when the destination signs.
-    ref signing_secret: Option<SigningSecret>;
+
     /// Until when the replaced secret is still accepted, or `None` if it was
     /// revoked at once.
     copy previous_secret_expires_at: Option<Timestamp>;
@@ -350,6 +349,14 @@ accessors!(RotatedSecret {
     /// The destination's new version.
     copy version: u64;
 });
+
+impl RotatedSecret {
+    /// The newly minted signing secret, when the destination signs.
+    #[must_use]
+    pub fn signing_secret(&self) -> Option<&SigningSecret> {
+        self.signing_secret.as_ref()
+    }
+}
 
 impl Serialize for RotatedSecret {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -153,12 +153,7 @@ fn a_rotation_signs_with_both_secrets_until_the_deadline_then_with_the_new_one()
     let rotated = rotation
         .plan(&plan.record, &org, at(NOW), &mut rng(3), ring.current())
         .unwrap();
-    let new = rotated
-        .response
-        .signing_secret()
-        .as_ref()
-        .unwrap()
-        .expose_secret();
+    let new = rotated.response.signing_secret().unwrap().expose_secret();
     assert_ne!(old, new);
     let body = serde_json::to_value(&rotated.response).unwrap();
     assert_eq!(body["signingSecret"], json!(new));
