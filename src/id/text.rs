@@ -14,7 +14,7 @@ const PREFIX_LEN: usize = 4;
 const BODY_CHARS: usize = 26;
 
 /// The length of an id's text, prefix included.
-pub(crate) const TEXT_LEN: usize = PREFIX_LEN + BODY_CHARS;
+const TEXT_LEN: usize = PREFIX_LEN + BODY_CHARS;
 
 /// An id's validated text: its prefix and 26 upper-case Crockford digits.
 pub(crate) type Text = [u8; TEXT_LEN];
@@ -25,8 +25,8 @@ const DIGITS: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// Upper-case Crockford base32: digits and letters but I, L, O and U.
 static CROCKFORD: ByteSet = ByteSet::new(DIGITS, &[]);
 
-/// `prefix` followed by 26 copies of `digit`; a `prefix` that is not four
-/// bytes fails the build when this is evaluated in a constant.
+/// `prefix` followed by 26 copies of `digit`, for the ids' constants (where
+/// a `prefix` that is not four bytes fails the build).
 #[expect(
     clippy::indexing_slicing,
     reason = "const evaluation: an out-of-range index is a build error, never a runtime panic"
@@ -52,9 +52,8 @@ pub(crate) fn parse(s: &str, prefix: &str) -> Option<Text> {
     s.as_bytes().try_into().ok()
 }
 
-/// `prefix` and the ULID text of `value` (it starts with `0` to `7`).
-pub(crate) fn from_ulid(prefix: &str, value: u128) -> Text {
-    let mut text = repeated(prefix, b'0');
+/// `text`'s prefix and the ULID text of `value` (it starts with `0` to `7`).
+pub(crate) fn from_ulid(mut text: Text, value: u128) -> Text {
     let mut body = [0u8; BODY_CHARS];
     let ulid = Ulid::from(value).array_to_str(&mut body);
     if let Some(rest) = text.get_mut(PREFIX_LEN..) {
@@ -63,15 +62,15 @@ pub(crate) fn from_ulid(prefix: &str, value: u128) -> Text {
     text
 }
 
-/// `prefix` and a ULID from `time` and the low 80 bits of `random`.
-pub(crate) fn from_parts(prefix: &str, time: Timestamp, random: u128) -> Text {
-    from_ulid(prefix, Ulid::from_parts(time.unix_millis(), random).into())
+/// `text`'s prefix and a ULID from `time` and the low 80 bits of `random`.
+pub(crate) fn from_parts(text: Text, time: Timestamp, random: u128) -> Text {
+    from_ulid(text, Ulid::from_parts(time.unix_millis(), random).into())
 }
 
-/// `prefix` and a ULID whose time is `now` and whose 80 random bits come
-/// from `rng`.
-pub(crate) fn generate<R: CryptoRng + ?Sized>(prefix: &str, now: Timestamp, rng: &mut R) -> Text {
-    from_ulid(prefix, generate_ulid(now, rng).into())
+/// `text`'s prefix and a ULID whose time is `now` and whose 80 random bits
+/// come from `rng`.
+pub(crate) fn generate<R: CryptoRng + ?Sized>(text: Text, now: Timestamp, rng: &mut R) -> Text {
+    from_ulid(text, generate_ulid(now, rng).into())
 }
 
 /// The text as a `str` (always ASCII).
@@ -152,21 +151,21 @@ macro_rules! text_id {
                 now: $crate::time::Timestamp,
                 rng: &mut R,
             ) -> Self {
-                Self($crate::id::text::generate(Self::PREFIX, now, rng))
+                Self($crate::id::text::generate(Self::MIN.0, now, rng))
             }
 
             /// A ULID id from its time part and the low 80 bits of `random`
             /// (higher bits are ignored).
             #[must_use]
             pub fn from_parts(time: $crate::time::Timestamp, random: u128) -> Self {
-                Self($crate::id::text::from_parts(Self::PREFIX, time, random))
+                Self($crate::id::text::from_parts(Self::MIN.0, time, random))
             }
 
             /// The id whose 26 characters are the ULID text of `value` (every
             /// value gives an id; it starts with `0` to `7`).
             #[must_use]
             pub fn from_ulid(value: u128) -> Self {
-                Self($crate::id::text::from_ulid(Self::PREFIX, value))
+                Self($crate::id::text::from_ulid(Self::MIN.0, value))
             }
 
             #[doc = concat!(
