@@ -551,7 +551,15 @@ pub async fn deleted_destination_has_nothing_pending<O: Outbox>(outbox: &O) {
                 complete(outbox, c, report).await,
                 CompleteOutcome::Recorded { disabled: None }
             );
-            held = claim_own(outbox, &mut kit, now, &[&tenant]).await.pop();
+            // The retry, among any released before it (in whatever order
+            // the claim takes them).
+            for again in claim_own(outbox, &mut kit, now, &[&tenant]).await {
+                if again.lease.delivery == c.lease.delivery {
+                    held = Some(again);
+                } else {
+                    outbox.release(&again.lease).await.expect("release failed");
+                }
+            }
         } else {
             outbox.release(&c.lease).await.expect("release failed");
         }
