@@ -702,6 +702,45 @@ async fn a_lease_is_renewed_while_the_attempt_runs() {
 }
 
 #[tokio::test]
+async fn a_lease_is_renewed_until_the_attempt_is_recorded() {
+    // Two workers on one store, leases of 1 s, an answer at once and a
+    // write held for 2.5 s: the renewals go on while the write waits, so the
+    // second worker (claiming every 50 ms) never takes the delivery over and
+    // the write finds its lease.
+    use std::sync::atomic::Ordering;
+    let bench = Bench::over(Scripted::default(), None);
+    let rx = Receiver::start(Options::default()).await;
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let config = settings(&[&rx], "1s");
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .lease(Duration::from_secs(1));
+    bench.repo.hold_completes.store(true, Ordering::SeqCst);
+    let first = bench.worker_with(&config, loopback(), options);
+    let second = bench.worker_with(&config, loopback(), options);
+    bench.publish(PAYLOAD).await;
+    eventually("the answer, being written", || {
+        bench.repo.completing.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Time for the lease to have run out twice over without renewals.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        rx.requests().len(),
+        1,
+        "the delivery was taken over while its result was being written"
+    );
+    bench.repo.hold_completes.store(false, Ordering::SeqCst);
+    let attempts = bench.wait_attempts(id, 1).await;
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    first.shutdown().await;
+    second.shutdown().await;
+    assert_eq!(bench.repo.completing.load(Ordering::SeqCst), 1);
+    assert_eq!(rx.requests().len(), 1, "sent twice");
+    assert_eq!(bench.attempts(id).await.len(), 1);
+}
+
+#[tokio::test]
 async fn a_publish_and_a_due_retry_wake_the_worker_before_its_poll() {
     let bench = Bench::sqlite();
     let rx = Receiver::start(Options::default()).await;
@@ -722,15 +761,14 @@ async fn a_publish_and_a_due_retry_wake_the_worker_before_its_poll() {
 }
 
 /// A store whose claims fail while `failing` is set, counting them, whose
-/// reads of a destination never finish while `stall_gets` is set, and whose
-/// completions (counted in `completing`) wait while `hold_completes` is set.
+/// reads of a destination are counted in `gets`, and whose completions
+/// (counted in `completing`) wait while `hold_completes` is set.
 #[derive(Default)]
 struct Scripted {
     inner: MemoryRepo,
     failing: std::sync::atomic::AtomicBool,
     claims: std::sync::atomic::AtomicUsize,
-    stall_gets: std::sync::atomic::AtomicBool,
-    stalled: std::sync::atomic::AtomicUsize,
+    gets: std::sync::atomic::AtomicUsize,
     hold_completes: std::sync::atomic::AtomicBool,
     completing: std::sync::atomic::AtomicUsize,
 }
@@ -771,10 +809,7 @@ impl DestinationRepo for Scripted {
         id: DestinationId,
     ) -> Result<Option<prets_destinations::DestinationRecord>, Flaky> {
         use std::sync::atomic::Ordering;
-        if self.stall_gets.load(Ordering::SeqCst) {
-            self.stalled.fetch_add(1, Ordering::SeqCst);
-            std::future::pending::<()>().await;
-        }
+        self.gets.fetch_add(1, Ordering::SeqCst);
         flaky(self.inner.get(t, id).await)
     }
     async fn list(
@@ -895,9 +930,20 @@ async fn store_errors_back_off_instead_of_spinning_and_work_resumes() {
     worker.shutdown().await;
 }
 
+/// Resolves nothing, ever, counting the questions: an attempt that never
+/// reaches its receiver (within the connect timeout).
+struct Stalling(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Resolve for Stalling {
+    fn resolve(&self, _host: &str) -> prets_destinations_server::delivery::Resolving {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(std::future::pending())
+    }
+}
+
 #[tokio::test]
-async fn shutdown_releases_a_claimed_delivery_not_yet_sent() {
-    use std::sync::atomic::Ordering;
+async fn shutdown_releases_a_claimed_delivery_not_yet_connected() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let bench = Bench::over(Scripted::default(), None);
     let rx = Receiver::start(Options::default()).await;
     let (id, _) = bench.destination(&rx.name_url("/")).await;
@@ -905,18 +951,24 @@ async fn shutdown_releases_a_claimed_delivery_not_yet_sent() {
     let options = WorkerOptions::default()
         .poll_interval(Duration::from_millis(50))
         .shutdown_grace(Duration::from_millis(200));
-    bench.repo.stall_gets.store(true, Ordering::SeqCst);
-    let worker = bench.worker_with(&config, loopback(), options);
+    let resolving = Arc::new(AtomicUsize::new(0));
+    let worker = bench.worker_with(&config, Arc::new(Stalling(Arc::clone(&resolving))), options);
     bench.publish(PAYLOAD).await;
-    eventually("claimed, stuck before sending", || {
-        bench.repo.stalled.load(Ordering::SeqCst) == 1
+    eventually("claimed, stuck resolving", || {
+        resolving.load(Ordering::SeqCst) == 1
     })
     .await;
+    // Cut after the 200 ms grace, well within the 2 s connect timeout.
     worker.shutdown().await;
     assert_eq!(rx.connections(), 0);
+    assert!(
+        bench.attempts(id).await.is_empty(),
+        "an attempt cut short was recorded"
+    );
+    // The attempt used the destination its claim read: no read of its own.
+    assert_eq!(bench.repo.gets.load(Ordering::SeqCst), 0);
 
     // Released, not left to its 15 s lease.
-    bench.repo.stall_gets.store(false, Ordering::SeqCst);
     let restarted = Instant::now();
     let worker = bench.worker(&config, loopback());
     let attempts = bench.wait_attempts(id, 1).await;
