@@ -83,6 +83,17 @@ impl Bench<MemoryRepo> {
 }
 
 impl<R: Outbox + 'static> Bench<R> {
+    /// Another organization on the same store, keyring and wake-up.
+    fn organization(&self, tenant: &str) -> Self {
+        Self {
+            repo: Arc::clone(&self.repo),
+            keyring: Arc::clone(&self.keyring),
+            tenant: tenant.parse().unwrap(),
+            published: Arc::clone(&self.published),
+            _dir: None,
+        }
+    }
+
     fn over(repo: R, dir: Option<tempfile::TempDir>) -> Self {
         Self {
             repo: Arc::new(repo),
@@ -1102,4 +1113,89 @@ async fn a_spawned_server_refuses_a_bad_root_certificate_file() {
         !dir.path().join("d.sqlite3").exists(),
         "checked before opening"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Fairness: one organization's dead receiver does not stall another's.
+
+/// Issue 19's scenario on `a`'s store: organization A publishes 256 events
+/// to a receiver that accepts TLS and never answers within the test (a
+/// tarpit); organization B then publishes 10 to a healthy receiver. Every
+/// one of B's arrives, once, within 3 s of its publish, while A's attempts
+/// are still held by the tarpit, A's destination never holding more than
+/// its cap (the default 4) of the 64 slots.
+async fn a_tarpit_does_not_delay_another_organization<R: Outbox + 'static>(a: Bench<R>) {
+    use std::collections::HashMap;
+    let b = a.organization("org_b");
+    let tarpit = Receiver::start(Options::default()).await;
+    for _ in 0..300 {
+        tarpit.reply(Reply::status(200).delay(Duration::from_secs(3600)));
+    }
+    let healthy = Receiver::start(Options::default()).await;
+    let config = DeliveryConfig {
+        // Longer than the test: no attempt of A's ends.
+        timeout: Duration::from_secs(60),
+        concurrency: 64,
+        ..settings(&[&tarpit, &healthy], "1s")
+    };
+    assert_eq!(config.destination_concurrency, 4, "the default cap");
+    let (slow, _) = a.destination(&tarpit.name_url("/a")).await;
+    let (fast, _) = b.destination(&healthy.name_url("/b")).await;
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .shutdown_grace(Duration::from_millis(200));
+    let worker = a.worker_with(&config, loopback(), options);
+    for _ in 0..256 {
+        a.publish(PAYLOAD).await;
+    }
+    // A's backlog is being held: its cap of attempts is in the tarpit.
+    tarpit.wait_for(4, Duration::from_secs(10)).await;
+
+    let mut published = HashMap::new();
+    for _ in 0..10 {
+        let at = Instant::now();
+        let event = b.publish(PAYLOAD).await;
+        published.insert(event.event_id.to_string(), at);
+    }
+    let arrived = healthy.wait_for(10, Duration::from_secs(20)).await;
+    // The ordering fact: all of B's arrived while A's attempts were held,
+    // none of them ended, and no more of A's backlog was sent.
+    assert_eq!(
+        tarpit.requests().len(),
+        4,
+        "A's destination went past its cap of attempts in flight"
+    );
+    assert!(
+        a.attempts(slow).await.is_empty(),
+        "an attempt of A's ended: the tarpit did not hold it"
+    );
+    let mut slowest = Duration::ZERO;
+    for request in &arrived {
+        let id = request.header("webhook-id");
+        let at = published
+            .remove(id)
+            .unwrap_or_else(|| panic!("{id}: not one of B's events, or delivered twice"));
+        slowest = slowest.max(request.at.duration_since(at));
+    }
+    assert!(
+        published.is_empty(),
+        "B's events not delivered: {published:?}"
+    );
+    assert!(
+        slowest <= Duration::from_secs(3),
+        "B's slowest delivery arrived {slowest:?} after its publish"
+    );
+    worker.shutdown().await;
+    let delivered = b.attempts(fast).await;
+    assert_eq!(delivered.len(), 10);
+    assert!(
+        delivered
+            .iter()
+            .all(|a| a.outcome == AttemptOutcome::Succeeded && a.attempt == 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_tarpit_does_not_delay_another_organization() {
+    a_tarpit_does_not_delay_another_organization(Bench::memory()).await;
 }
