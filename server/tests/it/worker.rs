@@ -17,6 +17,7 @@ use prets_destinations::{
 };
 use prets_destinations_server::delivery::{
     DeliveryClient, Resolve, Worker, WorkerHandle, WorkerOptions, parse_root_certificates,
+    slow_lane,
 };
 use prets_destinations_server::{Config, DeliveryConfig, SqliteRepo, load_keyring};
 use tokio::sync::Notify;
@@ -1198,4 +1199,69 @@ async fn a_tarpit_does_not_delay_another_organization<R: Outbox + 'static>(a: Be
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_a_tarpit_does_not_delay_another_organization() {
     a_tarpit_does_not_delay_another_organization(Bench::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_destinations_share_the_slow_lane() {
+    // Eight slots: the slow lane is 2. Six destinations of A fail (500 after
+    // 500 ms): once failing, they never have more than 2 attempts in flight
+    // together, 1 each, while B's healthy destination is served beside them.
+    let a = Bench::memory();
+    let b = a.organization("org_b");
+    let failing = Receiver::start(Options::default()).await;
+    for _ in 0..500 {
+        failing.reply(Reply::status(500).delay(Duration::from_millis(500)));
+    }
+    let healthy = Receiver::start(Options::default()).await;
+    let config = DeliveryConfig {
+        concurrency: 8,
+        ..settings(&[&failing, &healthy], "1s,1s,1s,1s,1s")
+    };
+    assert_eq!(slow_lane(8), 2);
+    let mut dests = Vec::new();
+    for i in 0..6 {
+        dests.push(a.destination(&failing.name_url(&format!("/{i}"))).await.0);
+    }
+    let (fast, _) = b.destination(&healthy.name_url("/b")).await;
+    let worker = a.worker(&config, loopback());
+    // While the six are healthy, their first attempts go out together.
+    a.publish(PAYLOAD).await;
+    for d in &dests {
+        a.wait_attempts(*d, 1).await;
+    }
+    let first_wave = failing.requests().len();
+    assert_eq!(first_wave, 6);
+    for _ in 0..5 {
+        a.publish(PAYLOAD).await;
+    }
+    for _ in 0..20 {
+        b.publish(PAYLOAD).await;
+    }
+    b.wait_attempts(fast, 20).await;
+    failing
+        .wait_for(first_wave + 8, Duration::from_secs(20))
+        .await;
+    worker.shutdown().await;
+
+    // Each answer takes at least 500 ms from its request's arrival: a
+    // request arriving within 500 ms of another's was sent while that one
+    // was in flight.
+    let later: Vec<_> = failing.requests().split_off(first_wave);
+    let window = Duration::from_millis(500);
+    for r in &later {
+        let open: Vec<_> = later
+            .iter()
+            .filter(|o| o.at <= r.at && r.at < o.at + window)
+            .collect();
+        assert!(
+            open.len() <= 2,
+            "{} attempts of failing destinations in flight at once",
+            open.len()
+        );
+        assert_eq!(
+            open.iter().filter(|o| o.target == r.target).count(),
+            1,
+            "a failing destination had two attempts in flight"
+        );
+    }
 }
