@@ -1362,3 +1362,41 @@ async fn finished_attempts_are_written_in_batches() {
     );
     assert_eq!(rx.requests().len(), 5);
 }
+
+#[tokio::test]
+async fn the_api_stamps_events_with_the_store_clock() {
+    // The store's clock is an hour ahead of this host's: the event the
+    // route publishes is created (and so due) at the store's time, the one
+    // claims compare with.
+    use prets_destinations_server::{ApiTokens, AppState, mint_token, router, token_digest};
+    use std::sync::atomic::Ordering;
+    let repo = Arc::new(Scripted::default());
+    repo.ahead_ms.store(3_600_000, Ordering::SeqCst);
+    let token = mint_token();
+    let tokens = ApiTokens::new(vec![(token_digest(&token), "org_a".parse().unwrap())]);
+    let app = router(AppState::new(Arc::clone(&repo), tokens, keyring()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let before = now();
+    let authorization = format!("Bearer {}", token.as_str());
+    let response = support::request(
+        addr,
+        "POST",
+        "/v1/events",
+        &[
+            ("Authorization", &authorization),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"type":"invoice.paid","payload":{}}"#,
+    )
+    .await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    let created = Timestamp::try_from(response.json()["createdAt"].as_str().unwrap()).unwrap();
+    let ahead = created.unix_millis() - before.truncated().unix_millis();
+    assert!(
+        (3_600_000..3_660_000).contains(&ahead),
+        "createdAt is {ahead} ms past this host's clock"
+    );
+    server.abort();
+}
