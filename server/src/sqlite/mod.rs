@@ -11,12 +11,14 @@
 //! - [`repo`]: the [`DestinationRepo`](prets_destinations::DestinationRepo) implementation.
 //! - [`outbox`]: the [`Outbox`](prets_destinations::delivery::Outbox)
 //!   implementation: events, leased deliveries and attempts.
+//! - [`claim`]: fair claims through indexes: lanes, organizations' rings.
 //! - [`tokens`]: API-token storage.
 //!
 //! Callers hand jobs to the threads over channels and await the answer on a
 //! oneshot channel, so the repo's futures need no particular runtime and
 //! never block an executor thread.
 
+mod claim;
 mod error;
 mod migrations;
 mod outbox;

@@ -8,20 +8,16 @@
 
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
-    DeliveryAfter, DeliveryKey, EnqueueOutcome, Event, EventId, EventType, FailureStreak, Lease,
-    LeaseRequest, LeaseToken, Outbox, Payload, Target, settle,
+    DeliveryAfter, DeliveryKey, EnqueueOutcome, Event, EventId, FailureStreak, Lease, LeaseRequest,
+    Outbox, Target, settle,
 };
-use prets_destinations::{DestinationId, DestinationRecord, TenantId, Timestamp};
+use prets_destinations::{DestinationId, TenantId, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::SqliteRepo;
+use super::claim::{claim, schedule, set_failing, sql_count};
 use super::error::{JobResult, SqliteError};
 use super::rows::{COLUMNS, millis, read_records, timestamp, version};
-
-/// A count or limit as SQLite's integer, saturating.
-fn sql_count(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
 
 /// A `u64` as SQLite's signed integer: the same 64 bits (see
 /// [`version`]), so every value round-trips.
@@ -61,53 +57,6 @@ fn key_params(key: &DeliveryKey) -> (String, String, String) {
         key.event_id.to_string(),
         key.destination_id.to_string(),
     )
-}
-
-/// A due delivery's raw columns with its event's, decoded outside rusqlite's
-/// row callback so that decoding errors keep their own type.
-struct DueRow {
-    tenant_id: String,
-    event_id: String,
-    destination_id: String,
-    attempt: i64,
-    event_type: String,
-    created_at: i64,
-    payload: String,
-}
-
-impl DueRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            tenant_id: row.get(0)?,
-            event_id: row.get(1)?,
-            destination_id: row.get(2)?,
-            attempt: row.get(3)?,
-            event_type: row.get(4)?,
-            created_at: row.get(5)?,
-            payload: row.get(6)?,
-        })
-    }
-
-    fn decode(self) -> JobResult<(DeliveryKey, Event, u32)> {
-        let event_id =
-            EventId::try_from(self.event_id).map_err(|_| SqliteError::corrupt("event id"))?;
-        let key = DeliveryKey {
-            tenant: TenantId::try_from(self.tenant_id)
-                .map_err(|_| SqliteError::corrupt("tenant id"))?,
-            event_id,
-            destination_id: DestinationId::try_from(self.destination_id)
-                .map_err(|_| SqliteError::corrupt("destination id"))?,
-        };
-        let event = Event {
-            event_id,
-            event_type: EventType::try_from(self.event_type)
-                .map_err(|_| SqliteError::corrupt("event type"))?,
-            created_at: timestamp(self.created_at, "event created at")?,
-            payload: Payload::from_json(self.payload)
-                .map_err(|_| SqliteError::corrupt("event payload"))?,
-        };
-        Ok((key, event, u32_from_sql(self.attempt, "attempt")?))
-    }
 }
 
 /// An attempt's raw columns (the [`ATTEMPT_COLUMNS`]).
@@ -284,99 +233,11 @@ fn enqueue(
     )?;
     for id in &ids {
         insert.execute(params![tenant, event_id, id, millis(event.created_at)])?;
+        schedule(conn, tenant, id, millis(event.created_at))?;
     }
     Ok(EnqueueOutcome::Enqueued {
         deliveries: ids.len(),
     })
-}
-
-fn claim(
-    conn: &Connection,
-    now: Timestamp,
-    limits: ClaimLimits,
-    lease: LeaseRequest,
-) -> JobResult<Vec<Claimed>> {
-    let limit = limits.limit;
-    let now_ms = millis(now);
-    // A delivery of a disabled destination without a live lease (its holder
-    // vanished after the disable, or an earlier build, which dropped them
-    // only here, left it) is finished, not offered; those of removed
-    // destinations went with them.
-    conn.prepare_cached(
-        "DELETE FROM deliveries
-         WHERE (tenant_id, destination_id) IN
-                 (SELECT tenant_id, destination_id FROM destinations WHERE enabled = 0)
-             AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?1)",
-    )?
-    .execute(params![now_ms])?;
-    let due: Vec<DueRow> = conn
-        .prepare_cached(
-            "SELECT d.tenant_id, d.event_id, d.destination_id, d.attempt,
-                 e.event_type, e.created_at_ms, e.payload
-             FROM deliveries d
-             JOIN events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id
-             WHERE d.due_at_ms <= ?1
-                 AND (d.lease_expires_ms IS NULL OR d.lease_expires_ms <= ?1)
-             ORDER BY d.due_at_ms, d.tenant_id, d.event_id, d.destination_id
-             LIMIT ?2",
-        )?
-        .query_map(params![now_ms, sql_count(limit)], DueRow::read)?
-        .collect::<rusqlite::Result<_>>()?;
-    let expires_at = now.saturating_add(lease.duration);
-    let token = lease.token.to_bytes();
-    let mut take = conn.prepare_cached(
-        "UPDATE deliveries SET lease_token = ?4, lease_expires_ms = ?5
-         WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3",
-    )?;
-    let mut claimed = Vec::with_capacity(due.len());
-    for row in due {
-        // The stored text, not re-encoded: the key columns match exactly.
-        take.execute(params![
-            row.tenant_id,
-            row.event_id,
-            row.destination_id,
-            &token[..],
-            millis(expires_at),
-        ])?;
-        let (delivery, event, attempt) = row.decode()?;
-        let (destination, failing) = claimed_destination(conn, &delivery)?;
-        claimed.push(Claimed {
-            destination,
-            failing,
-            lease: Lease {
-                token: LeaseToken::from_bytes(token),
-                delivery,
-                expires_at,
-            },
-            event,
-            attempt,
-        });
-    }
-    Ok(claimed)
-}
-
-/// The destination of a claimed delivery, as stored, and whether it is
-/// failing (its failure streak is not empty).
-fn claimed_destination(
-    conn: &Connection,
-    key: &DeliveryKey,
-) -> JobResult<(DestinationRecord, bool)> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM destinations WHERE tenant_id = ?1 AND destination_id = ?2"
-    ))?;
-    let tenant = key.tenant.as_str();
-    let id = key.destination_id.to_string();
-    let (_, record) = read_records(conn, &mut stmt, params![tenant, id])?
-        .into_iter()
-        .next()
-        .ok_or_else(|| SqliteError::corrupt("delivery destination"))?;
-    let failing = conn
-        .prepare_cached(
-            "SELECT failing_since_ms IS NOT NULL FROM destinations
-             WHERE tenant_id = ?1 AND destination_id = ?2",
-        )?
-        .query_row(params![tenant, id], |row| row.get::<_, bool>(0))?;
-    Ok((record, failing))
 }
 
 fn renew(conn: &Connection, lease: &Lease, until: Timestamp) -> JobResult<bool> {
@@ -417,19 +278,23 @@ fn release(conn: &Connection, lease: &Lease) -> JobResult<bool> {
     if dropped == 1 {
         return Ok(true);
     }
-    let changed = conn
+    let due: Option<i64> = conn
         .prepare_cached(
             "UPDATE deliveries SET lease_token = NULL, lease_expires_ms = NULL
              WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
-                 AND lease_token = ?4",
+                 AND lease_token = ?4
+             RETURNING due_at_ms",
         )?
-        .execute(params![
-            tenant,
-            event,
-            destination,
-            &lease.token.to_bytes()[..]
-        ])?;
-    Ok(changed == 1)
+        .query_row(
+            params![tenant, event, destination, &lease.token.to_bytes()[..]],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(due) = due else {
+        return Ok(false);
+    };
+    schedule(conn, &tenant, &destination, due)?;
+    Ok(true)
 }
 
 fn complete(
@@ -453,13 +318,17 @@ fn complete(
                  WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3",
             )?
             .execute(params![tenant, event, destination])?,
-        DeliveryAfter::RetryAt(at) => conn
-            .prepare_cached(
-                "UPDATE deliveries SET attempt = min(attempt + 1, 4294967295), due_at_ms = ?4,
-                     lease_token = NULL, lease_expires_ms = NULL
-                 WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3",
-            )?
-            .execute(params![tenant, event, destination, millis(at)])?,
+        DeliveryAfter::RetryAt(at) => {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE deliveries SET attempt = min(attempt + 1, 4294967295), due_at_ms = ?4,
+                         lease_token = NULL, lease_expires_ms = NULL
+                     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3",
+                )?
+                .execute(params![tenant, event, destination, millis(at)])?;
+            schedule(conn, &tenant, &destination, millis(at))?;
+            changed
+        }
     };
     conn.prepare_cached(
         "UPDATE destinations SET failing_since_ms = ?3, failing_attempts = ?4
@@ -471,6 +340,7 @@ fn complete(
         settled.streak.map(|s| millis(s.since)),
         settled.streak.map(|s| s.attempts),
     ])?;
+    set_failing(conn, &tenant, &destination, settled.streak.is_some())?;
     let a = &settled.attempt;
     // Stored under the leased delivery's destination; an attempt id written
     // again replaces the earlier row.
@@ -545,6 +415,22 @@ impl Outbox for SqliteRepo {
     ) -> Result<Vec<Claimed>, SqliteError> {
         self.writer
             .call(move |conn| claim(conn, now, limits, lease))
+            .await
+    }
+
+    async fn complete_all(
+        &self,
+        batch: Vec<(Lease, AttemptReport)>,
+    ) -> Result<Vec<CompleteOutcome>, SqliteError> {
+        // One job: one savepoint of one transaction, so one commit for the
+        // batch (and on `Err`, none of it written).
+        self.writer
+            .call(move |conn| {
+                batch
+                    .iter()
+                    .map(|(lease, report)| complete(conn, lease, report))
+                    .collect()
+            })
             .await
     }
 
