@@ -40,6 +40,112 @@ use rusqlite::{Connection, OptionalExtension as _, Row, params};
 use super::error::{JobResult, SqliteError};
 use super::rows::{COLUMNS, millis, read_records, timestamp};
 
+const SCHEDULE: &str =
+    "INSERT INTO lanes (tenant_id, destination_id, failing, ready, wake_ms, turn)
+     VALUES (?1, ?2,
+         coalesce((SELECT failing_since_ms IS NOT NULL FROM destinations
+                   WHERE tenant_id = ?1 AND destination_id = ?2), 0),
+         0, ?3, 0)
+     ON CONFLICT (tenant_id, destination_id) DO UPDATE SET
+         wake_ms = CASE WHEN ready = 1 THEN NULL
+                        ELSE min(coalesce(wake_ms, excluded.wake_ms), excluded.wake_ms) END";
+
+const SET_FAILING: &str = "UPDATE lanes SET failing = ?3, ready = 0,
+         wake_ms = CASE WHEN ready = 1 THEN 0 ELSE wake_ms END
+     WHERE tenant_id = ?1 AND destination_id = ?2 AND failing != ?3";
+
+const READ_TURN: &str = "SELECT next FROM turns WHERE id = 0";
+
+const WRITE_TURN: &str = "UPDATE turns SET next = ?1 WHERE id = 0";
+
+const WAKE: &str = "UPDATE lanes SET ready = 1, wake_ms = NULL, turn = ?2
+     WHERE wake_ms <= ?1
+     RETURNING tenant_id, failing";
+
+const ENTER_RING: &str = "INSERT INTO rings (tenant_id, failing, turn) VALUES (?1, ?2, ?3)
+     ON CONFLICT (tenant_id, failing) DO NOTHING";
+
+const RING_ORGS: &str = "SELECT tenant_id, turn FROM rings
+     WHERE failing = ?1 AND (turn, tenant_id) > (?2, ?3) AND turn < ?4
+     ORDER BY turn, tenant_id LIMIT ?5";
+
+const RING_BACK: &str = "UPDATE rings SET turn = ?3 WHERE tenant_id = ?1 AND failing = ?2";
+
+const RING_LEAVE: &str = "DELETE FROM rings WHERE tenant_id = ?1 AND failing = ?2";
+
+const READY_LANES: &str = "SELECT destination_id, turn FROM lanes
+     WHERE tenant_id = ?1 AND failing = ?2 AND ready = 1
+         AND (turn, destination_id) > (?3, ?4) AND turn < ?5
+     ORDER BY turn, destination_id LIMIT ?6";
+
+const STANDING: &str = "SELECT enabled, failing_since_ms IS NOT NULL FROM destinations
+     WHERE tenant_id = ?1 AND destination_id = ?2";
+
+const LANE_KIND: &str = "UPDATE lanes SET failing = ?3, turn = ?4
+     WHERE tenant_id = ?1 AND destination_id = ?2";
+
+const DROP_LAPSED: &str = "DELETE FROM deliveries INDEXED BY deliveries_by_lane
+     WHERE tenant_id = ?1 AND destination_id = ?2
+         AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?3)";
+
+const DUE: &str = "SELECT d.event_id, d.attempt, e.event_type, e.created_at_ms, e.payload
+     FROM deliveries d
+     JOIN events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id
+     WHERE d.tenant_id = ?1 AND d.destination_id = ?2 AND d.due_at_ms <= ?3
+         AND (d.lease_expires_ms IS NULL OR d.lease_expires_ms <= ?3)
+     ORDER BY d.due_at_ms, d.event_id
+     LIMIT ?4";
+
+const LEASE: &str = "UPDATE deliveries SET lease_token = ?3, lease_expires_ms = ?4
+     WHERE tenant_id = ?1 AND destination_id = ?2
+         AND event_id IN (SELECT value FROM json_each(?5))";
+
+const LIVE_LEASES: &str = "SELECT count(*) FROM (
+     SELECT 1 FROM deliveries
+     WHERE tenant_id = ?1 AND destination_id = ?2
+         AND lease_token IS NOT NULL AND lease_expires_ms > ?3
+     LIMIT ?4)";
+
+const LANE_BACK: &str = "UPDATE lanes SET turn = ?3 WHERE tenant_id = ?1 AND destination_id = ?2";
+
+const SLEEP: &str = "UPDATE lanes SET ready = 0, wake_ms = (
+         SELECT min(at) FROM (
+             SELECT * FROM (
+                 SELECT due_at_ms AS at FROM deliveries
+                 WHERE tenant_id = ?1 AND destination_id = ?2
+                     AND lease_expires_ms IS NULL
+                 ORDER BY due_at_ms LIMIT 1)
+             UNION ALL
+             SELECT * FROM (
+                 SELECT lease_expires_ms AS at FROM deliveries
+                 WHERE tenant_id = ?1 AND destination_id = ?2
+                     AND lease_token IS NOT NULL
+                 ORDER BY lease_expires_ms LIMIT 1)))
+     WHERE tenant_id = ?1 AND destination_id = ?2";
+
+/// Every statement of a claim, by name: the plans test reads them.
+#[cfg(test)]
+pub(super) const STATEMENTS: &[(&str, &str)] = &[
+    ("schedule", SCHEDULE),
+    ("set_failing", SET_FAILING),
+    ("read_turn", READ_TURN),
+    ("write_turn", WRITE_TURN),
+    ("wake", WAKE),
+    ("enter_ring", ENTER_RING),
+    ("ring_orgs", RING_ORGS),
+    ("ring_back", RING_BACK),
+    ("ring_leave", RING_LEAVE),
+    ("ready_lanes", READY_LANES),
+    ("standing", STANDING),
+    ("lane_kind", LANE_KIND),
+    ("drop_lapsed", DROP_LAPSED),
+    ("due", DUE),
+    ("lease", LEASE),
+    ("live_leases", LIVE_LEASES),
+    ("lane_back", LANE_BACK),
+    ("sleep", SLEEP),
+];
+
 /// A count or limit as SQLite's integer, saturating.
 pub(super) fn sql_count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -55,17 +161,8 @@ pub(super) fn schedule(
     destination: &str,
     at_ms: i64,
 ) -> JobResult<()> {
-    conn.prepare_cached(
-        "INSERT INTO lanes (tenant_id, destination_id, failing, ready, wake_ms, turn)
-         VALUES (?1, ?2,
-             coalesce((SELECT failing_since_ms IS NOT NULL FROM destinations
-                       WHERE tenant_id = ?1 AND destination_id = ?2), 0),
-             0, ?3, 0)
-         ON CONFLICT (tenant_id, destination_id) DO UPDATE SET
-             wake_ms = CASE WHEN ready = 1 THEN NULL
-                            ELSE min(coalesce(wake_ms, excluded.wake_ms), excluded.wake_ms) END",
-    )?
-    .execute(params![tenant, destination, at_ms])?;
+    conn.prepare_cached(SCHEDULE)?
+        .execute(params![tenant, destination, at_ms])?;
     Ok(())
 }
 
@@ -78,12 +175,8 @@ pub(super) fn set_failing(
     destination: &str,
     failing: bool,
 ) -> JobResult<()> {
-    conn.prepare_cached(
-        "UPDATE lanes SET failing = ?3, ready = 0,
-             wake_ms = CASE WHEN ready = 1 THEN 0 ELSE wake_ms END
-         WHERE tenant_id = ?1 AND destination_id = ?2 AND failing != ?3",
-    )?
-    .execute(params![tenant, destination, failing])?;
+    conn.prepare_cached(SET_FAILING)?
+        .execute(params![tenant, destination, failing])?;
     Ok(())
 }
 
@@ -95,7 +188,7 @@ pub(super) fn claim(
     lease: LeaseRequest,
 ) -> JobResult<Vec<Claimed>> {
     let next_turn: i64 = conn
-        .prepare_cached("SELECT next FROM turns WHERE id = 0")?
+        .prepare_cached(READ_TURN)?
         .query_row([], |r| r.get(0))?;
     let mut claim = Claim {
         conn,
@@ -110,7 +203,7 @@ pub(super) fn claim(
     };
     claim.wake()?;
     claim.run()?;
-    conn.prepare_cached("UPDATE turns SET next = ?1 WHERE id = 0")?
+    conn.prepare_cached(WRITE_TURN)?
         .execute(params![claim.next_turn])?;
     Ok(claim.out)
 }
@@ -181,11 +274,7 @@ impl Claim<'_> {
         let turn = self.turn();
         let woken: Vec<(String, bool)> = self
             .conn
-            .prepare_cached(
-                "UPDATE lanes SET ready = 1, wake_ms = NULL, turn = ?2
-                 WHERE wake_ms <= ?1
-                 RETURNING tenant_id, failing",
-            )?
+            .prepare_cached(WAKE)?
             .query_map(params![self.now_ms, turn], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         let orgs: HashSet<(String, bool)> = woken.into_iter().collect();
@@ -200,10 +289,7 @@ impl Claim<'_> {
     fn enter_ring(&mut self, tenant: &str, kind: Kind) -> JobResult<()> {
         let turn = self.turn();
         self.conn
-            .prepare_cached(
-                "INSERT INTO rings (tenant_id, failing, turn) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (tenant_id, failing) DO NOTHING",
-            )?
+            .prepare_cached(ENTER_RING)?
             .execute(params![tenant, kind.failing(), turn])?;
         Ok(())
     }
@@ -244,11 +330,7 @@ impl Claim<'_> {
         while left > 0 {
             let orgs: Vec<(String, i64)> = self
                 .conn
-                .prepare_cached(
-                    "SELECT tenant_id, turn FROM rings
-                     WHERE failing = ?1 AND (turn, tenant_id) > (?2, ?3) AND turn < ?4
-                     ORDER BY turn, tenant_id LIMIT ?5",
-                )?
+                .prepare_cached(RING_ORGS)?
                 .query_map(
                     params![kind.failing(), cursor.0, cursor.1, bound, sql_count(left)],
                     |r| Ok((r.get(0)?, r.get(1)?)),
@@ -276,14 +358,14 @@ impl Claim<'_> {
                 }
                 if got > 0 || keep {
                     let turn = self.turn();
-                    self.conn
-                        .prepare_cached(
-                            "UPDATE rings SET turn = ?3 WHERE tenant_id = ?1 AND failing = ?2",
-                        )?
-                        .execute(params![tenant, kind.failing(), turn])?;
+                    self.conn.prepare_cached(RING_BACK)?.execute(params![
+                        tenant,
+                        kind.failing(),
+                        turn
+                    ])?;
                 } else {
                     self.conn
-                        .prepare_cached("DELETE FROM rings WHERE tenant_id = ?1 AND failing = ?2")?
+                        .prepare_cached(RING_LEAVE)?
                         .execute(params![tenant, kind.failing()])?;
                 }
                 if kind == Kind::Failing && self.failing_left == 0 {
@@ -305,12 +387,7 @@ impl Claim<'_> {
             let left = quota - got;
             let lanes: Vec<(String, i64)> = self
                 .conn
-                .prepare_cached(
-                    "SELECT destination_id, turn FROM lanes
-                     WHERE tenant_id = ?1 AND failing = ?2 AND ready = 1
-                         AND (turn, destination_id) > (?3, ?4) AND turn < ?5
-                     ORDER BY turn, destination_id LIMIT ?6",
-                )?
+                .prepare_cached(READY_LANES)?
                 .query_map(
                     params![
                         tenant,
@@ -359,10 +436,7 @@ impl Claim<'_> {
     ) -> JobResult<Served> {
         let standing: Option<(bool, bool)> = self
             .conn
-            .prepare_cached(
-                "SELECT enabled, failing_since_ms IS NOT NULL FROM destinations
-                 WHERE tenant_id = ?1 AND destination_id = ?2",
-            )?
+            .prepare_cached(STANDING)?
             .query_row(params![tenant, destination], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         // The lane goes with its destination (a foreign key); none is
@@ -374,12 +448,12 @@ impl Claim<'_> {
             // Its streak changed by a write that did not say so: into the
             // other ring, served there.
             let turn = self.turn();
-            self.conn
-                .prepare_cached(
-                    "UPDATE lanes SET failing = ?3, turn = ?4
-                     WHERE tenant_id = ?1 AND destination_id = ?2",
-                )?
-                .execute(params![tenant, destination, failing, turn])?;
+            self.conn.prepare_cached(LANE_KIND)?.execute(params![
+                tenant,
+                destination,
+                failing,
+                turn
+            ])?;
             self.enter_ring(tenant, Kind::of(failing))?;
             return Ok(Served::Left);
         }
@@ -387,13 +461,11 @@ impl Claim<'_> {
             // Disabling dropped the unleased deliveries; a lease that ran out
             // since is finished here (an event row goes with its last
             // delivery: a trigger).
-            self.conn
-                .prepare_cached(
-                    "DELETE FROM deliveries
-                     WHERE tenant_id = ?1 AND destination_id = ?2
-                         AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?3)",
-                )?
-                .execute(params![tenant, destination, self.now_ms])?;
+            self.conn.prepare_cached(DROP_LAPSED)?.execute(params![
+                tenant,
+                destination,
+                self.now_ms
+            ])?;
             self.sleep(tenant, destination)?;
             return Ok(Served::Left);
         }
@@ -413,15 +485,7 @@ impl Claim<'_> {
         let take = want.min(room);
         let rows: Vec<DueRow> = self
             .conn
-            .prepare_cached(
-                "SELECT d.event_id, d.attempt, e.event_type, e.created_at_ms, e.payload
-                 FROM deliveries d
-                 JOIN events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id
-                 WHERE d.tenant_id = ?1 AND d.destination_id = ?2 AND d.due_at_ms <= ?3
-                     AND (d.lease_expires_ms IS NULL OR d.lease_expires_ms <= ?3)
-                 ORDER BY d.due_at_ms, d.event_id
-                 LIMIT ?4",
-            )?
+            .prepare_cached(DUE)?
             .query_map(
                 params![tenant, destination, self.now_ms, sql_count(take)],
                 DueRow::read,
@@ -437,20 +501,13 @@ impl Claim<'_> {
         // The stored text, not re-encoded: the key columns match exactly.
         let ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
         let ids = serde_json::to_string(&ids).map_err(|_| SqliteError::corrupt("event id"))?;
-        let leased = self
-            .conn
-            .prepare_cached(
-                "UPDATE deliveries SET lease_token = ?3, lease_expires_ms = ?4
-                 WHERE tenant_id = ?1 AND destination_id = ?2
-                     AND event_id IN (SELECT value FROM json_each(?5))",
-            )?
-            .execute(params![
-                tenant,
-                destination,
-                &self.token[..],
-                millis(self.expires_at),
-                ids
-            ])?;
+        let leased = self.conn.prepare_cached(LEASE)?.execute(params![
+            tenant,
+            destination,
+            &self.token[..],
+            millis(self.expires_at),
+            ids
+        ])?;
         if leased != rows.len() {
             return Err(SqliteError::corrupt("delivery key"));
         }
@@ -499,19 +556,10 @@ impl Claim<'_> {
         if cap == usize::MAX {
             return Ok(0);
         }
-        let n: i64 = self
-            .conn
-            .prepare_cached(
-                "SELECT count(*) FROM (
-                     SELECT 1 FROM deliveries
-                     WHERE tenant_id = ?1 AND destination_id = ?2
-                         AND lease_token IS NOT NULL AND lease_expires_ms > ?3
-                     LIMIT ?4)",
-            )?
-            .query_row(
-                params![tenant, destination, self.now_ms, sql_count(cap)],
-                |r| r.get(0),
-            )?;
+        let n: i64 = self.conn.prepare_cached(LIVE_LEASES)?.query_row(
+            params![tenant, destination, self.now_ms, sql_count(cap)],
+            |r| r.get(0),
+        )?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
@@ -519,9 +567,7 @@ impl Claim<'_> {
     fn send_back(&mut self, tenant: &str, destination: &str) -> JobResult<()> {
         let turn = self.turn();
         self.conn
-            .prepare_cached(
-                "UPDATE lanes SET turn = ?3 WHERE tenant_id = ?1 AND destination_id = ?2",
-            )?
+            .prepare_cached(LANE_BACK)?
             .execute(params![tenant, destination, turn])?;
         Ok(())
     }
@@ -531,22 +577,7 @@ impl Claim<'_> {
     /// neither).
     fn sleep(&self, tenant: &str, destination: &str) -> JobResult<()> {
         self.conn
-            .prepare_cached(
-                "UPDATE lanes SET ready = 0, wake_ms = (
-                     SELECT min(at) FROM (
-                         SELECT * FROM (
-                             SELECT due_at_ms AS at FROM deliveries
-                             WHERE tenant_id = ?1 AND destination_id = ?2
-                                 AND lease_expires_ms IS NULL
-                             ORDER BY due_at_ms LIMIT 1)
-                         UNION ALL
-                         SELECT * FROM (
-                             SELECT lease_expires_ms AS at FROM deliveries
-                             WHERE tenant_id = ?1 AND destination_id = ?2
-                                 AND lease_token IS NOT NULL
-                             ORDER BY lease_expires_ms LIMIT 1)))
-                 WHERE tenant_id = ?1 AND destination_id = ?2",
-            )?
+            .prepare_cached(SLEEP)?
             .execute(params![tenant, destination])?;
         Ok(())
     }

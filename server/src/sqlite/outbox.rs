@@ -19,6 +19,90 @@ use super::claim::{claim, schedule, set_failing, sql_count};
 use super::error::{JobResult, SqliteError};
 use super::rows::{COLUMNS, millis, read_records, timestamp, version};
 
+const HELD: &str = "SELECT 1 FROM deliveries
+     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
+         AND lease_token = ?4";
+
+const STREAK: &str = "SELECT enabled, failing_since_ms, failing_attempts FROM destinations
+     WHERE tenant_id = ?1 AND destination_id = ?2";
+
+// Named indexes: without statistics SQLite would rather walk the
+// organization's part of the primary key, every destination of it.
+const DROP_UNLEASED: &str = "DELETE FROM deliveries INDEXED BY deliveries_by_lane
+     WHERE tenant_id = ?1 AND destination_id = ?2 AND lease_expires_ms IS NULL";
+
+const ENABLED_DESTINATIONS: &str = "SELECT destination_id FROM destinations
+     WHERE tenant_id = ?1 AND enabled = 1 ORDER BY destination_id";
+
+const ENABLED: &str = "SELECT enabled FROM destinations
+     WHERE tenant_id = ?1 AND destination_id = ?2";
+
+const INSERT_EVENT: &str =
+    "INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+     VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT (tenant_id, event_id) DO NOTHING";
+
+const INSERT_DELIVERY: &str =
+    "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms)
+     VALUES (?1, ?2, ?3, 1, ?4)
+     ON CONFLICT (tenant_id, event_id, destination_id) DO NOTHING";
+
+const RENEW: &str = "UPDATE deliveries SET lease_expires_ms = ?5
+     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
+         AND lease_token = ?4";
+
+const RELEASE_DISABLED: &str = "DELETE FROM deliveries
+     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
+         AND lease_token = ?4
+         AND EXISTS (SELECT 1 FROM destinations
+                     WHERE tenant_id = ?1 AND destination_id = ?3 AND enabled = 0)";
+
+const RELEASE: &str = "UPDATE deliveries SET lease_token = NULL, lease_expires_ms = NULL
+     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
+         AND lease_token = ?4
+     RETURNING due_at_ms";
+
+const FINISH: &str = "DELETE FROM deliveries
+     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3";
+
+const RETRY: &str = "UPDATE deliveries SET attempt = min(attempt + 1, 4294967295), due_at_ms = ?4,
+         lease_token = NULL, lease_expires_ms = NULL
+     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3";
+
+const WRITE_STREAK: &str = "UPDATE destinations SET failing_since_ms = ?3, failing_attempts = ?4
+     WHERE tenant_id = ?1 AND destination_id = ?2";
+
+const INSERT_ATTEMPT: &str =
+    "INSERT OR REPLACE INTO attempts (tenant_id, destination_id, attempt_id, event_id,
+         attempt, started_at_ms, duration_ms, outcome, response_status, error,
+         next_attempt_at_ms)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+const DISABLE: &str = "UPDATE destinations SET enabled = 0, disabled_reason = ?3, version = ?4,
+         updated_at_ms = ?5
+     WHERE tenant_id = ?1 AND destination_id = ?2";
+
+/// Every statement of the outbox's writes but claims, by name: the plans
+/// test reads them.
+#[cfg(test)]
+pub(super) const STATEMENTS: &[(&str, &str)] = &[
+    ("held", HELD),
+    ("streak", STREAK),
+    ("drop_unleased", DROP_UNLEASED),
+    ("enabled_destinations", ENABLED_DESTINATIONS),
+    ("enabled", ENABLED),
+    ("insert_event", INSERT_EVENT),
+    ("insert_delivery", INSERT_DELIVERY),
+    ("renew", RENEW),
+    ("release_disabled", RELEASE_DISABLED),
+    ("release", RELEASE),
+    ("finish", FINISH),
+    ("retry", RETRY),
+    ("write_streak", WRITE_STREAK),
+    ("insert_attempt", INSERT_ATTEMPT),
+    ("disable", DISABLE),
+];
+
 /// A `u64` as SQLite's signed integer: the same 64 bits (see
 /// [`version`]), so every value round-trips.
 fn sql_u64(n: u64) -> i64 {
@@ -121,18 +205,12 @@ impl AttemptRow {
 /// lease not yet claimed again is still held.
 fn held(conn: &Connection, lease: &Lease) -> JobResult<bool> {
     let (tenant, event, destination) = key_params(&lease.delivery);
-    Ok(conn
-        .prepare_cached(
-            "SELECT 1 FROM deliveries
-             WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
-                 AND lease_token = ?4",
-        )?
-        .exists(params![
-            tenant,
-            event,
-            destination,
-            &lease.token.to_bytes()[..]
-        ])?)
+    Ok(conn.prepare_cached(HELD)?.exists(params![
+        tenant,
+        event,
+        destination,
+        &lease.token.to_bytes()[..]
+    ])?)
 }
 
 /// Whether the destination is enabled, and its stored failure streak;
@@ -143,10 +221,7 @@ fn standing(
     destination: &str,
 ) -> JobResult<Option<(bool, Option<FailureStreak>)>> {
     let row: Option<(bool, Option<i64>, Option<i64>)> = conn
-        .prepare_cached(
-            "SELECT enabled, failing_since_ms, failing_attempts FROM destinations
-             WHERE tenant_id = ?1 AND destination_id = ?2",
-        )?
+        .prepare_cached(STREAK)?
         .query_row(params![tenant, destination], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
@@ -169,11 +244,8 @@ fn standing(
 /// [`Outbox`]'s "Disabling"). An event row goes with its last delivery (a
 /// trigger).
 pub(super) fn drop_unleased(conn: &Connection, tenant: &str, destination: &str) -> JobResult<()> {
-    conn.prepare_cached(
-        "DELETE FROM deliveries
-         WHERE tenant_id = ?1 AND destination_id = ?2 AND lease_token IS NULL",
-    )?
-    .execute(params![tenant, destination])?;
+    conn.prepare_cached(DROP_UNLEASED)?
+        .execute(params![tenant, destination])?;
     Ok(())
 }
 
@@ -185,19 +257,13 @@ fn enqueue(
 ) -> JobResult<EnqueueOutcome> {
     let ids: Vec<String> = match target {
         Target::AllEnabled => conn
-            .prepare_cached(
-                "SELECT destination_id FROM destinations
-                 WHERE tenant_id = ?1 AND enabled = 1 ORDER BY destination_id",
-            )?
+            .prepare_cached(ENABLED_DESTINATIONS)?
             .query_map(params![tenant], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?,
         Target::Only(id) => {
             let id = id.to_string();
             let enabled: Option<bool> = conn
-                .prepare_cached(
-                    "SELECT enabled FROM destinations
-                     WHERE tenant_id = ?1 AND destination_id = ?2",
-                )?
+                .prepare_cached(ENABLED)?
                 .query_row(params![tenant, id], |r| r.get(0))
                 .optional()?;
             match enabled {
@@ -214,23 +280,14 @@ fn enqueue(
     let event_id = event.event_id.to_string();
     // An event id enqueued again while deliveries of it are pending keeps
     // the stored event; a delivery already pending is kept as it is.
-    conn.prepare_cached(
-        "INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (tenant_id, event_id) DO NOTHING",
-    )?
-    .execute(params![
+    conn.prepare_cached(INSERT_EVENT)?.execute(params![
         tenant,
         event_id,
         event.event_type.as_str(),
         millis(event.created_at),
         event.payload.get(),
     ])?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms)
-         VALUES (?1, ?2, ?3, 1, ?4)
-         ON CONFLICT (tenant_id, event_id, destination_id) DO NOTHING",
-    )?;
+    let mut insert = conn.prepare_cached(INSERT_DELIVERY)?;
     for id in &ids {
         insert.execute(params![tenant, event_id, id, millis(event.created_at)])?;
         schedule(conn, tenant, id, millis(event.created_at))?;
@@ -242,49 +299,30 @@ fn enqueue(
 
 fn renew(conn: &Connection, lease: &Lease, until: Timestamp) -> JobResult<bool> {
     let (tenant, event, destination) = key_params(&lease.delivery);
-    let changed = conn
-        .prepare_cached(
-            "UPDATE deliveries SET lease_expires_ms = ?5
-             WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
-                 AND lease_token = ?4",
-        )?
-        .execute(params![
-            tenant,
-            event,
-            destination,
-            &lease.token.to_bytes()[..],
-            millis(until),
-        ])?;
+    let changed = conn.prepare_cached(RENEW)?.execute(params![
+        tenant,
+        event,
+        destination,
+        &lease.token.to_bytes()[..],
+        millis(until),
+    ])?;
     Ok(changed == 1)
 }
 
 fn release(conn: &Connection, lease: &Lease) -> JobResult<bool> {
     let (tenant, event, destination) = key_params(&lease.delivery);
     // A disabled destination's delivery is dropped, not given back.
-    let dropped = conn
-        .prepare_cached(
-            "DELETE FROM deliveries
-             WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
-                 AND lease_token = ?4
-                 AND EXISTS (SELECT 1 FROM destinations
-                             WHERE tenant_id = ?1 AND destination_id = ?3 AND enabled = 0)",
-        )?
-        .execute(params![
-            tenant,
-            event,
-            destination,
-            &lease.token.to_bytes()[..]
-        ])?;
+    let dropped = conn.prepare_cached(RELEASE_DISABLED)?.execute(params![
+        tenant,
+        event,
+        destination,
+        &lease.token.to_bytes()[..]
+    ])?;
     if dropped == 1 {
         return Ok(true);
     }
     let due: Option<i64> = conn
-        .prepare_cached(
-            "UPDATE deliveries SET lease_token = NULL, lease_expires_ms = NULL
-             WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
-                 AND lease_token = ?4
-             RETURNING due_at_ms",
-        )?
+        .prepare_cached(RELEASE)?
         .query_row(
             params![tenant, event, destination, &lease.token.to_bytes()[..]],
             |r| r.get(0),
@@ -312,29 +350,22 @@ fn complete(
     let settled = settle(report, streak, enabled);
     match settled.delivery {
         // The event row goes with its last delivery (a trigger).
-        DeliveryAfter::Finished => conn
-            .prepare_cached(
-                "DELETE FROM deliveries
-                 WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3",
-            )?
-            .execute(params![tenant, event, destination])?,
+        DeliveryAfter::Finished => {
+            conn.prepare_cached(FINISH)?
+                .execute(params![tenant, event, destination])?
+        }
         DeliveryAfter::RetryAt(at) => {
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE deliveries SET attempt = min(attempt + 1, 4294967295), due_at_ms = ?4,
-                         lease_token = NULL, lease_expires_ms = NULL
-                     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3",
-                )?
-                .execute(params![tenant, event, destination, millis(at)])?;
+            let changed = conn.prepare_cached(RETRY)?.execute(params![
+                tenant,
+                event,
+                destination,
+                millis(at)
+            ])?;
             schedule(conn, &tenant, &destination, millis(at))?;
             changed
         }
     };
-    conn.prepare_cached(
-        "UPDATE destinations SET failing_since_ms = ?3, failing_attempts = ?4
-         WHERE tenant_id = ?1 AND destination_id = ?2",
-    )?
-    .execute(params![
+    conn.prepare_cached(WRITE_STREAK)?.execute(params![
         tenant,
         destination,
         settled.streak.map(|s| millis(s.since)),
@@ -344,13 +375,7 @@ fn complete(
     let a = &settled.attempt;
     // Stored under the leased delivery's destination; an attempt id written
     // again replaces the earlier row.
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO attempts (tenant_id, destination_id, attempt_id, event_id,
-             attempt, started_at_ms, duration_ms, outcome, response_status, error,
-             next_attempt_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
+    conn.prepare_cached(INSERT_ATTEMPT)?.execute(params![
         tenant,
         destination,
         a.attempt_id.to_string(),
@@ -374,12 +399,7 @@ fn complete(
             .next()
             .and_then(|(_, record)| record.disabled(reason, report.attempt.started_at));
         if let Some(next) = next {
-            conn.prepare_cached(
-                "UPDATE destinations SET enabled = 0, disabled_reason = ?3, version = ?4,
-                     updated_at_ms = ?5
-                 WHERE tenant_id = ?1 AND destination_id = ?2",
-            )?
-            .execute(params![
+            conn.prepare_cached(DISABLE)?.execute(params![
                 tenant,
                 destination,
                 reason.as_str(),
@@ -495,5 +515,131 @@ impl Outbox for SqliteRepo {
                 rows.into_iter().map(AttemptRow::decode).collect()
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::super::migrations::{configure, migrate_to, schema_version};
+    use prets_destinations::{os_rng, rand_core::Rng as _};
+
+    fn remove_db(path: &std::path::Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.to_path_buf().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// The plans of every claim and outbox write at 10,000 and 100,000
+    /// queued deliveries: each reaches its rows through an index (no full
+    /// scan of a table or an index, no sort of the candidates), and the
+    /// plan does not change with the depth. Run with `--nocapture` to see
+    /// them.
+    #[test]
+    #[allow(clippy::print_stdout, reason = "the plans, shown with --nocapture")]
+    fn claim_and_complete_plans_use_indexes_at_any_depth() {
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-plans-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let mut conn = Connection::open(&path).unwrap();
+        configure(&conn).unwrap();
+        migrate_to(&mut conn, schema_version()).unwrap();
+        let statements: Vec<(&str, &str)> = super::super::claim::STATEMENTS
+            .iter()
+            .chain(super::STATEMENTS)
+            .copied()
+            .collect();
+        let mut plans_at = Vec::new();
+        for queued in [10_000_i64, 100_000] {
+            fill(&conn, queued);
+            let mut plans = Vec::new();
+            for (name, sql) in &statements {
+                let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                let unbound = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
+                let plan: Vec<String> = stmt
+                    .query_map(rusqlite::params_from_iter(unbound), |r| {
+                        r.get::<_, String>(3)
+                    })
+                    .unwrap()
+                    .collect::<rusqlite::Result<_>>()
+                    .unwrap();
+                for step in &plan {
+                    let full_scan = step.starts_with("SCAN ")
+                        && !step.starts_with("SCAN json_each")
+                        && !step.starts_with("SCAN (subquery")
+                        && !step.starts_with("SCAN CONSTANT ROW");
+                    // The organization's part of a deliveries key: all of
+                    // its destinations.
+                    let whole_org =
+                        step.starts_with("SEARCH deliveries") && step.ends_with("(tenant_id=?)");
+                    assert!(
+                        !full_scan && !whole_org && !step.contains("TEMP B-TREE"),
+                        "{name} at {queued} queued: {step}\n{plan:#?}"
+                    );
+                }
+                println!("{name} ({queued} queued):\n  {}", plan.join("\n  "));
+                plans.push(plan);
+            }
+            plans_at.push(plans);
+        }
+        assert_eq!(plans_at[0], plans_at[1]);
+        drop(conn);
+        remove_db(&path);
+    }
+
+    /// Brings the outbox's tables to `queued` deliveries over 100
+    /// destinations of 10 organizations (lanes and rings to match), with
+    /// foreign keys off: only the row counts matter to the plans.
+    fn fill(conn: &Connection, queued: i64) {
+        conn.execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             DELETE FROM deliveries; DELETE FROM events; DELETE FROM lanes;
+             DELETE FROM rings; DELETE FROM destinations;",
+        )
+        .unwrap();
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99)
+             INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,
+                 updated_at_ms, sealed_secret, secret_digest)
+             SELECT 'org_' || (i % 10), 'whk_' || printf('%026d', i), 'n', 'https://x.test',
+                 0, 0, x'00', randomblob(32)
+             FROM n",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1 - 1)
+             INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+             SELECT 'org_' || (i % 10), 'evt_' || printf('%026d', i), 't', i, '{}' FROM n",
+            [queued],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms,
+                 lease_token, lease_expires_ms)
+             SELECT tenant_id, event_id,
+                 'whk_' || printf('%026d', (created_at_ms % 100)), 1, created_at_ms,
+                 CASE WHEN created_at_ms % 50 = 0 THEN randomblob(16) END,
+                 CASE WHEN created_at_ms % 50 = 0 THEN created_at_ms + 30000 END
+             FROM events",
+            [],
+        )
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO lanes (tenant_id, destination_id, failing, ready, wake_ms, turn)
+                 SELECT tenant_id, destination_id, 0, destination_id < 'whk_0000000000000000000000005',
+                     CASE WHEN destination_id < 'whk_0000000000000000000000005' THEN NULL ELSE 0 END,
+                     0
+                 FROM destinations;
+             INSERT INTO rings (tenant_id, failing, turn)
+                 SELECT DISTINCT tenant_id, 0, 0 FROM destinations;
+             PRAGMA foreign_keys = ON;",
+        )
+        .unwrap();
     }
 }
