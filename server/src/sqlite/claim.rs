@@ -180,6 +180,18 @@ pub(super) fn set_failing(
     Ok(())
 }
 
+/// [`set_failing`] as the destination's stored failure streak says.
+pub(super) fn sync_failing(conn: &Connection, tenant: &str, destination: &str) -> JobResult<()> {
+    let failing: Option<bool> = conn
+        .prepare_cached(STANDING)?
+        .query_row(params![tenant, destination], |r| r.get(1))
+        .optional()?;
+    match failing {
+        Some(failing) => set_failing(conn, tenant, destination, failing),
+        None => Ok(()),
+    }
+}
+
 /// Leases up to `limits.limit` due deliveries fairly (see the module doc).
 pub(super) fn claim(
     conn: &Connection,
