@@ -12,16 +12,16 @@
 //! statement bounded by `LIMIT` or a key, so a claim's cost follows what it
 //! serves (and the lanes at their cap), not the number of deliveries queued.
 //! The writes here keep the lanes in step: [`enqueue`], a retry and a
-//! release wake the lane by the delivery's due time
-//! ([`schedule`]), and a change of the failure
-//! streak moves the lane between the healthy and the failing ring. Nothing
-//! else is swept: a disabled destination's lease that ran out is dropped
-//! when a claim visits its lane.
+//! release wake the lane by the delivery's due time ([`schedule`]), and a
+//! change of the failure streak moves the lane between the healthy and the
+//! failing ring. Nothing else is swept: a disabled destination's lease that
+//! ran out is dropped when a claim visits its lane.
 //!
 //! [`Outbox::complete_all`] is one writer job: one savepoint and one commit
 //! for the batch, each completion judged as [`Outbox::complete`] judges it.
-//! Every statement names its index or key; `tests` checks their plans
-//! (`EXPLAIN QUERY PLAN`) at 10,000 and 100,000 queued deliveries.
+//! Every statement reaches its rows through a key or an index; `tests`
+//! checks their plans (`EXPLAIN QUERY PLAN`) at 10,000 and 100,000 queued
+//! deliveries.
 
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
