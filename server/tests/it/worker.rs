@@ -1199,3 +1199,8 @@ async fn a_tarpit_does_not_delay_another_organization<R: Outbox + 'static>(a: Be
 async fn memory_a_tarpit_does_not_delay_another_organization() {
     a_tarpit_does_not_delay_another_organization(Bench::memory()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_tarpit_does_not_delay_another_organization() {
+    a_tarpit_does_not_delay_another_organization(Bench::sqlite()).await;
+}
