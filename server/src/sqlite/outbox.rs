@@ -659,4 +659,174 @@ mod tests {
         )
         .unwrap();
     }
+
+    /// What the SQLite virtual machine did for one claim and the
+    /// completions of what it returned, summed over every statement of the
+    /// claim and the outbox's writes: VM steps, and full-scan steps, sorts
+    /// and automatic indexes (none allowed).
+    #[derive(Debug, Default, PartialEq, Eq)]
+    struct Work {
+        steps: i64,
+        full_scan_steps: i64,
+        sorts: i64,
+        auto_indexes: i64,
+    }
+
+    fn take_work(conn: &Connection) -> Work {
+        use rusqlite::StatementStatus;
+        let mut work = Work::default();
+        for (_, sql) in super::super::claim::STATEMENTS
+            .iter()
+            .chain(super::STATEMENTS)
+        {
+            let stmt = conn.prepare_cached(sql).unwrap();
+            work.steps += i64::from(stmt.reset_status(StatementStatus::VmStep));
+            work.full_scan_steps += i64::from(stmt.reset_status(StatementStatus::FullscanStep));
+            work.sorts += i64::from(stmt.reset_status(StatementStatus::Sort));
+            work.auto_indexes += i64::from(stmt.reset_status(StatementStatus::AutoIndex));
+        }
+        work
+    }
+
+    /// A hostile organization with `queued` deliveries over 10 destinations
+    /// (due one millisecond apart), a quiet one with a single delivery due
+    /// after all of them; then a claim of 64 with a cap of 4 per
+    /// destination, every delivery it returned completed, and a second
+    /// claim. The work (VM steps, counted by SQLite per statement) is the
+    /// same at 10,000 and 100,000 queued, with no full scan, no sort and no
+    /// automatic index; the quiet organization is served by the first
+    /// claim.
+    #[test]
+    fn claims_and_completions_do_the_same_work_at_any_depth() {
+        use std::time::Duration;
+
+        use prets_destinations::delivery::{
+            AttemptId, AttemptMeta, AttemptRecord, AttemptReport, ClaimLimits, Classification,
+            CompleteOutcome, DisablePolicy, LeaseRequest, LeaseToken, NextStep,
+        };
+        use prets_destinations::{
+            BearerSecret, DestinationId, KeyId, SealingKey, TenantId, Timestamp,
+        };
+        use rusqlite::params;
+
+        let t0 = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+        let t0_ms = i64::try_from(t0.unix_millis()).unwrap();
+        let key = SealingKey::from_rng(KeyId::new(3), &mut os_rng());
+        let (hostile, quiet): (TenantId, TenantId) =
+            ("org_hostile".parse().unwrap(), "org_quiet".parse().unwrap());
+        let limits = ClaimLimits {
+            limit: 64,
+            per_destination: 4,
+            failing_limit: 1,
+            per_failing_destination: 1,
+        };
+        let mut runs = Vec::new();
+        for queued in [10_000_i64, 100_000] {
+            let path = std::env::temp_dir().join(format!(
+                "prets-sqlite-work-{queued}-{}-{:x}.sqlite3",
+                std::process::id(),
+                os_rng().next_u64()
+            ));
+            let mut conn = Connection::open(&path).unwrap();
+            configure(&conn).unwrap();
+            migrate_to(&mut conn, schema_version()).unwrap();
+            conn.execute_batch("BEGIN").unwrap();
+            let lanes: Vec<(&TenantId, DestinationId)> = (0..11_u32)
+                .map(|n| {
+                    let tenant = if n < 10 { &hostile } else { &quiet };
+                    (tenant, DestinationId::from_parts(t0, u128::from(n)))
+                })
+                .collect();
+            for (n, (tenant, id)) in lanes.iter().enumerate() {
+                let secret = BearerSecret::from_rng(&mut os_rng());
+                conn.execute(
+                    "INSERT INTO destinations (tenant_id, destination_id, name, url,
+                         created_at_ms, updated_at_ms, sealed_secret, secret_digest)
+                     VALUES (?1, ?2, 'n', 'https://example.com/hook', ?3, ?3, ?4, ?5)",
+                    params![
+                        tenant.as_str(),
+                        id.to_string(),
+                        t0_ms,
+                        &key.seal(tenant, *id, &secret, &mut os_rng()).to_bytes()[..],
+                        &secret.digest().as_bytes()[..],
+                    ],
+                )
+                .unwrap();
+                // Event ids: `evt_` and 26 digits (valid Crockford base32,
+                // in due order); the quiet one's is due last.
+                let (first, count) = if n < 10 { (0, queued) } else { (queued, 1) };
+                let lane = i64::try_from(n).unwrap();
+                conn.execute(
+                    "WITH RECURSIVE k(i) AS (SELECT ?3 UNION ALL SELECT i + 1 FROM k
+                                             WHERE i + 1 < ?3 + ?4)
+                     INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+                     SELECT ?1, 'evt_' || printf('%026d', i), 'order.created', ?5 + i, '{}'
+                     FROM k WHERE ?6 = 10 OR i % 10 = ?6",
+                    params![tenant.as_str(), id.to_string(), first, count, t0_ms, lane],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt,
+                         due_at_ms)
+                     SELECT tenant_id, event_id, ?2, 1, created_at_ms FROM events
+                     WHERE tenant_id = ?1 AND (?3 = 10 OR (created_at_ms - ?4) % 10 = ?3)",
+                    params![tenant.as_str(), id.to_string(), lane, t0_ms],
+                )
+                .unwrap();
+                super::schedule(&conn, tenant.as_str(), id.as_ref(), t0_ms).unwrap();
+            }
+            let stored: i64 = conn
+                .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(stored, queued + 1);
+            let _ = take_work(&conn);
+
+            let now = t0.checked_add(Duration::from_secs(1_000)).unwrap();
+            let lease = || LeaseRequest {
+                token: LeaseToken::generate(&mut os_rng()),
+                duration: Duration::from_secs(60),
+            };
+            let first = super::claim(&conn, now, limits, lease()).unwrap();
+            assert_eq!(first.len(), 41, "4 for each of 10 destinations, 1 quiet");
+            assert!(first.iter().any(|c| c.lease.delivery.tenant == quiet));
+            for c in &first {
+                let meta = AttemptMeta {
+                    attempt_id: AttemptId::generate(now, &mut os_rng()),
+                    event_id: c.event.event_id,
+                    destination_id: c.lease.delivery.destination_id,
+                    attempt: c.attempt,
+                    started_at: now,
+                    duration_ms: 1,
+                };
+                let delivered = Classification::Delivered { status: 200 };
+                let report = AttemptReport {
+                    attempt: AttemptRecord::new(meta, &delivered, &NextStep::Delivered),
+                    next: NextStep::Delivered,
+                    disable: DisablePolicy::default(),
+                };
+                assert_eq!(
+                    super::complete(&conn, &c.lease, &report).unwrap(),
+                    CompleteOutcome::Recorded { disabled: None }
+                );
+            }
+            let second = super::claim(&conn, now, limits, lease()).unwrap();
+            assert_eq!(second.len(), 40);
+            let work = take_work(&conn);
+            conn.execute_batch("COMMIT").unwrap();
+            drop(conn);
+            remove_db(&path);
+            assert_eq!(
+                (work.full_scan_steps, work.sorts, work.auto_indexes),
+                (0, 0, 0),
+                "{queued} queued: {work:?}"
+            );
+            runs.push(work.steps);
+        }
+        // The same statements over the same few rows: B-trees ten times
+        // larger cost no more virtual-machine steps.
+        assert!(
+            runs[1] <= runs[0] + runs[0] / 20,
+            "VM steps at 10,000 and 100,000 queued: {runs:?}"
+        );
+    }
 }
