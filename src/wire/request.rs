@@ -739,15 +739,28 @@ impl PublishRequest {
         self
     }
 
-    /// The valid request, or every field error (`type`, `payload`, then
-    /// `eventId`): `required`, `type` (not a string; `null` included), the
-    /// [`EventType`] codes, `too_large` for a payload over 256 KiB, and
-    /// `pattern` for an `eventId` that is not an [`EventId`].
+    /// The valid request, or every field error (`eventId`, `type`, then
+    /// `payload`, the order of [`Field`]): `required`, `type` (not a string;
+    /// `null` included), the [`EventType`] codes, `too_large` for a payload
+    /// over 256 KiB, and `pattern` for an `eventId` that is not an
+    /// [`EventId`].
     ///
     /// # Errors
     /// [`ValidationErrors`] naming `type`, `payload` and/or `eventId`.
     pub fn validate(self) -> Result<NewEvent, ValidationErrors> {
         let mut errors = Vec::new();
+        let event_id = match self.event_id {
+            Member::Missing => Some(None),
+            Member::String(s) => keep(EventId::try_from(s), &mut errors).map(Some),
+            _ => {
+                errors.push(FieldError::new(
+                    Field::EventId,
+                    "type",
+                    "eventId must be a string",
+                ));
+                None
+            }
+        };
         let event_type = match self.event_type {
             TypeMember::String(s) => EventType::try_from(s)
                 .map_err(|e| errors.push(e.into()))
@@ -774,18 +787,6 @@ impl PublishRequest {
                     Field::Payload,
                     "required",
                     "payload is required",
-                ));
-                None
-            }
-        };
-        let event_id = match self.event_id {
-            Member::Missing => Some(None),
-            Member::String(s) => keep(EventId::try_from(s), &mut errors).map(Some),
-            _ => {
-                errors.push(FieldError::new(
-                    Field::EventId,
-                    "type",
-                    "eventId must be a string",
                 ));
                 None
             }

@@ -352,9 +352,9 @@ fn a_client_event_id_makes_publish_idempotent() {
         (
             r#"{"type":"a b","eventId":""}"#.to_owned(),
             vec![
+                ("eventId", "pattern"),
                 ("type", "pattern"),
                 ("payload", "required"),
-                ("eventId", "pattern"),
             ],
         ),
     ] {

@@ -987,9 +987,9 @@ async fn publish_with_an_event_id_is_idempotent_per_organization() {
         assert_eq!(
             field_codes(&problem),
             [
+                ("eventId".into(), "pattern".into()),
                 ("type".into(), "too_short".into()),
-                ("payload".into(), "required".into()),
-                ("eventId".into(), "pattern".into())
+                ("payload".into(), "required".into())
             ]
         );
         // Twice in one body is malformed.
