@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use prets_destinations::conformance::outbox as kit;
+use prets_destinations::delivery::EventId;
 use prets_destinations::delivery::{
     Classification, CompleteOutcome, DisablePolicy, DisabledReason, LeaseRequest, LeaseToken,
     NextStep, Outbox, RetrySchedule,
 };
-use prets_destinations::ops::plan_finish;
+use prets_destinations::ops::{OpError, SERVER_ID_ATTEMPTS, plan_finish};
 use prets_destinations::{
     AttemptsOutcome, CreateDestinationRequest, CreateOutcome, DestinationRecord, DestinationRepo,
     ListAttemptsRequest, MemoryRepo, PublishOutcome, PublishRequest, TestOutcome,
@@ -433,6 +434,57 @@ fn a_client_event_id_makes_publish_idempotent() {
         (theirs.event_id, theirs.created_at, theirs.destinations),
         (first.event_id, later.truncated(), 1)
     );
+}
+
+/// A minted id that the organization already has (a client chose it
+/// first) is minted again, never answered 409 nor merged into the other
+/// event; one that keeps colliding ends in `OpError::IdCollisions` after
+/// `SERVER_ID_ATTEMPTS`, with nothing stored.
+#[test]
+fn a_minted_event_id_that_exists_is_minted_again() {
+    let repo = MemoryRepo::new();
+    let t = tenant("org_1");
+    assert!(matches!(
+        created(&repo, "org_1", "A"),
+        CreateOutcome::Created(_)
+    ));
+    let mut r = rng(31);
+    // The ids `r` will mint, in order, taken by the client first.
+    let mut predict = r.clone();
+    let minted: Vec<EventId> = (0..SERVER_ID_ATTEMPTS + 1)
+        .map(|_| EventId::generate(now(), &mut predict))
+        .collect();
+    let mut other = rng(32);
+    let mut publish_as = |id: Option<EventId>, rng: &mut _| {
+        let mut req = PublishRequest::new("invoice.paid", "1".to_owned()).unwrap();
+        if let Some(id) = id {
+            req = req.with_event_id(id.to_string());
+        }
+        block_on(publish(&repo, &t, req, now(), rng))
+    };
+    let first = publish_as(Some(minted[0]), &mut other).unwrap();
+    assert!(matches!(first, PublishOutcome::Accepted(_)));
+    let PublishOutcome::Accepted(second) = publish_as(None, &mut r.clone()).unwrap() else {
+        panic!("a minted id that exists")
+    };
+    assert_eq!(second.event_id, minted[1], "minted again");
+    for id in &minted[2..] {
+        assert!(matches!(
+            publish_as(Some(*id), &mut other).unwrap(),
+            PublishOutcome::Accepted(_)
+        ));
+    }
+    // Every id `r` mints now exists: ids 0 to SERVER_ID_ATTEMPTS - 1.
+    match publish_as(None, &mut r) {
+        Err(OpError::IdCollisions { attempts }) => assert_eq!(attempts, SERVER_ID_ATTEMPTS),
+        other => panic!("{other:?}"),
+    }
+    let lease = LeaseRequest {
+        token: LeaseToken::generate(&mut other),
+        duration: Duration::from_secs(30),
+    };
+    let claimed = block_on(repo.claim(now(), 100.into(), lease)).unwrap();
+    assert_eq!(claimed.len(), minted.len(), "one delivery per stored event");
 }
 
 #[test]
