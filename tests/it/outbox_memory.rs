@@ -455,7 +455,7 @@ fn a_minted_event_id_that_exists_is_minted_again() {
         .map(|_| EventId::generate(now(), &mut predict))
         .collect();
     let mut other = rng(32);
-    let mut publish_as = |id: Option<EventId>, rng: &mut _| {
+    let publish_as = |id: Option<EventId>, rng: &mut _| {
         let mut req = PublishRequest::new("invoice.paid", "1".to_owned()).unwrap();
         if let Some(id) = id {
             req = req.with_event_id(id.to_string());
