@@ -1267,6 +1267,47 @@ pub async fn expired_event_ids_are_forgotten<O: Outbox>(outbox: &O) {
     );
 }
 
+/// A busy tenant's publishes forget only its own expired ids (two per
+/// enqueue, so its ids shrink back to its last day's), never a quiet
+/// tenant's.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn a_busy_tenant_forgets_only_its_own_ids<O: Outbox>(outbox: &O) {
+    const BURST: usize = 20;
+    let mut kit = Kit::new();
+    let (quiet, busy) = (kit.tenant(), kit.tenant());
+    let t0 = kit.now;
+    let later = at(t0, EVENT_ID_RETENTION.as_secs() + 60);
+    let mine = kit.event_at(t0);
+    assert_eq!(
+        enqueue(outbox, &quiet, &mine, Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 0 }
+    );
+    let old: Vec<Event> = (0..BURST).map(|_| kit.event_at(t0)).collect();
+    let new: Vec<Event> = (0..BURST).map(|_| kit.event_at(later)).collect();
+    for event in old.iter().chain(&new) {
+        assert_eq!(
+            enqueue(outbox, &busy, event, Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 0 }
+        );
+    }
+    for event in &old {
+        let mut again = event.clone();
+        again.created_at = later;
+        assert_eq!(
+            enqueue(outbox, &busy, &again, Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 0 },
+            "event ids: a busy tenant's expired id was not forgotten by its publishes"
+        );
+    }
+    assert_eq!(
+        enqueue(outbox, &quiet, &mine, Target::AllEnabled).await,
+        EnqueueOutcome::Exists(ExistingEvent::of(&mine, 0)),
+        "event ids: another tenant's publishes forgot this tenant's id"
+    );
+}
+
 /// Every outbox property, one after another.
 ///
 /// # Panics
@@ -1286,4 +1327,5 @@ pub async fn outbox_run_all<O: Outbox>(outbox: &O) {
     event_ids_are_remembered(outbox).await;
     concurrent_enqueues_of_one_id_store_one(outbox, 4).await;
     expired_event_ids_are_forgotten(outbox).await;
+    a_busy_tenant_forgets_only_its_own_ids(outbox).await;
 }

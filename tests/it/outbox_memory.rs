@@ -101,6 +101,13 @@ fn expired_event_ids_are_forgotten() {
 }
 
 #[test]
+fn a_busy_tenant_forgets_only_its_own_ids() {
+    block_on(kit::a_busy_tenant_forgets_only_its_own_ids(
+        &MemoryRepo::new(),
+    ));
+}
+
+#[test]
 fn run_all_twice_on_one_store() {
     // A store that already holds another run's data still conforms.
     let repo = MemoryRepo::new();
