@@ -29,11 +29,12 @@ use crate::delivery::{
     Payload, RetrySchedule, Target,
 };
 use crate::id::DestinationId;
-use crate::ops::plan_finish;
+use crate::ops::{PublishOutcome, plan_finish, publish};
 use crate::record::DestinationRecord;
 use crate::repo::{InsertOutcome, RemoveOutcome, ReplaceOutcome};
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
+use crate::wire::PublishRequest;
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -1176,6 +1177,66 @@ pub async fn event_ids_are_remembered<O: Outbox>(outbox: &O) {
     );
 }
 
+/// `publish` with a client `eventId` over the store: the same id, type and
+/// payload bytes answer the first body again (even a minute later, after a
+/// destination was added) and queue nothing; other payload bytes (the same
+/// JSON value spelt differently too) or another type are
+/// `PublishOutcome::Exists`; another tenant's same id is its own event.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn publish_is_idempotent_by_event_id<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let (tenant, other) = (kit.tenant(), kit.tenant());
+    kit.destinations(outbox, &tenant, 2).await;
+    let (t0, t1) = (kit.now, at(kit.now, 60));
+    let id = crate::id::EventId::generate(t0, &mut kit.rng);
+    let request = |event_type: &str, payload: &str| {
+        PublishRequest::new(event_type, payload.to_owned())
+            .expect("a valid payload")
+            .with_event_id(id.to_string())
+    };
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let mut send = async |tenant: &TenantId, request: PublishRequest, now: Timestamp| {
+        publish(outbox, tenant, request, now, &mut rng)
+            .await
+            .expect("publish failed")
+    };
+    let first = send(&tenant, request("kit.paid", "{\"a\": 1}"), t0).await;
+    let PublishOutcome::Accepted(body) = first.clone() else {
+        panic!("publish with a new eventId: {first:?}")
+    };
+    assert_eq!((body.event_id, body.destinations), (id, 2));
+    kit.destinations(outbox, &tenant, 1).await;
+    assert_eq!(
+        send(&tenant, request("kit.paid", "{\"a\": 1}"), t1).await,
+        first,
+        "publish of a known eventId with the same content: not the first answer"
+    );
+    for (event_type, payload) in [
+        ("kit.paid", "{\"a\":1}"),
+        ("kit.paid", "{\"a\": 2}"),
+        ("kit.void", "{\"a\": 1}"),
+    ] {
+        assert_eq!(
+            send(&tenant, request(event_type, payload), t1).await,
+            PublishOutcome::Exists(id),
+            "publish of a known eventId with other content ({event_type} {payload})"
+        );
+    }
+    let theirs = send(&other, request("kit.void", "2"), t1).await;
+    let PublishOutcome::Accepted(theirs) = theirs else {
+        panic!("another tenant's eventId: {theirs:?}")
+    };
+    assert_eq!((theirs.event_id, theirs.destinations), (id, 0));
+    let claimed = claim_own(outbox, &mut kit, at(t0, 1), &[&tenant, &other]).await;
+    assert_eq!(claimed.len(), 2, "publish of a known eventId queued more");
+    for c in claimed {
+        assert_eq!(c.event.payload.get(), "{\"a\": 1}");
+        outbox.release(&c.lease).await.expect("release failed");
+    }
+}
+
 /// Enqueues of one event from many OS threads at once store it once: one
 /// `Enqueued`, every other `Exists`, one delivery per destination.
 ///
@@ -1325,6 +1386,7 @@ pub async fn outbox_run_all<O: Outbox>(outbox: &O) {
     auto_disable_after_the_streak(outbox).await;
     attempts_newest_first_with_cursor(outbox).await;
     event_ids_are_remembered(outbox).await;
+    publish_is_idempotent_by_event_id(outbox).await;
     concurrent_enqueues_of_one_id_store_one(outbox, 4).await;
     expired_event_ids_are_forgotten(outbox).await;
     a_busy_tenant_forgets_only_its_own_ids(outbox).await;

@@ -88,6 +88,11 @@ fn event_ids_are_remembered() {
 }
 
 #[test]
+fn publish_is_idempotent_by_event_id() {
+    block_on(kit::publish_is_idempotent_by_event_id(&MemoryRepo::new()));
+}
+
+#[test]
 fn concurrent_enqueues_of_one_id_store_one() {
     block_on(kit::concurrent_enqueues_of_one_id_store_one(
         &MemoryRepo::new(),
