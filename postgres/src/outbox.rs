@@ -9,6 +9,8 @@
 //! `FOR SHARE`, which waits only for a change of the destination); a claim
 //! never waits (it skips locked deliveries), and renew locks one delivery
 //! only. So no two of these transactions wait for each other in a cycle.
+//! `event_ids` rows are locked only by `enqueue`, after its destinations,
+//! and its forgetting of old ids skips locked rows.
 
 use std::time::Duration;
 
@@ -16,8 +18,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
-    DeliveryAfter, DeliveryKey, DisabledReason, EnqueueOutcome, Event, EventId, EventType,
-    FailureStreak, FilterTypes, Lease, LeaseRequest, NextStep, Outbox, Payload, Target, settle,
+    DeliveryAfter, DeliveryKey, DisabledReason, EVENT_ID_RETENTION,
+    EVENT_IDS_FORGOTTEN_PER_ENQUEUE, EnqueueOutcome, Event, EventId, EventType, ExistingEvent,
+    FailureStreak, FilterTypes, Lease, LeaseRequest, NextStep, Outbox, Payload, PayloadDigest,
+    Target, settle,
 };
 use prets_destinations::{DestinationId, DestinationRepo as _, TenantId, Timestamp};
 use tokio_postgres::Row;
@@ -51,6 +55,27 @@ fn event_from(row: &Row, first: usize, event_id: EventId) -> Result<Event, PgErr
         event_type: EventType::try_from(event_type).map_err(|_| PgError::corrupt("event type"))?,
         created_at: timestamp(created_at, "event created at")?,
         payload: Payload::from_json(payload).map_err(|_| PgError::corrupt("payload"))?,
+    })
+}
+
+/// What `event_ids` remembers of an event: the columns `created_at_ms`,
+/// `event_type`, `payload_sha256`, `destinations`.
+fn existing_from(row: &Row) -> Result<ExistingEvent, PgError> {
+    let created_at: i64 = row.try_get(0)?;
+    let event_type: String = row.try_get(1)?;
+    let digest: Vec<u8> = row.try_get(2)?;
+    let destinations: i64 = row.try_get(3)?;
+    Ok(ExistingEvent {
+        created_at: timestamp(created_at, "event id created at")?,
+        event_type: EventType::try_from(event_type)
+            .map_err(|_| PgError::corrupt("event id type"))?,
+        payload: PayloadDigest::from_bytes(
+            digest
+                .try_into()
+                .map_err(|_| PgError::corrupt("event id payload digest"))?,
+        ),
+        destinations: usize::try_from(destinations)
+            .map_err(|_| PgError::corrupt("event id destinations"))?,
     })
 }
 
@@ -128,6 +153,9 @@ impl Outbox for PgRepo {
         let keys = FilterTypes::keys_matching(&event.event_type);
         let created_at = millis(event.created_at);
         let payload = event.payload.get().to_owned();
+        let digest = event.payload.digest().to_bytes().to_vec();
+        let retention = i64::try_from(EVENT_ID_RETENTION.as_millis()).unwrap_or(i64::MAX);
+        let forget_before = created_at.saturating_sub(retention);
         self.run(|pool| async move {
             let mut client = pool.get().await?;
             let tx = client.transaction().await?;
@@ -173,8 +201,52 @@ impl Outbox for PgRepo {
                     }
                 }
             };
+            // The id first: of racing enqueues of it (on any node), the
+            // others wait for this insert's commit, then find the row.
+            let count = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO event_ids (tenant_id, event_id, created_at_ms, event_type,
+                         payload_sha256, destinations)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, event_id) DO NOTHING",
+                )
+                .await?;
+            let inserted = tx
+                .execute(
+                    &stmt,
+                    &[&tenant, &event_id, &created_at, &event_type, &digest, &count],
+                )
+                .await?;
+            if inserted == 0 {
+                let stmt = tx
+                    .prepare_cached(
+                        "SELECT created_at_ms, event_type, payload_sha256, destinations
+                         FROM event_ids WHERE tenant_id = $1 AND event_id = $2",
+                    )
+                    .await?;
+                let row = tx.query_one(&stmt, &[&tenant, &event_id]).await?;
+                return Ok(EnqueueOutcome::Exists(existing_from(&row)?));
+            }
+            // Forget a few of the tenant's expired ids whose event is gone;
+            // rows another enqueue is forgetting are skipped, not waited for.
+            let stmt = tx
+                .prepare_cached(
+                    "DELETE FROM event_ids i
+                     WHERE i.tenant_id = $1
+                         AND i.event_id IN (SELECT event_id FROM event_ids
+                                            WHERE tenant_id = $1 AND created_at_ms < $2
+                                            ORDER BY created_at_ms LIMIT $3
+                                            FOR UPDATE SKIP LOCKED)
+                         AND NOT EXISTS (SELECT 1 FROM events e
+                                         WHERE e.tenant_id = $1 AND e.event_id = i.event_id)",
+                )
+                .await?;
+            let forget = i64::try_from(EVENT_IDS_FORGOTTEN_PER_ENQUEUE).unwrap_or(i64::MAX);
+            tx.execute(&stmt, &[&tenant, &forget_before, &forget])
+                .await?;
             if ids.is_empty() {
-                // Nothing to deliver: the event is not stored.
+                // Nothing to deliver: only the id is stored.
+                tx.commit().await?;
                 return Ok(EnqueueOutcome::Enqueued { deliveries: 0 });
             }
             let stmt = tx

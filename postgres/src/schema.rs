@@ -103,7 +103,27 @@ const MIGRATIONS: &[&str] = &[
         tenant_id     TEXT COLLATE "C" NOT NULL,
         created_at_ms BIGINT NOT NULL
     );"#,
-    // 4: what receivers expect. The sealed signing secret (NULL: bearer
+    // 4: the event ids each organization published, kept past their event
+    // (see `Outbox::enqueue`): type, payload digest and delivery count, so
+    // a publish of the id again is answered as the first one. The events
+    // stored already get theirs.
+    r#"CREATE TABLE event_ids (
+        tenant_id      TEXT COLLATE "C" NOT NULL,
+        event_id       TEXT COLLATE "C" NOT NULL,
+        created_at_ms  BIGINT NOT NULL,
+        event_type     TEXT   NOT NULL,
+        payload_sha256 BYTEA  NOT NULL CHECK (length(payload_sha256) = 32),
+        destinations   BIGINT NOT NULL CHECK (destinations >= 0),
+        PRIMARY KEY (tenant_id, event_id)
+    );
+    CREATE INDEX event_ids_by_age ON event_ids (tenant_id, created_at_ms);
+    INSERT INTO event_ids
+        SELECT e.tenant_id, e.event_id, e.created_at_ms, e.event_type,
+            sha256(convert_to(e.payload, 'UTF8')),
+            (SELECT count(*) FROM deliveries d
+             WHERE d.tenant_id = e.tenant_id AND d.event_id = e.event_id)
+        FROM events e;"#,
+    // 5: what receivers expect. The sealed signing secret (NULL: bearer
     // only) and the one rotated out with each previous secret; the filter,
     // the custom headers and the metadata as parallel text arrays (headers
     // keep their order); the description. `destination_filters` indexes each

@@ -12,7 +12,7 @@ use prets_destinations::delivery::{
     AttemptId, AttemptMeta, AttemptRecord, AttemptReport, Claimed, Classification, CompleteOutcome,
     DisablePolicy, EnqueueOutcome, Failure, FailureCause, LeaseRequest, LeaseToken, Outbox, Target,
 };
-use prets_destinations::delivery::{Event, NextStep};
+use prets_destinations::delivery::{Event, ExistingEvent, NextStep, Payload};
 use prets_destinations::ops::plan_create;
 use prets_destinations::{
     CreateDestinationRequest, DestinationRecord, DestinationRepo, InsertOutcome, KeyId,
@@ -111,6 +111,7 @@ async fn pg_repo_passes_the_outbox_conformance_kit() {
     let repo = db.repo().await;
     conformance::outbox::outbox_run_all(&repo).await;
     conformance::outbox::lease_exclusivity_under_concurrent_claims(&repo, 8).await;
+    conformance::outbox::concurrent_enqueues_of_one_id_store_one(&repo, 16).await;
 }
 
 /// Two nodes (two repos, two pools) claim from one database at once, in
@@ -733,4 +734,67 @@ async fn only_a_streak_change_waits_for_a_publish_reading_the_destination() {
         (count(&db, "events").await, count(&db, "deliveries").await),
         (0, 0)
     );
+}
+
+/// An event stored (its delivery pending) before the schema remembered
+/// event ids gets its id remembered by the migration: enqueuing the id
+/// again finds it, with its type, payload digest (PostgreSQL's `sha256` of
+/// the stored text, as `Payload::digest`) and delivery count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stored_before_event_ids_are_remembered() {
+    let db = TestDb::new();
+    db.migrate_to(schema_version() - 1).await;
+    let client = db.client().await;
+    let tenant: TenantId = "org_ids".parse().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(41);
+    let event = Event::new(
+        "test.event",
+        "{\"é\": [1, 2.50]}".to_owned(),
+        t0(),
+        &mut rng,
+    )
+    .unwrap();
+    let ms = i64::try_from(t0().unix_millis()).unwrap();
+    let dest = "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K";
+    client
+        .execute(
+            "INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,
+                 updated_at_ms, sealed_secret, secret_digest, version)
+             VALUES ($1, $2, 'old', 'https://example.com/old', $3, $3, '\\x00', '\\x00', 1)",
+            &[&tenant.as_str(), &dest, &ms],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+             VALUES ($1, $2, 'test.event', $3, $4)",
+            &[
+                &tenant.as_str(),
+                &event.event_id.to_string(),
+                &ms,
+                &event.payload.get(),
+            ],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms)
+             VALUES ($1, $2, $3, 1, $4)",
+            &[&tenant.as_str(), &event.event_id.to_string(), &dest, &ms],
+        )
+        .await
+        .unwrap();
+    let repo = db.repo().await;
+    let mut other = event.clone();
+    other.payload = Payload::from_json("2".to_owned()).unwrap();
+    for again in [&event, &other] {
+        assert_eq!(
+            repo.enqueue(&tenant, again, Target::AllEnabled)
+                .await
+                .unwrap(),
+            EnqueueOutcome::Exists(ExistingEvent::of(&event, 1))
+        );
+    }
 }

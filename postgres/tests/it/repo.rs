@@ -337,6 +337,8 @@ async fn ids_are_c_collated_text_and_digests_are_indexed() {
         ("destination_filters", "tenant_id"),
         ("destinations", "destination_id"),
         ("destinations", "tenant_id"),
+        ("event_ids", "event_id"),
+        ("event_ids", "tenant_id"),
         ("events", "event_id"),
         ("events", "tenant_id"),
         ("previous_secrets", "destination_id"),

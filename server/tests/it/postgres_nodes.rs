@@ -982,3 +982,74 @@ async fn after_kill_9_of_a_node_the_other_delivers_what_it_acknowledged_within_t
     assert_eq!(rx.requests().len(), 2 * N);
     drop(b);
 }
+
+/// A client's `eventId` published 16 times at once, split over two nodes:
+/// every answer is the same 202, the database holds one event, and the
+/// receiver gets it once; another payload under the id is a 409 on either
+/// node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publishes_of_one_event_id_across_nodes_deliver_once() {
+    const ID: &str = "evt_01HZY8ZQ5M3J9V6W2X4T7R1P0K";
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let rx = Receiver::start(Options::default()).await;
+    let extra = delivery_args(&cluster, &rx);
+    let nodes = Arc::new([
+        cluster.start_with(&db.node_url("idem_a"), &extra),
+        cluster.start_with(&db.node_url("idem_b"), &extra),
+    ]);
+    let bearer = cluster.bearer();
+    let created = nodes[0]
+        .send(
+            "POST",
+            CREATE_PATH,
+            &bearer,
+            Some(&json!({"name": "Receiver", "url": rx.ip_url("/hooks")})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let body = json!({"eventId": ID, "type": "invoice.paid", "payload": {"n": 1}});
+    let barrier = Arc::new(tokio::sync::Barrier::new(16));
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (nodes, bearer, body) = (Arc::clone(&nodes), bearer.clone(), body.clone());
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                nodes[i % 2]
+                    .send("POST", "/v1/events", &bearer, Some(&body))
+                    .await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        let response = task.await.unwrap();
+        assert_eq!(response.status, 202, "{}", response.text());
+        answers.push(response.json());
+    }
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    assert_eq!(answers[0]["eventId"], json!(ID));
+    assert_eq!(answers[0]["destinations"], json!(1));
+    let client = db.client().await;
+    let stored: i64 = client
+        .query_one("SELECT count(*) FROM event_ids", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1);
+
+    rx.wait_for(1, Duration::from_secs(60)).await;
+    for node in nodes.iter() {
+        let other = json!({"eventId": ID, "type": "invoice.paid", "payload": {"n": 2}});
+        let response = node.send("POST", "/v1/events", &bearer, Some(&other)).await;
+        assert_eq!(response.status, 409, "{}", response.text());
+        assert_eq!(response.json()["eventId"], json!(ID));
+        let again = node.send("POST", "/v1/events", &bearer, Some(&body)).await;
+        assert_eq!(again.status, 202, "{}", again.text());
+        assert_eq!(again.json(), answers[0]);
+    }
+    // Past a poll interval and a lease more: no second delivery.
+    tokio::time::sleep(LEASE + Duration::from_secs(2)).await;
+    assert_eq!(webhook_ids(&rx.requests()), [ID]);
+}
