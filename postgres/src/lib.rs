@@ -46,6 +46,7 @@
 //! # }
 //! ```
 
+mod clock;
 mod deliveries;
 mod error;
 mod outbox;

@@ -330,6 +330,13 @@ impl Outbox for PgRepo {
         Ok(claimed)
     }
 
+    /// The database's clock: measured at connect against this process's
+    /// monotonic clock and again every few seconds (see
+    /// [`PgRepo::clock_offset_ms`]), so answering takes no round trip.
+    async fn now(&self) -> Result<Timestamp, PgError> {
+        Ok(self.db_now())
+    }
+
     async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<bool, PgError> {
         let c = LeaseColumns::of(lease);
         let until = millis(until);

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -13,6 +14,7 @@ use prets_destinations::{
 use tokio::runtime::Handle;
 use tokio_postgres::NoTls;
 
+use crate::clock::DbClock;
 use crate::deliveries::{drop_all, drop_unleased};
 use crate::error::PgError;
 use crate::rows::{decode, decode_all, limit, millis, select, version};
@@ -53,6 +55,7 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct PgRepo {
     pool: Pool,
     runtime: Handle,
+    clock: Arc<DbClock>,
 }
 
 impl fmt::Debug for PgRepo {
@@ -124,8 +127,30 @@ impl PgRepo {
             .map_err(PgError::connect)?;
         let mut client = pool.get().await?;
         migrate(&mut client).await?;
+        let clock = Arc::new(DbClock::measure(&client).await?);
         drop(client);
-        Ok(Self { pool, runtime })
+        Ok(Self {
+            pool,
+            runtime,
+            clock,
+        })
+    }
+
+    /// The database's clock minus this host's system clock, in
+    /// milliseconds (negative when this host is ahead), as last measured:
+    /// at [`connect`](Self::connect), then every few seconds while
+    /// [`Outbox::now`](prets_destinations::delivery::Outbox::now) is called.
+    /// Claims, leases and due times go by the database's clock, so a node
+    /// whose own clock is off delivers correctly; a host logs this at start
+    /// when it is large.
+    #[must_use]
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.clock.offset_ms()
+    }
+
+    /// The database's clock now (see [`Outbox::now`](prets_destinations::delivery::Outbox::now)).
+    pub(crate) fn db_now(&self) -> prets_destinations::Timestamp {
+        self.clock.now(&self.pool, &self.runtime)
     }
 
     /// Runs `body` with the pool as a task on the repo's runtime.

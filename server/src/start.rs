@@ -263,6 +263,13 @@ async fn postgres(config: &Config, url: &PgUrl, delivery: &Delivery) -> Result<S
     let repo = PgRepo::connect(url.expose(), pool_size)
         .await
         .map_err(StartError::Postgres)?;
+    let offset_ms = repo.clock_offset_ms();
+    if offset_ms.unsigned_abs() > 1000 {
+        tracing::warn!(
+            offset_ms,
+            "this host's clock differs from the database's (offset = database - host); due times and leases go by the database's clock"
+        );
+    }
     let (tokens, demo_token) = if config.api_tokens.is_empty() {
         let token = mint_token();
         let now = now()?;

@@ -726,3 +726,42 @@ async fn only_a_streak_change_waits_for_a_publish_reading_the_destination() {
         (0, 0)
     );
 }
+
+/// `now()` is the database's clock: between two readings of
+/// `clock_timestamp()` taken around it (within the measurement's
+/// round-trip error), and the offset to this host's clock is what the two
+/// clocks say (both on this host here, so about zero).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn now_is_the_database_clock() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let client = db.client().await;
+    let read = || async {
+        let ms: i64 = client
+            .query_one(
+                "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        u64::try_from(ms).unwrap()
+    };
+    for _ in 0..5 {
+        let before = read().await;
+        let now = repo.now().await.unwrap().unix_millis();
+        let after = read().await;
+        assert!(
+            before.saturating_sub(50) <= now && now <= after + 50,
+            "{before} {now} {after}"
+        );
+    }
+    let system = Timestamp::try_from(std::time::SystemTime::now()).unwrap();
+    let db_now = read().await;
+    let offset = i64::try_from(db_now).unwrap() - i64::try_from(system.unix_millis()).unwrap();
+    assert!(
+        (repo.clock_offset_ms() - offset).abs() < 200,
+        "{} {offset}",
+        repo.clock_offset_ms()
+    );
+}
