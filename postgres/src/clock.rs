@@ -135,10 +135,10 @@ impl DbClock {
             runtime.spawn(async move {
                 // A failed refresh keeps the last measurement; the next
                 // call tries again.
-                if let Ok(client) = pool.get().await {
-                    if let Ok(s) = sample(&client).await {
-                        clock.store(&s);
-                    }
+                if let Ok(client) = pool.get().await
+                    && let Ok(s) = sample(&client).await
+                {
+                    clock.store(&s);
                 }
                 clock.refreshing.store(false, Ordering::Release);
             });
