@@ -47,6 +47,7 @@
 //! ```
 
 mod clock;
+mod complete;
 mod deliveries;
 mod error;
 mod outbox;

@@ -103,6 +103,207 @@ const MIGRATIONS: &[&str] = &[
         tenant_id     TEXT COLLATE "C" NOT NULL,
         created_at_ms BIGINT NOT NULL
     );"#,
+    // 4: fair claims and the finished-event sweep. Claims find lanes
+    // (tenant, destination) by a skip scan of `deliveries_by_lane` and
+    // count a lane's live leases on `deliveries_leased`; `claim_turns`
+    // remembers, per tenant, the lane served last (a rotation hint: unlogged,
+    // nothing is lost with it); `finished_events` lists the events a
+    // finished delivery may have left without one, for the sweep.
+    r#"DROP INDEX deliveries_by_due_time;
+    DROP INDEX deliveries_by_destination;
+    CREATE INDEX deliveries_by_lane ON deliveries (tenant_id, destination_id, due_at_ms);
+    CREATE INDEX deliveries_leased ON deliveries (tenant_id, destination_id, lease_expires_at_ms)
+        WHERE lease_token IS NOT NULL;
+    CREATE UNLOGGED TABLE claim_turns (
+        tenant_id      TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+        destination_id TEXT COLLATE "C" NOT NULL
+    );
+    CREATE TABLE finished_events (
+        id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        tenant_id TEXT COLLATE "C" NOT NULL,
+        event_id  TEXT COLLATE "C" NOT NULL
+    );
+    CREATE FUNCTION prets_claim(
+        p_now BIGINT, p_limit INTEGER, p_per_destination INTEGER, p_failing_limit INTEGER,
+        p_per_failing INTEGER, p_token BYTEA, p_expires BIGINT, p_after TEXT,
+        p_lane_scan INTEGER)
+    RETURNS TABLE (o_seq INTEGER, o_tenant TEXT, o_event TEXT, o_destination TEXT,
+        o_attempt BIGINT, o_failing BOOLEAN, o_next_after TEXT)
+    LANGUAGE plpgsql AS $fn$
+    DECLARE
+        t_ids TEXT[] := '{}';      -- tenants with a lane that has room, in turn order
+        t_first INTEGER[] := '{}'; -- their lanes: l_* indexes t_first .. t_last
+        t_last INTEGER[] := '{}';
+        t_next INTEGER[] := '{}';  -- the lane to try next, per tenant
+        t_served TEXT[] := '{}';   -- the lane served last, per tenant
+        l_dest TEXT[] := '{}';
+        l_room INTEGER[] := '{}';
+        l_failing BOOLEAN[] := '{}';
+        l_alive BOOLEAN[] := '{}';
+        cur TEXT := p_after;
+        nxt TEXT;
+        wrapped BOOLEAN := false;
+        lane_cur TEXT;
+        lane_start TEXT;
+        lane_wrapped BOOLEAN;
+        lane TEXT;
+        scanned INTEGER;
+        enabled_ BOOLEAN;
+        failing_ BOOLEAN;
+        cap INTEGER;
+        live INTEGER;
+        first_lane INTEGER;
+        taken INTEGER := 0;
+        failing_taken INTEGER := 0;
+        progress BOOLEAN;
+        i INTEGER;
+        j INTEGER;
+        k INTEGER;
+        ev TEXT;
+        att BIGINT;
+        next_after TEXT;
+        all_tenants BOOLEAN := false;
+    BEGIN
+        IF p_limit <= 0 THEN
+            RETURN;
+        END IF;
+        -- Tenants in turn from the one after p_after, wrapping once: at
+        -- most p_limit of them with a lane that has room.
+        LOOP
+            SELECT d.tenant_id INTO nxt FROM deliveries d
+            WHERE d.tenant_id > cur ORDER BY d.tenant_id LIMIT 1;
+            IF nxt IS NULL THEN
+                IF wrapped OR p_after = '' THEN
+                    all_tenants := true;
+                    EXIT;
+                END IF;
+                wrapped := true;
+                cur := '';
+                CONTINUE;
+            END IF;
+            IF wrapped AND nxt > p_after THEN
+                all_tenants := true;
+                EXIT;
+            END IF;
+            cur := nxt;
+            -- Its lanes, from the one after the lane it was served last.
+            SELECT c.destination_id INTO lane_start FROM claim_turns c WHERE c.tenant_id = nxt;
+            lane_start := COALESCE(lane_start, '');
+            lane_cur := lane_start;
+            lane_wrapped := false;
+            scanned := 0;
+            first_lane := coalesce(array_length(l_dest, 1), 0) + 1;
+            LOOP
+                SELECT d.destination_id INTO lane FROM deliveries d
+                WHERE d.tenant_id = nxt AND d.destination_id > lane_cur
+                ORDER BY d.destination_id LIMIT 1;
+                IF lane IS NULL THEN
+                    EXIT WHEN lane_wrapped OR lane_start = '';
+                    lane_wrapped := true;
+                    lane_cur := '';
+                    CONTINUE;
+                END IF;
+                EXIT WHEN lane_wrapped AND lane > lane_start;
+                lane_cur := lane;
+                scanned := scanned + 1;
+                SELECT x.enabled, x.failing_since_ms IS NOT NULL INTO enabled_, failing_
+                FROM destinations x WHERE x.tenant_id = nxt AND x.destination_id = lane;
+                IF FOUND AND NOT (failing_ AND p_failing_limit <= 0) THEN
+                    cap := CASE WHEN failing_ THEN p_per_failing ELSE p_per_destination END;
+                    SELECT count(*) INTO live FROM (
+                        SELECT 1 FROM deliveries d
+                        WHERE d.tenant_id = nxt AND d.destination_id = lane
+                          AND d.lease_token IS NOT NULL AND d.lease_expires_at_ms > p_now
+                        LIMIT cap) l;
+                    -- A lane with room and a delivery to offer.
+                    IF live < cap AND EXISTS (
+                        SELECT 1 FROM deliveries d
+                        WHERE d.tenant_id = nxt AND d.destination_id = lane
+                          AND d.due_at_ms <= p_now
+                          AND (d.lease_expires_at_ms IS NULL OR d.lease_expires_at_ms <= p_now))
+                    THEN
+                        l_dest := l_dest || lane;
+                        l_room := l_room || (cap - live);
+                        l_failing := l_failing || failing_;
+                        l_alive := l_alive || true;
+                    END IF;
+                END IF;
+                EXIT WHEN scanned >= p_lane_scan;
+            END LOOP;
+            IF coalesce(array_length(l_dest, 1), 0) >= first_lane THEN
+                t_ids := t_ids || nxt;
+                t_first := t_first || first_lane;
+                t_last := t_last || array_length(l_dest, 1);
+                t_next := t_next || first_lane;
+                t_served := t_served || NULL::TEXT;
+                EXIT WHEN array_length(t_ids, 1) >= p_limit;
+            END IF;
+        END LOOP;
+        IF coalesce(array_length(t_ids, 1), 0) = 0 THEN
+            RETURN;
+        END IF;
+        -- The next claim starts after the last tenant looked at, or, when
+        -- every tenant was, after the first one served: the ring turns.
+        next_after := CASE WHEN all_tenants THEN t_ids[1] ELSE cur END;
+        -- Turns: each tenant in order, its next lane with room, one
+        -- delivery, the earliest due of the lane.
+        <<turns>>
+        LOOP
+            progress := false;
+            FOR i IN 1 .. array_length(t_ids, 1) LOOP
+                j := t_next[i];
+                FOR k IN 0 .. t_last[i] - t_first[i] LOOP
+                    IF l_alive[j] AND l_room[j] > 0
+                       AND NOT (l_failing[j] AND failing_taken >= p_failing_limit) THEN
+                        SELECT d.event_id, d.attempt INTO ev, att FROM deliveries d
+                        WHERE d.tenant_id = t_ids[i] AND d.destination_id = l_dest[j]
+                          AND d.due_at_ms <= p_now
+                          AND (d.lease_expires_at_ms IS NULL OR d.lease_expires_at_ms <= p_now)
+                        ORDER BY d.due_at_ms, d.event_id
+                        LIMIT 1
+                        FOR UPDATE SKIP LOCKED;
+                        IF FOUND THEN
+                            UPDATE deliveries d SET lease_token = p_token,
+                                lease_expires_at_ms = p_expires
+                            WHERE d.tenant_id = t_ids[i] AND d.event_id = ev
+                              AND d.destination_id = l_dest[j];
+                            taken := taken + 1;
+                            IF l_failing[j] THEN
+                                failing_taken := failing_taken + 1;
+                            END IF;
+                            l_room[j] := l_room[j] - 1;
+                            t_served[i] := l_dest[j];
+                            o_seq := taken;
+                            o_tenant := t_ids[i];
+                            o_event := ev;
+                            o_destination := l_dest[j];
+                            o_attempt := att;
+                            o_failing := l_failing[j];
+                            o_next_after := next_after;
+                            RETURN NEXT;
+                            progress := true;
+                            j := CASE WHEN j >= t_last[i] THEN t_first[i] ELSE j + 1 END;
+                            EXIT;
+                        END IF;
+                        l_alive[j] := false;
+                    END IF;
+                    j := CASE WHEN j >= t_last[i] THEN t_first[i] ELSE j + 1 END;
+                END LOOP;
+                t_next[i] := j;
+                EXIT turns WHEN taken >= p_limit;
+            END LOOP;
+            EXIT WHEN NOT progress;
+        END LOOP;
+        -- The lane each tenant was served last goes to the back of its ring
+        -- (one statement, in tenant order: concurrent claims lock these rows
+        -- in one order).
+        INSERT INTO claim_turns (tenant_id, destination_id)
+        SELECT u.t, u.d FROM UNNEST(t_ids, t_served) AS u(t, d)
+        WHERE u.d IS NOT NULL ORDER BY u.t
+        ON CONFLICT (tenant_id) DO UPDATE SET destination_id = EXCLUDED.destination_id;
+        RETURN;
+    END
+    $fn$;"#,
 ];
 
 /// The advisory lock every node takes (for the migration transaction only)

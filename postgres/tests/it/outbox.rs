@@ -105,6 +105,13 @@ async fn count(db: &TestDb, table: &str) -> i64 {
         .get(0)
 }
 
+/// The events stored once the sweep has run: an event is deleted by the
+/// sweep after its last delivery finished.
+async fn events_left(db: &TestDb, repo: &PgRepo) -> i64 {
+    repo.sweep_finished_events().await.unwrap();
+    count(db, "events").await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_repo_passes_the_outbox_conformance_kit() {
     let db = TestDb::new();
@@ -285,7 +292,10 @@ async fn events_go_with_their_last_delivery() {
         EnqueueOutcome::Enqueued { deliveries: 2 }
     );
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (1, 2)
     );
     let claimed = repo.claim(at(1), 10.into(), lease(&mut rng)).await.unwrap();
@@ -301,7 +311,10 @@ async fn events_go_with_their_last_delivery() {
         CompleteOutcome::Recorded { disabled: None }
     );
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (1, 1)
     );
     let second = &claimed[1];
@@ -315,7 +328,10 @@ async fn events_go_with_their_last_delivery() {
         CompleteOutcome::Recorded { disabled: None }
     );
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (0, 0)
     );
     assert_eq!(count(&db, "attempts").await, 2);
@@ -334,7 +350,10 @@ async fn events_go_with_their_last_delivery() {
         RemoveOutcome::Removed
     );
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (1, 1)
     );
     assert_eq!(count(&db, "attempts").await, 1);
@@ -352,7 +371,10 @@ async fn events_go_with_their_last_delivery() {
         prets_destinations::ReplaceOutcome::Replaced
     );
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (0, 0)
     );
     // No deliveries: the event is not stored at all.
@@ -362,7 +384,7 @@ async fn events_go_with_their_last_delivery() {
             .unwrap(),
         EnqueueOutcome::Enqueued { deliveries: 0 }
     );
-    assert_eq!(count(&db, "events").await, 0);
+    assert_eq!(events_left(&db, &repo).await, 0);
 }
 
 /// Deliveries in flight when their destination is disabled leave no event
@@ -395,7 +417,10 @@ async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
         prets_destinations::ReplaceOutcome::Replaced
     );
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (3, 3),
         "the deliveries in flight were dropped by the disable"
     );
@@ -410,7 +435,10 @@ async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
     );
     assert!(repo.release(&claimed[1].lease).await.unwrap());
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (1, 1)
     );
     assert!(
@@ -420,7 +448,10 @@ async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
             .is_empty()
     );
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (0, 0)
     );
     assert_eq!(count(&db, "attempts").await, 1);
@@ -463,7 +494,10 @@ async fn racing_last_completions_leave_no_event_behind() {
         );
     }
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (0, 0)
     );
     assert_eq!(count(&db, "attempts").await, 30);
@@ -579,9 +613,10 @@ async fn migrating_from_schema_2_keeps_rows_and_their_state() {
     assert_eq!(got, want);
 }
 
-/// The schema has what the queue's statements rely on: the claim index on
-/// due time and lease expiry, and the outbox tables cascading from their
-/// destination.
+/// The schema has what the queue's statements rely on: the lane index a
+/// claim walks (tenant, destination, due time), the partial index of leased
+/// deliveries it counts a lane's live leases on, and the outbox tables
+/// cascading from their destination.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outbox_tables_cascade_and_claims_have_an_index() {
     let db = TestDb::new();
@@ -600,7 +635,13 @@ async fn the_outbox_tables_cascade_and_claims_have_an_index() {
     assert!(
         indexes
             .iter()
-            .any(|i| i.contains("(due_at_ms, lease_expires_at_ms)")),
+            .any(|i| i.contains("(tenant_id, destination_id, due_at_ms)")),
+        "{indexes:?}"
+    );
+    assert!(
+        indexes.iter().any(|i| i.contains(
+            "(tenant_id, destination_id, lease_expires_at_ms) WHERE (lease_token IS NOT NULL)"
+        )),
         "{indexes:?}"
     );
     let cascades: Vec<String> = client
@@ -722,7 +763,10 @@ async fn only_a_streak_change_waits_for_a_publish_reading_the_destination() {
     );
     assert_eq!(streak().await, (None, None));
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (0, 0)
     );
 }
