@@ -34,18 +34,17 @@ pub(crate) const SWEEP_BATCH: i64 = 1000;
 
 /// Takes up to [`SWEEP_BATCH`] rows of `finished_events` (skipping rows
 /// another sweep holds) and deletes their events that have no delivery
-/// left, in one statement; returns how many rows it took. An event whose
-/// last delivery finishes in a transaction this statement cannot see yet
-/// has a row of its own, which a later sweep takes. Event rows are locked
-/// in key order, skipping one a publish holds.
+/// left, in one statement; returns how many rows it looked at. An event
+/// whose last delivery finishes in a transaction this statement cannot see
+/// yet has a row of its own, which a later sweep takes. Event rows are
+/// locked in key order, skipping one another transaction holds (its mark
+/// stays for a later sweep).
 pub(crate) async fn sweep(client: &deadpool_postgres::Client) -> Result<i64, PgError> {
     let stmt = client
         .prepare_cached(
             "WITH batch AS (
-                 DELETE FROM finished_events WHERE id IN (
-                     SELECT id FROM finished_events ORDER BY id LIMIT $1
-                     FOR UPDATE SKIP LOCKED)
-                 RETURNING tenant_id, event_id
+                 SELECT id, tenant_id, event_id FROM finished_events ORDER BY id LIMIT $1
+                 FOR UPDATE SKIP LOCKED
              ), doomed AS (
                  SELECT e.tenant_id, e.event_id FROM events e
                  WHERE (e.tenant_id, e.event_id) IN (SELECT tenant_id, event_id FROM batch)
@@ -56,6 +55,20 @@ pub(crate) async fn sweep(client: &deadpool_postgres::Client) -> Result<i64, PgE
              ), gone AS (
                  DELETE FROM events e USING doomed x
                  WHERE e.tenant_id = x.tenant_id AND e.event_id = x.event_id
+                 RETURNING e.tenant_id, e.event_id
+             ), taken AS (
+                 -- Done with: the event is deleted now or was before, or has
+                 -- deliveries (whose completions mark it again). Kept: one
+                 -- skipped because another transaction holds its row.
+                 DELETE FROM finished_events f USING batch b
+                 WHERE f.id = b.id
+                   AND ((b.tenant_id, b.event_id) IN (SELECT tenant_id, event_id FROM gone)
+                        OR NOT EXISTS (SELECT 1 FROM events e
+                                       WHERE e.tenant_id = b.tenant_id
+                                         AND e.event_id = b.event_id)
+                        OR EXISTS (SELECT 1 FROM deliveries d
+                                   WHERE d.tenant_id = b.tenant_id
+                                     AND d.event_id = b.event_id))
                  RETURNING 1
              )
              SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM gone)",

@@ -23,15 +23,15 @@ use prets_destinations_postgres::{PgRepo, schema_version};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
-fn t0() -> Timestamp {
+pub(crate) fn t0() -> Timestamp {
     Timestamp::from_unix_seconds(1_700_000_000).unwrap()
 }
 
-fn at(secs: u64) -> Timestamp {
+pub(crate) fn at(secs: u64) -> Timestamp {
     t0().checked_add(Duration::from_secs(secs)).unwrap()
 }
 
-async fn destinations(
+pub(crate) async fn destinations(
     repo: &PgRepo,
     tenant: &TenantId,
     n: usize,
@@ -68,7 +68,7 @@ fn lease(rng: &mut ChaCha20Rng) -> LeaseRequest {
     }
 }
 
-fn report(
+pub(crate) fn report(
     c: &Claimed,
     started_at: Timestamp,
     next: NextStep,
@@ -808,4 +808,75 @@ async fn now_is_the_database_clock() {
         "{} {offset}",
         repo.clock_offset_ms()
     );
+}
+
+/// Completing never locks the event row: an event's deliveries complete
+/// while another transaction holds that row `FOR UPDATE`, all ten in one
+/// `complete_all` (one transaction), each as `complete` judges it (the
+/// same lease twice in the batch: the second is lost; a stale token: lost);
+/// the event goes at the next sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_events_deliveries_complete_together_without_its_row_lock() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let mut rng = ChaCha20Rng::seed_from_u64(43);
+    let tenant: TenantId = "org_fan_out".parse().unwrap();
+    destinations(&repo, &tenant, 10, &mut rng).await;
+    let e = event(1, &mut rng);
+    assert_eq!(
+        repo.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap(),
+        EnqueueOutcome::Enqueued { deliveries: 10 }
+    );
+    let claimed = repo.claim(at(1), 10.into(), lease(&mut rng)).await.unwrap();
+    assert_eq!(claimed.len(), 10);
+
+    let holder = db.client().await;
+    holder.batch_execute("BEGIN").await.unwrap();
+    holder
+        .execute(
+            "SELECT 1 FROM events WHERE tenant_id = $1 AND event_id = $2 FOR UPDATE",
+            &[&tenant.as_str(), &e.event_id.to_string()],
+        )
+        .await
+        .unwrap();
+
+    let mut batch: Vec<_> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let next = if i % 2 == 0 {
+                NextStep::Delivered
+            } else {
+                NextStep::Failed
+            };
+            (c.lease.clone(), report(c, at(2), next, &mut rng))
+        })
+        .collect();
+    // The first lease again, and one with a token never issued.
+    batch.push((
+        claimed[0].lease.clone(),
+        report(&claimed[0], at(2), NextStep::Delivered, &mut rng),
+    ));
+    let mut stale = claimed[1].lease.clone();
+    stale.token = LeaseToken::generate(&mut rng);
+    batch.push((
+        stale,
+        report(&claimed[1], at(2), NextStep::Delivered, &mut rng),
+    ));
+    let outcomes = tokio::time::timeout(Duration::from_secs(10), repo.complete_all(batch))
+        .await
+        .expect("completing waited for the event row")
+        .unwrap();
+    let mut want = vec![CompleteOutcome::Recorded { disabled: None }; 10];
+    want.extend([CompleteOutcome::LeaseLost, CompleteOutcome::LeaseLost]);
+    assert_eq!(outcomes, want);
+    assert_eq!(count(&db, "deliveries").await, 0);
+    assert_eq!(count(&db, "attempts").await, 10);
+    // Still held by the other transaction: the sweep skips it.
+    repo.sweep_finished_events().await.unwrap();
+    assert_eq!(count(&db, "events").await, 1);
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    // Its marks stayed: the next sweep deletes it.
+    assert_eq!(events_left(&db, &repo).await, 0);
+    assert_eq!(count(&db, "finished_events").await, 0);
 }
