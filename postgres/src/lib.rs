@@ -50,6 +50,7 @@ mod clock;
 mod complete;
 mod deliveries;
 mod error;
+mod listen;
 mod outbox;
 mod repo;
 mod rows;

@@ -25,6 +25,7 @@ use tokio_postgres::Row;
 use crate::complete::{LeaseColumns, complete_batch};
 use crate::deliveries::mark_finished;
 use crate::error::PgError;
+use crate::listen::NOTIFY;
 use crate::repo::PgRepo;
 use crate::rows::{decode, limit, millis, timestamp};
 
@@ -189,6 +190,8 @@ impl Outbox for PgRepo {
                 .await?;
             tx.execute(&stmt, &[&tenant, &event_id, &ids, &created_at])
                 .await?;
+            // Delivered at commit, to every node listening (`PgRepo::listen`).
+            tx.batch_execute(NOTIFY).await?;
             tx.commit().await?;
             Ok(EnqueueOutcome::Enqueued {
                 deliveries: ids.len(),

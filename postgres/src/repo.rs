@@ -58,6 +58,8 @@ pub struct PgRepo {
     runtime: Handle,
     clock: Arc<DbClock>,
     turns: Arc<Turns>,
+    /// The pool's connection settings, for the listening connection.
+    config: Arc<tokio_postgres::Config>,
 }
 
 /// What one node remembers between claims, and when it last swept.
@@ -130,6 +132,7 @@ impl PgRepo {
         if config.get_application_name().is_none() {
             config.application_name("prets-destinations");
         }
+        let listen_config = Arc::new(config.clone());
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -159,7 +162,18 @@ impl PgRepo {
                 swept_at_ms: AtomicI64::new(0),
                 sweeping: AtomicBool::new(false),
             }),
+            config: listen_config,
         })
+    }
+
+    /// The connection settings of the pool's connections.
+    pub(crate) fn listen_config(&self) -> Arc<tokio_postgres::Config> {
+        Arc::clone(&self.config)
+    }
+
+    /// Runs `task` on the repo's runtime, detached.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        drop(self.runtime.spawn(task));
     }
 
     /// The tenant this node's next claim starts after.

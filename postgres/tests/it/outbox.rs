@@ -880,3 +880,59 @@ async fn an_events_deliveries_complete_together_without_its_row_lock() {
     assert_eq!(events_left(&db, &repo).await, 0);
     assert_eq!(count(&db, "finished_events").await, 0);
 }
+
+/// A publish on one node wakes the listener of another (the `NOTIFY` sent
+/// in the enqueue's transaction); a listening connection that dies is
+/// opened again, waking once (a publish may have been missed), and wakes
+/// on the next publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_on_one_node_wakes_the_listener_of_another() {
+    let db = TestDb::new();
+    let a = db.repo().await;
+    let b = db.repo().await;
+    let mut rng = ChaCha20Rng::seed_from_u64(44);
+    let tenant: TenantId = "org_listen".parse().unwrap();
+    destinations(&a, &tenant, 1, &mut rng).await;
+    let woken = Arc::new(tokio::sync::Notify::new());
+    b.listen(Arc::clone(&woken)).await.unwrap();
+    let wake = || async {
+        tokio::time::timeout(Duration::from_secs(10), woken.notified())
+            .await
+            .is_ok()
+    };
+    // Nothing published yet: no wake-up waiting.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), woken.notified())
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        a.enqueue(&tenant, &event(1, &mut rng), Target::AllEnabled)
+            .await
+            .unwrap(),
+        EnqueueOutcome::Enqueued { deliveries: 1 }
+    );
+    assert!(wake().await, "the publish on the other node woke nothing");
+
+    let admin = db.client().await;
+    let killed: Vec<bool> = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND query = 'LISTEN prets_published'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(killed, [true]);
+    assert!(wake().await, "no wake-up once listening again");
+    assert_eq!(
+        a.enqueue(&tenant, &event(2, &mut rng), Target::AllEnabled)
+            .await
+            .unwrap(),
+        EnqueueOutcome::Enqueued { deliveries: 1 }
+    );
+    assert!(wake().await, "the publish after the reconnect woke nothing");
+}

@@ -982,3 +982,65 @@ async fn after_kill_9_of_a_node_the_other_delivers_what_it_acknowledged_within_t
     assert_eq!(rx.requests().len(), 2 * N);
     drop(b);
 }
+
+/// A publish on node A wakes node B's worker, whose poll interval (10
+/// minutes) would otherwise keep the delivery waiting: B listens for the
+/// `NOTIFY` of A's enqueue. The second event proves it (the first may be
+/// taken by B's first claim, made at its start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_on_one_node_wakes_the_worker_of_the_other() {
+    use prets_destinations::delivery::Outbox;
+    use prets_destinations::{
+        CreateDestinationRequest, CreateOutcome, HostPolicy, KeyId, Keyring, PublishRequest,
+        SealingKey, TenantId, create, os_rng, publish,
+    };
+    use prets_destinations_server::DeliveryConfig;
+    use prets_destinations_server::delivery::{
+        DeliveryClient, Worker, WorkerOptions, parse_root_certificates,
+    };
+    use tokio::sync::Notify;
+
+    let db = TestDb::new();
+    let a = db.repo().await;
+    let b = Arc::new(db.repo().await);
+    let rx = Receiver::start(Options::default()).await;
+    let keyring = Arc::new(Keyring::new(SealingKey::new(KeyId::new(1), &[0x42; 32]), []).unwrap());
+    let tenant: TenantId = "org_wake".parse().unwrap();
+    let created = create(
+        &a,
+        &tenant,
+        CreateDestinationRequest::new("Receiver", rx.name_url("/hooks")),
+        a.now().await.unwrap(),
+        &mut os_rng(),
+        keyring.current(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(created, CreateOutcome::Created(_)), "{created:?}");
+
+    let config = DeliveryConfig {
+        policy: HostPolicy::new().allow("127.0.0.1/32".parse().unwrap()),
+        root_certificates: parse_root_certificates(rx.cert_pem.as_bytes()).unwrap(),
+        timeout: Duration::from_secs(5),
+        ..DeliveryConfig::default()
+    };
+    let published = Arc::new(Notify::new());
+    b.listen(Arc::clone(&published)).await.unwrap();
+    let client = DeliveryClient::new(&config, crate::support::resolver::loopback()).unwrap();
+    let worker = Worker::new(Arc::clone(&b), keyring, client, &config, published)
+        .with_options(WorkerOptions::default().poll_interval(Duration::from_secs(600)))
+        .spawn();
+
+    for n in 0..2 {
+        let request = PublishRequest::new("invoice.paid", format!("{{\"n\":{n}}}")).unwrap();
+        let event = publish(&a, &tenant, request, a.now().await.unwrap(), &mut os_rng())
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap();
+        // Node A's own signal is not B's: only the NOTIFY reaches B.
+        let got = rx.wait_for(n + 1, Duration::from_secs(30)).await;
+        assert_eq!(got[n].header("webhook-id"), event.event_id.to_string());
+    }
+    worker.shutdown().await;
+}
