@@ -493,11 +493,17 @@ impl DestinationRepo for PgRepo {
             let tx = client.transaction().await?;
             // The version check and the write are one statement: a racing
             // replace waits for this row's lock, then finds another version.
+            // Enabling a disabled destination clears its failure streak (the
+            // right-hand sides read the row as it was).
             let stmt = tx
                 .prepare_cached(
                     "UPDATE destinations SET name = $3, url = $4, created_at_ms = $5,
                          updated_at_ms = $6, sealed_secret = $7, secret_digest = $8, version = $9,
-                         enabled = $11, disabled_reason = $12
+                         enabled = $11, disabled_reason = $12,
+                         failing_since_ms =
+                             CASE WHEN $11 AND NOT enabled THEN NULL ELSE failing_since_ms END,
+                         failing_attempts =
+                             CASE WHEN $11 AND NOT enabled THEN NULL ELSE failing_attempts END
                      WHERE tenant_id = $1 AND destination_id = $2 AND version = $10",
                 )
                 .await?;
