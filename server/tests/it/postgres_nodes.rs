@@ -1044,3 +1044,104 @@ async fn a_publish_on_one_node_wakes_the_worker_of_the_other() {
     }
     worker.shutdown().await;
 }
+
+/// libfaketime's preload library, where the Debian `faketime` package puts
+/// it (any architecture), if installed.
+fn libfaketime() -> Option<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/usr/lib/faketime")];
+    if let Ok(entries) = std::fs::read_dir("/usr/lib") {
+        dirs.extend(entries.flatten().map(|e| e.path().join("faketime")));
+    }
+    dirs.push(PathBuf::from("/usr/local/lib/faketime"));
+    dirs.into_iter()
+        .map(|d| d.join("libfaketime.so.1"))
+        .find(|p| p.is_file())
+}
+
+/// Two nodes on one database, one with its clock 40 s ahead, then 40 s
+/// behind (libfaketime): 60 events to a receiver that answers in 3 s are
+/// each delivered exactly once, because claims, leases and due times go by
+/// the database's clock (the skewed node logs its offset at start). With
+/// each node's own clock, the node ahead would take over the other's
+/// leases (25 s) while their attempts run, and the node behind would have
+/// its own taken over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_with_a_skewed_clock_delivers_nothing_twice() {
+    const N: usize = 60;
+    let Some(lib) = libfaketime() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "libfaketime is not installed (Debian package faketime): required under CI"
+        );
+        eprintln!("skipped: libfaketime is not installed (apt-get install faketime)");
+        return;
+    };
+    let lib = lib.to_str().unwrap().to_owned();
+    for skew in ["+40s", "-40s"] {
+        let db = TestDb::new();
+        let cluster = Cluster::new();
+        let rx = Receiver::start(Options::default()).await;
+        for _ in 0..N {
+            rx.reply(Reply::status(204).delay(Duration::from_secs(3)));
+        }
+        let mut extra = delivery_args(&cluster, &rx);
+        // A 10 s timeout: a lease of 2 × 10 s + 5 s = 25 s, shorter than
+        // the skew.
+        let timeout = extra
+            .iter()
+            .position(|a| a == "--delivery-timeout")
+            .unwrap();
+        extra[timeout + 1] = "10s".to_owned();
+        let a = cluster.start_with(&db.node_url("clock_true"), &extra);
+        let key = cluster.key_file.to_str().unwrap().to_owned();
+        let token = cluster.token_flag();
+        let url = db.node_url("clock_skewed");
+        let mut args = vec![
+            "--database",
+            &url,
+            "--sealing-key-file",
+            &key,
+            "--api-token",
+            &token,
+        ];
+        args.extend(extra.iter().map(String::as_str));
+        let b = Node(ServerProcess::start_with_env(
+            &cluster.dir,
+            &args,
+            &[
+                ("PRETS_LOG", "info"),
+                ("LD_PRELOAD", &lib),
+                ("FAKETIME", skew),
+                ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            ],
+        ));
+        let logged = b.output();
+        assert!(
+            logged.contains("clock differs from the database"),
+            "{skew}: {logged}"
+        );
+        let bearer = cluster.bearer();
+        let created = a
+            .send(
+                "POST",
+                CREATE_PATH,
+                &bearer,
+                Some(&json!({"name": "Receiver", "url": rx.ip_url("/hooks")})),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text());
+        let nodes = [&a, &b];
+        let mut published = Vec::new();
+        for i in 0..N {
+            published.push(publish_on(nodes[i % 2], &bearer, i).await);
+        }
+        published.sort();
+        rx.wait_for(N, Duration::from_secs(120)).await;
+        // Past an answer's delay and a poll more: any second delivery of
+        // an attempt in flight would have arrived.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let mut delivered = webhook_ids(&rx.requests());
+        delivered.sort();
+        assert_eq!(delivered, published, "{skew}");
+    }
+}
