@@ -45,30 +45,33 @@ pub(crate) async fn sweep(client: &deadpool_postgres::Client) -> Result<i64, PgE
             "WITH batch AS (
                  SELECT id, tenant_id, event_id FROM finished_events ORDER BY id LIMIT $1
                  FOR UPDATE SKIP LOCKED
+             ), orphans AS (
+                 SELECT DISTINCT e.tenant_id, e.event_id
+                 FROM batch b
+                 JOIN events e ON e.tenant_id = b.tenant_id AND e.event_id = b.event_id
+                 WHERE NOT EXISTS (SELECT 1 FROM deliveries d
+                                   WHERE d.tenant_id = e.tenant_id AND d.event_id = e.event_id)
              ), doomed AS (
                  SELECT e.tenant_id, e.event_id FROM events e
-                 WHERE (e.tenant_id, e.event_id) IN (SELECT tenant_id, event_id FROM batch)
-                   AND NOT EXISTS (SELECT 1 FROM deliveries d
-                                   WHERE d.tenant_id = e.tenant_id AND d.event_id = e.event_id)
+                 WHERE (e.tenant_id, e.event_id) IN (SELECT tenant_id, event_id FROM orphans)
                  ORDER BY e.tenant_id, e.event_id
                  FOR UPDATE OF e SKIP LOCKED
              ), gone AS (
                  DELETE FROM events e USING doomed x
                  WHERE e.tenant_id = x.tenant_id AND e.event_id = x.event_id
                  RETURNING e.tenant_id, e.event_id
+             ), kept AS (
+                 -- Skipped: another transaction holds the row. The mark
+                 -- stays for a later sweep; every other one is done with
+                 -- (the event is gone, or has deliveries whose completions
+                 -- mark it again).
+                 SELECT tenant_id, event_id FROM orphans
+                 EXCEPT SELECT tenant_id, event_id FROM gone
              ), taken AS (
-                 -- Done with: the event is deleted now or was before, or has
-                 -- deliveries (whose completions mark it again). Kept: one
-                 -- skipped because another transaction holds its row.
                  DELETE FROM finished_events f USING batch b
                  WHERE f.id = b.id
-                   AND ((b.tenant_id, b.event_id) IN (SELECT tenant_id, event_id FROM gone)
-                        OR NOT EXISTS (SELECT 1 FROM events e
-                                       WHERE e.tenant_id = b.tenant_id
-                                         AND e.event_id = b.event_id)
-                        OR EXISTS (SELECT 1 FROM deliveries d
-                                   WHERE d.tenant_id = b.tenant_id
-                                     AND d.event_id = b.event_id))
+                   AND NOT EXISTS (SELECT 1 FROM kept k
+                                   WHERE k.tenant_id = b.tenant_id AND k.event_id = b.event_id)
                  RETURNING 1
              )
              SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM gone)",

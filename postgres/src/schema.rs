@@ -259,7 +259,7 @@ const MIGRATIONS: &[&str] = &[
                         WHERE d.tenant_id = t_ids[i] AND d.destination_id = l_dest[j]
                           AND d.due_at_ms <= p_now
                           AND (d.lease_expires_at_ms IS NULL OR d.lease_expires_at_ms <= p_now)
-                        ORDER BY d.due_at_ms, d.event_id
+                        ORDER BY d.due_at_ms
                         LIMIT 1
                         FOR UPDATE SKIP LOCKED;
                         IF FOUND THEN
