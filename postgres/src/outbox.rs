@@ -217,7 +217,7 @@ impl Outbox for PgRepo {
         ];
         let token = lease.token.to_bytes().to_vec();
         let after = self.claim_after();
-        let (picked, records, dropped) = self
+        let (picked, next_after, records, dropped) = self
             .run(|pool| async move {
                 let mut client = pool.get().await?;
                 // One statement leases them: `prets_claim` (schema
@@ -232,7 +232,7 @@ impl Outbox for PgRepo {
                     )
                     .await?;
                 let [limit_to, per_destination, failing_limit, per_failing] = caps;
-                let picked = client
+                let mut picked = client
                     .query(
                         &stmt,
                         &[
@@ -248,8 +248,14 @@ impl Outbox for PgRepo {
                         ],
                     )
                     .await?;
+                // The last row (`o_seq` 0) is the tenant the next claim
+                // starts after; the others are the deliveries leased.
+                let next_after = match picked.pop() {
+                    Some(row) => row.try_get::<_, Option<String>>(6)?,
+                    None => None,
+                };
                 if picked.is_empty() {
-                    return Ok((picked, Vec::new(), BTreeSet::new()));
+                    return Ok((picked, next_after, Vec::new(), BTreeSet::new()));
                 }
                 let mut keys: [Vec<String>; 3] = [Vec::new(), Vec::new(), Vec::new()];
                 let mut seqs: Vec<i32> = Vec::with_capacity(picked.len());
@@ -279,7 +285,7 @@ impl Outbox for PgRepo {
                     }
                 }
                 if off[0].is_empty() {
-                    return Ok((picked, records, BTreeSet::new()));
+                    return Ok((picked, next_after, records, BTreeSet::new()));
                 }
                 let tx = client.transaction().await?;
                 // Only those still disabled: one enabled again meanwhile is
@@ -310,11 +316,11 @@ impl Outbox for PgRepo {
                     .unzip();
                 mark_finished(&tx, &tenants, &events).await?;
                 tx.commit().await?;
-                Ok((picked, records, dropped))
+                Ok((picked, next_after, records, dropped))
             })
             .await?;
-        if let Some(row) = picked.first() {
-            self.set_claim_after(row.try_get(6)?);
+        if let Some(after) = next_after {
+            self.set_claim_after(after);
         }
         self.sweep_in_background();
         let mut by_seq: BTreeMap<i32, &Row> = BTreeMap::new();

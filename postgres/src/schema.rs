@@ -131,169 +131,235 @@ const MIGRATIONS: &[&str] = &[
         o_attempt BIGINT, o_failing BOOLEAN, o_next_after TEXT)
     LANGUAGE plpgsql AS $fn$
     DECLARE
-        t_ids TEXT[] := '{}';      -- tenants with a lane that has room, in turn order
-        t_first INTEGER[] := '{}'; -- their lanes: l_* indexes t_first .. t_last
-        t_last INTEGER[] := '{}';
-        t_next INTEGER[] := '{}';  -- the lane to try next, per tenant
-        t_served TEXT[] := '{}';   -- the lane served last, per tenant
+        -- Tenants in the order they take turns, found one by one.
+        t_ids TEXT[] := '{}';
+        t_alive BOOLEAN[] := '{}';
+        t_start TEXT[] := '{}';     -- its lanes start after this one
+        t_cur TEXT[] := '{}';       -- the lane looked at last
+        t_wrapped BOOLEAN[] := '{}';
+        t_done BOOLEAN[] := '{}';   -- no lane left to find
+        t_scanned INTEGER[] := '{}';
+        t_count INTEGER[] := '{}';  -- lanes found
+        t_head INTEGER[] := '{}';   -- its lanes: a ring through l_next
+        t_tail INTEGER[] := '{}';
+        t_at INTEGER[] := '{}';     -- the lane served (or passed) last
+        t_served TEXT[] := '{}';
+        -- Lanes with room and a due delivery when found.
         l_dest TEXT[] := '{}';
         l_room INTEGER[] := '{}';
         l_failing BOOLEAN[] := '{}';
         l_alive BOOLEAN[] := '{}';
+        l_next INTEGER[] := '{}';
+        n INTEGER := 0;
+        n_l INTEGER := 0;
+        i INTEGER := 0;
+        j INTEGER;
+        checked INTEGER;
         cur TEXT := p_after;
         nxt TEXT;
         wrapped BOOLEAN := false;
-        lane_cur TEXT;
-        lane_start TEXT;
-        lane_wrapped BOOLEAN;
+        finding BOOLEAN := true;
+        all_tenants BOOLEAN := false;
+        progress BOOLEAN := false;
+        next_after TEXT;
         lane TEXT;
-        scanned INTEGER;
-        enabled_ BOOLEAN;
         failing_ BOOLEAN;
         cap INTEGER;
         live INTEGER;
-        first_lane INTEGER;
-        taken INTEGER := 0;
-        failing_taken INTEGER := 0;
-        progress BOOLEAN;
-        i INTEGER;
-        j INTEGER;
-        k INTEGER;
         ev TEXT;
         att BIGINT;
-        next_after TEXT;
-        all_tenants BOOLEAN := false;
+        taken INTEGER := 0;
+        failing_taken INTEGER := 0;
     BEGIN
         IF p_limit <= 0 THEN
             RETURN;
         END IF;
-        -- Tenants in turn from the one after p_after, wrapping once: at
-        -- most p_limit of them with a lane that has room.
+        -- Turns: each tenant in order, its next lane, one delivery, the
+        -- earliest due of the lane. The first pass finds the tenants (from
+        -- the one after p_after, wrapping once), each tenant finds its lanes
+        -- as its turns need them (from the lane after the one it was served
+        -- last), so a claim looks at no more than it takes and passes.
         LOOP
-            SELECT d.tenant_id INTO nxt FROM deliveries d
-            WHERE d.tenant_id > cur ORDER BY d.tenant_id LIMIT 1;
-            IF nxt IS NULL THEN
-                IF wrapped OR p_after = '' THEN
-                    all_tenants := true;
-                    EXIT;
-                END IF;
-                wrapped := true;
-                cur := '';
-                CONTINUE;
-            END IF;
-            IF wrapped AND nxt > p_after THEN
-                all_tenants := true;
-                EXIT;
-            END IF;
-            cur := nxt;
-            -- Its lanes, from the one after the lane it was served last.
-            SELECT c.destination_id INTO lane_start FROM claim_turns c WHERE c.tenant_id = nxt;
-            lane_start := COALESCE(lane_start, '');
-            lane_cur := lane_start;
-            lane_wrapped := false;
-            scanned := 0;
-            first_lane := coalesce(array_length(l_dest, 1), 0) + 1;
-            LOOP
-                SELECT d.destination_id INTO lane FROM deliveries d
-                WHERE d.tenant_id = nxt AND d.destination_id > lane_cur
-                ORDER BY d.destination_id LIMIT 1;
-                IF lane IS NULL THEN
-                    EXIT WHEN lane_wrapped OR lane_start = '';
-                    lane_wrapped := true;
-                    lane_cur := '';
-                    CONTINUE;
-                END IF;
-                EXIT WHEN lane_wrapped AND lane > lane_start;
-                lane_cur := lane;
-                scanned := scanned + 1;
-                SELECT x.enabled, x.failing_since_ms IS NOT NULL INTO enabled_, failing_
-                FROM destinations x WHERE x.tenant_id = nxt AND x.destination_id = lane;
-                IF FOUND AND NOT (failing_ AND p_failing_limit <= 0) THEN
-                    cap := CASE WHEN failing_ THEN p_per_failing ELSE p_per_destination END;
-                    SELECT count(*) INTO live FROM (
-                        SELECT 1 FROM deliveries d
-                        WHERE d.tenant_id = nxt AND d.destination_id = lane
-                          AND d.lease_token IS NOT NULL AND d.lease_expires_at_ms > p_now
-                        LIMIT cap) l;
-                    -- A lane with room and a delivery to offer.
-                    IF live < cap AND EXISTS (
-                        SELECT 1 FROM deliveries d
-                        WHERE d.tenant_id = nxt AND d.destination_id = lane
-                          AND d.due_at_ms <= p_now
-                          AND (d.lease_expires_at_ms IS NULL OR d.lease_expires_at_ms <= p_now))
-                    THEN
-                        l_dest := l_dest || lane;
-                        l_room := l_room || (cap - live);
-                        l_failing := l_failing || failing_;
-                        l_alive := l_alive || true;
-                    END IF;
-                END IF;
-                EXIT WHEN scanned >= p_lane_scan;
-            END LOOP;
-            IF coalesce(array_length(l_dest, 1), 0) >= first_lane THEN
-                t_ids := t_ids || nxt;
-                t_first := t_first || first_lane;
-                t_last := t_last || array_length(l_dest, 1);
-                t_next := t_next || first_lane;
-                t_served := t_served || NULL::TEXT;
-                EXIT WHEN array_length(t_ids, 1) >= p_limit;
-            END IF;
-        END LOOP;
-        IF coalesce(array_length(t_ids, 1), 0) = 0 THEN
-            RETURN;
-        END IF;
-        -- The next claim starts after the last tenant looked at, or, when
-        -- every tenant was, after the first one served: the ring turns.
-        next_after := CASE WHEN all_tenants THEN t_ids[1] ELSE cur END;
-        -- Turns: each tenant in order, its next lane with room, one
-        -- delivery, the earliest due of the lane.
-        <<turns>>
-        LOOP
-            progress := false;
-            FOR i IN 1 .. array_length(t_ids, 1) LOOP
-                j := t_next[i];
-                FOR k IN 0 .. t_last[i] - t_first[i] LOOP
-                    IF l_alive[j] AND l_room[j] > 0
-                       AND NOT (l_failing[j] AND failing_taken >= p_failing_limit) THEN
-                        SELECT d.event_id, d.attempt INTO ev, att FROM deliveries d
-                        WHERE d.tenant_id = t_ids[i] AND d.destination_id = l_dest[j]
-                          AND d.due_at_ms <= p_now
-                          AND (d.lease_expires_at_ms IS NULL OR d.lease_expires_at_ms <= p_now)
-                        ORDER BY d.due_at_ms
-                        LIMIT 1
-                        FOR UPDATE SKIP LOCKED;
-                        IF FOUND THEN
-                            UPDATE deliveries d SET lease_token = p_token,
-                                lease_expires_at_ms = p_expires
-                            WHERE d.tenant_id = t_ids[i] AND d.event_id = ev
-                              AND d.destination_id = l_dest[j];
-                            taken := taken + 1;
-                            IF l_failing[j] THEN
-                                failing_taken := failing_taken + 1;
-                            END IF;
-                            l_room[j] := l_room[j] - 1;
-                            t_served[i] := l_dest[j];
-                            o_seq := taken;
-                            o_tenant := t_ids[i];
-                            o_event := ev;
-                            o_destination := l_dest[j];
-                            o_attempt := att;
-                            o_failing := l_failing[j];
-                            o_next_after := next_after;
-                            RETURN NEXT;
-                            progress := true;
-                            j := CASE WHEN j >= t_last[i] THEN t_first[i] ELSE j + 1 END;
+            i := i + 1;
+            IF i > n AND finding THEN
+                LOOP
+                    SELECT d.tenant_id INTO nxt FROM deliveries d
+                    WHERE d.tenant_id > cur ORDER BY d.tenant_id LIMIT 1;
+                    IF nxt IS NULL THEN
+                        IF wrapped OR p_after = '' THEN
                             EXIT;
                         END IF;
-                        l_alive[j] := false;
+                        wrapped := true;
+                        cur := '';
+                        CONTINUE;
                     END IF;
-                    j := CASE WHEN j >= t_last[i] THEN t_first[i] ELSE j + 1 END;
+                    IF wrapped AND nxt > p_after THEN
+                        nxt := NULL;
+                    END IF;
+                    EXIT;
                 END LOOP;
-                t_next[i] := j;
-                EXIT turns WHEN taken >= p_limit;
+                IF nxt IS NULL THEN
+                    finding := false;
+                    all_tenants := true;
+                ELSE
+                    cur := nxt;
+                    n := n + 1;
+                    t_ids[n] := nxt;
+                    t_alive[n] := true;
+                    SELECT c.destination_id INTO lane FROM claim_turns c WHERE c.tenant_id = nxt;
+                    t_start[n] := COALESCE(lane, '');
+                    t_cur[n] := t_start[n];
+                    t_wrapped[n] := false;
+                    t_done[n] := false;
+                    t_scanned[n] := 0;
+                    t_count[n] := 0;
+                    t_head[n] := 0;
+                    t_tail[n] := 0;
+                    t_at[n] := 0;
+                    t_served[n] := NULL;
+                END IF;
+            END IF;
+            IF i > n THEN
+                -- A pass is over.
+                EXIT WHEN NOT progress;
+                finding := false;
+                progress := false;
+                i := 1;
+            END IF;
+            IF next_after IS NULL AND NOT finding THEN
+                -- The next claim starts after the last tenant looked at, or,
+                -- when every tenant was, after the first one: the ring turns.
+                next_after := CASE WHEN all_tenants THEN t_ids[1] ELSE cur END;
+            END IF;
+            CONTINUE WHEN NOT t_alive[i];
+            -- Tenant i's turn: its lanes from the one after t_at, finding
+            -- one more at the end of those found.
+            checked := 0;
+            LOOP
+                j := 0;
+                IF t_head[i] = 0 OR t_at[i] = t_tail[i] THEN
+                    WHILE NOT t_done[i] LOOP
+                        IF t_scanned[i] >= p_lane_scan THEN
+                            t_done[i] := true;
+                            EXIT;
+                        END IF;
+                        SELECT d.destination_id INTO lane FROM deliveries d
+                        WHERE d.tenant_id = t_ids[i] AND d.destination_id > t_cur[i]
+                        ORDER BY d.destination_id LIMIT 1;
+                        IF lane IS NULL THEN
+                            IF t_wrapped[i] OR t_start[i] = '' THEN
+                                t_done[i] := true;
+                                EXIT;
+                            END IF;
+                            t_wrapped[i] := true;
+                            t_cur[i] := '';
+                            CONTINUE;
+                        END IF;
+                        IF t_wrapped[i] AND lane > t_start[i] THEN
+                            t_done[i] := true;
+                            EXIT;
+                        END IF;
+                        t_cur[i] := lane;
+                        t_scanned[i] := t_scanned[i] + 1;
+                        SELECT x.failing_since_ms IS NOT NULL INTO failing_
+                        FROM destinations x WHERE x.tenant_id = t_ids[i] AND x.destination_id = lane;
+                        CONTINUE WHEN NOT FOUND OR (failing_ AND p_failing_limit <= 0);
+                        cap := CASE WHEN failing_ THEN p_per_failing ELSE p_per_destination END;
+                        SELECT count(*) INTO live FROM (
+                            SELECT 1 FROM deliveries d
+                            WHERE d.tenant_id = t_ids[i] AND d.destination_id = lane
+                              AND d.lease_token IS NOT NULL AND d.lease_expires_at_ms > p_now
+                            LIMIT cap) l;
+                        -- A lane with room and a delivery to offer.
+                        CONTINUE WHEN live >= cap OR NOT EXISTS (
+                            SELECT 1 FROM deliveries d
+                            WHERE d.tenant_id = t_ids[i] AND d.destination_id = lane
+                              AND d.due_at_ms <= p_now
+                              AND (d.lease_expires_at_ms IS NULL
+                                   OR d.lease_expires_at_ms <= p_now));
+                        n_l := n_l + 1;
+                        l_dest[n_l] := lane;
+                        l_room[n_l] := cap - live;
+                        l_failing[n_l] := failing_;
+                        l_alive[n_l] := true;
+                        IF t_head[i] = 0 THEN
+                            t_head[i] := n_l;
+                        ELSE
+                            l_next[t_tail[i]] := n_l;
+                        END IF;
+                        t_tail[i] := n_l;
+                        l_next[n_l] := t_head[i];
+                        t_count[i] := t_count[i] + 1;
+                        j := n_l;
+                        EXIT;
+                    END LOOP;
+                    IF j = 0 THEN
+                        j := t_head[i];
+                    END IF;
+                ELSIF t_at[i] = 0 THEN
+                    j := t_head[i];
+                ELSE
+                    j := l_next[t_at[i]];
+                END IF;
+                EXIT WHEN j = 0;
+                t_at[i] := j;
+                checked := checked + 1;
+                IF l_alive[j] AND l_room[j] > 0
+                   AND NOT (l_failing[j] AND failing_taken >= p_failing_limit) THEN
+                    SELECT d.event_id, d.attempt INTO ev, att FROM deliveries d
+                    WHERE d.tenant_id = t_ids[i] AND d.destination_id = l_dest[j]
+                      AND d.due_at_ms <= p_now
+                      AND (d.lease_expires_at_ms IS NULL OR d.lease_expires_at_ms <= p_now)
+                    ORDER BY d.due_at_ms
+                    LIMIT 1
+                    FOR UPDATE SKIP LOCKED;
+                    IF FOUND THEN
+                        UPDATE deliveries d SET lease_token = p_token,
+                            lease_expires_at_ms = p_expires
+                        WHERE d.tenant_id = t_ids[i] AND d.event_id = ev
+                          AND d.destination_id = l_dest[j];
+                        taken := taken + 1;
+                        IF l_failing[j] THEN
+                            failing_taken := failing_taken + 1;
+                        END IF;
+                        l_room[j] := l_room[j] - 1;
+                        t_served[i] := l_dest[j];
+                        progress := true;
+                        o_seq := taken;
+                        o_tenant := t_ids[i];
+                        o_event := ev;
+                        o_destination := l_dest[j];
+                        o_attempt := att;
+                        o_failing := l_failing[j];
+                        o_next_after := NULL;
+                        RETURN NEXT;
+                        EXIT;
+                    END IF;
+                    l_alive[j] := false;
+                END IF;
+                IF t_done[i] AND checked >= t_count[i] THEN
+                    -- Every lane found was tried: nothing more here.
+                    t_alive[i] := false;
+                    EXIT;
+                END IF;
             END LOOP;
-            EXIT WHEN NOT progress;
+            IF j = 0 THEN
+                t_alive[i] := false;
+            END IF;
+            EXIT WHEN taken >= p_limit;
         END LOOP;
+        IF taken = 0 THEN
+            RETURN;
+        END IF;
+        -- The cursor row: after every delivery, so its value is final.
+        o_seq := 0;
+        o_tenant := NULL;
+        o_event := NULL;
+        o_destination := NULL;
+        o_attempt := NULL;
+        o_failing := NULL;
+        o_next_after := COALESCE(next_after, CASE WHEN all_tenants THEN t_ids[1] ELSE cur END);
+        RETURN NEXT;
         -- The lane each tenant was served last goes to the back of its ring
         -- (one statement, in tenant order: concurrent claims lock these rows
         -- in one order).
