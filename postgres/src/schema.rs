@@ -277,6 +277,17 @@ const MIGRATIONS: &[&str] = &[
                               AND d.due_at_ms <= p_now
                               AND (d.lease_expires_at_ms IS NULL
                                    OR d.lease_expires_at_ms <= p_now));
+                        -- One claim at a time per lane (another one on it now
+                        -- serves it: skip it), counted again once held: this
+                        -- statement sees every claim that held it before.
+                        CONTINUE WHEN NOT pg_try_advisory_xact_lock(
+                            hashtext(t_ids[i]), hashtext(lane));
+                        SELECT count(*) INTO live FROM (
+                            SELECT 1 FROM deliveries d
+                            WHERE d.tenant_id = t_ids[i] AND d.destination_id = lane
+                              AND d.lease_token IS NOT NULL AND d.lease_expires_at_ms > p_now
+                            LIMIT cap) l;
+                        CONTINUE WHEN live >= cap;
                         n_l := n_l + 1;
                         l_dest[n_l] := lane;
                         l_room[n_l] := cap - live;

@@ -245,3 +245,33 @@ async fn failing_destinations_stay_within_their_budget() {
         .unwrap();
     assert!(none.is_empty(), "{none:?}");
 }
+
+/// Claims racing on one destination, from two nodes, never pass its cap
+/// together: one claim at a time takes a lane, and counts the leases of
+/// those before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_claims_on_two_nodes_keep_a_destinations_cap() {
+    let db = TestDb::new();
+    let a = std::sync::Arc::new(db.repo().await);
+    let b = std::sync::Arc::new(db.repo().await);
+    let mut rng = ChaCha20Rng::seed_from_u64(96);
+    let tenant: TenantId = "org_racing".parse().unwrap();
+    let dests = destinations(&a, &tenant, 1, &mut rng).await;
+    backlog(&db, &tenant, &dests, 1000).await;
+    for round in 0..5u64 {
+        // Each round at a later `now`, past the previous round's leases.
+        let now = at(1000 * (round + 1));
+        let tasks: Vec<_> = (0..16)
+            .map(|k| {
+                let node = std::sync::Arc::clone(if k % 2 == 0 { &a } else { &b });
+                let request = lease(&mut rng);
+                tokio::spawn(async move { node.claim(now, caps(64, 4), request).await.unwrap() })
+            })
+            .collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap().len();
+        }
+        assert_eq!(total, 4, "round {round}");
+    }
+}
