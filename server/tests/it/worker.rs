@@ -1202,6 +1202,12 @@ async fn memory_a_tarpit_does_not_delay_another_organization() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_tarpit_does_not_delay_another_organization() {
+    let db = prets_destinations_postgres::test_support::TestDb::new();
+    a_tarpit_does_not_delay_another_organization(Bench::over(db.repo().await, None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_destinations_share_the_slow_lane() {
     // Eight slots: the slow lane is 2. Six destinations of A fail (500 after
     // 500 ms): once failing, they never have more than 2 attempts in flight
