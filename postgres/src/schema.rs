@@ -15,10 +15,11 @@ use crate::error::PgError;
 /// nullable columns of its row; `deliveries` and `attempts` reference
 /// `destinations (tenant_id, destination_id)` `ON DELETE CASCADE`, so a
 /// removed destination takes its pending deliveries and attempts with it;
-/// `deliveries` also reference their `events` row, which is deleted with
-/// the event's last delivery. Attempts are listed newest first by a
-/// backward scan of their primary key `(tenant_id, destination_id,
-/// attempt_id)`; claims walk `deliveries_by_due_time`.
+/// `deliveries` also reference their `events` row, which the sweep deletes
+/// once its last delivery finished (migration 4). Attempts are listed
+/// newest first by a backward scan of their primary key `(tenant_id,
+/// destination_id, attempt_id)`; claims are the function `prets_claim`
+/// (migration 4), walking `deliveries_by_lane` and `deliveries_leased`.
 const MIGRATIONS: &[&str] = &[
     // 1: destinations and their rotated-out secrets.
     r#"CREATE TABLE destinations (
