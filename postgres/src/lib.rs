@@ -31,7 +31,7 @@
 //!   is the database's, measured at connect and every 5 s
 //!   ([`PgRepo::clock_offset_ms`]): hosts that take their `now`s from it
 //!   agree on due times and leases whatever their own clocks say.
-//! - **Wake-ups**: an enqueue sends `NOTIFY` at its commit;
+//! - **Wake-ups**: a node sends `NOTIFY` after its enqueues commit;
 //!   [`PgRepo::listen`] wakes a host's worker on a publish made on any node.
 //!
 //! # Lease sizing

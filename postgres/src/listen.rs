@@ -1,8 +1,9 @@
-//! Waking every node's worker on a publish: `enqueue` sends [`NOTIFY`]
-//! in its transaction (delivered at commit), and each node
+//! Waking every node's worker on a publish: after an `enqueue` commits, its
+//! node sends `NOTIFY`, and each node
 //! [listens](PgRepo::listen) on a connection of its own.
 
 use std::future::poll_fn;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -16,8 +17,65 @@ use crate::repo::PgRepo;
 /// Listens on the channel publishes notify.
 const LISTEN: &str = "LISTEN prets_published";
 
-/// Notifies the channel: sent by `enqueue` in its transaction.
-pub(crate) const NOTIFY: &str = "NOTIFY prets_published";
+/// Notifies the channel, in a transaction of its own that does not wait
+/// for its commit record to be flushed: a notification lost in a crash
+/// only leaves the work to the next poll.
+const NOTIFY: &str = "BEGIN; SET LOCAL synchronous_commit = off; NOTIFY prets_published; COMMIT";
+
+// The states of a node's publish notifications (`PgRepo::notifying`), sent
+// at most one at a time: publishes during a send are covered by one more
+// send after it. Not in the enqueue's transaction: PostgreSQL serializes
+// the commits of all transactions that notify (a lock held until after the
+// commit's flush), which would take group commit from the publishes; this
+// way a node has at most one such commit in flight, with no flush to wait
+// for.
+/// Idle: no notification being sent.
+const IDLE: u8 = 0;
+/// One being sent.
+const SENDING: u8 = 1;
+/// One being sent, and another publish since it started: send one more.
+const AGAIN: u8 = 2;
+
+impl PgRepo {
+    /// Notifies every listening node that work was published (soon, on a
+    /// task: the caller's commit is done and waits for nothing).
+    pub(crate) fn notify_published(&self) {
+        // Idle: send (below). Sending: ask for one more send after it.
+        // Asked already: nothing to do.
+        let state = self.notifying();
+        let previous = state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| match s {
+            IDLE => Some(SENDING),
+            SENDING => Some(AGAIN),
+            _ => None,
+        });
+        if previous != Ok(IDLE) {
+            return;
+        }
+        let repo = self.clone();
+        self.spawn(async move {
+            let state = repo.notifying();
+            loop {
+                // A failure is dropped: the listeners' poll finds the work.
+                let _ = repo
+                    .run(|pool| async move {
+                        let client = pool.get().await?;
+                        client.batch_execute(NOTIFY).await?;
+                        Ok(())
+                    })
+                    .await;
+                // Nothing new since this send started: idle. Else (AGAIN)
+                // one more send, for the publishes since.
+                if state
+                    .compare_exchange(SENDING, IDLE, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return;
+                }
+                state.store(SENDING, Ordering::Release);
+            }
+        });
+    }
+}
 
 /// The first wait before reconnecting a lost listening connection; it
 /// doubles up to [`RECONNECT_MAX`].

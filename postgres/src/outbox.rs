@@ -25,7 +25,6 @@ use tokio_postgres::Row;
 use crate::complete::{LeaseColumns, complete_batch};
 use crate::deliveries::mark_finished;
 use crate::error::PgError;
-use crate::listen::NOTIFY;
 use crate::repo::PgRepo;
 use crate::rows::{decode, limit, millis, timestamp};
 
@@ -128,7 +127,7 @@ impl Outbox for PgRepo {
         let event_type = event.event_type.as_str().to_owned();
         let created_at = millis(event.created_at);
         let payload = event.payload.get().to_owned();
-        self.run(|pool| async move {
+        let outcome = self.run(|pool| async move {
             let mut client = pool.get().await?;
             let tx = client.transaction().await?;
             // `FOR SHARE`: a destination cannot be removed, or disabled
@@ -190,14 +189,17 @@ impl Outbox for PgRepo {
                 .await?;
             tx.execute(&stmt, &[&tenant, &event_id, &ids, &created_at])
                 .await?;
-            // Delivered at commit, to every node listening (`PgRepo::listen`).
-            tx.batch_execute(NOTIFY).await?;
             tx.commit().await?;
             Ok(EnqueueOutcome::Enqueued {
                 deliveries: ids.len(),
             })
         })
-        .await
+        .await?;
+        if matches!(outcome, EnqueueOutcome::Enqueued { deliveries } if deliveries > 0) {
+            // Every node's worker, this one's too (see `PgRepo::listen`).
+            self.notify_published();
+        }
+        Ok(outcome)
     }
 
     async fn claim(

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,8 @@ pub struct PgRepo {
     turns: Arc<Turns>,
     /// The pool's connection settings, for the listening connection.
     config: Arc<tokio_postgres::Config>,
+    /// The state of this node's publish notifications (see `listen.rs`).
+    notifying: Arc<AtomicU8>,
 }
 
 /// What one node remembers between claims, and when it last swept.
@@ -163,7 +165,13 @@ impl PgRepo {
                 sweeping: AtomicBool::new(false),
             }),
             config: listen_config,
+            notifying: Arc::default(),
         })
+    }
+
+    /// The state of this node's publish notifications.
+    pub(crate) fn notifying(&self) -> &AtomicU8 {
+        &self.notifying
     }
 
     /// The connection settings of the pool's connections.

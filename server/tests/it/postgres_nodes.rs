@@ -1042,6 +1042,34 @@ async fn a_publish_on_one_node_wakes_the_worker_of_the_other() {
         let got = rx.wait_for(n + 1, Duration::from_secs(30)).await;
         assert_eq!(got[n].header("webhook-id"), event.event_id.to_string());
     }
+    // A burst of publishes at once: their notifications are sent one at a
+    // time, the last after the last commit, so none is left to the poll.
+    let a = Arc::new(a);
+    let burst: Vec<_> = (0..20)
+        .map(|n| {
+            let (a, tenant) = (Arc::clone(&a), tenant.clone());
+            tokio::spawn(async move {
+                let request =
+                    PublishRequest::new("invoice.paid", format!("{{\"burst\":{n}}}")).unwrap();
+                publish(&*a, &tenant, request, a.now().await.unwrap(), &mut os_rng())
+                    .await
+                    .unwrap()
+                    .into_result()
+                    .unwrap()
+                    .event_id
+                    .to_string()
+            })
+        })
+        .collect();
+    let mut want = Vec::new();
+    for t in burst {
+        want.push(t.await.unwrap());
+    }
+    want.sort();
+    let got = rx.wait_for(22, Duration::from_secs(30)).await;
+    let mut got = webhook_ids(&got[2..]);
+    got.sort();
+    assert_eq!(got, want);
     worker.shutdown().await;
 }
 
