@@ -5,7 +5,10 @@
 //! must not run at the same time as each other or as another worker on the
 //! same store: run them one at a time (as [`outbox_run_all`] does). Each uses
 //! fresh tenants, and gives back (releases) any delivery it claims that is not
-//! its own, so a store that already holds data is fine.
+//! its own, so a store that already holds data is fine. The fairness
+//! properties ([`fairness_run_all`]) first lease, for a day, every delivery
+//! due within the hour that is not theirs, so that their claims see only
+//! their own, and give them back at the end.
 //!
 //! ```
 //! # #[cfg(feature = "memory")] {

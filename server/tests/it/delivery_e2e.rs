@@ -887,3 +887,10 @@ async fn the_binary_on_postgres_delivers_another_organization_beside_a_tarpit() 
     a_tarpit_does_not_delay_another_organization(&["--database", &url, "--sealing-key-file", key])
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_on_sqlite_delivers_another_organization_beside_a_tarpit() {
+    let db = TempDir::new();
+    let path = db.path().join("tarpit.sqlite3");
+    a_tarpit_does_not_delay_another_organization(&["--database", path.to_str().unwrap()]).await;
+}

@@ -773,8 +773,10 @@ async fn a_publish_and_a_due_retry_wake_the_worker_before_its_poll() {
 }
 
 /// A store whose claims fail while `failing` is set, counting them, whose
-/// reads of a destination are counted in `gets`, and whose completions
-/// (counted in `completing`) wait while `hold_completes` is set.
+/// reads of a destination are counted in `gets`, whose completions
+/// (counted in `completing`) wait while `hold_completes` is set, whose
+/// batches of completions are listed in `batches`, and whose clock is
+/// `ahead_ms` ahead of the system's.
 #[derive(Default)]
 struct Scripted {
     inner: MemoryRepo,
@@ -783,6 +785,8 @@ struct Scripted {
     gets: std::sync::atomic::AtomicUsize,
     hold_completes: std::sync::atomic::AtomicBool,
     completing: std::sync::atomic::AtomicUsize,
+    batches: std::sync::Mutex<Vec<usize>>,
+    ahead_ms: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug)]
@@ -882,6 +886,25 @@ impl Outbox for Scripted {
             return Err(Flaky);
         }
         flaky(self.inner.claim(now, limits, lease).await)
+    }
+    async fn now(&self) -> Result<Timestamp, Flaky> {
+        use std::sync::atomic::Ordering;
+        let ahead = Duration::from_millis(self.ahead_ms.load(Ordering::SeqCst));
+        Ok(now().saturating_add(ahead))
+    }
+    async fn complete_all(
+        &self,
+        batch: Vec<(
+            prets_destinations::delivery::Lease,
+            prets_destinations::delivery::AttemptReport,
+        )>,
+    ) -> Result<Vec<prets_destinations::delivery::CompleteOutcome>, Flaky> {
+        self.batches.lock().unwrap().push(batch.len());
+        let mut out = Vec::new();
+        for (lease, report) in batch {
+            out.push(self.complete(&lease, report).await?);
+        }
+        Ok(out)
     }
     async fn renew(
         &self,
@@ -1208,6 +1231,11 @@ async fn postgres_a_tarpit_does_not_delay_another_organization() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_tarpit_does_not_delay_another_organization() {
+    a_tarpit_does_not_delay_another_organization(Bench::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_destinations_share_the_slow_lane() {
     // Eight slots: the slow lane is 2. Six destinations of A fail (500 after
     // 500 ms): once failing, they never have more than 2 attempts in flight
@@ -1270,4 +1298,116 @@ async fn failing_destinations_share_the_slow_lane() {
             "a failing destination had two attempts in flight"
         );
     }
+}
+
+#[tokio::test]
+async fn the_worker_keeps_the_store_clock() {
+    // The store's clock is 40 s ahead of this host's: an event stamped by
+    // it is due 40 s from now by the host's clock. The worker claims, starts
+    // and schedules by the store's clock, so it delivers at once, and the
+    // retry of a failure is due by the store's clock too.
+    use std::sync::atomic::Ordering;
+    let bench = Bench::over(Scripted::default(), None);
+    bench.repo.ahead_ms.store(40_000, Ordering::SeqCst);
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(500));
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let worker = bench.worker(&settings(&[&rx], "1s"), loopback());
+    let stamped = bench.repo.now().await.unwrap();
+    let request = PublishRequest::new("invoice.paid", PAYLOAD.to_owned()).unwrap();
+    publish(&*bench.repo, &bench.tenant, request, stamped, &mut os_rng())
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    bench.published.notify_one();
+    // Both attempts within the wait, 40 s before the host's clock reaches
+    // the event's time.
+    let attempts = bench.wait_attempts(id, 2).await;
+    assert!(now().unix_millis() + 30_000 < stamped.unix_millis());
+    let (second, first) = (&attempts[0], &attempts[1]);
+    assert!(first.started_at >= stamped.truncated(), "{first:?}");
+    assert!(
+        second.started_at >= first.next_attempt_at.unwrap(),
+        "{second:?}"
+    );
+    assert_eq!(second.outcome, AttemptOutcome::Succeeded);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn finished_attempts_are_written_in_batches() {
+    // Five deliveries to one destination (four at a time): a write is held
+    // while the four answers come; those not in it wait for the recorder and
+    // go in its next write together (the fifth is claimed after). Each is
+    // recorded once, in fewer writes than attempts.
+    use std::sync::atomic::Ordering;
+    let bench = Bench::over(Scripted::default(), None);
+    let rx = Receiver::start(Options::default()).await;
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    bench.repo.hold_completes.store(true, Ordering::SeqCst);
+    let worker = bench.worker(&settings(&[&rx], "1s"), loopback());
+    for _ in 0..5 {
+        bench.publish(PAYLOAD).await;
+    }
+    rx.wait_for(4, Duration::from_secs(10)).await;
+    eventually("the first write held, the others answered", || {
+        bench.repo.completing.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Sequencing only: the three other answers reach the recorder's queue.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    bench.repo.hold_completes.store(false, Ordering::SeqCst);
+    let attempts = bench.wait_attempts(id, 5).await;
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.outcome == AttemptOutcome::Succeeded)
+    );
+    worker.shutdown().await;
+    let batches = bench.repo.batches.lock().unwrap().clone();
+    assert_eq!(batches.iter().sum::<usize>(), 5, "{batches:?}");
+    assert!(
+        batches.iter().any(|&n| n >= 2) && batches.len() <= 3,
+        "one write per attempt: {batches:?}"
+    );
+    assert_eq!(rx.requests().len(), 5);
+}
+
+#[tokio::test]
+async fn the_api_stamps_events_with_the_store_clock() {
+    // The store's clock is an hour ahead of this host's: the event the
+    // route publishes is created (and so due) at the store's time, the one
+    // claims compare with.
+    use prets_destinations_server::{ApiTokens, AppState, mint_token, router, token_digest};
+    use std::sync::atomic::Ordering;
+    let repo = Arc::new(Scripted::default());
+    repo.ahead_ms.store(3_600_000, Ordering::SeqCst);
+    let token = mint_token();
+    let tokens = ApiTokens::new(vec![(token_digest(&token), "org_a".parse().unwrap())]);
+    let app = router(AppState::new(Arc::clone(&repo), tokens, keyring()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let before = now();
+    let authorization = format!("Bearer {}", token.as_str());
+    let response = support::request(
+        addr,
+        "POST",
+        "/v1/events",
+        &[
+            ("Authorization", &authorization),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"type":"invoice.paid","payload":{}}"#,
+    )
+    .await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    let created = Timestamp::try_from(response.json()["createdAt"].as_str().unwrap()).unwrap();
+    let ahead = created.unix_millis() - before.truncated().unix_millis();
+    assert!(
+        (3_600_000..3_660_000).contains(&ahead),
+        "createdAt is {ahead} ms past this host's clock"
+    );
+    server.abort();
 }
