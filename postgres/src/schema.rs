@@ -175,6 +175,10 @@ const MIGRATIONS: &[&str] = &[
         IF p_limit <= 0 THEN
             RETURN;
         END IF;
+        -- Leases need no flush before the answer: one lost in a crash of
+        -- the database only makes its delivery claimable again (at least
+        -- once), and the claim's caller waits for no disk.
+        PERFORM set_config('synchronous_commit', 'off', true);
         -- Turns: each tenant in order, its next lane, one delivery, the
         -- earliest due of the lane. The first pass finds the tenants (from
         -- the one after p_after, wrapping once), each tenant finds its lanes
