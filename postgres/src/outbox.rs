@@ -33,9 +33,9 @@ use crate::rows::{decode, limit, millis, timestamp};
 /// the number of its destinations with deliveries.
 const LANE_SCAN: i32 = 256;
 
-/// The destinations (as [`select`] reads them: columns 0 to 13) and events
-/// (columns 14 to 19) of the deliveries a claim leased, keyed by their
-/// `o_seq` (column 15 is it; 14 the event id).
+/// The destinations (columns 0 to 13, as [`select`](crate::rows::select)
+/// reads them) and events (14: the event id, 15: the claim's `o_seq`, 16 to
+/// 18: type, creation time, payload) of the deliveries a claim leased.
 const CLAIMED_RECORDS: &str =
     "SELECT d.tenant_id, d.destination_id, d.name, d.url, d.created_at_ms,
          d.updated_at_ms, d.sealed_secret, d.secret_digest, d.version, d.enabled,
