@@ -330,6 +330,8 @@ async fn ids_are_c_collated_text_and_digests_are_indexed() {
         ("attempts", "destination_id"),
         ("attempts", "event_id"),
         ("attempts", "tenant_id"),
+        ("claim_turns", "destination_id"),
+        ("claim_turns", "tenant_id"),
         ("deliveries", "destination_id"),
         ("deliveries", "event_id"),
         ("deliveries", "tenant_id"),
@@ -341,6 +343,8 @@ async fn ids_are_c_collated_text_and_digests_are_indexed() {
         ("event_ids", "tenant_id"),
         ("events", "event_id"),
         ("events", "tenant_id"),
+        ("finished_events", "event_id"),
+        ("finished_events", "tenant_id"),
         ("previous_secrets", "destination_id"),
         ("previous_secrets", "tenant_id"),
     ]

@@ -920,6 +920,20 @@ async fn the_binary_on_memory_delivers_another_organization_beside_a_tarpit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_on_postgres_delivers_another_organization_beside_a_tarpit() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let db = prets_destinations_postgres::test_support::TestDb::new();
+    let keys = TempDir::new();
+    let key = keys.path().join("sealing-key");
+    std::fs::write(&key, format!("1 {}\n", "5a".repeat(32))).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let url = db.url();
+    let key = key.to_str().unwrap();
+    a_tarpit_does_not_delay_another_organization(&["--database", &url, "--sealing-key-file", key])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_on_sqlite_delivers_another_organization_beside_a_tarpit() {
     let db = TempDir::new();
     let path = db.path().join("tarpit.sqlite3");
