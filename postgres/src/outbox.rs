@@ -364,7 +364,7 @@ impl Outbox for PgRepo {
                 for row in &records {
                     if !row.try_get::<_, bool>(9)? {
                         off[0].push(row.try_get::<_, String>(0)?);
-                        off[1].push(row.try_get::<_, String>(14)?);
+                        off[1].push(row.try_get::<_, String>(22)?);
                         off[2].push(row.try_get::<_, String>(1)?);
                     }
                 }
