@@ -3,14 +3,29 @@
 //!
 //! - **creates**: creates destinations over keep-alive connections and
 //!   reports creates per second and latency percentiles.
-//! - **delivery**: starts an HTTPS receiver on 127.0.0.1 (a self-signed
-//!   certificate trusted through `delivery_root_certs`), creates 1 and 10
-//!   destinations pointing at it, publishes events at a fixed rate, waits for
-//!   every delivery, and reports publishes per second, deliveries per second
-//!   and the latency from publish to receipt. Every acknowledged event must
-//!   reach every destination: a delivery still missing after the drain makes
-//!   the run exit with status 1. Duplicates (allowed by at-least-once
-//!   delivery) are counted apart.
+//! - **floor**: an HTTPS receiver on 127.0.0.1 driven by a bare reqwest
+//!   client with the delivery client's settings, posting what deliveries
+//!   post, `--delivery-concurrency` at once: the deliveries per second no
+//!   store can beat, which every delivery run is divided by. It runs first
+//!   whenever a delivery run is asked (unless `--no-floor`), and again at the
+//!   end to show how much the machine drifted.
+//! - **delivery**: the same receiver (a self-signed certificate trusted
+//!   through `delivery_root_certs`), 1 and 10 destinations pointing at it,
+//!   events published at a fixed rate; reports publishes per second,
+//!   deliveries per second and the latency from publish to receipt.
+//! - **backlog**: `--backlog-events` events × fan-out 10 published as fast as
+//!   the server acknowledges them while the receiver holds every request,
+//!   then drained with the receiver answering while events are published at
+//!   `--probe-rate`: the drain's deliveries per second and the publish
+//!   latency during it.
+//! - **depth**: the same at each of `--depths` deliveries queued (memory and
+//!   SQLite): does the drain rate depend on the queue's depth?
+//!
+//! The backlog and depth runs end with the table of targets (PASS or MISS,
+//! never an exit status: these are benchmarks). Every acknowledged event
+//! must reach every destination: a delivery still missing after a drain makes
+//! the example exit with status 1. Duplicates (allowed by at-least-once
+//! delivery) are counted apart.
 //!
 //! Stores: `sqlite` (a temporary file), `memory`, and `postgres` (a database
 //! created for the run on `--postgres-url` and dropped after it, served by
@@ -19,6 +34,7 @@
 //!
 //! ```text
 //! cargo run --release -p prets-destinations-server --example load -- --stores sqlite,memory,postgres
+//! cargo run --release -p prets-destinations-server --example load -- --run backlog,depth
 //! ```
 
 #![allow(
@@ -32,36 +48,44 @@
     clippy::cast_sign_loss
 )]
 
-use std::collections::HashMap;
-use std::convert::Infallible;
-use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod backlog;
+mod creates;
+mod delivery;
+mod env;
+mod floor;
+mod http;
+mod publish;
+mod receiver;
+mod targets;
 
-use bytes::Bytes;
+use std::path::Path;
+use std::time::Duration;
+
 use clap::{Parser, ValueEnum};
-use http_body_util::{BodyExt as _, Empty};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use prets_destinations::rand_core::Rng as _;
-use prets_destinations_server::{Config, Running, TokenEntry, mint_token, spawn, token_digest};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use prets_destinations_server::Config;
+
+use crate::env::Env;
+
+/// Destinations of the backlog, depth and floor runs.
+const BACKLOG_FANOUT: usize = 10;
+
+/// The delivery timeout of every delivery run: long enough that the attempts
+/// the paused receiver holds while a backlog fills never time out.
+const HOLD_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum RunKind {
-    /// Creates only.
+    /// Creates.
     Creates,
-    /// The delivery run only.
+    /// The floor alone (it also runs before any delivery run).
+    Floor,
+    /// Paced publishing and delivery.
     Delivery,
-    /// Both.
+    /// A backlog published, then drained.
+    Backlog,
+    /// Backlogs of each of `--depths`, drained.
+    Depth,
+    /// Every run.
     All,
 }
 
@@ -85,9 +109,9 @@ impl Store {
 #[derive(Parser, Debug)]
 #[command(about = "Load over loopback: creates, and publish-to-delivery, per store")]
 struct Args {
-    /// Which runs.
-    #[arg(long, value_enum, default_value_t = RunKind::All)]
-    run: RunKind,
+    /// Which runs, in this order: creates, floor, delivery, backlog, depth.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "all")]
+    run: Vec<RunKind>,
     /// The stores, in order.
     #[arg(
         long,
@@ -118,7 +142,15 @@ struct Args {
     #[arg(long, default_value_t = 500)]
     warmup: usize,
 
-    /// Destinations per delivery run (one run per value).
+    /// The server's `--delivery-concurrency` in every delivery run, and the
+    /// floor's requests in flight.
+    #[arg(long, default_value_t = 64)]
+    delivery_concurrency: u32,
+    /// Skip the floor (the delivery runs then print no ratios).
+    #[arg(long)]
+    no_floor: bool,
+
+    /// Destinations per paced delivery run (one run per value).
     #[arg(long, value_delimiter = ',', default_value = "1,10")]
     fanout: Vec<usize>,
     /// Events published per second (paced; fewer if the server cannot keep up).
@@ -133,133 +165,50 @@ struct Args {
     /// Keep-alive connections publishing.
     #[arg(long, default_value_t = 16)]
     publishers: usize,
+
+    /// Events of the backlog run (and of the floor), each delivered to 10
+    /// destinations.
+    #[arg(long, default_value_t = 3_000)]
+    backlog_events: usize,
+    /// Events published per second during a backlog's drain, whose publish
+    /// latencies the backlog table reports.
+    #[arg(long, default_value_t = 20.0)]
+    probe_rate: f64,
+    /// Deliveries queued in the depth runs (one run per value and store).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    depths: Vec<usize>,
 }
 
 impl Args {
-    /// Refuses values the runs cannot use (zero connections or nodes, a rate
-    /// or a time that is not a positive finite number of seconds).
+    /// Refuses values the runs cannot use (zero connections, nodes or
+    /// events, a rate or a time that is not a positive finite number of
+    /// seconds).
     fn check(&self) -> Result<(), &'static str> {
         let seconds = |s: f64| s.is_finite() && s > 0.0 && s <= 86_400.0;
-        if self.concurrency == 0 || self.publishers == 0 {
-            return Err("--concurrency and --publishers must be at least 1");
+        let rate = |r: f64| r.is_finite() && r > 0.0 && r <= 1e6;
+        if self.concurrency == 0 || self.publishers == 0 || self.delivery_concurrency == 0 {
+            return Err(
+                "--concurrency, --publishers and --delivery-concurrency must be at least 1",
+            );
         }
         if self.postgres_nodes.contains(&0) {
             return Err("--postgres-nodes must be at least 1");
         }
-        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 1e6) {
-            return Err("--rate must be above 0 and at most 1000000");
+        if !rate(self.rate) || !rate(self.probe_rate) {
+            return Err("--rate and --probe-rate must be above 0 and at most 1000000");
         }
         if !seconds(self.publish_seconds) || !seconds(self.drain_seconds) {
             return Err("--publish-seconds and --drain-seconds must be above 0 and at most 86400");
         }
+        if self.backlog_events == 0 || self.depths.contains(&0) {
+            return Err("--backlog-events and --depths must be at least 1");
+        }
         Ok(())
     }
-}
 
-/// Where the run's files and databases are, and the token every node accepts.
-struct Env {
-    dir: PathBuf,
-    key_file: PathBuf,
-    token: Arc<str>,
-    entry: TokenEntry,
-    /// `--postgres-url`.
-    postgres_url: String,
-    /// Servers started so far: numbers the SQLite files and PostgreSQL
-    /// databases.
-    runs: usize,
-}
-
-impl Env {
-    fn new(postgres_url: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "prets-load-{}-{:x}",
-            std::process::id(),
-            prets_destinations::os_rng().next_u32()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let key_file = dir.join("sealing-key");
-        write_key_file(&key_file);
-        let token = mint_token();
-        let entry = TokenEntry {
-            organization: "load".parse().unwrap(),
-            digest: token_digest(&token),
-        };
-        Self {
-            dir,
-            key_file,
-            token: format!("Bearer {}", *token).into(),
-            entry,
-            postgres_url: postgres_url.to_owned(),
-            runs: 0,
-        }
+    fn wants(&self, kind: RunKind) -> bool {
+        self.run.contains(&kind) || self.run.contains(&RunKind::All)
     }
-
-    /// Starts `nodes` servers on a fresh database of `store` (a new SQLite
-    /// file, a new memory repo, or a new PostgreSQL database), each with
-    /// `adjust` applied to its configuration.
-    async fn start(&mut self, store: Store, nodes: usize, adjust: impl Fn(&mut Config)) -> Nodes {
-        self.runs += 1;
-        let sqlite = self.dir.join(format!("load-{}.sqlite3", self.runs));
-        let mut config = Config::new(sqlite, "127.0.0.1:0".parse().unwrap());
-        config.api_tokens = vec![self.entry.clone()];
-        config.sealing_key_file = Some(self.key_file.clone());
-        config.memory = store == Store::Memory;
-        let database = if store == Store::Postgres {
-            let database = postgres::Database::create(&self.postgres_url, self.runs).await;
-            postgres::configure(&mut config, &database);
-            Some(database)
-        } else {
-            None
-        };
-        adjust(&mut config);
-        let mut running = Vec::with_capacity(nodes);
-        for _ in 0..nodes {
-            running.push(spawn(&config).await.unwrap());
-        }
-        Nodes { running, database }
-    }
-
-    fn finish(self) {
-        std::fs::remove_dir_all(&self.dir).unwrap();
-    }
-}
-
-/// The servers of one measurement, and the PostgreSQL database made for it.
-struct Nodes {
-    running: Vec<Running>,
-    database: Option<postgres::Database>,
-}
-
-impl Nodes {
-    fn addrs(&self) -> Vec<SocketAddr> {
-        self.running.iter().map(|r| r.addr).collect()
-    }
-
-    /// Stops every node, then drops the database.
-    async fn stop(self) {
-        for node in self.running {
-            node.stop().await.unwrap();
-        }
-        if let Some(database) = self.database {
-            database.drop_database().await;
-        }
-    }
-}
-
-/// A fresh sealing-key file (mode 0600), shared by every node of a run.
-fn write_key_file(path: &Path) {
-    let mut key = [0u8; 32];
-    prets_destinations::os_rng().fill_bytes(&mut key);
-    let mut text = String::from("1 ");
-    for b in key {
-        write!(text, "{b:02x}").unwrap();
-    }
-    text.push('\n');
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(path).unwrap(), text.as_bytes()).unwrap();
 }
 
 fn label(store: Store, nodes: usize) -> String {
@@ -282,603 +231,44 @@ fn node_counts(store: Store, args: &Args) -> Vec<usize> {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
+/// The delivery settings of every delivery run and of the floor: the
+/// receiver's address allowed and its certificate trusted, short retries,
+/// `--delivery-concurrency`, and a timeout the held attempts never reach.
+fn delivery_settings(config: &mut Config, cert_path: &Path, args: &Args) {
+    config.allow_private_destinations = vec!["127.0.0.1/32".parse().unwrap()];
+    config.delivery_root_certs = vec![cert_path.to_owned()];
+    config.retry_schedule = "1s,1s,2s,5s,10s".parse().unwrap();
+    config.delivery_concurrency = args.delivery_concurrency;
+    config.delivery_timeout = HOLD_TIMEOUT;
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
-// ---------------------------------------------------------------- HTTP client
-
-/// One keep-alive HTTP/1.1 connection.
-struct Conn {
-    addr: SocketAddr,
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    async fn open(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        Self {
-            addr,
-            stream,
-            buf: Vec::with_capacity(4096),
-        }
-    }
-
-    /// Sends a JSON POST and returns the status and the body.
-    async fn post(&mut self, path: &str, bearer: &str, body: &str) -> (u16, &[u8]) {
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {bearer}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        );
-        self.stream.write_all(request.as_bytes()).await.unwrap();
-        self.read_response().await
-    }
-
-    /// Reads one response (with `Content-Length`).
-    async fn read_response(&mut self) -> (u16, &[u8]) {
-        let buf = &mut self.buf;
-        buf.clear();
-        let mut chunk = [0u8; 4096];
-        loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = std::str::from_utf8(&buf[..end]).unwrap();
-                let status = head[9..12].parse().unwrap();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (name, value) = l.split_once(':')?;
-                        name.eq_ignore_ascii_case("content-length")
-                            .then(|| value.trim().parse().unwrap())
-                    })
-                    .unwrap();
-                while buf.len() < end + 4 + length {
-                    let read = self.stream.read(&mut chunk).await.unwrap();
-                    assert!(read > 0, "connection closed mid-response");
-                    buf.extend_from_slice(&chunk[..read]);
-                }
-                return (status, &buf[end + 4..end + 4 + length]);
-            }
-            let read = self.stream.read(&mut chunk).await.unwrap();
-            assert!(read > 0, "connection closed");
-            buf.extend_from_slice(&chunk[..read]);
-        }
+/// `rate` as a multiple of the floor, or a dash without one.
+fn ratio(rate: Option<f64>, floor: Option<f64>) -> String {
+    match (rate, floor) {
+        (Some(rate), Some(floor)) if floor > 0.0 => format!("{:.2}", rate / floor),
+        _ => "—".into(),
     }
 }
 
-// -------------------------------------------------------------------- creates
-
-/// One keep-alive connection sending creates until the shared budget or the
-/// deadline runs out; returns each request's latency.
-async fn create_client(
-    addr: SocketAddr,
-    bearer: Arc<str>,
-    budget: Arc<AtomicUsize>,
-    deadline: Instant,
-) -> Vec<Duration> {
-    let mut conn = Conn::open(addr).await;
-    let mut latencies = Vec::new();
-    let mut n = 0u64;
-    while Instant::now() < deadline
-        && budget
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1))
-            .is_ok()
-    {
-        n += 1;
-        let body = format!(r#"{{"name":"load {n}","url":"https://example.com/prets/events/{n}"}}"#);
-        let started = Instant::now();
-        let (status, answer) = conn.post("/v1/events/destinations", &bearer, &body).await;
-        latencies.push(started.elapsed());
-        assert_eq!(status, 201, "{}", String::from_utf8_lossy(answer));
-    }
-    latencies
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
 
-/// Creates `count` destinations over `concurrency` connections, connection
-/// `i` on node `i % nodes`.
-async fn drive_creates(
-    addrs: &[SocketAddr],
-    bearer: &Arc<str>,
-    count: usize,
-    concurrency: usize,
-    limit: Duration,
-) -> (Vec<Duration>, Duration) {
-    let budget = Arc::new(AtomicUsize::new(count));
-    let started = Instant::now();
-    let deadline = started + limit;
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|i| {
-            tokio::spawn(create_client(
-                addrs[i % addrs.len()],
-                bearer.clone(),
-                budget.clone(),
-                deadline,
-            ))
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await.unwrap());
-    }
-    (latencies, started.elapsed())
-}
-
-async fn creates(env: &mut Env, args: &Args) {
+/// Measures the floor and prints its row.
+async fn floor_row(env: &Env, args: &Args, when: &str) -> f64 {
+    let f = floor::measure(&env.dir, args, args.backlog_events).await;
     println!(
-        "\n## Creates: {} per store (+{} warm-up), {} keep-alive connections, at most {} s per store\n",
-        args.requests, args.warmup, args.concurrency, args.seconds
+        "| {when} | {} | {} | {:.2} | {:.0} | {} |",
+        f.requests,
+        args.delivery_concurrency,
+        f.seconds,
+        f.rate(),
+        f.failed + (f.requests - f.received.min(f.requests)),
     );
-    println!("| store | creates | seconds | creates/s | p50 | p99 | max |");
-    println!("|---|---|---|---|---|---|---|");
-    for &store in &args.stores {
-        for nodes in node_counts(store, args) {
-            let running = env.start(store, nodes, |_| {}).await;
-            let addrs = running.addrs();
-            let limit = Duration::from_secs(args.seconds);
-            drive_creates(&addrs, &env.token, args.warmup, args.concurrency, limit).await;
-            let (mut latencies, elapsed) =
-                drive_creates(&addrs, &env.token, args.requests, args.concurrency, limit).await;
-            running.stop().await;
-            latencies.sort_unstable();
-            println!(
-                "| {} | {} | {:.2} | {:.0} | {} | {} | {} |",
-                label(store, nodes),
-                latencies.len(),
-                elapsed.as_secs_f64(),
-                latencies.len() as f64 / elapsed.as_secs_f64(),
-                ms(percentile(&latencies, 0.50)),
-                ms(percentile(&latencies, 0.99)),
-                ms(latencies.last().copied().unwrap_or_default()),
-            );
-        }
-    }
-}
-
-// ------------------------------------------------------------------- receiver
-
-/// What the receiver saw of each delivery, keyed by `Webhook-Id` and the
-/// destination (the number in the URL path `/d/{n}`).
-#[derive(Default)]
-struct Seen {
-    /// Receipts per (event id, destination).
-    receipts: HashMap<(String, usize), u32>,
-    /// Publish-to-receipt latency of each first receipt.
-    latencies: Vec<Duration>,
-    /// When the last first receipt arrived, from the run's start.
-    last: Duration,
-    /// Requests that were not a delivery of this run (bad path or body).
-    strays: usize,
-}
-
-struct Receiver {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Seen>>,
-    /// First receipts so far.
-    distinct: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// HTTPS on 127.0.0.1 with a fresh self-signed certificate (written to
-/// `cert_path` as PEM), HTTP/1.1 and HTTP/2 by ALPN; answers `204`.
-async fn start_receiver(cert_path: &Path, epoch: Instant) -> Receiver {
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    std::fs::write(cert_path, certified.cert.pem()).unwrap();
-    let chain = vec![CertificateDer::from(certified.cert.der().to_vec())];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
-    let mut tls = ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = TlsAcceptor::from(Arc::new(tls));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let distinct = Arc::new(AtomicUsize::new(0));
-    let task = tokio::spawn(accept_loop(
-        listener,
-        acceptor,
-        seen.clone(),
-        distinct.clone(),
-        epoch,
-    ));
-    Receiver {
-        addr,
-        seen,
-        distinct,
-        task,
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    seen: Arc<Mutex<Seen>>,
-    distinct: Arc<AtomicUsize>,
-    epoch: Instant,
-) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let seen = seen.clone();
-        let distinct = distinct.clone();
-        tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-            let io = TokioIo::new(tls);
-            let service = hyper::service::service_fn(move |req| {
-                receive(seen.clone(), distinct.clone(), epoch, req)
-            });
-            if h2 {
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(io, service)
-                    .await;
-            } else {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            }
-        });
-    }
-}
-
-async fn receive(
-    seen: Arc<Mutex<Seen>>,
-    distinct: Arc<AtomicUsize>,
-    epoch: Instant,
-    req: Request<Incoming>,
-) -> Result<Response<Empty<Bytes>>, Infallible> {
-    let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let arrived = epoch.elapsed();
-    let destination = parts
-        .uri
-        .path()
-        .strip_prefix("/d/")
-        .and_then(|n| n.parse::<usize>().ok());
-    let event_id = parts
-        .headers
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    // The payload carries the publish instant, in microseconds from `epoch`.
-    let sent = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("payload")?.get("sentUs")?.as_u64())
-        .map(Duration::from_micros);
-    {
-        let mut seen = seen.lock().unwrap();
-        match (destination, event_id, sent) {
-            (Some(destination), Some(event_id), Some(sent)) => {
-                let count = seen.receipts.entry((event_id, destination)).or_insert(0);
-                *count += 1;
-                if *count == 1 {
-                    seen.latencies.push(arrived.saturating_sub(sent));
-                    seen.last = arrived;
-                    distinct.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            _ => seen.strays += 1,
-        }
-    }
-    let mut response = Response::new(Empty::new());
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    Ok(response)
-}
-
-// ------------------------------------------------------------------- delivery
-
-/// An event the server acknowledged: its id and how many deliveries it
-/// queued.
-struct Acked {
-    event_id: String,
-    destinations: usize,
-}
-
-struct Published {
-    acked: Vec<Acked>,
-    /// Latency of each acknowledged publish (request to 202).
-    latencies: Vec<Duration>,
-    /// Publishes answered other than 202.
-    refused: usize,
-}
-
-/// One keep-alive connection publishing the events whose turn it takes: event
-/// `i` is due at `start + i / rate`, and none is sent at or after `end`.
-async fn publisher(
-    addr: SocketAddr,
-    bearer: Arc<str>,
-    next: Arc<AtomicU64>,
-    start: tokio::time::Instant,
-    end: tokio::time::Instant,
-    rate: f64,
-    epoch: Instant,
-) -> Published {
-    let mut conn = Conn::open(addr).await;
-    let mut out = Published {
-        acked: Vec::new(),
-        latencies: Vec::new(),
-        refused: 0,
-    };
-    loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        let due = start + Duration::from_secs_f64(i as f64 / rate);
-        if due >= end {
-            return out;
-        }
-        tokio::time::sleep_until(due).await;
-        let started = Instant::now();
-        let sent_us = started.duration_since(epoch).as_micros();
-        let body = format!(r#"{{"type":"load.tick","payload":{{"i":{i},"sentUs":{sent_us}}}}}"#);
-        let (status, answer) = conn.post("/v1/events", &bearer, &body).await;
-        if status != 202 {
-            out.refused += 1;
-            if out.refused <= 3 {
-                eprintln!("publish {i}: {status} {}", String::from_utf8_lossy(answer));
-            }
-            continue;
-        }
-        out.latencies.push(started.elapsed());
-        let answer: serde_json::Value = serde_json::from_slice(answer).unwrap();
-        out.acked.push(Acked {
-            event_id: answer["eventId"].as_str().unwrap().to_owned(),
-            destinations: answer["destinations"].as_u64().unwrap() as usize,
-        });
-    }
-}
-
-struct DeliveryRow {
-    label: String,
-    fanout: usize,
-    events: usize,
-    refused: usize,
-    publish_rate: f64,
-    publish_p99: Duration,
-    deliveries: usize,
-    delivery_rate: f64,
-    e2e_p50: Duration,
-    e2e_p99: Duration,
-    e2e_max: Duration,
-    duplicates: usize,
-    missing: usize,
-    wrong_count: usize,
-    strays: usize,
-}
-
-async fn delivery_case(
-    env: &mut Env,
-    args: &Args,
-    store: Store,
-    nodes: usize,
-    fanout: usize,
-) -> DeliveryRow {
-    let epoch = Instant::now();
-    let cert_path = env.dir.join("receiver.pem");
-    let receiver = start_receiver(&cert_path, epoch).await;
-    let running = env
-        .start(store, nodes, |config| {
-            config.allow_private_destinations = vec!["127.0.0.1/32".parse().unwrap()];
-            config.delivery_root_certs = vec![cert_path.clone()];
-            config.retry_schedule = "1s,1s,2s,5s,10s".parse().unwrap();
-        })
-        .await;
-    let addrs = running.addrs();
-
-    let mut conn = Conn::open(addrs[0]).await;
-    for d in 0..fanout {
-        let body = format!(
-            r#"{{"name":"receiver {d}","url":"https://127.0.0.1:{}/d/{d}"}}"#,
-            receiver.addr.port()
-        );
-        let (status, answer) = conn
-            .post("/v1/events/destinations", &env.token, &body)
-            .await;
-        assert_eq!(status, 201, "{}", String::from_utf8_lossy(answer));
-    }
-    drop(conn);
-
-    // Publish, paced, over `publishers` connections split between the nodes.
-    let next = Arc::new(AtomicU64::new(0));
-    let start = tokio::time::Instant::now() + Duration::from_millis(50);
-    let end = start + Duration::from_secs_f64(args.publish_seconds);
-    let tasks: Vec<_> = (0..args.publishers)
-        .map(|i| {
-            tokio::spawn(publisher(
-                addrs[i % addrs.len()],
-                env.token.clone(),
-                next.clone(),
-                start,
-                end,
-                args.rate,
-                epoch,
-            ))
-        })
-        .collect();
-    let mut acked = Vec::new();
-    let mut publish_latencies = Vec::new();
-    let mut refused = 0;
-    for task in tasks {
-        let p = task.await.unwrap();
-        acked.extend(p.acked);
-        publish_latencies.extend(p.latencies);
-        refused += p.refused;
-    }
-    let published_in = start.elapsed();
-    publish_latencies.sort_unstable();
-
-    // Drain: wait until every queued delivery has arrived, or the time is up.
-    let expected: usize = acked.iter().map(|a| a.destinations).sum();
-    let drain_until = Instant::now() + Duration::from_secs_f64(args.drain_seconds);
-    while receiver.distinct.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // Let late duplicates, if any, arrive before counting.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    running.stop().await;
-
-    let seen = std::mem::take(&mut *receiver.seen.lock().unwrap());
-    let mut missing = 0;
-    let wrong_count = acked.iter().filter(|a| a.destinations != fanout).count();
-    for a in &acked {
-        for d in 0..fanout {
-            if !seen.receipts.contains_key(&(a.event_id.clone(), d)) {
-                missing += 1;
-            }
-        }
-    }
-    let duplicates = seen
-        .receipts
-        .values()
-        .map(|&n| n.saturating_sub(1) as usize)
-        .sum();
-    let mut e2e = seen.latencies;
-    e2e.sort_unstable();
-    let first_publish = start.duration_since(tokio::time::Instant::from_std(epoch));
-    let delivering = seen.last.saturating_sub(first_publish);
-    DeliveryRow {
-        label: label(store, nodes),
-        fanout,
-        events: acked.len(),
-        refused,
-        publish_rate: acked.len() as f64 / published_in.as_secs_f64(),
-        publish_p99: percentile(&publish_latencies, 0.99),
-        deliveries: seen.receipts.len(),
-        delivery_rate: seen.receipts.len() as f64 / delivering.as_secs_f64().max(1e-9),
-        e2e_p50: percentile(&e2e, 0.50),
-        e2e_p99: percentile(&e2e, 0.99),
-        e2e_max: e2e.last().copied().unwrap_or_default(),
-        duplicates,
-        missing,
-        wrong_count,
-        strays: seen.strays,
-    }
-}
-
-/// Returns whether every acknowledged delivery arrived.
-async fn delivery(env: &mut Env, args: &Args) -> bool {
-    println!(
-        "\n## Delivery: {} events/s for {} s over {} connections, HTTPS receiver on 127.0.0.1, drain at most {} s\n",
-        args.rate, args.publish_seconds, args.publishers, args.drain_seconds
-    );
-    println!(
-        "| store | fan-out | events | publishes/s | publish p99 | deliveries | deliveries/s | e2e p50 | e2e p99 | e2e max | duplicates | missing |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let mut complete = true;
-    for &store in &args.stores {
-        for nodes in node_counts(store, args) {
-            for &fanout in &args.fanout {
-                let r = delivery_case(env, args, store, nodes, fanout).await;
-                println!(
-                    "| {} | {} | {} | {:.0} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
-                    r.label,
-                    r.fanout,
-                    r.events,
-                    r.publish_rate,
-                    ms(r.publish_p99),
-                    r.deliveries,
-                    r.delivery_rate,
-                    ms(r.e2e_p50),
-                    ms(r.e2e_p99),
-                    ms(r.e2e_max),
-                    r.duplicates,
-                    r.missing,
-                );
-                if r.refused > 0 || r.wrong_count > 0 || r.strays > 0 {
-                    println!(
-                        "  ({} publishes refused, {} events with a destination count other than {}, {} stray requests)",
-                        r.refused, r.wrong_count, r.fanout, r.strays
-                    );
-                }
-                if r.missing > 0 || r.wrong_count > 0 {
-                    complete = false;
-                }
-            }
-        }
-    }
-    complete
-}
-
-// ----------------------------------------------------------------- PostgreSQL
-
-mod postgres {
-    use prets_destinations_server::Config;
-    use tokio_postgres::NoTls;
-
-    /// A database created on `--postgres-url` for one measurement, named
-    /// after the process and the measurement.
-    pub(crate) struct Database {
-        admin_url: String,
-        name: String,
-        /// The URL of the created database.
-        pub(crate) url: String,
-    }
-
-    async fn execute(url: &str, statement: &str) {
-        let (client, connection) = tokio_postgres::connect(url, NoTls)
-            .await
-            .expect("cannot connect to PostgreSQL at --postgres-url");
-        let connection = tokio::spawn(connection);
-        client.batch_execute(statement).await.unwrap();
-        drop(client);
-        let _ = connection.await;
-    }
-
-    impl Database {
-        pub(crate) async fn create(admin_url: &str, n: usize) -> Self {
-            let name = format!("prets_load_{}_{n}", std::process::id());
-            execute(admin_url, &format!("CREATE DATABASE {name}")).await;
-            let mut url = url::Url::parse(admin_url).unwrap();
-            url.set_path(&format!("/{name}"));
-            Self {
-                admin_url: admin_url.to_owned(),
-                name,
-                url: url.into(),
-            }
-        }
-
-        pub(crate) async fn drop_database(self) {
-            execute(
-                &self.admin_url,
-                &format!("DROP DATABASE {} WITH (FORCE)", self.name),
-            )
-            .await;
-        }
-    }
-
-    /// Points `config` at `database`.
-    pub(crate) fn configure(config: &mut Config, database: &Database) {
-        config.database =
-            prets_destinations_server::Database::parse(database.url.as_ref()).unwrap();
-    }
+    f.rate()
 }
 
 #[tokio::main]
@@ -893,24 +283,53 @@ async fn main() {
         "stores: {:?}; machine: {} CPUs; load average at start: {}",
         args.stores,
         std::thread::available_parallelism().map_or(0, usize::from),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
+        load_average()
     );
-    if matches!(args.run, RunKind::Creates | RunKind::All) {
-        creates(&mut env, &args).await;
+    if args.wants(RunKind::Creates) {
+        creates::creates(&mut env, &args).await;
     }
-    let complete = if matches!(args.run, RunKind::Delivery | RunKind::All) {
-        delivery(&mut env, &args).await
+    let delivering = [RunKind::Delivery, RunKind::Backlog, RunKind::Depth]
+        .into_iter()
+        .any(|kind| args.wants(kind));
+    let with_floor = args.wants(RunKind::Floor) || (delivering && !args.no_floor);
+    let floor = if with_floor {
+        println!(
+            "\n## Floor: a bare reqwest client with the delivery client's settings, POSTing {} × {BACKLOG_FANOUT} delivery bodies to the receiver\n",
+            args.backlog_events
+        );
+        println!("| floor | POSTs | in flight | seconds | deliveries/s | failed |");
+        println!("|---|---|---|---|---|---|");
+        Some(floor_row(&env, &args, "first").await)
     } else {
-        true
+        None
     };
-    println!(
-        "\nload average at end: {}",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-    );
+    let mut complete = true;
+    if args.wants(RunKind::Delivery) {
+        complete &= delivery::delivery(&mut env, &args, floor).await;
+    }
+    let backlog = if args.wants(RunKind::Backlog) {
+        backlog::backlog(&mut env, &args, floor).await
+    } else {
+        Vec::new()
+    };
+    let depths = if args.wants(RunKind::Depth) {
+        backlog::depths(&mut env, &args).await
+    } else {
+        Vec::new()
+    };
+    complete &= backlog
+        .iter()
+        .chain(&depths)
+        .all(|(_, _, d)| d.missing == 0);
+    if with_floor && delivering {
+        println!("\n| floor | POSTs | in flight | seconds | deliveries/s | failed |");
+        println!("|---|---|---|---|---|---|");
+        floor_row(&env, &args, "again, at the end").await;
+    }
+    if !backlog.is_empty() || !depths.is_empty() {
+        targets::print(floor, &backlog, &depths);
+    }
+    println!("\nload average at end: {}", load_average());
     env.finish();
     if !complete {
         eprintln!("some acknowledged deliveries never arrived");
