@@ -159,8 +159,9 @@ struct Args {
     /// How long to publish.
     #[arg(long, default_value_t = 5.0)]
     publish_seconds: f64,
-    /// How long to wait, after the last publish, for every delivery.
-    #[arg(long, default_value_t = 60.0)]
+    /// How long to wait, after the last publish (or the receiver's resume),
+    /// for every delivery.
+    #[arg(long, default_value_t = 120.0)]
     drain_seconds: f64,
     /// Keep-alive connections publishing.
     #[arg(long, default_value_t = 16)]
