@@ -149,6 +149,10 @@ struct Args {
     /// Skip the floor (the delivery runs then print no ratios).
     #[arg(long)]
     no_floor: bool,
+    /// Floor measurements at the start (and at the end); their median is
+    /// the floor.
+    #[arg(long, default_value_t = 3)]
+    floor_runs: usize,
 
     /// Destinations per paced delivery run (one run per value).
     #[arg(long, value_delimiter = ',', default_value = "1,10")]
@@ -201,8 +205,8 @@ impl Args {
         if !seconds(self.publish_seconds) || !seconds(self.drain_seconds) {
             return Err("--publish-seconds and --drain-seconds must be above 0 and at most 86400");
         }
-        if self.backlog_events == 0 || self.depths.contains(&0) {
-            return Err("--backlog-events and --depths must be at least 1");
+        if self.backlog_events == 0 || self.depths.contains(&0) || self.floor_runs == 0 {
+            return Err("--backlog-events, --depths and --floor-runs must be at least 1");
         }
         Ok(())
     }
@@ -258,18 +262,27 @@ fn load_average() -> String {
         .to_owned()
 }
 
-/// Measures the floor and prints its row.
-async fn floor_row(env: &Env, args: &Args, when: &str) -> f64 {
-    let f = floor::measure(&env.dir, args, args.backlog_events).await;
-    println!(
-        "| {when} | {} | {} | {:.2} | {:.0} | {} |",
-        f.requests,
-        args.delivery_concurrency,
-        f.seconds,
-        f.rate(),
-        f.failed + (f.requests - f.received.min(f.requests)),
-    );
-    f.rate()
+/// Measures the floor `--floor-runs` times, prints a row for each, and
+/// returns the median rate.
+async fn floor_rows(env: &Env, args: &Args, when: &str) -> f64 {
+    let mut rates = Vec::with_capacity(args.floor_runs);
+    for run in 1..=args.floor_runs {
+        let f = floor::measure(&env.dir, args, args.backlog_events).await;
+        println!(
+            "| {when}, {run} of {} | {} | {} | {:.2} | {:.0} | {} |",
+            args.floor_runs,
+            f.requests,
+            args.delivery_concurrency,
+            f.seconds,
+            f.rate(),
+            f.failed + (f.requests - f.received.min(f.requests)),
+        );
+        rates.push(f.rate());
+    }
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    println!("| {when}, median | | | | {median:.0} | |");
+    median
 }
 
 #[tokio::main]
@@ -300,7 +313,7 @@ async fn main() {
         );
         println!("| floor | POSTs | in flight | seconds | deliveries/s | failed |");
         println!("|---|---|---|---|---|---|");
-        Some(floor_row(&env, &args, "first").await)
+        Some(floor_rows(&env, &args, "first").await)
     } else {
         None
     };
@@ -325,7 +338,7 @@ async fn main() {
     if with_floor && delivering {
         println!("\n| floor | POSTs | in flight | seconds | deliveries/s | failed |");
         println!("|---|---|---|---|---|---|");
-        floor_row(&env, &args, "again, at the end").await;
+        floor_rows(&env, &args, "at the end").await;
     }
     if !backlog.is_empty() || !depths.is_empty() {
         targets::print(floor, &backlog, &depths);
