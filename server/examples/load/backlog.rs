@@ -188,7 +188,11 @@ pub(crate) async fn backlog(
 /// only: the rate over the first half of the smallest depth's deliveries,
 /// so that every depth is measured over as many deliveries, with the queue
 /// still at least half full.
-pub(crate) async fn depths(env: &mut Env, args: &Args) -> Vec<(Store, usize, Drained)> {
+pub(crate) async fn depths(
+    env: &mut Env,
+    args: &Args,
+    floor: Option<f64>,
+) -> Vec<(Store, usize, Drained)> {
     let stores: Vec<Store> = args
         .stores
         .iter()
@@ -202,19 +206,20 @@ pub(crate) async fn depths(env: &mut Env, args: &Args) -> Vec<(Store, usize, Dra
         args.depths
     );
     println!(
-        "| store | queued | deliveries/s, first {window} | deliveries/s, whole drain | drain | duplicates | missing |"
+        "| store | queued | deliveries/s, first {window} | × floor | deliveries/s, whole drain | drain | duplicates | missing |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut rows = Vec::new();
     for &store in &stores {
         for &depth in &args.depths {
             let events = depth.div_ceil(BACKLOG_FANOUT);
             let d = drain_case(env, args, store, 1, events, window, false).await;
             println!(
-                "| {} | {} | {:.0} | {:.0} | {:.2} s | {} | {} |",
+                "| {} | {} | {:.0} | {} | {:.0} | {:.2} s | {} | {} |",
                 store.name(),
                 d.events * BACKLOG_FANOUT,
                 d.window_rate,
+                ratio(Some(d.window_rate), floor),
                 d.rate,
                 d.drain.as_secs_f64(),
                 d.duplicates,

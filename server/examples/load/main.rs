@@ -327,7 +327,7 @@ async fn main() {
         Vec::new()
     };
     let depths = if args.wants(RunKind::Depth) {
-        backlog::depths(&mut env, &args).await
+        backlog::depths(&mut env, &args, floor).await
     } else {
         Vec::new()
     };
