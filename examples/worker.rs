@@ -9,7 +9,7 @@ use std::time::Duration;
 // A host runs these futures on its own runtime; the example blocks on each.
 use pollster::block_on;
 use prets_destinations::delivery::{
-    Answer, DisablePolicy, LeaseRequest, LeaseToken, Outbox, RetrySchedule, classify,
+    Answer, ClaimLimits, DisablePolicy, LeaseRequest, LeaseToken, Outbox, RetrySchedule, classify,
 };
 use prets_destinations::ops::{finish_attempt, plan_finish};
 use prets_destinations::{CreateDestinationRequest, KeyId, Keyring, MemoryRepo, SealingKey};
@@ -35,12 +35,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (schedule, disable) = (RetrySchedule::default(), DisablePolicy::default());
     let mut answers = [503, 503, 200].into_iter();
     let mut send = |_body: &[u8]| answers.next().unwrap_or(200); // the HTTP call
+    // Fair claims: at most 4 attempts in flight per destination, and
+    // destinations whose last attempt failed 1 each, 4 together (a host
+    // passes the free slots of its slow lane as `failing_limit`).
+    let limits = ClaimLimits {
+        limit: 16,
+        per_destination: 4,
+        failing_limit: 4,
+        per_failing_destination: 1,
+    };
     for _ in 0..10 {
         let lease = LeaseRequest {
             token: LeaseToken::generate(&mut rng),
             duration: Duration::from_secs(60),
         };
-        let claimed = block_on(store.claim(now, 16.into(), lease))?;
+        let claimed = block_on(store.claim(now, limits, lease))?;
         for job in &claimed {
             // A real worker builds the request with `plan_attempt` and the
             // keyring, pins the addresses, and sends it with a timeout.

@@ -7,9 +7,10 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::delivery::{
     AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome, DeliveryAfter,
-    DeliveryKey, EnqueueOutcome, Event, FailureStreak, Lease, LeaseRequest, LeaseToken, Outbox,
-    Target, settle,
+    DeliveryKey, EnqueueOutcome, Event, FailureStreak, FairQueue, Lease, LeaseRequest, LeaseToken,
+    Outbox, Target, settle,
 };
+use crate::id::EventId;
 use crate::id::{AttemptId, DestinationId};
 use crate::record::DestinationRecord;
 use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
@@ -23,7 +24,11 @@ use crate::time::Timestamp;
 ///
 /// It is also an [`Outbox`]: deliveries, attempts
 /// and failure streaks live under the same lock as the destinations, so
-/// enqueue, complete (with its disabling) and remove are each atomic.
+/// enqueue, complete (with its disabling) and remove are each atomic. Its
+/// pending deliveries are scheduled by a [`FairQueue`], so a claim of k
+/// costs O(k log n) whatever the depth of the queue, and is fair as
+/// [`Outbox::claim`] asks; a destination is failing (the queue's slow lane)
+/// while its stored failure streak is not empty.
 ///
 /// Correct under concurrent use: one lock guards the records and the digest
 /// index together, so an insert is atomic and every reader sees whole
@@ -46,10 +51,16 @@ struct Inner {
 }
 
 /// The outbox's state, under the same lock as the destinations.
+///
+/// `fair` schedules the pending deliveries (due times, leases, turns) and
+/// `deliveries` holds what each carries, under the same keys: a delivery is
+/// in both or in neither. A destination's lane in `fair` is failing iff it
+/// has a streak in `streaks`.
 #[derive(Debug, Default)]
 struct Queue {
+    fair: FairQueue,
     /// Pending deliveries; a finished one is removed.
-    deliveries: BTreeMap<DeliveryKey, Pending>,
+    deliveries: HashMap<DeliveryKey, Pending>,
     /// Each destination's failure streak.
     streaks: HashMap<(TenantId, DestinationId), FailureStreak>,
     /// Each destination's attempts, by id.
@@ -61,23 +72,85 @@ struct Pending {
     event: Arc<Event>,
     attempt: u32,
     due: Timestamp,
+    /// The last lease's token and expiry, until the delivery is released,
+    /// retried or claimed again: an expired lease is held until then.
     lease: Option<(LeaseToken, Timestamp)>,
 }
 
+fn delivery(tenant: &TenantId, destination_id: DestinationId, event_id: EventId) -> DeliveryKey {
+    DeliveryKey {
+        tenant: tenant.clone(),
+        event_id,
+        destination_id,
+    }
+}
+
 impl Queue {
+    fn push(&mut self, key: DeliveryKey, event: &Arc<Event>) {
+        let due = event.created_at;
+        if self
+            .fair
+            .push(&key.tenant, key.destination_id, key.event_id, due)
+        {
+            self.deliveries.insert(
+                key,
+                Pending {
+                    event: Arc::clone(event),
+                    attempt: 1,
+                    due,
+                    lease: None,
+                },
+            );
+        }
+    }
+
+    fn finish(&mut self, key: &DeliveryKey) {
+        self.fair
+            .finish(&key.tenant, key.destination_id, key.event_id);
+        self.deliveries.remove(key);
+    }
+
     fn forget(&mut self, tenant: &TenantId, id: DestinationId) {
-        self.deliveries
-            .retain(|k, _| !(k.destination_id == id && k.tenant == *tenant));
+        for event in self.fair.remove_lane(tenant, id) {
+            self.deliveries.remove(&delivery(tenant, id, event));
+        }
         let key = (tenant.clone(), id);
         self.streaks.remove(&key);
         self.attempts.remove(&key);
     }
 
     /// Drops the destination's pending deliveries that are not under a
-    /// lease: what disabling it does (the leased ones are in flight).
+    /// lease: what disabling it does (the leased ones are in flight, and a
+    /// lease that expired counts until a claim takes the delivery).
     fn drop_unleased(&mut self, tenant: &TenantId, id: DestinationId) {
-        self.deliveries
-            .retain(|k, p| p.lease.is_some() || !(k.destination_id == id && k.tenant == *tenant));
+        for event in self.fair.remove_unleased(tenant, id) {
+            let key = delivery(tenant, id, event);
+            // The queue forgets a lapsed lease at the first claim after it;
+            // its holder still holds it: put it back, leased as it was.
+            let Some(pending) = self.deliveries.get(&key) else {
+                continue;
+            };
+            match pending.lease {
+                Some((_, until)) => {
+                    self.fair.push(tenant, id, event, pending.due);
+                    self.fair.renew(tenant, id, event, until);
+                }
+                None => {
+                    self.deliveries.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Stores the destination's streak (`None` clears it) and moves its lane
+    /// to the slow lane or out of it to match.
+    fn set_streak(&mut self, tenant: &TenantId, id: DestinationId, streak: Option<FailureStreak>) {
+        let key = (tenant.clone(), id);
+        match streak {
+            Some(streak) => self.streaks.insert(key, streak),
+            None => self.streaks.remove(&key),
+        };
+        self.fair.set_failing(tenant, id, streak.is_some());
     }
 
     fn held(&mut self, lease: &Lease) -> Option<&mut Pending> {
@@ -221,6 +294,10 @@ impl DestinationRepo for MemoryRepo {
         if stored.version != expected_version {
             return Ok(ReplaceOutcome::VersionMismatch);
         }
+        if record.enabled && !stored.enabled {
+            // Enabled again: it comes back healthy.
+            outbox.set_streak(tenant, record.destination_id, None);
+        }
         unindex(by_digest, tenant, stored);
         *stored = record.clone();
         index(by_digest, tenant, stored);
@@ -285,17 +362,7 @@ impl Outbox for MemoryRepo {
         };
         let shared = Arc::new(event.clone());
         for &destination_id in &ids {
-            let key = DeliveryKey {
-                tenant: tenant.clone(),
-                event_id: event.event_id,
-                destination_id,
-            };
-            outbox.deliveries.entry(key).or_insert_with(|| Pending {
-                event: Arc::clone(&shared),
-                attempt: 1,
-                due: event.created_at,
-                lease: None,
-            });
+            outbox.push(delivery(tenant, destination_id, event.event_id), &shared);
         }
         Ok(EnqueueOutcome::Enqueued {
             deliveries: ids.len(),
@@ -308,43 +375,48 @@ impl Outbox for MemoryRepo {
         limits: ClaimLimits,
         lease: LeaseRequest,
     ) -> Result<Vec<Claimed>, Infallible> {
-        let limit = limits.limit;
         let mut inner = self.write();
         let Inner {
             tenants, outbox, ..
         } = &mut *inner;
-        let enabled = |k: &DeliveryKey| {
-            tenants
-                .get(&k.tenant)
-                .and_then(|r| r.get(&k.destination_id))
-                .is_some_and(|r| r.enabled)
-        };
-        // A delivery of a disabled destination whose lease ran out (its
-        // holder vanished after the disable) is finished, not offered.
-        outbox
-            .deliveries
-            .retain(|k, p| enabled(k) || p.lease.is_some_and(|(_, until)| until > now));
-        let mut due: Vec<(Timestamp, DeliveryKey)> = outbox
-            .deliveries
-            .iter()
-            .filter(|(_, p)| p.due <= now && p.lease.is_none_or(|(_, until)| until <= now))
-            .map(|(k, p)| (p.due, k.clone()))
-            .collect();
-        due.sort();
-        due.truncate(limit);
         let expires_at = now.saturating_add(lease.duration);
-        Ok(due
-            .into_iter()
-            .filter_map(|(_, key)| {
-                let destination = tenants.get(&key.tenant)?.get(&key.destination_id)?.clone();
-                let failing = outbox
-                    .streaks
-                    .contains_key(&(key.tenant.clone(), key.destination_id));
-                let pending = outbox.deliveries.get_mut(&key)?;
+        let mut out = Vec::new();
+        let mut failing_left = limits.failing_limit;
+        // A delivery of a disabled destination whose lease ran out (its
+        // holder vanished after the disable) is finished, not offered; the
+        // queue is asked again for the places it took.
+        loop {
+            let ask = ClaimLimits {
+                limit: limits.limit.saturating_sub(out.len()),
+                failing_limit: failing_left,
+                ..limits
+            };
+            if ask.limit == 0 {
+                break;
+            }
+            let keys = outbox.fair.claim(now, &ask, expires_at);
+            if keys.is_empty() {
+                break;
+            }
+            let mut dropped = false;
+            for (tenant, destination_id, event_id) in keys {
+                let key = delivery(&tenant, destination_id, event_id);
+                let record = tenants
+                    .get(&tenant)
+                    .and_then(|r| r.get(&destination_id))
+                    .filter(|r| r.enabled);
+                let (Some(record), Some(pending)) = (record, outbox.deliveries.get_mut(&key))
+                else {
+                    outbox.finish(&key);
+                    dropped = true;
+                    continue;
+                };
                 pending.lease = Some((lease.token, expires_at));
-                Some(Claimed {
-                    destination,
-                    failing,
+                let failing = outbox.streaks.contains_key(&(tenant, destination_id));
+                if failing {
+                    failing_left = failing_left.saturating_sub(1);
+                }
+                out.push(Claimed {
                     lease: Lease {
                         token: lease.token,
                         delivery: key,
@@ -352,20 +424,28 @@ impl Outbox for MemoryRepo {
                     },
                     event: Event::clone(&pending.event),
                     attempt: pending.attempt,
-                })
-            })
-            .collect())
+                    destination: record.clone(),
+                    failing,
+                });
+            }
+            if !dropped {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<bool, Infallible> {
         let mut inner = self.write();
-        Ok(match inner.outbox.held(lease) {
-            Some(pending) => {
-                pending.lease = Some((lease.token, until));
-                true
-            }
-            None => false,
-        })
+        let outbox = &mut inner.outbox;
+        let Some(pending) = outbox.held(lease) else {
+            return Ok(false);
+        };
+        pending.lease = Some((lease.token, until));
+        let key = &lease.delivery;
+        Ok(outbox
+            .fair
+            .renew(&key.tenant, key.destination_id, key.event_id, until))
     }
 
     async fn release(&self, lease: &Lease) -> Result<bool, Infallible> {
@@ -382,8 +462,12 @@ impl Outbox for MemoryRepo {
             .get(&key.tenant)
             .and_then(|r| r.get(&key.destination_id))
             .is_some_and(|r| r.enabled);
-        if !enabled {
-            outbox.deliveries.remove(key);
+        if enabled {
+            outbox
+                .fair
+                .release(&key.tenant, key.destination_id, key.event_id);
+        } else {
+            outbox.finish(key);
         }
         Ok(true)
     }
@@ -408,21 +492,19 @@ impl Outbox for MemoryRepo {
             .is_some_and(|r| r.enabled);
         let settled = settle(&report, outbox.streaks.get(&dest).copied(), enabled);
         match settled.delivery {
-            DeliveryAfter::Finished => {
-                outbox.deliveries.remove(key);
-            }
+            DeliveryAfter::Finished => outbox.finish(key),
             DeliveryAfter::RetryAt(at) => {
                 if let Some(pending) = outbox.deliveries.get_mut(key) {
                     pending.attempt = pending.attempt.saturating_add(1);
                     pending.due = at;
                     pending.lease = None;
                 }
+                outbox
+                    .fair
+                    .retry(&key.tenant, key.destination_id, key.event_id, at);
             }
         }
-        match settled.streak {
-            Some(streak) => outbox.streaks.insert(dest.clone(), streak),
-            None => outbox.streaks.remove(&dest),
-        };
+        outbox.set_streak(&key.tenant, key.destination_id, settled.streak);
         outbox
             .attempts
             .entry(dest)

@@ -234,6 +234,15 @@ fn now() -> Result<Timestamp, Problem> {
     })
 }
 
+/// The store's clock ([`Outbox::now`]): the time an event is stamped with,
+/// so that its due time and the claims that compare with it read one clock
+/// (a database's, for a store shared by several nodes).
+async fn store_now<R: Outbox>(repo: &R) -> Result<Timestamp, Problem> {
+    repo.now()
+        .await
+        .map_err(|e| Problem::from(prets_destinations::OpError::Repo(e)))
+}
+
 async fn create_destination<R: DestinationRepo + 'static>(
     State(state): State<Shared<R>>,
     Organization(org): Organization,
@@ -443,7 +452,8 @@ async fn publish_event<R: Outbox + 'static>(
         PUBLISH_BODY_LIMIT,
     )?;
     let mut rng = prets_destinations::os_rng();
-    let event = prets_destinations::publish(&state.repo, &org, request, now()?, &mut rng)
+    let now = store_now(&state.repo).await?;
+    let event = prets_destinations::publish(&state.repo, &org, request, now, &mut rng)
         .await?
         .into_result()?;
     // The store answered after its commit: wake the worker. `notify_one`
@@ -466,7 +476,8 @@ async fn send_test<R: Outbox + 'static>(
     PathId(id): PathId,
 ) -> Result<Response, Problem> {
     let mut rng = prets_destinations::os_rng();
-    let event = prets_destinations::send_test(&state.repo, &org, id, now()?, &mut rng)
+    let now = store_now(&state.repo).await?;
+    let event = prets_destinations::send_test(&state.repo, &org, id, now, &mut rng)
         .await?
         .into_result()?;
     state.published.notify_one();

@@ -178,6 +178,13 @@ pub struct Config {
     #[arg(long, env = "PRETS_DELIVERY_CONCURRENCY", default_value = "64", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub delivery_concurrency: u32,
 
+    /// Most delivery attempts in flight at once to one destination, so that
+    /// one destination's backlog or slow receiver holds at most this many of
+    /// the `--delivery-concurrency` slots. A destination whose last attempt
+    /// failed gets 1, and the failing ones together a quarter of the slots.
+    #[arg(long, env = "PRETS_DESTINATION_CONCURRENCY", default_value = "4", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub destination_concurrency: u32,
+
     /// How long a connection to a destination may sit unused in the
     /// delivery pool before it is closed. Kept shorter than the common
     /// receivers' keep-alive (5 s in Node.js and Apache), so a kept
@@ -229,6 +236,7 @@ impl Config {
             delivery_timeout: delivery.timeout,
             delivery_connect_timeout: delivery.connect_timeout,
             delivery_concurrency: delivery.concurrency,
+            destination_concurrency: delivery.destination_concurrency,
             delivery_pool_idle_timeout: delivery.pool_idle_timeout,
             delivery_pool_max_idle_per_host: delivery.pool_max_idle_per_host,
             no_delivery: false,
@@ -279,6 +287,7 @@ impl Config {
             timeout: self.delivery_timeout,
             connect_timeout: self.delivery_connect_timeout,
             concurrency: self.delivery_concurrency,
+            destination_concurrency: self.destination_concurrency,
             pool_idle_timeout: self.delivery_pool_idle_timeout,
             pool_max_idle_per_host: self.delivery_pool_max_idle_per_host,
         })
@@ -580,6 +589,7 @@ mod tests {
         assert_eq!(d.timeout, Duration::from_secs(15));
         assert_eq!(d.connect_timeout, Duration::from_secs(5));
         assert_eq!(d.concurrency, 64);
+        assert_eq!(d.destination_concurrency, 4);
         assert_eq!(d.pool_idle_timeout, Duration::from_secs(4));
         assert_eq!(d.pool_max_idle_per_host, 2);
         // `Config::new` and `DeliveryConfig::default` agree with the flags.
@@ -592,6 +602,7 @@ mod tests {
             assert_eq!(other.timeout, d.timeout);
             assert_eq!(other.connect_timeout, d.connect_timeout);
             assert_eq!(other.concurrency, d.concurrency);
+            assert_eq!(other.destination_concurrency, d.destination_concurrency);
             assert_eq!(other.pool_idle_timeout, d.pool_idle_timeout);
             assert_eq!(other.pool_max_idle_per_host, d.pool_max_idle_per_host);
         }
@@ -617,6 +628,8 @@ mod tests {
             "500ms",
             "--delivery-concurrency",
             "8",
+            "--destination-concurrency",
+            "2",
             "--delivery-pool-idle-timeout",
             "250ms",
             "--delivery-pool-max-idle-per-host",
@@ -637,6 +650,7 @@ mod tests {
         assert_eq!(d.timeout, Duration::from_secs(2));
         assert_eq!(d.connect_timeout, Duration::from_millis(500));
         assert_eq!(d.concurrency, 8);
+        assert_eq!(d.destination_concurrency, 2);
         assert_eq!(d.pool_idle_timeout, Duration::from_millis(250));
         assert_eq!(d.pool_max_idle_per_host, 0);
     }
@@ -654,6 +668,8 @@ mod tests {
             ("--disable-after", "366d"),
             ("--delivery-timeout", "0"),
             ("--delivery-concurrency", "0"),
+            ("--destination-concurrency", "0"),
+            ("--destination-concurrency", "4097"),
             ("--delivery-pool-idle-timeout", "0"),
             ("--delivery-pool-idle-timeout", "86401"),
             ("--delivery-pool-max-idle-per-host", "4097"),

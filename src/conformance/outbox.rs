@@ -5,7 +5,10 @@
 //! must not run at the same time as each other or as another worker on the
 //! same store: run them one at a time (as [`outbox_run_all`] does). Each uses
 //! fresh tenants, and gives back (releases) any delivery it claims that is not
-//! its own, so a store that already holds data is fine.
+//! its own, so a store that already holds data is fine. The fairness
+//! properties ([`fairness_run_all`]) first lease, for a day, every delivery
+//! due within the hour that is not theirs, so that their claims see only
+//! their own, and give them back at the end.
 //!
 //! ```
 //! # #[cfg(feature = "memory")] {
@@ -23,9 +26,9 @@ use rand_core::Rng as _;
 
 use super::{Kit, block_on, get, insert, remove, replace};
 use crate::delivery::{
-    AttemptId, AttemptMeta, AttemptRecord, AttemptReport, Claimed, Classification, CompleteOutcome,
-    DeliveryKey, DisablePolicy, DisabledReason, EnqueueOutcome, Event, Failure, FailureCause,
-    LeaseRequest, LeaseToken, NextStep, Outbox, RetrySchedule, Target,
+    AttemptId, AttemptMeta, AttemptRecord, AttemptReport, ClaimLimits, Claimed, Classification,
+    CompleteOutcome, DeliveryKey, DisablePolicy, DisabledReason, EnqueueOutcome, Event, Failure,
+    FailureCause, LeaseRequest, LeaseToken, NextStep, Outbox, RetrySchedule, Target,
 };
 use crate::id::DestinationId;
 use crate::ops::plan_finish;
@@ -551,7 +554,15 @@ pub async fn deleted_destination_has_nothing_pending<O: Outbox>(outbox: &O) {
                 complete(outbox, c, report).await,
                 CompleteOutcome::Recorded { disabled: None }
             );
-            held = claim_own(outbox, &mut kit, now, &[&tenant]).await.pop();
+            // The retry, among any released before it (in whatever order
+            // the claim takes them).
+            for again in claim_own(outbox, &mut kit, now, &[&tenant]).await {
+                if again.lease.delivery == c.lease.delivery {
+                    held = Some(again);
+                } else {
+                    outbox.release(&again.lease).await.expect("release failed");
+                }
+            }
         } else {
             outbox.release(&c.lease).await.expect("release failed");
         }
@@ -1108,4 +1119,878 @@ pub async fn outbox_run_all<O: Outbox>(outbox: &O) {
     gone_disables_in_the_same_write(outbox).await;
     auto_disable_after_the_streak(outbox).await;
     attempts_newest_first_with_cursor(outbox).await;
+    fairness_run_all(outbox).await;
+}
+
+// --- Fairness: the claim caps and turns every store gives (see
+// `Outbox::claim`). ---
+
+/// The caps a worker passes: up to `limit`, 4 per destination, failing
+/// destinations `failing_limit` per claim and 1 each.
+fn worker_limits(limit: usize, failing_limit: usize) -> ClaimLimits {
+    ClaimLimits {
+        limit,
+        per_destination: 4,
+        failing_limit,
+        per_failing_destination: 1,
+    }
+}
+
+/// Leases, for a day, every delivery due within the hour of `now` (other
+/// properties' or users' leftovers), so that the claims of a fairness
+/// property see only its own deliveries; [`release_all`] gives them back.
+async fn set_aside<O: Outbox>(outbox: &O, kit: &mut Kit, now: Timestamp) -> Vec<Claimed> {
+    let lease = LeaseRequest {
+        token: LeaseToken::generate(&mut kit.rng),
+        duration: Duration::from_secs(86_400),
+    };
+    let mut aside: Vec<Claimed> = Vec::new();
+    let mut seen = BTreeSet::new();
+    loop {
+        let batch = outbox
+            .claim(at(now, 3600), 1000.into(), lease)
+            .await
+            .expect("claim failed");
+        if batch.is_empty() {
+            return aside;
+        }
+        for c in batch {
+            assert!(
+                seen.insert(c.lease.delivery.clone()),
+                "claim: offered a delivery under a live lease"
+            );
+            aside.push(c);
+        }
+    }
+}
+
+async fn release_all<O: Outbox>(outbox: &O, claimed: &[Claimed]) {
+    for c in claimed {
+        outbox.release(&c.lease).await.expect("release failed");
+    }
+}
+
+/// Removes the destinations (and with them their pending deliveries), so a
+/// property's backlog does not burden the next.
+async fn remove_all<O: Outbox>(outbox: &O, tenant: &TenantId, dests: &[DestinationRecord]) {
+    for d in dests {
+        assert_eq!(
+            remove(outbox, tenant, d.destination_id).await,
+            RemoveOutcome::Removed
+        );
+    }
+}
+
+/// One claim with `limits`; every delivery must be of `tenants` (the others
+/// are set aside) and leased past `now`.
+async fn claim_with<O: Outbox>(
+    outbox: &O,
+    kit: &mut Kit,
+    now: Timestamp,
+    limits: ClaimLimits,
+    tenants: &[&TenantId],
+) -> Vec<Claimed> {
+    let batch = outbox
+        .claim(now, limits, kit.lease())
+        .await
+        .expect("claim failed");
+    assert!(
+        batch.len() <= limits.limit,
+        "claim: more deliveries than the limit"
+    );
+    let mut seen = BTreeSet::new();
+    for c in &batch {
+        assert!(
+            tenants.contains(&&c.lease.delivery.tenant),
+            "claim: offered a delivery under a live lease (another user's, set aside)"
+        );
+        assert!(
+            c.lease.expires_at > now,
+            "claim: a lease that is already over"
+        );
+        assert!(
+            seen.insert(c.lease.delivery.clone()),
+            "claim: one delivery twice in a claim"
+        );
+    }
+    batch
+}
+
+fn count_of(claimed: &[Claimed], id: DestinationId) -> usize {
+    claimed
+        .iter()
+        .filter(|c| c.lease.delivery.destination_id == id)
+        .count()
+}
+
+/// Makes `dest` failing: one delivery of a fresh event to it alone is
+/// claimed and fails, to be retried at `now` (so it is pending again, as
+/// attempt 2).
+async fn make_failing<O: Outbox>(
+    outbox: &O,
+    kit: &mut Kit,
+    tenant: &TenantId,
+    dest: DestinationId,
+    now: Timestamp,
+) {
+    assert_eq!(
+        enqueue(outbox, tenant, &kit.event(), Target::Only(dest)).await,
+        EnqueueOutcome::Enqueued { deliveries: 1 }
+    );
+    let claimed = claim_with(outbox, kit, now, 100.into(), &[tenant]).await;
+    let mut failed_one = false;
+    for c in &claimed {
+        if c.lease.delivery.destination_id == dest && !failed_one {
+            failed_one = true;
+            let report = kit.report(
+                c,
+                failed(),
+                now,
+                NextStep::RetryAt(now),
+                DisablePolicy::default(),
+            );
+            assert_eq!(
+                complete(outbox, c, report).await,
+                CompleteOutcome::Recorded { disabled: None }
+            );
+        } else {
+            outbox.release(&c.lease).await.expect("release failed");
+        }
+    }
+    assert!(failed_one, "claim: the due delivery was not offered");
+}
+
+/// The cap per destination counts every live lease, from this claim and
+/// earlier ones: a lane at its cap gets nothing more until a lease ends
+/// (completed, released or expired), then as many as were freed; an expired
+/// lease no longer counts.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn per_destination_cap_counts_live_leases<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let now = at(kit.now, 1);
+    let aside = set_aside(outbox, &mut kit, now).await;
+    let tenant = kit.tenant();
+    let dests = kit.destinations(outbox, &tenant, 2).await;
+    let (d0, d1) = (dests[0].destination_id, dests[1].destination_id);
+    for _ in 0..10 {
+        assert_eq!(
+            enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 2 }
+        );
+    }
+    let limits = ClaimLimits {
+        limit: 100,
+        per_destination: 3,
+        failing_limit: 100,
+        per_failing_destination: 3,
+    };
+    let first = claim_with(outbox, &mut kit, now, limits, &[&tenant]).await;
+    assert_eq!(
+        (count_of(&first, d0), count_of(&first, d1)),
+        (3, 3),
+        "cap: a claim took more (or fewer) than the cap of a deep lane"
+    );
+    let again = claim_with(outbox, &mut kit, at(now, 1), limits, &[&tenant]).await;
+    assert!(
+        again.is_empty(),
+        "cap: the leases of an earlier claim were not counted"
+    );
+    // One completed, one released: one slot of each lane frees.
+    let done = first
+        .iter()
+        .find(|c| c.lease.delivery.destination_id == d0)
+        .expect("a d0 delivery");
+    let report = kit.report(
+        done,
+        DELIVERED,
+        at(now, 1),
+        NextStep::Delivered,
+        DisablePolicy::default(),
+    );
+    assert_eq!(
+        complete(outbox, done, report).await,
+        CompleteOutcome::Recorded { disabled: None }
+    );
+    let given_back = first
+        .iter()
+        .find(|c| c.lease.delivery.destination_id == d1)
+        .expect("a d1 delivery");
+    assert!(
+        outbox
+            .release(&given_back.lease)
+            .await
+            .expect("release failed")
+    );
+    let third = claim_with(outbox, &mut kit, at(now, 2), limits, &[&tenant]).await;
+    assert_eq!(
+        (count_of(&third, d0), count_of(&third, d1)),
+        (1, 1),
+        "cap: a freed slot was not refilled once"
+    );
+    let lower = ClaimLimits {
+        per_destination: 1,
+        ..limits
+    };
+    assert!(
+        claim_with(outbox, &mut kit, at(now, 3), lower, &[&tenant])
+            .await
+            .is_empty(),
+        "cap: a lane over a lower cap got more"
+    );
+    // Every lease so far is over at +40 s: they count no more.
+    let later = claim_with(outbox, &mut kit, at(now, 40), limits, &[&tenant]).await;
+    assert_eq!(
+        (count_of(&later, d0), count_of(&later, d1)),
+        (3, 3),
+        "cap: expired leases still counted"
+    );
+    release_all(outbox, &later).await;
+    remove_all(outbox, &tenant, &dests).await;
+    release_all(outbox, &aside).await;
+}
+
+/// A quiet organization's due delivery comes in the first claim of two
+/// beside a hostile organization's `depth` due deliveries spread over
+/// `destinations` destinations (older than the quiet one's), round after
+/// round while the hostile backlog holds its leases.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn a_quiet_organization_is_served_beside_a_deep_backlog<O: Outbox>(
+    outbox: &O,
+    destinations: usize,
+    depth: usize,
+) {
+    let mut kit = Kit::new();
+    let now = at(kit.now, 10);
+    let aside = set_aside(outbox, &mut kit, now).await;
+    let (hostile, quiet) = (kit.tenant(), kit.tenant());
+    let deep = kit
+        .destinations(outbox, &hostile, destinations.max(1))
+        .await;
+    let mut queued = 0;
+    while queued < depth {
+        match enqueue(outbox, &hostile, &kit.event(), Target::AllEnabled).await {
+            EnqueueOutcome::Enqueued { deliveries } if deliveries > 0 => queued += deliveries,
+            other => panic!("enqueue: {other:?} for the hostile organization"),
+        }
+    }
+    let calm = kit.destinations(outbox, &quiet, 1).await;
+    let mut held = Vec::new();
+    for round in 0..3 {
+        // Published after the whole backlog.
+        let event = Event::new(
+            "conformance.quiet",
+            "{}".to_owned(),
+            at(kit.now, 1 + round),
+            &mut kit.rng,
+        )
+        .expect("a valid event");
+        assert_eq!(
+            enqueue(outbox, &quiet, &event, Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 1 }
+        );
+        let claimed = claim_with(
+            outbox,
+            &mut kit,
+            at(now, round),
+            worker_limits(2, 1),
+            &[&hostile, &quiet],
+        )
+        .await;
+        assert!(
+            claimed.iter().any(|c| c.event.event_id == event.event_id),
+            "fairness: round {round}, a quiet organization's delivery waited behind \
+             {depth} of another's over {destinations} destination(s)"
+        );
+        held.extend(claimed);
+    }
+    release_all(outbox, &held).await;
+    remove_all(outbox, &hostile, &deep).await;
+    remove_all(outbox, &quiet, &calm).await;
+    release_all(outbox, &aside).await;
+}
+
+/// `Claimed::failing` says whether the destination's failure streak is not
+/// empty; a claim returns at most `failing_limit` deliveries of failing
+/// destinations (none at 0) and keeps each failing destination within
+/// `per_failing_destination` live leases, while healthy ones are served up
+/// to their own cap; a destination whose attempt succeeds is healthy again.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn failing_destinations_take_the_slow_lane<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let now = at(kit.now, 1);
+    let aside = set_aside(outbox, &mut kit, now).await;
+    let tenant = kit.tenant();
+    let dests = kit.destinations(outbox, &tenant, 3).await;
+    let (f1, f2, ok) = (
+        dests[0].destination_id,
+        dests[1].destination_id,
+        dests[2].destination_id,
+    );
+    make_failing(outbox, &mut kit, &tenant, f1, now).await;
+    make_failing(outbox, &mut kit, &tenant, f2, now).await;
+    for _ in 0..3 {
+        assert_eq!(
+            enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 3 }
+        );
+    }
+    // f1 and f2 hold 4 each, ok 3.
+    let is_failing = |c: &Claimed| c.lease.delivery.destination_id != ok;
+    let wide = ClaimLimits {
+        limit: 100,
+        per_destination: 10,
+        failing_limit: 1,
+        per_failing_destination: 10,
+    };
+    let mut held = Vec::new();
+    for round in 0..2 {
+        let claimed = claim_with(outbox, &mut kit, at(now, 1), wide, &[&tenant]).await;
+        for c in &claimed {
+            assert_eq!(
+                c.failing,
+                is_failing(c),
+                "Claimed::failing does not match the destination's streak"
+            );
+        }
+        assert_eq!(
+            claimed.iter().filter(|c| is_failing(c)).count(),
+            1,
+            "failing_limit: round {round}, not exactly 1 of the failing backlog"
+        );
+        let healthy = if round == 0 { 3 } else { 0 };
+        assert_eq!(
+            count_of(&claimed, ok),
+            healthy,
+            "failing_limit: the healthy destination was not served in full"
+        );
+        held.extend(claimed);
+    }
+    let (slow, fast): (Vec<Claimed>, Vec<Claimed>) = held.into_iter().partition(is_failing);
+    release_all(outbox, &slow).await;
+    let none = ClaimLimits {
+        failing_limit: 0,
+        ..wide
+    };
+    assert!(
+        claim_with(outbox, &mut kit, at(now, 2), none, &[&tenant])
+            .await
+            .is_empty(),
+        "failing_limit 0: a failing destination's delivery was claimed"
+    );
+    let capped = ClaimLimits {
+        failing_limit: 100,
+        per_failing_destination: 2,
+        ..wide
+    };
+    let claimed = claim_with(outbox, &mut kit, at(now, 2), capped, &[&tenant]).await;
+    assert_eq!(
+        (count_of(&claimed, f1), count_of(&claimed, f2)),
+        (2, 2),
+        "per_failing_destination: not the cap of each failing lane"
+    );
+    assert!(
+        claim_with(outbox, &mut kit, at(now, 2), capped, &[&tenant])
+            .await
+            .is_empty(),
+        "per_failing_destination: a failing lane at its cap got more"
+    );
+    // f1 delivers: healthy again, its others served with failing_limit 0.
+    let (first_f1, others): (Vec<Claimed>, Vec<Claimed>) = claimed
+        .into_iter()
+        .partition(|c| c.lease.delivery.destination_id == f1);
+    let report = kit.report(
+        &first_f1[0],
+        DELIVERED,
+        at(now, 3),
+        NextStep::Delivered,
+        DisablePolicy::default(),
+    );
+    assert_eq!(
+        complete(outbox, &first_f1[0], report).await,
+        CompleteOutcome::Recorded { disabled: None }
+    );
+    release_all(outbox, &first_f1[1..]).await;
+    let back = claim_with(outbox, &mut kit, at(now, 4), none, &[&tenant]).await;
+    assert_eq!(
+        count_of(&back, f1),
+        3,
+        "a destination that delivered again is still in the slow lane"
+    );
+    assert!(
+        back.iter()
+            .all(|c| c.lease.delivery.destination_id == f1 && !c.failing),
+        "Claimed::failing: set for a destination that delivered again, or f2 served"
+    );
+    release_all(outbox, &back).await;
+    release_all(outbox, &others).await;
+    release_all(outbox, &fast).await;
+    remove_all(outbox, &tenant, &dests).await;
+    release_all(outbox, &aside).await;
+}
+
+/// Within a destination, deliveries come earliest due first, a retry taking
+/// its place by its new due time; another organization's lane beside it
+/// changes nothing.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn earliest_due_first_within_a_destination<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let base = kit.now.truncated();
+    let now = at(base, 20);
+    let aside = set_aside(outbox, &mut kit, now).await;
+    let (tenant, other) = (kit.tenant(), kit.tenant());
+    let dests = kit.destinations(outbox, &tenant, 1).await;
+    let beside = kit.destinations(outbox, &other, 1).await;
+    // Due at +0, +2, ..., +10 s, published out of order.
+    let mut events = BTreeMap::new();
+    for offset in [6, 0, 10, 4, 2, 8] {
+        for t in [&tenant, &other] {
+            let event = Event::new(
+                "conformance.due",
+                "{}".to_owned(),
+                at(base, offset),
+                &mut kit.rng,
+            )
+            .expect("a valid event");
+            assert_eq!(
+                enqueue(outbox, t, &event, Target::AllEnabled).await,
+                EnqueueOutcome::Enqueued { deliveries: 1 }
+            );
+            if *t == tenant {
+                events.insert(event.event_id, offset);
+            }
+        }
+    }
+    let limits = ClaimLimits {
+        limit: 100,
+        per_destination: 2,
+        failing_limit: 100,
+        per_failing_destination: 2,
+    };
+    // (offset of the due time, attempt) in claim order; the retry of +0 is
+    // due at +5.
+    let want = [[(0, 1), (2, 1)], [(4, 1), (5, 2)], [(6, 1), (8, 1)]];
+    let mut rest = Vec::new();
+    for (round, pair) in want.iter().enumerate() {
+        let claimed = claim_with(
+            outbox,
+            &mut kit,
+            at(now, round as u64),
+            limits,
+            &[&tenant, &other],
+        )
+        .await;
+        let (mine, theirs): (Vec<Claimed>, Vec<Claimed>) = claimed
+            .into_iter()
+            .partition(|c| c.lease.delivery.tenant == tenant);
+        assert_eq!(
+            theirs.len(),
+            2,
+            "another organization's lane was not served"
+        );
+        rest.extend(theirs);
+        let mut got: Vec<(u64, u32)> = mine
+            .iter()
+            .map(|c| {
+                let offset = events[&c.event.event_id];
+                (if c.attempt == 2 { 5 } else { offset }, c.attempt)
+            })
+            .collect();
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            pair.to_vec(),
+            "earliest due first: round {round} took the wrong deliveries of the lane"
+        );
+        for c in &mine {
+            let (class, next) = if round == 0 && events[&c.event.event_id] == 0 {
+                (failed(), NextStep::RetryAt(at(base, 5)))
+            } else {
+                (DELIVERED, NextStep::Delivered)
+            };
+            let report = kit.report(
+                c,
+                class,
+                at(now, round as u64),
+                next,
+                DisablePolicy::default(),
+            );
+            assert_eq!(
+                complete(outbox, c, report).await,
+                CompleteOutcome::Recorded { disabled: None }
+            );
+        }
+        release_all(outbox, &rest).await;
+        rest.clear();
+    }
+    let last = claim_with(outbox, &mut kit, at(now, 3), limits, &[&tenant, &other]).await;
+    let mine: Vec<u64> = last
+        .iter()
+        .filter(|c| c.lease.delivery.tenant == tenant)
+        .map(|c| events[&c.event.event_id])
+        .collect();
+    assert_eq!(
+        mine,
+        [10],
+        "earliest due first: the last delivery of the lane"
+    );
+    release_all(outbox, &last).await;
+    remove_all(outbox, &tenant, &dests).await;
+    remove_all(outbox, &other, &beside).await;
+    release_all(outbox, &aside).await;
+}
+
+/// `Claimed::destination` is the record `get` returns at the claim (after
+/// updates, not a stale copy), for every delivery of every tenant.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn claimed_destination_is_the_stored_record<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let (a, b) = (kit.tenant(), kit.tenant());
+    let mut made = Vec::new();
+    for t in [&a, &b] {
+        let dests = kit.destinations(outbox, t, 2).await;
+        // Disabled and enabled again: version 3, a new `updated_at`.
+        let off = dests[0]
+            .disabled(DisabledReason::Manual, at(kit.now, 1))
+            .expect("version");
+        assert_eq!(
+            replace(outbox, t, dests[0].version, &off).await,
+            ReplaceOutcome::Replaced
+        );
+        let on = off.reenabled(at(kit.now, 2)).expect("version");
+        assert_eq!(
+            replace(outbox, t, off.version, &on).await,
+            ReplaceOutcome::Replaced
+        );
+        assert_eq!(
+            enqueue(outbox, t, &kit.event(), Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 2 }
+        );
+        made.push((t.clone(), dests));
+    }
+    let t = at(kit.now, 3);
+    let claimed = claim_own(outbox, &mut kit, t, &[&a, &b]).await;
+    assert_eq!(claimed.len(), 4);
+    for c in &claimed {
+        let stored = get(
+            outbox,
+            &c.lease.delivery.tenant,
+            c.lease.delivery.destination_id,
+        )
+        .await
+        .expect("kept");
+        assert_eq!(
+            c.destination, stored,
+            "Claimed::destination is not the stored record"
+        );
+    }
+    release_all(outbox, &claimed).await;
+    for (t, dests) in &made {
+        remove_all(outbox, t, dests).await;
+    }
+}
+
+/// What one run of the `complete_all` scenario leaves, in terms that do not
+/// depend on ids: the outcomes; per destination its state (enabled, reason,
+/// versions moved) and its attempts (attempt, status, retried); and what a
+/// later claim offers (destination, attempt, failing).
+type Observed = (
+    Vec<CompleteOutcome>,
+    Vec<(
+        bool,
+        Option<DisabledReason>,
+        u64,
+        Vec<(u32, Option<u16>, bool)>,
+    )>,
+    Vec<(usize, u32, bool)>,
+);
+
+async fn complete_scenario<O: Outbox>(outbox: &O, kit: &mut Kit, batched: bool) -> Observed {
+    let tenant = kit.tenant();
+    let dests = kit.destinations(outbox, &tenant, 3).await;
+    let index = |id: DestinationId| {
+        dests
+            .iter()
+            .position(|d| d.destination_id == id)
+            .expect("one of ours")
+    };
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        let event = kit.event();
+        assert_eq!(
+            enqueue(outbox, &tenant, &event, Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 3 }
+        );
+        events.push(event.event_id);
+    }
+    let t0 = at(kit.now, 1);
+    let claimed = claim_own(outbox, kit, t0, &[&tenant]).await;
+    assert_eq!(claimed.len(), 6);
+    let pick = |d: usize, e: usize| {
+        claimed
+            .iter()
+            .find(|c| index(c.lease.delivery.destination_id) == d && c.event.event_id == events[e])
+            .expect("claimed")
+            .clone()
+    };
+    let strict = DisablePolicy {
+        disable_after: Duration::ZERO,
+        min_attempts: 2,
+    };
+    let lost = pick(2, 1);
+    assert!(outbox.release(&lost.lease).await.expect("release failed"));
+    let mut batch = Vec::new();
+    let a1 = pick(0, 0);
+    batch.push((
+        a1.lease.clone(),
+        kit.report(
+            &a1,
+            DELIVERED,
+            at(t0, 1),
+            NextStep::Delivered,
+            DisablePolicy::default(),
+        ),
+    ));
+    let a2 = pick(0, 1);
+    batch.push((
+        a2.lease.clone(),
+        kit.report(
+            &a2,
+            failed(),
+            at(t0, 2),
+            NextStep::RetryAt(at(t0, 60)),
+            DisablePolicy::default(),
+        ),
+    ));
+    // b: the second failure disables, only after the first is written.
+    for (e, s) in [(0, 3), (1, 4)] {
+        let b = pick(1, e);
+        batch.push((
+            b.lease.clone(),
+            kit.report(
+                &b,
+                failed(),
+                at(t0, s),
+                NextStep::RetryAt(at(t0, 60)),
+                strict,
+            ),
+        ));
+    }
+    let c1 = pick(2, 0);
+    let gone = plan_finish(
+        &c1,
+        &Classification::Gone,
+        at(t0, 5),
+        Duration::from_millis(5),
+        &RetrySchedule::default(),
+        DisablePolicy::default(),
+        &mut kit.rng,
+    );
+    batch.push((c1.lease.clone(), gone));
+    batch.push((
+        lost.lease.clone(),
+        kit.report(
+            &lost,
+            DELIVERED,
+            at(t0, 6),
+            NextStep::Delivered,
+            DisablePolicy::default(),
+        ),
+    ));
+    let outcomes = if batched {
+        outbox
+            .complete_all(batch)
+            .await
+            .expect("complete_all failed")
+    } else {
+        let mut out = Vec::new();
+        for (lease, report) in batch {
+            out.push(
+                outbox
+                    .complete(&lease, report)
+                    .await
+                    .expect("complete failed"),
+            );
+        }
+        out
+    };
+    let mut state = Vec::new();
+    for d in &dests {
+        let stored = get(outbox, &tenant, d.destination_id).await.expect("kept");
+        let mut listed: Vec<(u32, Option<u16>, bool)> =
+            attempts(outbox, &tenant, d.destination_id, None, 100)
+                .await
+                .iter()
+                .map(|a| (a.attempt, a.response_status, a.next_attempt_at.is_some()))
+                .collect();
+        listed.sort_unstable();
+        state.push((
+            stored.enabled,
+            stored.disabled_reason,
+            stored.version - d.version,
+            listed,
+        ));
+    }
+    let later = claim_own(outbox, kit, at(t0, 120), &[&tenant]).await;
+    let mut offered: Vec<(usize, u32, bool)> = later
+        .iter()
+        .map(|c| (index(c.lease.delivery.destination_id), c.attempt, c.failing))
+        .collect();
+    offered.sort_unstable();
+    release_all(outbox, &later).await;
+    remove_all(outbox, &tenant, &dests).await;
+    (outcomes, state, offered)
+}
+
+/// `complete_all` writes as `complete` one by one, in order: the same
+/// outcomes (a lost lease `LeaseLost` without stopping the rest, a streak
+/// that disables only once the attempt before it in the batch is written, a
+/// `410` disabling), the same attempts, destination states and retries.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn complete_all_writes_as_complete_one_by_one<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let one_by_one = complete_scenario(outbox, &mut kit, false).await;
+    let batched = complete_scenario(outbox, &mut kit, true).await;
+    let recorded = CompleteOutcome::Recorded { disabled: None };
+    assert_eq!(
+        one_by_one.0,
+        [
+            recorded,
+            recorded,
+            recorded,
+            CompleteOutcome::Recorded {
+                disabled: Some(DisabledReason::Failing)
+            },
+            CompleteOutcome::Recorded {
+                disabled: Some(DisabledReason::Gone)
+            },
+            CompleteOutcome::LeaseLost,
+        ],
+        "complete: the scenario's outcomes"
+    );
+    assert_eq!(
+        one_by_one.2,
+        [(0, 2, true)],
+        "complete: only the retry of the enabled destination is offered, failing"
+    );
+    assert_eq!(
+        batched, one_by_one,
+        "complete_all: not the writes of complete one by one"
+    );
+}
+
+/// Enabling a disabled destination clears its failure streak: claims see it
+/// healthy (not `failing`, served with `failing_limit` 0), while another
+/// destination still failing stays in the slow lane.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn enabling_clears_the_failure_streak<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let now = at(kit.now, 1);
+    let aside = set_aside(outbox, &mut kit, now).await;
+    let tenant = kit.tenant();
+    let dests = kit.destinations(outbox, &tenant, 2).await;
+    let (back, still) = (&dests[0], dests[1].destination_id);
+    make_failing(outbox, &mut kit, &tenant, back.destination_id, now).await;
+    make_failing(outbox, &mut kit, &tenant, still, now).await;
+    let claimed = claim_with(outbox, &mut kit, now, worker_limits(10, 10), &[&tenant]).await;
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        claimed.iter().all(|c| c.failing),
+        "Claimed::failing: not set after a failed attempt"
+    );
+    release_all(outbox, &claimed).await;
+    let stored = get(outbox, &tenant, back.destination_id)
+        .await
+        .expect("kept");
+    let off = stored
+        .disabled(DisabledReason::Manual, now)
+        .expect("version");
+    assert_eq!(
+        replace(outbox, &tenant, stored.version, &off).await,
+        ReplaceOutcome::Replaced
+    );
+    let on = off.reenabled(now).expect("version");
+    assert_eq!(
+        replace(outbox, &tenant, off.version, &on).await,
+        ReplaceOutcome::Replaced
+    );
+    assert_eq!(
+        enqueue(
+            outbox,
+            &tenant,
+            &kit.event(),
+            Target::Only(back.destination_id)
+        )
+        .await,
+        EnqueueOutcome::Enqueued { deliveries: 1 }
+    );
+    let healthy = claim_with(
+        outbox,
+        &mut kit,
+        at(now, 1),
+        worker_limits(10, 0),
+        &[&tenant],
+    )
+    .await;
+    assert_eq!(
+        healthy.len(),
+        1,
+        "enable: the destination enabled again is still in the slow lane (or the failing one was served)"
+    );
+    assert_eq!(
+        healthy[0].lease.delivery.destination_id,
+        back.destination_id
+    );
+    assert!(
+        !healthy[0].failing,
+        "enable: Claimed::failing set for a destination enabled again"
+    );
+    let slow = claim_with(
+        outbox,
+        &mut kit,
+        at(now, 1),
+        worker_limits(10, 10),
+        &[&tenant],
+    )
+    .await;
+    assert_eq!(slow.len(), 1);
+    assert_eq!(slow[0].lease.delivery.destination_id, still);
+    assert!(
+        slow[0].failing,
+        "a destination not enabled again lost its streak"
+    );
+    release_all(outbox, &healthy).await;
+    release_all(outbox, &slow).await;
+    remove_all(outbox, &tenant, &dests).await;
+    release_all(outbox, &aside).await;
+}
+
+/// Every fairness property (the claim caps and turns of
+/// [`Outbox::claim`]), one after another; the deep backlog is
+/// 10,000 deliveries, on one destination and then over ten.
+///
+/// # Panics
+/// If the store violates a property or returns an error.
+pub async fn fairness_run_all<O: Outbox>(outbox: &O) {
+    per_destination_cap_counts_live_leases(outbox).await;
+    a_quiet_organization_is_served_beside_a_deep_backlog(outbox, 1, 10_000).await;
+    a_quiet_organization_is_served_beside_a_deep_backlog(outbox, 10, 10_000).await;
+    failing_destinations_take_the_slow_lane(outbox).await;
+    earliest_due_first_within_a_destination(outbox).await;
+    claimed_destination_is_the_stored_record(outbox).await;
+    complete_all_writes_as_complete_one_by_one(outbox).await;
+    enabling_clears_the_failure_streak(outbox).await;
 }

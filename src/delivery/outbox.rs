@@ -303,6 +303,9 @@ pub fn settle(report: &AttemptReport, streak: Option<FailureStreak>, enabled: bo
 /// pending delivery of the destination that is not under a lease: none of
 /// them is offered again, and enabling the destination again does not bring
 /// them back. No new deliveries are enqueued for a disabled destination.
+/// Enabling it again (a `replace` with `enabled: true` of a disabled record)
+/// clears its failure streak: it comes back healthy, not
+/// [failing](Claimed::failing).
 ///
 /// A delivery under a lease when its destination is disabled is an attempt
 /// in flight: it stays with the lease's holder (an expired lease counts

@@ -82,6 +82,64 @@ fn attempts_newest_first_with_cursor() {
 }
 
 #[test]
+fn per_destination_cap_counts_live_leases() {
+    block_on(kit::per_destination_cap_counts_live_leases(
+        &MemoryRepo::new(),
+    ));
+}
+
+#[test]
+fn a_quiet_organization_is_served_beside_a_deep_backlog_on_one_destination() {
+    block_on(kit::a_quiet_organization_is_served_beside_a_deep_backlog(
+        &MemoryRepo::new(),
+        1,
+        10_000,
+    ));
+}
+
+#[test]
+fn a_quiet_organization_is_served_beside_a_deep_backlog_over_many_destinations() {
+    block_on(kit::a_quiet_organization_is_served_beside_a_deep_backlog(
+        &MemoryRepo::new(),
+        10,
+        10_000,
+    ));
+}
+
+#[test]
+fn failing_destinations_take_the_slow_lane() {
+    block_on(kit::failing_destinations_take_the_slow_lane(
+        &MemoryRepo::new(),
+    ));
+}
+
+#[test]
+fn earliest_due_first_within_a_destination() {
+    block_on(kit::earliest_due_first_within_a_destination(
+        &MemoryRepo::new(),
+    ));
+}
+
+#[test]
+fn claimed_destination_is_the_stored_record() {
+    block_on(kit::claimed_destination_is_the_stored_record(
+        &MemoryRepo::new(),
+    ));
+}
+
+#[test]
+fn complete_all_writes_as_complete_one_by_one() {
+    block_on(kit::complete_all_writes_as_complete_one_by_one(
+        &MemoryRepo::new(),
+    ));
+}
+
+#[test]
+fn enabling_clears_the_failure_streak() {
+    block_on(kit::enabling_clears_the_failure_streak(&MemoryRepo::new()));
+}
+
+#[test]
 fn run_all_twice_on_one_store() {
     // A store that already holds another run's data still conforms.
     let repo = MemoryRepo::new();

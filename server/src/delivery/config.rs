@@ -28,6 +28,9 @@ pub struct DeliveryConfig {
     pub connect_timeout: Duration,
     /// Most attempts in flight at once.
     pub concurrency: u32,
+    /// Most attempts in flight at once to one destination (while it is
+    /// failing: 1, within the worker's slow lane).
+    pub destination_concurrency: u32,
     /// How long an unused connection stays in the pool before it is closed.
     pub pool_idle_timeout: Duration,
     /// Most unused connections kept per destination host and port.
@@ -45,6 +48,7 @@ impl Default for DeliveryConfig {
             timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(5),
             concurrency: 64,
+            destination_concurrency: 4,
             pool_idle_timeout: Duration::from_secs(4),
             pool_max_idle_per_host: 2,
         }

@@ -2,17 +2,36 @@
 //! [`Outbox`] seam, sends each with the [`DeliveryClient`] in its own task
 //! under a concurrency bound, and reports every attempt back.
 //!
+//! - Claims are fair ([`Outbox::claim`] with [`ClaimLimits`]): at most
+//!   `--destination-concurrency` attempts in flight per destination, and
+//!   the slow lane: destinations whose last attempt failed hold together at
+//!   most [`slow_lane`] of the `--delivery-concurrency` slots (a quarter, at
+//!   least 1), one attempt each. The worker counts its failing attempts in
+//!   flight ([`Claimed::failing`]) and asks a claim for no more failing
+//!   deliveries than the slow lane has free. A dead receiver thus holds at
+//!   most its destination's cap while healthy, one slot once failing, and
+//!   all the failing ones together a quarter of the worker.
+//! - Every time is the store's ([`Outbox::now`]): read once per claim (the
+//!   claim's `now`), then advanced by the monotonic clock for the attempt's
+//!   start, its retry time and the wakes; renewals read it again.
 //! - A claim leases each delivery for [`lease_duration`] (2 × the delivery
-//!   timeout + 5 s); an attempt renews its lease every half lease while it
-//!   runs, so a slow store never lets another worker take it over.
+//!   timeout + 5 s); an attempt renews its lease every half lease from the
+//!   claim until its result is written, so a slow receiver or a slow store
+//!   never lets another worker take it over.
 //! - It claims when the routes signal a publish (the shared [`Notify`]), when
-//!   a retry it scheduled falls due, and otherwise every poll interval (for
+//!   an attempt ends (its slot, and its destination's, is free), when a
+//!   retry it scheduled falls due, and otherwise every poll interval (for
 //!   retries scheduled elsewhere and expired leases). Store errors back off
 //!   from 100 ms, doubling to 30 s.
-//! - Each attempt opens the destination's current secret, so an attempt
-//!   after a rotation carries the new one. A destination deleted or disabled
-//!   since the claim gets nothing (its lease is released, and the store drops
-//!   a disabled destination's delivery then).
+//! - An attempt uses the destination as the claim read it
+//!   ([`Claimed::destination`]: no read of its own), including its sealed
+//!   secret: an attempt claimed just before a rotation carries the secret
+//!   of the claim's moment, as an attempt already sent would. A destination
+//!   the claim found disabled gets nothing (its lease is released).
+//! - Finished attempts are written together: one recorder writes what
+//!   finished while its previous write ran ([`Outbox::complete_all`], at
+//!   most [`RECORD_BATCH`] at a time), so a busy worker makes one store
+//!   write per batch, and an idle one writes each at once.
 //! - One `info` line per attempt: organization, destination id, event id,
 //!   attempt number, outcome, status, error kind and duration. Never the
 //!   secret, the payload or the response body.
@@ -26,17 +45,18 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use prets_destinations::OpError;
 use prets_destinations::delivery::{
-    AttemptOutcome, Claimed, Classification, CompleteOutcome, DisablePolicy, DisabledReason, Lease,
-    LeaseRequest, LeaseToken, Outbox, RetrySchedule, classify, plan_attempt,
+    AttemptOutcome, AttemptReport, ClaimLimits, Claimed, Classification, CompleteOutcome,
+    DisablePolicy, DisabledReason, Lease, LeaseRequest, LeaseToken, Outbox, RetrySchedule,
+    classify, plan_attempt,
 };
-use prets_destinations::ops::{finish_attempt, plan_finish};
+use prets_destinations::ops::plan_finish;
 use prets_destinations::{Keyring, Timestamp, os_rng};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -57,6 +77,15 @@ pub fn lease_duration(timeout: Duration) -> Duration {
     timeout.saturating_mul(2).saturating_add(RECORD_GRACE)
 }
 
+/// The slots of the slow lane for a worker of `concurrency` slots: what
+/// destinations whose last attempt failed may hold together, one attempt
+/// each. A quarter of the slots, at least 1.
+#[must_use]
+pub const fn slow_lane(concurrency: usize) -> usize {
+    let quarter = concurrency / 4;
+    if quarter == 0 { 1 } else { quarter }
+}
+
 /// The first wait after a store error; it doubles up to [`BACKOFF_MAX`].
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// The longest wait after repeated store errors.
@@ -65,6 +94,8 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Default [`WorkerOptions::batch`].
 pub const BATCH: usize = 32;
+/// Most finished attempts written by one [`Outbox::complete_all`].
+pub const RECORD_BATCH: usize = 64;
 /// Most retry times a worker remembers to wake for; later ones are found by
 /// the poll.
 const DUE_REMEMBERED: usize = 1024;
@@ -84,7 +115,7 @@ pub struct WorkerOptions {
     pub shutdown_grace: Option<Duration>,
     /// The lease of a claim; `None` is [`lease_duration`] of the delivery
     /// timeout. A shorter lease is kept alive by renewals every half lease
-    /// while the attempt runs.
+    /// until the attempt is recorded.
     pub lease: Option<Duration>,
 }
 
@@ -139,6 +170,7 @@ pub struct Worker<R> {
     timeout: Duration,
     lease: Duration,
     concurrency: usize,
+    per_destination: usize,
     published: Arc<Notify>,
     options: WorkerOptions,
 }
@@ -148,6 +180,7 @@ impl<R> fmt::Debug for Worker<R> {
         f.debug_struct("Worker")
             .field("lease", &self.lease)
             .field("concurrency", &self.concurrency)
+            .field("per_destination", &self.per_destination)
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -155,8 +188,8 @@ impl<R> fmt::Debug for Worker<R> {
 
 impl<R: Outbox + 'static> Worker<R> {
     /// A worker delivering from `repo` with `client`, under `config`'s retry
-    /// schedule, disable policy, timeout and concurrency, opening secrets
-    /// with `keyring`, woken by `published`.
+    /// schedule, disable policy, timeout and concurrency (overall and per
+    /// destination), opening secrets with `keyring`, woken by `published`.
     pub fn new(
         repo: R,
         keyring: Arc<Keyring>,
@@ -164,6 +197,11 @@ impl<R: Outbox + 'static> Worker<R> {
         config: &DeliveryConfig,
         published: Arc<Notify>,
     ) -> Self {
+        let slots = |n: u32| {
+            usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .clamp(1, Semaphore::MAX_PERMITS)
+        };
         Self {
             repo,
             keyring,
@@ -172,9 +210,8 @@ impl<R: Outbox + 'static> Worker<R> {
             disable: config.disable,
             timeout: config.timeout,
             lease: lease_duration(config.timeout),
-            concurrency: usize::try_from(config.concurrency)
-                .unwrap_or(usize::MAX)
-                .clamp(1, Semaphore::MAX_PERMITS),
+            concurrency: slots(config.concurrency),
+            per_destination: slots(config.destination_concurrency),
             published,
             options: WorkerOptions::default(),
         }
@@ -204,8 +241,12 @@ impl<R: Outbox + 'static> Worker<R> {
             schedule: self.schedule,
             disable: self.disable,
             lease: self.lease,
+            per_destination: self.per_destination,
+            slow_lane: slow_lane(self.concurrency),
+            failing_in_flight: AtomicUsize::new(0),
             published: self.published,
             rescheduled: Notify::new(),
+            ended: Notify::new(),
             due: Mutex::new(BTreeSet::new()),
             options: self.options,
         });
@@ -239,7 +280,7 @@ impl WorkerHandle {
     }
 }
 
-/// What the worker's loop and its attempt tasks share.
+/// What the worker's loop, its attempt tasks and its recorder share.
 struct Shared<R> {
     repo: R,
     keyring: Arc<Keyring>,
@@ -247,19 +288,33 @@ struct Shared<R> {
     schedule: RetrySchedule,
     disable: DisablePolicy,
     lease: Duration,
+    per_destination: usize,
+    slow_lane: usize,
+    /// Attempts in flight of destinations that were failing when claimed.
+    failing_in_flight: AtomicUsize,
     published: Arc<Notify>,
     /// Signalled when an attempt schedules a retry, so the loop's next wake
     /// is recomputed.
     rescheduled: Notify,
+    /// Signalled when an attempt ends: its slot, its destination's and
+    /// perhaps a slow-lane one are free.
+    ended: Notify,
     /// Retry times this worker scheduled, earliest first.
     due: Mutex<BTreeSet<Timestamp>>,
     options: WorkerOptions,
 }
 
-fn now() -> Timestamp {
-    Timestamp::try_from(SystemTime::now()).unwrap_or_else(|_| {
-        Timestamp::from_unix_millis(0).unwrap_or_else(|| unreachable!("0 is in range"))
-    })
+/// The store's clock as a claim read it, advanced by the monotonic clock.
+#[derive(Clone, Copy)]
+struct Clock {
+    read: Timestamp,
+    at: Instant,
+}
+
+impl Clock {
+    fn now(self) -> Timestamp {
+        self.read.saturating_add(self.at.elapsed())
+    }
 }
 
 /// The instant `at` falls on, seen from `now`.
@@ -276,6 +331,17 @@ async fn signalled(flag: &mut watch::Receiver<bool>) {
     }
 }
 
+/// Waits out `backoff` (or the stop: `false`), and doubles it.
+async fn back_off(backoff: &mut Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    let wait = *backoff;
+    *backoff = backoff.saturating_mul(2).min(BACKOFF_MAX);
+    tokio::select! {
+        biased;
+        () = signalled(stop) => false,
+        () = tokio::time::sleep(wait) => true,
+    }
+}
+
 async fn run<R: Outbox + 'static>(
     shared: Arc<Shared<R>>,
     concurrency: usize,
@@ -288,6 +354,9 @@ async fn run<R: Outbox + 'static>(
     // Set when the grace after the stop is over: attempts still waiting for
     // their answer end then.
     let (cut, cut_seen) = watch::channel(false);
+    // At most one finished attempt per slot waits for the recorder.
+    let (finished, to_record) = mpsc::channel(concurrency.max(1));
+    let recorder = tokio::spawn(recorder(Arc::clone(&shared), to_record));
     loop {
         while tasks.try_join_next().is_some() {}
         let first = tokio::select! {
@@ -306,7 +375,21 @@ async fn run<R: Outbox + 'static>(
                 Err(_) => break,
             }
         }
-        let now = now();
+        let now = match shared.repo.now().await {
+            Ok(now) => now,
+            Err(error) => {
+                drop(held);
+                tracing::warn!(%error, retry_in_ms = millis(backoff), "reading the store's clock failed");
+                if back_off(&mut backoff, &mut stop).await {
+                    continue;
+                }
+                break;
+            }
+        };
+        let clock = Clock {
+            read: now,
+            at: Instant::now(),
+        };
         shared
             .due
             .lock()
@@ -317,18 +400,22 @@ async fn run<R: Outbox + 'static>(
             duration: shared.lease,
         };
         let limit = held.len();
-        let claimed = match shared.repo.claim(now, limit.into(), request).await {
+        let failing = shared.failing_in_flight.load(Ordering::Acquire);
+        let limits = ClaimLimits {
+            limit,
+            per_destination: shared.per_destination,
+            failing_limit: shared.slow_lane.saturating_sub(failing).min(limit),
+            per_failing_destination: 1,
+        };
+        let claimed = match shared.repo.claim(now, limits, request).await {
             Ok(claimed) => claimed,
             Err(error) => {
                 drop(held);
                 tracing::warn!(%error, retry_in_ms = millis(backoff), "claiming deliveries failed");
-                tokio::select! {
-                    biased;
-                    () = signalled(&mut stop) => break,
-                    () = tokio::time::sleep(backoff) => {}
+                if back_off(&mut backoff, &mut stop).await {
+                    continue;
                 }
-                backoff = backoff.saturating_mul(2).min(BACKOFF_MAX);
-                continue;
+                break;
             }
         };
         backoff = BACKOFF_MIN;
@@ -340,10 +427,13 @@ async fn run<R: Outbox + 'static>(
                 release(&shared.repo, &job.lease).await;
                 continue;
             };
+            let slot = Slot::take(&shared, job.failing, permit);
             tasks.spawn(attempt(
                 Arc::clone(&shared),
                 job,
-                permit,
+                slot,
+                clock,
+                finished.clone(),
                 stop.clone(),
                 cut_seen.clone(),
             ));
@@ -352,23 +442,61 @@ async fn run<R: Outbox + 'static>(
         if full {
             continue;
         }
-        let now = self::now();
         let poll = after(shared.options.poll_interval);
         let wake = shared
             .due
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .first()
-            .map_or(poll, |&at| instant_of(at, now).min(poll));
+            .map_or(poll, |&at| instant_of(at, clock.now()).min(poll));
         tokio::select! {
             biased;
             () = signalled(&mut stop) => break,
             () = shared.published.notified() => {}
             () = shared.rescheduled.notified() => {}
+            () = shared.ended.notified() => {}
             () = tokio::time::sleep_until(wake) => {}
         }
     }
     drain(tasks, grace, &cut).await;
+    // Every attempt has handed its result over: the recorder writes the
+    // last ones and ends.
+    drop(finished);
+    if let Err(error) = recorder.await {
+        tracing::error!(%error, "the delivery recorder failed");
+    }
+}
+
+/// An attempt's hold on the worker: its slot, and its place in the slow lane
+/// if its destination was failing. Given back when the attempt task ends,
+/// however it ends, and the loop told.
+struct Slot<R> {
+    shared: Arc<Shared<R>>,
+    failing: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<R> Slot<R> {
+    fn take(shared: &Arc<Shared<R>>, failing: bool, permit: OwnedSemaphorePermit) -> Self {
+        if failing {
+            shared.failing_in_flight.fetch_add(1, Ordering::AcqRel);
+        }
+        Self {
+            shared: Arc::clone(shared),
+            failing,
+            _permit: permit,
+        }
+    }
+}
+
+impl<R> Drop for Slot<R> {
+    fn drop(&mut self) {
+        if self.failing {
+            self.shared.failing_in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+        // `notify_one` keeps a permit when the loop is not waiting yet.
+        self.shared.ended.notify_one();
+    }
 }
 
 /// After the stop: attempts not yet sent release their own leases; those
@@ -424,39 +552,131 @@ enum Ended {
     Released,
 }
 
-/// One attempt of `job`: read the destination, plan, send, report. Until
-/// the answer (or the timeout) arrives, `cut` ends it and its lease is
-/// released; from then on, it is recorded whatever happens.
+/// A finished attempt for the recorder, and where its write's result goes
+/// (the store's error as text: the error itself need not be `Clone`).
+struct Finished {
+    lease: Lease,
+    report: AttemptReport,
+    written: oneshot::Sender<Result<CompleteOutcome, String>>,
+}
+
+/// Writes finished attempts: each write takes what finished while the one
+/// before it ran, up to [`RECORD_BATCH`], with one
+/// [`Outbox::complete_all`]. Ends when every sender is gone.
+async fn recorder<R: Outbox>(shared: Arc<Shared<R>>, mut to_record: mpsc::Receiver<Finished>) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while to_record.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let (writes, answers): (Vec<_>, Vec<_>) = batch
+            .drain(..)
+            .map(|f| ((f.lease, f.report), f.written))
+            .unzip();
+        match shared.repo.complete_all(writes).await {
+            Ok(outcomes) => {
+                for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                    // A closed receiver: its attempt task is gone (it never
+                    // is before the answer, but nothing is lost either way).
+                    let _ = answer.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                let text = error.to_string();
+                for answer in answers {
+                    let _ = answer.send(Err(text.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// One attempt of `job`, its lease renewed from the claim until its result
+/// is written: send, then record. Until the answer (or the timeout)
+/// arrives, `cut` ends it and its lease is released; from then on, it is
+/// recorded whatever happens.
 async fn attempt<R: Outbox>(
     shared: Arc<Shared<R>>,
     job: Claimed,
-    _permit: OwnedSemaphorePermit,
+    _slot: Slot<R>,
+    clock: Clock,
+    finished: mpsc::Sender<Finished>,
     stop: watch::Receiver<bool>,
     mut cut: watch::Receiver<bool>,
 ) -> Ended {
-    let sent = tokio::select! {
-        biased;
-        sent = send(&shared, &job, &stop) => sent,
-        () = signalled(&mut cut) => {
-            let key = &job.lease.delivery;
-            tracing::info!(
-                destination = %key.destination_id,
-                event = %key.event_id,
-                "delivery attempt cut short by the shutdown; its lease is released"
-            );
-            Sent::Released
+    let lease = Mutex::new(job.lease.clone());
+    let work = async {
+        let sent = tokio::select! {
+            biased;
+            sent = send(&shared, &job, clock, &stop) => sent,
+            () = signalled(&mut cut) => {
+                let key = &job.lease.delivery;
+                tracing::info!(
+                    destination = %key.destination_id,
+                    event = %key.event_id,
+                    "delivery attempt cut short by the shutdown; its lease is released"
+                );
+                Sent::Released
+            }
+        };
+        let held = || lease.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        match sent {
+            Sent::Answered(answered) => {
+                record(&shared, &job, held(), answered, &finished).await;
+                Ended::Done
+            }
+            Sent::Released => {
+                release(&shared.repo, &held()).await;
+                Ended::Released
+            }
+            Sent::LeftToExpire => Ended::Done,
         }
     };
-    match sent {
-        Sent::Answered(answered) => {
-            record(&shared, &job, answered).await;
-            Ended::Done
+    tokio::select! {
+        ended = work => ended,
+        never = renew(&shared, &lease) => match never {},
+    }
+}
+
+/// Renews `lease` every half lease, for as long as it is polled (the
+/// attempt's whole life), until the lease is lost.
+async fn renew<R: Outbox>(shared: &Shared<R>, lease: &Mutex<Lease>) -> core::convert::Infallible {
+    // At most daily: a longer period could overflow the interval's
+    // instants, and renewing more often than needed is harmless.
+    let every = (shared.lease / 2).min(Duration::from_secs(86_400));
+    let mut tick = tokio::time::interval_at(after(every), every);
+    loop {
+        tick.tick().await;
+        let held = lease.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let key = &held.delivery;
+        let now = match shared.repo.now().await {
+            Ok(now) => now,
+            Err(error) => {
+                tracing::warn!(%error, destination = %key.destination_id, event = %key.event_id,
+                    "reading the store's clock to renew a delivery lease failed");
+                continue;
+            }
+        };
+        let until = now.saturating_add(shared.lease);
+        match shared.repo.renew(&held, until).await {
+            Ok(true) => {
+                lease
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .expires_at = until;
+            }
+            Ok(false) => {
+                tracing::warn!(
+                    destination = %key.destination_id,
+                    event = %key.event_id,
+                    "delivery lease lost during the attempt"
+                );
+                return std::future::pending().await;
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                destination = %key.destination_id,
+                event = %key.event_id,
+                "renewing a delivery lease failed"
+            ),
         }
-        Sent::Released => {
-            release(&shared.repo, &job.lease).await;
-            Ended::Released
-        }
-        Sent::LeftToExpire => Ended::Done,
     }
 }
 
@@ -466,53 +686,45 @@ enum Sent {
     Answered(Answered),
     /// Nothing sent; the lease is to be given back.
     Released,
-    /// Nothing sent; the lease is left to expire (a store or secret error,
-    /// logged).
+    /// Nothing sent; the lease is left to expire (a secret that does not
+    /// open, logged).
     LeftToExpire,
 }
 
 /// An attempt whose answer (or timeout) arrived.
 struct Answered {
-    lease: Lease,
     outcome: Outcome,
     started_at: Timestamp,
     took: Duration,
 }
 
-/// The attempt up to its answer: read the destination, plan, send under a
-/// renewed lease.
-async fn send<R: Outbox>(shared: &Shared<R>, job: &Claimed, stop: &watch::Receiver<bool>) -> Sent {
+/// The attempt up to its answer: plan from the destination the claim read,
+/// send.
+async fn send<R: Outbox>(
+    shared: &Shared<R>,
+    job: &Claimed,
+    clock: Clock,
+    stop: &watch::Receiver<bool>,
+) -> Sent {
     let key = &job.lease.delivery;
-    let record = match shared.repo.get(&key.tenant, key.destination_id).await {
-        Ok(Some(record)) if record.enabled => record,
-        Ok(_) => {
-            // Deleted or disabled since the claim: released, the store drops
-            // it (or, if it is enabled again by then, offers it again).
-            tracing::debug!(
-                destination = %key.destination_id,
-                event = %key.event_id,
-                "delivery skipped: the destination is gone or disabled"
-            );
-            return Sent::Released;
-        }
-        Err(error) => {
-            tracing::warn!(
-                %error,
-                destination = %key.destination_id,
-                event = %key.event_id,
-                "reading the destination failed; the delivery is offered again when its lease expires"
-            );
-            return Sent::LeftToExpire;
-        }
-    };
+    if !job.destination.enabled {
+        // Claims return enabled destinations only; released, the store
+        // drops it.
+        tracing::debug!(
+            destination = %key.destination_id,
+            event = %key.event_id,
+            "delivery skipped: the destination is disabled"
+        );
+        return Sent::Released;
+    }
     if *stop.borrow() {
         return Sent::Released;
     }
-    let started_at = now();
+    let started_at = clock.now();
     let started = Instant::now();
     let request = match plan_attempt(
         &key.tenant,
-        &record,
+        &job.destination,
         &shared.keyring,
         &job.event,
         job.attempt,
@@ -529,55 +741,30 @@ async fn send<R: Outbox>(shared: &Shared<R>, job: &Claimed, stop: &watch::Receiv
             return Sent::LeftToExpire;
         }
     };
-    let mut lease = job.lease.clone();
-    let outcome = {
-        let send = shared.client.send(&request);
-        tokio::pin!(send);
-        // At most daily: a longer period could overflow the interval's
-        // instants, and renewing more often than needed is harmless.
-        let every = (shared.lease / 2).min(Duration::from_secs(86_400));
-        let mut renew = tokio::time::interval_at(after(every), every);
-        loop {
-            tokio::select! {
-                outcome = &mut send => break outcome,
-                _ = renew.tick() => {
-                    let until = now().saturating_add(shared.lease);
-                    match shared.repo.renew(&lease, until).await {
-                        Ok(true) => lease.expires_at = until,
-                        Ok(false) => tracing::warn!(
-                            destination = %key.destination_id,
-                            event = %key.event_id,
-                            "delivery lease lost while sending"
-                        ),
-                        Err(error) => tracing::warn!(
-                            %error,
-                            destination = %key.destination_id,
-                            event = %key.event_id,
-                            "renewing a delivery lease failed"
-                        ),
-                    }
-                }
-            }
-        }
-    };
+    let outcome = shared.client.send(&request).await;
     Sent::Answered(Answered {
-        lease,
         outcome,
         started_at,
         took: started.elapsed(),
     })
 }
 
-/// Classifies the answer and writes the attempt and its consequence.
-async fn record<R: Outbox>(shared: &Shared<R>, job: &Claimed, answered: Answered) {
+/// Classifies the answer and writes the attempt and its consequence
+/// (through the recorder).
+async fn record<R: Outbox>(
+    shared: &Shared<R>,
+    job: &Claimed,
+    lease: Lease,
+    answered: Answered,
+    finished: &mpsc::Sender<Finished>,
+) {
     let Answered {
-        lease,
         outcome,
         started_at,
         took,
     } = answered;
     let key = &job.lease.delivery;
-    let mut classification = classify(outcome.answer(), now());
+    let mut classification = classify(outcome.answer(), started_at.saturating_add(took));
     // Retry-After counts from the answer; the schedule counts from the start.
     if let Classification::Failed(failure) = &mut classification {
         failure.retry_after = failure.retry_after.map(|d| d.saturating_add(took));
@@ -592,7 +779,29 @@ async fn record<R: Outbox>(shared: &Shared<R>, job: &Claimed, answered: Answered
         &mut os_rng(),
     );
     let record = report.attempt.clone();
-    let stored = finish_attempt(&shared.repo, &lease, report).await;
+    let (written, answer) = oneshot::channel();
+    let stored = match finished
+        .send(Finished {
+            lease,
+            report,
+            written,
+        })
+        .await
+    {
+        Ok(()) => answer
+            .await
+            .unwrap_or_else(|_| Err("the recorder stopped before writing".to_owned())),
+        Err(unsent) => {
+            // The recorder is gone (it never is before the attempts): write
+            // it here.
+            let Finished { lease, report, .. } = unsent.0;
+            shared
+                .repo
+                .complete(&lease, report)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
     let outcome_text = match record.outcome {
         AttemptOutcome::Succeeded => "succeeded",
         AttemptOutcome::Failed => "failed",
@@ -622,11 +831,6 @@ async fn record<R: Outbox>(shared: &Shared<R>, job: &Claimed, answered: Answered
         "delivery attempt"
     );
     if let Err(error) = stored {
-        // The store's text, never its sources (`StoreError`).
-        let error = match error {
-            OpError::Repo(store) => store.to_string(),
-            other => other.to_string(),
-        };
         tracing::warn!(
             %error,
             destination = %key.destination_id,

@@ -110,6 +110,53 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // (the CHECK follows the rename).
     "ALTER TABLE destinations RENAME COLUMN streak_since_ms TO failing_since_ms;
     ALTER TABLE destinations RENAME COLUMN streak_attempts TO failing_attempts;",
+    // 6: fair claims through indexes (see outbox.rs and claim.rs). A lane
+    // is a destination with deliveries: `ready` while it may have one to
+    // offer (then in its organization's ring of its kind, by `turn`), else
+    // asleep until `wake_ms` (its earliest due time or lease expiry; NULL:
+    // nothing pending). `failing` mirrors the destination's failure streak.
+    // `rings` holds the organizations that may have ready lanes of a kind,
+    // by turn; `turns` counts turns. The global due-order index and the
+    // claim's sweep of disabled destinations give way to per-lane indexes.
+    "CREATE TABLE lanes (
+        tenant_id      TEXT    NOT NULL,
+        destination_id TEXT    NOT NULL,
+        failing        INTEGER NOT NULL CHECK (failing IN (0, 1)),
+        ready          INTEGER NOT NULL CHECK (ready IN (0, 1)),
+        wake_ms        INTEGER CHECK (wake_ms IS NULL OR ready = 0),
+        turn           INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, destination_id),
+        FOREIGN KEY (tenant_id, destination_id)
+            REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX lanes_ready ON lanes (tenant_id, failing, turn) WHERE ready = 1;
+    CREATE INDEX lanes_waking ON lanes (wake_ms) WHERE wake_ms IS NOT NULL;
+    CREATE TABLE rings (
+        tenant_id TEXT    NOT NULL,
+        failing   INTEGER NOT NULL CHECK (failing IN (0, 1)),
+        turn      INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, failing)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX rings_by_turn ON rings (failing, turn);
+    CREATE TABLE turns (
+        id   INTEGER NOT NULL PRIMARY KEY CHECK (id = 0),
+        next INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO turns (id, next) VALUES (0, 1);
+    INSERT INTO lanes (tenant_id, destination_id, failing, ready, wake_ms, turn)
+        SELECT d.tenant_id, d.destination_id, s.failing_since_ms IS NOT NULL, 0,
+            min(d.due_at_ms), 0
+        FROM deliveries d
+        JOIN destinations s
+            ON s.tenant_id = d.tenant_id AND s.destination_id = d.destination_id
+        GROUP BY d.tenant_id, d.destination_id;
+    DROP INDEX deliveries_due;
+    DROP INDEX deliveries_by_destination;
+    DROP INDEX destinations_disabled;
+    CREATE INDEX deliveries_by_lane ON deliveries
+        (tenant_id, destination_id, due_at_ms, event_id, lease_expires_ms);
+    CREATE INDEX deliveries_leased ON deliveries
+        (tenant_id, destination_id, lease_expires_ms) WHERE lease_token IS NOT NULL;",
 ];
 
 /// The schema version this build writes: the number of migrations.

@@ -11,12 +11,14 @@
 //! - [`repo`]: the [`DestinationRepo`](prets_destinations::DestinationRepo) implementation.
 //! - [`outbox`]: the [`Outbox`](prets_destinations::delivery::Outbox)
 //!   implementation: events, leased deliveries and attempts.
+//! - [`claim`]: fair claims through indexes: lanes, organizations' rings.
 //! - [`tokens`]: API-token storage.
 //!
 //! Callers hand jobs to the threads over channels and await the answer on a
 //! oneshot channel, so the repo's futures need no particular runtime and
 //! never block an executor thread.
 
+mod claim;
 mod error;
 mod migrations;
 mod outbox;
@@ -436,5 +438,216 @@ mod tests {
             p.push(suffix);
             let _ = std::fs::remove_file(p);
         }
+    }
+
+    /// A fresh path in the temporary directory, and its removal.
+    fn temp_db(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
+            "prets-sqlite-{name}-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ))
+    }
+
+    fn remove_db(path: &std::path::Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.to_path_buf().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// A database from before the lanes (the schema the migration that
+    /// creates them starts from) with queued, leased and future deliveries,
+    /// one of them leased for a destination disabled since, opens at the
+    /// current schema: each delivery of an enabled destination is claimed
+    /// exactly once, when it is due or its lease has run out; the disabled
+    /// one is dropped by the claim that finds its lease over; a lease taken
+    /// before the migration is lost once claimed again; `complete_all`
+    /// writes the batch.
+    #[tokio::test]
+    async fn databases_from_before_the_lanes_migrate_and_every_delivery_is_claimed_once() {
+        use std::collections::BTreeSet;
+        use std::time::Duration;
+
+        use prets_destinations::Timestamp;
+        use prets_destinations::delivery::{
+            AttemptId, AttemptMeta, AttemptRecord, AttemptReport, Classification, CompleteOutcome,
+            DisablePolicy, Event, Lease, LeaseRequest, LeaseToken, NextStep, Outbox as _,
+        };
+
+        let before = super::migrations::MIGRATIONS
+            .iter()
+            .position(|m| m.contains("CREATE TABLE lanes"))
+            .unwrap();
+        let path = temp_db("migrate-lanes");
+        let key = SealingKey::from_rng(KeyId::new(9), &mut os_rng());
+        let t0 = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+        let ms = |t: Timestamp| i64::try_from(t.unix_millis()).unwrap();
+        let at = |s: u64| t0.checked_add(Duration::from_secs(s)).unwrap();
+        let (a, b): (TenantId, TenantId) = ("org_a".parse().unwrap(), "org_b".parse().unwrap());
+        let ids: Vec<DestinationId> = (1..=4).map(|n| DestinationId::from_parts(t0, n)).collect();
+        // (tenant, destination, enabled): org_a's first two, org_b's third
+        // (disabled since its lease was taken) and fourth.
+        let dests = [
+            (&a, ids[0], true),
+            (&a, ids[1], true),
+            (&b, ids[2], false),
+            (&b, ids[3], true),
+        ];
+        let old_token = [1u8; 16];
+        // (destination index, due, lease expiry)
+        let rows: &[(usize, u64, Option<u64>)] = &[
+            (0, 0, None),
+            (0, 0, None),
+            (0, 0, Some(30)),
+            (1, 0, None),
+            (1, 100, None),
+            (2, 0, Some(30)),
+            (3, 0, Some(30)),
+            (3, 0, None),
+        ];
+        let mut events = Vec::new();
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            configure(&conn).unwrap();
+            migrate_to(&mut conn, before).unwrap();
+            for (tenant, id, enabled) in dests {
+                let secret = BearerSecret::from_rng(&mut os_rng());
+                let sealed = key.seal(tenant, id, &secret, &mut os_rng());
+                conn.execute(
+                    "INSERT INTO destinations (tenant_id, destination_id, name, url,
+                         created_at_ms, updated_at_ms, sealed_secret, secret_digest, enabled,
+                         disabled_reason)
+                     VALUES (?1, ?2, 'Old', 'https://example.com/old', ?3, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        tenant.as_str(),
+                        id.to_string(),
+                        ms(t0),
+                        &sealed.to_bytes()[..],
+                        &secret.digest().as_bytes()[..],
+                        enabled,
+                        (!enabled).then_some("manual"),
+                    ],
+                )
+                .unwrap();
+            }
+            for &(d, due, lease) in rows {
+                let (tenant, id, _) = dests[d];
+                let event = Event::new("invoice.paid", "{}".to_owned(), t0, &mut os_rng()).unwrap();
+                conn.execute(
+                    "INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+                     VALUES (?1, ?2, 'invoice.paid', ?3, '{}')",
+                    params![tenant.as_str(), event.event_id.to_string(), ms(t0)],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt,
+                         due_at_ms, lease_token, lease_expires_ms)
+                     VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6)",
+                    params![
+                        tenant.as_str(),
+                        event.event_id.to_string(),
+                        id.to_string(),
+                        ms(at(due)),
+                        lease.map(|_| &old_token[..]),
+                        lease.map(|s| ms(at(s))),
+                    ],
+                )
+                .unwrap();
+                events.push((tenant.clone(), id, event, lease));
+            }
+        }
+        let repo = SqliteRepo::open(&path).unwrap();
+        // Longer than the test: only the old leases run out.
+        let lease = || LeaseRequest {
+            token: LeaseToken::generate(&mut os_rng()),
+            duration: Duration::from_secs(10_000),
+        };
+        let mut claimed = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (now, expected) in [(1, 4), (2, 0), (31, 2), (32, 0), (100, 1), (1_000, 0)] {
+            let got = repo.claim(at(now), 100.into(), lease()).await.unwrap();
+            assert_eq!(got.len(), expected, "claim at +{now}s: {got:?}");
+            for c in got {
+                assert!(
+                    seen.insert(c.lease.delivery.clone()),
+                    "claimed twice: {c:?}"
+                );
+                assert!(c.destination.enabled);
+                claimed.push(c);
+            }
+        }
+        let expected: BTreeSet<_> = events
+            .iter()
+            .filter(|(_, id, _, _)| *id != ids[2])
+            .map(
+                |(tenant, id, event, _)| prets_destinations::delivery::DeliveryKey {
+                    tenant: tenant.clone(),
+                    event_id: event.event_id,
+                    destination_id: *id,
+                },
+            )
+            .collect();
+        assert_eq!(seen, expected);
+        // The lease taken before the migration, lost since.
+        let (tenant, id, event, _) = events
+            .iter()
+            .find(|(_, id, _, lease)| *id == ids[0] && lease.is_some())
+            .unwrap();
+        let stale = Lease {
+            token: LeaseToken::from_bytes(old_token),
+            delivery: prets_destinations::delivery::DeliveryKey {
+                tenant: tenant.clone(),
+                event_id: event.event_id,
+                destination_id: *id,
+            },
+            expires_at: at(30),
+        };
+        let report = |c: &prets_destinations::delivery::Claimed| {
+            let meta = AttemptMeta {
+                attempt_id: AttemptId::generate(at(1_001), &mut os_rng()),
+                event_id: c.event.event_id,
+                destination_id: c.lease.delivery.destination_id,
+                attempt: c.attempt,
+                started_at: at(1_001),
+                duration_ms: 5,
+            };
+            let delivered = Classification::Delivered { status: 200 };
+            AttemptReport {
+                attempt: AttemptRecord::new(meta, &delivered, &NextStep::Delivered),
+                next: NextStep::Delivered,
+                disable: DisablePolicy::default(),
+            }
+        };
+        let mut batch = vec![(stale, report(&claimed[0]))];
+        batch.extend(claimed.iter().map(|c| (c.lease.clone(), report(c))));
+        let outcomes = repo.complete_all(batch).await.unwrap();
+        assert_eq!(outcomes[0], CompleteOutcome::LeaseLost);
+        assert!(
+            outcomes[1..]
+                .iter()
+                .all(|o| *o == CompleteOutcome::Recorded { disabled: None }),
+            "{outcomes:?}"
+        );
+        assert!(
+            repo.claim(at(2_000), 100.into(), lease())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        drop(repo);
+        let conn = Connection::open(&path).unwrap();
+        let left: (i64, i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM deliveries), (SELECT count(*) FROM events),
+                     (SELECT count(*) FROM attempts)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(left, (0, 0, 7));
+        drop(conn);
+        remove_db(&path);
     }
 }

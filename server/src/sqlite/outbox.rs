@@ -5,23 +5,120 @@
 //! The single writer runs one job at a time, so a claim's read of the due
 //! deliveries and its writing of their leases cannot interleave with another
 //! claim: two claims never lease one delivery.
+//!
+//! Claims are fair and indexed ([`claim`](super::claim)): organizations and
+//! their destinations (lanes) take turns, each destination within its cap of
+//! live leases, failing ones within the claim's failing limit, each
+//! statement bounded by `LIMIT` or a key, so a claim's cost follows what it
+//! serves (and the lanes at their cap), not the number of deliveries queued.
+//! The writes here keep the lanes in step: [`enqueue`], a retry and a
+//! release wake the lane by the delivery's due time ([`schedule`]), and a
+//! change of the failure streak moves the lane between the healthy and the
+//! failing ring. Nothing else is swept: a disabled destination's lease that
+//! ran out is dropped when a claim visits its lane.
+//!
+//! [`Outbox::complete_all`] is one writer job: one savepoint and one commit
+//! for the batch, each completion judged as [`Outbox::complete`] judges it.
+//! Every statement reaches its rows through a key or an index; `tests`
+//! checks their plans (`EXPLAIN QUERY PLAN`) at 10,000 and 100,000 queued
+//! deliveries.
 
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
-    DeliveryAfter, DeliveryKey, EnqueueOutcome, Event, EventId, EventType, FailureStreak, Lease,
-    LeaseRequest, LeaseToken, Outbox, Payload, Target, settle,
+    DeliveryAfter, DeliveryKey, EnqueueOutcome, Event, EventId, FailureStreak, Lease, LeaseRequest,
+    Outbox, Target, settle,
 };
-use prets_destinations::{DestinationId, DestinationRecord, TenantId, Timestamp};
+use prets_destinations::{DestinationId, TenantId, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::SqliteRepo;
+use super::claim::{claim, schedule, set_failing, sql_count};
 use super::error::{JobResult, SqliteError};
 use super::rows::{COLUMNS, millis, read_records, timestamp, version};
 
-/// A count or limit as SQLite's integer, saturating.
-fn sql_count(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
+const HELD: &str = "SELECT 1 FROM deliveries
+     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
+         AND lease_token = ?4";
+
+const STREAK: &str = "SELECT enabled, failing_since_ms, failing_attempts FROM destinations
+     WHERE tenant_id = ?1 AND destination_id = ?2";
+
+// Named indexes: without statistics SQLite would rather walk the
+// organization's part of the primary key, every destination of it.
+const DROP_UNLEASED: &str = "DELETE FROM deliveries INDEXED BY deliveries_by_lane
+     WHERE tenant_id = ?1 AND destination_id = ?2 AND lease_expires_ms IS NULL";
+
+const ENABLED_DESTINATIONS: &str = "SELECT destination_id FROM destinations
+     WHERE tenant_id = ?1 AND enabled = 1 ORDER BY destination_id";
+
+const ENABLED: &str = "SELECT enabled FROM destinations
+     WHERE tenant_id = ?1 AND destination_id = ?2";
+
+const INSERT_EVENT: &str =
+    "INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+     VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT (tenant_id, event_id) DO NOTHING";
+
+const INSERT_DELIVERY: &str =
+    "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms)
+     VALUES (?1, ?2, ?3, 1, ?4)
+     ON CONFLICT (tenant_id, event_id, destination_id) DO NOTHING";
+
+const RENEW: &str = "UPDATE deliveries SET lease_expires_ms = ?5
+     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
+         AND lease_token = ?4";
+
+const RELEASE_DISABLED: &str = "DELETE FROM deliveries
+     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
+         AND lease_token = ?4
+         AND EXISTS (SELECT 1 FROM destinations
+                     WHERE tenant_id = ?1 AND destination_id = ?3 AND enabled = 0)";
+
+const RELEASE: &str = "UPDATE deliveries SET lease_token = NULL, lease_expires_ms = NULL
+     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
+         AND lease_token = ?4
+     RETURNING due_at_ms";
+
+const FINISH: &str = "DELETE FROM deliveries
+     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3";
+
+const RETRY: &str = "UPDATE deliveries SET attempt = min(attempt + 1, 4294967295), due_at_ms = ?4,
+         lease_token = NULL, lease_expires_ms = NULL
+     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3";
+
+const WRITE_STREAK: &str = "UPDATE destinations SET failing_since_ms = ?3, failing_attempts = ?4
+     WHERE tenant_id = ?1 AND destination_id = ?2";
+
+const INSERT_ATTEMPT: &str =
+    "INSERT OR REPLACE INTO attempts (tenant_id, destination_id, attempt_id, event_id,
+         attempt, started_at_ms, duration_ms, outcome, response_status, error,
+         next_attempt_at_ms)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+const DISABLE: &str = "UPDATE destinations SET enabled = 0, disabled_reason = ?3, version = ?4,
+         updated_at_ms = ?5
+     WHERE tenant_id = ?1 AND destination_id = ?2";
+
+/// Every statement of the outbox's writes but claims, by name: the plans
+/// test reads them.
+#[cfg(test)]
+pub(super) const STATEMENTS: &[(&str, &str)] = &[
+    ("held", HELD),
+    ("streak", STREAK),
+    ("drop_unleased", DROP_UNLEASED),
+    ("enabled_destinations", ENABLED_DESTINATIONS),
+    ("enabled", ENABLED),
+    ("insert_event", INSERT_EVENT),
+    ("insert_delivery", INSERT_DELIVERY),
+    ("renew", RENEW),
+    ("release_disabled", RELEASE_DISABLED),
+    ("release", RELEASE),
+    ("finish", FINISH),
+    ("retry", RETRY),
+    ("write_streak", WRITE_STREAK),
+    ("insert_attempt", INSERT_ATTEMPT),
+    ("disable", DISABLE),
+];
 
 /// A `u64` as SQLite's signed integer: the same 64 bits (see
 /// [`version`]), so every value round-trips.
@@ -61,53 +158,6 @@ fn key_params(key: &DeliveryKey) -> (String, String, String) {
         key.event_id.to_string(),
         key.destination_id.to_string(),
     )
-}
-
-/// A due delivery's raw columns with its event's, decoded outside rusqlite's
-/// row callback so that decoding errors keep their own type.
-struct DueRow {
-    tenant_id: String,
-    event_id: String,
-    destination_id: String,
-    attempt: i64,
-    event_type: String,
-    created_at: i64,
-    payload: String,
-}
-
-impl DueRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            tenant_id: row.get(0)?,
-            event_id: row.get(1)?,
-            destination_id: row.get(2)?,
-            attempt: row.get(3)?,
-            event_type: row.get(4)?,
-            created_at: row.get(5)?,
-            payload: row.get(6)?,
-        })
-    }
-
-    fn decode(self) -> JobResult<(DeliveryKey, Event, u32)> {
-        let event_id =
-            EventId::try_from(self.event_id).map_err(|_| SqliteError::corrupt("event id"))?;
-        let key = DeliveryKey {
-            tenant: TenantId::try_from(self.tenant_id)
-                .map_err(|_| SqliteError::corrupt("tenant id"))?,
-            event_id,
-            destination_id: DestinationId::try_from(self.destination_id)
-                .map_err(|_| SqliteError::corrupt("destination id"))?,
-        };
-        let event = Event {
-            event_id,
-            event_type: EventType::try_from(self.event_type)
-                .map_err(|_| SqliteError::corrupt("event type"))?,
-            created_at: timestamp(self.created_at, "event created at")?,
-            payload: Payload::from_json(self.payload)
-                .map_err(|_| SqliteError::corrupt("event payload"))?,
-        };
-        Ok((key, event, u32_from_sql(self.attempt, "attempt")?))
-    }
 }
 
 /// An attempt's raw columns (the [`ATTEMPT_COLUMNS`]).
@@ -172,18 +222,12 @@ impl AttemptRow {
 /// lease not yet claimed again is still held.
 fn held(conn: &Connection, lease: &Lease) -> JobResult<bool> {
     let (tenant, event, destination) = key_params(&lease.delivery);
-    Ok(conn
-        .prepare_cached(
-            "SELECT 1 FROM deliveries
-             WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
-                 AND lease_token = ?4",
-        )?
-        .exists(params![
-            tenant,
-            event,
-            destination,
-            &lease.token.to_bytes()[..]
-        ])?)
+    Ok(conn.prepare_cached(HELD)?.exists(params![
+        tenant,
+        event,
+        destination,
+        &lease.token.to_bytes()[..]
+    ])?)
 }
 
 /// Whether the destination is enabled, and its stored failure streak;
@@ -194,10 +238,7 @@ fn standing(
     destination: &str,
 ) -> JobResult<Option<(bool, Option<FailureStreak>)>> {
     let row: Option<(bool, Option<i64>, Option<i64>)> = conn
-        .prepare_cached(
-            "SELECT enabled, failing_since_ms, failing_attempts FROM destinations
-             WHERE tenant_id = ?1 AND destination_id = ?2",
-        )?
+        .prepare_cached(STREAK)?
         .query_row(params![tenant, destination], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
@@ -220,11 +261,8 @@ fn standing(
 /// [`Outbox`]'s "Disabling"). An event row goes with its last delivery (a
 /// trigger).
 pub(super) fn drop_unleased(conn: &Connection, tenant: &str, destination: &str) -> JobResult<()> {
-    conn.prepare_cached(
-        "DELETE FROM deliveries
-         WHERE tenant_id = ?1 AND destination_id = ?2 AND lease_token IS NULL",
-    )?
-    .execute(params![tenant, destination])?;
+    conn.prepare_cached(DROP_UNLEASED)?
+        .execute(params![tenant, destination])?;
     Ok(())
 }
 
@@ -236,19 +274,13 @@ fn enqueue(
 ) -> JobResult<EnqueueOutcome> {
     let ids: Vec<String> = match target {
         Target::AllEnabled => conn
-            .prepare_cached(
-                "SELECT destination_id FROM destinations
-                 WHERE tenant_id = ?1 AND enabled = 1 ORDER BY destination_id",
-            )?
+            .prepare_cached(ENABLED_DESTINATIONS)?
             .query_map(params![tenant], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?,
         Target::Only(id) => {
             let id = id.to_string();
             let enabled: Option<bool> = conn
-                .prepare_cached(
-                    "SELECT enabled FROM destinations
-                     WHERE tenant_id = ?1 AND destination_id = ?2",
-                )?
+                .prepare_cached(ENABLED)?
                 .query_row(params![tenant, id], |r| r.get(0))
                 .optional()?;
             match enabled {
@@ -265,171 +297,59 @@ fn enqueue(
     let event_id = event.event_id.to_string();
     // An event id enqueued again while deliveries of it are pending keeps
     // the stored event; a delivery already pending is kept as it is.
-    conn.prepare_cached(
-        "INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
-         VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (tenant_id, event_id) DO NOTHING",
-    )?
-    .execute(params![
+    conn.prepare_cached(INSERT_EVENT)?.execute(params![
         tenant,
         event_id,
         event.event_type.as_str(),
         millis(event.created_at),
         event.payload.get(),
     ])?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms)
-         VALUES (?1, ?2, ?3, 1, ?4)
-         ON CONFLICT (tenant_id, event_id, destination_id) DO NOTHING",
-    )?;
+    let mut insert = conn.prepare_cached(INSERT_DELIVERY)?;
     for id in &ids {
         insert.execute(params![tenant, event_id, id, millis(event.created_at)])?;
+        schedule(conn, tenant, id, millis(event.created_at))?;
     }
     Ok(EnqueueOutcome::Enqueued {
         deliveries: ids.len(),
     })
 }
 
-fn claim(
-    conn: &Connection,
-    now: Timestamp,
-    limits: ClaimLimits,
-    lease: LeaseRequest,
-) -> JobResult<Vec<Claimed>> {
-    let limit = limits.limit;
-    let now_ms = millis(now);
-    // A delivery of a disabled destination without a live lease (its holder
-    // vanished after the disable, or an earlier build, which dropped them
-    // only here, left it) is finished, not offered; those of removed
-    // destinations went with them.
-    conn.prepare_cached(
-        "DELETE FROM deliveries
-         WHERE (tenant_id, destination_id) IN
-                 (SELECT tenant_id, destination_id FROM destinations WHERE enabled = 0)
-             AND (lease_expires_ms IS NULL OR lease_expires_ms <= ?1)",
-    )?
-    .execute(params![now_ms])?;
-    let due: Vec<DueRow> = conn
-        .prepare_cached(
-            "SELECT d.tenant_id, d.event_id, d.destination_id, d.attempt,
-                 e.event_type, e.created_at_ms, e.payload
-             FROM deliveries d
-             JOIN events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id
-             WHERE d.due_at_ms <= ?1
-                 AND (d.lease_expires_ms IS NULL OR d.lease_expires_ms <= ?1)
-             ORDER BY d.due_at_ms, d.tenant_id, d.event_id, d.destination_id
-             LIMIT ?2",
-        )?
-        .query_map(params![now_ms, sql_count(limit)], DueRow::read)?
-        .collect::<rusqlite::Result<_>>()?;
-    let expires_at = now.saturating_add(lease.duration);
-    let token = lease.token.to_bytes();
-    let mut take = conn.prepare_cached(
-        "UPDATE deliveries SET lease_token = ?4, lease_expires_ms = ?5
-         WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3",
-    )?;
-    let mut claimed = Vec::with_capacity(due.len());
-    for row in due {
-        // The stored text, not re-encoded: the key columns match exactly.
-        take.execute(params![
-            row.tenant_id,
-            row.event_id,
-            row.destination_id,
-            &token[..],
-            millis(expires_at),
-        ])?;
-        let (delivery, event, attempt) = row.decode()?;
-        let (destination, failing) = claimed_destination(conn, &delivery)?;
-        claimed.push(Claimed {
-            destination,
-            failing,
-            lease: Lease {
-                token: LeaseToken::from_bytes(token),
-                delivery,
-                expires_at,
-            },
-            event,
-            attempt,
-        });
-    }
-    Ok(claimed)
-}
-
-/// The destination of a claimed delivery, as stored, and whether it is
-/// failing (its failure streak is not empty).
-fn claimed_destination(
-    conn: &Connection,
-    key: &DeliveryKey,
-) -> JobResult<(DestinationRecord, bool)> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM destinations WHERE tenant_id = ?1 AND destination_id = ?2"
-    ))?;
-    let tenant = key.tenant.as_str();
-    let id = key.destination_id.to_string();
-    let (_, record) = read_records(conn, &mut stmt, params![tenant, id])?
-        .into_iter()
-        .next()
-        .ok_or_else(|| SqliteError::corrupt("delivery destination"))?;
-    let failing = conn
-        .prepare_cached(
-            "SELECT failing_since_ms IS NOT NULL FROM destinations
-             WHERE tenant_id = ?1 AND destination_id = ?2",
-        )?
-        .query_row(params![tenant, id], |row| row.get::<_, bool>(0))?;
-    Ok((record, failing))
-}
-
 fn renew(conn: &Connection, lease: &Lease, until: Timestamp) -> JobResult<bool> {
     let (tenant, event, destination) = key_params(&lease.delivery);
-    let changed = conn
-        .prepare_cached(
-            "UPDATE deliveries SET lease_expires_ms = ?5
-             WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
-                 AND lease_token = ?4",
-        )?
-        .execute(params![
-            tenant,
-            event,
-            destination,
-            &lease.token.to_bytes()[..],
-            millis(until),
-        ])?;
+    let changed = conn.prepare_cached(RENEW)?.execute(params![
+        tenant,
+        event,
+        destination,
+        &lease.token.to_bytes()[..],
+        millis(until),
+    ])?;
     Ok(changed == 1)
 }
 
 fn release(conn: &Connection, lease: &Lease) -> JobResult<bool> {
     let (tenant, event, destination) = key_params(&lease.delivery);
     // A disabled destination's delivery is dropped, not given back.
-    let dropped = conn
-        .prepare_cached(
-            "DELETE FROM deliveries
-             WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
-                 AND lease_token = ?4
-                 AND EXISTS (SELECT 1 FROM destinations
-                             WHERE tenant_id = ?1 AND destination_id = ?3 AND enabled = 0)",
-        )?
-        .execute(params![
-            tenant,
-            event,
-            destination,
-            &lease.token.to_bytes()[..]
-        ])?;
+    let dropped = conn.prepare_cached(RELEASE_DISABLED)?.execute(params![
+        tenant,
+        event,
+        destination,
+        &lease.token.to_bytes()[..]
+    ])?;
     if dropped == 1 {
         return Ok(true);
     }
-    let changed = conn
-        .prepare_cached(
-            "UPDATE deliveries SET lease_token = NULL, lease_expires_ms = NULL
-             WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
-                 AND lease_token = ?4",
-        )?
-        .execute(params![
-            tenant,
-            event,
-            destination,
-            &lease.token.to_bytes()[..]
-        ])?;
-    Ok(changed == 1)
+    let due: Option<i64> = conn
+        .prepare_cached(RELEASE)?
+        .query_row(
+            params![tenant, event, destination, &lease.token.to_bytes()[..]],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(due) = due else {
+        return Ok(false);
+    };
+    schedule(conn, &tenant, &destination, due)?;
+    Ok(true)
 }
 
 fn complete(
@@ -447,40 +367,32 @@ fn complete(
     let settled = settle(report, streak, enabled);
     match settled.delivery {
         // The event row goes with its last delivery (a trigger).
-        DeliveryAfter::Finished => conn
-            .prepare_cached(
-                "DELETE FROM deliveries
-                 WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3",
-            )?
-            .execute(params![tenant, event, destination])?,
-        DeliveryAfter::RetryAt(at) => conn
-            .prepare_cached(
-                "UPDATE deliveries SET attempt = min(attempt + 1, 4294967295), due_at_ms = ?4,
-                     lease_token = NULL, lease_expires_ms = NULL
-                 WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3",
-            )?
-            .execute(params![tenant, event, destination, millis(at)])?,
+        DeliveryAfter::Finished => {
+            conn.prepare_cached(FINISH)?
+                .execute(params![tenant, event, destination])?
+        }
+        DeliveryAfter::RetryAt(at) => {
+            let changed = conn.prepare_cached(RETRY)?.execute(params![
+                tenant,
+                event,
+                destination,
+                millis(at)
+            ])?;
+            schedule(conn, &tenant, &destination, millis(at))?;
+            changed
+        }
     };
-    conn.prepare_cached(
-        "UPDATE destinations SET failing_since_ms = ?3, failing_attempts = ?4
-         WHERE tenant_id = ?1 AND destination_id = ?2",
-    )?
-    .execute(params![
+    conn.prepare_cached(WRITE_STREAK)?.execute(params![
         tenant,
         destination,
         settled.streak.map(|s| millis(s.since)),
         settled.streak.map(|s| s.attempts),
     ])?;
+    set_failing(conn, &tenant, &destination, settled.streak.is_some())?;
     let a = &settled.attempt;
     // Stored under the leased delivery's destination; an attempt id written
     // again replaces the earlier row.
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO attempts (tenant_id, destination_id, attempt_id, event_id,
-             attempt, started_at_ms, duration_ms, outcome, response_status, error,
-             next_attempt_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
+    conn.prepare_cached(INSERT_ATTEMPT)?.execute(params![
         tenant,
         destination,
         a.attempt_id.to_string(),
@@ -504,12 +416,7 @@ fn complete(
             .next()
             .and_then(|(_, record)| record.disabled(reason, report.attempt.started_at));
         if let Some(next) = next {
-            conn.prepare_cached(
-                "UPDATE destinations SET enabled = 0, disabled_reason = ?3, version = ?4,
-                     updated_at_ms = ?5
-                 WHERE tenant_id = ?1 AND destination_id = ?2",
-            )?
-            .execute(params![
+            conn.prepare_cached(DISABLE)?.execute(params![
                 tenant,
                 destination,
                 reason.as_str(),
@@ -545,6 +452,22 @@ impl Outbox for SqliteRepo {
     ) -> Result<Vec<Claimed>, SqliteError> {
         self.writer
             .call(move |conn| claim(conn, now, limits, lease))
+            .await
+    }
+
+    async fn complete_all(
+        &self,
+        batch: Vec<(Lease, AttemptReport)>,
+    ) -> Result<Vec<CompleteOutcome>, SqliteError> {
+        // One job: one savepoint of one transaction, so one commit for the
+        // batch (and on `Err`, none of it written).
+        self.writer
+            .call(move |conn| {
+                batch
+                    .iter()
+                    .map(|(lease, report)| complete(conn, lease, report))
+                    .collect()
+            })
             .await
     }
 
@@ -609,5 +532,301 @@ impl Outbox for SqliteRepo {
                 rows.into_iter().map(AttemptRow::decode).collect()
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::super::migrations::{configure, migrate_to, schema_version};
+    use prets_destinations::{os_rng, rand_core::Rng as _};
+
+    fn remove_db(path: &std::path::Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.to_path_buf().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// The plans of every claim and outbox write at 10,000 and 100,000
+    /// queued deliveries: each reaches its rows through an index (no full
+    /// scan of a table or an index, no sort of the candidates), and the
+    /// plan does not change with the depth. Run with `--nocapture` to see
+    /// them.
+    #[test]
+    #[allow(clippy::print_stdout, reason = "the plans, shown with --nocapture")]
+    fn claim_and_complete_plans_use_indexes_at_any_depth() {
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-plans-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let mut conn = Connection::open(&path).unwrap();
+        configure(&conn).unwrap();
+        migrate_to(&mut conn, schema_version()).unwrap();
+        let statements: Vec<(&str, &str)> = super::super::claim::STATEMENTS
+            .iter()
+            .chain(super::STATEMENTS)
+            .copied()
+            .collect();
+        let mut plans_at = Vec::new();
+        for queued in [10_000_i64, 100_000] {
+            fill(&conn, queued);
+            let mut plans = Vec::new();
+            for (name, sql) in &statements {
+                let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                let unbound = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
+                let plan: Vec<String> = stmt
+                    .query_map(rusqlite::params_from_iter(unbound), |r| {
+                        r.get::<_, String>(3)
+                    })
+                    .unwrap()
+                    .collect::<rusqlite::Result<_>>()
+                    .unwrap();
+                for step in &plan {
+                    let full_scan = step.starts_with("SCAN ")
+                        && !step.starts_with("SCAN json_each")
+                        && !step.starts_with("SCAN (subquery")
+                        && !step.starts_with("SCAN CONSTANT ROW");
+                    // The organization's part of a deliveries key: all of
+                    // its destinations.
+                    let whole_org =
+                        step.starts_with("SEARCH deliveries") && step.ends_with("(tenant_id=?)");
+                    assert!(
+                        !full_scan && !whole_org && !step.contains("TEMP B-TREE"),
+                        "{name} at {queued} queued: {step}\n{plan:#?}"
+                    );
+                }
+                println!("{name} ({queued} queued):\n  {}", plan.join("\n  "));
+                plans.push(plan);
+            }
+            plans_at.push(plans);
+        }
+        assert_eq!(plans_at[0], plans_at[1]);
+        drop(conn);
+        remove_db(&path);
+    }
+
+    /// Brings the outbox's tables to `queued` deliveries over 100
+    /// destinations of 10 organizations (lanes and rings to match), with
+    /// foreign keys off: only the row counts matter to the plans.
+    fn fill(conn: &Connection, queued: i64) {
+        conn.execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             DELETE FROM deliveries; DELETE FROM events; DELETE FROM lanes;
+             DELETE FROM rings; DELETE FROM destinations;",
+        )
+        .unwrap();
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99)
+             INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,
+                 updated_at_ms, sealed_secret, secret_digest)
+             SELECT 'org_' || (i % 10), 'whk_' || printf('%026d', i), 'n', 'https://x.test',
+                 0, 0, x'00', randomblob(32)
+             FROM n",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1 - 1)
+             INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+             SELECT 'org_' || (i % 10), 'evt_' || printf('%026d', i), 't', i, '{}' FROM n",
+            [queued],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms,
+                 lease_token, lease_expires_ms)
+             SELECT tenant_id, event_id,
+                 'whk_' || printf('%026d', (created_at_ms % 100)), 1, created_at_ms,
+                 CASE WHEN created_at_ms % 50 = 0 THEN randomblob(16) END,
+                 CASE WHEN created_at_ms % 50 = 0 THEN created_at_ms + 30000 END
+             FROM events",
+            [],
+        )
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO lanes (tenant_id, destination_id, failing, ready, wake_ms, turn)
+                 SELECT tenant_id, destination_id, 0, destination_id < 'whk_0000000000000000000000005',
+                     CASE WHEN destination_id < 'whk_0000000000000000000000005' THEN NULL ELSE 0 END,
+                     0
+                 FROM destinations;
+             INSERT INTO rings (tenant_id, failing, turn)
+                 SELECT DISTINCT tenant_id, 0, 0 FROM destinations;
+             PRAGMA foreign_keys = ON;",
+        )
+        .unwrap();
+    }
+
+    /// What the SQLite virtual machine did for one claim and the
+    /// completions of what it returned, summed over every statement of the
+    /// claim and the outbox's writes: VM steps, and full-scan steps, sorts
+    /// and automatic indexes (none allowed).
+    #[derive(Debug, Default, PartialEq, Eq)]
+    struct Work {
+        steps: i64,
+        full_scan_steps: i64,
+        sorts: i64,
+        auto_indexes: i64,
+    }
+
+    fn take_work(conn: &Connection) -> Work {
+        use rusqlite::StatementStatus;
+        let mut work = Work::default();
+        for (_, sql) in super::super::claim::STATEMENTS
+            .iter()
+            .chain(super::STATEMENTS)
+        {
+            let stmt = conn.prepare_cached(sql).unwrap();
+            work.steps += i64::from(stmt.reset_status(StatementStatus::VmStep));
+            work.full_scan_steps += i64::from(stmt.reset_status(StatementStatus::FullscanStep));
+            work.sorts += i64::from(stmt.reset_status(StatementStatus::Sort));
+            work.auto_indexes += i64::from(stmt.reset_status(StatementStatus::AutoIndex));
+        }
+        work
+    }
+
+    /// A hostile organization with `queued` deliveries over 10 destinations
+    /// (due one millisecond apart), a quiet one with a single delivery due
+    /// after all of them; then a claim of 64 with a cap of 4 per
+    /// destination, every delivery it returned completed, and a second
+    /// claim. The work (VM steps, counted by SQLite per statement) is the
+    /// same at 10,000 and 100,000 queued, with no full scan, no sort and no
+    /// automatic index; the quiet organization is served by the first
+    /// claim.
+    #[test]
+    fn claims_and_completions_do_the_same_work_at_any_depth() {
+        use std::time::Duration;
+
+        use prets_destinations::delivery::{
+            AttemptId, AttemptMeta, AttemptRecord, AttemptReport, ClaimLimits, Classification,
+            CompleteOutcome, DisablePolicy, LeaseRequest, LeaseToken, NextStep,
+        };
+        use prets_destinations::{
+            BearerSecret, DestinationId, KeyId, SealingKey, TenantId, Timestamp,
+        };
+        use rusqlite::params;
+
+        let t0 = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+        let t0_ms = i64::try_from(t0.unix_millis()).unwrap();
+        let key = SealingKey::from_rng(KeyId::new(3), &mut os_rng());
+        let (hostile, quiet): (TenantId, TenantId) =
+            ("org_hostile".parse().unwrap(), "org_quiet".parse().unwrap());
+        let limits = ClaimLimits {
+            limit: 64,
+            per_destination: 4,
+            failing_limit: 1,
+            per_failing_destination: 1,
+        };
+        let mut runs = Vec::new();
+        for queued in [10_000_i64, 100_000] {
+            let path = std::env::temp_dir().join(format!(
+                "prets-sqlite-work-{queued}-{}-{:x}.sqlite3",
+                std::process::id(),
+                os_rng().next_u64()
+            ));
+            let mut conn = Connection::open(&path).unwrap();
+            configure(&conn).unwrap();
+            migrate_to(&mut conn, schema_version()).unwrap();
+            conn.execute_batch("BEGIN").unwrap();
+            let lanes: Vec<(&TenantId, DestinationId)> = (0..11_u32)
+                .map(|n| {
+                    let tenant = if n < 10 { &hostile } else { &quiet };
+                    (tenant, DestinationId::from_parts(t0, u128::from(n)))
+                })
+                .collect();
+            for (n, (tenant, id)) in lanes.iter().enumerate() {
+                let secret = BearerSecret::from_rng(&mut os_rng());
+                conn.execute(
+                    "INSERT INTO destinations (tenant_id, destination_id, name, url,
+                         created_at_ms, updated_at_ms, sealed_secret, secret_digest)
+                     VALUES (?1, ?2, 'n', 'https://example.com/hook', ?3, ?3, ?4, ?5)",
+                    params![
+                        tenant.as_str(),
+                        id.to_string(),
+                        t0_ms,
+                        &key.seal(tenant, *id, &secret, &mut os_rng()).to_bytes()[..],
+                        &secret.digest().as_bytes()[..],
+                    ],
+                )
+                .unwrap();
+                // Event ids: `evt_` and 26 digits (valid Crockford base32,
+                // in due order); the quiet one's is due last.
+                let (first, count) = if n < 10 { (0, queued) } else { (queued, 1) };
+                let lane = i64::try_from(n).unwrap();
+                conn.execute(
+                    "WITH RECURSIVE k(i) AS (SELECT ?3 UNION ALL SELECT i + 1 FROM k
+                                             WHERE i + 1 < ?3 + ?4)
+                     INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+                     SELECT ?1, 'evt_' || printf('%026d', i), 'order.created', ?5 + i, '{}'
+                     FROM k WHERE ?6 = 10 OR i % 10 = ?6",
+                    params![tenant.as_str(), id.to_string(), first, count, t0_ms, lane],
+                )
+                .unwrap();
+                conn.execute(
+                    "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt,
+                         due_at_ms)
+                     SELECT tenant_id, event_id, ?2, 1, created_at_ms FROM events
+                     WHERE tenant_id = ?1 AND (?3 = 10 OR (created_at_ms - ?4) % 10 = ?3)",
+                    params![tenant.as_str(), id.to_string(), lane, t0_ms],
+                )
+                .unwrap();
+                super::schedule(&conn, tenant.as_str(), id.as_ref(), t0_ms).unwrap();
+            }
+            let stored: i64 = conn
+                .query_row("SELECT count(*) FROM deliveries", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(stored, queued + 1);
+            let _ = take_work(&conn);
+
+            let now = t0.checked_add(Duration::from_secs(1_000)).unwrap();
+            let lease = || LeaseRequest {
+                token: LeaseToken::generate(&mut os_rng()),
+                duration: Duration::from_secs(60),
+            };
+            let first = super::claim(&conn, now, limits, lease()).unwrap();
+            assert_eq!(first.len(), 41, "4 for each of 10 destinations, 1 quiet");
+            assert!(first.iter().any(|c| c.lease.delivery.tenant == quiet));
+            for c in &first {
+                let meta = AttemptMeta {
+                    attempt_id: AttemptId::generate(now, &mut os_rng()),
+                    event_id: c.event.event_id,
+                    destination_id: c.lease.delivery.destination_id,
+                    attempt: c.attempt,
+                    started_at: now,
+                    duration_ms: 1,
+                };
+                let delivered = Classification::Delivered { status: 200 };
+                let report = AttemptReport {
+                    attempt: AttemptRecord::new(meta, &delivered, &NextStep::Delivered),
+                    next: NextStep::Delivered,
+                    disable: DisablePolicy::default(),
+                };
+                assert_eq!(
+                    super::complete(&conn, &c.lease, &report).unwrap(),
+                    CompleteOutcome::Recorded { disabled: None }
+                );
+            }
+            let second = super::claim(&conn, now, limits, lease()).unwrap();
+            assert_eq!(second.len(), 40);
+            let work = take_work(&conn);
+            conn.execute_batch("COMMIT").unwrap();
+            drop(conn);
+            remove_db(&path);
+            assert_eq!(
+                (work.full_scan_steps, work.sorts, work.auto_indexes),
+                (0, 0, 0),
+                "{queued} queued: {work:?}"
+            );
+            runs.push(work.steps);
+        }
+        // The same statements over the same few rows: B-trees ten times
+        // larger cost no more virtual-machine steps.
+        assert!(
+            runs[1] <= runs[0] + runs[0] / 20,
+            "VM steps at 10,000 and 100,000 queued: {runs:?}"
+        );
     }
 }

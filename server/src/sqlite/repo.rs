@@ -9,6 +9,7 @@ use prets_destinations::{
 use rusqlite::{Connection, params};
 
 use super::SqliteRepo;
+use super::claim::sync_failing;
 use super::error::{JobResult, SqliteError};
 use super::outbox::drop_unleased;
 use super::rows::{COLUMNS, millis, read_records, version};
@@ -195,7 +196,11 @@ impl DestinationRepo for SqliteRepo {
                     .prepare_cached(
                         "UPDATE destinations SET name = ?3, url = ?4, created_at_ms = ?5,
                              updated_at_ms = ?6, sealed_secret = ?7, secret_digest = ?8,
-                             version = ?9, enabled = ?11, disabled_reason = ?12
+                             version = ?9, enabled = ?11, disabled_reason = ?12,
+                             failing_since_ms = CASE WHEN ?11 AND NOT enabled THEN NULL
+                                                     ELSE failing_since_ms END,
+                             failing_attempts = CASE WHEN ?11 AND NOT enabled THEN NULL
+                                                     ELSE failing_attempts END
                          WHERE tenant_id = ?1 AND destination_id = ?2 AND version = ?10",
                     )?
                     .execute(params![
@@ -214,7 +219,12 @@ impl DestinationRepo for SqliteRepo {
                     ])?;
                 if changed == 1 {
                     write_previous_secrets(conn, &tenant, &r, false)?;
-                    if !r.enabled {
+                    if r.enabled {
+                        // Enabling a disabled destination cleared its
+                        // failure streak (in the statement): its lane is
+                        // healthy again.
+                        sync_failing(conn, &tenant, &id)?;
+                    } else {
                         // In the same write: see `Outbox`'s "Disabling".
                         drop_unleased(conn, &tenant, &id)?;
                     }

@@ -769,3 +769,114 @@ async fn proxy_variables_in_the_environment_are_ignored() {
     node.stop().await;
     accept.abort();
 }
+
+// ---------------------------------------------------------------------------
+// 9. Fairness: one organization's dead receiver does not stall another's.
+
+/// Issue 19's scenario against the binary on the store of `store` flags:
+/// organization A publishes 256 events to a receiver that accepts TLS and
+/// never answers within the test (a tarpit); organization B then publishes
+/// 10 to a healthy receiver. Every one of B's arrives, once, within 3 s of
+/// its publish, while A's attempts are still held by the tarpit; A's
+/// destination holds exactly its cap, 3, set by
+/// `PRETS_DESTINATION_CONCURRENCY`.
+async fn a_tarpit_does_not_delay_another_organization(store: &[&str]) {
+    use std::collections::HashMap;
+    let dir = TempDir::new();
+    let tarpit = Receiver::start(Options::default()).await;
+    for _ in 0..300 {
+        tarpit.reply(Reply::status(200).delay(Duration::from_secs(3600)));
+    }
+    let healthy = Receiver::start(Options::default()).await;
+    let (token_a, token_b) = (mint_token(), mint_token());
+    let hex = |token: &str| -> String {
+        token_digest(token)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let mut args: Vec<String> = store.iter().map(|s| (*s).to_owned()).collect();
+    args.extend([
+        "--api-token".into(),
+        format!("org_a={}", hex(&token_a)),
+        "--api-token".into(),
+        format!("org_b={}", hex(&token_b)),
+        // Longer than the test: no attempt of A's ends.
+        "--delivery-timeout".into(),
+        "60s".into(),
+        "--delivery-concurrency".into(),
+        "64".into(),
+        "--delivery-root-cert".into(),
+        pem_file(&dir, "tarpit.pem", &tarpit.cert_pem),
+        "--delivery-root-cert".into(),
+        pem_file(&dir, "healthy.pem", &healthy.cert_pem),
+        "--allow-private-destinations".into(),
+        "127.0.0.1/32".into(),
+    ]);
+    let mut node = Node::binary_with_env(
+        &dir,
+        &token_a,
+        &args,
+        &[("PRETS_DESTINATION_CONCURRENCY", "3")],
+    );
+    let b = Client::new(node.client.addr, &token_b);
+    let (slow, _) = node.create("Tarpit", &tarpit.ip_url("/a")).await;
+    let (fast, _) = b.create("Healthy", &healthy.ip_url("/b")).await;
+    for _ in 0..256 {
+        node.publish("invoice.paid", PAYLOAD, 1).await;
+    }
+    // A's backlog is being held: its cap of attempts is in the tarpit.
+    tarpit.wait_for(3, ARRIVAL).await;
+
+    let mut published = HashMap::new();
+    for _ in 0..10 {
+        let at = Instant::now();
+        let accepted = b.publish("invoice.paid", PAYLOAD, 1).await;
+        published.insert(accepted["eventId"].as_str().unwrap().to_owned(), at);
+    }
+    let arrived = healthy.wait_for(10, ARRIVAL).await;
+    // The ordering fact: all of B's arrived while A's attempts were held,
+    // none of them ended, and no more of A's backlog was sent.
+    assert_eq!(
+        tarpit.requests().len(),
+        3,
+        "A's destination went past its cap of attempts in flight\n{}",
+        node.log()
+    );
+    assert!(
+        node.attempts(&slow).await.is_empty(),
+        "an attempt of A's ended: the tarpit did not hold it"
+    );
+    let mut slowest = Duration::ZERO;
+    for request in &arrived {
+        let id = request.header("webhook-id");
+        let at = published
+            .remove(id)
+            .unwrap_or_else(|| panic!("{id}: not one of B's events, or delivered twice"));
+        slowest = slowest.max(request.at.duration_since(at));
+    }
+    assert!(
+        published.is_empty(),
+        "B's events not delivered: {published:?}"
+    );
+    assert!(
+        slowest <= Duration::from_secs(3),
+        "B's slowest delivery arrived {slowest:?} after its publish"
+    );
+    let attempts = b.wait_attempts(&fast, 10, ARRIVAL, || node.log()).await;
+    assert!(attempts.iter().all(|a| a["outcome"] == json!("succeeded")));
+    // A graceful stop would wait out the tarpit's 60 s timeout.
+    node.kill_9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_on_memory_delivers_another_organization_beside_a_tarpit() {
+    a_tarpit_does_not_delay_another_organization(&["--memory"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_on_sqlite_delivers_another_organization_beside_a_tarpit() {
+    let db = TempDir::new();
+    let path = db.path().join("tarpit.sqlite3");
+    a_tarpit_does_not_delay_another_organization(&["--database", path.to_str().unwrap()]).await;
+}

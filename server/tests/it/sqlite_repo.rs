@@ -633,4 +633,317 @@ mod outbox {
         assert_eq!(count(&dir, "events", "true"), 0);
         assert_eq!(count(&dir, "attempts", "true"), 2);
     }
+
+    /// Fair claims: what `ClaimLimits` promises, checked on the SQLite
+    /// store with queues deep enough that a global due order would show.
+    mod fair {
+        use std::collections::{BTreeMap, BTreeSet};
+        use std::sync::Arc;
+
+        use prets_destinations::delivery::{
+            ClaimLimits, Claimed, CompleteOutcome, EnqueueOutcome, Event, NextStep, Outbox, Target,
+        };
+        use prets_destinations::{DestinationId, DestinationRepo, TenantId};
+
+        use super::{Fixture, TempDir, at};
+        use prets_destinations_server::SqliteRepo;
+
+        fn caps(limit: usize, per: usize, failing: usize, per_failing: usize) -> ClaimLimits {
+            ClaimLimits {
+                limit,
+                per_destination: per,
+                failing_limit: failing,
+                per_failing_destination: per_failing,
+            }
+        }
+
+        /// The server's shape: a cap of 4 per destination, one failing
+        /// delivery per claim.
+        fn worker(limit: usize) -> ClaimLimits {
+            caps(limit, 4, 1, 1)
+        }
+
+        /// Enqueues `events` for `tenant` concurrently (the writer commits
+        /// them in groups), each to `target`.
+        async fn enqueue_all(
+            repo: &Arc<SqliteRepo>,
+            tenant: &TenantId,
+            events: Vec<Event>,
+            target: Target,
+        ) {
+            let mut tasks = tokio::task::JoinSet::new();
+            for event in events {
+                let repo = Arc::clone(repo);
+                let tenant = tenant.clone();
+                tasks.spawn(async move { repo.enqueue(&tenant, &event, target).await.unwrap() });
+            }
+            while let Some(done) = tasks.join_next().await {
+                assert!(matches!(
+                    done.unwrap(),
+                    EnqueueOutcome::Enqueued { deliveries: 1.. }
+                ));
+            }
+        }
+
+        fn of<'a>(claimed: &'a [Claimed], tenant: &TenantId) -> Vec<&'a Claimed> {
+            claimed
+                .iter()
+                .filter(|c| &c.lease.delivery.tenant == tenant)
+                .collect()
+        }
+
+        /// Claimed deliveries per destination.
+        fn per_lane(claimed: &[Claimed]) -> BTreeMap<DestinationId, usize> {
+            let mut lanes = BTreeMap::new();
+            for c in claimed {
+                *lanes.entry(c.lease.delivery.destination_id).or_default() += 1;
+            }
+            lanes
+        }
+
+        /// A quiet organization's one delivery comes in the first claim of
+        /// two while another has 10,000 due on one destination, with the
+        /// server's caps and with none; the hostile lane gives its earliest.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_quiet_org_is_served_beside_10000_due_on_one_destination() {
+            let dir = TempDir::new();
+            let repo = Arc::new(SqliteRepo::open(&dir.database()).unwrap());
+            let mut fx = Fixture::new(21);
+            let (hostile, quiet): (TenantId, TenantId) =
+                ("org_hostile".parse().unwrap(), "org_quiet".parse().unwrap());
+            fx.destination(&repo, &hostile).await;
+            let calm = fx.destination(&repo, &quiet).await;
+            let backlog: Vec<Event> = (0..10_000).map(|n| fx.event(&n.to_string())).collect();
+            let first = backlog.iter().map(|e| e.event_id).min().unwrap();
+            enqueue_all(&repo, &hostile, backlog, Target::AllEnabled).await;
+            let q = fx.event("{}");
+            enqueue_all(&repo, &quiet, vec![q.clone()], Target::AllEnabled).await;
+
+            let claimed = repo.claim(at(1), worker(2), fx.lease()).await.unwrap();
+            assert_eq!(claimed.len(), 2);
+            let mine = of(&claimed, &quiet);
+            assert_eq!(mine.len(), 1, "the quiet organization waited: {claimed:?}");
+            assert_eq!(mine[0].event, q);
+            assert_eq!(mine[0].lease.delivery.destination_id, calm);
+            let theirs = of(&claimed, &hostile);
+            assert_eq!(theirs[0].event.event_id, first, "earliest (due, id) first");
+
+            // No caps at all: still one each.
+            let q2 = fx.event("{\"again\":1}");
+            enqueue_all(&repo, &quiet, vec![q2.clone()], Target::AllEnabled).await;
+            let claimed = repo.claim(at(2), 2.into(), fx.lease()).await.unwrap();
+            assert_eq!(claimed.len(), 2);
+            let mine = of(&claimed, &quiet);
+            assert_eq!(mine.len(), 1, "the quiet organization waited: {claimed:?}");
+            assert_eq!(mine[0].event, q2);
+        }
+
+        /// The same with the hostile backlog spread over 50 destinations
+        /// (200 events each): the quiet organization is in the first claim
+        /// of two, and a claim of 64 never puts more than 4 leases on a
+        /// destination, counting those of earlier claims.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_quiet_org_is_served_beside_10000_due_on_50_destinations() {
+            let dir = TempDir::new();
+            let repo = Arc::new(SqliteRepo::open(&dir.database()).unwrap());
+            let mut fx = Fixture::new(22);
+            let (hostile, quiet): (TenantId, TenantId) =
+                ("org_many".parse().unwrap(), "org_calm".parse().unwrap());
+            for _ in 0..50 {
+                fx.destination(&repo, &hostile).await;
+            }
+            fx.destination(&repo, &quiet).await;
+            let backlog: Vec<Event> = (0..200).map(|n| fx.event(&n.to_string())).collect();
+            enqueue_all(&repo, &hostile, backlog, Target::AllEnabled).await;
+            let q = fx.event("{}");
+            enqueue_all(&repo, &quiet, vec![q.clone()], Target::AllEnabled).await;
+
+            let claimed = repo.claim(at(1), worker(2), fx.lease()).await.unwrap();
+            assert_eq!(claimed.len(), 2);
+            assert_eq!(of(&claimed, &quiet).len(), 1, "{claimed:?}");
+
+            let mut all = claimed;
+            let mut claims = Vec::new();
+            for now in 2..6 {
+                let more = repo.claim(at(now), worker(64), fx.lease()).await.unwrap();
+                claims.push(more.len());
+                all.extend(more);
+            }
+            assert_eq!(claims, [64, 64, 64, 7], "each claim fills up to the caps");
+            // 50 destinations × 4, and the quiet one's single delivery.
+            assert_eq!(all.len(), 201);
+            let lanes = per_lane(&all);
+            assert_eq!(lanes.len(), 51);
+            assert!(lanes.values().all(|&n| n <= 4), "{lanes:?}");
+            let keys: BTreeSet<_> = all.iter().map(|c| c.lease.delivery.clone()).collect();
+            assert_eq!(keys.len(), all.len(), "a delivery was claimed twice");
+            assert!(
+                repo.claim(at(6), worker(64), fx.lease())
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "every destination is at its cap"
+            );
+        }
+
+        /// A destination's cap counts live leases of earlier claims; a
+        /// completion frees a slot; a lease that runs out frees its slot and
+        /// its delivery is offered again (the old lease is then lost).
+        /// Within the destination, earliest (due, event id) first.
+        #[tokio::test]
+        async fn the_cap_holds_across_claims_and_lapsed_leases_free_their_slot() {
+            let dir = TempDir::new();
+            let repo = Arc::new(SqliteRepo::open(&dir.database()).unwrap());
+            let mut fx = Fixture::new(23);
+            let tenant: TenantId = "org_capped".parse().unwrap();
+            fx.destination(&repo, &tenant).await;
+            let events: Vec<Event> = (0..10).map(|n| fx.event(&n.to_string())).collect();
+            let mut order: Vec<_> = events.iter().map(|e| e.event_id).collect();
+            order.sort();
+            enqueue_all(&repo, &tenant, events, Target::AllEnabled).await;
+            let ids = |c: &[Claimed]| c.iter().map(|c| c.event.event_id).collect::<Vec<_>>();
+
+            let first = repo
+                .claim(at(1), caps(10, 4, 0, 0), fx.lease())
+                .await
+                .unwrap();
+            assert_eq!(ids(&first), order[..4]);
+            assert!(
+                repo.claim(at(2), caps(10, 4, 0, 0), fx.lease())
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            let report = fx.report(&first[0], at(2), NextStep::Delivered);
+            assert_eq!(
+                repo.complete(&first[0].lease, report).await.unwrap(),
+                CompleteOutcome::Recorded { disabled: None }
+            );
+            let fifth = repo
+                .claim(at(3), caps(10, 4, 0, 0), fx.lease())
+                .await
+                .unwrap();
+            assert_eq!(ids(&fifth), order[4..5]);
+            // first[1..] run out at 31; the fifth's lease lives until 33.
+            let again = repo
+                .claim(at(31), caps(10, 4, 0, 0), fx.lease())
+                .await
+                .unwrap();
+            assert_eq!(ids(&again), order[1..4]);
+            for c in &first[1..] {
+                assert!(!repo.renew(&c.lease, at(60)).await.unwrap(), "lease lost");
+            }
+            assert!(
+                repo.claim(at(32), caps(10, 4, 0, 0), fx.lease())
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            // A higher cap lets the rest through, earliest first.
+            let rest = repo
+                .claim(at(32), caps(10, 9, 0, 0), fx.lease())
+                .await
+                .unwrap();
+            assert_eq!(ids(&rest), order[5..]);
+        }
+
+        /// A failing destination (its last attempt failed) gives at most
+        /// `failing_limit` deliveries per claim and at most
+        /// `per_failing_destination` live leases; `Claimed::failing` and
+        /// `Claimed::destination` say what the claim read.
+        #[tokio::test]
+        async fn failing_destinations_stay_within_their_limits() {
+            let dir = TempDir::new();
+            let repo = Arc::new(SqliteRepo::open(&dir.database()).unwrap());
+            let mut fx = Fixture::new(24);
+            let tenant: TenantId = "org_failing".parse().unwrap();
+            let sick = fx.destination(&repo, &tenant).await;
+            let first = fx.event("{}");
+            enqueue_all(&repo, &tenant, vec![first], Target::Only(sick)).await;
+            let claimed = repo.claim(at(1), 10.into(), fx.lease()).await.unwrap();
+            assert!(!claimed[0].failing);
+            let report = fx.report(&claimed[0], at(1), NextStep::RetryAt(at(1)));
+            assert_eq!(
+                repo.complete(&claimed[0].lease, report).await.unwrap(),
+                CompleteOutcome::Recorded { disabled: None }
+            );
+            let well = fx.destination(&repo, &tenant).await;
+            let events: Vec<Event> = (0..5).map(|n| fx.event(&n.to_string())).collect();
+            enqueue_all(&repo, &tenant, events, Target::AllEnabled).await;
+
+            let got = repo
+                .claim(at(2), caps(20, 20, 1, 20), fx.lease())
+                .await
+                .unwrap();
+            let lanes = per_lane(&got);
+            assert_eq!(lanes.get(&sick), Some(&1), "{lanes:?}");
+            assert_eq!(lanes.get(&well), Some(&5), "{lanes:?}");
+            for c in &got {
+                let stored = repo
+                    .get(&tenant, c.lease.delivery.destination_id)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(c.destination, stored);
+                assert_eq!(c.failing, c.lease.delivery.destination_id == sick);
+            }
+            assert!(
+                repo.claim(at(3), caps(20, 20, 0, 20), fx.lease())
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "failing_limit 0 offered a failing delivery"
+            );
+            // One lease live on it: a cap of 3 lets two more through.
+            let got = repo
+                .claim(at(4), caps(20, 20, 20, 3), fx.lease())
+                .await
+                .unwrap();
+            assert_eq!(per_lane(&got).get(&sick), Some(&2));
+            assert!(got.iter().all(|c| c.failing));
+        }
+
+        /// Organizations take turns from a rotating start: claims of one
+        /// serve each of three backlogged organizations once per three
+        /// claims, and an organization's destinations take turns too.
+        #[tokio::test]
+        async fn organizations_and_destinations_take_turns() {
+            let dir = TempDir::new();
+            let repo = Arc::new(SqliteRepo::open(&dir.database()).unwrap());
+            let mut fx = Fixture::new(25);
+            let mut tenants = Vec::new();
+            for name in ["org_one", "org_two", "org_three"] {
+                let tenant: TenantId = name.parse().unwrap();
+                fx.destination(&repo, &tenant).await;
+                fx.destination(&repo, &tenant).await;
+                let events: Vec<Event> = (0..6).map(|n| fx.event(&n.to_string())).collect();
+                enqueue_all(&repo, &tenant, events, Target::AllEnabled).await;
+                tenants.push(tenant);
+            }
+            let mut served: Vec<(TenantId, DestinationId)> = Vec::new();
+            for n in 0..12 {
+                let got = repo.claim(at(1 + n), 1.into(), fx.lease()).await.unwrap();
+                assert_eq!(got.len(), 1);
+                let key = &got[0].lease.delivery;
+                served.push((key.tenant.clone(), key.destination_id));
+            }
+            for round in served.chunks(3) {
+                let orgs: BTreeSet<_> = round.iter().map(|(t, _)| t.clone()).collect();
+                assert_eq!(orgs.len(), 3, "an organization waited: {served:?}");
+            }
+            // Each organization's four turns alternate its two destinations.
+            for tenant in &tenants {
+                let lanes: Vec<_> = served
+                    .iter()
+                    .filter(|(t, _)| t == tenant)
+                    .map(|(_, d)| *d)
+                    .collect();
+                assert_eq!(lanes.len(), 4);
+                assert!(
+                    lanes.windows(2).all(|w| w[0] != w[1]),
+                    "a destination waited: {lanes:?}"
+                );
+            }
+        }
+    }
 }

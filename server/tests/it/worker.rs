@@ -17,6 +17,7 @@ use prets_destinations::{
 };
 use prets_destinations_server::delivery::{
     DeliveryClient, Resolve, Worker, WorkerHandle, WorkerOptions, parse_root_certificates,
+    slow_lane,
 };
 use prets_destinations_server::{Config, DeliveryConfig, SqliteRepo, load_keyring};
 use tokio::sync::Notify;
@@ -83,6 +84,17 @@ impl Bench<MemoryRepo> {
 }
 
 impl<R: Outbox + 'static> Bench<R> {
+    /// Another organization on the same store, keyring and wake-up.
+    fn organization(&self, tenant: &str) -> Self {
+        Self {
+            repo: Arc::clone(&self.repo),
+            keyring: Arc::clone(&self.keyring),
+            tenant: tenant.parse().unwrap(),
+            published: Arc::clone(&self.published),
+            _dir: None,
+        }
+    }
+
     fn over(repo: R, dir: Option<tempfile::TempDir>) -> Self {
         Self {
             repo: Arc::new(repo),
@@ -702,6 +714,45 @@ async fn a_lease_is_renewed_while_the_attempt_runs() {
 }
 
 #[tokio::test]
+async fn a_lease_is_renewed_until_the_attempt_is_recorded() {
+    // Two workers on one store, leases of 1 s, an answer at once and a
+    // write held for 2.5 s: the renewals go on while the write waits, so the
+    // second worker (claiming every 50 ms) never takes the delivery over and
+    // the write finds its lease.
+    use std::sync::atomic::Ordering;
+    let bench = Bench::over(Scripted::default(), None);
+    let rx = Receiver::start(Options::default()).await;
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let config = settings(&[&rx], "1s");
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .lease(Duration::from_secs(1));
+    bench.repo.hold_completes.store(true, Ordering::SeqCst);
+    let first = bench.worker_with(&config, loopback(), options);
+    let second = bench.worker_with(&config, loopback(), options);
+    bench.publish(PAYLOAD).await;
+    eventually("the answer, being written", || {
+        bench.repo.completing.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Time for the lease to have run out twice over without renewals.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        rx.requests().len(),
+        1,
+        "the delivery was taken over while its result was being written"
+    );
+    bench.repo.hold_completes.store(false, Ordering::SeqCst);
+    let attempts = bench.wait_attempts(id, 1).await;
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+    first.shutdown().await;
+    second.shutdown().await;
+    assert_eq!(bench.repo.completing.load(Ordering::SeqCst), 1);
+    assert_eq!(rx.requests().len(), 1, "sent twice");
+    assert_eq!(bench.attempts(id).await.len(), 1);
+}
+
+#[tokio::test]
 async fn a_publish_and_a_due_retry_wake_the_worker_before_its_poll() {
     let bench = Bench::sqlite();
     let rx = Receiver::start(Options::default()).await;
@@ -722,17 +773,20 @@ async fn a_publish_and_a_due_retry_wake_the_worker_before_its_poll() {
 }
 
 /// A store whose claims fail while `failing` is set, counting them, whose
-/// reads of a destination never finish while `stall_gets` is set, and whose
-/// completions (counted in `completing`) wait while `hold_completes` is set.
+/// reads of a destination are counted in `gets`, whose completions
+/// (counted in `completing`) wait while `hold_completes` is set, whose
+/// batches of completions are listed in `batches`, and whose clock is
+/// `ahead_ms` ahead of the system's.
 #[derive(Default)]
 struct Scripted {
     inner: MemoryRepo,
     failing: std::sync::atomic::AtomicBool,
     claims: std::sync::atomic::AtomicUsize,
-    stall_gets: std::sync::atomic::AtomicBool,
-    stalled: std::sync::atomic::AtomicUsize,
+    gets: std::sync::atomic::AtomicUsize,
     hold_completes: std::sync::atomic::AtomicBool,
     completing: std::sync::atomic::AtomicUsize,
+    batches: std::sync::Mutex<Vec<usize>>,
+    ahead_ms: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug)]
@@ -771,10 +825,7 @@ impl DestinationRepo for Scripted {
         id: DestinationId,
     ) -> Result<Option<prets_destinations::DestinationRecord>, Flaky> {
         use std::sync::atomic::Ordering;
-        if self.stall_gets.load(Ordering::SeqCst) {
-            self.stalled.fetch_add(1, Ordering::SeqCst);
-            std::future::pending::<()>().await;
-        }
+        self.gets.fetch_add(1, Ordering::SeqCst);
         flaky(self.inner.get(t, id).await)
     }
     async fn list(
@@ -836,6 +887,25 @@ impl Outbox for Scripted {
         }
         flaky(self.inner.claim(now, limits, lease).await)
     }
+    async fn now(&self) -> Result<Timestamp, Flaky> {
+        use std::sync::atomic::Ordering;
+        let ahead = Duration::from_millis(self.ahead_ms.load(Ordering::SeqCst));
+        Ok(now().saturating_add(ahead))
+    }
+    async fn complete_all(
+        &self,
+        batch: Vec<(
+            prets_destinations::delivery::Lease,
+            prets_destinations::delivery::AttemptReport,
+        )>,
+    ) -> Result<Vec<prets_destinations::delivery::CompleteOutcome>, Flaky> {
+        self.batches.lock().unwrap().push(batch.len());
+        let mut out = Vec::new();
+        for (lease, report) in batch {
+            out.push(self.complete(&lease, report).await?);
+        }
+        Ok(out)
+    }
     async fn renew(
         &self,
         l: &prets_destinations::delivery::Lease,
@@ -895,9 +965,20 @@ async fn store_errors_back_off_instead_of_spinning_and_work_resumes() {
     worker.shutdown().await;
 }
 
+/// Resolves nothing, ever, counting the questions: an attempt that never
+/// reaches its receiver (within the connect timeout).
+struct Stalling(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Resolve for Stalling {
+    fn resolve(&self, _host: &str) -> prets_destinations_server::delivery::Resolving {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(std::future::pending())
+    }
+}
+
 #[tokio::test]
-async fn shutdown_releases_a_claimed_delivery_not_yet_sent() {
-    use std::sync::atomic::Ordering;
+async fn shutdown_releases_a_claimed_delivery_not_yet_connected() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let bench = Bench::over(Scripted::default(), None);
     let rx = Receiver::start(Options::default()).await;
     let (id, _) = bench.destination(&rx.name_url("/")).await;
@@ -905,18 +986,24 @@ async fn shutdown_releases_a_claimed_delivery_not_yet_sent() {
     let options = WorkerOptions::default()
         .poll_interval(Duration::from_millis(50))
         .shutdown_grace(Duration::from_millis(200));
-    bench.repo.stall_gets.store(true, Ordering::SeqCst);
-    let worker = bench.worker_with(&config, loopback(), options);
+    let resolving = Arc::new(AtomicUsize::new(0));
+    let worker = bench.worker_with(&config, Arc::new(Stalling(Arc::clone(&resolving))), options);
     bench.publish(PAYLOAD).await;
-    eventually("claimed, stuck before sending", || {
-        bench.repo.stalled.load(Ordering::SeqCst) == 1
+    eventually("claimed, stuck resolving", || {
+        resolving.load(Ordering::SeqCst) == 1
     })
     .await;
+    // Cut after the 200 ms grace, well within the 2 s connect timeout.
     worker.shutdown().await;
     assert_eq!(rx.connections(), 0);
+    assert!(
+        bench.attempts(id).await.is_empty(),
+        "an attempt cut short was recorded"
+    );
+    // The attempt used the destination its claim read: no read of its own.
+    assert_eq!(bench.repo.gets.load(Ordering::SeqCst), 0);
 
     // Released, not left to its 15 s lease.
-    bench.repo.stall_gets.store(false, Ordering::SeqCst);
     let restarted = Instant::now();
     let worker = bench.worker(&config, loopback());
     let attempts = bench.wait_attempts(id, 1).await;
@@ -1050,4 +1137,271 @@ async fn a_spawned_server_refuses_a_bad_root_certificate_file() {
         !dir.path().join("d.sqlite3").exists(),
         "checked before opening"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Fairness: one organization's dead receiver does not stall another's.
+
+/// Issue 19's scenario on `a`'s store: organization A publishes 256 events
+/// to a receiver that accepts TLS and never answers within the test (a
+/// tarpit); organization B then publishes 10 to a healthy receiver. Every
+/// one of B's arrives, once, within 3 s of its publish, while A's attempts
+/// are still held by the tarpit, A's destination never holding more than
+/// its cap (the default 4) of the 64 slots.
+async fn a_tarpit_does_not_delay_another_organization<R: Outbox + 'static>(a: Bench<R>) {
+    use std::collections::HashMap;
+    let b = a.organization("org_b");
+    let tarpit = Receiver::start(Options::default()).await;
+    for _ in 0..300 {
+        tarpit.reply(Reply::status(200).delay(Duration::from_secs(3600)));
+    }
+    let healthy = Receiver::start(Options::default()).await;
+    let config = DeliveryConfig {
+        // Longer than the test: no attempt of A's ends.
+        timeout: Duration::from_secs(60),
+        concurrency: 64,
+        ..settings(&[&tarpit, &healthy], "1s")
+    };
+    assert_eq!(config.destination_concurrency, 4, "the default cap");
+    let (slow, _) = a.destination(&tarpit.name_url("/a")).await;
+    let (fast, _) = b.destination(&healthy.name_url("/b")).await;
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .shutdown_grace(Duration::from_millis(200));
+    let worker = a.worker_with(&config, loopback(), options);
+    for _ in 0..256 {
+        a.publish(PAYLOAD).await;
+    }
+    // A's backlog is being held: its cap of attempts is in the tarpit.
+    tarpit.wait_for(4, Duration::from_secs(10)).await;
+
+    let mut published = HashMap::new();
+    for _ in 0..10 {
+        let at = Instant::now();
+        let event = b.publish(PAYLOAD).await;
+        published.insert(event.event_id.to_string(), at);
+    }
+    let arrived = healthy.wait_for(10, Duration::from_secs(20)).await;
+    // The ordering fact: all of B's arrived while A's attempts were held,
+    // none of them ended, and no more of A's backlog was sent.
+    assert_eq!(
+        tarpit.requests().len(),
+        4,
+        "A's destination went past its cap of attempts in flight"
+    );
+    assert!(
+        a.attempts(slow).await.is_empty(),
+        "an attempt of A's ended: the tarpit did not hold it"
+    );
+    let mut slowest = Duration::ZERO;
+    for request in &arrived {
+        let id = request.header("webhook-id");
+        let at = published
+            .remove(id)
+            .unwrap_or_else(|| panic!("{id}: not one of B's events, or delivered twice"));
+        slowest = slowest.max(request.at.duration_since(at));
+    }
+    assert!(
+        published.is_empty(),
+        "B's events not delivered: {published:?}"
+    );
+    assert!(
+        slowest <= Duration::from_secs(3),
+        "B's slowest delivery arrived {slowest:?} after its publish"
+    );
+    worker.shutdown().await;
+    let delivered = b.attempts(fast).await;
+    assert_eq!(delivered.len(), 10);
+    assert!(
+        delivered
+            .iter()
+            .all(|a| a.outcome == AttemptOutcome::Succeeded && a.attempt == 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_tarpit_does_not_delay_another_organization() {
+    a_tarpit_does_not_delay_another_organization(Bench::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_tarpit_does_not_delay_another_organization() {
+    a_tarpit_does_not_delay_another_organization(Bench::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_destinations_share_the_slow_lane() {
+    // Eight slots: the slow lane is 2. Six destinations of A fail (500 after
+    // 500 ms): once failing, they never have more than 2 attempts in flight
+    // together, 1 each, while B's healthy destination is served beside them.
+    let a = Bench::memory();
+    let b = a.organization("org_b");
+    let failing = Receiver::start(Options::default()).await;
+    for _ in 0..500 {
+        failing.reply(Reply::status(500).delay(Duration::from_millis(500)));
+    }
+    let healthy = Receiver::start(Options::default()).await;
+    let config = DeliveryConfig {
+        concurrency: 8,
+        ..settings(&[&failing, &healthy], "1s,1s,1s,1s,1s")
+    };
+    assert_eq!(slow_lane(8), 2);
+    let mut dests = Vec::new();
+    for i in 0..6 {
+        dests.push(a.destination(&failing.name_url(&format!("/{i}"))).await.0);
+    }
+    let (fast, _) = b.destination(&healthy.name_url("/b")).await;
+    let worker = a.worker(&config, loopback());
+    // While the six are healthy, their first attempts go out together.
+    a.publish(PAYLOAD).await;
+    for d in &dests {
+        a.wait_attempts(*d, 1).await;
+    }
+    let first_wave = failing.requests().len();
+    assert_eq!(first_wave, 6);
+    for _ in 0..5 {
+        a.publish(PAYLOAD).await;
+    }
+    for _ in 0..20 {
+        b.publish(PAYLOAD).await;
+    }
+    b.wait_attempts(fast, 20).await;
+    failing
+        .wait_for(first_wave + 8, Duration::from_secs(20))
+        .await;
+    worker.shutdown().await;
+
+    // Each answer takes at least 500 ms from its request's arrival: a
+    // request arriving within 500 ms of another's was sent while that one
+    // was in flight.
+    let later: Vec<_> = failing.requests().split_off(first_wave);
+    let window = Duration::from_millis(500);
+    for r in &later {
+        let open: Vec<_> = later
+            .iter()
+            .filter(|o| o.at <= r.at && r.at < o.at + window)
+            .collect();
+        assert!(
+            open.len() <= 2,
+            "{} attempts of failing destinations in flight at once",
+            open.len()
+        );
+        assert_eq!(
+            open.iter().filter(|o| o.target == r.target).count(),
+            1,
+            "a failing destination had two attempts in flight"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_worker_keeps_the_store_clock() {
+    // The store's clock is 40 s ahead of this host's: an event stamped by
+    // it is due 40 s from now by the host's clock. The worker claims, starts
+    // and schedules by the store's clock, so it delivers at once, and the
+    // retry of a failure is due by the store's clock too.
+    use std::sync::atomic::Ordering;
+    let bench = Bench::over(Scripted::default(), None);
+    bench.repo.ahead_ms.store(40_000, Ordering::SeqCst);
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(500));
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let worker = bench.worker(&settings(&[&rx], "1s"), loopback());
+    let stamped = bench.repo.now().await.unwrap();
+    let request = PublishRequest::new("invoice.paid", PAYLOAD.to_owned()).unwrap();
+    publish(&*bench.repo, &bench.tenant, request, stamped, &mut os_rng())
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    bench.published.notify_one();
+    // Both attempts within the wait, 40 s before the host's clock reaches
+    // the event's time.
+    let attempts = bench.wait_attempts(id, 2).await;
+    assert!(now().unix_millis() + 30_000 < stamped.unix_millis());
+    let (second, first) = (&attempts[0], &attempts[1]);
+    assert!(first.started_at >= stamped.truncated(), "{first:?}");
+    assert!(
+        second.started_at >= first.next_attempt_at.unwrap(),
+        "{second:?}"
+    );
+    assert_eq!(second.outcome, AttemptOutcome::Succeeded);
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn finished_attempts_are_written_in_batches() {
+    // Five deliveries to one destination (four at a time): a write is held
+    // while the four answers come; those not in it wait for the recorder and
+    // go in its next write together (the fifth is claimed after). Each is
+    // recorded once, in fewer writes than attempts.
+    use std::sync::atomic::Ordering;
+    let bench = Bench::over(Scripted::default(), None);
+    let rx = Receiver::start(Options::default()).await;
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    bench.repo.hold_completes.store(true, Ordering::SeqCst);
+    let worker = bench.worker(&settings(&[&rx], "1s"), loopback());
+    for _ in 0..5 {
+        bench.publish(PAYLOAD).await;
+    }
+    rx.wait_for(4, Duration::from_secs(10)).await;
+    eventually("the first write held, the others answered", || {
+        bench.repo.completing.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Sequencing only: the three other answers reach the recorder's queue.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    bench.repo.hold_completes.store(false, Ordering::SeqCst);
+    let attempts = bench.wait_attempts(id, 5).await;
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.outcome == AttemptOutcome::Succeeded)
+    );
+    worker.shutdown().await;
+    let batches = bench.repo.batches.lock().unwrap().clone();
+    assert_eq!(batches.iter().sum::<usize>(), 5, "{batches:?}");
+    assert!(
+        batches.iter().any(|&n| n >= 2) && batches.len() <= 3,
+        "one write per attempt: {batches:?}"
+    );
+    assert_eq!(rx.requests().len(), 5);
+}
+
+#[tokio::test]
+async fn the_api_stamps_events_with_the_store_clock() {
+    // The store's clock is an hour ahead of this host's: the event the
+    // route publishes is created (and so due) at the store's time, the one
+    // claims compare with.
+    use prets_destinations_server::{ApiTokens, AppState, mint_token, router, token_digest};
+    use std::sync::atomic::Ordering;
+    let repo = Arc::new(Scripted::default());
+    repo.ahead_ms.store(3_600_000, Ordering::SeqCst);
+    let token = mint_token();
+    let tokens = ApiTokens::new(vec![(token_digest(&token), "org_a".parse().unwrap())]);
+    let app = router(AppState::new(Arc::clone(&repo), tokens, keyring()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let before = now();
+    let authorization = format!("Bearer {}", token.as_str());
+    let response = support::request(
+        addr,
+        "POST",
+        "/v1/events",
+        &[
+            ("Authorization", &authorization),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"type":"invoice.paid","payload":{}}"#,
+    )
+    .await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    let created = Timestamp::try_from(response.json()["createdAt"].as_str().unwrap()).unwrap();
+    let ahead = created.unix_millis() - before.truncated().unix_millis();
+    assert!(
+        (3_600_000..3_660_000).contains(&ahead),
+        "createdAt is {ahead} ms past this host's clock"
+    );
+    server.abort();
 }
