@@ -146,6 +146,10 @@ struct Args {
     /// floor's requests in flight.
     #[arg(long, default_value_t = 64)]
     delivery_concurrency: u32,
+    /// The server's `--destination-concurrency` in every delivery run
+    /// (default: the server's).
+    #[arg(long)]
+    destination_concurrency: Option<u32>,
     /// Skip the floor (the delivery runs then print no ratios).
     #[arg(long)]
     no_floor: bool,
@@ -191,9 +195,13 @@ impl Args {
     fn check(&self) -> Result<(), &'static str> {
         let seconds = |s: f64| s.is_finite() && s > 0.0 && s <= 86_400.0;
         let rate = |r: f64| r.is_finite() && r > 0.0 && r <= 1e6;
-        if self.concurrency == 0 || self.publishers == 0 || self.delivery_concurrency == 0 {
+        if self.concurrency == 0
+            || self.publishers == 0
+            || self.delivery_concurrency == 0
+            || self.destination_concurrency == Some(0)
+        {
             return Err(
-                "--concurrency, --publishers and --delivery-concurrency must be at least 1",
+                "--concurrency, --publishers, --delivery-concurrency and --destination-concurrency must be at least 1",
             );
         }
         if self.postgres_nodes.contains(&0) {
@@ -244,6 +252,9 @@ fn delivery_settings(config: &mut Config, cert_path: &Path, args: &Args) {
     config.delivery_root_certs = vec![cert_path.to_owned()];
     config.retry_schedule = "1s,1s,2s,5s,10s".parse().unwrap();
     config.delivery_concurrency = args.delivery_concurrency;
+    if let Some(n) = args.destination_concurrency {
+        config.destination_concurrency = n;
+    }
     config.delivery_timeout = HOLD_TIMEOUT;
 }
 
