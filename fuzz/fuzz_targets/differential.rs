@@ -20,10 +20,10 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use prets_destinations::{BearerSecret, DestinationId, DestinationName, DestinationUrl};
 use prets_destinations::id::ID_PATTERN;
 use prets_destinations::secret::SECRET_PATTERN;
 use prets_destinations::url::URL_PATTERN;
+use prets_destinations::{BearerSecret, DestinationId, DestinationName, DestinationUrl};
 use regex_lite::Regex;
 
 static URL_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(URL_PATTERN).expect("url pattern"));

@@ -10,9 +10,12 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use prets_destinations::{BearerSecret, CreateDestinationRequest, DestinationId, DestinationName, DestinationRecord, DestinationUrl, KeyId, SealingKey, TenantId, Timestamp};
 use prets_destinations::error::Field;
 use prets_destinations::ops::IdSource;
+use prets_destinations::{
+    BearerSecret, CreateDestinationRequest, DestinationId, DestinationName, DestinationRecord,
+    DestinationUrl, KeyId, SealingKey, TenantId, Timestamp,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};

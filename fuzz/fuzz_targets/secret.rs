@@ -8,9 +8,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use prets_destinations::{BearerSecret, SecretDigest};
 use prets_destinations::error::Field;
 use prets_destinations::secret::{InvalidSecret, SECRET_PREFIX};
+use prets_destinations::{BearerSecret, SecretDigest};
 
 /// The secret from the spec's example response.
 const EXAMPLE: &str = "whsec_3XvK2nQ8mB7pR1sT4uW6yZ0aE5gH9jLcV2bN1xM4qP8";

@@ -116,6 +116,31 @@ fn failed() -> Classification {
 
 const DELIVERED: Classification = Classification::Delivered { status: 200 };
 
+/// Awaits every future of `futures` concurrently (polled in turn on the
+/// caller's task), giving their outputs in order.
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    core::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (future, out) in pending.iter_mut().zip(done.iter_mut()) {
+            if out.is_none() {
+                match future.as_mut().poll(cx) {
+                    core::task::Poll::Ready(v) => *out = Some(v),
+                    core::task::Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            core::task::Poll::Pending
+        } else {
+            core::task::Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}
+
 async fn enqueue<O: Outbox>(
     outbox: &O,
     tenant: &TenantId,
@@ -1370,11 +1395,27 @@ pub async fn a_quiet_organization_is_served_beside_a_deep_backlog<O: Outbox>(
     let deep = kit
         .destinations(outbox, &hostile, destinations.max(1))
         .await;
-    let mut queued = 0;
-    while queued < depth {
-        match enqueue(outbox, &hostile, &kit.event(), Target::AllEnabled).await {
-            EnqueueOutcome::Enqueued { deliveries } if deliveries > 0 => queued += deliveries,
-            other => panic!("enqueue: {other:?} for the hostile organization"),
+    // Enqueued 64 at a time, so that a store which groups commits (one
+    // fsync for many writes) builds the backlog in seconds.
+    let per_event = destinations.max(1);
+    let events: Vec<Event> = (0..depth.div_ceil(per_event))
+        .map(|_| kit.event())
+        .collect();
+    for chunk in events.chunks(64) {
+        let outcomes = join_all(
+            chunk
+                .iter()
+                .map(|event| enqueue(outbox, &hostile, event, Target::AllEnabled)),
+        )
+        .await;
+        for outcome in outcomes {
+            assert_eq!(
+                outcome,
+                EnqueueOutcome::Enqueued {
+                    deliveries: per_event
+                },
+                "enqueue for the hostile organization"
+            );
         }
     }
     let calm = kit.destinations(outbox, &quiet, 1).await;

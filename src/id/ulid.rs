@@ -1,5 +1,5 @@
-//! The ULID text shared by the `evt_` and `att_` ids: parsing a prefix and
-//! 26 canonical characters, and minting one from a time and random bits.
+//! ULIDs: parsing a prefix and 26 canonical characters (`att_` ids), and
+//! minting one from a time and random bits (every generated id).
 
 use rand_core::CryptoRng;
 use ulid::Ulid;
