@@ -1,17 +1,17 @@
 //! `MemoryRepo`: a [`DestinationRepo`] in process memory.
 
-use std::collections::{BTreeMap, HashMap, btree_map::Entry};
+use std::collections::{BTreeMap, BTreeSet, HashMap, btree_map::Entry};
 use std::convert::Infallible;
 use std::ops::Bound;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use crate::delivery::{
     AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome, DeliveryAfter,
-    DeliveryKey, EnqueueOutcome, Event, FailureStreak, FairQueue, Lease, LeaseRequest, LeaseToken,
-    Outbox, Target, settle,
+    DeliveryKey, EVENT_ID_RETENTION, EVENT_IDS_FORGOTTEN_PER_ENQUEUE, EnqueueOutcome, Event,
+    ExistingEvent, FailureStreak, FairQueue, Lease, LeaseRequest, LeaseToken, Outbox, Target,
+    settle,
 };
-use crate::id::EventId;
-use crate::id::{AttemptId, DestinationId};
+use crate::id::{AttemptId, DestinationId, EventId};
 use crate::record::DestinationRecord;
 use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
 use crate::secret::SecretDigest;
@@ -48,6 +48,40 @@ struct Inner {
     tenants: HashMap<TenantId, BTreeMap<DestinationId, DestinationRecord>>,
     by_digest: HashMap<SecretDigest, Vec<(TenantId, DestinationId)>>,
     outbox: Queue,
+    published: HashMap<TenantId, PublishedIds>,
+}
+
+/// A tenant's remembered event ids (see [`Outbox::enqueue`]). The event is
+/// stored while a pending delivery holds its `Arc`.
+#[derive(Debug, Default)]
+struct PublishedIds {
+    ids: HashMap<EventId, (ExistingEvent, Weak<Event>)>,
+    /// The ids by `created_at` (ms), oldest first: the next to forget.
+    by_time: BTreeSet<(u64, EventId)>,
+}
+
+impl PublishedIds {
+    /// Forgets up to [`EVENT_IDS_FORGOTTEN_PER_ENQUEUE`] of the oldest ids
+    /// created before `before_ms` whose event is no longer stored.
+    fn forget_expired(&mut self, before_ms: u64) {
+        let expired: Vec<(u64, EventId)> = self
+            .by_time
+            .iter()
+            .take(EVENT_IDS_FORGOTTEN_PER_ENQUEUE)
+            .take_while(|(at, _)| *at < before_ms)
+            .copied()
+            .collect();
+        for (at, id) in expired {
+            if self
+                .ids
+                .get(&id)
+                .is_none_or(|(_, stored)| stored.strong_count() == 0)
+            {
+                self.ids.remove(&id);
+                self.by_time.remove(&(at, id));
+            }
+        }
+    }
 }
 
 /// The outbox's state, under the same lock as the destinations.
@@ -284,6 +318,7 @@ impl DestinationRepo for MemoryRepo {
             tenants,
             by_digest,
             outbox,
+            ..
         } = &mut *inner;
         let Some(stored) = tenants
             .get_mut(tenant)
@@ -317,6 +352,7 @@ impl DestinationRepo for MemoryRepo {
             tenants,
             by_digest,
             outbox,
+            ..
         } = &mut *inner;
         let Some(records) = tenants.get_mut(tenant) else {
             return Ok(RemoveOutcome::NotFound);
@@ -342,7 +378,10 @@ impl Outbox for MemoryRepo {
     ) -> Result<EnqueueOutcome, Infallible> {
         let mut inner = self.write();
         let Inner {
-            tenants, outbox, ..
+            tenants,
+            outbox,
+            published,
+            ..
         } = &mut *inner;
         let records = tenants.get(tenant);
         let ids: Vec<DestinationId> = match target {
@@ -360,7 +399,20 @@ impl Outbox for MemoryRepo {
                 Some(_) => vec![id],
             },
         };
+        let known = published.entry(tenant.clone()).or_default();
+        if let Some((existing, _)) = known.ids.get(&event.event_id) {
+            return Ok(EnqueueOutcome::Exists(existing.clone()));
+        }
+        let retention = u64::try_from(EVENT_ID_RETENTION.as_millis()).unwrap_or(u64::MAX);
+        known.forget_expired(event.created_at.unix_millis().saturating_sub(retention));
         let shared = Arc::new(event.clone());
+        known.ids.insert(
+            event.event_id,
+            (ExistingEvent::of(event, ids.len()), Arc::downgrade(&shared)),
+        );
+        known
+            .by_time
+            .insert((event.created_at.unix_millis(), event.event_id));
         for &destination_id in &ids {
             outbox.push(delivery(tenant, destination_id, event.event_id), &shared);
         }

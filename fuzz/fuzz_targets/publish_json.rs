@@ -1,15 +1,16 @@
 //! Arbitrary bytes as the body of `POST /v1/events`: parsing never panics;
 //! a valid request becomes an event whose delivery body is one JSON object
 //! of exactly `eventId`, `type`, `createdAt` and `payload`, in that order,
-//! with the payload's text copied unchanged; an invalid one names only
-//! `type` and `payload`, each at most once.
+//! with the payload's text copied unchanged, and the client's `eventId`
+//! when it gave one; an invalid one names only `eventId`, `type` and
+//! `payload`, each at most once, in that order.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use prets_destinations::Timestamp;
 use prets_destinations::delivery::{Event, EventId, PAYLOAD_MAX_BYTES};
-use prets_destinations::wire::PublishRequest;
+use prets_destinations::wire::{NewEvent, PublishRequest};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use serde_json::Value;
@@ -41,14 +42,18 @@ fuzz_target!(|data: &[u8]| {
     let Ok(request) = serde_json::from_slice::<PublishRequest>(data) else {
         return;
     };
-    let (event_type, payload) = match request.validate() {
+    let NewEvent {
+        event_id,
+        event_type,
+        payload,
+    } = match request.validate() {
         Ok(valid) => valid,
         Err(errors) => {
             let list = errors.errors();
-            assert!(!list.is_empty() && list.len() <= 2);
+            assert!(!list.is_empty() && list.len() <= 3);
             assert!(list.windows(2).all(|w| w[0].field() < w[1].field()));
             for e in list {
-                assert!(["type", "payload"].contains(&e.field().as_str()));
+                assert!(["eventId", "type", "payload"].contains(&e.field().as_str()));
             }
             return;
         }
@@ -69,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
     let now = Timestamp::from_unix_millis(NOW_MS).expect("in range");
     let mut rng = ChaCha20Rng::from_seed([7; 32]);
     let event = Event {
-        event_id: EventId::generate(now, &mut rng),
+        event_id: event_id.unwrap_or_else(|| EventId::generate(now, &mut rng)),
         event_type,
         created_at: now.truncated(),
         payload,

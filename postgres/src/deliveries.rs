@@ -1,45 +1,92 @@
-//! Deleting delivery rows, which both the repo and the outbox do: a
-//! destination's pending deliveries when it is removed or disabled, and
-//! then the event rows left without a delivery.
+//! Deleting delivery rows, which both the repo and the outbox do (a
+//! destination's pending deliveries when it is removed or disabled), and
+//! the sweep that deletes the event rows left without a delivery.
 
 use deadpool_postgres::Transaction;
 
 use crate::error::PgError;
 
-/// Deletes the events among `event_ids` (of `tenant`) that have no delivery
-/// left. Each event row is locked first (in id order), so of two
-/// transactions finishing an event's last two deliveries at once, the
-/// second to get the lock sees the first's deletion and removes the event.
-pub(crate) async fn drop_finished_events(
+/// Notes that the deliveries of `events` (pairs of `tenants` and `events`)
+/// just finished in `tx` may have been their last: [`sweep`] deletes those
+/// events once no delivery is left. Writes only `finished_events` (a row per
+/// finished delivery, never a shared one), so completions of one event's
+/// deliveries never wait for each other.
+pub(crate) async fn mark_finished(
     tx: &Transaction<'_>,
-    tenant: &str,
-    mut event_ids: Vec<String>,
+    tenants: &[String],
+    events: &[String],
 ) -> Result<(), PgError> {
-    if event_ids.is_empty() {
+    if events.is_empty() {
         return Ok(());
     }
-    event_ids.sort_unstable();
-    event_ids.dedup();
-    let lock = tx
+    let stmt = tx
         .prepare_cached(
-            "SELECT 1 FROM events WHERE tenant_id = $1 AND event_id = ANY($2)
-             ORDER BY event_id FOR UPDATE",
+            "INSERT INTO finished_events (tenant_id, event_id)
+             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[])",
         )
         .await?;
-    tx.execute(&lock, &[&tenant, &event_ids]).await?;
-    let delete = tx
-        .prepare_cached(
-            "DELETE FROM events e WHERE e.tenant_id = $1 AND e.event_id = ANY($2)
-             AND NOT EXISTS (SELECT 1 FROM deliveries d
-                             WHERE d.tenant_id = e.tenant_id AND d.event_id = e.event_id)",
-        )
-        .await?;
-    tx.execute(&delete, &[&tenant, &event_ids]).await?;
+    tx.execute(&stmt, &[&tenants, &events]).await?;
     Ok(())
 }
 
+/// How many `finished_events` rows one [`sweep`] statement takes.
+pub(crate) const SWEEP_BATCH: i64 = 1000;
+
+/// Takes up to [`SWEEP_BATCH`] rows of `finished_events` (skipping rows
+/// another sweep holds) and deletes their events that have no delivery
+/// left, in one statement; returns how many rows it looked at. An event
+/// whose last delivery finishes in a transaction this statement cannot see
+/// yet has a row of its own, which a later sweep takes. Event rows are
+/// locked in key order, skipping one another transaction holds (its mark
+/// stays for a later sweep).
+pub(crate) async fn sweep(client: &deadpool_postgres::Client) -> Result<i64, PgError> {
+    let stmt = client
+        .prepare_cached(
+            "WITH quick AS (
+                 -- No flush to wait for: a sweep lost in a crash is redone.
+                 SELECT set_config('synchronous_commit', 'off', true)
+             ), batch AS (
+                 SELECT id, tenant_id, event_id FROM finished_events ORDER BY id LIMIT $1
+                 FOR UPDATE SKIP LOCKED
+             ), orphans AS (
+                 SELECT DISTINCT e.tenant_id, e.event_id
+                 FROM batch b
+                 JOIN events e ON e.tenant_id = b.tenant_id AND e.event_id = b.event_id
+                 WHERE NOT EXISTS (SELECT 1 FROM deliveries d
+                                   WHERE d.tenant_id = e.tenant_id AND d.event_id = e.event_id)
+             ), doomed AS (
+                 SELECT e.tenant_id, e.event_id FROM events e
+                 WHERE (e.tenant_id, e.event_id) IN (SELECT tenant_id, event_id FROM orphans)
+                 ORDER BY e.tenant_id, e.event_id
+                 FOR UPDATE OF e SKIP LOCKED
+             ), gone AS (
+                 DELETE FROM events e USING doomed x
+                 WHERE e.tenant_id = x.tenant_id AND e.event_id = x.event_id
+                 RETURNING e.tenant_id, e.event_id
+             ), kept AS (
+                 -- Skipped: another transaction holds the row. The mark
+                 -- stays for a later sweep; every other one is done with
+                 -- (the event is gone, or has deliveries whose completions
+                 -- mark it again).
+                 SELECT tenant_id, event_id FROM orphans
+                 EXCEPT SELECT tenant_id, event_id FROM gone
+             ), taken AS (
+                 DELETE FROM finished_events f USING batch b
+                 WHERE f.id = b.id
+                   AND NOT EXISTS (SELECT 1 FROM kept k
+                                   WHERE k.tenant_id = b.tenant_id AND k.event_id = b.event_id)
+                 RETURNING 1
+             )
+             SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM gone),
+                 (SELECT count(*) FROM quick)",
+        )
+        .await?;
+    let row = client.query_one(&stmt, &[&SWEEP_BATCH]).await?;
+    Ok(row.try_get(0)?)
+}
+
 /// Deletes every pending delivery of a destination, leased or not (it is
-/// being removed), and the events left without one. The caller has locked
+/// being removed), marking their events for the sweep. The caller has locked
 /// the destination's row in `tx`.
 pub(crate) async fn drop_all(
     tx: &Transaction<'_>,
@@ -56,7 +103,7 @@ pub(crate) async fn drop_all(
 }
 
 /// Deletes the pending deliveries of a destination that are not under a
-/// lease, and the events left without one: what disabling it does (the
+/// lease, marking their events for the sweep: what disabling it does (the
 /// leased ones are attempts in flight; see `Outbox`'s "Disabling"). The
 /// caller has locked or written the destination's row in `tx`.
 pub(crate) async fn drop_unleased(
@@ -75,7 +122,7 @@ pub(crate) async fn drop_unleased(
 }
 
 /// Runs `delete` (returning the event ids of the deliveries it deleted)
-/// and drops the events left without a delivery.
+/// and marks their events for the sweep.
 async fn drop_returned(
     tx: &Transaction<'_>,
     tenant: &str,
@@ -87,5 +134,6 @@ async fn drop_returned(
         .iter()
         .map(|r| r.try_get::<_, String>(0))
         .collect::<Result<Vec<_>, _>>()?;
-    drop_finished_events(tx, tenant, events).await
+    let tenants = vec![tenant.to_owned(); events.len()];
+    mark_finished(tx, &tenants, &events).await
 }

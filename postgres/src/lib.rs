@@ -11,12 +11,28 @@
 //! It is also the [`Outbox`](prets_destinations::delivery::Outbox): events,
 //! deliveries, attempts and failure streaks live in the same database, and
 //! each outbox call is one transaction (a claim that leases a disabled
-//! destination's delivery drops it in a second one). Claims use
-//! `SELECT … FOR UPDATE SKIP LOCKED` and a lease (a token and an expiry) on
-//! each delivery row, so workers on every node share one queue, never hold
-//! one delivery twice, and a delivery leased by a node that died is
-//! offered again once its lease expires. Time always comes from the caller
-//! (the `now` arguments), never from the database's clock.
+//! destination's delivery drops it in a second one). postgres/README.md
+//! has the design; in short:
+//!
+//! - **Claims** are one call of the SQL function `prets_claim`: tenants in
+//!   turn, their destinations (lanes) in turn, one delivery per lane per
+//!   turn, earliest due first within a lane, within the caps of
+//!   [`ClaimLimits`](prets_destinations::delivery::ClaimLimits) counted over
+//!   live leases; every step an index probe (`FOR UPDATE SKIP LOCKED` on
+//!   the lane index), so the cost does not grow with the deliveries queued.
+//!   Workers on every node share one queue and never hold one delivery
+//!   twice; a delivery leased by a node that died is offered again once its
+//!   lease expires.
+//! - **Completions** ([`Outbox::complete_all`](prets_destinations::delivery::Outbox::complete_all))
+//!   are one transaction per batch and lock no event row: an event left
+//!   without deliveries is deleted by a sweep
+//!   ([`PgRepo::sweep_finished_events`], started by claims each second).
+//! - **The clock** ([`Outbox::now`](prets_destinations::delivery::Outbox::now))
+//!   is the database's, measured at connect and every 5 s
+//!   ([`PgRepo::clock_offset_ms`]): hosts that take their `now`s from it
+//!   agree on due times and leases whatever their own clocks say.
+//! - **Wake-ups**: a node sends `NOTIFY` after its enqueues commit;
+//!   [`PgRepo::listen`] wakes a host's worker on a publish made on any node.
 //!
 //! # Lease sizing
 //! [`DEFAULT_LEASE`] is 60 s against the reference server's default
@@ -46,8 +62,11 @@
 //! # }
 //! ```
 
+mod clock;
+mod complete;
 mod deliveries;
 mod error;
+mod listen;
 mod outbox;
 mod repo;
 mod rows;

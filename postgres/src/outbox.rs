@@ -9,6 +9,8 @@
 //! `FOR SHARE`, which waits only for a change of the destination); a claim
 //! never waits (it skips locked deliveries), and renew locks one delivery
 //! only. So no two of these transactions wait for each other in a cycle.
+//! `event_ids` rows are locked only by `enqueue`, after its destinations,
+//! and its forgetting of old ids skips locked rows.
 
 use std::time::Duration;
 
@@ -16,16 +18,43 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
-    DeliveryAfter, DeliveryKey, DisabledReason, EnqueueOutcome, Event, EventId, EventType,
-    FailureStreak, Lease, LeaseRequest, NextStep, Outbox, Payload, Target, settle,
+    DeliveryKey, EVENT_ID_RETENTION, EVENT_IDS_FORGOTTEN_PER_ENQUEUE, EnqueueOutcome, Event,
+    EventId, EventType, ExistingEvent, Lease, LeaseRequest, Outbox, Payload, PayloadDigest, Target,
 };
-use prets_destinations::{DestinationId, DestinationRepo as _, TenantId, Timestamp};
+use prets_destinations::{DestinationId, TenantId, Timestamp};
 use tokio_postgres::Row;
 
-use crate::deliveries::{drop_finished_events, drop_unleased};
+use crate::complete::{LeaseColumns, complete_batch};
+use crate::deliveries::mark_finished;
 use crate::error::PgError;
 use crate::repo::PgRepo;
-use crate::rows::{decode_all, limit, millis, select, timestamp, version};
+use crate::rows::{decode, limit, millis, timestamp};
+
+/// How many lanes of one tenant a claim looks at (from the one after the
+/// lane it served last): the bound on a claim's work per tenant whatever
+/// the number of its destinations with deliveries.
+const LANE_SCAN: i32 = 256;
+
+/// The destinations (columns 0 to 13, as [`select`](crate::rows::select)
+/// reads them) and events (14: the event id, 15: the claim's `o_seq`, 16 to
+/// 18: type, creation time, payload) of the deliveries a claim leased.
+const CLAIMED_RECORDS: &str =
+    "SELECT d.tenant_id, d.destination_id, d.name, d.url, d.created_at_ms,
+         d.updated_at_ms, d.sealed_secret, d.secret_digest, d.version, d.enabled,
+         d.disabled_reason, COALESCE(p.sealed, '{}'), COALESCE(p.digests, '{}'),
+         COALESCE(p.expires, '{}'), k.event_id, k.seq, e.event_type, e.created_at_ms, e.payload
+     FROM UNNEST($1::INTEGER[], $2::TEXT[], $3::TEXT[], $4::TEXT[])
+         AS k(seq, tenant_id, event_id, destination_id)
+     JOIN destinations d ON d.tenant_id = k.tenant_id AND d.destination_id = k.destination_id
+     JOIN events e ON e.tenant_id = k.tenant_id AND e.event_id = k.event_id
+     LEFT JOIN LATERAL (
+         SELECT array_agg(s.sealed_secret ORDER BY s.position) AS sealed,
+                array_agg(s.secret_digest ORDER BY s.position) AS digests,
+                array_agg(s.expires_at_ms ORDER BY s.position) AS expires
+         FROM previous_secrets s
+         WHERE s.tenant_id = d.tenant_id AND s.destination_id = d.destination_id
+     ) p ON true
+     ORDER BY k.seq";
 
 /// The lease a worker should ask for by default: 60 s, four times the
 /// reference server's default delivery timeout (15 s).
@@ -54,12 +83,25 @@ fn event_from(row: &Row, first: usize, event_id: EventId) -> Result<Event, PgErr
     })
 }
 
-fn outcome_str(o: AttemptOutcome) -> &'static str {
-    match o {
-        AttemptOutcome::Succeeded => "succeeded",
-        AttemptOutcome::Failed => "failed",
-        AttemptOutcome::Refused => "refused",
-    }
+/// What `event_ids` remembers of an event: the columns `created_at_ms`,
+/// `event_type`, `payload_sha256`, `destinations`.
+fn existing_from(row: &Row) -> Result<ExistingEvent, PgError> {
+    let created_at: i64 = row.try_get(0)?;
+    let event_type: String = row.try_get(1)?;
+    let digest: Vec<u8> = row.try_get(2)?;
+    let destinations: i64 = row.try_get(3)?;
+    Ok(ExistingEvent {
+        created_at: timestamp(created_at, "event id created at")?,
+        event_type: EventType::try_from(event_type)
+            .map_err(|_| PgError::corrupt("event id type"))?,
+        payload: PayloadDigest::from_bytes(
+            digest
+                .try_into()
+                .map_err(|_| PgError::corrupt("event id payload digest"))?,
+        ),
+        destinations: usize::try_from(destinations)
+            .map_err(|_| PgError::corrupt("event id destinations"))?,
+    })
 }
 
 fn outcome_from(s: &str) -> Result<AttemptOutcome, PgError> {
@@ -96,25 +138,6 @@ fn attempt_from(row: &Row) -> Result<AttemptRecord, PgError> {
     })
 }
 
-/// The owned column values of a lease, to move into a task.
-struct LeaseColumns {
-    tenant: String,
-    event: String,
-    destination: String,
-    token: Vec<u8>,
-}
-
-impl LeaseColumns {
-    fn of(lease: &Lease) -> Self {
-        Self {
-            tenant: lease.delivery.tenant.as_str().to_owned(),
-            event: lease.delivery.event_id.to_string(),
-            destination: lease.delivery.destination_id.to_string(),
-            token: lease.token.to_bytes().to_vec(),
-        }
-    }
-}
-
 impl Outbox for PgRepo {
     async fn enqueue(
         &self,
@@ -127,7 +150,10 @@ impl Outbox for PgRepo {
         let event_type = event.event_type.as_str().to_owned();
         let created_at = millis(event.created_at);
         let payload = event.payload.get().to_owned();
-        self.run(|pool| async move {
+        let digest = event.payload.digest().to_bytes().to_vec();
+        let retention = i64::try_from(EVENT_ID_RETENTION.as_millis()).unwrap_or(i64::MAX);
+        let forget_before = created_at.saturating_sub(retention);
+        let outcome = self.run(|pool| async move {
             let mut client = pool.get().await?;
             let tx = client.transaction().await?;
             // `FOR SHARE`: a destination cannot be removed, or disabled
@@ -165,8 +191,52 @@ impl Outbox for PgRepo {
                     }
                 }
             };
+            // The id first: of racing enqueues of it (on any node), the
+            // others wait for this insert's commit, then find the row.
+            let count = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO event_ids (tenant_id, event_id, created_at_ms, event_type,
+                         payload_sha256, destinations)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, event_id) DO NOTHING",
+                )
+                .await?;
+            let inserted = tx
+                .execute(
+                    &stmt,
+                    &[&tenant, &event_id, &created_at, &event_type, &digest, &count],
+                )
+                .await?;
+            if inserted == 0 {
+                let stmt = tx
+                    .prepare_cached(
+                        "SELECT created_at_ms, event_type, payload_sha256, destinations
+                         FROM event_ids WHERE tenant_id = $1 AND event_id = $2",
+                    )
+                    .await?;
+                let row = tx.query_one(&stmt, &[&tenant, &event_id]).await?;
+                return Ok(EnqueueOutcome::Exists(existing_from(&row)?));
+            }
+            // Forget a few of the tenant's expired ids whose event is gone;
+            // rows another enqueue is forgetting are skipped, not waited for.
+            let stmt = tx
+                .prepare_cached(
+                    "DELETE FROM event_ids i
+                     WHERE i.tenant_id = $1
+                         AND i.event_id IN (SELECT event_id FROM event_ids
+                                            WHERE tenant_id = $1 AND created_at_ms < $2
+                                            ORDER BY created_at_ms LIMIT $3
+                                            FOR UPDATE SKIP LOCKED)
+                         AND NOT EXISTS (SELECT 1 FROM events e
+                                         WHERE e.tenant_id = $1 AND e.event_id = i.event_id)",
+                )
+                .await?;
+            let forget = i64::try_from(EVENT_IDS_FORGOTTEN_PER_ENQUEUE).unwrap_or(i64::MAX);
+            tx.execute(&stmt, &[&tenant, &forget_before, &forget])
+                .await?;
             if ids.is_empty() {
-                // Nothing to deliver: the event is not stored.
+                // Nothing to deliver: only the id is stored.
+                tx.commit().await?;
                 return Ok(EnqueueOutcome::Enqueued { deliveries: 0 });
             }
             let stmt = tx
@@ -194,7 +264,12 @@ impl Outbox for PgRepo {
                 deliveries: ids.len(),
             })
         })
-        .await
+        .await?;
+        if matches!(outcome, EnqueueOutcome::Enqueued { deliveries } if deliveries > 0) {
+            // Every node's worker, this one's too (see `PgRepo::listen`).
+            self.notify_published();
+        }
+        Ok(outcome)
     }
 
     async fn claim(
@@ -203,62 +278,86 @@ impl Outbox for PgRepo {
         limits: ClaimLimits,
         lease: LeaseRequest,
     ) -> Result<Vec<Claimed>, PgError> {
-        let limit_to = limits.limit;
         let expires_at = now.saturating_add(lease.duration);
         let (now_ms, expires_ms) = (millis(now), millis(expires_at));
-        let limit_to = limit(limit_to);
+        let int = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        let caps = [
+            int(limits.limit),
+            int(limits.per_destination),
+            int(limits.failing_limit),
+            int(limits.per_failing_destination),
+        ];
         let token = lease.token.to_bytes().to_vec();
-        let rows = self
+        let after = self.claim_after();
+        let (picked, next_after, records, dropped) = self
             .run(|pool| async move {
                 let mut client = pool.get().await?;
-                // One statement: pick the due, unleased (or expired) rows,
-                // skipping rows another claim or a complete holds, lease
-                // them, and read their events with whether their
-                // destination is enabled.
+                // One statement leases them: `prets_claim` (schema
+                // migration 4) takes tenants in turn, their lanes in turn,
+                // one delivery per lane per turn (`FOR UPDATE SKIP LOCKED`,
+                // through indexes only).
                 let stmt = client
                     .prepare_cached(
-                        "WITH picked AS (
-                             SELECT d.tenant_id, d.event_id, d.destination_id, x.enabled,
-                                 x.failing_since_ms IS NOT NULL AS failing
-                             FROM deliveries d
-                             JOIN destinations x ON x.tenant_id = d.tenant_id
-                                 AND x.destination_id = d.destination_id
-                             WHERE d.due_at_ms <= $1
-                               AND (d.lease_expires_at_ms IS NULL OR d.lease_expires_at_ms <= $1)
-                             ORDER BY d.due_at_ms, d.tenant_id, d.event_id, d.destination_id
-                             LIMIT $2
-                             FOR UPDATE OF d SKIP LOCKED
-                         ), leased AS (
-                             UPDATE deliveries d SET lease_token = $3, lease_expires_at_ms = $4
-                             FROM picked p
-                             WHERE d.tenant_id = p.tenant_id AND d.event_id = p.event_id
-                               AND d.destination_id = p.destination_id
-                             RETURNING d.tenant_id, d.event_id, d.destination_id, d.attempt,
-                                 d.due_at_ms, p.enabled, p.failing
-                         )
-                         SELECT l.tenant_id, l.event_id, l.destination_id, l.attempt,
-                             e.event_type, e.created_at_ms, e.payload, l.enabled, l.failing
-                         FROM leased l
-                         JOIN events e ON e.tenant_id = l.tenant_id AND e.event_id = l.event_id
-                         ORDER BY l.due_at_ms, l.tenant_id, l.event_id, l.destination_id",
+                        "SELECT o_seq, o_tenant, o_event, o_destination, o_attempt, o_failing,
+                             o_next_after
+                         FROM prets_claim($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     )
                     .await?;
-                let rows = client
-                    .query(&stmt, &[&now_ms, &limit_to, &token, &expires_ms])
+                let [limit_to, per_destination, failing_limit, per_failing] = caps;
+                let mut picked = client
+                    .query(
+                        &stmt,
+                        &[
+                            &now_ms,
+                            &limit_to,
+                            &per_destination,
+                            &failing_limit,
+                            &per_failing,
+                            &token,
+                            &expires_ms,
+                            &after,
+                            &LANE_SCAN,
+                        ],
+                    )
+                    .await?;
+                // The last row (`o_seq` 0) is the tenant the next claim
+                // starts after; the others are the deliveries leased.
+                let next_after = match picked.pop() {
+                    Some(row) => row.try_get::<_, Option<String>>(6)?,
+                    None => None,
+                };
+                if picked.is_empty() {
+                    return Ok((picked, next_after, Vec::new(), BTreeSet::new()));
+                }
+                let mut keys: [Vec<String>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+                let mut seqs: Vec<i32> = Vec::with_capacity(picked.len());
+                for row in &picked {
+                    seqs.push(row.try_get(0)?);
+                    for (column, keys) in keys.iter_mut().enumerate() {
+                        keys.push(row.try_get(column + 1)?);
+                    }
+                }
+                // Then, in a new snapshot (one that sees every row the
+                // claim leased), their destinations and events: one join,
+                // not a read per delivery.
+                let stmt = client.prepare_cached(CLAIMED_RECORDS).await?;
+                let [tenants, events, destinations] = &keys;
+                let records = client
+                    .query(&stmt, &[&seqs, tenants, events, destinations])
                     .await?;
                 // A disabled destination's delivery (one whose lease ran out
                 // after the disable) is finished, not offered. Rare: only
-                // then a second transaction, under the lease just taken.
+                // then a transaction, under the lease just taken.
                 let mut off = [Vec::new(), Vec::new(), Vec::new()];
-                for row in &rows {
-                    if !row.try_get::<_, bool>(7)? {
-                        for (column, keys) in off.iter_mut().enumerate() {
-                            keys.push(row.try_get::<_, String>(column)?);
-                        }
+                for row in &records {
+                    if !row.try_get::<_, bool>(9)? {
+                        off[0].push(row.try_get::<_, String>(0)?);
+                        off[1].push(row.try_get::<_, String>(14)?);
+                        off[2].push(row.try_get::<_, String>(1)?);
                     }
                 }
                 if off[0].is_empty() {
-                    return Ok((rows, BTreeSet::new()));
+                    return Ok((picked, next_after, records, BTreeSet::new()));
                 }
                 let tx = client.transaction().await?;
                 // Only those still disabled: one enabled again meanwhile is
@@ -283,51 +382,61 @@ impl Outbox for PgRepo {
                     .iter()
                     .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
                     .collect::<Result<BTreeSet<(String, String, String)>, PgError>>()?;
-                let mut by_tenant: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-                for (tenant, event, _) in &dropped {
-                    by_tenant.entry(tenant).or_default().push(event.clone());
-                }
-                for (tenant, events) in by_tenant {
-                    drop_finished_events(&tx, tenant, events).await?;
-                }
+                let (tenants, events): (Vec<String>, Vec<String>) = dropped
+                    .iter()
+                    .map(|(t, e, _)| (t.clone(), e.clone()))
+                    .unzip();
+                mark_finished(&tx, &tenants, &events).await?;
                 tx.commit().await?;
-                Ok((rows, dropped))
+                Ok((picked, next_after, records, dropped))
             })
             .await?;
-        let (rows, dropped) = rows;
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let key: (String, String, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        if let Some(after) = next_after {
+            self.set_claim_after(after);
+        }
+        self.sweep_in_background();
+        let mut by_seq: BTreeMap<i32, &Row> = BTreeMap::new();
+        for row in &records {
+            by_seq.insert(row.try_get(15)?, row);
+        }
+        let mut claimed = Vec::with_capacity(picked.len());
+        for row in &picked {
+            // Removed since the claim: its deliveries went with it.
+            let Some(record) = by_seq.get(&row.try_get::<_, i32>(0)?) else {
+                continue;
+            };
+            let key: (String, String, String) = (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
             if dropped.contains(&key) {
                 continue;
             }
-            let (tenant, event, destination) = key;
+            let (tenant, event, _) = key;
+            let (_, destination) = decode(record)?;
             let event_id: EventId = event.parse().map_err(|_| PgError::corrupt("event id"))?;
-            let destination_id: DestinationId = destination
-                .parse()
-                .map_err(|_| PgError::corrupt("destination id"))?;
             let tenant = TenantId::try_from(tenant).map_err(|_| PgError::corrupt("tenant id"))?;
-            // Removed since the claim: its deliveries went with it.
-            let Some(destination) = self.get(&tenant, destination_id).await? else {
-                continue;
-            };
             claimed.push(Claimed {
-                destination,
-                failing: row.try_get(8)?,
+                failing: row.try_get(5)?,
                 lease: Lease {
                     token: lease.token,
                     delivery: DeliveryKey {
                         tenant,
                         event_id,
-                        destination_id,
+                        destination_id: destination.destination_id,
                     },
                     expires_at,
                 },
-                event: event_from(row, 4, event_id)?,
-                attempt: u32_from(row.try_get(3)?, "attempt")?,
+                event: event_from(record, 16, event_id)?,
+                attempt: u32_from(row.try_get(4)?, "attempt")?,
+                destination,
             });
         }
         Ok(claimed)
+    }
+
+    /// The database's clock: measured at connect against this process's
+    /// monotonic clock and again every few seconds (see
+    /// [`PgRepo::clock_offset_ms`]), so answering takes no round trip.
+    async fn now(&self) -> Result<Timestamp, PgError> {
+        Ok(self.db_now())
     }
 
     async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<bool, PgError> {
@@ -396,7 +505,12 @@ impl Outbox for PgRepo {
                 .execute(&stmt, &[&c.tenant, &c.event, &c.destination, &c.token])
                 .await?;
             if n == 1 {
-                drop_finished_events(&tx, &c.tenant, vec![c.event.clone()]).await?;
+                mark_finished(
+                    &tx,
+                    std::slice::from_ref(&c.tenant),
+                    std::slice::from_ref(&c.event),
+                )
+                .await?;
             }
             tx.commit().await?;
             Ok(n == 1)
@@ -409,182 +523,27 @@ impl Outbox for PgRepo {
         lease: &Lease,
         report: AttemptReport,
     ) -> Result<CompleteOutcome, PgError> {
-        let c = LeaseColumns::of(lease);
-        let delivered = report.next == NextStep::Delivered;
-        self.run(|pool| async move {
-            let mut client = pool.get().await?;
-            // A delivered attempt with no failure streak to clear changes
-            // nothing on the destination: it takes `FOR KEY SHARE` (which
-            // only keeps the row from being removed), so the completions of
-            // one destination, and the publishes reading it `FOR SHARE`, do
-            // not queue behind each other. Any other attempt, or a delivered
-            // one that finds a streak, takes `FOR NO KEY UPDATE` (in a new
-            // transaction: a lock is never upgraded).
-            let mut exclusive = !delivered;
-            let (tx, dest) = loop {
-                let tx = client.transaction().await?;
-                // The destination first (see the module's lock order): its
-                // failure streak is read, changed and written under this lock.
-                let stmt = tx
-                    .prepare_cached(if exclusive {
-                        "SELECT failing_since_ms, failing_attempts, enabled FROM destinations
-                         WHERE tenant_id = $1 AND destination_id = $2 FOR NO KEY UPDATE"
-                    } else {
-                        "SELECT failing_since_ms, failing_attempts, enabled FROM destinations
-                         WHERE tenant_id = $1 AND destination_id = $2 FOR KEY SHARE"
-                    })
-                    .await?;
-                let Some(dest) = tx.query_opt(&stmt, &[&c.tenant, &c.destination]).await? else {
-                    // Removed: its deliveries went with it.
-                    return Ok(CompleteOutcome::LeaseLost);
-                };
-                let since: Option<i64> = dest.try_get(0)?;
-                if exclusive || since.is_none() {
-                    break (tx, dest);
-                }
-                tx.rollback().await?;
-                exclusive = true;
-            };
-            let stmt = tx
-                .prepare_cached(
-                    "SELECT attempt FROM deliveries
-                     WHERE tenant_id = $1 AND event_id = $2 AND destination_id = $3
-                       AND lease_token = $4
-                     FOR UPDATE",
-                )
-                .await?;
-            if tx
-                .query_opt(&stmt, &[&c.tenant, &c.event, &c.destination, &c.token])
-                .await?
-                .is_none()
-            {
-                return Ok(CompleteOutcome::LeaseLost);
-            }
-            let since: Option<i64> = dest.try_get(0)?;
-            let count: Option<i64> = dest.try_get(1)?;
-            let enabled: bool = dest.try_get(2)?;
-            let streak = match (since, count) {
-                (Some(since), Some(attempts)) => Some(FailureStreak {
-                    since: timestamp(since, "failing since")?,
-                    attempts: u32_from(attempts, "failing attempts")?,
-                }),
-                _ => None,
-            };
-            let started_at = report.attempt.started_at;
-            let settled = settle(&report, streak, enabled);
-            match settled.delivery {
-                DeliveryAfter::Finished => {
-                    let stmt = tx
-                        .prepare_cached(
-                            "DELETE FROM deliveries
-                             WHERE tenant_id = $1 AND event_id = $2 AND destination_id = $3",
-                        )
-                        .await?;
-                    tx.execute(&stmt, &[&c.tenant, &c.event, &c.destination])
-                        .await?;
-                    drop_finished_events(&tx, &c.tenant, vec![c.event.clone()]).await?;
-                }
-                DeliveryAfter::RetryAt(at) => {
-                    let stmt = tx
-                        .prepare_cached(
-                            "UPDATE deliveries SET attempt = LEAST(attempt + 1, 4294967295),
-                                 due_at_ms = $4, lease_token = NULL, lease_expires_at_ms = NULL
-                             WHERE tenant_id = $1 AND event_id = $2 AND destination_id = $3",
-                        )
-                        .await?;
-                    tx.execute(&stmt, &[&c.tenant, &c.event, &c.destination, &millis(at)])
-                        .await?;
-                }
-            }
-            if settled.streak != streak {
-                // Only under `FOR NO KEY UPDATE`: with `FOR KEY SHARE` there
-                // was no streak and a delivered attempt leaves none.
-                let (since, count) = match settled.streak {
-                    Some(s) => (Some(millis(s.since)), Some(i64::from(s.attempts))),
-                    None => (None, None),
-                };
-                let stmt = tx
-                    .prepare_cached(
-                        "UPDATE destinations SET failing_since_ms = $3, failing_attempts = $4
-                         WHERE tenant_id = $1 AND destination_id = $2",
-                    )
-                    .await?;
-                tx.execute(&stmt, &[&c.tenant, &c.destination, &since, &count])
-                    .await?;
-            }
-            let a = &settled.attempt;
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO attempts (tenant_id, destination_id, attempt_id, event_id, attempt,
-                         started_at_ms, duration_ms, outcome, response_status, error,
-                         next_attempt_at_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                     ON CONFLICT (tenant_id, destination_id, attempt_id) DO UPDATE SET
-                         event_id = EXCLUDED.event_id, attempt = EXCLUDED.attempt,
-                         started_at_ms = EXCLUDED.started_at_ms,
-                         duration_ms = EXCLUDED.duration_ms, outcome = EXCLUDED.outcome,
-                         response_status = EXCLUDED.response_status, error = EXCLUDED.error,
-                         next_attempt_at_ms = EXCLUDED.next_attempt_at_ms",
-                )
-                .await?;
-            tx.execute(
-                &stmt,
-                &[
-                    &c.tenant,
-                    &c.destination,
-                    &a.attempt_id.to_string(),
-                    &a.event_id.to_string(),
-                    &i64::from(a.attempt),
-                    &millis(a.started_at),
-                    &i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
-                    &outcome_str(a.outcome),
-                    &a.response_status.map(i32::from),
-                    &a.error,
-                    &a.next_attempt_at.map(millis),
-                ],
-            )
+        let batch = vec![(LeaseColumns::of(lease), report)];
+        let outcomes = self
+            .run(|pool| async move { complete_batch(pool, batch).await })
             .await?;
-            let mut disabled = None;
-            if let Some(reason) = settled.disable {
-                // The record as `DestinationRecord::disabled` makes it, from
-                // the row this transaction holds `FOR NO KEY UPDATE` (a
-                // disabling attempt is never a delivered one).
-                let stmt = tx
-                    .prepare_cached(&select("d.tenant_id = $1 AND d.destination_id = $2", ""))
-                    .await?;
-                let rows = tx.query(&stmt, &[&c.tenant, &c.destination]).await?;
-                let next = decode_all(&rows)?
-                    .into_iter()
-                    .next()
-                    .and_then(|record| record.disabled(reason, started_at));
-                if let Some(next) = next {
-                    let stmt = tx
-                        .prepare_cached(
-                            "UPDATE destinations SET enabled = $3, disabled_reason = $4,
-                                 version = $5, updated_at_ms = $6
-                             WHERE tenant_id = $1 AND destination_id = $2",
-                        )
-                        .await?;
-                    tx.execute(
-                        &stmt,
-                        &[
-                            &c.tenant,
-                            &c.destination,
-                            &next.enabled,
-                            &next.disabled_reason.map(DisabledReason::as_str),
-                            &version(next.version),
-                            &millis(next.updated_at),
-                        ],
-                    )
-                    .await?;
-                    drop_unleased(&tx, &c.tenant, &c.destination).await?;
-                    disabled = Some(reason);
-                }
-            }
-            tx.commit().await?;
-            Ok(CompleteOutcome::Recorded { disabled })
-        })
-        .await
+        outcomes
+            .into_iter()
+            .next()
+            .ok_or(PgError::corrupt("completion"))
+    }
+
+    /// One transaction for the whole batch (see the module's lock order).
+    async fn complete_all(
+        &self,
+        batch: Vec<(Lease, AttemptReport)>,
+    ) -> Result<Vec<CompleteOutcome>, PgError> {
+        let batch: Vec<_> = batch
+            .into_iter()
+            .map(|(lease, report)| (LeaseColumns::of(&lease), report))
+            .collect();
+        self.run(|pool| async move { complete_batch(pool, batch).await })
+            .await
     }
 
     async fn list_attempts(

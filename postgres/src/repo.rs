@@ -2,7 +2,9 @@
 
 use std::fmt;
 use std::future::Future;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use prets_destinations::delivery::DisabledReason;
@@ -13,7 +15,8 @@ use prets_destinations::{
 use tokio::runtime::Handle;
 use tokio_postgres::NoTls;
 
-use crate::deliveries::{drop_all, drop_unleased};
+use crate::clock::DbClock;
+use crate::deliveries::{drop_all, drop_unleased, sweep};
 use crate::error::PgError;
 use crate::rows::{decode, decode_all, limit, millis, select, version};
 use crate::schema::migrate;
@@ -53,7 +56,31 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct PgRepo {
     pool: Pool,
     runtime: Handle,
+    clock: Arc<DbClock>,
+    turns: Arc<Turns>,
+    /// The pool's connection settings, for the listening connection.
+    config: Arc<tokio_postgres::Config>,
+    /// The state of this node's publish notifications (see `listen.rs`).
+    notifying: Arc<AtomicU8>,
 }
+
+/// What one node remembers between claims, and when it last swept.
+#[derive(Debug)]
+struct Turns {
+    /// The tenant the next claim starts after.
+    after: Mutex<String>,
+    origin: Instant,
+    /// Milliseconds since `origin` of the last background sweep.
+    swept_at_ms: AtomicI64,
+    sweeping: AtomicBool,
+}
+
+/// How often claims start a background sweep of finished events.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The most `finished_events` rows one background sweep takes (then the
+/// next claim's sweep goes on).
+const SWEEP_MAX: i64 = 20 * crate::deliveries::SWEEP_BATCH;
 
 impl fmt::Debug for PgRepo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -107,6 +134,7 @@ impl PgRepo {
         if config.get_application_name().is_none() {
             config.application_name("prets-destinations");
         }
+        let listen_config = Arc::new(config.clone());
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -124,8 +152,112 @@ impl PgRepo {
             .map_err(PgError::connect)?;
         let mut client = pool.get().await?;
         migrate(&mut client).await?;
+        let clock = Arc::new(DbClock::measure(&client).await?);
         drop(client);
-        Ok(Self { pool, runtime })
+        Ok(Self {
+            pool,
+            runtime,
+            clock,
+            turns: Arc::new(Turns {
+                after: Mutex::new(String::new()),
+                origin: Instant::now(),
+                swept_at_ms: AtomicI64::new(0),
+                sweeping: AtomicBool::new(false),
+            }),
+            config: listen_config,
+            notifying: Arc::default(),
+        })
+    }
+
+    /// The state of this node's publish notifications.
+    pub(crate) fn notifying(&self) -> &AtomicU8 {
+        &self.notifying
+    }
+
+    /// The connection settings of the pool's connections.
+    pub(crate) fn listen_config(&self) -> Arc<tokio_postgres::Config> {
+        Arc::clone(&self.config)
+    }
+
+    /// Runs `task` on the repo's runtime, detached.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        drop(self.runtime.spawn(task));
+    }
+
+    /// The tenant this node's next claim starts after.
+    pub(crate) fn claim_after(&self) -> String {
+        self.turns
+            .after
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_claim_after(&self, tenant: String) {
+        *self
+            .turns
+            .after
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = tenant;
+    }
+
+    /// Deletes the events whose deliveries have all finished, in batches
+    /// (see the crate's "Finished events"); returns how many events it
+    /// looked at. Claims run it in the background about every second; a
+    /// caller that needs the events gone now (a test) can call it.
+    ///
+    /// # Errors
+    /// Only storage failures.
+    pub async fn sweep_finished_events(&self) -> Result<usize, PgError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            let mut total = 0i64;
+            loop {
+                let taken = sweep(&client).await?;
+                total = total.saturating_add(taken);
+                if taken < crate::deliveries::SWEEP_BATCH || total >= SWEEP_MAX {
+                    return Ok(usize::try_from(total).unwrap_or(usize::MAX));
+                }
+            }
+        })
+        .await
+    }
+
+    /// Starts [`sweep_finished_events`](Self::sweep_finished_events) on the
+    /// runtime when none is running and the last started over
+    /// [`SWEEP_EVERY`] ago; its errors are dropped (the next one retries).
+    pub(crate) fn sweep_in_background(&self) {
+        let t = &self.turns;
+        let now = i64::try_from(t.origin.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let every = i64::try_from(SWEEP_EVERY.as_millis()).unwrap_or(i64::MAX);
+        if now.saturating_sub(t.swept_at_ms.load(Ordering::Relaxed)) < every
+            || t.sweeping.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        t.swept_at_ms.store(now, Ordering::Relaxed);
+        let repo = self.clone();
+        self.runtime.spawn(async move {
+            let _ = repo.sweep_finished_events().await;
+            repo.turns.sweeping.store(false, Ordering::Release);
+        });
+    }
+
+    /// The database's clock minus this host's system clock, in
+    /// milliseconds (negative when this host is ahead), as last measured:
+    /// at [`connect`](Self::connect), then every few seconds while
+    /// [`Outbox::now`](prets_destinations::delivery::Outbox::now) is called.
+    /// Claims, leases and due times go by the database's clock, so a node
+    /// whose own clock is off delivers correctly; a host logs this at start
+    /// when it is large.
+    #[must_use]
+    pub fn clock_offset_ms(&self) -> i64 {
+        self.clock.offset_ms()
+    }
+
+    /// The database's clock now (see [`Outbox::now`](prets_destinations::delivery::Outbox::now)).
+    pub(crate) fn db_now(&self) -> prets_destinations::Timestamp {
+        self.clock.now(&self.pool, &self.runtime)
     }
 
     /// Runs `body` with the pool as a task on the repo's runtime.
@@ -369,11 +501,17 @@ impl DestinationRepo for PgRepo {
             let tx = client.transaction().await?;
             // The version check and the write are one statement: a racing
             // replace waits for this row's lock, then finds another version.
+            // Enabling a disabled destination clears its failure streak (the
+            // right-hand sides read the row as it was).
             let stmt = tx
                 .prepare_cached(
                     "UPDATE destinations SET name = $3, url = $4, created_at_ms = $5,
                          updated_at_ms = $6, sealed_secret = $7, secret_digest = $8, version = $9,
-                         enabled = $11, disabled_reason = $12
+                         enabled = $11, disabled_reason = $12,
+                         failing_since_ms =
+                             CASE WHEN $11 AND NOT enabled THEN NULL ELSE failing_since_ms END,
+                         failing_attempts =
+                             CASE WHEN $11 AND NOT enabled THEN NULL ELSE failing_attempts END
                      WHERE tenant_id = $1 AND destination_id = $2 AND version = $10",
                 )
                 .await?;

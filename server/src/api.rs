@@ -447,8 +447,8 @@ async fn publish_event<R: Outbox + 'static>(
     let request: PublishRequest = json_body_within(
         &headers,
         body,
-        "the body must be a JSON object with the members `type` and `payload`, \
-         each at most once, and no others",
+        "the body must be a JSON object with the members `type`, `payload` and \
+         optionally `eventId`, each at most once, and no others",
         PUBLISH_BODY_LIMIT,
     )?;
     let mut rng = prets_destinations::os_rng();

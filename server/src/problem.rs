@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use prets_destinations::delivery::EventId;
 use prets_destinations::wire::ApiErrorKind;
 use prets_destinations::{ApiError, DestinationId, FieldError, OpError, StoreError};
 use serde::Serialize;
@@ -70,11 +71,13 @@ pub enum ProblemKind {
     Disabled,
     /// 503: [`ApiError::Contention`].
     Contention,
+    /// 409: [`ApiError::EventExists`].
+    EventExists,
 }
 
 impl ProblemKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 23] = [
         Self::Unauthorized,
         Self::MalformedJson,
         Self::InvalidBody,
@@ -97,6 +100,7 @@ impl ProblemKind {
         Self::VersionExhausted,
         Self::Disabled,
         Self::Contention,
+        Self::EventExists,
     ];
 
     /// The table: `type`, status and title of each kind.
@@ -184,6 +188,11 @@ impl ProblemKind {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Too much contention",
             ),
+            Self::EventExists => (
+                "event_exists",
+                StatusCode::CONFLICT,
+                "Event id already exists",
+            ),
         }
     }
 
@@ -218,6 +227,7 @@ impl From<ApiErrorKind> for ProblemKind {
             ApiErrorKind::VersionExhausted => Self::VersionExhausted,
             ApiErrorKind::Disabled => Self::Disabled,
             ApiErrorKind::Contention => Self::Contention,
+            ApiErrorKind::EventExists => Self::EventExists,
         }
     }
 }
@@ -233,6 +243,7 @@ struct Inner {
     detail: Cow<'static, str>,
     errors: Vec<FieldError>,
     destination_id: Option<DestinationId>,
+    event_id: Option<EventId>,
     headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
@@ -248,6 +259,8 @@ struct Body<'a> {
     errors: &'a [FieldError],
     #[serde(skip_serializing_if = "Option::is_none")]
     destination_id: Option<DestinationId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<EventId>,
 }
 
 impl Problem {
@@ -257,6 +270,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             destination_id: None,
+            event_id: None,
             headers: Vec::new(),
         }))
     }
@@ -469,6 +483,7 @@ impl Problem {
             detail: &p.detail,
             errors: &p.errors,
             destination_id: p.destination_id,
+            event_id: p.event_id,
         };
         // Serializing these fixed shapes cannot fail.
         serde_json::to_vec(&body).unwrap_or_default()
@@ -477,7 +492,8 @@ impl Problem {
 
 /// The core's error as a problem: the kind of its code (every 422 is
 /// `invalid_fields`), its status, and its field errors in `errors`; a
-/// conflict names the existing destination in `destinationId`.
+/// conflict names the existing destination in `destinationId`, an
+/// `event_exists` the existing event in `eventId`.
 impl From<ApiError> for Problem {
     fn from(error: ApiError) -> Self {
         let detail: Cow<'static, str> = match &error {
@@ -498,11 +514,17 @@ impl From<ApiError> for Problem {
             ApiError::Contention => {
                 "too many concurrent changes to this destination; retry later".into()
             }
+            ApiError::EventExists { existing } => {
+                format!("an event with id {existing} already exists with another type or payload")
+                    .into()
+            }
         };
         let mut p = Self::new(ProblemKind::from(error.kind()), detail);
         p.0.errors = error.errors().into_iter().collect();
-        if let ApiError::Conflict { existing } = error {
-            p.0.destination_id = Some(existing);
+        match error {
+            ApiError::Conflict { existing } => p.0.destination_id = Some(existing),
+            ApiError::EventExists { existing } => p.0.event_id = Some(existing),
+            _ => {}
         }
         p
     }

@@ -263,6 +263,13 @@ async fn postgres(config: &Config, url: &PgUrl, delivery: &Delivery) -> Result<S
     let repo = PgRepo::connect(url.expose(), pool_size)
         .await
         .map_err(StartError::Postgres)?;
+    let offset_ms = repo.clock_offset_ms();
+    if offset_ms.unsigned_abs() > 1000 {
+        tracing::warn!(
+            offset_ms,
+            "this host's clock differs from the database's (offset = database - host); due times and leases go by the database's clock"
+        );
+    }
     let (tokens, demo_token) = if config.api_tokens.is_empty() {
         let token = mint_token();
         let now = now()?;
@@ -283,7 +290,13 @@ async fn postgres(config: &Config, url: &PgUrl, delivery: &Delivery) -> Result<S
     } else {
         (configured_tokens(config), None)
     };
-    Ok(delivery.assemble(repo, tokens, keyring, demo_token, "postgres"))
+    // A publish on any node wakes this node's worker: the enqueue's NOTIFY,
+    // heard on a connection of its own.
+    let published = Arc::new(Notify::new());
+    repo.listen(Arc::clone(&published))
+        .await
+        .map_err(StartError::Postgres)?;
+    Ok(delivery.assemble_with(repo, tokens, keyring, demo_token, "postgres", published))
 }
 
 /// What every store branch of [`prepare`] shares to deliver: the settings,
@@ -321,9 +334,23 @@ impl Delivery {
         demo_token: Option<Zeroizing<String>>,
         name: &'static str,
     ) -> Store {
+        let published = Arc::new(Notify::new());
+        self.assemble_with(repo, tokens, keyring, demo_token, name, published)
+    }
+
+    /// [`assemble`](Self::assemble) with the publish signal given (one the
+    /// store also wakes).
+    fn assemble_with<R: Outbox + 'static>(
+        &self,
+        repo: R,
+        tokens: ApiTokens,
+        keyring: Keyring,
+        demo_token: Option<Zeroizing<String>>,
+        name: &'static str,
+        published: Arc<Notify>,
+    ) -> Store {
         let repo = Arc::new(repo);
         let keyring = Arc::new(keyring);
-        let published = Arc::new(Notify::new());
         let state = AppState::new(Arc::clone(&repo), tokens, Arc::clone(&keyring))
             .with_host_policy(self.config.policy.clone())
             .with_publish_notify(Arc::clone(&published));

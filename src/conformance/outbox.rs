@@ -27,15 +27,17 @@ use rand_core::Rng as _;
 use super::{Kit, block_on, get, insert, remove, replace};
 use crate::delivery::{
     AttemptId, AttemptMeta, AttemptRecord, AttemptReport, ClaimLimits, Claimed, Classification,
-    CompleteOutcome, DeliveryKey, DisablePolicy, DisabledReason, EnqueueOutcome, Event, Failure,
-    FailureCause, LeaseRequest, LeaseToken, NextStep, Outbox, RetrySchedule, Target,
+    CompleteOutcome, DeliveryKey, DisablePolicy, DisabledReason, EVENT_ID_RETENTION,
+    EnqueueOutcome, Event, EventType, ExistingEvent, Failure, FailureCause, LeaseRequest,
+    LeaseToken, NextStep, Outbox, Payload, RetrySchedule, Target,
 };
 use crate::id::DestinationId;
-use crate::ops::plan_finish;
+use crate::ops::{PublishOutcome, plan_finish, publish};
 use crate::record::DestinationRecord;
 use crate::repo::{InsertOutcome, RemoveOutcome, ReplaceOutcome};
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
+use crate::wire::PublishRequest;
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -53,11 +55,15 @@ impl Kit {
     }
 
     fn event(&mut self) -> Event {
+        self.event_at(self.now)
+    }
+
+    fn event_at(&mut self, created_at: Timestamp) -> Event {
         let n = self.rng.next_u64();
         Event::new(
             "conformance.event",
             format!("{{\"n\":\"{n:016x}\"}}"),
-            self.now,
+            created_at,
             &mut self.rng,
         )
         .expect("a valid event")
@@ -1128,6 +1134,277 @@ pub async fn attempts_newest_first_with_cursor<O: Outbox>(outbox: &O) {
     );
 }
 
+/// Event ids are remembered per tenant: enqueuing an id again (the same
+/// event, or another type or payload under its id) stores nothing and
+/// answers `Exists` with the first enqueue's time, type, payload digest and
+/// delivery count; that holds after its deliveries are done, and for an id
+/// first enqueued with no destination (a destination added since gets
+/// nothing). Another tenant's same id is its own event.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn event_ids_are_remembered<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let now = kit.now;
+    let (tenant, other) = (kit.tenant(), kit.tenant());
+    kit.destinations(outbox, &tenant, 2).await;
+    let event = kit.event();
+    assert_eq!(
+        enqueue(outbox, &tenant, &event, Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 2 }
+    );
+    let first = EnqueueOutcome::Exists(ExistingEvent::of(&event, 2));
+    let mut retry = event.clone();
+    retry.created_at = at(kit.now, 60);
+    let mut other_payload = retry.clone();
+    other_payload.payload = Payload::from_json("{\"n\":\"other\"}".to_owned()).expect("json");
+    let mut other_type = retry.clone();
+    other_type.event_type = "conformance.other".parse::<EventType>().expect("a type");
+    for (again, what) in [
+        (&event, "the same event"),
+        (&retry, "a retry a minute later"),
+        (&other_payload, "another payload"),
+        (&other_type, "another type"),
+    ] {
+        assert_eq!(
+            enqueue(outbox, &tenant, again, Target::AllEnabled).await,
+            first,
+            "enqueue of a known id ({what}): not the first enqueue's record"
+        );
+    }
+    assert_eq!(
+        enqueue(outbox, &other, &other_payload, Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 0 },
+        "event ids: another tenant's id is not scoped to its tenant"
+    );
+    let claimed = claim_own(outbox, &mut kit, at(now, 1), &[&tenant, &other]).await;
+    assert_eq!(claimed.len(), 2, "enqueue of a known id queued more");
+    for c in &claimed {
+        assert_eq!(c.event, event, "enqueue of a known id changed the event");
+        let report = kit.report(
+            c,
+            DELIVERED,
+            at(kit.now, 2),
+            NextStep::Delivered,
+            DisablePolicy::default(),
+        );
+        assert_eq!(
+            complete(outbox, c, report).await,
+            CompleteOutcome::Recorded { disabled: None }
+        );
+    }
+    assert_eq!(
+        enqueue(outbox, &tenant, &retry, Target::AllEnabled).await,
+        first,
+        "event ids: an id was forgotten once its deliveries were done"
+    );
+    // An id first enqueued with no destination is remembered too.
+    kit.destinations(outbox, &other, 1).await;
+    assert_eq!(
+        enqueue(outbox, &other, &event, Target::AllEnabled).await,
+        EnqueueOutcome::Exists(ExistingEvent::of(&other_payload, 0)),
+        "event ids: an id enqueued with no destination was forgotten"
+    );
+    assert!(
+        claim_own(outbox, &mut kit, at(now, 3), &[&tenant, &other])
+            .await
+            .is_empty(),
+        "enqueue of a known id queued a delivery"
+    );
+}
+
+/// `publish` with a client `eventId` over the store: the same id, type and
+/// payload bytes answer the first body again (even a minute later, after a
+/// destination was added) and queue nothing; other payload bytes (the same
+/// JSON value spelt differently too) or another type are
+/// `PublishOutcome::Exists`; another tenant's same id is its own event.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn publish_is_idempotent_by_event_id<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let (tenant, other) = (kit.tenant(), kit.tenant());
+    kit.destinations(outbox, &tenant, 2).await;
+    let (t0, t1) = (kit.now, at(kit.now, 60));
+    let id = crate::id::EventId::generate(t0, &mut kit.rng);
+    let request = |event_type: &str, payload: &str| {
+        PublishRequest::new(event_type, payload.to_owned())
+            .expect("a valid payload")
+            .with_event_id(id.to_string())
+    };
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let mut send = async |tenant: &TenantId, request: PublishRequest, now: Timestamp| {
+        publish(outbox, tenant, request, now, &mut rng)
+            .await
+            .expect("publish failed")
+    };
+    let first = send(&tenant, request("kit.paid", "{\"a\": 1}"), t0).await;
+    let PublishOutcome::Accepted(body) = first.clone() else {
+        panic!("publish with a new eventId: {first:?}")
+    };
+    assert_eq!((body.event_id, body.destinations), (id, 2));
+    kit.destinations(outbox, &tenant, 1).await;
+    assert_eq!(
+        send(&tenant, request("kit.paid", "{\"a\": 1}"), t1).await,
+        first,
+        "publish of a known eventId with the same content: not the first answer"
+    );
+    for (event_type, payload) in [
+        ("kit.paid", "{\"a\":1}"),
+        ("kit.paid", "{\"a\": 2}"),
+        ("kit.void", "{\"a\": 1}"),
+    ] {
+        assert_eq!(
+            send(&tenant, request(event_type, payload), t1).await,
+            PublishOutcome::Exists(id),
+            "publish of a known eventId with other content ({event_type} {payload})"
+        );
+    }
+    let theirs = send(&other, request("kit.void", "2"), t1).await;
+    let PublishOutcome::Accepted(theirs) = theirs else {
+        panic!("another tenant's eventId: {theirs:?}")
+    };
+    assert_eq!((theirs.event_id, theirs.destinations), (id, 0));
+    let claimed = claim_own(outbox, &mut kit, at(t0, 1), &[&tenant, &other]).await;
+    assert_eq!(claimed.len(), 2, "publish of a known eventId queued more");
+    for c in claimed {
+        assert_eq!(c.event.payload.get(), "{\"a\": 1}");
+        outbox.release(&c.lease).await.expect("release failed");
+    }
+}
+
+/// Enqueues of one event from many OS threads at once store it once: one
+/// `Enqueued`, every other `Exists`, one delivery per destination.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn concurrent_enqueues_of_one_id_store_one<O: Outbox>(outbox: &O, threads: usize) {
+    let mut kit = Kit::new();
+    let now = kit.now;
+    let tenant = kit.tenant();
+    kit.destinations(outbox, &tenant, 3).await;
+    let event = kit.event();
+    let outcomes: Vec<EnqueueOutcome> = thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.max(2))
+            .map(|_| s.spawn(|| block_on(outbox.enqueue(&tenant, &event, Target::AllEnabled))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .expect("an enqueuing thread panicked")
+                    .expect("enqueue failed")
+            })
+            .collect()
+    });
+    let stored = outcomes
+        .iter()
+        .filter(|o| **o == EnqueueOutcome::Enqueued { deliveries: 3 })
+        .count();
+    assert_eq!(stored, 1, "concurrent enqueues of one id: {outcomes:?}");
+    let exists = EnqueueOutcome::Exists(ExistingEvent::of(&event, 3));
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| *o == exists || *o == EnqueueOutcome::Enqueued { deliveries: 3 }),
+        "concurrent enqueues of one id: {outcomes:?}"
+    );
+    let claimed = claim_own(outbox, &mut kit, at(now, 1), &[&tenant]).await;
+    assert_eq!(
+        claimed.len(),
+        3,
+        "concurrent enqueues of one id: not one delivery per destination"
+    );
+    for c in claimed {
+        outbox.release(&c.lease).await.expect("release failed");
+    }
+}
+
+/// An id is forgotten once it is past [`EVENT_ID_RETENTION`] and its event
+/// is no longer stored (by a later enqueue of the tenant), never while its
+/// event is stored.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn expired_event_ids_are_forgotten<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let t0 = kit.now;
+    let lonely = kit.event_at(at(t0, 1));
+    assert_eq!(
+        enqueue(outbox, &tenant, &lonely, Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 0 }
+    );
+    let dest = kit.destinations(outbox, &tenant, 1).await.remove(0);
+    let pending = kit.event_at(t0);
+    assert_eq!(
+        enqueue(outbox, &tenant, &pending, Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 1 }
+    );
+    let later = at(t0, EVENT_ID_RETENTION.as_secs() + 3600);
+    let trigger = kit.event_at(later);
+    assert_eq!(
+        enqueue(outbox, &tenant, &trigger, Target::Only(dest.destination_id)).await,
+        EnqueueOutcome::Enqueued { deliveries: 1 }
+    );
+    assert_eq!(
+        enqueue(outbox, &tenant, &pending, Target::AllEnabled).await,
+        EnqueueOutcome::Exists(ExistingEvent::of(&pending, 1)),
+        "event ids: an id was forgotten while its event is stored"
+    );
+    assert_eq!(
+        enqueue(outbox, &tenant, &lonely, Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 1 },
+        "event ids: an expired id whose event is gone was not forgotten"
+    );
+    // Removing the destination takes the deliveries made here with it.
+    assert_eq!(
+        remove(outbox, &tenant, dest.destination_id).await,
+        RemoveOutcome::Removed
+    );
+}
+
+/// A busy tenant's publishes forget only its own expired ids (two per
+/// enqueue, so its ids shrink back to its last day's), never a quiet
+/// tenant's.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn a_busy_tenant_forgets_only_its_own_ids<O: Outbox>(outbox: &O) {
+    const BURST: usize = 20;
+    let mut kit = Kit::new();
+    let (quiet, busy) = (kit.tenant(), kit.tenant());
+    let t0 = kit.now;
+    let later = at(t0, EVENT_ID_RETENTION.as_secs() + 60);
+    let mine = kit.event_at(t0);
+    assert_eq!(
+        enqueue(outbox, &quiet, &mine, Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 0 }
+    );
+    let old: Vec<Event> = (0..BURST).map(|_| kit.event_at(t0)).collect();
+    let new: Vec<Event> = (0..BURST).map(|_| kit.event_at(later)).collect();
+    for event in old.iter().chain(&new) {
+        assert_eq!(
+            enqueue(outbox, &busy, event, Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 0 }
+        );
+    }
+    for event in &old {
+        let mut again = event.clone();
+        again.created_at = later;
+        assert_eq!(
+            enqueue(outbox, &busy, &again, Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 0 },
+            "event ids: a busy tenant's expired id was not forgotten by its publishes"
+        );
+    }
+    assert_eq!(
+        enqueue(outbox, &quiet, &mine, Target::AllEnabled).await,
+        EnqueueOutcome::Exists(ExistingEvent::of(&mine, 0)),
+        "event ids: another tenant's publishes forgot this tenant's id"
+    );
+}
+
 /// Every outbox property, one after another.
 ///
 /// # Panics
@@ -1144,6 +1421,11 @@ pub async fn outbox_run_all<O: Outbox>(outbox: &O) {
     gone_disables_in_the_same_write(outbox).await;
     auto_disable_after_the_streak(outbox).await;
     attempts_newest_first_with_cursor(outbox).await;
+    event_ids_are_remembered(outbox).await;
+    publish_is_idempotent_by_event_id(outbox).await;
+    concurrent_enqueues_of_one_id_store_one(outbox, 4).await;
+    expired_event_ids_are_forgotten(outbox).await;
+    a_busy_tenant_forgets_only_its_own_ids(outbox).await;
     fairness_run_all(outbox).await;
 }
 

@@ -7,6 +7,7 @@ use core::str::FromStr;
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use sha2::{Digest as _, Sha256};
 
 use crate::byteset::ByteSet;
 use crate::error::{Field, FieldError, ValidationErrors, field_error_type};
@@ -170,6 +171,43 @@ impl Payload {
     #[must_use]
     pub fn get(&self) -> &str {
         self.0.get()
+    }
+
+    /// The SHA-256 of the JSON text: what a store keeps of a published
+    /// payload to tell a retry of the event from a different event under
+    /// its id.
+    #[must_use]
+    pub fn digest(&self) -> PayloadDigest {
+        PayloadDigest(Sha256::digest(self.get().as_bytes()).into())
+    }
+}
+
+/// The SHA-256 of a [`Payload`]'s text ([`Payload::digest`]): equal
+/// digests are equal bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PayloadDigest([u8; 32]);
+
+impl PayloadDigest {
+    /// A digest read back from storage.
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 bytes, for storage.
+    #[must_use]
+    pub const fn to_bytes(self) -> [u8; 32] {
+        self.0
+    }
+}
+
+impl fmt::Debug for PayloadDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PayloadDigest(")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str(")")
     }
 }
 

@@ -44,15 +44,16 @@ pub use crate::delivery::classify::{
 pub use crate::delivery::disable::{DisablePolicy, FailureStreak};
 pub use crate::delivery::event::{
     EVENT_TYPE_MAX_CHARS, Event, EventType, InvalidEventType, InvalidPayload, PAYLOAD_MAX_BYTES,
-    Payload,
+    Payload, PayloadDigest,
 };
 pub use crate::delivery::fair::{ClaimLimits, FairEntry, FairKey, FairQueue};
 pub use crate::delivery::filter::{
     FILTER_TYPE_PATTERN, FilterType, FilterTypes, InvalidFilterTypes, MAX_FILTER_TYPES,
 };
 pub use crate::delivery::outbox::{
-    AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey, EnqueueOutcome, Lease,
-    LeaseRequest, LeaseToken, Outbox, Settlement, Target, settle,
+    AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey, EVENT_ID_RETENTION,
+    EVENT_IDS_FORGOTTEN_PER_ENQUEUE, EnqueueOutcome, ExistingEvent, Lease, LeaseRequest,
+    LeaseToken, Outbox, Settlement, Target, settle,
 };
 pub use crate::delivery::pin::{Lookup, Refusal, lookup, pin_addresses};
 pub use crate::delivery::request::{DeliveryRequest, USER_AGENT, plan_attempt};

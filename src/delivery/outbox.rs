@@ -11,7 +11,7 @@ use rand_core::CryptoRng;
 
 use crate::delivery::attempt::AttemptRecord;
 use crate::delivery::disable::{DisablePolicy, FailureStreak};
-use crate::delivery::event::Event;
+use crate::delivery::event::{Event, EventType, PayloadDigest};
 use crate::delivery::fair::ClaimLimits;
 use crate::delivery::step::NextStep;
 use crate::id::{AttemptId, DestinationId, EventId};
@@ -30,16 +30,63 @@ pub enum Target {
     Only(DestinationId),
 }
 
+/// How long a store remembers a published event id at least, counted from
+/// the event's `created_at`: 24 hours, and beyond for as long as the event
+/// is stored (its deliveries pending). See [`Outbox::enqueue`].
+pub const EVENT_ID_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How many of a tenant's expired event ids (past [`EVENT_ID_RETENTION`],
+/// event no longer stored) an [`Outbox::enqueue`] forgets, at most: more
+/// than the one it adds, so a tenant's ids shrink back to its last day's.
+pub const EVENT_IDS_FORGOTTEN_PER_ENQUEUE: usize = 2;
+
+/// What a store remembers of a published event: enough to answer a publish
+/// of the same id again as the first one was answered, and to tell a retry
+/// (same type and payload) from a different event.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ExistingEvent {
+    /// The event's creation time.
+    pub created_at: Timestamp,
+    /// Its type.
+    pub event_type: EventType,
+    /// The digest of its payload.
+    pub payload: PayloadDigest,
+    /// How many deliveries its first enqueue stored.
+    pub destinations: usize,
+}
+
+impl ExistingEvent {
+    /// What a store keeps of `event`, enqueued to `destinations`.
+    #[must_use]
+    pub fn of(event: &Event, destinations: usize) -> Self {
+        Self {
+            created_at: event.created_at,
+            event_type: event.event_type.clone(),
+            payload: event.payload.digest(),
+            destinations,
+        }
+    }
+
+    /// Whether `event` has this one's type and payload (byte for byte).
+    #[must_use]
+    pub fn same_content(&self, event: &Event) -> bool {
+        self.event_type == event.event_type && self.payload == event.payload.digest()
+    }
+}
+
 /// What [`Outbox::enqueue`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[must_use]
 pub enum EnqueueOutcome {
     /// The event and this many pending deliveries were stored (0 when the
-    /// tenant has no enabled destination: the event is then not stored).
+    /// tenant has no enabled destination: only its id is then remembered).
     Enqueued {
         /// How many deliveries were stored.
         deliveries: usize,
     },
+    /// The tenant already has an event of this id (whatever its content);
+    /// nothing stored.
+    Exists(ExistingEvent),
     /// [`Target::Only`] names no destination of the tenant; nothing stored.
     NotFound,
     /// [`Target::Only`] names a disabled destination; nothing stored.
@@ -325,6 +372,19 @@ pub trait Outbox: DestinationRepo {
     /// `event.created_at`) per destination of `tenant` selected by `target`
     /// that is enabled at this moment, atomically (all or nothing), durable
     /// on `Ok`.
+    ///
+    /// # Event ids
+    /// Ids are unique per tenant. The store remembers each id it enqueued
+    /// (even with no delivery) as an [`ExistingEvent`], and an enqueue of a
+    /// remembered id stores nothing and answers
+    /// [`Exists`](EnqueueOutcome::Exists) with it; of concurrent enqueues of
+    /// one id (on any host sharing the store), exactly one stores it. An
+    /// id is remembered for [`EVENT_ID_RETENTION`] after its `created_at`
+    /// and for as long as the event is stored, then may be forgotten: each
+    /// enqueue forgets up to [`EVENT_IDS_FORGOTTEN_PER_ENQUEUE`] of the
+    /// tenant's oldest ids that are past both, in the same write.
+    /// [`Target::Only`] checks its destination first: `NotFound` and
+    /// `Disabled` remember nothing.
     ///
     /// # Errors
     /// Only storage failures.

@@ -16,7 +16,8 @@ use core::fmt;
 pub enum OpError<E> {
     /// The repo failed; the error is its own, as its source.
     Repo(E),
-    /// Every generated id of a create collided with an existing one
+    /// Every generated id of a create, publish or test event collided with
+    /// an existing one
     /// ([`SERVER_ID_ATTEMPTS`](crate::ops::SERVER_ID_ATTEMPTS) times):
     /// broken randomness or a broken repo.
     IdCollisions {
@@ -30,7 +31,7 @@ impl<E> fmt::Display for OpError<E> {
         match self {
             Self::Repo(_) => f.write_str("destination repository failed"),
             Self::IdCollisions { attempts } => {
-                write!(f, "{attempts} generated destination ids all collided")
+                write!(f, "{attempts} generated ids all collided")
             }
         }
     }

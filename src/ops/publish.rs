@@ -5,6 +5,7 @@ use rand_core::CryptoRng;
 use crate::delivery::{EnqueueOutcome, Event, Outbox, Target};
 use crate::error::ValidationErrors;
 use crate::id::EventId;
+use crate::ops::create::SERVER_ID_ATTEMPTS;
 use crate::ops::error::OpError;
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
@@ -14,9 +15,15 @@ use crate::wire::{ApiError, PublishRequest, PublishedEvent};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub enum PublishOutcome {
-    /// Stored with its deliveries (`202`).
+    /// Stored with its deliveries (`202`); or, for an `eventId` published
+    /// before with the same type and payload, the first answer again, with
+    /// nothing queued.
     Accepted(PublishedEvent),
-    /// `type` and/or `payload` are invalid; nothing stored (`422`).
+    /// The organization has an event of this `eventId` with another type or
+    /// payload; nothing queued (`409 event_exists`).
+    Exists(EventId),
+    /// `type`, `payload` and/or `eventId` are invalid; nothing stored
+    /// (`422`).
     Invalid(ValidationErrors),
 }
 
@@ -24,22 +31,60 @@ impl PublishOutcome {
     /// The `202` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::Invalid`].
+    /// [`ApiError::EventExists`], [`ApiError::Invalid`].
     pub fn into_result(self) -> Result<PublishedEvent, ApiError> {
         match self {
             Self::Accepted(e) => Ok(e),
+            Self::Exists(existing) => Err(ApiError::EventExists { existing }),
             Self::Invalid(errors) => Err(ApiError::Invalid(errors)),
         }
     }
 }
 
-/// Publishes an event for `tenant`: validates `request`, gives the event a
-/// new id and `now` (whole seconds) as its creation time, and enqueues one
-/// delivery per destination of the tenant enabled at this moment, in one
-/// atomic write. The `202` answer comes only after that write.
+/// Publishes an event for `tenant`: validates `request`, gives the event
+/// the client's `eventId` or a new one and `now` (whole seconds) as its
+/// creation time, and enqueues one delivery per destination of the tenant
+/// enabled at this moment, in one atomic write. The `202` answer comes only
+/// after that write.
+///
+/// An `eventId` the tenant already has (see [`Outbox::enqueue`]) queues
+/// nothing: with the same `type` and the same payload bytes it is a retry,
+/// answered with the first publish's body (its `createdAt` and
+/// `destinations`); otherwise it is [`PublishOutcome::Exists`].
+///
+/// ```
+/// # #[cfg(feature = "memory")] {
+/// use pollster::block_on;
+/// use prets_destinations::{MemoryRepo, PublishOutcome, PublishRequest, TenantId, Timestamp, publish};
+/// use rand_core::UnwrapErr;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let repo = MemoryRepo::new();
+/// let tenant: TenantId = "org_1".parse()?;
+/// let mut rng = UnwrapErr(getrandom::SysRng);
+/// let t0 = Timestamp::from_unix_seconds(1_700_000_000).ok_or("time")?;
+/// let t1 = Timestamp::from_unix_seconds(1_700_000_060).ok_or("time")?;
+/// let request = |payload: &str| {
+///     PublishRequest::new("invoice.paid", payload.to_owned())
+///         .map(|r| r.with_event_id("evt_01HF2V3J6T0Q8X5Y7Z9ABCDEFG"))
+/// };
+/// let first = block_on(publish(&repo, &tenant, request("{\"n\":1}")?, t0, &mut rng))?
+///     .into_result()?;
+/// // A retry a minute later answers as the first publish did.
+/// let again = block_on(publish(&repo, &tenant, request("{\"n\":1}")?, t1, &mut rng))?;
+/// assert_eq!(again, PublishOutcome::Accepted(first.clone()));
+/// // Another payload under the same id is refused.
+/// let other = block_on(publish(&repo, &tenant, request("{\"n\":2}")?, t1, &mut rng))?;
+/// assert_eq!(other, PublishOutcome::Exists(first.event_id));
+/// # Ok(())
+/// # }
+/// # main().unwrap();
+/// # }
+/// ```
 ///
 /// # Errors
-/// [`OpError::Repo`] with the store's own error.
+/// [`OpError::Repo`] with the store's own error, and
+/// [`OpError::IdCollisions`] if every minted id existed.
 pub async fn publish<O, G>(
     outbox: &O,
     tenant: &TenantId,
@@ -51,27 +96,51 @@ where
     O: Outbox,
     G: CryptoRng + Send + ?Sized,
 {
-    let (event_type, payload) = match request.validate() {
+    let valid = match request.validate() {
         Ok(v) => v,
         Err(errors) => return Ok(PublishOutcome::Invalid(errors)),
     };
-    let event = Event {
-        event_id: EventId::generate(now, rng),
-        event_type,
+    let mut event = Event {
+        event_id: valid
+            .event_id
+            .unwrap_or_else(|| EventId::generate(now, rng)),
+        event_type: valid.event_type,
         created_at: now.truncated(),
-        payload,
+        payload: valid.payload,
     };
-    let destinations = match outbox
-        .enqueue(tenant, &event, Target::AllEnabled)
-        .await
-        .map_err(OpError::Repo)?
-    {
-        EnqueueOutcome::Enqueued { deliveries } => deliveries,
+    let mut attempts = 1;
+    let outcome = loop {
+        let outcome = outbox
+            .enqueue(tenant, &event, Target::AllEnabled)
+            .await
+            .map_err(OpError::Repo)?;
+        // A minted id that exists is minted again, as create does.
+        match outcome {
+            EnqueueOutcome::Exists(_) if valid.event_id.is_none() => {
+                if attempts == SERVER_ID_ATTEMPTS {
+                    return Err(OpError::IdCollisions { attempts });
+                }
+                attempts += 1;
+                event.event_id = EventId::generate(now, rng);
+            }
+            outcome => break outcome,
+        }
+    };
+    Ok(match outcome {
+        EnqueueOutcome::Enqueued { deliveries } => {
+            PublishOutcome::Accepted(PublishedEvent::of(&event, deliveries))
+        }
+        EnqueueOutcome::Exists(existing) if existing.same_content(&event) => {
+            PublishOutcome::Accepted(PublishedEvent {
+                created_at: existing.created_at,
+                destinations: existing.destinations,
+                ..PublishedEvent::of(&event, 0)
+            })
+        }
+        EnqueueOutcome::Exists(_) => PublishOutcome::Exists(event.event_id),
         // Not answered for `AllEnabled`; nothing was stored.
-        EnqueueOutcome::NotFound | EnqueueOutcome::Disabled => 0,
-    };
-    Ok(PublishOutcome::Accepted(PublishedEvent::of(
-        &event,
-        destinations,
-    )))
+        EnqueueOutcome::NotFound | EnqueueOutcome::Disabled => {
+            PublishOutcome::Accepted(PublishedEvent::of(&event, 0))
+        }
+    })
 }

@@ -5,6 +5,7 @@ use serde_json::value::RawValue;
 
 use crate::delivery::{EnqueueOutcome, Event, EventType, Outbox, Payload, Target};
 use crate::id::{DestinationId, EventId};
+use crate::ops::create::SERVER_ID_ATTEMPTS;
 use crate::ops::error::OpError;
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
@@ -43,7 +44,8 @@ impl TestOutcome {
 /// to the tenant's destination `id` only.
 ///
 /// # Errors
-/// [`OpError::Repo`] with the store's own error.
+/// [`OpError::Repo`] with the store's own error, and
+/// [`OpError::IdCollisions`] if every minted id existed.
 pub async fn send_test<O, G>(
     outbox: &O,
     tenant: &TenantId,
@@ -62,23 +64,30 @@ where
         // Both are constant-shaped and valid; never reached.
         return Ok(TestOutcome::NotFound);
     };
-    let event = Event {
+    let mut event = Event {
         event_id: EventId::generate(now, rng),
         event_type,
         created_at: now.truncated(),
         payload,
     };
-    Ok(
+    for _ in 0..SERVER_ID_ATTEMPTS {
         match outbox
             .enqueue(tenant, &event, Target::Only(id))
             .await
             .map_err(OpError::Repo)?
         {
             EnqueueOutcome::Enqueued { deliveries } => {
-                TestOutcome::Accepted(PublishedEvent::of(&event, deliveries))
+                return Ok(TestOutcome::Accepted(PublishedEvent::of(
+                    &event, deliveries,
+                )));
             }
-            EnqueueOutcome::NotFound => TestOutcome::NotFound,
-            EnqueueOutcome::Disabled => TestOutcome::Disabled,
-        },
-    )
+            EnqueueOutcome::NotFound => return Ok(TestOutcome::NotFound),
+            EnqueueOutcome::Disabled => return Ok(TestOutcome::Disabled),
+            // A minted id that exists is minted again, as create does.
+            EnqueueOutcome::Exists(_) => event.event_id = EventId::generate(now, rng),
+        }
+    }
+    Err(OpError::IdCollisions {
+        attempts: SERVER_ID_ATTEMPTS,
+    })
 }

@@ -6,7 +6,7 @@ use core::fmt;
 use serde::{Serialize, Serializer};
 
 use crate::error::{Field, FieldError, ValidationErrors};
-use crate::id::DestinationId;
+use crate::id::{DestinationId, EventId};
 
 /// An error answer of any operation, from the outcome's `into_result`: an
 /// HTTP status and the body create uses for its field errors,
@@ -62,6 +62,12 @@ pub enum ApiError {
     /// [`VERSIONLESS_ATTEMPTS`](crate::ops::VERSIONLESS_ATTEMPTS) times;
     /// nothing was written. Retry later.
     Contention,
+    /// `409 event_exists`: a publish named an `eventId` the organization
+    /// already has, with another `type` or `payload`; nothing was queued.
+    EventExists {
+        /// The event that exists.
+        existing: EventId,
+    },
 }
 
 /// The kind of an [`ApiError`], without its data: the table of every
@@ -94,11 +100,13 @@ pub enum ApiErrorKind {
     Disabled,
     /// [`ApiError::Contention`].
     Contention,
+    /// [`ApiError::EventExists`].
+    EventExists,
 }
 
 impl ApiErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Invalid,
         Self::NotFound,
         Self::Conflict,
@@ -106,6 +114,7 @@ impl ApiErrorKind {
         Self::VersionExhausted,
         Self::Disabled,
         Self::Contention,
+        Self::EventExists,
     ];
 
     /// The table: each kind's status and its one error.
@@ -167,6 +176,14 @@ impl ApiErrorKind {
                     "too many concurrent changes to this destination; retry later",
                 ),
             ),
+            Self::EventExists => (
+                409,
+                one(
+                    Field::EventId,
+                    "event_exists",
+                    "an event with this eventId exists with another type or payload",
+                ),
+            ),
         }
     }
 
@@ -196,6 +213,7 @@ impl ApiError {
             Self::VersionExhausted => ApiErrorKind::VersionExhausted,
             Self::Disabled => ApiErrorKind::Disabled,
             Self::Contention => ApiErrorKind::Contention,
+            Self::EventExists { .. } => ApiErrorKind::EventExists,
         }
     }
 

@@ -13,8 +13,8 @@ mod response;
 pub use self::error::{ApiError, ApiErrorKind};
 pub use self::request::{
     AttemptPageRequest, CreateDestinationRequest, DEFAULT_PAGE_LIMIT, DestinationPatch,
-    ListAttemptsRequest, ListDestinationsRequest, MAX_PAGE_LIMIT, NewDestination, PageRequest,
-    PublishRequest, RotateSecretRequest, Rotation, UpdateDestinationRequest,
+    ListAttemptsRequest, ListDestinationsRequest, MAX_PAGE_LIMIT, NewDestination, NewEvent,
+    PageRequest, PublishRequest, RotateSecretRequest, Rotation, UpdateDestinationRequest,
 };
 pub use self::response::{
     AttemptPage, AttemptView, CreatedDestination, DeletedDestination, DestinationPage,

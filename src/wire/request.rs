@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 
 use crate::delivery::{EventType, Payload};
 use crate::error::{Field, FieldError, ValidationErrors};
-use crate::id::{AttemptId, DestinationId};
+use crate::id::{AttemptId, DestinationId, EventId};
 use crate::name::DestinationName;
 use crate::policy::HostPolicy;
 use crate::secret::GracePeriod;
@@ -656,15 +656,15 @@ impl RotateSecretRequest {
     }
 }
 
-const PUBLISH_FIELDS: &[&str; 2] = &["type", "payload"];
-const PUBLISH_EXPECTED: &str = "an object with type and payload";
+const PUBLISH_FIELDS: &[&str; 3] = &["type", "payload", "eventId"];
+const PUBLISH_EXPECTED: &str = "an object with type, payload and optionally eventId";
 
-/// The body of `POST /v1/events` (publish), as received: `type` and
-/// `payload`.
+/// The body of `POST /v1/events` (publish), as received: `type`,
+/// `payload` and an optional, client-chosen `eventId`.
 ///
 /// Deserializing checks only the shape, as for a create body: an object
-/// whose members are `type` and `payload`, each at most once; unknown and
-/// repeated members make the body malformed. Serde reads it only from
+/// whose members are among `type`, `payload` and `eventId`, each at most
+/// once; unknown and repeated members make the body malformed. Serde reads it only from
 /// `serde_json`, since the payload is kept as raw JSON text. Values are
 /// checked by [`validate`](Self::validate), every error at once.
 ///
@@ -675,12 +675,28 @@ const PUBLISH_EXPECTED: &str = "an object with type and payload";
 /// let errors = req.validate().unwrap_err();
 /// assert_eq!((errors.errors()[0].field().as_str(), errors.errors()[0].code()), ("type", "pattern"));
 /// assert!(serde_json::from_str::<PublishRequest>(r#"{"type":"a","payload":1,"extra":0}"#).is_err());
+///
+/// let req: PublishRequest = serde_json::from_str(r#"{"type":"a","payload":1,"eventId":"evt_1"}"#)?;
+/// let errors = req.validate().unwrap_err();
+/// assert_eq!((errors.errors()[0].field().as_str(), errors.errors()[0].code()), ("eventId", "pattern"));
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct PublishRequest {
     event_type: TypeMember,
     payload: Option<Box<RawValue>>,
+    event_id: Member,
+}
+
+/// A valid publish request, from [`PublishRequest::validate`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The client's `eventId`, or `None` for a server-minted one.
+    pub event_id: Option<EventId>,
+    /// The type.
+    pub event_type: EventType,
+    /// The payload, as received.
+    pub payload: Payload,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -710,17 +726,41 @@ impl PublishRequest {
         Ok(Self {
             event_type: TypeMember::String(event_type.into()),
             payload: Some(raw),
+            event_id: Member::Missing,
         })
     }
 
-    /// The type and payload, or every field error (`type` then `payload`):
-    /// `required`, `type` (not a string), the [`EventType`] codes, and
-    /// `too_large` for a payload over 256 KiB.
+    /// The same request with a client-chosen `eventId`: publishing it again
+    /// with the same type and payload answers as the first time and queues
+    /// nothing (see [`publish`](crate::ops::publish())).
+    #[must_use]
+    pub fn with_event_id(mut self, id: impl Into<String>) -> Self {
+        self.event_id = Member::String(id.into());
+        self
+    }
+
+    /// The valid request, or every field error (`eventId`, `type`, then
+    /// `payload`, the order of [`Field`]): `required`, `type` (not a string;
+    /// `null` included), the [`EventType`] codes, `too_large` for a payload
+    /// over 256 KiB, and `pattern` for an `eventId` that is not an
+    /// [`EventId`].
     ///
     /// # Errors
-    /// [`ValidationErrors`] naming `type` and/or `payload`.
-    pub fn validate(self) -> Result<(EventType, Payload), ValidationErrors> {
+    /// [`ValidationErrors`] naming `type`, `payload` and/or `eventId`.
+    pub fn validate(self) -> Result<NewEvent, ValidationErrors> {
         let mut errors = Vec::new();
+        let event_id = match self.event_id {
+            Member::Missing => Some(None),
+            Member::String(s) => keep(EventId::try_from(s), &mut errors).map(Some),
+            _ => {
+                errors.push(FieldError::new(
+                    Field::EventId,
+                    "type",
+                    "eventId must be a string",
+                ));
+                None
+            }
+        };
         let event_type = match self.event_type {
             TypeMember::String(s) => EventType::try_from(s)
                 .map_err(|e| errors.push(e.into()))
@@ -751,8 +791,12 @@ impl PublishRequest {
                 None
             }
         };
-        match (event_type, payload) {
-            (Some(t), Some(p)) => Ok((t, p)),
+        match (event_type, payload, event_id) {
+            (Some(event_type), Some(payload), Some(event_id)) => Ok(NewEvent {
+                event_id,
+                event_type,
+                payload,
+            }),
             _ => Err(ValidationErrors::from_errors(errors)),
         }
     }
@@ -815,6 +859,7 @@ impl<'de> Deserialize<'de> for PublishRequest {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PublishRequest, A::Error> {
                 let mut event_type = None;
                 let mut payload = None;
+                let mut event_id = None;
                 while let Some(i) = map.next_key_seed(KeySeed {
                     names: PUBLISH_FIELDS,
                     expected: PUBLISH_EXPECTED,
@@ -824,6 +869,11 @@ impl<'de> Deserialize<'de> for PublishRequest {
                             return Err(de::Error::duplicate_field("type"));
                         }
                         event_type = Some(map.next_value_seed(TypeSeed)?);
+                    } else if i == 2 {
+                        if event_id.is_some() {
+                            return Err(de::Error::duplicate_field("eventId"));
+                        }
+                        event_id = Some(map.next_value::<Member>()?);
                     } else {
                         if payload.is_some() {
                             return Err(de::Error::duplicate_field("payload"));
@@ -834,6 +884,7 @@ impl<'de> Deserialize<'de> for PublishRequest {
                 Ok(PublishRequest {
                     event_type: event_type.unwrap_or_default(),
                     payload,
+                    event_id: event_id.unwrap_or_default(),
                 })
             }
         }

@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use prets_destinations::conformance::outbox as kit;
+use prets_destinations::delivery::EventId;
 use prets_destinations::delivery::{
     Classification, CompleteOutcome, DisablePolicy, DisabledReason, LeaseRequest, LeaseToken,
     NextStep, Outbox, RetrySchedule,
 };
-use prets_destinations::ops::plan_finish;
+use prets_destinations::ops::{OpError, SERVER_ID_ATTEMPTS, plan_finish};
 use prets_destinations::{
     AttemptsOutcome, CreateDestinationRequest, CreateOutcome, DestinationRecord, DestinationRepo,
     ListAttemptsRequest, MemoryRepo, PublishOutcome, PublishRequest, TestOutcome,
@@ -338,6 +339,189 @@ fn publish_is_strict_and_answers_the_202_body() {
     assert!(claimed.iter().all(|c| c.lease.delivery.tenant == t));
 }
 
+/// A client's `eventId`: validated (`pattern`, `type`, named `eventId`,
+/// listed with the other fields' errors), kept as the event's id; a publish
+/// of it again with the same type and payload bytes answers the first body
+/// and queues nothing, and anything else under it is `409 event_exists`
+/// naming it. Another organization's same id is its own event.
+#[test]
+fn a_client_event_id_makes_publish_idempotent() {
+    let repo = MemoryRepo::new();
+    let t = tenant("org_1");
+    for _ in 0..2 {
+        assert!(matches!(
+            created(&repo, "org_1", "A"),
+            CreateOutcome::Created(_)
+        ));
+    }
+    let mut r = rng(23);
+    let id = "evt_01HF2V3J6T0Q8X5Y7Z9ABCDEFG";
+    for (body, want) in [
+        (
+            r#"{"type":"a","payload":1,"eventId":null}"#.to_owned(),
+            vec![("eventId", "type")],
+        ),
+        (
+            r#"{"type":"a","payload":1,"eventId":7}"#.to_owned(),
+            vec![("eventId", "type")],
+        ),
+        (
+            r#"{"type":"a","payload":1,"eventId":"evt_01hf2v3j6t0q8x5y7z9abcdefg"}"#.to_owned(),
+            vec![("eventId", "pattern")],
+        ),
+        (
+            r#"{"type":"a","payload":1,"eventId":"whk_01HF2V3J6T0Q8X5Y7Z9ABCDEFG"}"#.to_owned(),
+            vec![("eventId", "pattern")],
+        ),
+        (
+            r#"{"type":"a","payload":1,"eventId":"evt_01HF2V3J6T0Q8X5Y7Z9ABCDEFGH"}"#.to_owned(),
+            vec![("eventId", "pattern")],
+        ),
+        (
+            r#"{"type":"a","payload":1,"eventId":"evt_01HF2V3J6T0Q8X5Y7Z9ABCDEFI"}"#.to_owned(),
+            vec![("eventId", "pattern")],
+        ),
+        (
+            format!(r#"{{"type":"a","payload":1,"eventId":"{id}\n"}}"#),
+            vec![("eventId", "pattern")],
+        ),
+        (
+            r#"{"type":"a b","eventId":""}"#.to_owned(),
+            vec![
+                ("eventId", "pattern"),
+                ("type", "pattern"),
+                ("payload", "required"),
+            ],
+        ),
+    ] {
+        let req: PublishRequest = serde_json::from_str(&body).unwrap();
+        let out = block_on(publish(&repo, &t, req, now(), &mut r)).unwrap();
+        let PublishOutcome::Invalid(errors) = out else {
+            panic!("{body}: {out:?}")
+        };
+        let got: Vec<_> = errors
+            .errors()
+            .iter()
+            .map(|e| (e.field().as_str(), e.code()))
+            .collect();
+        assert_eq!(got, want, "{body}");
+    }
+    assert!(
+        serde_json::from_str::<PublishRequest>(&format!(
+            r#"{{"type":"a","payload":1,"eventId":"{id}","eventId":"{id}"}}"#
+        ))
+        .is_err()
+    );
+    let publish_body = |body: &str, at, r: &mut _| {
+        let req: PublishRequest = serde_json::from_str(body).unwrap();
+        block_on(publish(&repo, &t, req, at, r)).unwrap()
+    };
+    let body = format!(r#"{{"eventId":"{id}","type":"invoice.paid","payload":{{"a": 1}}}}"#);
+    let PublishOutcome::Accepted(first) = publish_body(&body, now(), &mut r) else {
+        panic!("the first publish")
+    };
+    assert_eq!(first.event_id.to_string(), id);
+    assert_eq!(first.destinations, 2);
+    let later = now().checked_add(Duration::from_secs(90)).unwrap();
+    // Another destination since: a retry still answers the first body.
+    assert!(matches!(
+        created(&repo, "org_1", "C"),
+        CreateOutcome::Created(_)
+    ));
+    assert_eq!(
+        publish_body(&body, later, &mut r),
+        PublishOutcome::Accepted(first.clone())
+    );
+    for other in [
+        format!(r#"{{"eventId":"{id}","type":"invoice.paid","payload":{{"a":1}}}}"#),
+        format!(r#"{{"eventId":"{id}","type":"invoice.paid","payload":{{"a": 2}}}}"#),
+        format!(r#"{{"eventId":"{id}","type":"invoice.void","payload":{{"a": 1}}}}"#),
+    ] {
+        let out = publish_body(&other, later, &mut r);
+        assert_eq!(out, PublishOutcome::Exists(first.event_id), "{other}");
+        let err = out.into_result().unwrap_err();
+        assert_eq!((err.status(), err.code()), (409, "event_exists"));
+        assert_eq!(err.errors().errors()[0].field().as_str(), "eventId");
+    }
+    let lease = LeaseRequest {
+        token: LeaseToken::generate(&mut r),
+        duration: Duration::from_secs(30),
+    };
+    let claimed = block_on(repo.claim(later, 10.into(), lease)).unwrap();
+    assert_eq!(claimed.len(), 2, "a retry queued more");
+    assert!(
+        claimed
+            .iter()
+            .all(|c| c.event.event_id == first.event_id && c.event.payload.get() == r#"{"a": 1}"#)
+    );
+    // Scoped per organization.
+    assert!(matches!(
+        created(&repo, "org_2", "B"),
+        CreateOutcome::Created(_)
+    ));
+    let req: PublishRequest = serde_json::from_str(&body).unwrap();
+    let PublishOutcome::Accepted(theirs) =
+        block_on(publish(&repo, &tenant("org_2"), req, later, &mut r)).unwrap()
+    else {
+        panic!("another organization's publish")
+    };
+    assert_eq!(
+        (theirs.event_id, theirs.created_at, theirs.destinations),
+        (first.event_id, later.truncated(), 1)
+    );
+}
+
+/// A minted id that the organization already has (a client chose it
+/// first) is minted again, never answered 409 nor merged into the other
+/// event; one that keeps colliding ends in `OpError::IdCollisions` after
+/// `SERVER_ID_ATTEMPTS`, with nothing stored.
+#[test]
+fn a_minted_event_id_that_exists_is_minted_again() {
+    let repo = MemoryRepo::new();
+    let t = tenant("org_1");
+    assert!(matches!(
+        created(&repo, "org_1", "A"),
+        CreateOutcome::Created(_)
+    ));
+    let mut r = rng(31);
+    // The ids `r` will mint, in order, taken by the client first.
+    let mut predict = r.clone();
+    let minted: Vec<EventId> = (0..SERVER_ID_ATTEMPTS + 1)
+        .map(|_| EventId::generate(now(), &mut predict))
+        .collect();
+    let mut other = rng(32);
+    let publish_as = |id: Option<EventId>, rng: &mut _| {
+        let mut req = PublishRequest::new("invoice.paid", "1".to_owned()).unwrap();
+        if let Some(id) = id {
+            req = req.with_event_id(id.to_string());
+        }
+        block_on(publish(&repo, &t, req, now(), rng))
+    };
+    let first = publish_as(Some(minted[0]), &mut other).unwrap();
+    assert!(matches!(first, PublishOutcome::Accepted(_)));
+    let PublishOutcome::Accepted(second) = publish_as(None, &mut r.clone()).unwrap() else {
+        panic!("a minted id that exists")
+    };
+    assert_eq!(second.event_id, minted[1], "minted again");
+    for id in &minted[2..] {
+        assert!(matches!(
+            publish_as(Some(*id), &mut other).unwrap(),
+            PublishOutcome::Accepted(_)
+        ));
+    }
+    // Every id `r` mints now exists: ids 0 to SERVER_ID_ATTEMPTS - 1.
+    match publish_as(None, &mut r) {
+        Err(OpError::IdCollisions { attempts }) => assert_eq!(attempts, SERVER_ID_ATTEMPTS),
+        other => panic!("{other:?}"),
+    }
+    let lease = LeaseRequest {
+        token: LeaseToken::generate(&mut other),
+        duration: Duration::from_secs(30),
+    };
+    let claimed = block_on(repo.claim(now(), 100.into(), lease)).unwrap();
+    assert_eq!(claimed.len(), minted.len(), "one delivery per stored event");
+}
+
 #[test]
 fn test_events_and_attempt_pages() {
     let repo = MemoryRepo::new();
@@ -484,4 +668,34 @@ fn test_events_and_attempt_pages() {
     let rec = block_on(repo.get(&t, id)).unwrap().unwrap();
     assert_eq!(rec.disabled_reason, Some(DisabledReason::Manual));
     let _ = Classification::Gone;
+}
+
+#[test]
+fn event_ids_are_remembered() {
+    block_on(kit::event_ids_are_remembered(&MemoryRepo::new()));
+}
+
+#[test]
+fn publish_is_idempotent_by_event_id() {
+    block_on(kit::publish_is_idempotent_by_event_id(&MemoryRepo::new()));
+}
+
+#[test]
+fn concurrent_enqueues_of_one_id_store_one() {
+    block_on(kit::concurrent_enqueues_of_one_id_store_one(
+        &MemoryRepo::new(),
+        16,
+    ));
+}
+
+#[test]
+fn expired_event_ids_are_forgotten() {
+    block_on(kit::expired_event_ids_are_forgotten(&MemoryRepo::new()));
+}
+
+#[test]
+fn a_busy_tenant_forgets_only_its_own_ids() {
+    block_on(kit::a_busy_tenant_forgets_only_its_own_ids(
+        &MemoryRepo::new(),
+    ));
 }

@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+mod fair;
 mod outbox;
 mod repo;
 mod tokens;

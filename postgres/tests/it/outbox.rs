@@ -12,7 +12,7 @@ use prets_destinations::delivery::{
     AttemptId, AttemptMeta, AttemptRecord, AttemptReport, Claimed, Classification, CompleteOutcome,
     DisablePolicy, EnqueueOutcome, Failure, FailureCause, LeaseRequest, LeaseToken, Outbox, Target,
 };
-use prets_destinations::delivery::{Event, NextStep};
+use prets_destinations::delivery::{Event, ExistingEvent, NextStep, Payload};
 use prets_destinations::ops::plan_create;
 use prets_destinations::{
     CreateDestinationRequest, DestinationRecord, DestinationRepo, InsertOutcome, KeyId,
@@ -23,15 +23,15 @@ use prets_destinations_postgres::{PgRepo, schema_version};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
-fn t0() -> Timestamp {
+pub(crate) fn t0() -> Timestamp {
     Timestamp::from_unix_seconds(1_700_000_000).unwrap()
 }
 
-fn at(secs: u64) -> Timestamp {
+pub(crate) fn at(secs: u64) -> Timestamp {
     t0().checked_add(Duration::from_secs(secs)).unwrap()
 }
 
-async fn destinations(
+pub(crate) async fn destinations(
     repo: &PgRepo,
     tenant: &TenantId,
     n: usize,
@@ -68,7 +68,7 @@ fn lease(rng: &mut ChaCha20Rng) -> LeaseRequest {
     }
 }
 
-fn report(
+pub(crate) fn report(
     c: &Claimed,
     started_at: Timestamp,
     next: NextStep,
@@ -105,12 +105,20 @@ async fn count(db: &TestDb, table: &str) -> i64 {
         .get(0)
 }
 
+/// The events stored once the sweep has run: an event is deleted by the
+/// sweep after its last delivery finished.
+async fn events_left(db: &TestDb, repo: &PgRepo) -> i64 {
+    repo.sweep_finished_events().await.unwrap();
+    count(db, "events").await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_repo_passes_the_outbox_conformance_kit() {
     let db = TestDb::new();
     let repo = db.repo().await;
     conformance::outbox::outbox_run_all(&repo).await;
     conformance::outbox::lease_exclusivity_under_concurrent_claims(&repo, 8).await;
+    conformance::outbox::concurrent_enqueues_of_one_id_store_one(&repo, 16).await;
 }
 
 /// Two nodes (two repos, two pools) claim from one database at once, in
@@ -285,7 +293,10 @@ async fn events_go_with_their_last_delivery() {
         EnqueueOutcome::Enqueued { deliveries: 2 }
     );
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (1, 2)
     );
     let claimed = repo.claim(at(1), 10.into(), lease(&mut rng)).await.unwrap();
@@ -301,7 +312,10 @@ async fn events_go_with_their_last_delivery() {
         CompleteOutcome::Recorded { disabled: None }
     );
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (1, 1)
     );
     let second = &claimed[1];
@@ -315,7 +329,10 @@ async fn events_go_with_their_last_delivery() {
         CompleteOutcome::Recorded { disabled: None }
     );
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (0, 0)
     );
     assert_eq!(count(&db, "attempts").await, 2);
@@ -334,7 +351,10 @@ async fn events_go_with_their_last_delivery() {
         RemoveOutcome::Removed
     );
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (1, 1)
     );
     assert_eq!(count(&db, "attempts").await, 1);
@@ -352,7 +372,10 @@ async fn events_go_with_their_last_delivery() {
         prets_destinations::ReplaceOutcome::Replaced
     );
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (0, 0)
     );
     // No deliveries: the event is not stored at all.
@@ -362,7 +385,7 @@ async fn events_go_with_their_last_delivery() {
             .unwrap(),
         EnqueueOutcome::Enqueued { deliveries: 0 }
     );
-    assert_eq!(count(&db, "events").await, 0);
+    assert_eq!(events_left(&db, &repo).await, 0);
 }
 
 /// Deliveries in flight when their destination is disabled leave no event
@@ -395,7 +418,10 @@ async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
         prets_destinations::ReplaceOutcome::Replaced
     );
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (3, 3),
         "the deliveries in flight were dropped by the disable"
     );
@@ -410,7 +436,10 @@ async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
     );
     assert!(repo.release(&claimed[1].lease).await.unwrap());
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (1, 1)
     );
     assert!(
@@ -420,7 +449,10 @@ async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
             .is_empty()
     );
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (0, 0)
     );
     assert_eq!(count(&db, "attempts").await, 1);
@@ -463,7 +495,10 @@ async fn racing_last_completions_leave_no_event_behind() {
         );
     }
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (0, 0)
     );
     assert_eq!(count(&db, "attempts").await, 30);
@@ -579,9 +614,10 @@ async fn migrating_from_schema_2_keeps_rows_and_their_state() {
     assert_eq!(got, want);
 }
 
-/// The schema has what the queue's statements rely on: the claim index on
-/// due time and lease expiry, and the outbox tables cascading from their
-/// destination.
+/// The schema has what the queue's statements rely on: the lane index a
+/// claim walks (tenant, destination, due time), the partial index of leased
+/// deliveries it counts a lane's live leases on, and the outbox tables
+/// cascading from their destination.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outbox_tables_cascade_and_claims_have_an_index() {
     let db = TestDb::new();
@@ -600,7 +636,13 @@ async fn the_outbox_tables_cascade_and_claims_have_an_index() {
     assert!(
         indexes
             .iter()
-            .any(|i| i.contains("(due_at_ms, lease_expires_at_ms)")),
+            .any(|i| i.contains("(tenant_id, destination_id, due_at_ms)")),
+        "{indexes:?}"
+    );
+    assert!(
+        indexes.iter().any(|i| i.contains(
+            "(tenant_id, destination_id, lease_expires_at_ms) WHERE (lease_token IS NOT NULL)"
+        )),
         "{indexes:?}"
     );
     let cascades: Vec<String> = client
@@ -722,7 +764,239 @@ async fn only_a_streak_change_waits_for_a_publish_reading_the_destination() {
     );
     assert_eq!(streak().await, (None, None));
     assert_eq!(
-        (count(&db, "events").await, count(&db, "deliveries").await),
+        (
+            events_left(&db, &repo).await,
+            count(&db, "deliveries").await
+        ),
         (0, 0)
     );
+}
+
+/// An event stored (its delivery pending) before the schema remembered
+/// event ids gets its id remembered by the migration: enqueuing the id
+/// again finds it, with its type, payload digest (PostgreSQL's `sha256` of
+/// the stored text, as `Payload::digest`) and delivery count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stored_before_event_ids_are_remembered() {
+    let db = TestDb::new();
+    db.migrate_to(schema_version() - 1).await;
+    let client = db.client().await;
+    let tenant: TenantId = "org_ids".parse().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(41);
+    let event = Event::new(
+        "test.event",
+        "{\"é\": [1, 2.50]}".to_owned(),
+        t0(),
+        &mut rng,
+    )
+    .unwrap();
+    let ms = i64::try_from(t0().unix_millis()).unwrap();
+    let dest = "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K";
+    client
+        .execute(
+            "INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,
+                 updated_at_ms, sealed_secret, secret_digest, version)
+             VALUES ($1, $2, 'old', 'https://example.com/old', $3, $3, '\\x00', '\\x00', 1)",
+            &[&tenant.as_str(), &dest, &ms],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+             VALUES ($1, $2, 'test.event', $3, $4)",
+            &[
+                &tenant.as_str(),
+                &event.event_id.to_string(),
+                &ms,
+                &event.payload.get(),
+            ],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms)
+             VALUES ($1, $2, $3, 1, $4)",
+            &[&tenant.as_str(), &event.event_id.to_string(), &dest, &ms],
+        )
+        .await
+        .unwrap();
+    let repo = db.repo().await;
+    let mut other = event.clone();
+    other.payload = Payload::from_json("2".to_owned()).unwrap();
+    for again in [&event, &other] {
+        assert_eq!(
+            repo.enqueue(&tenant, again, Target::AllEnabled)
+                .await
+                .unwrap(),
+            EnqueueOutcome::Exists(ExistingEvent::of(&event, 1))
+        );
+    }
+}
+
+/// `now()` is the database's clock: between two readings of
+/// `clock_timestamp()` taken around it (within the measurement's
+/// round-trip error), and the offset to this host's clock is what the two
+/// clocks say (both on this host here, so about zero).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn now_is_the_database_clock() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let client = db.client().await;
+    let read = || async {
+        let ms: i64 = client
+            .query_one(
+                "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        u64::try_from(ms).unwrap()
+    };
+    for _ in 0..5 {
+        let before = read().await;
+        let now = repo.now().await.unwrap().unix_millis();
+        let after = read().await;
+        assert!(
+            before.saturating_sub(50) <= now && now <= after + 50,
+            "{before} {now} {after}"
+        );
+    }
+    let system = Timestamp::try_from(std::time::SystemTime::now()).unwrap();
+    let db_now = read().await;
+    let offset = i64::try_from(db_now).unwrap() - i64::try_from(system.unix_millis()).unwrap();
+    assert!(
+        (repo.clock_offset_ms() - offset).abs() < 200,
+        "{} {offset}",
+        repo.clock_offset_ms()
+    );
+}
+
+/// Completing never locks the event row: an event's deliveries complete
+/// while another transaction holds that row `FOR UPDATE`, all ten in one
+/// `complete_all` (one transaction), each as `complete` judges it (the
+/// same lease twice in the batch: the second is lost; a stale token: lost);
+/// the event goes at the next sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_events_deliveries_complete_together_without_its_row_lock() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let mut rng = ChaCha20Rng::seed_from_u64(43);
+    let tenant: TenantId = "org_fan_out".parse().unwrap();
+    destinations(&repo, &tenant, 10, &mut rng).await;
+    let e = event(1, &mut rng);
+    assert_eq!(
+        repo.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap(),
+        EnqueueOutcome::Enqueued { deliveries: 10 }
+    );
+    let claimed = repo.claim(at(1), 10.into(), lease(&mut rng)).await.unwrap();
+    assert_eq!(claimed.len(), 10);
+
+    let holder = db.client().await;
+    holder.batch_execute("BEGIN").await.unwrap();
+    holder
+        .execute(
+            "SELECT 1 FROM events WHERE tenant_id = $1 AND event_id = $2 FOR UPDATE",
+            &[&tenant.as_str(), &e.event_id.to_string()],
+        )
+        .await
+        .unwrap();
+
+    let mut batch: Vec<_> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let next = if i % 2 == 0 {
+                NextStep::Delivered
+            } else {
+                NextStep::Failed
+            };
+            (c.lease.clone(), report(c, at(2), next, &mut rng))
+        })
+        .collect();
+    // The first lease again, and one with a token never issued.
+    batch.push((
+        claimed[0].lease.clone(),
+        report(&claimed[0], at(2), NextStep::Delivered, &mut rng),
+    ));
+    let mut stale = claimed[1].lease.clone();
+    stale.token = LeaseToken::generate(&mut rng);
+    batch.push((
+        stale,
+        report(&claimed[1], at(2), NextStep::Delivered, &mut rng),
+    ));
+    let outcomes = tokio::time::timeout(Duration::from_secs(10), repo.complete_all(batch))
+        .await
+        .expect("completing waited for the event row")
+        .unwrap();
+    let mut want = vec![CompleteOutcome::Recorded { disabled: None }; 10];
+    want.extend([CompleteOutcome::LeaseLost, CompleteOutcome::LeaseLost]);
+    assert_eq!(outcomes, want);
+    assert_eq!(count(&db, "deliveries").await, 0);
+    assert_eq!(count(&db, "attempts").await, 10);
+    // Still held by the other transaction: the sweep skips it.
+    repo.sweep_finished_events().await.unwrap();
+    assert_eq!(count(&db, "events").await, 1);
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    // Its marks stayed: the next sweep deletes it.
+    assert_eq!(events_left(&db, &repo).await, 0);
+    assert_eq!(count(&db, "finished_events").await, 0);
+}
+
+/// A publish on one node wakes the listener of another (the `NOTIFY` sent
+/// in the enqueue's transaction); a listening connection that dies is
+/// opened again, waking once (a publish may have been missed), and wakes
+/// on the next publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_on_one_node_wakes_the_listener_of_another() {
+    let db = TestDb::new();
+    let a = db.repo().await;
+    let b = db.repo().await;
+    let mut rng = ChaCha20Rng::seed_from_u64(44);
+    let tenant: TenantId = "org_listen".parse().unwrap();
+    destinations(&a, &tenant, 1, &mut rng).await;
+    let woken = Arc::new(tokio::sync::Notify::new());
+    b.listen(Arc::clone(&woken)).await.unwrap();
+    let wake = || async {
+        tokio::time::timeout(Duration::from_secs(10), woken.notified())
+            .await
+            .is_ok()
+    };
+    // Nothing published yet: no wake-up waiting.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), woken.notified())
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        a.enqueue(&tenant, &event(1, &mut rng), Target::AllEnabled)
+            .await
+            .unwrap(),
+        EnqueueOutcome::Enqueued { deliveries: 1 }
+    );
+    assert!(wake().await, "the publish on the other node woke nothing");
+
+    let admin = db.client().await;
+    let killed: Vec<bool> = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND query = 'LISTEN prets_published'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(killed, [true]);
+    assert!(wake().await, "no wake-up once listening again");
+    assert_eq!(
+        a.enqueue(&tenant, &event(2, &mut rng), Target::AllEnabled)
+            .await
+            .unwrap(),
+        EnqueueOutcome::Enqueued { deliveries: 1 }
+    );
+    assert!(wake().await, "the publish after the reconnect woke nothing");
 }

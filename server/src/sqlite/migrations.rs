@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags};
+use sha2::{Digest as _, Sha256};
 
 use super::error::{ErrorKind, SqliteError};
 
@@ -157,6 +159,25 @@ pub(super) const MIGRATIONS: &[&str] = &[
         (tenant_id, destination_id, due_at_ms, event_id, lease_expires_ms);
     CREATE INDEX deliveries_leased ON deliveries
         (tenant_id, destination_id, lease_expires_ms) WHERE lease_token IS NOT NULL;",
+    // 7: the event ids each organization published, kept past their event
+    // (see `Outbox::enqueue`): type, payload digest and delivery count, so
+    // a publish of the id again is answered as the first one. The events
+    // stored already get theirs (`sha256` is registered by `migrate_to`).
+    "CREATE TABLE event_ids (
+        tenant_id      TEXT    NOT NULL,
+        event_id       TEXT    NOT NULL,
+        created_at_ms  INTEGER NOT NULL,
+        event_type     TEXT    NOT NULL,
+        payload_sha256 BLOB    NOT NULL CHECK (length(payload_sha256) = 32),
+        destinations   INTEGER NOT NULL CHECK (destinations >= 0),
+        PRIMARY KEY (tenant_id, event_id)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX event_ids_by_age ON event_ids (tenant_id, created_at_ms);
+    INSERT INTO event_ids
+        SELECT e.tenant_id, e.event_id, e.created_at_ms, e.event_type, sha256(e.payload),
+            (SELECT count(*) FROM deliveries d
+             WHERE d.tenant_id = e.tenant_id AND d.event_id = e.event_id)
+        FROM events e;",
 ];
 
 /// The schema version this build writes: the number of migrations.
@@ -214,6 +235,13 @@ pub(super) fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), Sql
             found,
             known,
         })))?;
+    // Migration 6 digests the stored payloads as `Payload::digest` does.
+    conn.create_scalar_function(
+        "sha256",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(Sha256::digest(ctx.get_raw(0).as_bytes()?).to_vec()),
+    )?;
     for (version, sql) in MIGRATIONS.iter().enumerate().take(target).skip(start) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;

@@ -274,6 +274,79 @@ mod tests {
         }
     }
 
+    /// An event stored (its delivery pending) before the schema remembered
+    /// event ids gets its id remembered by the migration: publishing the id
+    /// again finds it, with its type, payload digest and delivery count.
+    #[tokio::test]
+    async fn events_stored_before_event_ids_are_remembered() {
+        use prets_destinations::Timestamp;
+        use prets_destinations::delivery::{
+            EnqueueOutcome, Event, ExistingEvent, Outbox as _, Target,
+        };
+
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-migrate-ids-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let tenant: TenantId = "org_ids".parse().unwrap();
+        let id: DestinationId = "whk_01HZY8ZQ5M3J9V6W2X4T7R1P0K".parse().unwrap();
+        let t0 = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+        let event = Event::new("invoice.paid", "{\"a\": 1}".to_owned(), t0, &mut os_rng()).unwrap();
+        let ms = i64::try_from(t0.unix_millis()).unwrap();
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            configure(&conn).unwrap();
+            migrate_to(&mut conn, schema_version() - 1).unwrap();
+            conn.execute(
+                "INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,
+                     updated_at_ms, sealed_secret, secret_digest)
+                 VALUES (?1, ?2, 'Old', 'https://example.com/old', ?3, ?3, x'00', x'00')",
+                params![tenant.as_str(), id.to_string(), ms],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+                 VALUES (?1, ?2, 'invoice.paid', ?3, ?4)",
+                params![
+                    tenant.as_str(),
+                    event.event_id.to_string(),
+                    ms,
+                    event.payload.get()
+                ],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms)
+                 VALUES (?1, ?2, ?3, 1, ?4)",
+                params![
+                    tenant.as_str(),
+                    event.event_id.to_string(),
+                    id.to_string(),
+                    ms
+                ],
+            )
+            .unwrap();
+        }
+        let repo = SqliteRepo::open(&path).unwrap();
+        let mut other = event.clone();
+        other.payload = prets_destinations::delivery::Payload::from_json("2".to_owned()).unwrap();
+        for again in [&event, &other] {
+            assert_eq!(
+                repo.enqueue(&tenant, again, Target::AllEnabled)
+                    .await
+                    .unwrap(),
+                EnqueueOutcome::Exists(ExistingEvent::of(&event, 1))
+            );
+        }
+        drop(repo);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
     /// A database at schema 4 (the failure streak in `streak_*` columns)
     /// opens at the current one: the streak moved to `failing_*` with its
     /// CHECK, and the outbox goes on from it (a third failure five days

@@ -25,8 +25,9 @@
 
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
-    DeliveryAfter, DeliveryKey, EnqueueOutcome, Event, EventId, FailureStreak, Lease, LeaseRequest,
-    Outbox, Target, settle,
+    DeliveryAfter, DeliveryKey, EVENT_ID_RETENTION, EVENT_IDS_FORGOTTEN_PER_ENQUEUE,
+    EnqueueOutcome, Event, EventId, EventType, ExistingEvent, FailureStreak, Lease, LeaseRequest,
+    Outbox, PayloadDigest, Target, settle,
 };
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
@@ -266,6 +267,73 @@ pub(super) fn drop_unleased(conn: &Connection, tenant: &str, destination: &str) 
     Ok(())
 }
 
+/// Remembers the tenant's event id, or gives what is remembered of it; then
+/// forgets up to [`EVENT_IDS_FORGOTTEN_PER_ENQUEUE`] of the tenant's ids
+/// past [`EVENT_ID_RETENTION`] whose event is no longer stored (the oldest
+/// first, through `event_ids_by_age`).
+fn remember(
+    conn: &Connection,
+    tenant: &str,
+    event_id: &str,
+    event: &Event,
+    destinations: usize,
+) -> JobResult<Option<ExistingEvent>> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO event_ids (tenant_id, event_id, created_at_ms, event_type,
+                 payload_sha256, destinations)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (tenant_id, event_id) DO NOTHING",
+        )?
+        .execute(params![
+            tenant,
+            event_id,
+            millis(event.created_at),
+            event.event_type.as_str(),
+            &event.payload.digest().to_bytes()[..],
+            sql_count(destinations),
+        ])?;
+    if inserted == 0 {
+        let row: (i64, String, Vec<u8>, i64) = conn
+            .prepare_cached(
+                "SELECT created_at_ms, event_type, payload_sha256, destinations FROM event_ids
+                 WHERE tenant_id = ?1 AND event_id = ?2",
+            )?
+            .query_row(params![tenant, event_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+        let (created_at, event_type, digest, destinations) = row;
+        return Ok(Some(ExistingEvent {
+            created_at: timestamp(created_at, "event id created at")?,
+            event_type: EventType::try_from(event_type)
+                .map_err(|_| SqliteError::corrupt("event id type"))?,
+            payload: PayloadDigest::from_bytes(
+                digest
+                    .try_into()
+                    .map_err(|_| SqliteError::corrupt("event id payload digest"))?,
+            ),
+            destinations: usize::try_from(destinations)
+                .map_err(|_| SqliteError::corrupt("event id destinations"))?,
+        }));
+    }
+    let retention = i64::try_from(EVENT_ID_RETENTION.as_millis()).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "DELETE FROM event_ids
+         WHERE tenant_id = ?1
+             AND event_id IN (SELECT event_id FROM event_ids
+                              WHERE tenant_id = ?1 AND created_at_ms < ?2
+                              ORDER BY created_at_ms LIMIT ?3)
+             AND NOT EXISTS (SELECT 1 FROM events e
+                             WHERE e.tenant_id = ?1 AND e.event_id = event_ids.event_id)",
+    )?
+    .execute(params![
+        tenant,
+        millis(event.created_at).saturating_sub(retention),
+        sql_count(EVENT_IDS_FORGOTTEN_PER_ENQUEUE),
+    ])?;
+    Ok(None)
+}
+
 fn enqueue(
     conn: &Connection,
     tenant: &str,
@@ -290,13 +358,16 @@ fn enqueue(
             }
         }
     };
+    let event_id = event.event_id.to_string();
+    if let Some(existing) = remember(conn, tenant, &event_id, event, ids.len())? {
+        return Ok(EnqueueOutcome::Exists(existing));
+    }
     if ids.is_empty() {
-        // Nothing to deliver: the event is not stored.
+        // Nothing to deliver: only the id is stored.
         return Ok(EnqueueOutcome::Enqueued { deliveries: 0 });
     }
-    let event_id = event.event_id.to_string();
-    // An event id enqueued again while deliveries of it are pending keeps
-    // the stored event; a delivery already pending is kept as it is.
+    // The id was new, so no event of it is stored (the ids of events
+    // stored before `event_ids` were added with it).
     conn.prepare_cached(INSERT_EVENT)?.execute(params![
         tenant,
         event_id,

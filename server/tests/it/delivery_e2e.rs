@@ -19,7 +19,7 @@ use prets_destinations::Timestamp;
 use prets_destinations_server::{Config, Running, mint_token, spawn, token_digest};
 use serde_json::{Value, json};
 
-use crate::support::client::{Client, ITEM, ROTATE, TEST, item};
+use crate::support::client::{Client, EVENTS, ITEM, ROTATE, TEST, item};
 use crate::support::process::ServerProcess;
 use crate::support::receiver::{Options, Receiver, Recorded, Reply};
 use crate::support::{CREATE_PATH, TempDir, assert_documented};
@@ -369,6 +369,51 @@ async fn a_test_event_reaches_that_destination_alone() {
     assert_eq!(attempts[0]["eventId"], json!(event_id));
     assert_eq!(attempts[0]["outcome"], json!("succeeded"));
     assert!(node.attempts(&bystander).await.is_empty());
+    node.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// 3b. A client's eventId: 16 identical publishes at once are one event,
+//     delivered once; a retry after the delivery sends nothing.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_of_one_event_id_are_delivered_once() {
+    const ID: &str = "evt_01HF2V3J6T0Q8X5Y7Z9ABCDEFG";
+    let dir = TempDir::new();
+    let rx = Receiver::start(Options::default()).await;
+    let token = mint_token();
+    let args = flags(&dir, &token, &as_strs(&delivery_flags(&dir, &rx, "1s")));
+    let node = Node::in_process(&token, &args).await;
+    let (target, _) = node.create("target", &rx.ip_url("/target")).await;
+    let body = format!(r#"{{"eventId":"{ID}","type":"invoice.paid","payload":{PAYLOAD}}}"#);
+    let mut racing = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (client, body) = (node.client.clone(), body.clone());
+        racing.spawn(async move { client.call_raw("POST", EVENTS, body.as_bytes()).await });
+    }
+    let answers = racing.join_all().await;
+    let first = answers[0].json();
+    for answer in &answers {
+        assert_eq!(answer.status, 202, "{}", answer.text());
+        assert_documented("POST", EVENTS, answer);
+        assert_eq!(answer.json(), first);
+    }
+    assert_eq!(first["eventId"], json!(ID));
+    assert_eq!(first["destinations"], json!(1));
+
+    let got = rx.wait_for(1, ARRIVAL).await;
+    let attempts = node.wait_attempts(&target, 1).await;
+    assert_eq!(attempts[0]["outcome"], json!("succeeded"));
+    // Its deliveries are done: a retry now still answers the first 202.
+    let retry = node.call_raw("POST", EVENTS, body.as_bytes()).await;
+    assert_eq!(retry.status, 202, "{}", retry.text());
+    assert_eq!(retry.json(), first);
+    settle().await;
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!(got[0].header("webhook-id"), ID);
+    assert_eq!(got[0].body, expected_body(&first, PAYLOAD));
+    assert_eq!(node.attempts(&target).await.len(), 1);
     node.stop().await;
 }
 
@@ -872,6 +917,20 @@ async fn a_tarpit_does_not_delay_another_organization(store: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_on_memory_delivers_another_organization_beside_a_tarpit() {
     a_tarpit_does_not_delay_another_organization(&["--memory"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_on_postgres_delivers_another_organization_beside_a_tarpit() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let db = prets_destinations_postgres::test_support::TestDb::new();
+    let keys = TempDir::new();
+    let key = keys.path().join("sealing-key");
+    std::fs::write(&key, format!("1 {}\n", "5a".repeat(32))).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let url = db.url();
+    let key = key.to_str().unwrap();
+    a_tarpit_does_not_delay_another_organization(&["--database", &url, "--sealing-key-file", key])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

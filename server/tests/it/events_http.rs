@@ -858,6 +858,10 @@ async fn malformed_publish_bodies_never_give_a_5xx() {
     bodies.push(br#"{"type":"a","payload":"\ud800"}"#.to_vec());
     bodies.push(b"{\"type\":\"a\",\"payload\":\"\xff\"}".to_vec());
     bodies.push(br#"{"type":"a\u0000","payload":1}"#.to_vec());
+    for id in kinds {
+        bodies.push(format!(r#"{{"type":"a","payload":1,"eventId":{id}}}"#).into_bytes());
+    }
+    bodies.push(b"{\"type\":\"a\",\"payload\":1,\"eventId\":\"evt_\xff\"}".to_vec());
     for body in bodies {
         let response = server
             .a
@@ -878,6 +882,157 @@ async fn malformed_publish_bodies_never_give_a_5xx() {
         assert_documented("POST", EVENTS, &response);
     }
     server.running.stop().await.unwrap();
+}
+
+/// The body of a publish with the client's `eventId` (payload bytes as
+/// given).
+fn with_id(id: &str, event_type: &str, payload: &str) -> Vec<u8> {
+    format!(r#"{{"eventId":"{id}","type":"{event_type}","payload":{payload}}}"#).into_bytes()
+}
+
+async fn post_bytes(client: &Client, body: &[u8]) -> Response {
+    let response = client
+        .call_with(
+            "POST",
+            EVENTS,
+            &[("Content-Type", "application/json")],
+            body,
+        )
+        .await;
+    assert_documented("POST", EVENTS, &response);
+    response
+}
+
+/// A client's `eventId` over HTTP: 16 identical publishes at once all
+/// answer the same 202 and queue one event (one delivery per destination);
+/// a retry later answers it again; another payload (other bytes, even the
+/// same JSON value) or type is `409 event_exists` naming the event; the
+/// other organization's same id is its own event; a bad id is 422 naming
+/// `eventId`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_with_an_event_id_is_idempotent_per_organization() {
+    const ID: &str = "evt_01HF2V3J6T0Q8X5Y7Z9ABCDEFG";
+    const PAYLOAD: &str = r#"{"amount": 4200, "note": "\u00e9"}"#;
+    for store in STORES {
+        let server = Server::start(store).await;
+        server.a.create("a1", HOOKS).await;
+        server.a.create("a2", HOOKS).await;
+        server.b.create("b1", HOOKS).await;
+        let body = with_id(ID, "invoice.paid", PAYLOAD);
+        let mut racing = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (client, body) = (server.a.clone(), body.clone());
+            racing.spawn(async move { post_bytes(&client, &body).await });
+        }
+        let answers: Vec<Response> = racing.join_all().await;
+        let first = answers[0].json();
+        for answer in &answers {
+            assert_eq!(assert_accepted(answer, "invoice.paid", 2), ID, "{store:?}");
+            assert_eq!(answer.json(), first, "{store:?}: not the same 202");
+        }
+        // A destination added since changes nothing for a retry.
+        server.a.create("a3", HOOKS).await;
+        let retry = post_bytes(&server.a, &body).await;
+        assert_eq!(retry.status, 202);
+        assert_eq!(retry.json(), first, "{store:?}: a retry's 202");
+
+        for other in [
+            with_id(ID, "invoice.paid", r#"{"amount":4200,"note":"\u00e9"}"#),
+            with_id(ID, "invoice.paid", r#"{"amount": 4201, "note": "\u00e9"}"#),
+            with_id(ID, "invoice.void", PAYLOAD),
+        ] {
+            let response = post_bytes(&server.a, &other).await;
+            let problem = assert_problem(&response, 409, "event_exists");
+            assert_eq!(problem["eventId"], json!(ID));
+            assert_eq!(
+                field_codes(&problem),
+                [("eventId".into(), "event_exists".into())]
+            );
+            assert!(problem.get("destinationId").is_none());
+        }
+        // Per organization: org_b's same id is its own event.
+        let theirs = post_bytes(&server.b, &with_id(ID, "invoice.void", "1")).await;
+        assert_eq!(assert_accepted(&theirs, "invoice.void", 1), ID);
+
+        for (bad, code) in [
+            (json!(null), "type"),
+            (json!(7), "type"),
+            (json!(["evt_01HF2V3J6T0Q8X5Y7Z9ABCDEFG"]), "type"),
+            (json!(""), "pattern"),
+            (json!("evt_01hf2v3j6t0q8x5y7z9abcdefg"), "pattern"),
+            (json!("EVT_01HF2V3J6T0Q8X5Y7Z9ABCDEFG"), "pattern"),
+            (json!("evt_01HF2V3J6T0Q8X5Y7Z9ABCDEF"), "pattern"),
+            (json!("evt_01HF2V3J6T0Q8X5Y7Z9ABCDEFGH"), "pattern"),
+            (json!("evt_01HF2V3J6T0Q8X5Y7Z9ABCDEFU"), "pattern"),
+            (json!("whk_01HF2V3J6T0Q8X5Y7Z9ABCDEFG"), "pattern"),
+            (json!(" evt_01HF2V3J6T0Q8X5Y7Z9ABCDEFG"), "pattern"),
+            (json!("evt_01HF2V3J6T0Q8X5Y7Z9ABCDEFG\n"), "pattern"),
+        ] {
+            let body = json!({"type": "invoice.paid", "payload": 1, "eventId": bad});
+            let response = server.a.post_event(&body).await;
+            let problem = assert_problem(&response, 422, "invalid_fields");
+            assert_eq!(
+                field_codes(&problem),
+                [("eventId".into(), code.into())],
+                "{body}"
+            );
+        }
+        // Past 128 bits, yet the published pattern admits it: accepted.
+        let wide = json!({"type": "invoice.paid", "payload": 1, "eventId": "evt_8ZZZZZZZZZZZZZZZZZZZZZZZZZ"});
+        let response = server.a.post_event(&wide).await;
+        assert_eq!(response.status, 202, "{}", response.text());
+        assert_eq!(response.json()["eventId"], "evt_8ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+        // Every field's error at once.
+        let response = server
+            .a
+            .post_event(&json!({"type": "", "eventId": "evt_"}))
+            .await;
+        let problem = assert_problem(&response, 422, "invalid_fields");
+        assert_eq!(
+            field_codes(&problem),
+            [
+                ("eventId".into(), "pattern".into()),
+                ("type".into(), "too_short".into()),
+                ("payload".into(), "required".into())
+            ]
+        );
+        // Twice in one body is malformed.
+        let twice = format!(r#"{{"eventId":"{ID}","eventId":"{ID}","type":"a","payload":1}}"#);
+        assert_problem(
+            &post_bytes(&server.a, twice.as_bytes()).await,
+            400,
+            "invalid_body",
+        );
+
+        let Server { dir, running, .. } = server;
+        running.stop().await.unwrap();
+        if let Store::Sqlite = store {
+            // What was committed: org_a's event once (two deliveries, the
+            // first payload), org_b's once.
+            let repo = SqliteRepo::open(&dir.database()).unwrap();
+            let claimed = claim_all(&repo).await;
+            let mut seen: Vec<(String, String)> = claimed
+                .iter()
+                .filter(|c| c.event.event_id.as_str() != "evt_8ZZZZZZZZZZZZZZZZZZZZZZZZZ")
+                .map(|c| {
+                    assert_eq!(c.event.event_id.to_string(), ID);
+                    (
+                        c.lease.delivery.tenant.as_str().to_owned(),
+                        c.event.payload.get().to_owned(),
+                    )
+                })
+                .collect();
+            seen.sort_unstable();
+            assert_eq!(
+                seen,
+                [
+                    ("org_a".to_owned(), PAYLOAD.to_owned()),
+                    ("org_a".to_owned(), PAYLOAD.to_owned()),
+                    ("org_b".to_owned(), "1".to_owned())
+                ]
+            );
+        }
+    }
 }
 
 /// `kill -9` of the binary right after the last 202: every acknowledged

@@ -982,3 +982,267 @@ async fn after_kill_9_of_a_node_the_other_delivers_what_it_acknowledged_within_t
     assert_eq!(rx.requests().len(), 2 * N);
     drop(b);
 }
+
+/// A client's `eventId` published 16 times at once, split over two nodes:
+/// every answer is the same 202, the database holds one event, and the
+/// receiver gets it once; another payload under the id is a 409 on either
+/// node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publishes_of_one_event_id_across_nodes_deliver_once() {
+    const ID: &str = "evt_01HZY8ZQ5M3J9V6W2X4T7R1P0K";
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let rx = Receiver::start(Options::default()).await;
+    let extra = delivery_args(&cluster, &rx);
+    let nodes = Arc::new([
+        cluster.start_with(&db.node_url("idem_a"), &extra),
+        cluster.start_with(&db.node_url("idem_b"), &extra),
+    ]);
+    let bearer = cluster.bearer();
+    let created = nodes[0]
+        .send(
+            "POST",
+            CREATE_PATH,
+            &bearer,
+            Some(&json!({"name": "Receiver", "url": rx.ip_url("/hooks")})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let body = json!({"eventId": ID, "type": "invoice.paid", "payload": {"n": 1}});
+    let barrier = Arc::new(tokio::sync::Barrier::new(16));
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (nodes, bearer, body) = (Arc::clone(&nodes), bearer.clone(), body.clone());
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                nodes[i % 2]
+                    .send("POST", "/v1/events", &bearer, Some(&body))
+                    .await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        let response = task.await.unwrap();
+        assert_eq!(response.status, 202, "{}", response.text());
+        answers.push(response.json());
+    }
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    assert_eq!(answers[0]["eventId"], json!(ID));
+    assert_eq!(answers[0]["destinations"], json!(1));
+    let client = db.client().await;
+    let stored: i64 = client
+        .query_one("SELECT count(*) FROM event_ids", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1);
+
+    rx.wait_for(1, Duration::from_secs(60)).await;
+    for node in nodes.iter() {
+        let other = json!({"eventId": ID, "type": "invoice.paid", "payload": {"n": 2}});
+        let response = node.send("POST", "/v1/events", &bearer, Some(&other)).await;
+        assert_eq!(response.status, 409, "{}", response.text());
+        assert_eq!(response.json()["eventId"], json!(ID));
+        let again = node.send("POST", "/v1/events", &bearer, Some(&body)).await;
+        assert_eq!(again.status, 202, "{}", again.text());
+        assert_eq!(again.json(), answers[0]);
+    }
+    // Past a poll interval and a lease more: no second delivery.
+    tokio::time::sleep(LEASE + Duration::from_secs(2)).await;
+    assert_eq!(webhook_ids(&rx.requests()), [ID]);
+}
+
+/// A publish on node A wakes node B's worker, whose poll interval (10
+/// minutes) would otherwise keep the delivery waiting: B listens for the
+/// `NOTIFY` of A's enqueue. The second event proves it (the first may be
+/// taken by B's first claim, made at its start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_on_one_node_wakes_the_worker_of_the_other() {
+    use prets_destinations::delivery::Outbox;
+    use prets_destinations::{
+        CreateDestinationRequest, CreateOutcome, HostPolicy, KeyId, Keyring, PublishRequest,
+        SealingKey, TenantId, create, os_rng, publish,
+    };
+    use prets_destinations_server::DeliveryConfig;
+    use prets_destinations_server::delivery::{
+        DeliveryClient, Worker, WorkerOptions, parse_root_certificates,
+    };
+    use tokio::sync::Notify;
+
+    let db = TestDb::new();
+    let a = db.repo().await;
+    let b = Arc::new(db.repo().await);
+    let rx = Receiver::start(Options::default()).await;
+    let keyring = Arc::new(Keyring::new(SealingKey::new(KeyId::new(1), &[0x42; 32]), []).unwrap());
+    let tenant: TenantId = "org_wake".parse().unwrap();
+    let created = create(
+        &a,
+        &tenant,
+        CreateDestinationRequest::new("Receiver", rx.name_url("/hooks")),
+        a.now().await.unwrap(),
+        &mut os_rng(),
+        keyring.current(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(created, CreateOutcome::Created(_)), "{created:?}");
+
+    let config = DeliveryConfig {
+        policy: HostPolicy::new().allow("127.0.0.1/32".parse().unwrap()),
+        root_certificates: parse_root_certificates(rx.cert_pem.as_bytes()).unwrap(),
+        timeout: Duration::from_secs(5),
+        ..DeliveryConfig::default()
+    };
+    let published = Arc::new(Notify::new());
+    b.listen(Arc::clone(&published)).await.unwrap();
+    let client = DeliveryClient::new(&config, crate::support::resolver::loopback()).unwrap();
+    let worker = Worker::new(Arc::clone(&b), keyring, client, &config, published)
+        .with_options(WorkerOptions::default().poll_interval(Duration::from_secs(600)))
+        .spawn();
+
+    for n in 0..2 {
+        let request = PublishRequest::new("invoice.paid", format!("{{\"n\":{n}}}")).unwrap();
+        let event = publish(&a, &tenant, request, a.now().await.unwrap(), &mut os_rng())
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap();
+        // Node A's own signal is not B's: only the NOTIFY reaches B.
+        let got = rx.wait_for(n + 1, Duration::from_secs(30)).await;
+        assert_eq!(got[n].header("webhook-id"), event.event_id.to_string());
+    }
+    // A burst of publishes at once: their notifications are sent one at a
+    // time, the last after the last commit, so none is left to the poll.
+    let a = Arc::new(a);
+    let burst: Vec<_> = (0..20)
+        .map(|n| {
+            let (a, tenant) = (Arc::clone(&a), tenant.clone());
+            tokio::spawn(async move {
+                let request =
+                    PublishRequest::new("invoice.paid", format!("{{\"burst\":{n}}}")).unwrap();
+                publish(&*a, &tenant, request, a.now().await.unwrap(), &mut os_rng())
+                    .await
+                    .unwrap()
+                    .into_result()
+                    .unwrap()
+                    .event_id
+                    .to_string()
+            })
+        })
+        .collect();
+    let mut want = Vec::new();
+    for t in burst {
+        want.push(t.await.unwrap());
+    }
+    want.sort();
+    let got = rx.wait_for(22, Duration::from_secs(30)).await;
+    let mut got = webhook_ids(&got[2..]);
+    got.sort();
+    assert_eq!(got, want);
+    worker.shutdown().await;
+}
+
+/// libfaketime's preload library, where the Debian `faketime` package puts
+/// it (any architecture), if installed.
+fn libfaketime() -> Option<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/usr/lib/faketime")];
+    if let Ok(entries) = std::fs::read_dir("/usr/lib") {
+        dirs.extend(entries.flatten().map(|e| e.path().join("faketime")));
+    }
+    dirs.push(PathBuf::from("/usr/local/lib/faketime"));
+    dirs.into_iter()
+        .map(|d| d.join("libfaketime.so.1"))
+        .find(|p| p.is_file())
+}
+
+/// Two nodes on one database, one with its clock 40 s ahead, then 40 s
+/// behind (libfaketime): 60 events to a receiver that answers in 3 s are
+/// each delivered exactly once, because claims, leases and due times go by
+/// the database's clock (the skewed node logs its offset at start). With
+/// each node's own clock, the node ahead would take over the other's
+/// leases (25 s) while their attempts run, and the node behind would have
+/// its own taken over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_with_a_skewed_clock_delivers_nothing_twice() {
+    const N: usize = 60;
+    let Some(lib) = libfaketime() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "libfaketime is not installed (Debian package faketime): required under CI"
+        );
+        eprintln!("skipped: libfaketime is not installed (apt-get install faketime)");
+        return;
+    };
+    let lib = lib.to_str().unwrap().to_owned();
+    for skew in ["+40s", "-40s"] {
+        let db = TestDb::new();
+        let cluster = Cluster::new();
+        let rx = Receiver::start(Options::default()).await;
+        for _ in 0..N {
+            rx.reply(Reply::status(204).delay(Duration::from_secs(3)));
+        }
+        let mut extra = delivery_args(&cluster, &rx);
+        // A 10 s timeout: a lease of 2 × 10 s + 5 s = 25 s, shorter than
+        // the skew.
+        let timeout = extra
+            .iter()
+            .position(|a| a == "--delivery-timeout")
+            .unwrap();
+        extra[timeout + 1] = "10s".to_owned();
+        // 16 attempts in flight on the one destination, across both nodes.
+        extra.extend(["--destination-concurrency".to_owned(), "16".to_owned()]);
+        let a = cluster.start_with(&db.node_url("clock_true"), &extra);
+        let key = cluster.key_file.to_str().unwrap().to_owned();
+        let token = cluster.token_flag();
+        let url = db.node_url("clock_skewed");
+        let mut args = vec![
+            "--database",
+            &url,
+            "--sealing-key-file",
+            &key,
+            "--api-token",
+            &token,
+        ];
+        args.extend(extra.iter().map(String::as_str));
+        let b = Node(ServerProcess::start_with_env(
+            &cluster.dir,
+            &args,
+            &[
+                ("PRETS_LOG", "info"),
+                ("LD_PRELOAD", &lib),
+                ("FAKETIME", skew),
+                ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            ],
+        ));
+        let logged = b.output();
+        assert!(
+            logged.contains("clock differs from the database"),
+            "{skew}: {logged}"
+        );
+        let bearer = cluster.bearer();
+        let created = a
+            .send(
+                "POST",
+                CREATE_PATH,
+                &bearer,
+                Some(&json!({"name": "Receiver", "url": rx.ip_url("/hooks")})),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text());
+        let nodes = [&a, &b];
+        let mut published = Vec::new();
+        for i in 0..N {
+            published.push(publish_on(nodes[i % 2], &bearer, i).await);
+        }
+        published.sort();
+        rx.wait_for(N, Duration::from_secs(120)).await;
+        // Past an answer's delay and a poll more: any second delivery of
+        // an attempt in flight would have arrived.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let mut delivered = webhook_ids(&rx.requests());
+        delivered.sort();
+        assert_eq!(delivered, published, "{skew}");
+    }
+}

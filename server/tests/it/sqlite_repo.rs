@@ -236,6 +236,7 @@ mod outbox {
         conformance::outbox::outbox_run_all(&repo).await;
         // Many more racing claims from OS threads than `run_all` uses.
         conformance::outbox::lease_exclusivity_under_concurrent_claims(&repo, 16).await;
+        conformance::outbox::concurrent_enqueues_of_one_id_store_one(&repo, 16).await;
         // The repo's own properties still hold next to the outbox's data.
         conformance::run_all(&repo).await;
     }

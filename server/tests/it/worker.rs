@@ -1225,6 +1225,12 @@ async fn memory_a_tarpit_does_not_delay_another_organization() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_tarpit_does_not_delay_another_organization() {
+    let db = prets_destinations_postgres::test_support::TestDb::new();
+    a_tarpit_does_not_delay_another_organization(Bench::over(db.repo().await, None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_tarpit_does_not_delay_another_organization() {
     a_tarpit_does_not_delay_another_organization(Bench::sqlite()).await;
 }
