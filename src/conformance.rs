@@ -626,6 +626,177 @@ pub async fn run_all<R: DestinationRepo>(repo: &R) {
     rotation_keeps_previous_secrets(repo).await;
     lifecycle_through_the_core(repo).await;
     ids_of_every_width(repo).await;
+    receiver_members_round_trip(repo).await;
+}
+
+/// What receivers expect is stored and read back exactly, through create,
+/// rotation and update: the signing secret (sealed; it opens to the one
+/// minted, and signs), `filterTypes` in order, custom headers in their
+/// order (not sorted), a multi-line description, metadata; a rotation moves
+/// the signing secret beside the bearer secret it replaced; an update
+/// turning signing off and clearing every member stores exactly that; get,
+/// list, a page and a lookup by digest all agree.
+///
+/// # Panics
+/// If the repo violates the property or returns an error.
+pub async fn receiver_members_round_trip<R: DestinationRepo>(repo: &R) {
+    use crate::ops::{RotateOutcome, UpdateOutcome, rotate, update};
+    use crate::secret::{SignedMessage, Signing};
+    use crate::wire::{RotateSecretRequest, UpdateDestinationRequest};
+
+    let mut kit = Kit::new();
+    let tenant = kit.tenant();
+    let request = kit
+        .request(None)
+        .with_signing(Signing::StandardWebhooks)
+        .with_filter_types(["invoice.*", "user.created", "*"])
+        .with_headers([("X-Zeta", "last, sorted"), ("X-Alpha", "v\ta l")])
+        .with_description("Line one\nLine two\tand a tab")
+        .with_metadata([("team", "billing"), ("a", "")]);
+    let created = create(
+        repo,
+        &tenant,
+        request,
+        kit.now,
+        &mut kit.rng,
+        kit.keyring.current(),
+    )
+    .await
+    .expect("create failed");
+    let CreateOutcome::Created(created) = created else {
+        panic!("receivers: create answered {created:?}")
+    };
+    let id = created.destination_id();
+    let stored = get(repo, &tenant, id)
+        .await
+        .expect("receivers: record gone");
+    assert_eq!(stored.signing(), Signing::StandardWebhooks);
+    assert_eq!(
+        stored.filter_types.entries().collect::<Vec<_>>(),
+        ["invoice.*", "user.created", "*"],
+        "receivers: filterTypes changed in storage"
+    );
+    assert_eq!(
+        stored.headers.expose_pairs().collect::<Vec<_>>(),
+        [("X-Zeta", "last, sorted"), ("X-Alpha", "v\ta l")],
+        "receivers: headers changed (or were reordered) in storage"
+    );
+    assert_eq!(stored.description.as_str(), "Line one\nLine two\tand a tab");
+    assert_eq!(
+        stored.metadata.iter().collect::<Vec<_>>(),
+        [("a", ""), ("team", "billing")]
+    );
+    // The stored signing secret is the one the 201 showed: it signs alike.
+    let minted = created
+        .signing_secret()
+        .expect("receivers: no signing secret");
+    let message = SignedMessage {
+        webhook_id: "evt_conformance",
+        timestamp: kit.now,
+        body: b"{}",
+    };
+    assert_eq!(
+        kit.keyring
+            .record_signature(&tenant, &stored, &message, kit.now)
+            .expect("receivers: the sealed signing secret does not open"),
+        Some(crate::secret::webhook_signature(&message, minted, [])),
+        "receivers: the stored signing secret is not the one minted"
+    );
+    for (what, found) in [
+        ("list", list(repo, &tenant).await),
+        ("page", page(repo, &tenant, None, 10).await),
+        (
+            "find_by_digest",
+            find(repo, &stored.secret_digest)
+                .await
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect(),
+        ),
+    ] {
+        assert_eq!(
+            found,
+            core::slice::from_ref(&stored),
+            "receivers: {what} disagrees with get"
+        );
+    }
+
+    let rotated = rotate(
+        repo,
+        &tenant,
+        id,
+        RotateSecretRequest::new(),
+        kit.now,
+        &mut kit.rng,
+        kit.keyring.current(),
+    )
+    .await
+    .expect("rotate failed");
+    let RotateOutcome::Rotated(rotated) = rotated else {
+        panic!("receivers: rotate answered {rotated:?}")
+    };
+    let after = get(repo, &tenant, id)
+        .await
+        .expect("receivers: record gone");
+    assert_eq!(
+        after.previous_secrets[0].sealed_signing_secret.as_ref(),
+        stored.signing_secret.as_ref(),
+        "receivers: the replaced signing secret is not kept for the grace period"
+    );
+    let new = rotated
+        .signing_secret()
+        .expect("receivers: rotation minted no signing secret");
+    assert_eq!(
+        kit.keyring
+            .record_signature(&tenant, &after, &message, kit.now)
+            .expect("receivers: sealed signing secrets do not open"),
+        Some(crate::secret::webhook_signature(&message, new, [minted])),
+        "receivers: a delivery in the grace period is not signed by both"
+    );
+
+    let clear = UpdateDestinationRequest::new()
+        .with_signing(Signing::Bearer)
+        .with_filter_types(Vec::<String>::new())
+        .with_headers(Vec::<(String, String)>::new())
+        .with_description("")
+        .with_metadata(Vec::<(String, String)>::new());
+    let updated = update(
+        repo,
+        &tenant,
+        id,
+        clear,
+        kit.now,
+        &mut kit.rng,
+        kit.keyring.current(),
+    )
+    .await
+    .expect("update failed");
+    let UpdateOutcome::Updated(updated) = updated else {
+        panic!("receivers: update answered {updated:?}")
+    };
+    let cleared = get(repo, &tenant, id)
+        .await
+        .expect("receivers: record gone");
+    assert_eq!(cleared.signing(), Signing::Bearer);
+    assert!(
+        cleared
+            .previous_secrets
+            .iter()
+            .all(|p| p.sealed_signing_secret.is_none()),
+        "receivers: signing off kept a signing secret"
+    );
+    assert!(
+        cleared.filter_types.is_empty()
+            && cleared.headers.is_empty()
+            && cleared.description.is_empty()
+            && cleared.metadata.is_empty(),
+        "receivers: an update did not replace the whole list or map"
+    );
+    assert_eq!(
+        crate::wire::DestinationView::from(&cleared),
+        *updated.view(),
+        "receivers: the update's view is not what was stored"
+    );
 }
 
 /// Client ids across the whole pattern, including those wider than a 128-bit
@@ -1321,12 +1492,14 @@ pub async fn concurrent_versionless_updates_all_apply<R: DestinationRepo>(repo: 
     );
     let names: Vec<String> = (0..tasks).map(|i| format!("Writer {i}")).collect();
     let (now, tenant_ref, racing) = (kit.now, &tenant, &Interleaved(repo));
+    let key = kit.keyring.current();
     let outcomes = join_all(
         names
             .iter()
             .map(|name| async move {
                 let request = crate::wire::UpdateDestinationRequest::new().with_name(name.as_str());
-                crate::ops::update(racing, tenant_ref, id, request, now).await
+                let mut rng = UnwrapErr(getrandom::SysRng);
+                crate::ops::update(racing, tenant_ref, id, request, now, &mut rng, key).await
             })
             .collect(),
     )
@@ -1476,6 +1649,7 @@ pub async fn concurrent_versioned_updates_one_wins<R: DestinationRepo>(repo: &R,
     );
     let names: Vec<String> = (0..tasks).map(|i| format!("Writer {i}")).collect();
     let (now, tenant_ref, racing) = (kit.now, &tenant, &Interleaved(repo));
+    let key = kit.keyring.current();
     let outcomes = join_all(
         names
             .iter()
@@ -1483,7 +1657,8 @@ pub async fn concurrent_versioned_updates_one_wins<R: DestinationRepo>(repo: &R,
                 let request = crate::wire::UpdateDestinationRequest::new()
                     .with_name(name.as_str())
                     .with_version(1);
-                crate::ops::update(racing, tenant_ref, id, request, now).await
+                let mut rng = UnwrapErr(getrandom::SysRng);
+                crate::ops::update(racing, tenant_ref, id, request, now, &mut rng, key).await
             })
             .collect(),
     )
@@ -1755,7 +1930,7 @@ pub async fn lifecycle_through_the_core<R: DestinationRepo>(repo: &R) {
     let patch = crate::wire::UpdateDestinationRequest::new()
         .with_name("Renamed")
         .with_version(1);
-    let updated = crate::ops::update(repo, &tenant, id, patch.clone(), later)
+    let updated = crate::ops::update(repo, &tenant, id, patch.clone(), later, &mut rng, key)
         .await
         .expect("update failed");
     let crate::ops::UpdateOutcome::Updated(view) = updated else {
@@ -1789,7 +1964,7 @@ pub async fn lifecycle_through_the_core<R: DestinationRepo>(repo: &R) {
         "lifecycle: update touched the secret"
     );
     assert_eq!(
-        crate::ops::update(repo, &tenant, id, patch, later)
+        crate::ops::update(repo, &tenant, id, patch, later, &mut rng, key)
             .await
             .expect("update failed"),
         crate::ops::UpdateOutcome::VersionMismatch,
@@ -1812,7 +1987,9 @@ pub async fn lifecycle_through_the_core<R: DestinationRepo>(repo: &R) {
             &tenant,
             missing,
             crate::wire::UpdateDestinationRequest::new(),
-            later
+            later,
+            &mut rng,
+            key,
         )
         .await
         .expect("update failed"),

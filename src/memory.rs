@@ -8,8 +8,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Wea
 use crate::delivery::{
     AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome, DeliveryAfter,
     DeliveryKey, EVENT_ID_RETENTION, EVENT_IDS_FORGOTTEN_PER_ENQUEUE, EnqueueOutcome, Event,
-    ExistingEvent, FailureStreak, FairQueue, Lease, LeaseRequest, LeaseToken, Outbox, Target,
-    settle,
+    ExistingEvent, FailureStreak, FairQueue, FilterTypes, Lease, LeaseRequest, LeaseToken, Outbox,
+    Target, settle,
 };
 use crate::id::{AttemptId, DestinationId, EventId};
 use crate::record::DestinationRecord;
@@ -47,6 +47,10 @@ pub struct MemoryRepo {
 struct Inner {
     tenants: HashMap<TenantId, BTreeMap<DestinationId, DestinationRecord>>,
     by_digest: HashMap<SecretDigest, Vec<(TenantId, DestinationId)>>,
+    /// Each tenant's destinations by filter index key
+    /// ([`FilterTypes::index_keys`]): an event finds the destinations it
+    /// goes to by looking up its matching keys, without reading the others.
+    by_filter: HashMap<TenantId, HashMap<Box<str>, BTreeSet<DestinationId>>>,
     outbox: Queue,
     published: HashMap<TenantId, PublishedIds>,
 }
@@ -234,7 +238,10 @@ impl DestinationRepo for MemoryRepo {
     ) -> Result<InsertOutcome, Infallible> {
         let mut inner = self.write();
         let Inner {
-            tenants, by_digest, ..
+            tenants,
+            by_digest,
+            by_filter,
+            ..
         } = &mut *inner;
         let records = tenants.entry(tenant.clone()).or_default();
         match records.entry(record.destination_id) {
@@ -242,6 +249,7 @@ impl DestinationRepo for MemoryRepo {
             Entry::Vacant(slot) => {
                 slot.insert(record.clone());
                 index(by_digest, tenant, record);
+                index_filter(by_filter, tenant, record);
                 Ok(InsertOutcome::Inserted)
             }
         }
@@ -317,6 +325,7 @@ impl DestinationRepo for MemoryRepo {
         let Inner {
             tenants,
             by_digest,
+            by_filter,
             outbox,
             ..
         } = &mut *inner;
@@ -334,8 +343,10 @@ impl DestinationRepo for MemoryRepo {
             outbox.set_streak(tenant, record.destination_id, None);
         }
         unindex(by_digest, tenant, stored);
+        unindex_filter(by_filter, tenant, stored);
         *stored = record.clone();
         index(by_digest, tenant, stored);
+        index_filter(by_filter, tenant, stored);
         if !record.enabled {
             outbox.drop_unleased(tenant, record.destination_id);
         }
@@ -351,6 +362,7 @@ impl DestinationRepo for MemoryRepo {
         let Inner {
             tenants,
             by_digest,
+            by_filter,
             outbox,
             ..
         } = &mut *inner;
@@ -364,6 +376,7 @@ impl DestinationRepo for MemoryRepo {
             tenants.remove(tenant);
         }
         unindex(by_digest, tenant, &removed);
+        unindex_filter(by_filter, tenant, &removed);
         outbox.forget(tenant, id);
         Ok(RemoveOutcome::Removed)
     }
@@ -379,20 +392,33 @@ impl Outbox for MemoryRepo {
         let mut inner = self.write();
         let Inner {
             tenants,
+            by_filter,
             outbox,
             published,
             ..
         } = &mut *inner;
         let records = tenants.get(tenant);
         let ids: Vec<DestinationId> = match target {
-            Target::AllEnabled => records
-                .map(|r| {
-                    r.values()
-                        .filter(|r| r.enabled)
-                        .map(|r| r.destination_id)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            Target::AllEnabled => {
+                // The destinations whose filter matches, found by key; then
+                // only those are read, to keep the enabled ones.
+                let mut matching = BTreeSet::new();
+                if let Some(keys) = by_filter.get(tenant) {
+                    for key in FilterTypes::keys_matching(&event.event_type) {
+                        if let Some(ids) = keys.get(key.as_str()) {
+                            matching.extend(ids.iter().copied());
+                        }
+                    }
+                }
+                matching
+                    .into_iter()
+                    .filter(|id| {
+                        records
+                            .and_then(|r| r.get(id))
+                            .is_some_and(|r| r.enabled && r.filter_types.matches(&event.event_type))
+                    })
+                    .collect()
+            }
             Target::Only(id) => match records.and_then(|r| r.get(&id)) {
                 None => return Ok(EnqueueOutcome::NotFound),
                 Some(r) if !r.enabled => return Ok(EnqueueOutcome::Disabled),
@@ -615,6 +641,40 @@ fn index(
         if !hits.contains(&key) {
             hits.push(key);
         }
+    }
+}
+
+fn index_filter(
+    by_filter: &mut HashMap<TenantId, HashMap<Box<str>, BTreeSet<DestinationId>>>,
+    tenant: &TenantId,
+    record: &DestinationRecord,
+) {
+    let keys = by_filter.entry(tenant.clone()).or_default();
+    for key in record.filter_types.index_keys() {
+        keys.entry(key.into())
+            .or_default()
+            .insert(record.destination_id);
+    }
+}
+
+fn unindex_filter(
+    by_filter: &mut HashMap<TenantId, HashMap<Box<str>, BTreeSet<DestinationId>>>,
+    tenant: &TenantId,
+    record: &DestinationRecord,
+) {
+    let Some(keys) = by_filter.get_mut(tenant) else {
+        return;
+    };
+    for key in record.filter_types.index_keys() {
+        if let Some(ids) = keys.get_mut(key) {
+            ids.remove(&record.destination_id);
+            if ids.is_empty() {
+                keys.remove(key);
+            }
+        }
+    }
+    if keys.is_empty() {
+        by_filter.remove(tenant);
     }
 }
 

@@ -6,9 +6,16 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::delivery::filter::FilterTypes;
+use crate::description::Description;
+use crate::headers::CustomHeaders;
 use crate::id::DestinationId;
+use crate::metadata::Metadata;
 use crate::name::DestinationName;
-use crate::secret::{Keyring, OpenError, SealedSecret, SecretDigest, SecretSet};
+use crate::secret::{
+    Keyring, OpenError, SealedSecret, SealedSigningSecret, SecretDigest, SecretSet, SignedMessage,
+    Signing,
+};
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
 use crate::url::DestinationUrl;
@@ -60,6 +67,25 @@ pub struct DestinationRecord {
     /// when `enabled`. Missing in a stored form means `None`.
     #[serde(default)]
     pub disabled_reason: Option<DisabledReason>,
+    /// The Standard Webhooks signing secret, sealed like the bearer secret
+    /// (for the same tenant and id): `Some` exactly when the destination's
+    /// [`signing`](Self::signing) is `standard-webhooks`. Missing in a
+    /// stored form means `None` (bearer only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<SealedSigningSecret>,
+    /// The event types it receives; empty means every event.
+    #[serde(default, skip_serializing_if = "FilterTypes::is_empty")]
+    pub filter_types: FilterTypes,
+    /// The custom headers every delivery carries.
+    #[serde(default, skip_serializing_if = "CustomHeaders::is_empty")]
+    pub headers: CustomHeaders,
+    /// Free text, stored and returned, never interpreted; empty means none.
+    #[serde(default, skip_serializing_if = "Description::is_empty")]
+    pub description: Description,
+    /// The client's string-to-string map, stored and returned, never
+    /// interpreted.
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
 }
 
 const fn enabled_by_default() -> bool {
@@ -67,6 +93,17 @@ const fn enabled_by_default() -> bool {
 }
 
 impl DestinationRecord {
+    /// How its deliveries are signed: `standard-webhooks` exactly when it
+    /// holds a signing secret.
+    #[must_use]
+    pub const fn signing(&self) -> Signing {
+        if self.signing_secret.is_some() {
+            Signing::StandardWebhooks
+        } else {
+            Signing::Bearer
+        }
+    }
+
     /// The record disabled for `reason` at `now`: `enabled` false,
     /// `disabled_reason` set, `updated_at` = `now` (whole seconds, never
     /// before the last change), version + 1. `None` only if the version
@@ -150,6 +187,11 @@ pub struct PreviousSecret {
     /// The first instant at which the secret is no longer accepted (whole
     /// seconds).
     pub expires_at: Timestamp,
+    /// The signing secret rotated out with it, when the destination signed
+    /// its deliveries then: until `expires_at`, deliveries carry a signature
+    /// under it too. Missing in a stored form means `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_signing_secret: Option<SealedSigningSecret>,
 }
 
 impl DestinationRecord {
@@ -202,5 +244,33 @@ impl Keyring {
             return Err(OpenError::digest_mismatch());
         }
         Ok(secret.authorization_header())
+    }
+
+    /// The `webhook-signature` header value of a delivery of `message` to
+    /// `tenant`'s `record` at `now`, or `None` when the record does not sign
+    /// (`bearer`): a signature under the current signing secret, then one
+    /// under each signing secret of a previous secret still in its grace
+    /// period at `now`, newest first (`v1,<new> v1,<old>`).
+    ///
+    /// # Errors
+    /// [`OpenError`] if a sealed signing secret does not open (see
+    /// [`Keyring::webhook_signature`]).
+    pub fn record_signature(
+        &self,
+        tenant: &TenantId,
+        record: &DestinationRecord,
+        message: &SignedMessage<'_>,
+        now: Timestamp,
+    ) -> Result<Option<String>, OpenError> {
+        let Some(current) = &record.signing_secret else {
+            return Ok(None);
+        };
+        let previous = record
+            .previous_secrets
+            .iter()
+            .filter(|p| p.expires_at > now)
+            .filter_map(|p| p.sealed_signing_secret.as_ref());
+        self.webhook_signature(tenant, record.destination_id, current, previous, message)
+            .map(Some)
     }
 }

@@ -19,7 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
     DeliveryKey, EVENT_ID_RETENTION, EVENT_IDS_FORGOTTEN_PER_ENQUEUE, EnqueueOutcome, Event,
-    EventId, EventType, ExistingEvent, Lease, LeaseRequest, Outbox, Payload, PayloadDigest, Target,
+    EventId, EventType, ExistingEvent, FilterTypes, Lease, LeaseRequest, Outbox, Payload,
+    PayloadDigest, Target,
 };
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use tokio_postgres::Row;
@@ -35,14 +36,16 @@ use crate::rows::{decode, limit, millis, timestamp};
 /// the number of its destinations with deliveries.
 const LANE_SCAN: i32 = 256;
 
-/// The destinations (columns 0 to 13, as [`select`](crate::rows::select)
-/// reads them) and events (14: the event id, 15: the claim's `o_seq`, 16 to
-/// 18: type, creation time, payload) of the deliveries a claim leased.
+/// The destinations (columns 0 to 21, as [`select`](crate::rows::select)
+/// reads them) and events (22: the event id, 23: the claim's `o_seq`, 24 to
+/// 26: type, creation time, payload) of the deliveries a claim leased.
 const CLAIMED_RECORDS: &str =
     "SELECT d.tenant_id, d.destination_id, d.name, d.url, d.created_at_ms,
          d.updated_at_ms, d.sealed_secret, d.secret_digest, d.version, d.enabled,
          d.disabled_reason, COALESCE(p.sealed, '{}'), COALESCE(p.digests, '{}'),
-         COALESCE(p.expires, '{}'), k.event_id, k.seq, e.event_type, e.created_at_ms, e.payload
+         COALESCE(p.expires, '{}'), COALESCE(p.signing, '{}'), d.sealed_signing_secret,
+         d.filter_types, d.header_names, d.header_values, d.description, d.metadata_keys,
+         d.metadata_values, k.event_id, k.seq, e.event_type, e.created_at_ms, e.payload
      FROM UNNEST($1::INTEGER[], $2::TEXT[], $3::TEXT[], $4::TEXT[])
          AS k(seq, tenant_id, event_id, destination_id)
      JOIN destinations d ON d.tenant_id = k.tenant_id AND d.destination_id = k.destination_id
@@ -50,7 +53,8 @@ const CLAIMED_RECORDS: &str =
      LEFT JOIN LATERAL (
          SELECT array_agg(s.sealed_secret ORDER BY s.position) AS sealed,
                 array_agg(s.secret_digest ORDER BY s.position) AS digests,
-                array_agg(s.expires_at_ms ORDER BY s.position) AS expires
+                array_agg(s.expires_at_ms ORDER BY s.position) AS expires,
+                array_agg(s.sealed_signing_secret ORDER BY s.position) AS signing
          FROM previous_secrets s
          WHERE s.tenant_id = d.tenant_id AND s.destination_id = d.destination_id
      ) p ON true
@@ -148,6 +152,7 @@ impl Outbox for PgRepo {
         let tenant = tenant.as_str().to_owned();
         let event_id = event.event_id.to_string();
         let event_type = event.event_type.as_str().to_owned();
+        let keys = FilterTypes::keys_matching(&event.event_type);
         let created_at = millis(event.created_at);
         let payload = event.payload.get().to_owned();
         let digest = event.payload.digest().to_bytes().to_vec();
@@ -161,14 +166,21 @@ impl Outbox for PgRepo {
             // was disabled meanwhile is re-checked and left out.
             let ids: Vec<String> = match target {
                 Target::AllEnabled => {
+                    // Only the destinations indexed under a key the event's
+                    // type matches (its type, `*`, each prefix and `*`):
+                    // index lookups on `destination_filters`, never a read
+                    // of every destination of the tenant.
                     let stmt = tx
                         .prepare_cached(
-                            "SELECT destination_id FROM destinations
-                             WHERE tenant_id = $1 AND enabled
-                             ORDER BY destination_id FOR SHARE",
+                            "SELECT d.destination_id FROM destinations d
+                             WHERE d.tenant_id = $1 AND d.enabled
+                                 AND d.destination_id IN (
+                                     SELECT f.destination_id FROM destination_filters f
+                                     WHERE f.tenant_id = $1 AND f.filter_key = ANY($2))
+                             ORDER BY d.destination_id FOR SHARE",
                         )
                         .await?;
-                    tx.query(&stmt, &[&tenant])
+                    tx.query(&stmt, &[&tenant, &keys])
                         .await?
                         .iter()
                         .map(|r| r.try_get(0))
@@ -352,7 +364,7 @@ impl Outbox for PgRepo {
                 for row in &records {
                     if !row.try_get::<_, bool>(9)? {
                         off[0].push(row.try_get::<_, String>(0)?);
-                        off[1].push(row.try_get::<_, String>(14)?);
+                        off[1].push(row.try_get::<_, String>(22)?);
                         off[2].push(row.try_get::<_, String>(1)?);
                     }
                 }
@@ -397,7 +409,7 @@ impl Outbox for PgRepo {
         self.sweep_in_background();
         let mut by_seq: BTreeMap<i32, &Row> = BTreeMap::new();
         for row in &records {
-            by_seq.insert(row.try_get(15)?, row);
+            by_seq.insert(row.try_get(23)?, row);
         }
         let mut claimed = Vec::with_capacity(picked.len());
         for row in &picked {
@@ -424,7 +436,7 @@ impl Outbox for PgRepo {
                     },
                     expires_at,
                 },
-                event: event_from(record, 16, event_id)?,
+                event: event_from(record, 24, event_id)?,
                 attempt: u32_from(row.try_get(4)?, "attempt")?,
                 destination,
             });

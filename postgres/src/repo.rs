@@ -289,6 +289,15 @@ struct Columns {
     previous_sealed: Vec<Vec<u8>>,
     previous_digests: Vec<Vec<u8>>,
     previous_expires: Vec<i64>,
+    previous_signing: Vec<Option<Vec<u8>>>,
+    sealed_signing_secret: Option<Vec<u8>>,
+    filter_types: Vec<String>,
+    filter_keys: Vec<String>,
+    header_names: Vec<String>,
+    header_values: Vec<String>,
+    description: String,
+    metadata_keys: Vec<String>,
+    metadata_values: Vec<String>,
 }
 
 impl Columns {
@@ -324,6 +333,27 @@ impl Columns {
                 .iter()
                 .map(|p| millis(p.expires_at))
                 .collect(),
+            previous_signing: r
+                .previous_secrets
+                .iter()
+                .map(|p| {
+                    p.sealed_signing_secret
+                        .as_ref()
+                        .map(|s| s.to_bytes().to_vec())
+                })
+                .collect(),
+            sealed_signing_secret: r.signing_secret.as_ref().map(|s| s.to_bytes().to_vec()),
+            filter_types: r.filter_types.entries().map(str::to_owned).collect(),
+            filter_keys: r.filter_types.index_keys().map(str::to_owned).collect(),
+            header_names: r.headers.names().map(str::to_owned).collect(),
+            header_values: r
+                .headers
+                .expose_pairs()
+                .map(|(_, v)| v.to_owned())
+                .collect(),
+            description: r.description.as_str().to_owned(),
+            metadata_keys: r.metadata.iter().map(|(k, _)| k.to_owned()).collect(),
+            metadata_values: r.metadata.iter().map(|(_, v)| v.to_owned()).collect(),
         })
     }
 
@@ -339,10 +369,10 @@ impl Columns {
         let stmt = tx
             .prepare_cached(
                 "INSERT INTO previous_secrets (tenant_id, destination_id, position, sealed_secret,
-                     secret_digest, expires_at_ms)
-                 SELECT $1, $2, u.position, u.sealed, u.digest, u.expires
-                 FROM UNNEST($3::INTEGER[], $4::BYTEA[], $5::BYTEA[], $6::BIGINT[])
-                     AS u(position, sealed, digest, expires)",
+                     secret_digest, expires_at_ms, sealed_signing_secret)
+                 SELECT $1, $2, u.position, u.sealed, u.digest, u.expires, u.signing
+                 FROM UNNEST($3::INTEGER[], $4::BYTEA[], $5::BYTEA[], $6::BIGINT[], $7::BYTEA[])
+                     AS u(position, sealed, digest, expires, signing)",
             )
             .await?;
         tx.execute(
@@ -354,9 +384,37 @@ impl Columns {
                 &self.previous_sealed,
                 &self.previous_digests,
                 &self.previous_expires,
+                &self.previous_signing,
             ],
         )
         .await?;
+        Ok(())
+    }
+
+    /// Indexes the destination under its filter's keys, replacing what was
+    /// indexed for it unless `fresh` (a row just inserted), in one
+    /// statement each.
+    async fn write_filter_keys(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        fresh: bool,
+    ) -> Result<(), PgError> {
+        if !fresh {
+            let delete = tx
+                .prepare_cached(
+                    "DELETE FROM destination_filters WHERE tenant_id = $1 AND destination_id = $2",
+                )
+                .await?;
+            tx.execute(&delete, &[&self.tenant, &self.id]).await?;
+        }
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO destination_filters (tenant_id, filter_key, destination_id)
+                 SELECT $1, k, $2 FROM UNNEST($3::TEXT[]) AS k",
+            )
+            .await?;
+        tx.execute(&insert, &[&self.tenant, &self.id, &self.filter_keys])
+            .await?;
         Ok(())
     }
 }
@@ -376,8 +434,11 @@ impl DestinationRepo for PgRepo {
             let stmt = tx
                 .prepare_cached(
                     "INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,
-                         updated_at_ms, sealed_secret, secret_digest, version, enabled, disabled_reason)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                         updated_at_ms, sealed_secret, secret_digest, version, enabled, disabled_reason,
+                         sealed_signing_secret, filter_types, header_names, header_values,
+                         description, metadata_keys, metadata_values)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                         $17, $18)
                      ON CONFLICT (tenant_id, destination_id) DO NOTHING",
                 )
                 .await?;
@@ -396,6 +457,13 @@ impl DestinationRepo for PgRepo {
                         &c.version,
                         &c.enabled,
                         &c.disabled_reason,
+                        &c.sealed_signing_secret,
+                        &c.filter_types,
+                        &c.header_names,
+                        &c.header_values,
+                        &c.description,
+                        &c.metadata_keys,
+                        &c.metadata_values,
                     ],
                 )
                 .await?;
@@ -404,6 +472,7 @@ impl DestinationRepo for PgRepo {
                 return Ok(InsertOutcome::Duplicate);
             }
             c.insert_previous(&tx).await?;
+            c.write_filter_keys(&tx, true).await?;
             tx.commit().await?;
             Ok(InsertOutcome::Inserted)
         })
@@ -511,7 +580,10 @@ impl DestinationRepo for PgRepo {
                          failing_since_ms =
                              CASE WHEN $11 AND NOT enabled THEN NULL ELSE failing_since_ms END,
                          failing_attempts =
-                             CASE WHEN $11 AND NOT enabled THEN NULL ELSE failing_attempts END
+                             CASE WHEN $11 AND NOT enabled THEN NULL ELSE failing_attempts END,
+                         sealed_signing_secret = $13, filter_types = $14, header_names = $15,
+                         header_values = $16, description = $17, metadata_keys = $18,
+                         metadata_values = $19
                      WHERE tenant_id = $1 AND destination_id = $2 AND version = $10",
                 )
                 .await?;
@@ -531,6 +603,13 @@ impl DestinationRepo for PgRepo {
                         &expected,
                         &c.enabled,
                         &c.disabled_reason,
+                        &c.sealed_signing_secret,
+                        &c.filter_types,
+                        &c.header_names,
+                        &c.header_values,
+                        &c.description,
+                        &c.metadata_keys,
+                        &c.metadata_values,
                     ],
                 )
                 .await?;
@@ -542,6 +621,7 @@ impl DestinationRepo for PgRepo {
                     .await?;
                 tx.execute(&delete, &[&c.tenant, &c.id]).await?;
                 c.insert_previous(&tx).await?;
+                c.write_filter_keys(&tx, false).await?;
                 if !c.enabled {
                     // Disabled: its pending deliveries not in flight are
                     // finished now, in the same write (see `Outbox`'s

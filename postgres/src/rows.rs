@@ -2,7 +2,11 @@
 //! `u64`'s bits in a `BIGINT`, and the destination record read back with its
 //! previous secrets in one statement.
 
-use prets_destinations::delivery::DisabledReason;
+use prets_destinations::delivery::{DisabledReason, FilterTypes};
+use prets_destinations::description::Description;
+use prets_destinations::headers::CustomHeaders;
+use prets_destinations::metadata::Metadata;
+use prets_destinations::secret::SealedSigningSecret;
 use prets_destinations::{
     DestinationId, DestinationName, DestinationRecord, DestinationUrl, PreviousSecret,
     SealedSecret, SecretDigest, Timestamp,
@@ -19,13 +23,16 @@ pub(crate) fn select(filter: &str, limit: &str) -> String {
     format!(
         "SELECT d.tenant_id, d.destination_id, d.name, d.url, d.created_at_ms, d.updated_at_ms,
              d.sealed_secret, d.secret_digest, d.version, d.enabled, d.disabled_reason,
-             COALESCE(p.sealed, '{{}}'), COALESCE(p.digests, '{{}}'), COALESCE(p.expires, '{{}}')
+             COALESCE(p.sealed, '{{}}'), COALESCE(p.digests, '{{}}'), COALESCE(p.expires, '{{}}'),
+             COALESCE(p.signing, '{{}}'), d.sealed_signing_secret, d.filter_types,
+             d.header_names, d.header_values, d.description, d.metadata_keys, d.metadata_values
          FROM (SELECT * FROM destinations d WHERE {filter}
                ORDER BY d.tenant_id, d.destination_id {limit}) d
          LEFT JOIN LATERAL (
              SELECT array_agg(s.sealed_secret ORDER BY s.position) AS sealed,
                     array_agg(s.secret_digest ORDER BY s.position) AS digests,
-                    array_agg(s.expires_at_ms ORDER BY s.position) AS expires
+                    array_agg(s.expires_at_ms ORDER BY s.position) AS expires,
+                    array_agg(s.sealed_signing_secret ORDER BY s.position) AS signing
              FROM previous_secrets s
              WHERE s.tenant_id = d.tenant_id AND s.destination_id = d.destination_id
          ) p ON true
@@ -61,6 +68,15 @@ fn digest(bytes: &[u8], column: &'static str) -> Result<SecretDigest, PgError> {
     Ok(SecretDigest::from_bytes(bytes))
 }
 
+fn signing_secret(
+    bytes: Option<&[u8]>,
+    column: &'static str,
+) -> Result<Option<SealedSigningSecret>, PgError> {
+    bytes
+        .map(|b| SealedSigningSecret::from_bytes(b).map_err(|_| PgError::corrupt(column)))
+        .transpose()
+}
+
 pub(crate) fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -71,22 +87,40 @@ pub(crate) fn decode(row: &Row) -> Result<(String, DestinationRecord), PgError> 
     let sealed: Vec<Vec<u8>> = row.try_get(11)?;
     let digests: Vec<Vec<u8>> = row.try_get(12)?;
     let expires: Vec<i64> = row.try_get(13)?;
-    if sealed.len() != digests.len() || sealed.len() != expires.len() {
+    let signing: Vec<Option<Vec<u8>>> = row.try_get(14)?;
+    if sealed.len() != digests.len()
+        || sealed.len() != expires.len()
+        || sealed.len() != signing.len()
+    {
         return Err(PgError::corrupt("previous secrets"));
     }
     let previous_secrets = sealed
         .iter()
         .zip(&digests)
         .zip(&expires)
-        .map(|((sealed, d), expires_at)| {
+        .zip(signing)
+        .map(|(((sealed, d), expires_at), signing)| {
             Ok(PreviousSecret {
                 sealed_secret: SealedSecret::from_bytes(sealed)
                     .map_err(|_| PgError::corrupt("previous sealed secret"))?,
                 secret_digest: digest(d, "previous secret digest")?,
                 expires_at: timestamp(*expires_at, "previous secret expiry")?,
+                sealed_signing_secret: signing_secret(
+                    signing.as_deref(),
+                    "previous signing secret",
+                )?,
             })
         })
         .collect::<Result<Vec<_>, PgError>>()?;
+    let pairs = |names: usize, values: usize, column: &'static str| {
+        let names: Vec<String> = row.try_get(names)?;
+        let values: Vec<String> = row.try_get(values)?;
+        if names.len() == values.len() {
+            Ok(names.into_iter().zip(values).collect::<Vec<_>>())
+        } else {
+            Err(PgError::corrupt(column))
+        }
+    };
     let record = DestinationRecord {
         destination_id: DestinationId::try_from(row.try_get::<_, &str>(1)?)
             .map_err(|_| PgError::corrupt("destination id"))?,
@@ -107,6 +141,15 @@ pub(crate) fn decode(row: &Row) -> Result<(String, DestinationRecord), PgError> 
             .try_get::<_, Option<&str>>(10)?
             .map(|r| DisabledReason::from_wire(r).ok_or(PgError::corrupt("disabled reason")))
             .transpose()?,
+        signing_secret: signing_secret(row.try_get(15)?, "signing secret")?,
+        filter_types: FilterTypes::new(row.try_get::<_, Vec<String>>(16)?)
+            .map_err(|_| PgError::corrupt("filter types"))?,
+        headers: CustomHeaders::new(pairs(17, 18, "headers")?)
+            .map_err(|_| PgError::corrupt("headers"))?,
+        description: Description::try_from(row.try_get::<_, String>(19)?)
+            .map_err(|_| PgError::corrupt("description"))?,
+        metadata: Metadata::new(pairs(20, 21, "metadata")?)
+            .map_err(|_| PgError::corrupt("metadata"))?,
     };
     Ok((tenant, record))
 }

@@ -415,6 +415,34 @@ const MIGRATIONS: &[&str] = &[
             (SELECT count(*) FROM deliveries d
              WHERE d.tenant_id = e.tenant_id AND d.event_id = e.event_id)
         FROM events e;"#,
+    // 6: what receivers expect. The sealed signing secret (NULL: bearer
+    // only) and the one rotated out with each previous secret; the filter,
+    // the custom headers and the metadata as parallel text arrays (headers
+    // keep their order); the description. `destination_filters` indexes each
+    // destination under its filter's keys ('*' for every event): a publish
+    // looks up the keys its event type matches instead of reading every
+    // destination of the tenant. Existing rows take '*'.
+    r#"ALTER TABLE destinations
+        ADD COLUMN sealed_signing_secret BYTEA,
+        ADD COLUMN filter_types TEXT[] NOT NULL DEFAULT '{}',
+        ADD COLUMN header_names TEXT[] NOT NULL DEFAULT '{}',
+        ADD COLUMN header_values TEXT[] NOT NULL DEFAULT '{}',
+        ADD COLUMN description TEXT NOT NULL DEFAULT '',
+        ADD COLUMN metadata_keys TEXT[] NOT NULL DEFAULT '{}',
+        ADD COLUMN metadata_values TEXT[] NOT NULL DEFAULT '{}';
+    ALTER TABLE previous_secrets ADD COLUMN sealed_signing_secret BYTEA;
+    CREATE TABLE destination_filters (
+        tenant_id      TEXT COLLATE "C" NOT NULL,
+        filter_key     TEXT COLLATE "C" NOT NULL,
+        destination_id TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (tenant_id, filter_key, destination_id),
+        FOREIGN KEY (tenant_id, destination_id)
+            REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
+    );
+    CREATE INDEX destination_filters_by_destination
+        ON destination_filters (tenant_id, destination_id);
+    INSERT INTO destination_filters (tenant_id, filter_key, destination_id)
+        SELECT tenant_id, '*', destination_id FROM destinations;"#,
 ];
 
 /// The advisory lock every node takes (for the migration transaction only)

@@ -253,7 +253,8 @@ async fn create_destination<R: DestinationRepo + 'static>(
         &headers,
         body,
         "the body must be a JSON object with the string members `name` and `url` and \
-         optionally `destinationId`, each at most once, and no others",
+         optionally `destinationId`, `signing`, `filterTypes`, `headers`, `description` and \
+         `metadata`, each at most once, and no others",
     )?;
     let now = now()?;
     let mut rng = prets_destinations::os_rng();
@@ -366,13 +367,25 @@ async fn update_destination<R: DestinationRepo + 'static>(
         &headers,
         body,
         "the body must be a JSON object with the optional members `name`, `url`, \
-         `version` and `enabled`, each at most once, and no others",
+         `version`, `enabled`, `signing`, `filterTypes`, `headers`, `description` and \
+         `metadata`, each at most once, and no others",
     )?;
-    let view = update_with_policy(&state.repo, &org, id, request, &state.host_policy, now()?)
-        .await?
-        .into_result()?;
-    tracing::info!(destination_id = %id, version = view.version(), "destination updated");
-    ok_json(&view, false)
+    let mut rng = prets_destinations::os_rng();
+    let updated = update_with_policy(
+        &state.repo,
+        &org,
+        id,
+        request,
+        &state.host_policy,
+        now()?,
+        &mut rng,
+        state.keyring.current(),
+    )
+    .await?
+    .into_result()?;
+    tracing::info!(destination_id = %id, version = updated.version(), "destination updated");
+    // A body carrying a newly minted signing secret is not to be cached.
+    ok_json(&updated, updated.signing_secret().is_some())
 }
 
 async fn delete_destination<R: DestinationRepo + 'static>(

@@ -28,8 +28,8 @@ use super::{Kit, block_on, get, insert, remove, replace};
 use crate::delivery::{
     AttemptId, AttemptMeta, AttemptRecord, AttemptReport, ClaimLimits, Claimed, Classification,
     CompleteOutcome, DeliveryKey, DisablePolicy, DisabledReason, EVENT_ID_RETENTION,
-    EnqueueOutcome, Event, EventType, ExistingEvent, Failure, FailureCause, LeaseRequest,
-    LeaseToken, NextStep, Outbox, Payload, RetrySchedule, Target,
+    EnqueueOutcome, Event, EventType, ExistingEvent, Failure, FailureCause, FilterTypes,
+    LeaseRequest, LeaseToken, NextStep, Outbox, Payload, RetrySchedule, Target,
 };
 use crate::id::DestinationId;
 use crate::ops::{PublishOutcome, plan_finish, publish};
@@ -1421,6 +1421,7 @@ pub async fn outbox_run_all<O: Outbox>(outbox: &O) {
     gone_disables_in_the_same_write(outbox).await;
     auto_disable_after_the_streak(outbox).await;
     attempts_newest_first_with_cursor(outbox).await;
+    enqueue_follows_filter_types(outbox).await;
     event_ids_are_remembered(outbox).await;
     publish_is_idempotent_by_event_id(outbox).await;
     concurrent_enqueues_of_one_id_store_one(outbox, 4).await;
@@ -2316,4 +2317,169 @@ pub async fn fairness_run_all<O: Outbox>(outbox: &O) {
     claimed_destination_is_the_stored_record(outbox).await;
     complete_all_writes_as_complete_one_by_one(outbox).await;
     enabling_clears_the_failure_streak(outbox).await;
+}
+
+/// Enqueues an event of `event_type` for `tenants.0` and checks that it
+/// counts and reaches exactly `want`; completes what it claimed.
+async fn publish_and_claim<O: Outbox>(
+    outbox: &O,
+    kit: &mut Kit,
+    (tenant, other): (&TenantId, &TenantId),
+    now: &mut Timestamp,
+    event_type: &str,
+    want: BTreeSet<DestinationId>,
+) {
+    let n = kit.rng.next_u64();
+    let event = Event::new(event_type, format!("{{\"n\":{n}}}"), kit.now, &mut kit.rng)
+        .expect("a valid event");
+    assert_eq!(
+        enqueue(outbox, tenant, &event, Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued {
+            deliveries: want.len()
+        },
+        "enqueue: {event_type} counted other destinations than its filters match"
+    );
+    *now = at(*now, 1);
+    let claimed = claim_own(outbox, kit, *now, &[tenant, other]).await;
+    let got: BTreeSet<DestinationId> = claimed
+        .iter()
+        .map(|c| c.lease.delivery.destination_id)
+        .collect();
+    assert_eq!(
+        (got, claimed.len()),
+        (want.clone(), want.len()),
+        "enqueue: {event_type} reached other destinations than its filters match"
+    );
+    for c in &claimed {
+        let report = kit.report(
+            c,
+            DELIVERED,
+            *now,
+            NextStep::Delivered,
+            DisablePolicy::default(),
+        );
+        assert_eq!(
+            complete(outbox, c, report).await,
+            CompleteOutcome::Recorded { disabled: None }
+        );
+    }
+}
+
+/// Publishing queues only the enabled destinations whose `filterTypes`
+/// match the event's type, and counts exactly those: an empty filter and
+/// `*` match every type, `invoice.*` matches `invoice.paid` but not
+/// `invoice`, an exact entry only its type; a disabled or another tenant's
+/// destination never gets one. Changing a filter (a replace) changes what
+/// the next event reaches, and the deliveries claimed are exactly the
+/// matching destinations'.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn enqueue_follows_filter_types<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let (tenant, other) = (kit.tenant(), kit.tenant());
+    let filters: [&[&str]; 6] = [
+        &[],
+        &["invoice.*"],
+        &["invoice.paid"],
+        &["*"],
+        &["invoice.*"],
+        &["user.created", "invoice.paid"],
+    ];
+    let mut dests = Vec::new();
+    for filter in filters {
+        let mut record = kit.plan(&tenant, None).record;
+        record.filter_types = FilterTypes::new(filter.iter().copied()).expect("valid filter");
+        assert_eq!(
+            insert(outbox, &tenant, &record).await,
+            InsertOutcome::Inserted
+        );
+        dests.push(record);
+    }
+    let off = dests[4]
+        .disabled(DisabledReason::Manual, kit.now)
+        .expect("version");
+    assert_eq!(
+        replace(outbox, &tenant, 1, &off).await,
+        ReplaceOutcome::Replaced
+    );
+    let mut theirs = kit.plan(&other, None).record;
+    theirs.filter_types = FilterTypes::new(["invoice.*"]).expect("valid filter");
+    assert_eq!(
+        insert(outbox, &other, &theirs).await,
+        InsertOutcome::Inserted
+    );
+    let ids = |which: &[usize]| -> BTreeSet<DestinationId> {
+        which.iter().map(|&i| dests[i].destination_id).collect()
+    };
+    let mut now = kit.now;
+    publish_and_claim(
+        outbox,
+        &mut kit,
+        (&tenant, &other),
+        &mut now,
+        "invoice.paid",
+        ids(&[0, 1, 2, 3, 5]),
+    )
+    .await;
+    publish_and_claim(
+        outbox,
+        &mut kit,
+        (&tenant, &other),
+        &mut now,
+        "invoice",
+        ids(&[0, 3]),
+    )
+    .await;
+    publish_and_claim(
+        outbox,
+        &mut kit,
+        (&tenant, &other),
+        &mut now,
+        "user.created",
+        ids(&[0, 3, 5]),
+    )
+    .await;
+    publish_and_claim(
+        outbox,
+        &mut kit,
+        (&tenant, &other),
+        &mut now,
+        "invoice.paid.late",
+        ids(&[0, 1, 3]),
+    )
+    .await;
+    // Filters change with the record: the index follows a replace.
+    let mut moved = dests[1].clone();
+    moved.filter_types = FilterTypes::new(["user.*"]).expect("valid filter");
+    moved.version = 2;
+    assert_eq!(
+        replace(outbox, &tenant, 1, &moved).await,
+        ReplaceOutcome::Replaced
+    );
+    let mut every = dests[2].clone();
+    every.filter_types = FilterTypes::default();
+    every.version = 2;
+    assert_eq!(
+        replace(outbox, &tenant, 1, &every).await,
+        ReplaceOutcome::Replaced
+    );
+    publish_and_claim(
+        outbox,
+        &mut kit,
+        (&tenant, &other),
+        &mut now,
+        "invoice.paid",
+        ids(&[0, 2, 3, 5]),
+    )
+    .await;
+    publish_and_claim(
+        outbox,
+        &mut kit,
+        (&tenant, &other),
+        &mut now,
+        "user.deleted",
+        ids(&[0, 1, 2, 3]),
+    )
+    .await;
 }

@@ -170,6 +170,42 @@ impl FilterTypes {
     pub fn iter(&self) -> impl ExactSizeIterator<Item = FilterType<'_>> {
         self.0.iter().map(|e| kind(e))
     }
+
+    /// The keys a store indexes this filter under: its entries, or `*`
+    /// alone when it is empty (every event). With
+    /// [`keys_matching`](Self::keys_matching), a store finds the
+    /// destinations an event goes to by looking keys up, never by reading
+    /// every destination: a filter matches an event type exactly when one of
+    /// its index keys is among that type's matching keys.
+    pub fn index_keys(&self) -> impl Iterator<Item = &str> {
+        let every = self.0.is_empty().then_some("*");
+        every.into_iter().chain(self.entries())
+    }
+
+    /// Every filter entry that matches `event_type`: the type itself, `*`,
+    /// and each of its proper prefixes followed by `*` (at most 129 keys for
+    /// the longest type), shortest first.
+    ///
+    /// ```
+    /// use prets_destinations::delivery::{EventType, FilterTypes};
+    ///
+    /// let t: EventType = "a.b".parse()?;
+    /// assert_eq!(FilterTypes::keys_matching(&t), ["*", "a*", "a.*", "a.b*", "a.b"]);
+    /// let f = FilterTypes::new(["a.*"])?;
+    /// assert!(f.index_keys().any(|k| FilterTypes::keys_matching(&t).iter().any(|m| m == k)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn keys_matching(event_type: &EventType) -> Vec<String> {
+        let t = event_type.as_str();
+        // Event types are ASCII, so every byte index is a char boundary.
+        let mut keys: Vec<String> = (0..=t.len())
+            .filter_map(|i| t.get(..i))
+            .map(|prefix| format!("{prefix}{WILDCARD}"))
+            .collect();
+        keys.push(t.to_owned());
+        keys
+    }
 }
 
 impl TryFrom<Vec<String>> for FilterTypes {

@@ -30,7 +30,7 @@ mod classify;
 mod disable;
 mod event;
 mod fair;
-mod filter;
+pub(crate) mod filter;
 mod outbox;
 mod pin;
 mod request;

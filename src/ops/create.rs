@@ -9,7 +9,7 @@ use crate::ops::error::OpError;
 use crate::policy::HostPolicy;
 use crate::record::DestinationRecord;
 use crate::repo::{DestinationRepo, InsertOutcome};
-use crate::secret::{BearerSecret, SealingKey};
+use crate::secret::{BearerSecret, SealingKey, Signing, SigningSecret};
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
 use crate::wire::{ApiError, CreateDestinationRequest, CreatedDestination, NewDestination};
@@ -59,6 +59,16 @@ impl NewDestination {
         };
         let secret = BearerSecret::from_rng(rng);
         let sealed_secret = sealer.seal(tenant, destination_id, &secret, rng);
+        let receiver = &self.receiver;
+        let signing_secret = (receiver.signing == Some(Signing::StandardWebhooks))
+            .then(|| SigningSecret::from_rng(rng));
+        let sealed_signing_secret = signing_secret
+            .as_ref()
+            .map(|s| sealer.seal_signing_secret(tenant, destination_id, s, rng));
+        let filter_types = receiver.filter_types.clone().unwrap_or_default();
+        let headers = receiver.headers.clone().unwrap_or_default();
+        let description = receiver.description.clone().unwrap_or_default();
+        let metadata = receiver.metadata.clone().unwrap_or_default();
         let at = now.truncated();
         let record = DestinationRecord {
             destination_id,
@@ -72,6 +82,11 @@ impl NewDestination {
             previous_secrets: Vec::new(),
             enabled: true,
             disabled_reason: None,
+            signing_secret: sealed_signing_secret,
+            filter_types: filter_types.clone(),
+            headers: headers.clone(),
+            description: description.clone(),
+            metadata: metadata.clone(),
         };
         let response = CreatedDestination {
             destination_id,
@@ -80,6 +95,11 @@ impl NewDestination {
             created_at: at,
             updated_at: at,
             bearer_secret: secret,
+            signing_secret,
+            filter_types,
+            headers,
+            description,
+            metadata,
         };
         CreatePlan {
             record,
@@ -115,6 +135,10 @@ pub const SERVER_ID_ATTEMPTS: u32 = 4;
 /// Not `#[non_exhaustive]`: a host must answer each one.
 #[derive(Debug)]
 #[must_use]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one answer per request, moved once; boxing would only add an allocation"
+)]
 pub enum CreateOutcome {
     /// Stored; send this body, with the secret, once.
     Created(CreatedDestination),

@@ -12,6 +12,10 @@ use crate::wire::{
 /// The answer of [`get`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one answer per request, moved once; boxing would only add an allocation"
+)]
 pub enum GetOutcome {
     /// The destination (`200`).
     Found(DestinationView),

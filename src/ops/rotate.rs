@@ -9,7 +9,7 @@ use crate::ops::error::OpError;
 use crate::ops::update::VERSIONLESS_ATTEMPTS;
 use crate::record::{DestinationRecord, MAX_VERSION, PreviousSecret};
 use crate::repo::{DestinationRepo, ReplaceOutcome};
-use crate::secret::{BearerSecret, MAX_PREVIOUS_SECRETS, SealingKey};
+use crate::secret::{BearerSecret, MAX_PREVIOUS_SECRETS, SealingKey, SigningSecret};
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
 use crate::wire::{ApiError, RotateSecretRequest, RotatedSecret, Rotation};
@@ -61,12 +61,22 @@ impl Rotation {
         let updated_at = at.max(record.updated_at);
         let secret = BearerSecret::from_rng(rng);
         let sealed_secret = sealer.seal(tenant, record.destination_id, &secret, rng);
+        // A destination that signs gets a new signing secret too; the one
+        // replaced goes with the replaced bearer secret, on its deadline.
+        let signing_secret = record
+            .signing_secret
+            .is_some()
+            .then(|| SigningSecret::from_rng(rng));
+        let sealed_signing_secret = signing_secret
+            .as_ref()
+            .map(|s| sealer.seal_signing_secret(tenant, record.destination_id, s, rng));
         let mut previous_secrets = Vec::with_capacity(MAX_PREVIOUS_SECRETS);
         if expires_at > at {
             previous_secrets.push(PreviousSecret {
                 sealed_secret: record.sealed_secret.clone(),
                 secret_digest: record.secret_digest,
                 expires_at,
+                sealed_signing_secret: record.signing_secret.clone(),
             });
         }
         // Older secrets expire no later than the one just replaced: the
@@ -81,21 +91,18 @@ impl Rotation {
         }));
         previous_secrets.truncate(MAX_PREVIOUS_SECRETS);
         let next = DestinationRecord {
-            destination_id: record.destination_id,
-            name: record.name.clone(),
-            url: record.url.clone(),
-            created_at: record.created_at,
             updated_at,
             sealed_secret,
             secret_digest: secret.digest(),
             version,
             previous_secrets,
-            enabled: record.enabled,
-            disabled_reason: record.disabled_reason,
+            signing_secret: sealed_signing_secret,
+            ..record.clone()
         };
         let response = RotatedSecret {
             destination_id: record.destination_id,
             bearer_secret: secret,
+            signing_secret,
             previous_secret_expires_at: (expires_at > at).then_some(expires_at),
             updated_at,
             version,

@@ -1,15 +1,18 @@
 //! Update: the pure step [`DestinationPatch::plan`] and the async [`update`],
 //! a compare-and-swap on the version read.
 
+use rand_core::CryptoRng;
+
 use crate::error::ValidationErrors;
 use crate::id::DestinationId;
 use crate::ops::error::OpError;
 use crate::policy::HostPolicy;
 use crate::record::{DestinationRecord, DisabledReason, MAX_VERSION};
 use crate::repo::{DestinationRepo, ReplaceOutcome};
+use crate::secret::{SealingKey, Signing, SigningSecret};
 use crate::tenant::TenantId;
 use crate::time::Timestamp;
-use crate::wire::{ApiError, DestinationPatch, DestinationView, UpdateDestinationRequest};
+use crate::wire::{ApiError, DestinationPatch, UpdateDestinationRequest, UpdatedDestination};
 
 /// How many read-modify-write rounds [`update`] without a `version` and
 /// [`rotate`](crate::ops::rotate()) try before answering `Contention`: the first and up to 31
@@ -18,11 +21,15 @@ use crate::wire::{ApiError, DestinationPatch, DestinationView, UpdateDestination
 pub const VERSIONLESS_ATTEMPTS: u32 = 32;
 
 /// The answer of [`update`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[must_use]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one answer per request, moved once; boxing would only add an allocation"
+)]
 pub enum UpdateOutcome {
     /// Updated; the destination as it now is (`200`).
-    Updated(DestinationView),
+    Updated(UpdatedDestination),
     /// The organization has no destination with that id (`404 not_found`).
     NotFound,
     /// The destination is not at the version the request named, or changed
@@ -47,7 +54,7 @@ impl UpdateOutcome {
     /// [`ApiError::NotFound`], [`ApiError::VersionMismatch`],
     /// [`ApiError::Contention`], [`ApiError::VersionExhausted`] or
     /// [`ApiError::Invalid`].
-    pub fn into_result(self) -> Result<DestinationView, ApiError> {
+    pub fn into_result(self) -> Result<UpdatedDestination, ApiError> {
         match self {
             Self::Updated(view) => Ok(view),
             Self::NotFound => Err(ApiError::NotFound),
@@ -60,29 +67,73 @@ impl UpdateOutcome {
 }
 
 impl DestinationPatch {
-    /// `record` with this patch applied at `now`: the given fields replaced,
-    /// `updated_at` = `now` (whole seconds), version + 1; `created_at` and
-    /// every secret untouched. Pure. `None` only if the version cannot grow
-    /// (the record is at [`MAX_VERSION`]).
+    /// `record` with this patch applied at `now`: the given fields replaced
+    /// (a list or map given replaces the whole of it), `updated_at` = `now`
+    /// (whole seconds), version + 1; `created_at` and the bearer secrets
+    /// untouched. Turning signing on mints a signing secret (sealed with
+    /// `sealer` for `tenant` and the record's id, and returned in cleartext
+    /// this once); asking for it again while on keeps the secret; turning it
+    /// off drops the signing secret and those kept for a rotation's grace
+    /// period. `None` only if the version cannot grow (the record is at
+    /// [`MAX_VERSION`]).
     #[must_use]
-    pub fn plan(&self, record: &DestinationRecord, now: Timestamp) -> Option<DestinationRecord> {
-        Some(DestinationRecord {
+    pub fn plan<R: CryptoRng + ?Sized>(
+        &self,
+        record: &DestinationRecord,
+        tenant: &TenantId,
+        now: Timestamp,
+        rng: &mut R,
+        sealer: &SealingKey,
+    ) -> Option<(DestinationRecord, Option<SigningSecret>)> {
+        let version = record
+            .version
+            .checked_add(1)
+            .filter(|v| *v <= MAX_VERSION)?;
+        let r = &self.receiver;
+        let mut next = DestinationRecord {
             name: self.name.clone().unwrap_or_else(|| record.name.clone()),
             url: self.url.clone().unwrap_or_else(|| record.url.clone()),
             // Never before the last change, even if the host's clock steps back.
             updated_at: now.truncated().max(record.updated_at),
-            version: record
-                .version
-                .checked_add(1)
-                .filter(|v| *v <= MAX_VERSION)?,
+            version,
             enabled: self.enabled.unwrap_or(record.enabled),
             disabled_reason: match self.enabled {
                 None => record.disabled_reason,
                 Some(true) => None,
                 Some(false) => Some(DisabledReason::Manual),
             },
+            filter_types: r
+                .filter_types
+                .clone()
+                .unwrap_or_else(|| record.filter_types.clone()),
+            headers: r.headers.clone().unwrap_or_else(|| record.headers.clone()),
+            description: r
+                .description
+                .clone()
+                .unwrap_or_else(|| record.description.clone()),
+            metadata: r
+                .metadata
+                .clone()
+                .unwrap_or_else(|| record.metadata.clone()),
             ..record.clone()
-        })
+        };
+        let mut minted = None;
+        match (r.signing, record.signing()) {
+            (Some(Signing::StandardWebhooks), Signing::Bearer) => {
+                let secret = SigningSecret::from_rng(rng);
+                next.signing_secret =
+                    Some(sealer.seal_signing_secret(tenant, record.destination_id, &secret, rng));
+                minted = Some(secret);
+            }
+            (Some(Signing::Bearer), Signing::StandardWebhooks) => {
+                next.signing_secret = None;
+                for previous in &mut next.previous_secrets {
+                    previous.sealed_signing_secret = None;
+                }
+            }
+            _ => {}
+        }
+        Some((next, minted))
     }
 }
 
@@ -108,14 +159,30 @@ impl DestinationPatch {
 ///
 /// # Errors
 /// [`OpError::Repo`] with the repo's own error.
-pub async fn update<R: DestinationRepo>(
+pub async fn update<R, G>(
     repo: &R,
     tenant: &TenantId,
     id: DestinationId,
     request: UpdateDestinationRequest,
     now: Timestamp,
-) -> Result<UpdateOutcome, OpError<R::Error>> {
-    update_with_policy(repo, tenant, id, request, &HostPolicy::default(), now).await
+    rng: &mut G,
+    sealer: &SealingKey,
+) -> Result<UpdateOutcome, OpError<R::Error>>
+where
+    R: DestinationRepo,
+    G: CryptoRng + Send + ?Sized,
+{
+    update_with_policy(
+        repo,
+        tenant,
+        id,
+        request,
+        &HostPolicy::default(),
+        now,
+        rng,
+        sealer,
+    )
+    .await
 }
 
 /// [`update`], judging a new URL's host under an operator's [`HostPolicy`]
@@ -124,14 +191,21 @@ pub async fn update<R: DestinationRepo>(
 ///
 /// # Errors
 /// As for [`update`].
-pub async fn update_with_policy<R: DestinationRepo>(
+#[allow(clippy::too_many_arguments)]
+pub async fn update_with_policy<R, G>(
     repo: &R,
     tenant: &TenantId,
     id: DestinationId,
     request: UpdateDestinationRequest,
     policy: &HostPolicy,
     now: Timestamp,
-) -> Result<UpdateOutcome, OpError<R::Error>> {
+    rng: &mut G,
+    sealer: &SealingKey,
+) -> Result<UpdateOutcome, OpError<R::Error>>
+where
+    R: DestinationRepo,
+    G: CryptoRng + Send + ?Sized,
+{
     let patch = match request.validate_with_policy(policy) {
         Ok(patch) => patch,
         Err(errors) => return Ok(UpdateOutcome::Invalid(errors)),
@@ -143,7 +217,7 @@ pub async fn update_with_policy<R: DestinationRepo>(
         if patch.expected_version.is_some_and(|v| v != current.version) {
             return Ok(UpdateOutcome::VersionMismatch);
         }
-        let Some(next) = patch.plan(&current, now) else {
+        let Some((next, signing_secret)) = patch.plan(&current, tenant, now, rng, sealer) else {
             return Ok(UpdateOutcome::VersionExhausted);
         };
         match repo
@@ -152,7 +226,10 @@ pub async fn update_with_policy<R: DestinationRepo>(
             .map_err(OpError::Repo)?
         {
             ReplaceOutcome::Replaced => {
-                return Ok(UpdateOutcome::Updated(DestinationView::from(&next)));
+                return Ok(UpdateOutcome::Updated(UpdatedDestination {
+                    view: (&next).into(),
+                    signing_secret,
+                }));
             }
             ReplaceOutcome::NotFound => return Ok(UpdateOutcome::NotFound),
             ReplaceOutcome::VersionMismatch if patch.expected_version.is_some() => {

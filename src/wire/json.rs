@@ -25,7 +25,12 @@ pub(crate) enum Member {
     BigInteger,
     /// `true` or `false`.
     Bool(bool),
-    /// A fractional number, array or object.
+    /// An array, its elements in order.
+    Array(Vec<Member>),
+    /// An object, its members in the order sent (repeated names kept, so
+    /// that validation can refuse them).
+    Object(Vec<(String, Member)>),
+    /// A fractional number.
     Other,
 }
 
@@ -71,48 +76,36 @@ impl<'de> Deserialize<'de> for Member {
                 })
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Member::Other)
+                // The body's size bounds how many; past the largest list a
+                // member takes, the rest is skipped (it is refused anyway).
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Member>()? {
+                    if items.len() <= MAX_KEPT_ITEMS {
+                        items.push(item);
+                    }
+                }
+                Ok(Member::Array(items))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Member::Other)
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if entries.len() <= MAX_KEPT_ITEMS {
+                        entries.push((key, map.next_value::<Member>()?));
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(Member::Object(entries))
             }
         }
         d.deserialize_any(V)
     }
 }
 
-/// A member name of the request body.
-pub(crate) enum Key {
-    Name,
-    Url,
-    DestinationId,
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("name, url or destinationId")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-                match v {
-                    "name" => Ok(Key::Name),
-                    "url" => Ok(Key::Url),
-                    "destinationId" => Ok(Key::DestinationId),
-                    // The member name is the client's text: never echo it.
-                    _ => Err(E::custom(
-                        "unknown field, expected one of `name`, `url`, `destinationId`",
-                    )),
-                }
-            }
-        }
-        d.deserialize_identifier(V)
-    }
-}
+/// Most elements of an array, or members of an object, kept in a
+/// [`Member`]: one more than the longest list any member accepts
+/// (`filterTypes`, 100), so that "too many" is still seen.
+const MAX_KEPT_ITEMS: usize = 100;
 
 /// The string value of a required member, or `None` with an error recorded.
 pub(crate) fn required(m: Member, field: Field, errors: &mut Vec<FieldError>) -> Option<String> {
@@ -158,7 +151,9 @@ impl<'de> de::DeserializeSeed<'de> for KeySeed {
                     .iter()
                     .position(|n| *n == v)
                     // The member name is the client's text: never echo it.
-                    .ok_or_else(|| E::custom(self.0.expected))
+                    .ok_or_else(|| {
+                        E::custom(format_args!("unknown field, expected {}", self.0.expected))
+                    })
             }
         }
         d.deserialize_identifier(V(self))

@@ -14,9 +14,10 @@ pub use self::error::{ApiError, ApiErrorKind};
 pub use self::request::{
     AttemptPageRequest, CreateDestinationRequest, DEFAULT_PAGE_LIMIT, DestinationPatch,
     ListAttemptsRequest, ListDestinationsRequest, MAX_PAGE_LIMIT, NewDestination, NewEvent,
-    PageRequest, PublishRequest, RotateSecretRequest, Rotation, UpdateDestinationRequest,
+    PageRequest, PublishRequest, ReceiverOptions, RotateSecretRequest, Rotation,
+    UpdateDestinationRequest,
 };
 pub use self::response::{
     AttemptPage, AttemptView, CreatedDestination, DeletedDestination, DestinationPage,
-    DestinationView, PublishedEvent, RotatedSecret,
+    DestinationView, PublishedEvent, RotatedSecret, UpdatedDestination,
 };

@@ -9,26 +9,215 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::delivery::{EventType, Payload};
+use crate::delivery::{EventType, FilterTypes, Payload};
+use crate::description::Description;
 use crate::error::{Field, FieldError, ValidationErrors};
+use crate::headers::CustomHeaders;
 use crate::id::{AttemptId, DestinationId, EventId};
+use crate::metadata::Metadata;
 use crate::name::DestinationName;
 use crate::policy::HostPolicy;
-use crate::secret::GracePeriod;
+use crate::secret::{GracePeriod, Signing};
 use crate::url::DestinationUrl;
 use crate::wire::json::{
-    Key, KeySeed, Member, keep, object_deserialize, optional_integer, optional_string,
-    optional_version, read_object, required,
+    KeySeed, Member, keep, object_deserialize, optional_integer, optional_string, optional_version,
+    read_object, required,
 };
 
-const FIELDS: &[&str] = &["name", "url", "destinationId"];
+const FIELDS: &[&str; 8] = &[
+    "name",
+    "url",
+    "destinationId",
+    "signing",
+    "filterTypes",
+    "headers",
+    "description",
+    "metadata",
+];
 
-/// The body of `POST /v1/events/destinations`: `name`, `url` and an optional
-/// `destinationId`, as received.
+/// The receiver members a create or an update may carry, as received:
+/// `signing`, `filterTypes`, `headers`, `description`, `metadata`.
+/// `Debug` shows no header value (a receiver's credentials often travel in
+/// one), only what kind of value `headers` is.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct ReceiverMembers {
+    signing: Member,
+    filter_types: Member,
+    headers: Member,
+    description: Member,
+    metadata: Member,
+}
+
+impl fmt::Debug for ReceiverMembers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers = match &self.headers {
+            Member::Missing => "missing",
+            Member::Object(_) => "an object",
+            _ => "another value",
+        };
+        f.debug_struct("ReceiverMembers")
+            .field("signing", &self.signing)
+            .field("filter_types", &self.filter_types)
+            .field("headers", &headers)
+            .field("description", &self.description)
+            .field("metadata", &self.metadata)
+            .finish()
+    }
+}
+
+impl ReceiverMembers {
+    fn new([signing, filter_types, headers, description, metadata]: [Member; 5]) -> Self {
+        Self {
+            signing,
+            filter_types,
+            headers,
+            description,
+            metadata,
+        }
+    }
+
+    /// Every member checked, each error recorded (in the order `signing`,
+    /// `filterTypes`, `headers`, `description`, `metadata`); `None` if any
+    /// was bad.
+    fn validate(self, errors: &mut Vec<FieldError>) -> Option<ReceiverOptions> {
+        let before = errors.len();
+        let signing = optional_string(
+            self.signing,
+            Field::Signing,
+            "signing must be a string",
+            errors,
+        )
+        .ok()
+        .flatten()
+        .and_then(|s| keep(s.parse::<Signing>(), errors));
+        let filter_types =
+            string_list(self.filter_types, errors).and_then(|l| keep(FilterTypes::new(l), errors));
+        let headers = string_map(
+            self.headers,
+            Field::Headers,
+            "headers must be an object of strings",
+            errors,
+        )
+        .and_then(|m| keep(CustomHeaders::new(m), errors));
+        let description = optional_string(
+            self.description,
+            Field::Description,
+            "description must be a string",
+            errors,
+        )
+        .ok()
+        .flatten()
+        .and_then(|s| keep(Description::try_from(s), errors));
+        let metadata = string_map(
+            self.metadata,
+            Field::Metadata,
+            "metadata must be an object of strings",
+            errors,
+        )
+        .and_then(|m| keep(Metadata::new(m), errors));
+        (errors.len() == before).then_some(ReceiverOptions {
+            signing,
+            filter_types,
+            headers,
+            description,
+            metadata,
+        })
+    }
+}
+
+/// `filterTypes` as a list of strings, or `None` (absent, or a `type` error
+/// recorded).
+fn string_list(m: Member, errors: &mut Vec<FieldError>) -> Option<Vec<String>> {
+    match m {
+        Member::Missing => None,
+        Member::Array(items) => {
+            let n = items.len();
+            let strings: Vec<String> = items
+                .into_iter()
+                .filter_map(|i| match i {
+                    Member::String(s) => Some(s),
+                    _ => None,
+                })
+                .collect();
+            if strings.len() == n {
+                return Some(strings);
+            }
+            errors.push(FieldError::new(
+                Field::FilterTypes,
+                "type",
+                "filterTypes must be an array of strings",
+            ));
+            None
+        }
+        _ => {
+            errors.push(FieldError::new(
+                Field::FilterTypes,
+                "type",
+                "filterTypes must be an array of strings",
+            ));
+            None
+        }
+    }
+}
+
+/// An object member whose values are all strings, as pairs in the order
+/// sent, or `None` (absent, or a `type` error recorded).
+fn string_map(
+    m: Member,
+    field: Field,
+    message: &'static str,
+    errors: &mut Vec<FieldError>,
+) -> Option<Vec<(String, String)>> {
+    match m {
+        Member::Missing => None,
+        Member::Object(entries) => {
+            let n = entries.len();
+            let pairs: Vec<(String, String)> = entries
+                .into_iter()
+                .filter_map(|(k, v)| match v {
+                    Member::String(s) => Some((k, s)),
+                    _ => None,
+                })
+                .collect();
+            if pairs.len() == n {
+                return Some(pairs);
+            }
+            errors.push(FieldError::new(field, "type", message));
+            None
+        }
+        _ => {
+            errors.push(FieldError::new(field, "type", message));
+            None
+        }
+    }
+}
+
+/// What a destination's receiver is given, validated: each member `None`
+/// when the request did not carry it. On create an absent member takes its
+/// default (`bearer`, every event, no headers, no description, no
+/// metadata); on update it is left unchanged, and a present one replaces
+/// the whole list or map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReceiverOptions {
+    /// `signing`: `bearer` or `standard-webhooks`.
+    pub signing: Option<Signing>,
+    /// `filterTypes`: the event types delivered; empty means every event.
+    pub filter_types: Option<FilterTypes>,
+    /// `headers`: the custom headers every delivery carries.
+    pub headers: Option<CustomHeaders>,
+    /// `description`: free text.
+    pub description: Option<Description>,
+    /// `metadata`: the client's string-to-string map.
+    pub metadata: Option<Metadata>,
+}
+
+/// The body of `POST /v1/events/destinations`: `name`, `url`, an optional
+/// `destinationId`, and the optional receiver members `signing`
+/// (`"bearer"`, the default, or `"standard-webhooks"`), `filterTypes`,
+/// `headers`, `description` and `metadata`, as received.
 ///
 /// Deserializing only checks the body's shape: a JSON object whose members
-/// are among `name`, `url` and `destinationId`, each at most once. Unknown
-/// members are refused. Values of the wrong JSON type (`null` included) are
+/// are among these, each at most once. Unknown members are refused. Values of the wrong JSON type (`null` included) are
 /// kept and reported by [`validate`](Self::validate) together with every
 /// other field error, so one response can list all of them.
 ///
@@ -47,7 +236,32 @@ pub struct CreateDestinationRequest {
     name: Member,
     url: Member,
     destination_id: Member,
+    receiver: ReceiverMembers,
 }
+
+object_deserialize!(
+    CreateDestinationRequest,
+    FIELDS,
+    "an object with name, url and optionally destinationId, signing, filterTypes, headers, description and metadata",
+    |m| {
+        let [
+            name,
+            url,
+            destination_id,
+            signing,
+            filter_types,
+            headers,
+            description,
+            metadata,
+        ] = m;
+        CreateDestinationRequest {
+            name,
+            url,
+            destination_id,
+            receiver: ReceiverMembers::new([signing, filter_types, headers, description, metadata]),
+        }
+    }
+);
 
 impl CreateDestinationRequest {
     /// A request with a name and a URL and no client-supplied id.
@@ -56,7 +270,57 @@ impl CreateDestinationRequest {
             name: Member::String(name.into()),
             url: Member::String(url.into()),
             destination_id: Member::Missing,
+            receiver: ReceiverMembers::default(),
         }
+    }
+
+    /// The same request asking for `standard-webhooks` signatures.
+    #[must_use]
+    pub fn with_signing(mut self, signing: Signing) -> Self {
+        self.receiver.signing = Member::String(signing.as_str().to_owned());
+        self
+    }
+
+    /// The same request with these `filterTypes`.
+    #[must_use]
+    pub fn with_filter_types<S: Into<String>>(
+        mut self,
+        entries: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.receiver.filter_types = Member::Array(
+            entries
+                .into_iter()
+                .map(|e| Member::String(e.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// The same request with these custom `headers`, in order.
+    #[must_use]
+    pub fn with_headers<N: Into<String>, V: Into<String>>(
+        mut self,
+        headers: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
+        self.receiver.headers = object(headers);
+        self
+    }
+
+    /// The same request with this `description`.
+    #[must_use]
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.receiver.description = Member::String(description.into());
+        self
+    }
+
+    /// The same request with this `metadata`.
+    #[must_use]
+    pub fn with_metadata<K: Into<String>, V: Into<String>>(
+        mut self,
+        metadata: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.receiver.metadata = object(metadata);
+        self
     }
 
     /// The same request with a client-supplied `destinationId`.
@@ -67,7 +331,10 @@ impl CreateDestinationRequest {
     }
 
     /// Checks every field and returns the validated values, or every field
-    /// error at once (in the order `name`, `url`, `destinationId`).
+    /// error at once (in the order `name`, `url`, `destinationId`, then the
+    /// receiver members: `signing`, `filterTypes`, `headers`, `description`,
+    /// `metadata`, each with the codes of its type, or `type` for a value of
+    /// the wrong JSON type, `null` included).
     ///
     /// A `destinationId` of `null` is refused with the code `type`: the
     /// schema types it as a string, and omitting it is how a client asks for
@@ -112,47 +379,17 @@ impl CreateDestinationRequest {
                 .and_then(|s| keep(DestinationId::try_from(s), &mut errors))
                 .map(Some),
         };
-        match (name, url, destination_id) {
-            (Some(name), Some(url), Some(destination_id)) => Ok(NewDestination {
+        let receiver = self.receiver.validate(&mut errors);
+        match (name, url, destination_id, receiver) {
+            (Some(name), Some(url), Some(destination_id), Some(receiver)) => Ok(NewDestination {
                 name,
                 url,
                 destination_id,
+                receiver,
             }),
             // Every `None` above recorded its error, so the list is not empty.
             _ => Err(ValidationErrors::from_errors(errors)),
         }
-    }
-}
-
-impl<'de> Deserialize<'de> for CreateDestinationRequest {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = CreateDestinationRequest;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object with name, url and optionally destinationId")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut req = CreateDestinationRequest {
-                    name: Member::Missing,
-                    url: Member::Missing,
-                    destination_id: Member::Missing,
-                };
-                while let Some(key) = map.next_key::<Key>()? {
-                    let (slot, name) = match key {
-                        Key::Name => (&mut req.name, "name"),
-                        Key::Url => (&mut req.url, "url"),
-                        Key::DestinationId => (&mut req.destination_id, "destinationId"),
-                    };
-                    if *slot != Member::Missing {
-                        return Err(de::Error::duplicate_field(name));
-                    }
-                    *slot = map.next_value()?;
-                }
-                Ok(req)
-            }
-        }
-        d.deserialize_struct("CreateDestinationRequest", FIELDS, V)
     }
 }
 
@@ -165,13 +402,37 @@ pub struct NewDestination {
     pub url: DestinationUrl,
     /// The client-supplied id, or `None` for a server-generated one.
     pub destination_id: Option<DestinationId>,
+    /// The receiver members given; absent ones take their defaults.
+    pub receiver: ReceiverOptions,
 }
 
-const UPDATE_FIELDS: &[&str; 4] = &["name", "url", "version", "enabled"];
+/// An object member of these pairs, in order.
+fn object<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Member {
+    Member::Object(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), Member::String(v.into())))
+            .collect(),
+    )
+}
+
+const UPDATE_FIELDS: &[&str; 9] = &[
+    "name",
+    "url",
+    "version",
+    "enabled",
+    "signing",
+    "filterTypes",
+    "headers",
+    "description",
+    "metadata",
+];
 
 /// The body of an update (`PATCH /v1/events/destinations/{destinationId}`):
-/// an optional `name`, an optional `url`, an optional `version` and an
-/// optional `enabled`, as received.
+/// an optional `name`, an optional `url`, an optional `version`, an
+/// optional `enabled` and the optional receiver members of a create
+/// (`signing`, `filterTypes`, `headers`, `description`, `metadata`; a list
+/// or map given replaces the whole of it), as received.
 ///
 /// `enabled: false` disables the destination with the reason `manual` (no new
 /// deliveries; pending ones are dropped in the same write, and an attempt
@@ -203,19 +464,31 @@ pub struct UpdateDestinationRequest {
     url: Member,
     version: Member,
     enabled: Member,
+    receiver: ReceiverMembers,
 }
 
 object_deserialize!(
     UpdateDestinationRequest,
     UPDATE_FIELDS,
-    "an object with optional name, url, version and enabled",
+    "an object with optional name, url, version, enabled, signing, filterTypes, headers, description and metadata",
     |m| {
-        let [name, url, version, enabled] = m;
+        let [
+            name,
+            url,
+            version,
+            enabled,
+            signing,
+            filter_types,
+            headers,
+            description,
+            metadata,
+        ] = m;
         UpdateDestinationRequest {
             name,
             url,
             version,
             enabled,
+            receiver: ReceiverMembers::new([signing, filter_types, headers, description, metadata]),
         }
     }
 );
@@ -256,9 +529,59 @@ impl UpdateDestinationRequest {
         self
     }
 
+    /// The same patch also setting how deliveries are signed.
+    #[must_use]
+    pub fn with_signing(mut self, signing: Signing) -> Self {
+        self.receiver.signing = Member::String(signing.as_str().to_owned());
+        self
+    }
+
+    /// The same patch also replacing `filterTypes`.
+    #[must_use]
+    pub fn with_filter_types<S: Into<String>>(
+        mut self,
+        entries: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.receiver.filter_types = Member::Array(
+            entries
+                .into_iter()
+                .map(|e| Member::String(e.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// The same patch also replacing the custom `headers`.
+    #[must_use]
+    pub fn with_headers<N: Into<String>, V: Into<String>>(
+        mut self,
+        headers: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
+        self.receiver.headers = object(headers);
+        self
+    }
+
+    /// The same patch also setting the `description`.
+    #[must_use]
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.receiver.description = Member::String(description.into());
+        self
+    }
+
+    /// The same patch also replacing the `metadata`.
+    #[must_use]
+    pub fn with_metadata<K: Into<String>, V: Into<String>>(
+        mut self,
+        metadata: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.receiver.metadata = object(metadata);
+        self
+    }
+
     /// Checks every member with the rules of create and returns the patch,
     /// or every field error at once (in the order `name`, `url`, `version`,
-    /// `enabled`; `enabled` must be `true` or `false`, code `type`).
+    /// `enabled`, then the receiver members; `enabled` must be `true` or
+    /// `false`, code `type`).
     ///
     /// # Errors
     /// [`ValidationErrors`] naming each bad field with a stable code.
@@ -296,16 +619,20 @@ impl UpdateDestinationRequest {
                 Err(())
             }
         };
+        let receiver = self.receiver.validate(&mut errors);
         if !errors.is_empty() {
             return Err(ValidationErrors::from_errors(errors));
         }
-        match (name, url, version, enabled) {
-            (Ok(name), Ok(url), Ok(expected_version), Ok(enabled)) => Ok(DestinationPatch {
-                name,
-                url,
-                expected_version,
-                enabled,
-            }),
+        match (name, url, version, enabled, receiver) {
+            (Ok(name), Ok(url), Ok(expected_version), Ok(enabled), Some(receiver)) => {
+                Ok(DestinationPatch {
+                    name,
+                    url,
+                    expected_version,
+                    enabled,
+                    receiver,
+                })
+            }
             // Every `Err` above recorded its error.
             _ => Err(ValidationErrors::from_errors(errors)),
         }
@@ -325,6 +652,8 @@ pub struct DestinationPatch {
     /// `Some(false)` disables the destination (reason `manual`),
     /// `Some(true)` enables it (reason cleared); `None` leaves it as it is.
     pub enabled: Option<bool>,
+    /// The receiver members to change; `None` ones are left as they are.
+    pub receiver: ReceiverOptions,
 }
 
 /// The default number of destinations per page.

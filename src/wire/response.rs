@@ -5,11 +5,14 @@
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::delivery::{AttemptOutcome, AttemptRecord, Event, EventType};
+use crate::delivery::{AttemptOutcome, AttemptRecord, Event, EventType, FilterTypes};
+use crate::description::Description;
+use crate::headers::CustomHeaders;
 use crate::id::{AttemptId, DestinationId, EventId};
+use crate::metadata::Metadata;
 use crate::name::DestinationName;
 use crate::record::{DestinationRecord, DisabledReason};
-use crate::secret::BearerSecret;
+use crate::secret::{BearerSecret, Signing, SigningSecret};
 use crate::time::Timestamp;
 use crate::url::DestinationUrl;
 
@@ -43,6 +46,11 @@ macro_rules! accessors {
 ///
 /// Serializes with the spec's field names, in the spec's order:
 /// `destinationId`, `name`, `url`, `createdAt`, `updatedAt`, `bearerSecret`.
+/// The receiver members follow only when they differ from their defaults,
+/// so a request that gives none of them gets exactly the spec's six:
+/// `signing` and `signingSecret` (the `whsec_` signing secret, in
+/// cleartext, this once) when signing is `standard-webhooks`, then
+/// `filterTypes`, `headers`, `description` and `metadata` when not empty.
 #[derive(Debug)]
 pub struct CreatedDestination {
     pub(crate) destination_id: DestinationId,
@@ -51,6 +59,29 @@ pub struct CreatedDestination {
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
     pub(crate) bearer_secret: BearerSecret,
+    pub(crate) signing_secret: Option<SigningSecret>,
+    pub(crate) filter_types: FilterTypes,
+    pub(crate) headers: CustomHeaders,
+    pub(crate) description: Description,
+    pub(crate) metadata: Metadata,
+}
+
+impl CreatedDestination {
+    /// The newly minted signing secret, when signing is `standard-webhooks`.
+    #[must_use]
+    pub fn signing_secret(&self) -> Option<&SigningSecret> {
+        self.signing_secret.as_ref()
+    }
+
+    /// How deliveries are signed.
+    #[must_use]
+    pub const fn signing(&self) -> Signing {
+        if self.signing_secret.is_some() {
+            Signing::StandardWebhooks
+        } else {
+            Signing::Bearer
+        }
+    }
 }
 
 accessors!(CreatedDestination {
@@ -70,13 +101,29 @@ accessors!(CreatedDestination {
 
 impl Serialize for CreatedDestination {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("CreatedDestination", 6)?;
+        let mut s = serializer.serialize_struct("CreatedDestination", 12)?;
         s.serialize_field("destinationId", &self.destination_id)?;
         s.serialize_field("name", &self.name)?;
         s.serialize_field("url", &self.url)?;
         s.serialize_field("createdAt", &self.created_at)?;
         s.serialize_field("updatedAt", &self.updated_at)?;
         s.serialize_field("bearerSecret", self.bearer_secret.expose_secret())?;
+        if let Some(secret) = &self.signing_secret {
+            s.serialize_field("signing", &Signing::StandardWebhooks)?;
+            s.serialize_field("signingSecret", secret.expose_secret())?;
+        }
+        if !self.filter_types.is_empty() {
+            s.serialize_field("filterTypes", &self.filter_types)?;
+        }
+        if !self.headers.is_empty() {
+            s.serialize_field("headers", &self.headers)?;
+        }
+        if !self.description.is_empty() {
+            s.serialize_field("description", &self.description)?;
+        }
+        if !self.metadata.is_empty() {
+            s.serialize_field("metadata", &self.metadata)?;
+        }
         s.end()
     }
 }
@@ -85,9 +132,11 @@ impl Serialize for CreatedDestination {
 /// secrets, which no view holds in any form.
 ///
 /// Serializes as `{"destinationId","name","url","createdAt","updatedAt","version",
-/// "enabled","disabledReason"}`. `version` is what an update may send back to
+/// "enabled","disabledReason","signing","filterTypes","headers","description",
+/// "metadata"}`. `version` is what an update may send back to
 /// apply only to this version; `disabledReason` is `null`, `"manual"`,
-/// `"gone"` or `"failing"`, and `null` exactly when `enabled` is `true`.
+/// `"gone"` or `"failing"`, and `null` exactly when `enabled` is `true`;
+/// `signing` is `"bearer"` or `"standard-webhooks"` (never the secret).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DestinationView {
@@ -99,6 +148,16 @@ pub struct DestinationView {
     version: u64,
     enabled: bool,
     disabled_reason: Option<DisabledReason>,
+    #[serde(default)]
+    signing: Signing,
+    #[serde(default)]
+    filter_types: FilterTypes,
+    #[serde(default)]
+    headers: CustomHeaders,
+    #[serde(default)]
+    description: Description,
+    #[serde(default)]
+    metadata: Metadata,
 }
 
 impl From<&DestinationRecord> for DestinationView {
@@ -112,6 +171,11 @@ impl From<&DestinationRecord> for DestinationView {
             version: r.version,
             enabled: r.disabled_reason.is_none(),
             disabled_reason: r.disabled_reason,
+            signing: r.signing(),
+            filter_types: r.filter_types.clone(),
+            headers: r.headers.clone(),
+            description: r.description.clone(),
+            metadata: r.metadata.clone(),
         }
     }
 }
@@ -133,7 +197,86 @@ accessors!(DestinationView {
     copy enabled: bool;
     /// Why it is disabled; `None` when enabled.
     copy disabled_reason: Option<DisabledReason>;
+    /// How deliveries are signed.
+    copy signing: Signing;
+    /// The event types delivered; empty means every event.
+    ref filter_types: FilterTypes;
+    /// The custom headers every delivery carries.
+    ref headers: CustomHeaders;
+    /// The description; empty when none.
+    ref description: Description;
+    /// The client's metadata.
+    ref metadata: Metadata;
 });
+
+/// The body of a successful update: the [`DestinationView`], and, when the
+/// update turned signing on, the new `signingSecret` in cleartext, this
+/// once (serialized after the view's members). Not `Clone`, like
+/// [`CreatedDestination`].
+#[derive(Debug)]
+pub struct UpdatedDestination {
+    pub(crate) view: DestinationView,
+    pub(crate) signing_secret: Option<SigningSecret>,
+}
+
+impl UpdatedDestination {
+    /// The destination as it now is.
+    #[must_use]
+    pub const fn view(&self) -> &DestinationView {
+        &self.view
+    }
+
+    /// The view alone (the secret, if any, is dropped and wiped).
+    #[must_use]
+    pub fn into_view(self) -> DestinationView {
+        self.view
+    }
+
+    /// The signing secret minted by this update, when it turned signing on.
+    #[must_use]
+    pub fn signing_secret(&self) -> Option<&SigningSecret> {
+        self.signing_secret.as_ref()
+    }
+}
+
+impl core::ops::Deref for UpdatedDestination {
+    type Target = DestinationView;
+    fn deref(&self) -> &DestinationView {
+        &self.view
+    }
+}
+
+/// Equal when the views are equal and both hold the same signing secret
+/// (compared in constant time) or neither holds one.
+impl PartialEq for UpdatedDestination {
+    fn eq(&self, other: &Self) -> bool {
+        self.view == other.view
+            && match (&self.signing_secret, &other.signing_secret) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.ct_eq(b),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for UpdatedDestination {}
+
+impl Serialize for UpdatedDestination {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(flatten)]
+            view: &'a DestinationView,
+            #[serde(rename = "signingSecret", skip_serializing_if = "Option::is_none")]
+            signing_secret: Option<&'a str>,
+        }
+        Body {
+            view: &self.view,
+            signing_secret: self.signing_secret.as_ref().map(|s| s.expose_secret()),
+        }
+        .serialize(serializer)
+    }
+}
 
 /// One page of a list: `{"data":[...],"hasMore":true,"nextCursor":"whk_..."}`.
 ///
@@ -178,11 +321,15 @@ impl DeletedDestination {
 /// place the new secret is serialized, and it is not `Clone`. Serializes as
 /// `{"destinationId", "bearerSecret", "previousSecretExpiresAt", "updatedAt",
 /// "version"}`; `previousSecretExpiresAt` is `null` when the grace period was
-/// 0 (the old secret stopped working at once).
+/// 0 (the old secret stopped working at once). When the destination signs
+/// its deliveries, `signingSecret` (the new `whsec_` signing secret, rotated
+/// with the bearer secret and on the same grace period) follows
+/// `bearerSecret`.
 #[derive(Debug)]
 pub struct RotatedSecret {
     pub(crate) destination_id: DestinationId,
     pub(crate) bearer_secret: BearerSecret,
+    pub(crate) signing_secret: Option<SigningSecret>,
     pub(crate) previous_secret_expires_at: Option<Timestamp>,
     pub(crate) updated_at: Timestamp,
     pub(crate) version: u64,
@@ -193,6 +340,7 @@ accessors!(RotatedSecret {
     copy destination_id: DestinationId;
     /// The newly minted secret, now the one deliveries carry.
     ref bearer_secret: BearerSecret;
+
     /// Until when the replaced secret is still accepted, or `None` if it was
     /// revoked at once.
     copy previous_secret_expires_at: Option<Timestamp>;
@@ -202,12 +350,23 @@ accessors!(RotatedSecret {
     copy version: u64;
 });
 
+impl RotatedSecret {
+    /// The newly minted signing secret, when the destination signs.
+    #[must_use]
+    pub fn signing_secret(&self) -> Option<&SigningSecret> {
+        self.signing_secret.as_ref()
+    }
+}
+
 impl Serialize for RotatedSecret {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct as _;
-        let mut s = serializer.serialize_struct("RotatedSecret", 5)?;
+        let mut s = serializer.serialize_struct("RotatedSecret", 6)?;
         s.serialize_field("destinationId", &self.destination_id)?;
         s.serialize_field("bearerSecret", self.bearer_secret.expose_secret())?;
+        if let Some(secret) = &self.signing_secret {
+            s.serialize_field("signingSecret", secret.expose_secret())?;
+        }
         s.serialize_field("previousSecretExpiresAt", &self.previous_secret_expires_at)?;
         s.serialize_field("updatedAt", &self.updated_at)?;
         s.serialize_field("version", &self.version)?;

@@ -1305,7 +1305,7 @@ mod request_policy {
         UpdateDestinationRequest, UpdateOutcome, ValidationErrors, create, update,
     };
 
-    use crate::support::{block_on, keyring, now, rng, tenant};
+    use crate::support::{block_on, keyring, now, rng, sealer, tenant};
 
     fn policy() -> HostPolicy {
         HostPolicy::default()
@@ -1442,7 +1442,16 @@ mod request_policy {
         assert_eq!(stored.url.as_str(), "https://127.0.0.1:8443/x");
 
         let to_private = UpdateDestinationRequest::new().with_url("https://10.2.3.4/y");
-        let refused = block_on(update(&repo, &org, id, to_private.clone(), now())).unwrap();
+        let refused = block_on(update(
+            &repo,
+            &org,
+            id,
+            to_private.clone(),
+            now(),
+            &mut crate::support::rng(1),
+            &sealer(),
+        ))
+        .unwrap();
         assert!(matches!(refused, UpdateOutcome::Invalid(_)), "{refused:?}");
         let updated = block_on(update_with_policy(
             &repo,
@@ -1451,6 +1460,8 @@ mod request_policy {
             to_private,
             &policy(),
             now(),
+            &mut crate::support::rng(1),
+            &sealer(),
         ))
         .unwrap();
         let UpdateOutcome::Updated(view) = updated else {
@@ -1468,6 +1479,8 @@ mod request_policy {
             denied,
             &policy(),
             now(),
+            &mut crate::support::rng(1),
+            &sealer(),
         ))
         .unwrap();
         let UpdateOutcome::Invalid(errors) = refused else {

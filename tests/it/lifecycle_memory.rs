@@ -14,7 +14,7 @@ use prets_destinations::{
     create, delete, rotate, update,
 };
 
-use crate::support::{block_on, keyring, now, rng, tenant};
+use crate::support::{block_on, keyring, now, rng, sealer, tenant};
 
 #[test]
 fn memory_repo_pages_in_id_order() {
@@ -156,7 +156,18 @@ fn failed_writes_change_nothing_and_surface_the_error() {
     let before = block_on(repo.get(&org, id)).unwrap();
     let failing = FailingInserts::new(&repo);
     let patch = UpdateDestinationRequest::new().with_name("other");
-    assert!(block_on(update(&failing, &org, id, patch, now())).is_err());
+    assert!(
+        block_on(update(
+            &failing,
+            &org,
+            id,
+            patch,
+            now(),
+            &mut crate::support::rng(1),
+            &sealer()
+        ))
+        .is_err()
+    );
     assert!(
         block_on(rotate(
             &failing,
@@ -219,14 +230,26 @@ fn a_destination_at_the_largest_version_can_no_longer_change() {
         ReplaceOutcome::Replaced
     );
     let patch = UpdateDestinationRequest::new().with_name("last");
-    let UpdateOutcome::Updated(view) = block_on(update(&repo, &org, id, patch, now())).unwrap()
-    else {
+    let UpdateOutcome::Updated(view) = block_on(update(
+        &repo,
+        &org,
+        id,
+        patch,
+        now(),
+        &mut crate::support::rng(1),
+        &sealer(),
+    ))
+    .unwrap() else {
         panic!("the change to MAX_VERSION was refused")
     };
     assert_eq!(view.version(), MAX_VERSION);
     record = block_on(repo.get(&org, id)).unwrap().unwrap();
     assert_eq!(record.version, MAX_VERSION);
-    assert!(DestinationPatch::default().plan(&record, now()).is_none());
+    assert!(
+        DestinationPatch::default()
+            .plan(&record, &org, now(), &mut crate::support::rng(1), &sealer())
+            .is_none()
+    );
     for patch in [
         UpdateDestinationRequest::new().with_name("more"),
         UpdateDestinationRequest::new()
@@ -234,7 +257,16 @@ fn a_destination_at_the_largest_version_can_no_longer_change() {
             .with_version(MAX_VERSION),
     ] {
         assert_eq!(
-            block_on(update(&repo, &org, id, patch, now())).unwrap(),
+            block_on(update(
+                &repo,
+                &org,
+                id,
+                patch,
+                now(),
+                &mut crate::support::rng(1),
+                &sealer()
+            ))
+            .unwrap(),
             UpdateOutcome::VersionExhausted
         );
     }

@@ -14,7 +14,7 @@ use prets_destinations::{
 };
 use proptest::prelude::*;
 
-use crate::support::{block_on, keyring, regressions_beside_module, rng, tenant};
+use crate::support::{block_on, keyring, regressions_beside_module, rng, sealer, tenant};
 
 const TENANTS: [&str; 2] = ["org_a", "org_b"];
 const CLIENT_IDS: [&str; 3] = [
@@ -228,7 +228,16 @@ fn run(ops: Vec<Op>, seed: u64) {
                         current_version
                     });
                 }
-                let out = block_on(update(&repo, &tenants[t], id, req, now)).unwrap();
+                let out = block_on(update(
+                    &repo,
+                    &tenants[t],
+                    id,
+                    req,
+                    now,
+                    &mut crate::support::rng(1),
+                    &sealer(),
+                ))
+                .unwrap();
                 match (valid, model.dests.get_mut(&(t, id))) {
                     (false, _) => assert!(matches!(out, UpdateOutcome::Invalid(_)), "{out:?}"),
                     (true, None) => assert_eq!(out, UpdateOutcome::NotFound),
@@ -274,7 +283,16 @@ fn run(ops: Vec<Op>, seed: u64) {
                                     req = req.with_version(current.unwrap_or(1));
                                 }
                                 barrier.wait();
-                                block_on(update(repo, tenant, id, req, now)).unwrap()
+                                block_on(update(
+                                    repo,
+                                    tenant,
+                                    id,
+                                    req,
+                                    now,
+                                    &mut crate::support::rng(1),
+                                    &sealer(),
+                                ))
+                                .unwrap()
                             })
                         })
                         .collect();

@@ -179,10 +179,15 @@ fn views_pages_and_deletes_serialize_camel_case_without_secrets() {
         sorted,
         [
             "createdAt",
+            "description",
             "destinationId",
             "disabledReason",
             "enabled",
+            "filterTypes",
+            "headers",
+            "metadata",
             "name",
+            "signing",
             "updatedAt",
             "url",
             "version"
@@ -190,6 +195,13 @@ fn views_pages_and_deletes_serialize_camel_case_without_secrets() {
     );
     assert_eq!(value["enabled"], true);
     assert_eq!(value["disabledReason"], serde_json::Value::Null);
+    // A destination created without the receiver members shows their
+    // defaults: bearer only, every event, no headers, description or metadata.
+    assert_eq!(value["signing"], "bearer");
+    assert_eq!(value["filterTypes"], serde_json::json!([]));
+    assert_eq!(value["headers"], serde_json::json!({}));
+    assert_eq!(value["description"], "");
+    assert_eq!(value["metadata"], serde_json::json!({}));
     let page = DestinationPage {
         data: vec![view.clone()],
         has_more: true,

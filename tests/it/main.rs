@@ -33,6 +33,7 @@ mod oracle;
 mod outbox_memory;
 #[cfg(feature = "memory")]
 mod outbox_model;
+mod receivers;
 mod repo_create;
 #[cfg(all(feature = "memory", feature = "conformance"))]
 mod repo_memory;

@@ -16,7 +16,7 @@ use prets_destinations::{
     UpdateDestinationRequest, create, get, list_attempts, publish, send_test, update,
 };
 
-use crate::support::{block_on, keyring, now, rng, tenant};
+use crate::support::{block_on, keyring, now, rng, sealer, tenant};
 
 #[test]
 fn lease_exclusivity_under_concurrent_claims() {
@@ -211,10 +211,18 @@ fn create_body_is_unchanged_and_views_show_the_state() {
 
     let later = prets_destinations::Timestamp::from_unix_seconds(now().unix_seconds() + 5).unwrap();
     let off: UpdateDestinationRequest = serde_json::from_str(r#"{"enabled":false}"#).unwrap();
-    let view = block_on(update(&repo, &t, id, off, later))
-        .unwrap()
-        .into_result()
-        .unwrap();
+    let view = block_on(update(
+        &repo,
+        &t,
+        id,
+        off,
+        later,
+        &mut crate::support::rng(1),
+        &sealer(),
+    ))
+    .unwrap()
+    .into_result()
+    .unwrap();
     let v = serde_json::to_value(&view).unwrap();
     assert_eq!(
         (
@@ -227,10 +235,18 @@ fn create_body_is_unchanged_and_views_show_the_state() {
     let on = UpdateDestinationRequest::new()
         .with_enabled(true)
         .with_version(2);
-    let view = block_on(update(&repo, &t, id, on, later))
-        .unwrap()
-        .into_result()
-        .unwrap();
+    let view = block_on(update(
+        &repo,
+        &t,
+        id,
+        on,
+        later,
+        &mut crate::support::rng(1),
+        &sealer(),
+    ))
+    .unwrap()
+    .into_result()
+    .unwrap();
     assert!(view.enabled());
     assert_eq!(view.disabled_reason(), None);
     assert_eq!(view.version(), 3);
@@ -657,10 +673,18 @@ fn test_events_and_attempt_pages() {
 
     // Disabled: no test event.
     let off = UpdateDestinationRequest::new().with_enabled(false);
-    let _ = block_on(update(&repo, &t, id, off, clock))
-        .unwrap()
-        .into_result()
-        .unwrap();
+    let _ = block_on(update(
+        &repo,
+        &t,
+        id,
+        off,
+        clock,
+        &mut crate::support::rng(1),
+        &sealer(),
+    ))
+    .unwrap()
+    .into_result()
+    .unwrap();
     let out = block_on(send_test(&repo, &t, id, clock, &mut r)).unwrap();
     assert_eq!(out, TestOutcome::Disabled);
     let e = out.into_result().unwrap_err();

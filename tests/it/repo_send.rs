@@ -147,6 +147,8 @@ fn lifecycle_futures_are_send<R: DestinationRepo, G: rand_core::CryptoRng + Send
         id,
         prets_destinations::UpdateDestinationRequest::new(),
         now,
+        &mut *rng,
+        sealer,
     )));
     drop(require_send(prets_destinations::delete(repo, tenant, id)));
     drop(require_send(prets_destinations::rotate(

@@ -69,3 +69,10 @@ pub(crate) fn regressions_beside_module(config: ProptestConfig) -> ProptestConfi
         ..config
     }
 }
+
+/// A sealing key for the operations that may mint a secret (an update
+/// turning signing on), beside [`rng`].
+#[allow(dead_code)]
+pub(crate) fn sealer() -> SealingKey {
+    SealingKey::new(KeyId::new(1), &[0x5e; 32])
+}

@@ -335,6 +335,8 @@ async fn ids_are_c_collated_text_and_digests_are_indexed() {
         ("deliveries", "destination_id"),
         ("deliveries", "event_id"),
         ("deliveries", "tenant_id"),
+        ("destination_filters", "destination_id"),
+        ("destination_filters", "tenant_id"),
         ("destinations", "destination_id"),
         ("destinations", "tenant_id"),
         ("event_ids", "event_id"),

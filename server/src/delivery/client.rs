@@ -225,13 +225,11 @@ impl DeliveryClient {
             ));
         }
         let mut headers = HeaderMap::new();
-        for (name, value) in request.expose_headers() {
+        for (index, (name, value)) in request.expose_headers().into_iter().enumerate() {
             let bad = || Outcome::failed(TransportError::Protocol, "invalid request header");
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
             let mut value = HeaderValue::from_str(value).map_err(|_| bad())?;
-            if name == reqwest::header::AUTHORIZATION {
-                value.set_sensitive(true);
-            }
+            value.set_sensitive(DeliveryRequest::is_sensitive(index));
             headers.insert(name, value);
         }
         self.http

@@ -178,6 +178,31 @@ pub(super) const MIGRATIONS: &[&str] = &[
             (SELECT count(*) FROM deliveries d
              WHERE d.tenant_id = e.tenant_id AND d.event_id = e.event_id)
         FROM events e;",
+    // 8: what receivers expect. The sealed signing secret (NULL: bearer
+    // only), and the one rotated out with each previous secret; the filter,
+    // custom headers, description and metadata as JSON text (rows stored
+    // before have none). `destination_filters` indexes each destination
+    // under its filter's keys ('*' for every event), so that publishing
+    // looks up the destinations an event type matches instead of reading
+    // every destination of the tenant; existing rows take '*'.
+    "ALTER TABLE destinations ADD COLUMN sealed_signing_secret BLOB;
+    ALTER TABLE destinations ADD COLUMN filter_types TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE destinations ADD COLUMN headers TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE destinations ADD COLUMN description TEXT NOT NULL DEFAULT '';
+    ALTER TABLE destinations ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE previous_secrets ADD COLUMN sealed_signing_secret BLOB;
+    CREATE TABLE destination_filters (
+        tenant_id      TEXT NOT NULL,
+        filter_key     TEXT NOT NULL,
+        destination_id TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, filter_key, destination_id),
+        FOREIGN KEY (tenant_id, destination_id)
+            REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX destination_filters_by_destination
+        ON destination_filters (tenant_id, destination_id);
+    INSERT INTO destination_filters (tenant_id, filter_key, destination_id)
+        SELECT tenant_id, '*', destination_id FROM destinations;",
 ];
 
 /// The schema version this build writes: the number of migrations.

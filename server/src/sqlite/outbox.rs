@@ -26,8 +26,8 @@
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
     DeliveryAfter, DeliveryKey, EVENT_ID_RETENTION, EVENT_IDS_FORGOTTEN_PER_ENQUEUE,
-    EnqueueOutcome, Event, EventId, EventType, ExistingEvent, FailureStreak, Lease, LeaseRequest,
-    Outbox, PayloadDigest, Target, settle,
+    EnqueueOutcome, Event, EventId, EventType, ExistingEvent, FailureStreak, FilterTypes, Lease,
+    LeaseRequest, Outbox, PayloadDigest, Target, settle,
 };
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
@@ -48,9 +48,6 @@ const STREAK: &str = "SELECT enabled, failing_since_ms, failing_attempts FROM de
 // organization's part of the primary key, every destination of it.
 const DROP_UNLEASED: &str = "DELETE FROM deliveries INDEXED BY deliveries_by_lane
      WHERE tenant_id = ?1 AND destination_id = ?2 AND lease_expires_ms IS NULL";
-
-const ENABLED_DESTINATIONS: &str = "SELECT destination_id FROM destinations
-     WHERE tenant_id = ?1 AND enabled = 1 ORDER BY destination_id";
 
 const ENABLED: &str = "SELECT enabled FROM destinations
      WHERE tenant_id = ?1 AND destination_id = ?2";
@@ -107,7 +104,7 @@ pub(super) const STATEMENTS: &[(&str, &str)] = &[
     ("held", HELD),
     ("streak", STREAK),
     ("drop_unleased", DROP_UNLEASED),
-    ("enabled_destinations", ENABLED_DESTINATIONS),
+    ("matching_destinations", MATCHING_DESTINATIONS),
     ("enabled", ENABLED),
     ("insert_event", INSERT_EVENT),
     ("insert_delivery", INSERT_DELIVERY),
@@ -267,6 +264,16 @@ pub(super) fn drop_unleased(conn: &Connection, tenant: &str, destination: &str) 
     Ok(())
 }
 
+/// The enabled destinations of tenant `?1` indexed under one of the filter
+/// keys of the JSON array `?2`, once per matching key, in no order.
+pub(super) const MATCHING_DESTINATIONS: &str = "SELECT f.destination_id
+     FROM destination_filters f
+     JOIN destinations d
+         ON d.tenant_id = f.tenant_id AND d.destination_id = f.destination_id
+     WHERE f.tenant_id = ?1
+         AND f.filter_key IN (SELECT value FROM json_each(?2))
+         AND d.enabled = 1";
+
 /// Remembers the tenant's event id, or gives what is remembered of it; then
 /// forgets up to [`EVENT_IDS_FORGOTTEN_PER_ENQUEUE`] of the tenant's ids
 /// past [`EVENT_ID_RETENTION`] whose event is no longer stored (the oldest
@@ -341,10 +348,23 @@ fn enqueue(
     target: Target,
 ) -> JobResult<EnqueueOutcome> {
     let ids: Vec<String> = match target {
-        Target::AllEnabled => conn
-            .prepare_cached(ENABLED_DESTINATIONS)?
-            .query_map(params![tenant], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?,
+        Target::AllEnabled => {
+            // The destinations indexed under a key the event's type matches
+            // (its type, `*`, each prefix and `*`): one primary-key search of
+            // `destination_filters` per key, never a read of every
+            // destination. Sorted and deduplicated here (a destination may
+            // match by several keys): asking SQLite for that makes it walk
+            // the tenant's whole filter index instead.
+            let keys = serde_json::to_string(&FilterTypes::keys_matching(&event.event_type))
+                .map_err(|_| SqliteError::corrupt("event type"))?;
+            let mut ids: Vec<String> = conn
+                .prepare_cached(MATCHING_DESTINATIONS)?
+                .query_map(params![tenant, keys], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        }
         Target::Only(id) => {
             let id = id.to_string();
             let enabled: Option<bool> = conn
@@ -898,6 +918,64 @@ mod tests {
         assert!(
             runs[1] <= runs[0] + runs[0] / 20,
             "VM steps at 10,000 and 100,000 queued: {runs:?}"
+        );
+    }
+
+    /// Publishing finds the destinations an event type matches by primary
+    /// key searches of `destination_filters` (one per key), then of
+    /// `destinations`: it never scans a table nor walks a tenant's whole
+    /// filter index, however many destinations the tenant has.
+    #[test]
+    fn enqueue_searches_the_filter_index_by_key_and_scans_nothing() {
+        // In memory: no WAL, so not `configure`d; the schema is what counts.
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, schema_version()).unwrap();
+        let tx = conn.transaction().unwrap();
+        for tenant in ["t0", "t1"] {
+            for i in 0..500 {
+                let id = format!("whk_{i:026}");
+                tx.execute(
+                    "INSERT INTO destinations (tenant_id, destination_id, name, url,
+                         created_at_ms, updated_at_ms, sealed_secret, secret_digest)
+                     VALUES (?1, ?2, 'n', 'https://example.com/', 0, 0, x'00', x'00')",
+                    rusqlite::params![tenant, id],
+                )
+                .unwrap();
+                tx.execute(
+                    "INSERT INTO destination_filters VALUES (?1, ?2, ?3)",
+                    rusqlite::params![tenant, format!("type{i}.*"), id],
+                )
+                .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                super::MATCHING_DESTINATIONS
+            ))
+            .unwrap()
+            .query_map(
+                rusqlite::params!["t1", r#"["*","type5*","type5.*","type5.x"]"#],
+                |r| r.get(3),
+            )
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p == "SEARCH f USING PRIMARY KEY (tenant_id=? AND filter_key=?)"),
+            "{plan:?}"
+        );
+        assert!(
+            plan.iter()
+                .any(|p| p == "SEARCH d USING PRIMARY KEY (tenant_id=? AND destination_id=?)"),
+            "{plan:?}"
+        );
+        assert!(
+            plan.iter()
+                .all(|p| !p.starts_with("SCAN") || p.contains("json_each")),
+            "{plan:?}"
         );
     }
 }

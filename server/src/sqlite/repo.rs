@@ -12,7 +12,7 @@ use super::SqliteRepo;
 use super::claim::sync_failing;
 use super::error::{JobResult, SqliteError};
 use super::outbox::drop_unleased;
-use super::rows::{COLUMNS, millis, read_records, version};
+use super::rows::{COLUMNS, millis, read_records, receiver_columns, version};
 
 /// Stores `record`'s previous secrets, replacing those stored for it unless
 /// `fresh` (a row just inserted has none: a removed destination's went with
@@ -33,8 +33,8 @@ fn write_previous_secrets(
     .execute(params![tenant, id])?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO previous_secrets (tenant_id, destination_id, position, sealed_secret,
-             secret_digest, expires_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             secret_digest, expires_at_ms, sealed_signing_secret)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for (position, previous) in record.previous_secrets.iter().enumerate() {
         let position = i64::try_from(position).map_err(|_| SqliteError::corrupt("position"))?;
@@ -45,7 +45,37 @@ fn write_previous_secrets(
             &previous.sealed_secret.to_bytes()[..],
             &previous.secret_digest.as_bytes()[..],
             millis(previous.expires_at),
+            previous
+                .sealed_signing_secret
+                .as_ref()
+                .map(|s| s.to_bytes().to_vec()),
         ])?;
+    }
+    Ok(())
+}
+
+/// Indexes `record` under its filter's keys
+/// ([`FilterTypes::index_keys`](prets_destinations::delivery::FilterTypes::index_keys)),
+/// replacing what was indexed for it unless `fresh` (a row just inserted).
+fn write_filter_keys(
+    conn: &Connection,
+    tenant: &str,
+    record: &DestinationRecord,
+    fresh: bool,
+) -> JobResult<()> {
+    let id = record.destination_id.to_string();
+    if !fresh {
+        conn.prepare_cached(
+            "DELETE FROM destination_filters WHERE tenant_id = ?1 AND destination_id = ?2",
+        )?
+        .execute(params![tenant, id])?;
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO destination_filters (tenant_id, filter_key, destination_id)
+         VALUES (?1, ?2, ?3)",
+    )?;
+    for key in record.filter_types.index_keys() {
+        insert.execute(params![tenant, key, id])?;
     }
     Ok(())
 }
@@ -67,12 +97,15 @@ impl DestinationRepo for SqliteRepo {
         let r = record.clone();
         self.writer
             .call(move |conn| {
+                let (signing, filter_types, headers, metadata) = receiver_columns(&r)?;
                 let changed = conn
                     .prepare_cached(
                         "INSERT INTO destinations (tenant_id, destination_id, name, url,
                              created_at_ms, updated_at_ms, sealed_secret, secret_digest, version,
-                             enabled, disabled_reason)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                             enabled, disabled_reason, sealed_signing_secret, filter_types,
+                             headers, description, metadata)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+                             ?15, ?16)
                          ON CONFLICT (tenant_id, destination_id) DO NOTHING",
                     )?
                     .execute(params![
@@ -87,11 +120,17 @@ impl DestinationRepo for SqliteRepo {
                         version(r.version),
                         r.enabled,
                         r.disabled_reason.map(DisabledReason::as_str),
+                        signing,
+                        filter_types,
+                        headers,
+                        r.description.as_str(),
+                        metadata,
                     ])?;
                 if changed != 1 {
                     return Ok(InsertOutcome::Duplicate);
                 }
                 write_previous_secrets(conn, &tenant, &r, true)?;
+                write_filter_keys(conn, &tenant, &r, true)?;
                 Ok(InsertOutcome::Inserted)
             })
             .await
@@ -191,6 +230,7 @@ impl DestinationRepo for SqliteRepo {
         self.writer
             .call(move |conn| {
                 let id = r.destination_id.to_string();
+                let (signing, filter_types, headers, metadata) = receiver_columns(&r)?;
                 // The version check and the write are one statement.
                 let changed = conn
                     .prepare_cached(
@@ -200,7 +240,9 @@ impl DestinationRepo for SqliteRepo {
                              failing_since_ms = CASE WHEN ?11 AND NOT enabled THEN NULL
                                                      ELSE failing_since_ms END,
                              failing_attempts = CASE WHEN ?11 AND NOT enabled THEN NULL
-                                                     ELSE failing_attempts END
+                                                     ELSE failing_attempts END,
+                             sealed_signing_secret = ?13, filter_types = ?14, headers = ?15,
+                             description = ?16, metadata = ?17
                          WHERE tenant_id = ?1 AND destination_id = ?2 AND version = ?10",
                     )?
                     .execute(params![
@@ -216,9 +258,15 @@ impl DestinationRepo for SqliteRepo {
                         version(expected_version),
                         r.enabled,
                         r.disabled_reason.map(DisabledReason::as_str),
+                        signing,
+                        filter_types,
+                        headers,
+                        r.description.as_str(),
+                        metadata,
                     ])?;
                 if changed == 1 {
                     write_previous_secrets(conn, &tenant, &r, false)?;
+                    write_filter_keys(conn, &tenant, &r, false)?;
                     if r.enabled {
                         // Enabling a disabled destination cleared its
                         // failure streak (in the statement): its lane is

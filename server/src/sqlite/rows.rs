@@ -4,17 +4,50 @@
 use std::collections::HashMap;
 
 use prets_destinations::delivery::DisabledReason;
+use prets_destinations::secret::SealedSigningSecret;
 use prets_destinations::{
     DestinationId, DestinationName, DestinationRecord, DestinationUrl, PreviousSecret,
     SealedSecret, SecretDigest, Timestamp,
 };
 use rusqlite::{Connection, Row, params};
+use serde::de::DeserializeOwned;
 
 use super::error::{JobResult, SqliteError};
 
 /// The columns [`read_records`] expects, in order.
 pub(super) const COLUMNS: &str = "tenant_id, destination_id, name, url, created_at_ms, \
-     updated_at_ms, sealed_secret, secret_digest, version, enabled, disabled_reason";
+     updated_at_ms, sealed_secret, secret_digest, version, enabled, disabled_reason, \
+     sealed_signing_secret, filter_types, headers, description, metadata";
+
+/// The receiver columns of `record` as stored: the sealed signing secret's
+/// bytes, then the filter, headers and metadata as JSON text.
+pub(super) fn receiver_columns(
+    record: &DestinationRecord,
+) -> JobResult<(Option<Vec<u8>>, String, String, String)> {
+    let json = |r: serde_json::Result<String>| r.map_err(|_| SqliteError::corrupt("receiver"));
+    Ok((
+        record
+            .signing_secret
+            .as_ref()
+            .map(|s| s.to_bytes().to_vec()),
+        json(serde_json::to_string(&record.filter_types))?,
+        json(serde_json::to_string(&record.headers))?,
+        json(serde_json::to_string(&record.metadata))?,
+    ))
+}
+
+fn from_json<T: DeserializeOwned>(text: &str, column: &'static str) -> JobResult<T> {
+    serde_json::from_str(text).map_err(|_| SqliteError::corrupt(column))
+}
+
+fn signing_secret(
+    bytes: Option<Vec<u8>>,
+    column: &'static str,
+) -> JobResult<Option<SealedSigningSecret>> {
+    bytes
+        .map(|b| SealedSigningSecret::from_bytes(&b).map_err(|_| SqliteError::corrupt(column)))
+        .transpose()
+}
 
 pub(super) fn millis(t: Timestamp) -> i64 {
     // Timestamps end in year 9999, far below i64::MAX milliseconds.
@@ -60,6 +93,11 @@ struct RawRow {
     version: i64,
     enabled: bool,
     disabled_reason: Option<String>,
+    sealed_signing_secret: Option<Vec<u8>>,
+    filter_types: String,
+    headers: String,
+    description: String,
+    metadata: String,
 }
 
 impl RawRow {
@@ -76,6 +114,11 @@ impl RawRow {
             version: row.get(8)?,
             enabled: row.get(9)?,
             disabled_reason: row.get(10)?,
+            sealed_signing_secret: row.get(11)?,
+            filter_types: row.get(12)?,
+            headers: row.get(13)?,
+            description: row.get(14)?,
+            metadata: row.get(15)?,
         })
     }
 
@@ -102,6 +145,14 @@ impl RawRow {
                     DisabledReason::from_wire(r).ok_or(SqliteError::corrupt("disabled reason"))
                 })
                 .transpose()?,
+            signing_secret: signing_secret(self.sealed_signing_secret, "sealed signing secret")?,
+            filter_types: from_json(&self.filter_types, "filter types")?,
+            headers: from_json(&self.headers, "headers")?,
+            description: self
+                .description
+                .try_into()
+                .map_err(|_| SqliteError::corrupt("description"))?,
+            metadata: from_json(&self.metadata, "metadata")?,
         })
     }
 }
@@ -147,7 +198,8 @@ fn previous_secrets(
         .collect();
     let keys = serde_json::to_string(&keys).map_err(|_| SqliteError::corrupt("destination id"))?;
     let mut stmt = conn.prepare_cached(
-        "SELECT tenant_id, destination_id, sealed_secret, secret_digest, expires_at_ms
+        "SELECT tenant_id, destination_id, sealed_secret, secret_digest, expires_at_ms,
+             sealed_signing_secret
          FROM previous_secrets
          WHERE (tenant_id, destination_id) IN
              (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))
@@ -160,15 +212,17 @@ fn previous_secrets(
             row.get::<_, Vec<u8>>(2)?,
             row.get::<_, Vec<u8>>(3)?,
             row.get::<_, i64>(4)?,
+            row.get::<_, Option<Vec<u8>>>(5)?,
         ))
     })?;
     for row in found {
-        let (tenant, id, sealed, secret_digest, expires_at) = row?;
+        let (tenant, id, sealed, secret_digest, expires_at, signing) = row?;
         out.entry((tenant, id)).or_default().push(PreviousSecret {
             sealed_secret: SealedSecret::from_bytes(&sealed)
                 .map_err(|_| SqliteError::corrupt("previous sealed secret"))?,
             secret_digest: digest(secret_digest)?,
             expires_at: timestamp(expires_at, "previous secret expiry")?,
+            sealed_signing_secret: signing_secret(signing, "previous sealed signing secret")?,
         });
     }
     Ok(out)

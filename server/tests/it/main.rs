@@ -22,6 +22,7 @@ mod lifecycle_http;
 mod logs;
 #[cfg(unix)]
 mod postgres_nodes;
+mod receivers_http;
 mod sqlite_repo;
 mod support;
 mod worker;

@@ -202,9 +202,17 @@ impl<R: Outbox + 'static> Bench<R> {
     async fn set_enabled(&self, id: DestinationId, enabled: bool) {
         let request: UpdateDestinationRequest =
             serde_json::from_str(&format!(r#"{{"enabled":{enabled}}}"#)).unwrap();
-        let outcome = update(&*self.repo, &self.tenant, id, request, now())
-            .await
-            .unwrap();
+        let outcome = update(
+            &*self.repo,
+            &self.tenant,
+            id,
+            request,
+            now(),
+            &mut os_rng(),
+            self.keyring.current(),
+        )
+        .await
+        .unwrap();
         assert!(matches!(outcome, UpdateOutcome::Updated(_)), "{outcome:?}");
     }
 }
