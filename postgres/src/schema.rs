@@ -20,7 +20,7 @@ use crate::error::PgError;
 /// newest first by a backward scan of their primary key `(tenant_id,
 /// destination_id, attempt_id)`; claims are the function `prets_claim`
 /// (migration 4), walking `deliveries_by_lane` and `deliveries_leased`.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: destinations and their rotated-out secrets.
     r#"CREATE TABLE destinations (
         tenant_id      TEXT COLLATE "C" NOT NULL,

@@ -156,6 +156,20 @@ impl TestDb {
     }
 }
 
+/// The schema version just before the migration whose SQL contains
+/// `marker` (such as `"CREATE TABLE event_ids"`): where a test of that
+/// migration starts, whatever is appended after it.
+///
+/// # Panics
+/// If no migration contains `marker`.
+#[must_use]
+pub fn version_before(marker: &str) -> usize {
+    crate::schema::MIGRATIONS
+        .iter()
+        .position(|sql| sql.contains(marker))
+        .unwrap_or_else(|| panic!("no migration contains {marker:?}"))
+}
+
 impl Default for TestDb {
     fn default() -> Self {
         Self::new()

@@ -297,9 +297,12 @@ mod tests {
         {
             let mut conn = Connection::open(&path).unwrap();
             configure(&conn).unwrap();
-            // The schema before the event ids' migration (the last but the
-            // receivers' one, which follows it).
-            migrate_to(&mut conn, schema_version() - 2).unwrap();
+            // The schema before the event ids' migration.
+            let before = super::migrations::MIGRATIONS
+                .iter()
+                .position(|m| m.contains("CREATE TABLE event_ids"))
+                .unwrap();
+            migrate_to(&mut conn, before).unwrap();
             conn.execute(
                 "INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,
                      updated_at_ms, sealed_secret, secret_digest)
