@@ -1299,13 +1299,9 @@ mod operator_policy {
 /// The operator's policy through the request bodies and the operations:
 /// `validate_with_policy`, `create_with_policy`, `update_with_policy`.
 mod request_policy {
-    use prets_destinations::ops::{create_with_policy, update_with_policy};
     use prets_destinations::{
-        CreateDestinationRequest, CreateOutcome, DestinationRepo, HostPolicy,
-        UpdateDestinationRequest, UpdateOutcome, ValidationErrors, create, update,
+        CreateDestinationRequest, HostPolicy, UpdateDestinationRequest, ValidationErrors,
     };
-
-    use crate::support::{block_on, keyring, now, rng, sealer, tenant};
 
     fn policy() -> HostPolicy {
         HostPolicy::default()
@@ -1405,7 +1401,12 @@ mod request_policy {
     #[cfg(feature = "memory")]
     #[test]
     fn create_and_update_with_policy_store_allowed_literals_and_plain_ones_refuse_them() {
-        use prets_destinations::MemoryRepo;
+        use prets_destinations::ops::{create_with_policy, update_with_policy};
+        use prets_destinations::{
+            CreateOutcome, DestinationRepo, MemoryRepo, UpdateOutcome, create, update,
+        };
+
+        use crate::support::{block_on, keyring, now, rng, sealer, tenant};
 
         let repo = MemoryRepo::new();
         let org = tenant("org_policy");

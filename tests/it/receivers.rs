@@ -444,6 +444,7 @@ fn request_debug_never_shows_a_custom_header_value() {
 /// for a quiet one beside it: the quiet one's publishes reach exactly its
 /// matching destinations, and the hostile one's never reach the quiet one.
 /// The keys a publish looks up are bounded by the event type alone.
+#[cfg(feature = "memory")]
 #[test]
 fn a_hostile_organizations_filters_never_reach_a_quiet_one() {
     use prets_destinations::delivery::{EventType, FilterTypes};
