@@ -263,6 +263,61 @@ object_deserialize!(
     }
 );
 
+/// The builders of the receiver members, the same on a create request and
+/// a patch (`$what` words their docs).
+macro_rules! receiver_builders {
+    ($what:literal) => {
+        #[doc = concat!("The same ", $what, " how deliveries are signed (`signing`).")]
+        #[must_use]
+        pub fn with_signing(mut self, signing: Signing) -> Self {
+            self.receiver.signing = Member::String(signing.as_str().to_owned());
+            self
+        }
+
+        #[doc = concat!("The same ", $what, " these `filterTypes`.")]
+        #[must_use]
+        pub fn with_filter_types<S: Into<String>>(
+            mut self,
+            entries: impl IntoIterator<Item = S>,
+        ) -> Self {
+            self.receiver.filter_types = Member::Array(
+                entries
+                    .into_iter()
+                    .map(|e| Member::String(e.into()))
+                    .collect(),
+            );
+            self
+        }
+
+        #[doc = concat!("The same ", $what, " these custom `headers`, in order.")]
+        #[must_use]
+        pub fn with_headers<N: Into<String>, V: Into<String>>(
+            mut self,
+            headers: impl IntoIterator<Item = (N, V)>,
+        ) -> Self {
+            self.receiver.headers = object(headers);
+            self
+        }
+
+        #[doc = concat!("The same ", $what, " this `description`.")]
+        #[must_use]
+        pub fn with_description(mut self, description: impl Into<String>) -> Self {
+            self.receiver.description = Member::String(description.into());
+            self
+        }
+
+        #[doc = concat!("The same ", $what, " this `metadata`.")]
+        #[must_use]
+        pub fn with_metadata<K: Into<String>, V: Into<String>>(
+            mut self,
+            metadata: impl IntoIterator<Item = (K, V)>,
+        ) -> Self {
+            self.receiver.metadata = object(metadata);
+            self
+        }
+    };
+}
+
 impl CreateDestinationRequest {
     /// A request with a name and a URL and no client-supplied id.
     pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
@@ -274,54 +329,7 @@ impl CreateDestinationRequest {
         }
     }
 
-    /// The same request asking for `standard-webhooks` signatures.
-    #[must_use]
-    pub fn with_signing(mut self, signing: Signing) -> Self {
-        self.receiver.signing = Member::String(signing.as_str().to_owned());
-        self
-    }
-
-    /// The same request with these `filterTypes`.
-    #[must_use]
-    pub fn with_filter_types<S: Into<String>>(
-        mut self,
-        entries: impl IntoIterator<Item = S>,
-    ) -> Self {
-        self.receiver.filter_types = Member::Array(
-            entries
-                .into_iter()
-                .map(|e| Member::String(e.into()))
-                .collect(),
-        );
-        self
-    }
-
-    /// The same request with these custom `headers`, in order.
-    #[must_use]
-    pub fn with_headers<N: Into<String>, V: Into<String>>(
-        mut self,
-        headers: impl IntoIterator<Item = (N, V)>,
-    ) -> Self {
-        self.receiver.headers = object(headers);
-        self
-    }
-
-    /// The same request with this `description`.
-    #[must_use]
-    pub fn with_description(mut self, description: impl Into<String>) -> Self {
-        self.receiver.description = Member::String(description.into());
-        self
-    }
-
-    /// The same request with this `metadata`.
-    #[must_use]
-    pub fn with_metadata<K: Into<String>, V: Into<String>>(
-        mut self,
-        metadata: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        self.receiver.metadata = object(metadata);
-        self
-    }
+    receiver_builders!("request with");
 
     /// The same request with a client-supplied `destinationId`.
     #[must_use]
@@ -529,54 +537,7 @@ impl UpdateDestinationRequest {
         self
     }
 
-    /// The same patch also setting how deliveries are signed.
-    #[must_use]
-    pub fn with_signing(mut self, signing: Signing) -> Self {
-        self.receiver.signing = Member::String(signing.as_str().to_owned());
-        self
-    }
-
-    /// The same patch also replacing `filterTypes`.
-    #[must_use]
-    pub fn with_filter_types<S: Into<String>>(
-        mut self,
-        entries: impl IntoIterator<Item = S>,
-    ) -> Self {
-        self.receiver.filter_types = Member::Array(
-            entries
-                .into_iter()
-                .map(|e| Member::String(e.into()))
-                .collect(),
-        );
-        self
-    }
-
-    /// The same patch also replacing the custom `headers`.
-    #[must_use]
-    pub fn with_headers<N: Into<String>, V: Into<String>>(
-        mut self,
-        headers: impl IntoIterator<Item = (N, V)>,
-    ) -> Self {
-        self.receiver.headers = object(headers);
-        self
-    }
-
-    /// The same patch also setting the `description`.
-    #[must_use]
-    pub fn with_description(mut self, description: impl Into<String>) -> Self {
-        self.receiver.description = Member::String(description.into());
-        self
-    }
-
-    /// The same patch also replacing the `metadata`.
-    #[must_use]
-    pub fn with_metadata<K: Into<String>, V: Into<String>>(
-        mut self,
-        metadata: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        self.receiver.metadata = object(metadata);
-        self
-    }
+    receiver_builders!("patch also replacing");
 
     /// Checks every member with the rules of create and returns the patch,
     /// or every field error at once (in the order `name`, `url`, `version`,
