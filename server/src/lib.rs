@@ -47,7 +47,7 @@ pub use crate::health::{NotReady, Readiness, ReadyCheck};
 pub use crate::keyfile::KeyFileError;
 pub use crate::metrics::{
     ATTEMPT_OUTCOMES, DEPTH_SAMPLE_EVERY, METRICS_CONTENT_TYPE, Metered, Metrics, UNMATCHED_ROUTE,
-    outcome_label,
+    outcome_label, route_label,
 };
 pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem, ProblemKind};
 pub use crate::sqlite::{MAX_BATCH, SqliteError, SqliteRepo, schema_version};

@@ -119,6 +119,14 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
+/// The label of a route template: its parameters written `:name` instead
+/// of `{name}` (`/v1/events/destinations/:id`), since braces inside a label
+/// value trip simple exposition-format parsers.
+#[must_use]
+pub fn route_label(template: &str) -> String {
+    template.replace('{', ":").replace('}', "")
+}
+
 /// The route label of a request the router matched to no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
@@ -247,12 +255,13 @@ impl Metrics {
     }
 
     /// Counts one answered API request: `route` is the matched route's
-    /// template (or [`UNMATCHED_ROUTE`]), never the path as sent.
+    /// template (or [`UNMATCHED_ROUTE`]), never the path as sent; its label
+    /// is [`route_label`] of it.
     pub fn request(&self, method: &axum::http::Method, route: &str, status: u16) {
         self.http
             .get_or_create(&HttpLabels {
                 method: method_label(method),
-                route: route.to_owned(),
+                route: route_label(route),
                 status,
             })
             .inc();
