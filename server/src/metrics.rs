@@ -500,6 +500,51 @@ mod tests {
             .map(str::to_owned)
     }
 
+    /// Every classification maps to one of [`ATTEMPT_OUTCOMES`], each kind
+    /// to its own label, whatever the status code.
+    #[test]
+    fn outcome_labels_are_the_closed_set() {
+        use prets_destinations::delivery::Failure;
+        let failed = |cause| {
+            Classification::Failed(Failure {
+                cause,
+                retry_after: None,
+            })
+        };
+        let cases = [
+            (Classification::Delivered { status: 204 }, "delivered"),
+            (Classification::Gone, "gone"),
+            (failed(FailureCause::Status(500)), "http_error"),
+            (failed(FailureCause::Status(302)), "http_error"),
+            (
+                failed(FailureCause::Transport(TransportError::Timeout)),
+                "timeout",
+            ),
+            (failed(FailureCause::Transport(TransportError::Dns)), "dns"),
+            (
+                failed(FailureCause::Transport(TransportError::Connect)),
+                "connect",
+            ),
+            (failed(FailureCause::Transport(TransportError::Tls)), "tls"),
+            (
+                failed(FailureCause::Transport(TransportError::Refused)),
+                "refused",
+            ),
+            (
+                failed(FailureCause::Transport(TransportError::Protocol)),
+                "protocol",
+            ),
+        ];
+        for (classification, label) in cases {
+            assert_eq!(outcome_label(&classification), label, "{classification:?}");
+            assert!(ATTEMPT_OUTCOMES.contains(&label));
+        }
+        assert_eq!(
+            route_label("/v1/events/destinations/{id}/test"),
+            "/v1/events/destinations/:id/test"
+        );
+    }
+
     /// Scrapes within the interval read the last sample; one after it (an
     /// interval of zero) asks the store again.
     #[tokio::test]

@@ -412,3 +412,47 @@ async fn metrics_follow_real_deliveries_and_hold_no_secret_in_a_label() {
     assert_no_label_holds(&after, &needles);
     server.stop().await.unwrap();
 }
+
+/// The binary with `PRETS_METRICS_LISTEN`: it says where it serves the
+/// metrics, which parse, and answers its probes.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_metrics_on_the_address_of_its_variable() {
+    let dir = TempDir::new();
+    let token = mint_token();
+    let database = dir.path().join("binary.sqlite3");
+    let flag = token_flag(&token);
+    let process = crate::support::process::ServerProcess::start_with_env(
+        &dir,
+        &[
+            "--database",
+            database.to_str().unwrap(),
+            "--api-token",
+            &flag,
+        ],
+        &[("PRETS_METRICS_LISTEN", "127.0.0.1:0")],
+    );
+    let output = process.output();
+    let metrics: std::net::SocketAddr = output
+        .split("metrics=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no metrics address in:\n{output}"))
+        .parse()
+        .unwrap();
+    assert_ne!(metrics, process.addr);
+    assert_ready(process.addr).await;
+    let scraped = scrape(metrics).await;
+    assert_eq!(
+        value(
+            &scraped,
+            "prets_http_requests_total",
+            &[("method", "GET"), ("route", "/readyz"), ("status", "200")]
+        ),
+        1.0
+    );
+    // Only `/metrics` is served there.
+    assert_eq!(get(metrics, "/readyz").await.status, 404);
+    let exited = process.exit();
+    assert!(exited.status.success(), "{}", exited.log);
+}
