@@ -9,7 +9,7 @@ use crate::delivery::{
     AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome, DeliveryAfter,
     DeliveryKey, EVENT_ID_RETENTION, EVENT_IDS_FORGOTTEN_PER_ENQUEUE, EnqueueOutcome, Event,
     ExistingEvent, FailureStreak, FairQueue, FilterTypes, Lease, LeaseRequest, LeaseToken, Outbox,
-    Target, settle,
+    QueueDepth, Target, settle,
 };
 use crate::id::{AttemptId, DestinationId, EventId};
 use crate::record::DestinationRecord;
@@ -621,6 +621,18 @@ impl Outbox for MemoryRepo {
             None => attempts.range(..),
         };
         Ok(range.rev().take(limit).map(|(_, a)| a.clone()).collect())
+    }
+
+    /// Counted by the scheduler as it goes: no walk over the queue.
+    async fn queue_depth(&self) -> Result<QueueDepth, Infallible> {
+        let inner = self.read();
+        let fair = &inner.outbox.fair;
+        let leased = fair.leased();
+        let waiting = fair.len().saturating_sub(leased);
+        Ok(QueueDepth {
+            waiting: u64::try_from(waiting).unwrap_or(u64::MAX),
+            leased: u64::try_from(leased).unwrap_or(u64::MAX),
+        })
     }
 }
 

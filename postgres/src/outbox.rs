@@ -20,7 +20,7 @@ use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
     DeliveryKey, EVENT_ID_RETENTION, EVENT_IDS_FORGOTTEN_PER_ENQUEUE, EnqueueOutcome, Event,
     EventId, EventType, ExistingEvent, FilterTypes, Lease, LeaseRequest, Outbox, Payload,
-    PayloadDigest, Target,
+    PayloadDigest, QueueDepth, Target,
 };
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use tokio_postgres::Row;
@@ -595,6 +595,33 @@ impl Outbox for PgRepo {
                 }
             };
             rows.iter().map(attempt_from).collect()
+        })
+        .await
+    }
+
+    /// Two counts in one snapshot: the leased ones over the partial index
+    /// `deliveries_leased` (as many rows as attempts in flight), all of
+    /// them over the table (its cost grows with the queue: hosts sample
+    /// it).
+    async fn queue_depth(&self) -> Result<QueueDepth, PgError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT (SELECT count(*) FROM deliveries)::BIGINT,
+                            (SELECT count(*) FROM deliveries
+                             WHERE lease_token IS NOT NULL)::BIGINT",
+                )
+                .await?;
+            let row = client.query_one(&stmt, &[]).await?;
+            let total: i64 = row.try_get(0)?;
+            let leased: i64 = row.try_get(1)?;
+            let total = u64::try_from(total).map_err(|_| PgError::corrupt("count"))?;
+            let leased = u64::try_from(leased).map_err(|_| PgError::corrupt("count"))?;
+            Ok(QueueDepth {
+                waiting: total.saturating_sub(leased),
+                leased,
+            })
         })
         .await
     }

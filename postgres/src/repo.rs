@@ -243,6 +243,25 @@ impl PgRepo {
         });
     }
 
+    /// The highest schema version applied to the database (0 when none
+    /// is), read afresh: a host compares it with [`schema_version`] to
+    /// tell whether the database is ready for this build.
+    ///
+    /// [`schema_version`]: crate::schema::schema_version
+    ///
+    /// # Errors
+    /// Only storage failures (the database unreachable, the table gone).
+    pub async fn schema_version_found(&self) -> Result<i64, PgError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations")
+                .await?;
+            Ok(client.query_one(&stmt, &[]).await?.try_get(0)?)
+        })
+        .await
+    }
+
     /// The database's clock minus this host's system clock, in
     /// milliseconds (negative when this host is ahead), as last measured:
     /// at [`connect`](Self::connect), then every few seconds while

@@ -27,6 +27,8 @@ use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 use crate::auth::ApiTokens;
+use crate::health::Readiness;
+use crate::metrics::{METRICS_CONTENT_TYPE, Metrics, UNMATCHED_ROUTE};
 use crate::problem::Problem;
 use crate::request_id::next_request_id;
 use crate::serve::is_body_timeout;
@@ -65,6 +67,8 @@ pub struct AppState<R> {
     keyring: Arc<Keyring>,
     host_policy: HostPolicy,
     published: Arc<Notify>,
+    readiness: Option<Arc<dyn Readiness>>,
+    metrics: Arc<Metrics>,
 }
 
 impl<R> AppState<R> {
@@ -78,7 +82,25 @@ impl<R> AppState<R> {
             keyring: keyring.into(),
             host_policy: HostPolicy::default(),
             published: Arc::new(Notify::new()),
+            readiness: None,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// This state answering `GET /readyz` by asking `readiness` (the store).
+    /// Without it, `/readyz` answers ready while the process runs (a store
+    /// that cannot be unready, such as memory).
+    #[must_use]
+    pub fn with_readiness(mut self, readiness: Arc<dyn Readiness>) -> Self {
+        self.readiness = Some(readiness);
+        self
+    }
+
+    /// This state counting its requests in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// This state judging literal-IP destination hosts by `policy` at create
@@ -102,7 +124,10 @@ type Shared<R> = Arc<AppState<R>>;
 
 /// The API's router over `state`.
 pub fn router<R: Outbox + 'static>(state: AppState<R>) -> Router {
+    let metrics = Arc::clone(&state.metrics);
     Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<R>))
         .route(
             "/v1/events",
             post(publish_event::<R>).layer(DefaultBodyLimit::max(PUBLISH_BODY_LIMIT)),
@@ -131,8 +156,36 @@ pub fn router<R: Outbox + 'static>(state: AppState<R>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(with_request_id))
+        .layer(middleware::from_fn_with_state(metrics, with_request_id))
         .with_state(Arc::new(state))
+}
+
+/// The router of the metrics listener: `GET /metrics`, the queue depth of
+/// `repo` sampled (at most every few seconds) and `metrics` in the
+/// Prometheus text format. No token: bind it where only the scraper reaches.
+pub fn metrics_router<R: Outbox + 'static>(repo: R, metrics: Arc<Metrics>) -> Router {
+    let state = Arc::new((repo, metrics));
+    Router::new()
+        .route("/metrics", get(scrape::<R>))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn scrape<R: Outbox + 'static>(
+    State(state): State<Arc<(R, Arc<Metrics>)>>,
+) -> Result<Response, Problem> {
+    let (repo, metrics) = &*state;
+    metrics.sample_depth(repo).await;
+    let text = metrics.encode().map_err(|e| Problem::internal_error(&e))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(METRICS_CONTENT_TYPE),
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// The authenticated caller's organization.
@@ -524,6 +577,37 @@ async fn openapi() -> Response {
         .into_response()
 }
 
+/// `GET /healthz`: the process is up and serving.
+async fn healthz() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response()
+}
+
+/// `GET /readyz`: the store answers and holds this build's schema, asked
+/// afresh on each request.
+async fn readyz<R: Outbox + 'static>(State(state): State<Shared<R>>) -> Result<Response, Problem> {
+    if let Some(readiness) = &state.readiness {
+        readiness.ready().await.map_err(Problem::not_ready)?;
+    }
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        r#"{"status":"ready"}"#,
+    )
+        .into_response())
+}
+
 async fn not_found() -> Problem {
     Problem::not_found("no resource at this path")
 }
@@ -533,20 +617,31 @@ async fn method_not_allowed() -> Problem {
 }
 
 /// Records the matched route template in the request's span (routes only;
-/// an unmatched path stays unlogged).
+/// an unmatched path stays unlogged), and hands it to [`with_request_id`]
+/// in the response's extensions, for the request metric.
 async fn record_route(request: Request, next: Next) -> Response {
-    if let Some(route) = request.extensions().get::<MatchedPath>() {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    if let Some(route) = &route {
         tracing::Span::current().record("route", tracing::field::display(route.as_str()));
     }
-    next.run(request).await
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
 }
 
 /// Gives every request an id: in a span around its handling (so each log
 /// line carries it) and in the `x-request-id` response header. Logs the
 /// method, the matched route template (never the path as sent, the query,
 /// headers or body: they are the client's text), status and duration.
-async fn with_request_id(request: Request, next: Next) -> Response {
+async fn with_request_id(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let id = next_request_id();
+    let method = request.method().clone();
     let span = tracing::info_span!(
         "request",
         id = %id,
@@ -571,6 +666,11 @@ async fn with_request_id(request: Request, next: Next) -> Response {
                 next.run(request).await
             };
         let status = response.status().as_u16();
+        let route = response
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
+        metrics.request(&method, route, status);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         if response.status().is_server_error() {
             tracing::warn!(status, micros, "served");

@@ -204,6 +204,12 @@ pub struct Config {
     #[arg(long, env = "PRETS_NO_DELIVERY")]
     pub no_delivery: bool,
 
+    /// Address and port of a second listener serving `GET /metrics` in the
+    /// Prometheus text format, without a token: bind it where only the
+    /// scraper reaches. Off when not given.
+    #[arg(long, env = "PRETS_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Log filter (`tracing` env-filter syntax), e.g. `info` or
     /// `prets_destinations_server=debug`.
     #[arg(long, env = "PRETS_LOG", default_value = "info")]
@@ -240,6 +246,7 @@ impl Config {
             delivery_pool_idle_timeout: delivery.pool_idle_timeout,
             delivery_pool_max_idle_per_host: delivery.pool_max_idle_per_host,
             no_delivery: false,
+            metrics_listen: None,
         }
     }
 

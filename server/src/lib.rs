@@ -14,8 +14,10 @@ mod auth;
 mod config;
 mod database;
 pub mod delivery;
+mod health;
 mod hex;
 mod keyfile;
+mod metrics;
 mod problem;
 mod request_id;
 mod serve;
@@ -34,12 +36,19 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
-pub use crate::api::{AppState, BODY_LIMIT, OPENAPI_JSON, PUBLISH_BODY_LIMIT, router};
+pub use crate::api::{
+    AppState, BODY_LIMIT, OPENAPI_JSON, PUBLISH_BODY_LIMIT, metrics_router, router,
+};
 pub use crate::auth::{ApiTokens, TOKEN_PREFIX, mint_token, token_digest};
 pub use crate::config::{Config, DeliveryConfigError, InvalidTokenEntry, TokenEntry};
 pub use crate::database::{ConninfoRefused, Database, PgUrl};
 pub use crate::delivery::DeliveryConfig;
+pub use crate::health::{NotReady, Readiness, ReadyCheck};
 pub use crate::keyfile::KeyFileError;
+pub use crate::metrics::{
+    ATTEMPT_OUTCOMES, DEPTH_SAMPLE_EVERY, METRICS_CONTENT_TYPE, Metered, Metrics, UNMATCHED_ROUTE,
+    outcome_label, route_label,
+};
 pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem, ProblemKind};
 pub use crate::sqlite::{MAX_BATCH, SqliteError, SqliteRepo, schema_version};
 pub use crate::start::{DEMO_ORGANIZATION, Prepared, StartError, prepare, prepare_with_resolver};
@@ -77,6 +86,13 @@ pub async fn serve(
         shutdown.await;
         let _ = stopping.send(());
     };
+    // The metrics listener serves until the API's listener has stopped.
+    let (metrics_stop, metrics_stopped) = oneshot::channel::<()>();
+    let metrics = prepared.metrics.map(|(listener, router)| {
+        tokio::spawn(serve::run(listener, router, prepared.limits, async {
+            let _ = metrics_stopped.await;
+        }))
+    });
     let server = serve::run(
         prepared.listener,
         prepared.router,
@@ -96,6 +112,14 @@ pub async fn serve(
     };
     if let Some(worker) = worker {
         worker.shutdown().await;
+    }
+    let _ = metrics_stop.send(());
+    if let Some(metrics) = metrics {
+        match metrics.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "the metrics listener failed"),
+            Err(error) => tracing::error!(%error, "the metrics listener failed"),
+        }
     }
     result
 }
@@ -139,6 +163,8 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 pub struct Running {
     /// The bound address.
     pub addr: SocketAddr,
+    /// The metrics listener's bound address, with `--metrics-listen`.
+    pub metrics_addr: Option<SocketAddr>,
     /// The demo token, when this start created it.
     pub demo_token: Option<Zeroizing<String>>,
     stop: oneshot::Sender<()>,
@@ -177,12 +203,14 @@ pub async fn spawn_with_resolver(
     let mut prepared = prepare_with_resolver(config, resolver).await?;
     let demo_token = prepared.demo_token.take();
     let addr = prepared.local_addr;
+    let metrics_addr = prepared.metrics_addr;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(prepared, async {
         let _ = stopped.await;
     }));
     Ok(Running {
         addr,
+        metrics_addr,
         demo_token,
         stop,
         task,

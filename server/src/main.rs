@@ -42,6 +42,9 @@ async fn main() -> ExitCode {
         );
         let _ = out.flush();
     }
+    if let Some(metrics) = prepared.metrics_addr {
+        tracing::info!(metrics = %metrics, "serving metrics at /metrics");
+    }
     tracing::info!(addr = %prepared.local_addr, store = prepared.store, "listening");
     match serve(prepared, shutdown).await {
         Ok(()) => {

@@ -9,6 +9,8 @@ use prets_destinations::wire::ApiErrorKind;
 use prets_destinations::{ApiError, DestinationId, FieldError, OpError, StoreError};
 use serde::Serialize;
 
+use crate::health::NotReady;
+
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -73,11 +75,14 @@ pub enum ProblemKind {
     Contention,
     /// 409: [`ApiError::EventExists`].
     EventExists,
+    /// 503: `GET /readyz`: the store does not answer, or its schema is not
+    /// this build's.
+    NotReady,
 }
 
 impl ProblemKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 24] = [
         Self::Unauthorized,
         Self::MalformedJson,
         Self::InvalidBody,
@@ -101,6 +106,7 @@ impl ProblemKind {
         Self::Disabled,
         Self::Contention,
         Self::EventExists,
+        Self::NotReady,
     ];
 
     /// The table: `type`, status and title of each kind.
@@ -193,6 +199,7 @@ impl ProblemKind {
                 StatusCode::CONFLICT,
                 "Event id already exists",
             ),
+            Self::NotReady => ("not_ready", StatusCode::SERVICE_UNAVAILABLE, "Not ready"),
         }
     }
 
@@ -455,6 +462,13 @@ impl Problem {
             "the database is busy right now; retry after `Retry-After` seconds",
         )
         .with_header(header::RETRY_AFTER, "1")
+    }
+
+    /// 503: the store is not ready (see [`NotReady`]); `detail` says why,
+    /// without a connection string or path.
+    #[must_use]
+    pub fn not_ready(reason: NotReady) -> Self {
+        Self::new(ProblemKind::NotReady, reason.to_string()).with_header(header::RETRY_AFTER, "5")
     }
 
     /// 503: the server is at its connection limit; the connection is closed.

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
-use crate::api::{AppState, router};
+use crate::api::{AppState, metrics_router, router};
 use crate::auth::{ApiTokens, mint_token, token_digest};
 use crate::config::{Config, DeliveryConfigError};
 use crate::database::{Database, PgUrl};
@@ -24,7 +24,9 @@ use crate::delivery::{
     ClientError, DeliveryClient, DeliveryConfig, Resolve, SystemResolver, Worker, WorkerHandle,
     WorkerOptions,
 };
+use crate::health::Readiness;
 use crate::keyfile::{self, KeyFileError};
+use crate::metrics::{Metered, Metrics};
 use crate::serve::Limits;
 use crate::sqlite::{SqliteError, SqliteRepo};
 
@@ -51,6 +53,8 @@ pub enum StartError {
     Postgres(PgError),
     /// The listen address could not be bound.
     Listen(io::Error),
+    /// The metrics listen address could not be bound.
+    MetricsListen(io::Error),
     /// The system clock is outside the supported range.
     Clock,
     /// A delivery setting is unusable (a root-certificate file).
@@ -72,6 +76,9 @@ impl fmt::Display for StartError {
             ),
             Self::Postgres(e) => write!(f, "cannot open the PostgreSQL database: {e}"),
             Self::Listen(_) => f.write_str("cannot listen on the configured address"),
+            Self::MetricsListen(_) => {
+                f.write_str("cannot listen on the configured metrics address (--metrics-listen)")
+            }
             Self::Clock => f.write_str("the system clock is outside the supported range"),
             Self::Delivery(e) => write!(f, "delivery settings: {e}"),
             Self::DeliveryClient(e) => write!(f, "{e}"),
@@ -85,7 +92,7 @@ impl std::error::Error for StartError {
             Self::Database(e) => Some(e),
             Self::SealingKey(e) => Some(e),
             Self::Postgres(e) => Some(e),
-            Self::Listen(e) => Some(e),
+            Self::Listen(e) | Self::MetricsListen(e) => Some(e),
             Self::Delivery(e) => Some(e),
             Self::DeliveryClient(e) => Some(e),
             Self::MissingSealingKey | Self::SealingKeyRequired | Self::Clock => None,
@@ -105,6 +112,10 @@ pub struct Prepared {
     pub demo_token: Option<Zeroizing<String>>,
     /// The bound address (useful with port 0).
     pub local_addr: SocketAddr,
+    /// The metrics listener's bound address, with `--metrics-listen`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The metrics listener and its router, with `--metrics-listen`.
+    pub(crate) metrics: Option<(TcpListener, axum::Router)>,
     /// `"sqlite"`, `"postgres"` or `"memory"`.
     pub store: &'static str,
 }
@@ -113,6 +124,7 @@ impl fmt::Debug for Prepared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Prepared")
             .field("local_addr", &self.local_addr)
+            .field("metrics_addr", &self.metrics_addr)
             .field("store", &self.store)
             .finish_non_exhaustive()
     }
@@ -150,6 +162,16 @@ pub async fn prepare_with_resolver(
         .await
         .map_err(StartError::Listen)?;
     let local_addr = listener.local_addr().map_err(StartError::Listen)?;
+    let (metrics, metrics_addr) = match config.metrics_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(StartError::MetricsListen)?;
+            let bound = listener.local_addr().map_err(StartError::MetricsListen)?;
+            (Some((listener, store.metrics_router)), Some(bound))
+        }
+        None => (None, None),
+    };
     let limits = Limits {
         header_read: config.header_read_timeout,
         body_read: config.body_read_timeout,
@@ -163,6 +185,8 @@ pub async fn prepare_with_resolver(
         worker: (!config.no_delivery).then_some(store.worker),
         demo_token: store.demo_token,
         local_addr,
+        metrics_addr,
+        metrics,
         store: store.name,
     })
 }
@@ -170,6 +194,8 @@ pub async fn prepare_with_resolver(
 /// One store branch of [`prepare`], assembled.
 struct Store {
     router: axum::Router,
+    /// `GET /metrics` over this store's metrics.
+    metrics_router: axum::Router,
     worker: StartWorker,
     /// The demo organization's token when this start created it.
     demo_token: Option<Zeroizing<String>>,
@@ -326,7 +352,7 @@ impl Delivery {
     /// worker share the store, the keyring and the publish signal, and the
     /// API judges literal-IP destinations by the delivery host policy. Every
     /// store branch of [`prepare`] ends here.
-    fn assemble<R: Outbox + 'static>(
+    fn assemble<R: Outbox + Readiness + 'static>(
         &self,
         repo: R,
         tokens: ApiTokens,
@@ -340,7 +366,7 @@ impl Delivery {
 
     /// [`assemble`](Self::assemble) with the publish signal given (one the
     /// store also wakes).
-    fn assemble_with<R: Outbox + 'static>(
+    fn assemble_with<R: Outbox + Readiness + 'static>(
         &self,
         repo: R,
         tokens: ApiTokens,
@@ -349,15 +375,21 @@ impl Delivery {
         name: &'static str,
         published: Arc<Notify>,
     ) -> Store {
-        let repo = Arc::new(repo);
+        let metrics = Arc::new(Metrics::new());
+        let repo = Arc::new(Metered::new(repo, Arc::clone(&metrics)));
         let keyring = Arc::new(keyring);
         let state = AppState::new(Arc::clone(&repo), tokens, Arc::clone(&keyring))
             .with_host_policy(self.config.policy.clone())
-            .with_publish_notify(Arc::clone(&published));
+            .with_publish_notify(Arc::clone(&published))
+            .with_readiness(Arc::clone(&repo) as Arc<dyn Readiness>)
+            .with_metrics(Arc::clone(&metrics));
+        let metrics_router = metrics_router(Arc::clone(&repo), metrics.clone());
         let worker = Worker::new(repo, keyring, self.client.clone(), &self.config, published)
-            .with_options(self.options);
+            .with_options(self.options)
+            .with_metrics(metrics);
         Store {
             router: router(state),
+            metrics_router,
             worker: Box::new(move || worker.spawn()),
             demo_token,
             name,

@@ -29,7 +29,7 @@ use crate::delivery::{
     AttemptId, AttemptMeta, AttemptRecord, AttemptReport, ClaimLimits, Claimed, Classification,
     CompleteOutcome, DeliveryKey, DisablePolicy, DisabledReason, EVENT_ID_RETENTION,
     EnqueueOutcome, Event, EventType, ExistingEvent, Failure, FailureCause, FilterTypes,
-    LeaseRequest, LeaseToken, NextStep, Outbox, Payload, RetrySchedule, Target,
+    LeaseRequest, LeaseToken, NextStep, Outbox, Payload, QueueDepth, RetrySchedule, Target,
 };
 use crate::id::DestinationId;
 use crate::ops::{PublishOutcome, plan_finish, publish};
@@ -1427,6 +1427,7 @@ pub async fn outbox_run_all<O: Outbox>(outbox: &O) {
     concurrent_enqueues_of_one_id_store_one(outbox, 4).await;
     expired_event_ids_are_forgotten(outbox).await;
     a_busy_tenant_forgets_only_its_own_ids(outbox).await;
+    queue_depth_counts_waiting_and_leased(outbox).await;
     fairness_run_all(outbox).await;
 }
 
@@ -2482,4 +2483,93 @@ pub async fn enqueue_follows_filter_types<O: Outbox>(outbox: &O) {
         ids(&[0, 1, 2, 3]),
     )
     .await;
+}
+
+async fn depth<O: Outbox>(outbox: &O) -> QueueDepth {
+    outbox.queue_depth().await.expect("queue_depth failed")
+}
+
+/// [`Outbox::queue_depth`] follows the deliveries: an enqueue adds waiting
+/// ones, a claim moves them to leased, a completion finishes one or makes
+/// it wait again (a retry due later still counts), a release gives it back
+/// to the waiting, and removing the destinations drops theirs; what other
+/// users hold is set aside first, so the counts move by this property's
+/// deliveries alone.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn queue_depth_counts_waiting_and_leased<O: Outbox>(outbox: &O) {
+    let mut kit = Kit::new();
+    let now = at(kit.now, 1);
+    let aside = set_aside(outbox, &mut kit, now).await;
+    let before = depth(outbox).await;
+    let moved = |waiting: i64, leased: i64| QueueDepth {
+        waiting: before.waiting.saturating_add_signed(waiting),
+        leased: before.leased.saturating_add_signed(leased),
+    };
+    let tenant = kit.tenant();
+    let dests = kit.destinations(outbox, &tenant, 3).await;
+    for _ in 0..2 {
+        assert_eq!(
+            enqueue(outbox, &tenant, &kit.event(), Target::AllEnabled).await,
+            EnqueueOutcome::Enqueued { deliveries: 3 }
+        );
+    }
+    assert_eq!(
+        depth(outbox).await,
+        moved(6, 0),
+        "queue depth: an enqueue's deliveries are not counted as waiting"
+    );
+    let claimed = claim_with(outbox, &mut kit, now, 3.into(), &[&tenant]).await;
+    assert_eq!(claimed.len(), 3, "claim: fewer than asked of a due backlog");
+    assert_eq!(
+        depth(outbox).await,
+        moved(3, 3),
+        "queue depth: claimed deliveries are not counted as leased"
+    );
+    let report = kit.report(
+        &claimed[0],
+        DELIVERED,
+        now,
+        NextStep::Delivered,
+        DisablePolicy::default(),
+    );
+    assert_eq!(
+        complete(outbox, &claimed[0], report).await,
+        CompleteOutcome::Recorded { disabled: None }
+    );
+    let report = kit.report(
+        &claimed[1],
+        failed(),
+        now,
+        NextStep::RetryAt(at(now, 3600)),
+        DisablePolicy::default(),
+    );
+    assert_eq!(
+        complete(outbox, &claimed[1], report).await,
+        CompleteOutcome::Recorded { disabled: None }
+    );
+    assert_eq!(
+        depth(outbox).await,
+        moved(4, 1),
+        "queue depth: a delivered attempt still counted, or a retry due later not waiting"
+    );
+    assert!(
+        outbox
+            .release(&claimed[2].lease)
+            .await
+            .expect("release failed")
+    );
+    assert_eq!(
+        depth(outbox).await,
+        moved(5, 0),
+        "queue depth: a released delivery is not waiting again"
+    );
+    remove_all(outbox, &tenant, &dests).await;
+    assert_eq!(
+        depth(outbox).await,
+        before,
+        "queue depth: removed destinations' deliveries still counted"
+    );
+    release_all(outbox, &aside).await;
 }

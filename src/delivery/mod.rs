@@ -53,7 +53,7 @@ pub use crate::delivery::filter::{
 pub use crate::delivery::outbox::{
     AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey, EVENT_ID_RETENTION,
     EVENT_IDS_FORGOTTEN_PER_ENQUEUE, EnqueueOutcome, ExistingEvent, Lease, LeaseRequest,
-    LeaseToken, Outbox, Settlement, Target, settle,
+    LeaseToken, Outbox, QueueDepth, Settlement, Target, settle,
 };
 pub use crate::delivery::pin::{Lookup, Refusal, lookup, pin_addresses};
 pub use crate::delivery::request::{DeliveryRequest, USER_AGENT, plan_attempt};

@@ -207,6 +207,18 @@ pub enum CompleteOutcome {
     LeaseLost,
 }
 
+/// How many deliveries are pending, as [`Outbox::queue_depth`] counts
+/// them: every tenant's, due or scheduled for later.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct QueueDepth {
+    /// Pending deliveries under no lease: never claimed, released, or
+    /// rescheduled after a failed attempt (due now or later).
+    pub waiting: u64,
+    /// Pending deliveries under a lease: an attempt in flight, or a lapsed
+    /// lease that no claim, release or completion has cleared yet.
+    pub leased: u64,
+}
+
 /// What happens to a delivery after an attempt, as [`settle`] decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DeliveryAfter {
@@ -512,6 +524,19 @@ pub trait Outbox: DestinationRepo {
         before: Option<AttemptId>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<AttemptRecord>, Self::Error>> + Send;
+
+    /// How many deliveries are pending, of every tenant: those under a
+    /// lease and the others ([`QueueDepth`]). A delivery is counted from
+    /// its enqueue until it is finished (delivered, failed, dropped with its
+    /// destination); one whose lease lapsed counts as leased until a claim,
+    /// a release or a completion clears the lease. The answer is a snapshot:
+    /// concurrent writes may or may not be in it. For gauges and operators,
+    /// not for decisions: a store may count over an index (cost growing
+    /// with the queue), so a host samples it, not calls it per request.
+    ///
+    /// # Errors
+    /// Only storage failures.
+    fn queue_depth(&self) -> impl Future<Output = Result<QueueDepth, Self::Error>> + Send;
 }
 
 /// A shared outbox is an outbox (see the [`DestinationRepo`] impl for `Arc`).
@@ -573,5 +598,9 @@ impl<T: Outbox + ?Sized> Outbox for Arc<T> {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<AttemptRecord>, Self::Error>> + Send {
         (**self).list_attempts(tenant, destination, before, limit)
+    }
+
+    fn queue_depth(&self) -> impl Future<Output = Result<QueueDepth, Self::Error>> + Send {
+        (**self).queue_depth()
     }
 }

@@ -141,6 +141,13 @@ fn enabling_clears_the_failure_streak() {
 }
 
 #[test]
+fn queue_depth_counts_waiting_and_leased() {
+    block_on(kit::queue_depth_counts_waiting_and_leased(
+        &MemoryRepo::new(),
+    ));
+}
+
+#[test]
 fn run_all_twice_on_one_store() {
     // A store that already holds another run's data still conforms.
     let repo = MemoryRepo::new();

@@ -63,6 +63,7 @@ use tokio::time::Instant;
 use crate::delivery::client::{DeliveryClient, Outcome};
 use crate::delivery::config::DeliveryConfig;
 use crate::delivery::deadline::after;
+use crate::metrics::Metrics;
 
 /// The time allowed, beyond the delivery timeout, for writing an attempt's
 /// result: part of the lease ([`lease_duration`]) and of the default
@@ -173,6 +174,7 @@ pub struct Worker<R> {
     per_destination: usize,
     published: Arc<Notify>,
     options: WorkerOptions,
+    metrics: Arc<Metrics>,
 }
 
 impl<R> fmt::Debug for Worker<R> {
@@ -214,7 +216,15 @@ impl<R: Outbox + 'static> Worker<R> {
             per_destination: slots(config.destination_concurrency),
             published,
             options: WorkerOptions::default(),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// This worker counting its attempts in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// This worker with `options`.
@@ -249,6 +259,7 @@ impl<R: Outbox + 'static> Worker<R> {
             ended: Notify::new(),
             due: Mutex::new(BTreeSet::new()),
             options: self.options,
+            metrics: self.metrics,
         });
         let task = tokio::spawn(run(shared, self.concurrency, grace, stopped));
         WorkerHandle { stop, task }
@@ -302,6 +313,7 @@ struct Shared<R> {
     /// Retry times this worker scheduled, earliest first.
     due: Mutex<BTreeSet<Timestamp>>,
     options: WorkerOptions,
+    metrics: Arc<Metrics>,
 }
 
 /// The store's clock as a claim read it, advanced by the monotonic clock.
@@ -769,6 +781,12 @@ async fn record<R: Outbox>(
     if let Classification::Failed(failure) = &mut classification {
         failure.retry_after = failure.retry_after.map(|d| d.saturating_add(took));
     }
+    shared.metrics.attempt(
+        &classification,
+        took,
+        job.event.created_at,
+        started_at.saturating_add(took),
+    );
     let report = plan_finish(
         job,
         &classification,

@@ -37,6 +37,7 @@ use prets_destinations::DestinationRepo;
 use rusqlite::Connection;
 
 use self::error::ErrorKind;
+use crate::health::{NotReady, Readiness, ReadyCheck};
 
 pub use self::error::SqliteError;
 pub use self::migrations::schema_version;
@@ -99,6 +100,24 @@ impl SqliteRepo {
         let writer = writer::Writer::start(conn)?;
         let readers = readers::Readers::open(path, readers::READERS)?;
         Ok(Self { readers, writer })
+    }
+}
+
+/// Ready when a reader answers and the file's schema version
+/// (`PRAGMA user_version`, read afresh) is this build's.
+impl Readiness for SqliteRepo {
+    fn ready(&self) -> ReadyCheck<'_> {
+        Box::pin(async move {
+            let found = self
+                .readers
+                .call(|conn| Ok(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?))
+                .await
+                .map_err(|error| {
+                    tracing::warn!(%error, "readiness: the database did not answer");
+                    NotReady::Unreachable
+                })?;
+            NotReady::check_schema(found, migrations::schema_version())
+        })
     }
 }
 

@@ -27,7 +27,7 @@ use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
     DeliveryAfter, DeliveryKey, EVENT_ID_RETENTION, EVENT_IDS_FORGOTTEN_PER_ENQUEUE,
     EnqueueOutcome, Event, EventId, EventType, ExistingEvent, FailureStreak, FilterTypes, Lease,
-    LeaseRequest, Outbox, PayloadDigest, Target, settle,
+    LeaseRequest, Outbox, PayloadDigest, QueueDepth, Target, settle,
 };
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
@@ -621,6 +621,32 @@ impl Outbox for SqliteRepo {
                         .collect::<rusqlite::Result<_>>()?,
                 };
                 rows.into_iter().map(AttemptRow::decode).collect()
+            })
+            .await
+    }
+
+    /// Two counts on a reader, in one snapshot: the leased ones over the
+    /// partial index `deliveries_leased` (as many rows as attempts in
+    /// flight), all of them over the table (its cost grows with the queue:
+    /// hosts sample it).
+    async fn queue_depth(&self) -> Result<QueueDepth, SqliteError> {
+        self.readers
+            .call(|conn| {
+                let total: i64 = conn
+                    .prepare_cached("SELECT count(*) FROM deliveries")?
+                    .query_row([], |r| r.get(0))?;
+                let leased: i64 = conn
+                    .prepare_cached(
+                        "SELECT count(*) FROM deliveries INDEXED BY deliveries_leased
+                         WHERE lease_token IS NOT NULL",
+                    )?
+                    .query_row([], |r| r.get(0))?;
+                let total = u64::try_from(total).map_err(|_| SqliteError::corrupt("count"))?;
+                let leased = u64::try_from(leased).map_err(|_| SqliteError::corrupt("count"))?;
+                Ok(QueueDepth {
+                    waiting: total.saturating_sub(leased),
+                    leased,
+                })
             })
             .await
     }

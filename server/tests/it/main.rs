@@ -20,6 +20,7 @@ mod hardening;
 mod http;
 mod lifecycle_http;
 mod logs;
+mod ops_http;
 #[cfg(unix)]
 mod postgres_nodes;
 mod receivers_http;

@@ -945,6 +945,9 @@ impl Outbox for Scripted {
     ) -> Result<Vec<AttemptRecord>, Flaky> {
         flaky(self.inner.list_attempts(t, d, before, limit).await)
     }
+    async fn queue_depth(&self) -> Result<prets_destinations::delivery::QueueDepth, Flaky> {
+        flaky(self.inner.queue_depth().await)
+    }
 }
 
 #[tokio::test]
