@@ -212,6 +212,7 @@ impl AttemptRow {
                 .next_attempt_at
                 .map(|t| timestamp(t, "next attempt at"))
                 .transpose()?,
+            manual: false,
         })
     }
 }
