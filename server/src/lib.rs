@@ -34,7 +34,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
-pub use crate::api::{AppState, BODY_LIMIT, OPENAPI_JSON, PUBLISH_BODY_LIMIT, router};
+pub use crate::api::{
+    AppState, BODY_LIMIT, OPENAPI_JSON, PUBLISH_BODY_LIMIT, router, router_with_event_log,
+};
 pub use crate::auth::{ApiTokens, TOKEN_PREFIX, mint_token, token_digest};
 pub use crate::config::{Config, DeliveryConfigError, InvalidTokenEntry, TokenEntry};
 pub use crate::database::{ConninfoRefused, Database, PgUrl};

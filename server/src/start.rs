@@ -9,14 +9,16 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use prets_destinations::delivery::Outbox;
+use prets_destinations::delivery::{EventLog, Outbox};
 use prets_destinations::{KeyId, Keyring, MemoryRepo, SealingKey, TenantId, Timestamp, os_rng};
 use prets_destinations_postgres::{PgError, PgRepo};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
-use crate::api::{AppState, router};
+use axum::Router;
+
+use crate::api::{AppState, router, router_with_event_log};
 use crate::auth::{ApiTokens, mint_token, token_digest};
 use crate::config::{Config, DeliveryConfigError};
 use crate::database::{Database, PgUrl};
@@ -296,7 +298,15 @@ async fn postgres(config: &Config, url: &PgUrl, delivery: &Delivery) -> Result<S
     repo.listen(Arc::clone(&published))
         .await
         .map_err(StartError::Postgres)?;
-    Ok(delivery.assemble_with(repo, tokens, keyring, demo_token, "postgres", published))
+    // PostgreSQL keeps no event log yet: its router has no event-log routes.
+    Ok(delivery.assemble_with(
+        repo,
+        (tokens, keyring),
+        demo_token,
+        "postgres",
+        published,
+        router,
+    ))
 }
 
 /// What every store branch of [`prepare`] shares to deliver: the settings,
@@ -326,7 +336,7 @@ impl Delivery {
     /// worker share the store, the keyring and the publish signal, and the
     /// API judges literal-IP destinations by the delivery host policy. Every
     /// store branch of [`prepare`] ends here.
-    fn assemble<R: Outbox + 'static>(
+    fn assemble<R: EventLog + 'static>(
         &self,
         repo: R,
         tokens: ApiTokens,
@@ -335,7 +345,14 @@ impl Delivery {
         name: &'static str,
     ) -> Store {
         let published = Arc::new(Notify::new());
-        self.assemble_with(repo, tokens, keyring, demo_token, name, published)
+        self.assemble_with(
+            repo,
+            (tokens, keyring),
+            demo_token,
+            name,
+            published,
+            router_with_event_log,
+        )
     }
 
     /// [`assemble`](Self::assemble) with the publish signal given (one the
@@ -343,11 +360,11 @@ impl Delivery {
     fn assemble_with<R: Outbox + 'static>(
         &self,
         repo: R,
-        tokens: ApiTokens,
-        keyring: Keyring,
+        (tokens, keyring): (ApiTokens, Keyring),
         demo_token: Option<Zeroizing<String>>,
         name: &'static str,
         published: Arc<Notify>,
+        router: fn(AppState<Arc<R>>) -> Router,
     ) -> Store {
         let repo = Arc::new(repo);
         let keyring = Arc::new(keyring);
