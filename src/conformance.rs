@@ -26,6 +26,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod events;
 pub mod outbox;
 
 use core::fmt;

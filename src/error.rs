@@ -47,6 +47,8 @@ pub enum Field {
     Description,
     /// `metadata`: the string-to-string map a client stores with a destination.
     Metadata,
+    /// `since`: the RFC 3339 time a recover starts from.
+    Since,
 }
 
 impl Field {
@@ -78,6 +80,7 @@ impl Field {
             Self::Headers => "headers",
             Self::Description => "description",
             Self::Metadata => "metadata",
+            Self::Since => "since",
         }
     }
 }

@@ -8,8 +8,9 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Wea
 use crate::delivery::{
     AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome, DeliveryAfter,
     DeliveryKey, EVENT_ID_RETENTION, EVENT_IDS_FORGOTTEN_PER_ENQUEUE, EnqueueOutcome, Event,
-    ExistingEvent, FailureStreak, FairQueue, FilterTypes, Lease, LeaseRequest, LeaseToken, Outbox,
-    QueueDepth, Target, settle,
+    EventCursor, EventDetail, EventFacts, EventLog, EventType, ExistingEvent, FailureStreak,
+    FairQueue, FilterTypes, Lease, LeaseRequest, LeaseToken, Outbox, PurgeCutoffs, Purged,
+    QueueDepth, RECOVER_MAX_EVENTS, RecoverOutcome, ResendOutcome, Target, settle,
 };
 use crate::id::{AttemptId, DestinationId, EventId};
 use crate::record::DestinationRecord;
@@ -53,6 +54,63 @@ struct Inner {
     by_filter: HashMap<TenantId, HashMap<Box<str>, BTreeSet<DestinationId>>>,
     outbox: Queue,
     published: HashMap<TenantId, PublishedIds>,
+    log: Log,
+}
+
+/// The retained events (see [`EventLog`]): each tenant's, and all of them
+/// by age for [`EventLog::purge`].
+#[derive(Debug, Default)]
+struct Log {
+    tenants: HashMap<TenantId, TenantEvents>,
+    by_age: BTreeSet<(Timestamp, TenantId, EventId)>,
+}
+
+#[derive(Debug, Default)]
+struct TenantEvents {
+    by_id: HashMap<EventId, Arc<Event>>,
+    by_time: BTreeSet<(Timestamp, EventId)>,
+    by_type: HashMap<EventType, BTreeSet<(Timestamp, EventId)>>,
+}
+
+impl Log {
+    fn retain(&mut self, tenant: &TenantId, event: &Arc<Event>) {
+        let key = (event.created_at, event.event_id);
+        let events = self.tenants.entry(tenant.clone()).or_default();
+        events.by_id.insert(event.event_id, Arc::clone(event));
+        events.by_time.insert(key);
+        events
+            .by_type
+            .entry(event.event_type.clone())
+            .or_default()
+            .insert(key);
+        self.by_age
+            .insert((event.created_at, tenant.clone(), event.event_id));
+    }
+
+    fn get(&self, tenant: &TenantId, id: EventId) -> Option<&Arc<Event>> {
+        self.tenants.get(tenant)?.by_id.get(&id)
+    }
+
+    fn forget(&mut self, tenant: &TenantId, id: EventId) {
+        let Some(events) = self.tenants.get_mut(tenant) else {
+            return;
+        };
+        let Some(event) = events.by_id.remove(&id) else {
+            return;
+        };
+        let key = (event.created_at, id);
+        events.by_time.remove(&key);
+        if let Some(of_type) = events.by_type.get_mut(&event.event_type) {
+            of_type.remove(&key);
+            if of_type.is_empty() {
+                events.by_type.remove(&event.event_type);
+            }
+        }
+        if events.by_id.is_empty() {
+            self.tenants.remove(tenant);
+        }
+        self.by_age.remove(&(event.created_at, tenant.clone(), id));
+    }
 }
 
 /// A tenant's remembered event ids (see [`Outbox::enqueue`]). The event is
@@ -103,6 +161,15 @@ struct Queue {
     streaks: HashMap<(TenantId, DestinationId), FailureStreak>,
     /// Each destination's attempts, by id.
     attempts: HashMap<(TenantId, DestinationId), BTreeMap<AttemptId, AttemptRecord>>,
+    /// The attempts of each event.
+    attempts_by_event: HashMap<(TenantId, EventId), BTreeSet<(DestinationId, AttemptId)>>,
+    /// Every attempt, oldest first: the purge's order.
+    attempts_by_age: BTreeSet<(Timestamp, TenantId, DestinationId, AttemptId)>,
+    /// The destinations each event has a pending delivery to.
+    pending_by_event: HashMap<(TenantId, EventId), BTreeSet<DestinationId>>,
+    /// The destinations a disable dropped a pending delivery of each event
+    /// for.
+    dropped: HashMap<(TenantId, EventId), BTreeSet<DestinationId>>,
 }
 
 #[derive(Debug)]
@@ -110,6 +177,8 @@ struct Pending {
     event: Arc<Event>,
     attempt: u32,
     due: Timestamp,
+    /// Queued by a resend or a recover.
+    manual: bool,
     /// The last lease's token and expiry, until the delivery is released,
     /// retried or claimed again: an expired lease is held until then.
     lease: Option<(LeaseToken, Timestamp)>,
@@ -125,36 +194,114 @@ fn delivery(tenant: &TenantId, destination_id: DestinationId, event_id: EventId)
 
 impl Queue {
     fn push(&mut self, key: DeliveryKey, event: &Arc<Event>) {
-        let due = event.created_at;
+        self.push_at(key, event, event.created_at, false);
+    }
+
+    fn push_at(&mut self, key: DeliveryKey, event: &Arc<Event>, due: Timestamp, manual: bool) {
         if self
             .fair
             .push(&key.tenant, key.destination_id, key.event_id, due)
         {
+            self.pending_by_event
+                .entry((key.tenant.clone(), key.event_id))
+                .or_default()
+                .insert(key.destination_id);
             self.deliveries.insert(
                 key,
                 Pending {
                     event: Arc::clone(event),
                     attempt: 1,
                     due,
+                    manual,
                     lease: None,
                 },
             );
         }
     }
 
+    /// Removes the delivery from `deliveries` and its event's index (not
+    /// from `fair`).
+    fn unpend(&mut self, key: &DeliveryKey) {
+        self.deliveries.remove(key);
+        let by_event = (key.tenant.clone(), key.event_id);
+        if let Some(ids) = self.pending_by_event.get_mut(&by_event) {
+            ids.remove(&key.destination_id);
+            if ids.is_empty() {
+                self.pending_by_event.remove(&by_event);
+            }
+        }
+    }
+
     fn finish(&mut self, key: &DeliveryKey) {
         self.fair
             .finish(&key.tenant, key.destination_id, key.event_id);
-        self.deliveries.remove(key);
+        self.unpend(key);
+    }
+
+    /// Finishes a delivery its destination's disable drops, and marks it.
+    fn drop_delivery(&mut self, key: &DeliveryKey) {
+        self.finish(key);
+        self.mark_dropped(key);
+    }
+
+    fn mark_dropped(&mut self, key: &DeliveryKey) {
+        self.dropped
+            .entry((key.tenant.clone(), key.event_id))
+            .or_default()
+            .insert(key.destination_id);
+    }
+
+    fn record(&mut self, tenant: &TenantId, attempt: AttemptRecord) {
+        let (dest, id) = (attempt.destination_id, attempt.attempt_id);
+        self.attempts_by_event
+            .entry((tenant.clone(), attempt.event_id))
+            .or_default()
+            .insert((dest, id));
+        self.attempts_by_age
+            .insert((attempt.started_at, tenant.clone(), dest, id));
+        self.attempts
+            .entry((tenant.clone(), dest))
+            .or_default()
+            .insert(id, attempt);
+    }
+
+    /// Deletes one attempt record from every index.
+    fn unrecord(&mut self, tenant: &TenantId, dest: DestinationId, id: AttemptId) {
+        let key = (tenant.clone(), dest);
+        let Some(attempts) = self.attempts.get_mut(&key) else {
+            return;
+        };
+        let Some(attempt) = attempts.remove(&id) else {
+            return;
+        };
+        if attempts.is_empty() {
+            self.attempts.remove(&key);
+        }
+        self.attempts_by_age
+            .remove(&(attempt.started_at, tenant.clone(), dest, id));
+        let by_event = (tenant.clone(), attempt.event_id);
+        if let Some(ids) = self.attempts_by_event.get_mut(&by_event) {
+            ids.remove(&(dest, id));
+            if ids.is_empty() {
+                self.attempts_by_event.remove(&by_event);
+            }
+        }
     }
 
     fn forget(&mut self, tenant: &TenantId, id: DestinationId) {
         for event in self.fair.remove_lane(tenant, id) {
-            self.deliveries.remove(&delivery(tenant, id, event));
+            self.unpend(&delivery(tenant, id, event));
         }
         let key = (tenant.clone(), id);
         self.streaks.remove(&key);
-        self.attempts.remove(&key);
+        let ids: Vec<AttemptId> = self
+            .attempts
+            .get(&key)
+            .map(|a| a.keys().copied().collect())
+            .unwrap_or_default();
+        for attempt in ids {
+            self.unrecord(tenant, id, attempt);
+        }
     }
 
     /// Drops the destination's pending deliveries that are not under a
@@ -174,7 +321,8 @@ impl Queue {
                     self.fair.renew(tenant, id, event, until);
                 }
                 None => {
-                    self.deliveries.remove(&key);
+                    self.unpend(&key);
+                    self.mark_dropped(&key);
                 }
             }
         }
@@ -395,6 +543,7 @@ impl Outbox for MemoryRepo {
             by_filter,
             outbox,
             published,
+            log,
             ..
         } = &mut *inner;
         let records = tenants.get(tenant);
@@ -439,6 +588,7 @@ impl Outbox for MemoryRepo {
         known
             .by_time
             .insert((event.created_at.unix_millis(), event.event_id));
+        log.retain(tenant, &shared);
         for &destination_id in &ids {
             outbox.push(delivery(tenant, destination_id, event.event_id), &shared);
         }
@@ -479,13 +629,15 @@ impl Outbox for MemoryRepo {
             let mut dropped = false;
             for (tenant, destination_id, event_id) in keys {
                 let key = delivery(&tenant, destination_id, event_id);
-                let record = tenants
-                    .get(&tenant)
-                    .and_then(|r| r.get(&destination_id))
-                    .filter(|r| r.enabled);
+                let stored = tenants.get(&tenant).and_then(|r| r.get(&destination_id));
+                let record = stored.filter(|r| r.enabled);
                 let (Some(record), Some(pending)) = (record, outbox.deliveries.get_mut(&key))
                 else {
-                    outbox.finish(&key);
+                    if stored.is_some() {
+                        outbox.drop_delivery(&key);
+                    } else {
+                        outbox.finish(&key);
+                    }
                     dropped = true;
                     continue;
                 };
@@ -545,7 +697,7 @@ impl Outbox for MemoryRepo {
                 .fair
                 .release(&key.tenant, key.destination_id, key.event_id);
         } else {
-            outbox.finish(key);
+            outbox.drop_delivery(key);
         }
         Ok(true)
     }
@@ -553,15 +705,16 @@ impl Outbox for MemoryRepo {
     async fn complete(
         &self,
         lease: &Lease,
-        report: AttemptReport,
+        mut report: AttemptReport,
     ) -> Result<CompleteOutcome, Infallible> {
         let mut inner = self.write();
         let Inner {
             tenants, outbox, ..
         } = &mut *inner;
-        if outbox.held(lease).is_none() {
+        let Some(pending) = outbox.held(lease) else {
             return Ok(CompleteOutcome::LeaseLost);
-        }
+        };
+        report.attempt.manual = pending.manual;
         let key = &lease.delivery;
         let dest = (key.tenant.clone(), key.destination_id);
         let enabled = tenants
@@ -583,11 +736,7 @@ impl Outbox for MemoryRepo {
             }
         }
         outbox.set_streak(&key.tenant, key.destination_id, settled.streak);
-        outbox
-            .attempts
-            .entry(dest)
-            .or_default()
-            .insert(settled.attempt.attempt_id, settled.attempt);
+        outbox.record(&key.tenant, settled.attempt);
         let mut disabled = None;
         if let Some(reason) = settled.disable {
             let record = tenants
@@ -633,6 +782,214 @@ impl Outbox for MemoryRepo {
             waiting: u64::try_from(waiting).unwrap_or(u64::MAX),
             leased: u64::try_from(leased).unwrap_or(u64::MAX),
         })
+    }
+}
+
+impl EventLog for MemoryRepo {
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        event_type: Option<&EventType>,
+        cursor: Option<EventCursor>,
+        limit: usize,
+    ) -> Result<Vec<Event>, Infallible> {
+        let inner = self.read();
+        let Some(events) = inner.log.tenants.get(tenant) else {
+            return Ok(Vec::new());
+        };
+        let keys = match event_type {
+            Some(t) => match events.by_type.get(t) {
+                Some(keys) => keys,
+                None => return Ok(Vec::new()),
+            },
+            None => &events.by_time,
+        };
+        let range = match cursor {
+            Some(c) => keys.range(..(c.created_at, c.event_id)),
+            None => keys.range(..),
+        };
+        Ok(range
+            .rev()
+            .take(limit)
+            .filter_map(|(_, id)| events.by_id.get(id).map(|e| Event::clone(e)))
+            .collect())
+    }
+
+    async fn get_event(
+        &self,
+        tenant: &TenantId,
+        event_id: EventId,
+    ) -> Result<Option<EventDetail>, Infallible> {
+        let inner = self.read();
+        let Some(event) = inner.log.get(tenant, event_id) else {
+            return Ok(None);
+        };
+        let queue = &inner.outbox;
+        let by_event = (tenant.clone(), event_id);
+        let mut facts = EventFacts::default();
+        for &dest in queue.pending_by_event.get(&by_event).into_iter().flatten() {
+            if let Some(p) = queue.deliveries.get(&delivery(tenant, dest, event_id)) {
+                facts
+                    .pending
+                    .push((dest, p.due, p.lease.is_some(), p.manual));
+            }
+        }
+        for &(dest, id) in queue.attempts_by_event.get(&by_event).into_iter().flatten() {
+            if let Some(a) = queue
+                .attempts
+                .get(&(tenant.clone(), dest))
+                .and_then(|a| a.get(&id))
+            {
+                facts.attempts.push((dest, a.started_at, a.outcome));
+            }
+        }
+        let records = inner.tenants.get(tenant);
+        // A removed destination's marks stay until the event is purged:
+        // only destinations that still exist are told.
+        facts.dropped = queue
+            .dropped
+            .get(&by_event)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|d| records.is_some_and(|r| r.contains_key(d)))
+            .collect();
+        let named = facts
+            .pending
+            .iter()
+            .map(|p| p.0)
+            .chain(facts.attempts.iter().map(|a| a.0))
+            .chain(facts.dropped.iter().copied());
+        facts.disabled = named
+            .filter(|d| records.and_then(|r| r.get(d)).is_some_and(|r| !r.enabled))
+            .collect();
+        Ok(Some(EventDetail {
+            event: Event::clone(event),
+            deliveries: facts.derive(),
+        }))
+    }
+
+    async fn resend(
+        &self,
+        tenant: &TenantId,
+        event_id: EventId,
+        destination_id: DestinationId,
+        now: Timestamp,
+    ) -> Result<ResendOutcome, Infallible> {
+        let mut inner = self.write();
+        let Inner {
+            tenants,
+            outbox,
+            log,
+            ..
+        } = &mut *inner;
+        let Some(event) = log.get(tenant, event_id) else {
+            return Ok(ResendOutcome::EventNotFound);
+        };
+        match tenants.get(tenant).and_then(|r| r.get(&destination_id)) {
+            None => return Ok(ResendOutcome::DestinationNotFound),
+            Some(r) if !r.enabled => return Ok(ResendOutcome::Disabled),
+            Some(_) => {}
+        }
+        let key = delivery(tenant, destination_id, event_id);
+        if let Some(pending) = outbox.deliveries.get_mut(&key) {
+            pending.manual = true;
+            if pending.lease.is_none() {
+                pending.due = now;
+                outbox.fair.finish(tenant, destination_id, event_id);
+                outbox.fair.push(tenant, destination_id, event_id, now);
+            }
+            return Ok(ResendOutcome::AlreadyPending);
+        }
+        let event = Arc::clone(event);
+        outbox.push_at(key, &event, now, true);
+        Ok(ResendOutcome::Queued)
+    }
+
+    async fn recover(
+        &self,
+        tenant: &TenantId,
+        destination_id: DestinationId,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<RecoverOutcome, Infallible> {
+        let mut inner = self.write();
+        let Inner {
+            tenants,
+            outbox,
+            log,
+            ..
+        } = &mut *inner;
+        let record = match tenants.get(tenant).and_then(|r| r.get(&destination_id)) {
+            None => return Ok(RecoverOutcome::NotFound),
+            Some(r) if !r.enabled => return Ok(RecoverOutcome::Disabled),
+            Some(r) => r,
+        };
+        let Some(events) = log.tenants.get(tenant) else {
+            return Ok(RecoverOutcome::Queued(0));
+        };
+        let from = since.max(record.created_at);
+        let dest_key = (tenant.clone(), destination_id);
+        let mut queued = 0;
+        for (_, id) in events.by_time.range((from, EventId::MIN)..) {
+            if queued == RECOVER_MAX_EVENTS {
+                break;
+            }
+            let Some(event) = events.by_id.get(id) else {
+                continue;
+            };
+            let key = delivery(tenant, destination_id, *id);
+            if !record.filter_types.matches(&event.event_type)
+                || outbox.deliveries.contains_key(&key)
+            {
+                continue;
+            }
+            let succeeded = outbox
+                .attempts_by_event
+                .get(&(tenant.clone(), *id))
+                .into_iter()
+                .flatten()
+                .filter(|(d, _)| *d == destination_id)
+                .filter_map(|(_, a)| outbox.attempts.get(&dest_key)?.get(a))
+                .any(|a| a.outcome == crate::delivery::AttemptOutcome::Succeeded);
+            if succeeded {
+                continue;
+            }
+            outbox.push_at(key, event, now, true);
+            queued += 1;
+        }
+        Ok(RecoverOutcome::Queued(queued))
+    }
+
+    async fn purge(&self, cutoffs: PurgeCutoffs, batch: usize) -> Result<Purged, Infallible> {
+        let mut inner = self.write();
+        let Inner { outbox, log, .. } = &mut *inner;
+        let old: Vec<(Timestamp, TenantId, DestinationId, AttemptId)> = outbox
+            .attempts_by_age
+            .iter()
+            .take_while(|a| a.0 < cutoffs.attempts_before)
+            .take(batch)
+            .cloned()
+            .collect();
+        let mut purged = Purged::default();
+        for (_, tenant, dest, id) in old {
+            outbox.unrecord(&tenant, dest, id);
+            purged.attempts += 1;
+        }
+        let done: Vec<(TenantId, EventId)> = log
+            .by_age
+            .iter()
+            .take_while(|e| e.0 < cutoffs.events_before)
+            .filter(|(_, tenant, id)| !outbox.pending_by_event.contains_key(&(tenant.clone(), *id)))
+            .take(batch)
+            .map(|(_, tenant, id)| (tenant.clone(), *id))
+            .collect();
+        for (tenant, id) in done {
+            log.forget(&tenant, id);
+            outbox.dropped.remove(&(tenant, id));
+            purged.events += 1;
+        }
+        Ok(purged)
     }
 }
 

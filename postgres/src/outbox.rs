@@ -139,6 +139,7 @@ fn attempt_from(row: &Row) -> Result<AttemptRecord, PgError> {
             .transpose()?,
         error: row.try_get(8)?,
         next_attempt_at: next.map(|t| timestamp(t, "next attempt at")).transpose()?,
+        manual: false,
     })
 }
 

@@ -14,9 +14,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use prets_destinations::delivery::{EVENT_TYPE_MAX_CHARS, Outbox, PAYLOAD_MAX_BYTES};
-use prets_destinations::ops::{create_with_policy, update_with_policy};
+use prets_destinations::delivery::{
+    EVENT_TYPE_MAX_CHARS, EventId, EventLog, Outbox, PAYLOAD_MAX_BYTES,
+};
+use prets_destinations::ops::{EventOutcome, create_with_policy, update_with_policy};
 use prets_destinations::wire::PublishedEvent;
+use prets_destinations::wire::{ListEventsRequest, RecoverRequest, ResendRequest};
 use prets_destinations::{
     ApiError, CreateDestinationRequest, DeletedDestination, DestinationId, DestinationRepo,
     HostPolicy, Keyring, ListAttemptsRequest, ListDestinationsRequest, PublishRequest,
@@ -122,9 +125,24 @@ impl<R> AppState<R> {
 
 type Shared<R> = Arc<AppState<R>>;
 
-/// The API's router over `state`.
+/// The API's router over `state`, without the event-log routes (a store
+/// that keeps no [`EventLog`]).
 pub fn router<R: Outbox + 'static>(state: AppState<R>) -> Router {
-    let metrics = Arc::clone(&state.metrics);
+    finish(routes::<R>(), state)
+}
+
+/// The API's router over `state`, with the event-log routes: reading
+/// events, resend and recover.
+pub fn router_with_event_log<R: EventLog + 'static>(state: AppState<R>) -> Router {
+    let routes = routes::<R>()
+        .route("/v1/events", get(list_events::<R>))
+        .route("/v1/events/{eventId}", get(get_event::<R>))
+        .route("/v1/events/{eventId}/resend", post(resend::<R>))
+        .route("/v1/events/destinations/{id}/recover", post(recover::<R>));
+    finish(routes, state)
+}
+
+fn routes<R: Outbox + 'static>() -> Router<Shared<R>> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<R>))
@@ -151,6 +169,11 @@ pub fn router<R: Outbox + 'static>(state: AppState<R>) -> Router {
             get(list_attempts::<R>),
         )
         .route("/v1/events/destinations/{id}/test", post(send_test::<R>))
+}
+
+fn finish<R: Send + Sync + 'static>(routes: Router<Shared<R>>, state: AppState<R>) -> Router {
+    let metrics = Arc::clone(&state.metrics);
+    routes
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn(record_route))
         .fallback(not_found)
@@ -564,6 +587,110 @@ async fn list_attempts<R: Outbox + 'static>(
         .await?
         .into_result()?;
     ok_json(&page, false)
+}
+
+/// The event id of a path. One that does not parse names no event: a 404
+/// like an unknown one.
+struct PathEventId(EventId);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathEventId {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found_event())?;
+        raw.parse().map(PathEventId).map_err(|_| not_found_event())
+    }
+}
+
+fn not_found_event() -> Problem {
+    Problem::not_found("the organization has no retained event with this id")
+}
+
+/// An event-log outcome's answer, or its problem.
+fn event_answer<T>(outcome: EventOutcome<T>) -> Result<T, Problem> {
+    match outcome {
+        EventOutcome::Done(v) => Ok(v),
+        EventOutcome::Invalid(errors) => Err(Problem::from(ApiError::Invalid(errors))),
+        EventOutcome::EventNotFound => Err(not_found_event()),
+        EventOutcome::DestinationNotFound => Err(not_found_destination()),
+        EventOutcome::Disabled => Err(Problem::from(ApiError::Disabled)),
+    }
+}
+
+async fn list_events<R: EventLog + 'static>(
+    State(state): State<Shared<R>>,
+    Organization(org): Organization,
+    query: Result<Query<ListEventsRequest>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(request) = query.map_err(|_| {
+        Problem::invalid_query(
+            "the query may hold only `limit`, `cursor` and `type`, each at most once",
+        )
+    })?;
+    let page =
+        event_answer(prets_destinations::ops::list_events(&state.repo, &org, request).await?)?;
+    ok_json(&page, false)
+}
+
+async fn get_event<R: EventLog + 'static>(
+    State(state): State<Shared<R>>,
+    Organization(org): Organization,
+    PathEventId(id): PathEventId,
+) -> Result<Response, Problem> {
+    let view = event_answer(prets_destinations::ops::get_event(&state.repo, &org, id).await?)?;
+    ok_json(&view, false)
+}
+
+/// A `202` with a JSON body.
+fn accepted_json(body: &impl Serialize) -> Result<Response, Problem> {
+    let mut response = ok_json(body, false)?;
+    *response.status_mut() = StatusCode::ACCEPTED;
+    Ok(response)
+}
+
+async fn resend<R: EventLog + 'static>(
+    State(state): State<Shared<R>>,
+    Organization(org): Organization,
+    PathEventId(id): PathEventId,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let request: ResendRequest = json_body(
+        &headers,
+        body,
+        "the body must be a JSON object with the string member `destinationId`, once, and no \
+         others",
+    )?;
+    let now = store_now(&state.repo).await?;
+    let outcome =
+        event_answer(prets_destinations::ops::resend(&state.repo, &org, id, request, now).await?)?;
+    state.published.notify_one();
+    tracing::info!(event_id = %id, ?outcome, "resend queued");
+    accepted_json(&serde_json::json!({ "eventId": id }))
+}
+
+async fn recover<R: EventLog + 'static>(
+    State(state): State<Shared<R>>,
+    Organization(org): Organization,
+    PathId(id): PathId,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let request: RecoverRequest = json_body(
+        &headers,
+        body,
+        "the body must be a JSON object with the string member `since`, once, and no others",
+    )?;
+    let now = store_now(&state.repo).await?;
+    let recovered =
+        event_answer(prets_destinations::ops::recover(&state.repo, &org, id, request, now).await?)?;
+    if recovered.events > 0 {
+        state.published.notify_one();
+    }
+    tracing::info!(destination_id = %id, events = recovered.events, "deliveries recovered");
+    accepted_json(&recovered)
 }
 
 async fn openapi() -> Response {

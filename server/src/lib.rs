@@ -38,6 +38,7 @@ use zeroize::Zeroizing;
 
 pub use crate::api::{
     AppState, BODY_LIMIT, OPENAPI_JSON, PUBLISH_BODY_LIMIT, metrics_router, router,
+    router_with_event_log,
 };
 pub use crate::auth::{ApiTokens, TOKEN_PREFIX, mint_token, token_digest};
 pub use crate::config::{Config, DeliveryConfigError, InvalidTokenEntry, TokenEntry};

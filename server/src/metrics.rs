@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use prets_destinations::delivery::{
     AttemptId, AttemptRecord, AttemptReport, ClaimLimits, Claimed, Classification, CompleteOutcome,
-    EnqueueOutcome, Event, FailureCause, Lease, LeaseRequest, Outbox, QueueDepth, Target,
-    TransportError,
+    EnqueueOutcome, Event, EventCursor, EventDetail, EventId, EventLog, EventType, FailureCause,
+    Lease, LeaseRequest, Outbox, PurgeCutoffs, Purged, QueueDepth, RecoverOutcome, ResendOutcome,
+    Target, TransportError,
 };
 use prets_destinations::{
     DestinationId, DestinationRecord, DestinationRepo, InsertOutcome, RemoveOutcome,
@@ -481,6 +482,65 @@ impl<R: Outbox> Outbox for Metered<R> {
 
     async fn queue_depth(&self) -> Result<QueueDepth, Self::Error> {
         self.count("queue_depth", self.inner.queue_depth().await)
+    }
+}
+
+impl<R: EventLog> EventLog for Metered<R> {
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        event_type: Option<&EventType>,
+        cursor: Option<EventCursor>,
+        limit: usize,
+    ) -> Result<Vec<Event>, Self::Error> {
+        self.count(
+            "list_events",
+            self.inner
+                .list_events(tenant, event_type, cursor, limit)
+                .await,
+        )
+    }
+
+    async fn get_event(
+        &self,
+        tenant: &TenantId,
+        event_id: EventId,
+    ) -> Result<Option<EventDetail>, Self::Error> {
+        self.count("get_event", self.inner.get_event(tenant, event_id).await)
+    }
+
+    async fn resend(
+        &self,
+        tenant: &TenantId,
+        event_id: EventId,
+        destination_id: DestinationId,
+        now: Timestamp,
+    ) -> Result<ResendOutcome, Self::Error> {
+        self.count(
+            "resend",
+            self.inner
+                .resend(tenant, event_id, destination_id, now)
+                .await,
+        )
+    }
+
+    async fn recover(
+        &self,
+        tenant: &TenantId,
+        destination_id: DestinationId,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<RecoverOutcome, Self::Error> {
+        self.count(
+            "recover",
+            self.inner
+                .recover(tenant, destination_id, since, now)
+                .await,
+        )
+    }
+
+    async fn purge(&self, cutoffs: PurgeCutoffs, batch: usize) -> Result<Purged, Self::Error> {
+        self.count("purge", self.inner.purge(cutoffs, batch).await)
     }
 }
 

@@ -9,14 +9,16 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use prets_destinations::delivery::Outbox;
+use prets_destinations::delivery::{EventLog, Outbox};
 use prets_destinations::{KeyId, Keyring, MemoryRepo, SealingKey, TenantId, Timestamp, os_rng};
 use prets_destinations_postgres::{PgError, PgRepo};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
-use crate::api::{AppState, metrics_router, router};
+use axum::Router;
+
+use crate::api::{AppState, metrics_router, router, router_with_event_log};
 use crate::auth::{ApiTokens, mint_token, token_digest};
 use crate::config::{Config, DeliveryConfigError};
 use crate::database::{Database, PgUrl};
@@ -322,7 +324,15 @@ async fn postgres(config: &Config, url: &PgUrl, delivery: &Delivery) -> Result<S
     repo.listen(Arc::clone(&published))
         .await
         .map_err(StartError::Postgres)?;
-    Ok(delivery.assemble_with(repo, tokens, keyring, demo_token, "postgres", published))
+    // PostgreSQL keeps no event log yet: its router has no event-log routes.
+    Ok(delivery.assemble_with(
+        repo,
+        (tokens, keyring),
+        demo_token,
+        "postgres",
+        published,
+        router,
+    ))
 }
 
 /// What every store branch of [`prepare`] shares to deliver: the settings,
@@ -352,7 +362,7 @@ impl Delivery {
     /// worker share the store, the keyring and the publish signal, and the
     /// API judges literal-IP destinations by the delivery host policy. Every
     /// store branch of [`prepare`] ends here.
-    fn assemble<R: Outbox + Readiness + 'static>(
+    fn assemble<R: EventLog + Readiness + 'static>(
         &self,
         repo: R,
         tokens: ApiTokens,
@@ -361,7 +371,14 @@ impl Delivery {
         name: &'static str,
     ) -> Store {
         let published = Arc::new(Notify::new());
-        self.assemble_with(repo, tokens, keyring, demo_token, name, published)
+        self.assemble_with(
+            repo,
+            (tokens, keyring),
+            demo_token,
+            name,
+            published,
+            router_with_event_log,
+        )
     }
 
     /// [`assemble`](Self::assemble) with the publish signal given (one the
@@ -369,11 +386,11 @@ impl Delivery {
     fn assemble_with<R: Outbox + Readiness + 'static>(
         &self,
         repo: R,
-        tokens: ApiTokens,
-        keyring: Keyring,
+        (tokens, keyring): (ApiTokens, Keyring),
         demo_token: Option<Zeroizing<String>>,
         name: &'static str,
         published: Arc<Notify>,
+        router: fn(AppState<Arc<Metered<R>>>) -> Router,
     ) -> Store {
         let metrics = Arc::new(Metrics::new());
         let repo = Arc::new(Metered::new(repo, Arc::clone(&metrics)));

@@ -50,6 +50,11 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     /// When the next attempt is due, if there is one.
     pub next_attempt_at: Option<Timestamp>,
+    /// Whether the delivery was queued by an operator (a resend or a
+    /// recover: see [`EventLog`](crate::delivery::EventLog)) rather than by
+    /// a publish. Set by the store when it records the attempt.
+    #[serde(default)]
+    pub manual: bool,
 }
 
 /// What an attempt needs besides its classification and next step.
@@ -110,6 +115,7 @@ impl AttemptRecord {
             response_status,
             error,
             next_attempt_at,
+            manual: false,
         }
     }
 }

@@ -31,6 +31,7 @@ mod disable;
 mod event;
 mod fair;
 pub(crate) mod filter;
+mod log;
 mod outbox;
 mod pin;
 mod request;
@@ -49,6 +50,11 @@ pub use crate::delivery::event::{
 pub use crate::delivery::fair::{ClaimLimits, FairEntry, FairKey, FairQueue};
 pub use crate::delivery::filter::{
     FILTER_TYPE_PATTERN, FilterType, FilterTypes, InvalidFilterTypes, MAX_FILTER_TYPES,
+};
+pub use crate::delivery::log::{
+    DeliveryState, EventCursor, EventDelivery, EventDetail, EventFacts, EventLog,
+    InvalidEventCursor, PurgeCutoffs, Purged, RECOVER_BATCH, RECOVER_MAX_EVENTS, RecoverOutcome,
+    ResendOutcome,
 };
 pub use crate::delivery::outbox::{
     AttemptReport, Claimed, CompleteOutcome, DeliveryAfter, DeliveryKey, EVENT_ID_RETENTION,

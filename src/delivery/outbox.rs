@@ -32,7 +32,8 @@ pub enum Target {
 
 /// How long a store remembers a published event id at least, counted from
 /// the event's `created_at`: 24 hours, and beyond for as long as the event
-/// is stored (its deliveries pending). See [`Outbox::enqueue`].
+/// is stored (a store that is an [`EventLog`](crate::delivery::EventLog)
+/// keeps it until purged). See [`Outbox::enqueue`].
 pub const EVENT_ID_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How many of a tenant's expired event ids (past [`EVENT_ID_RETENTION`],
@@ -79,7 +80,7 @@ impl ExistingEvent {
 #[must_use]
 pub enum EnqueueOutcome {
     /// The event and this many pending deliveries were stored (0 when the
-    /// tenant has no enabled destination: only its id is then remembered).
+    /// tenant has no enabled destination it matches).
     Enqueued {
         /// How many deliveries were stored.
         deliveries: usize,

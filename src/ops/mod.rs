@@ -23,6 +23,7 @@
 mod create;
 mod delete;
 mod error;
+mod events;
 mod finish;
 mod list_attempts;
 mod publish;
@@ -37,6 +38,7 @@ pub use self::create::{
 };
 pub use self::delete::{DeleteOutcome, delete};
 pub use self::error::OpError;
+pub use self::events::{EventOutcome, get_event, list_events, recover, resend};
 pub use self::finish::{finish_attempt, plan_finish};
 pub use self::list_attempts::{AttemptsOutcome, list_attempts};
 pub use self::publish::{PublishOutcome, publish};

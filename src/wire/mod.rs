@@ -13,11 +13,12 @@ mod response;
 pub use self::error::{ApiError, ApiErrorKind};
 pub use self::request::{
     AttemptPageRequest, CreateDestinationRequest, DEFAULT_PAGE_LIMIT, DestinationPatch,
-    ListAttemptsRequest, ListDestinationsRequest, MAX_PAGE_LIMIT, NewDestination, NewEvent,
-    PageRequest, PublishRequest, ReceiverOptions, RotateSecretRequest, Rotation,
-    UpdateDestinationRequest,
+    EventPageRequest, ListAttemptsRequest, ListDestinationsRequest, ListEventsRequest,
+    MAX_PAGE_LIMIT, NewDestination, NewEvent, PageRequest, PublishRequest, ReceiverOptions,
+    RecoverRequest, ResendRequest, RotateSecretRequest, Rotation, UpdateDestinationRequest,
 };
 pub use self::response::{
-    AttemptPage, AttemptView, CreatedDestination, DeletedDestination, DestinationPage,
-    DestinationView, PublishedEvent, RotatedSecret, UpdatedDestination,
+    AttemptPage, AttemptView, CreatedDestination, DeletedDestination, DeliveryView,
+    DestinationPage, DestinationView, EventDetailView, EventPage, EventView, PublishedEvent,
+    RecoveredEvents, RotatedSecret, UpdatedDestination,
 };

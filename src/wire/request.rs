@@ -9,7 +9,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::delivery::{EventType, FilterTypes, Payload};
+use crate::delivery::{EventCursor, EventType, FilterTypes, Payload};
 use crate::description::Description;
 use crate::error::{Field, FieldError, ValidationErrors};
 use crate::headers::CustomHeaders;
@@ -18,6 +18,7 @@ use crate::metadata::Metadata;
 use crate::name::DestinationName;
 use crate::policy::HostPolicy;
 use crate::secret::{GracePeriod, Signing};
+use crate::time::Timestamp;
 use crate::url::DestinationUrl;
 use crate::wire::json::{
     KeySeed, Member, keep, object_deserialize, optional_integer, optional_string, optional_version,
@@ -1179,5 +1180,173 @@ impl<'de> Deserialize<'de> for PublishRequest {
             }
         }
         d.deserialize_struct("PublishRequest", PUBLISH_FIELDS, V)
+    }
+}
+
+const LIST_EVENTS_FIELDS: &[&str; 3] = &["limit", "cursor", "type"];
+
+/// A `GET /v1/events` query: `limit`, `cursor` (a previous page's
+/// `nextCursor`) and `type` (only events of this type), each optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListEventsRequest {
+    limit: Member,
+    cursor: Member,
+    event_type: Member,
+}
+
+object_deserialize!(
+    ListEventsRequest,
+    LIST_EVENTS_FIELDS,
+    "an object with optional limit, cursor and type",
+    |m| {
+        let [limit, cursor, event_type] = m;
+        ListEventsRequest {
+            limit,
+            cursor,
+            event_type,
+        }
+    }
+);
+
+impl ListEventsRequest {
+    /// The first page of every type, with the default limit.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks every member, reporting every error at once.
+    ///
+    /// # Errors
+    /// [`ValidationErrors`]: `limit` `type` or `out_of_range`; `cursor`
+    /// `type` or `invalid`; `type` `type`, `too_short`, `too_long` or
+    /// `pattern`.
+    pub fn validate(self) -> Result<EventPageRequest, ValidationErrors> {
+        let page = cursor_page::<EventCursor>(self.limit, self.cursor);
+        let mut errors = match &page {
+            Ok(_) => Vec::new(),
+            Err(e) => e.errors().to_vec(),
+        };
+        let event_type = match self.event_type {
+            Member::Missing => Some(None),
+            Member::String(s) => keep(EventType::try_from(s), &mut errors).map(Some),
+            _ => {
+                errors.push(FieldError::new(
+                    Field::Type,
+                    "type",
+                    "type must be a string",
+                ));
+                None
+            }
+        };
+        match (page, event_type) {
+            (Ok((limit, cursor)), Some(event_type)) => Ok(EventPageRequest {
+                limit,
+                cursor,
+                event_type,
+            }),
+            _ => Err(ValidationErrors::from_errors(errors)),
+        }
+    }
+}
+
+/// A valid events request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventPageRequest {
+    /// How many events at most, 1 to [`MAX_PAGE_LIMIT`].
+    pub limit: usize,
+    /// Only events after this one in the list's order.
+    pub cursor: Option<EventCursor>,
+    /// Only events of this type.
+    pub event_type: Option<EventType>,
+}
+
+const RESEND_FIELDS: &[&str; 1] = &["destinationId"];
+
+/// A `POST /v1/events/{eventId}/resend` body: `{"destinationId": "whk_…"}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResendRequest {
+    destination_id: Member,
+}
+
+object_deserialize!(
+    ResendRequest,
+    RESEND_FIELDS,
+    "an object with destinationId",
+    |m| {
+        let [destination_id] = m;
+        ResendRequest { destination_id }
+    }
+);
+
+impl ResendRequest {
+    /// A resend to `destination_id`.
+    #[must_use]
+    pub fn new(destination_id: impl Into<String>) -> Self {
+        Self {
+            destination_id: Member::String(destination_id.into()),
+        }
+    }
+
+    /// The destination to resend to.
+    ///
+    /// # Errors
+    /// [`ValidationErrors`]: `destinationId` `required`, `type` or
+    /// `pattern`.
+    pub fn validate(self) -> Result<DestinationId, ValidationErrors> {
+        let mut errors = Vec::new();
+        required(self.destination_id, Field::DestinationId, &mut errors)
+            .and_then(|s| keep(DestinationId::try_from(s), &mut errors))
+            .ok_or_else(|| ValidationErrors::from_errors(errors))
+    }
+}
+
+const RECOVER_FIELDS: &[&str; 1] = &["since"];
+
+/// A `POST /v1/events/destinations/{id}/recover` body:
+/// `{"since": "<RFC 3339>"}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoverRequest {
+    since: Member,
+}
+
+object_deserialize!(
+    RecoverRequest,
+    RECOVER_FIELDS,
+    "an object with since",
+    |m| {
+        let [since] = m;
+        RecoverRequest { since }
+    }
+);
+
+impl RecoverRequest {
+    /// A recover of what was missed since `since` (RFC 3339).
+    #[must_use]
+    pub fn new(since: impl Into<String>) -> Self {
+        Self {
+            since: Member::String(since.into()),
+        }
+    }
+
+    /// The time to recover from.
+    ///
+    /// # Errors
+    /// [`ValidationErrors`]: `since` `required`, `type` or `invalid` (not
+    /// an RFC 3339 date-time between 1970 and 9999).
+    pub fn validate(self) -> Result<Timestamp, ValidationErrors> {
+        let error = match self.since {
+            Member::String(s) => match s.parse::<Timestamp>() {
+                Ok(t) => return Ok(t),
+                Err(_) => FieldError::new(
+                    Field::Since,
+                    "invalid",
+                    "since must be an RFC 3339 date-time such as 2026-01-01T00:00:00Z",
+                ),
+            },
+            Member::Missing => FieldError::new(Field::Since, "required", "since is required"),
+            _ => FieldError::new(Field::Since, "type", "since must be a string"),
+        };
+        Err(ValidationErrors::from_errors(vec![error]))
     }
 }

@@ -5,7 +5,10 @@
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::delivery::{AttemptOutcome, AttemptRecord, Event, EventType, FilterTypes};
+use crate::delivery::{
+    AttemptOutcome, AttemptRecord, DeliveryState, Event, EventCursor, EventDetail, EventType,
+    FilterTypes, Payload,
+};
 use crate::description::Description;
 use crate::headers::CustomHeaders;
 use crate::id::{AttemptId, DestinationId, EventId};
@@ -426,6 +429,8 @@ pub struct AttemptView {
     pub error: Option<String>,
     /// When the next attempt is due, if there is one.
     pub next_attempt_at: Option<Timestamp>,
+    /// Whether an operator queued the delivery (a resend or a recover).
+    pub manual: bool,
 }
 
 impl From<&AttemptRecord> for AttemptView {
@@ -440,6 +445,7 @@ impl From<&AttemptRecord> for AttemptView {
             response_status: a.response_status,
             error: a.error.clone(),
             next_attempt_at: a.next_attempt_at,
+            manual: a.manual,
         }
     }
 }
@@ -454,4 +460,122 @@ pub struct AttemptPage {
     pub has_more: bool,
     /// The cursor of the next page (the last attempt's id) when there is one.
     pub next_cursor: Option<AttemptId>,
+}
+
+/// One event as clients read it: `{"eventId","type","createdAt","payload"}`,
+/// the payload exactly as published.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    /// The event's id.
+    pub event_id: EventId,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// When it was published.
+    pub created_at: Timestamp,
+    /// The payload, byte for byte as published.
+    pub payload: Payload,
+}
+
+impl From<&Event> for EventView {
+    fn from(e: &Event) -> Self {
+        Self {
+            event_id: e.event_id,
+            event_type: e.event_type.clone(),
+            created_at: e.created_at,
+            payload: e.payload.clone(),
+        }
+    }
+}
+
+/// One page of events, newest first: `{"data","hasMore","nextCursor"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventPage {
+    /// The events.
+    pub data: Vec<EventView>,
+    /// Whether older events follow.
+    pub has_more: bool,
+    /// The opaque cursor of the next page, when there is one.
+    #[serde(serialize_with = "cursor_text")]
+    pub next_cursor: Option<EventCursor>,
+}
+
+fn cursor_text<S: Serializer>(c: &Option<EventCursor>, s: S) -> Result<S::Ok, S::Error> {
+    match c {
+        Some(c) => s.collect_str(c),
+        None => s.serialize_none(),
+    }
+}
+
+/// One destination's deliveries of an event: `{"destinationId","state",
+/// "attempts","lastAttemptAt","nextAttemptAt","manual"}`; `nextAttemptAt`
+/// and `manual` only for a pending one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    /// The destination.
+    pub destination_id: DestinationId,
+    /// `pending`, `delivered`, `failed` or `dropped`.
+    pub state: &'static str,
+    /// How many attempts are recorded for the pair.
+    pub attempts: u32,
+    /// When the latest one started.
+    pub last_attempt_at: Option<Timestamp>,
+    /// When a pending delivery's next attempt is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Timestamp>,
+    /// Whether a pending delivery was queued by an operator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manual: Option<bool>,
+}
+
+/// An event with each destination's delivery state:
+/// `{"eventId","type","createdAt","payload","deliveries"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDetailView {
+    /// The event.
+    #[serde(flatten)]
+    pub event: EventView,
+    /// Each destination's deliveries, by destination id.
+    pub deliveries: Vec<DeliveryView>,
+}
+
+impl From<&EventDetail> for EventDetailView {
+    fn from(d: &EventDetail) -> Self {
+        Self {
+            event: EventView::from(&d.event),
+            deliveries: d
+                .deliveries
+                .iter()
+                .map(|x| {
+                    let (next_attempt_at, manual) = match x.state {
+                        DeliveryState::Pending {
+                            next_attempt_at,
+                            manual,
+                            ..
+                        } => (Some(next_attempt_at), Some(manual)),
+                        _ => (None, None),
+                    };
+                    DeliveryView {
+                        destination_id: x.destination_id,
+                        state: x.state.as_str(),
+                        attempts: x.attempts,
+                        last_attempt_at: x.last_attempt_at,
+                        next_attempt_at,
+                        manual,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What a recover queued: `{"events"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RecoveredEvents {
+    /// How many events were queued again.
+    pub events: usize,
 }

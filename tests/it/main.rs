@@ -16,6 +16,8 @@ mod api_traits;
 mod create;
 mod delivery;
 mod description_metadata;
+#[cfg(all(feature = "memory", feature = "conformance"))]
+mod events_memory;
 mod fair_queue;
 mod filter;
 mod headers;

@@ -203,6 +203,41 @@ pub(super) const MIGRATIONS: &[&str] = &[
         ON destination_filters (tenant_id, destination_id);
     INSERT INTO destination_filters (tenant_id, filter_key, destination_id)
         SELECT tenant_id, '*', destination_id FROM destinations;",
+    // 9: the event log (see `EventLog`). Events stay after their last
+    // delivery until purged; indexes list them newest first (all, or of
+    // one type) and purge the oldest. A delivery and its attempts say
+    // whether an operator queued it (`manual`). `dropped_deliveries` keeps
+    // each delivery a disable dropped (a trigger: every delete of a
+    // disabled destination's delivery is one), until its event is purged.
+    "DROP TRIGGER events_go_with_their_last_delivery;
+    ALTER TABLE deliveries ADD COLUMN manual INTEGER NOT NULL DEFAULT 0
+        CHECK (manual IN (0, 1));
+    ALTER TABLE attempts ADD COLUMN manual INTEGER NOT NULL DEFAULT 0
+        CHECK (manual IN (0, 1));
+    CREATE INDEX events_newest ON events (tenant_id, created_at_ms, event_id);
+    CREATE INDEX events_newest_of_type ON events
+        (tenant_id, event_type, created_at_ms, event_id);
+    CREATE INDEX events_by_age ON events (created_at_ms);
+    CREATE INDEX attempts_by_event ON attempts (tenant_id, event_id, destination_id);
+    CREATE INDEX attempts_by_age ON attempts (started_at_ms);
+    CREATE TABLE dropped_deliveries (
+        tenant_id      TEXT NOT NULL,
+        event_id       TEXT NOT NULL,
+        destination_id TEXT NOT NULL,
+        PRIMARY KEY (tenant_id, event_id, destination_id),
+        FOREIGN KEY (tenant_id, destination_id)
+            REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX dropped_deliveries_by_destination
+        ON dropped_deliveries (tenant_id, destination_id);
+    CREATE TRIGGER deliveries_dropped_by_a_disable AFTER DELETE ON deliveries
+        WHEN EXISTS (SELECT 1 FROM destinations
+                     WHERE tenant_id = OLD.tenant_id AND destination_id = OLD.destination_id
+                         AND enabled = 0)
+    BEGIN
+        INSERT OR IGNORE INTO dropped_deliveries (tenant_id, event_id, destination_id)
+            VALUES (OLD.tenant_id, OLD.event_id, OLD.destination_id);
+    END;",
 ];
 
 /// The schema version this build writes: the number of migrations.

@@ -11,6 +11,8 @@
 //! - [`repo`]: the [`DestinationRepo`](prets_destinations::DestinationRepo) implementation.
 //! - [`outbox`]: the [`Outbox`](prets_destinations::delivery::Outbox)
 //!   implementation: events, leased deliveries and attempts.
+//! - [`events`]: the [`EventLog`](prets_destinations::delivery::EventLog)
+//!   implementation: events kept, read back, resent, recovered, purged.
 //! - [`claim`]: fair claims through indexes: lanes, organizations' rings.
 //! - [`tokens`]: API-token storage.
 //!
@@ -20,6 +22,7 @@
 
 mod claim;
 mod error;
+mod events;
 mod migrations;
 mod outbox;
 mod readers;
@@ -743,7 +746,8 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .unwrap();
-        assert_eq!(left, (0, 0, 7));
+        // Every delivery done; the events stay in the event log.
+        assert_eq!(left, (0, 8, 7));
         drop(conn);
         remove_db(&path);
     }

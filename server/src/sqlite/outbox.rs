@@ -37,7 +37,7 @@ use super::claim::{claim, schedule, set_failing, sql_count};
 use super::error::{JobResult, SqliteError};
 use super::rows::{COLUMNS, millis, read_records, timestamp, version};
 
-const HELD: &str = "SELECT 1 FROM deliveries
+const HELD: &str = "SELECT manual FROM deliveries
      WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
          AND lease_token = ?4";
 
@@ -90,8 +90,8 @@ const WRITE_STREAK: &str = "UPDATE destinations SET failing_since_ms = ?3, faili
 const INSERT_ATTEMPT: &str =
     "INSERT OR REPLACE INTO attempts (tenant_id, destination_id, attempt_id, event_id,
          attempt, started_at_ms, duration_ms, outcome, response_status, error,
-         next_attempt_at_ms)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+         next_attempt_at_ms, manual)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
 const DISABLE: &str = "UPDATE destinations SET enabled = 0, disabled_reason = ?3, version = ?4,
          updated_at_ms = ?5
@@ -170,10 +170,11 @@ struct AttemptRow {
     response_status: Option<i64>,
     error: Option<String>,
     next_attempt_at: Option<i64>,
+    manual: bool,
 }
 
 const ATTEMPT_COLUMNS: &str = "attempt_id, event_id, destination_id, attempt, started_at_ms, \
-     duration_ms, outcome, response_status, error, next_attempt_at_ms";
+     duration_ms, outcome, response_status, error, next_attempt_at_ms, manual";
 
 impl AttemptRow {
     fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
@@ -188,6 +189,7 @@ impl AttemptRow {
             response_status: row.get(7)?,
             error: row.get(8)?,
             next_attempt_at: row.get(9)?,
+            manual: row.get(10)?,
         })
     }
 
@@ -212,20 +214,23 @@ impl AttemptRow {
                 .next_attempt_at
                 .map(|t| timestamp(t, "next attempt at"))
                 .transpose()?,
+            manual: self.manual,
         })
     }
 }
 
-/// Whether `lease` is held: its delivery exists under its token. An expired
-/// lease not yet claimed again is still held.
-fn held(conn: &Connection, lease: &Lease) -> JobResult<bool> {
+/// Whether `lease` is held (its delivery exists under its token; an
+/// expired lease not yet claimed again is still held), and if so whether
+/// the delivery is manual.
+fn held(conn: &Connection, lease: &Lease) -> JobResult<Option<bool>> {
     let (tenant, event, destination) = key_params(&lease.delivery);
-    Ok(conn.prepare_cached(HELD)?.exists(params![
-        tenant,
-        event,
-        destination,
-        &lease.token.to_bytes()[..]
-    ])?)
+    Ok(conn
+        .prepare_cached(HELD)?
+        .query_row(
+            params![tenant, event, destination, &lease.token.to_bytes()[..]],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 /// Whether the destination is enabled, and its stored failure streak;
@@ -256,7 +261,7 @@ fn standing(
 
 /// Drops the destination's pending deliveries that are not under a lease:
 /// what disabling it does (the leased ones are attempts in flight; see
-/// [`Outbox`]'s "Disabling"). An event row goes with its last delivery (a
+/// [`Outbox`]'s "Disabling"). Each is kept in `dropped_deliveries` (a
 /// trigger).
 pub(super) fn drop_unleased(conn: &Connection, tenant: &str, destination: &str) -> JobResult<()> {
     conn.prepare_cached(DROP_UNLEASED)?
@@ -382,12 +387,9 @@ fn enqueue(
     if let Some(existing) = remember(conn, tenant, &event_id, event, ids.len())? {
         return Ok(EnqueueOutcome::Exists(existing));
     }
-    if ids.is_empty() {
-        // Nothing to deliver: only the id is stored.
-        return Ok(EnqueueOutcome::Enqueued { deliveries: 0 });
-    }
     // The id was new, so no event of it is stored (the ids of events
-    // stored before `event_ids` were added with it).
+    // stored before `event_ids` were added with it). Stored even with no
+    // delivery: the event log keeps it.
     conn.prepare_cached(INSERT_EVENT)?.execute(params![
         tenant,
         event_id,
@@ -448,16 +450,16 @@ fn complete(
     lease: &Lease,
     report: &AttemptReport,
 ) -> JobResult<CompleteOutcome> {
-    if !held(conn, lease)? {
+    let Some(manual) = held(conn, lease)? else {
         return Ok(CompleteOutcome::LeaseLost);
-    }
+    };
     let (tenant, event, destination) = key_params(&lease.delivery);
     let Some((enabled, streak)) = standing(conn, &tenant, &destination)? else {
         return Ok(CompleteOutcome::LeaseLost);
     };
     let settled = settle(report, streak, enabled);
     match settled.delivery {
-        // The event row goes with its last delivery (a trigger).
+        // The event row stays (the event log).
         DeliveryAfter::Finished => {
             conn.prepare_cached(FINISH)?
                 .execute(params![tenant, event, destination])?
@@ -495,6 +497,7 @@ fn complete(
         a.response_status,
         a.error,
         a.next_attempt_at.map(millis),
+        manual,
     ])?;
     let mut disabled = None;
     if let Some(reason) = settled.disable {

@@ -15,6 +15,7 @@ mod binary;
 mod delivery_client;
 #[cfg(unix)]
 mod delivery_e2e;
+mod event_log_http;
 mod events_http;
 mod hardening;
 mod http;

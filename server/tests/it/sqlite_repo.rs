@@ -123,8 +123,8 @@ mod outbox {
 
     use prets_destinations::delivery::{
         AttemptId, AttemptMeta, AttemptRecord, AttemptReport, Claimed, Classification,
-        CompleteOutcome, DisablePolicy, EnqueueOutcome, Event, Failure, FailureCause, LeaseRequest,
-        LeaseToken, NextStep, Outbox, Target,
+        CompleteOutcome, DisablePolicy, EnqueueOutcome, Event, EventLog, Failure, FailureCause,
+        LeaseRequest, LeaseToken, NextStep, Outbox, PurgeCutoffs, Purged, Target,
     };
     use prets_destinations::ops::plan_create;
     use prets_destinations::{
@@ -241,6 +241,15 @@ mod outbox {
         conformance::run_all(&repo).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_repo_passes_the_event_log_conformance_kit() {
+        let dir = TempDir::new();
+        let repo = SqliteRepo::open(&dir.database()).unwrap();
+        conformance::events::events_run_all(&repo).await;
+        conformance::outbox::outbox_run_all(&repo).await;
+        conformance::events::events_run_all(&repo).await;
+    }
+
     /// Claims racing from tokio tasks hand every delivery out exactly once;
     /// completing them all leaves no delivery and no event row behind.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,7 +335,8 @@ mod outbox {
                 .is_empty()
         );
         assert_eq!(count(&dir, "deliveries", "true"), 0);
-        assert_eq!(count(&dir, "events", "true"), 0);
+        // The event log keeps the events.
+        assert_eq!(count(&dir, "events", "true"), 25);
         assert_eq!(count(&dir, "attempts", "true"), 100);
     }
 
@@ -539,8 +549,8 @@ mod outbox {
                 "events",
                 &format!("event_id = '{}'", only_gone.event_id)
             ),
-            0,
-            "the event only the removed destination needed is gone"
+            1,
+            "the event only the removed destination needed stays in the event log"
         );
         assert_eq!(
             count(&dir, "events", &format!("event_id = '{}'", both.event_id)),
@@ -582,12 +592,12 @@ mod outbox {
             RemoveOutcome::Removed
         );
         assert_eq!(count(&dir, "deliveries", "true"), 0);
-        assert_eq!(count(&dir, "events", "true"), 0);
+        assert_eq!(count(&dir, "dropped_deliveries", "true"), 0);
     }
 
-    /// The event row holds the payload's text exactly as given, lives while
-    /// a delivery still needs it, and is not stored when no destination is
-    /// enabled.
+    /// The event row holds the payload's text exactly as given, is stored
+    /// when no destination is enabled too, and stays after its deliveries
+    /// finish, until a purge finds it past the cutoff with none pending.
     #[tokio::test]
     async fn an_event_row_lives_as_long_as_its_deliveries() {
         let dir = TempDir::new();
@@ -601,7 +611,7 @@ mod outbox {
                 .unwrap(),
             EnqueueOutcome::Enqueued { deliveries: 0 }
         );
-        assert_eq!(count(&dir, "events", "true"), 0);
+        assert_eq!(count(&dir, "events", "true"), 1);
         fx.destination(&repo, &tenant).await;
         fx.destination(&repo, &tenant).await;
         let payload = "[ 1.0,\t{\"z\":1,\"a\":2} ]";
@@ -614,7 +624,11 @@ mod outbox {
         );
         let stored: String = rusqlite::Connection::open(dir.database())
             .unwrap()
-            .query_row("SELECT payload FROM events", [], |r| r.get(0))
+            .query_row(
+                "SELECT payload FROM events WHERE tenant_id = 'org_events'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(stored, payload);
         let claimed = repo.claim(at(0), 10.into(), fx.lease()).await.unwrap();
@@ -624,12 +638,34 @@ mod outbox {
             repo.complete(&claimed[0].lease, report).await.unwrap(),
             CompleteOutcome::Recorded { disabled: None }
         );
+        let cutoffs = PurgeCutoffs {
+            attempts_before: at(0),
+            events_before: at(1),
+        };
+        // One delivery pending: the purge keeps it (the other tenant's,
+        // with none, goes).
+        assert_eq!(
+            repo.purge(cutoffs, 10).await.unwrap(),
+            Purged {
+                attempts: 0,
+                events: 1
+            }
+        );
         assert_eq!(count(&dir, "events", "true"), 1);
         // A failure after the last retry finishes the delivery too.
         let report = fx.report(&claimed[1], at(1), NextStep::Failed);
         assert_eq!(
             repo.complete(&claimed[1].lease, report).await.unwrap(),
             CompleteOutcome::Recorded { disabled: None }
+        );
+        assert_eq!(count(&dir, "events", "true"), 1);
+        assert_eq!(count(&dir, "attempts", "true"), 2);
+        assert_eq!(
+            repo.purge(cutoffs, 10).await.unwrap(),
+            Purged {
+                attempts: 0,
+                events: 1
+            }
         );
         assert_eq!(count(&dir, "events", "true"), 0);
         assert_eq!(count(&dir, "attempts", "true"), 2);
