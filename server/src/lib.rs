@@ -18,6 +18,7 @@ mod hex;
 mod keyfile;
 mod problem;
 mod request_id;
+mod retention;
 mod serve;
 mod sqlite;
 mod start;
@@ -40,6 +41,7 @@ pub use crate::config::{Config, DeliveryConfigError, InvalidTokenEntry, TokenEnt
 pub use crate::database::{ConninfoRefused, Database, PgUrl};
 pub use crate::delivery::DeliveryConfig;
 pub use crate::keyfile::KeyFileError;
+pub use crate::retention::{BATCH as RETENTION_BATCH, Retention, RetentionConfigError, sweep};
 pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem, ProblemKind};
 pub use crate::sqlite::{MAX_BATCH, SqliteError, SqliteRepo, schema_version};
 pub use crate::start::{DEMO_ORGANIZATION, Prepared, StartError, prepare, prepare_with_resolver};
@@ -72,6 +74,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let worker = prepared.worker.map(|start| start());
+    let sweeper = (prepared.sweeper)();
     let (stopping, stop_seen) = oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
@@ -97,6 +100,7 @@ pub async fn serve(
     if let Some(worker) = worker {
         worker.shutdown().await;
     }
+    sweeper.shutdown().await;
     result
 }
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use prets_destinations::delivery::Outbox;
+use prets_destinations::delivery::EventLog;
 use prets_destinations::{KeyId, Keyring, MemoryRepo, SealingKey, TenantId, Timestamp, os_rng};
 use prets_destinations_postgres::{PgError, PgRepo};
 use tokio::net::TcpListener;
@@ -25,6 +25,7 @@ use crate::delivery::{
     WorkerOptions,
 };
 use crate::keyfile::{self, KeyFileError};
+use crate::retention::{self, Retention, RetentionConfigError, SweeperHandle};
 use crate::serve::Limits;
 use crate::sqlite::{SqliteError, SqliteRepo};
 
@@ -57,6 +58,8 @@ pub enum StartError {
     Delivery(DeliveryConfigError),
     /// The delivery HTTPS client could not be built.
     DeliveryClient(ClientError),
+    /// The retention settings contradict each other.
+    Retention(RetentionConfigError),
 }
 
 impl fmt::Display for StartError {
@@ -75,6 +78,7 @@ impl fmt::Display for StartError {
             Self::Clock => f.write_str("the system clock is outside the supported range"),
             Self::Delivery(e) => write!(f, "delivery settings: {e}"),
             Self::DeliveryClient(e) => write!(f, "{e}"),
+            Self::Retention(e) => write!(f, "{e}"),
         }
     }
 }
@@ -88,6 +92,7 @@ impl std::error::Error for StartError {
             Self::Listen(e) => Some(e),
             Self::Delivery(e) => Some(e),
             Self::DeliveryClient(e) => Some(e),
+            Self::Retention(e) => Some(e),
             Self::MissingSealingKey | Self::SealingKeyRequired | Self::Clock => None,
         }
     }
@@ -100,6 +105,8 @@ pub struct Prepared {
     pub(crate) limits: Limits,
     /// `None` with `--no-delivery`.
     pub(crate) worker: Option<StartWorker>,
+    /// Starts the retention sweeper (every node runs one).
+    pub(crate) sweeper: StartSweeper,
     /// The demo organization's API token when this start created it; print
     /// it once, to the operator, and drop it.
     pub demo_token: Option<Zeroizing<String>>,
@@ -121,6 +128,9 @@ impl fmt::Debug for Prepared {
 /// Starts the delivery worker of a prepared server.
 pub(crate) type StartWorker = Box<dyn FnOnce() -> WorkerHandle + Send>;
 
+/// Starts the retention sweeper of a prepared server.
+pub(crate) type StartSweeper = Box<dyn FnOnce() -> SweeperHandle + Send>;
+
 /// Checks the delivery settings, opens the storage, loads or creates the
 /// sealing key and the API tokens, and binds the listen address. Deliveries
 /// resolve names with the operating system's resolver.
@@ -140,7 +150,8 @@ pub async fn prepare_with_resolver(
     config: &Config,
     resolver: Arc<dyn Resolve>,
 ) -> Result<Prepared, StartError> {
-    let delivery = Delivery::new(config, resolver)?;
+    let retention = config.retention().map_err(StartError::Retention)?;
+    let delivery = Delivery::new(config, resolver, retention)?;
     let store = match &config.database {
         _ if config.memory => memory(config, &delivery)?,
         Database::Postgres(url) => postgres(config, url, &delivery).await?,
@@ -161,6 +172,7 @@ pub async fn prepare_with_resolver(
         router: store.router,
         limits,
         worker: (!config.no_delivery).then_some(store.worker),
+        sweeper: store.sweeper,
         demo_token: store.demo_token,
         local_addr,
         store: store.name,
@@ -171,6 +183,7 @@ pub async fn prepare_with_resolver(
 struct Store {
     router: axum::Router,
     worker: StartWorker,
+    sweeper: StartSweeper,
     /// The demo organization's token when this start created it.
     demo_token: Option<Zeroizing<String>>,
     name: &'static str,
@@ -300,15 +313,20 @@ async fn postgres(config: &Config, url: &PgUrl, delivery: &Delivery) -> Result<S
 }
 
 /// What every store branch of [`prepare`] shares to deliver: the settings,
-/// the HTTPS client and the worker's tuning.
+/// the HTTPS client and the worker's tuning, and the retention.
 struct Delivery {
     config: DeliveryConfig,
     client: DeliveryClient,
     options: WorkerOptions,
+    retention: Retention,
 }
 
 impl Delivery {
-    fn new(config: &Config, resolver: Arc<dyn Resolve>) -> Result<Self, StartError> {
+    fn new(
+        config: &Config,
+        resolver: Arc<dyn Resolve>,
+        retention: Retention,
+    ) -> Result<Self, StartError> {
         let delivery = config.delivery().map_err(StartError::Delivery)?;
         let client =
             DeliveryClient::new(&delivery, resolver).map_err(StartError::DeliveryClient)?;
@@ -319,6 +337,7 @@ impl Delivery {
             config: delivery,
             client,
             options: WorkerOptions::default(),
+            retention,
         })
     }
 
@@ -326,7 +345,7 @@ impl Delivery {
     /// worker share the store, the keyring and the publish signal, and the
     /// API judges literal-IP destinations by the delivery host policy. Every
     /// store branch of [`prepare`] ends here.
-    fn assemble<R: Outbox + 'static>(
+    fn assemble<R: EventLog + 'static>(
         &self,
         repo: R,
         tokens: ApiTokens,
@@ -340,7 +359,7 @@ impl Delivery {
 
     /// [`assemble`](Self::assemble) with the publish signal given (one the
     /// store also wakes).
-    fn assemble_with<R: Outbox + 'static>(
+    fn assemble_with<R: EventLog + 'static>(
         &self,
         repo: R,
         tokens: ApiTokens,
@@ -354,11 +373,14 @@ impl Delivery {
         let state = AppState::new(Arc::clone(&repo), tokens, Arc::clone(&keyring))
             .with_host_policy(self.config.policy.clone())
             .with_publish_notify(Arc::clone(&published));
+        let retention = self.retention;
+        let swept = Arc::clone(&repo);
         let worker = Worker::new(repo, keyring, self.client.clone(), &self.config, published)
             .with_options(self.options);
         Store {
             router: router(state),
             worker: Box::new(move || worker.spawn()),
+            sweeper: Box::new(move || retention::spawn(swept, retention)),
             demo_token,
             name,
         }

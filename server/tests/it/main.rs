@@ -23,6 +23,7 @@ mod logs;
 #[cfg(unix)]
 mod postgres_nodes;
 mod receivers_http;
+mod retention;
 mod sqlite_repo;
 mod support;
 mod worker;
