@@ -13,6 +13,7 @@ use prets_destinations::{HostPolicy, TenantId};
 
 use crate::database::{Database, DatabaseParser};
 use crate::delivery::{DeliveryConfig, parse_root_certificates};
+use crate::retention::{Retention, RetentionConfigError};
 
 /// The server's configuration: every flag also reads an environment variable.
 ///
@@ -198,6 +199,24 @@ pub struct Config {
     #[arg(long, env = "PRETS_DELIVERY_POOL_MAX_IDLE_PER_HOST", default_value = "2", value_parser = clap::value_parser!(u32).range(0..=4096))]
     pub delivery_pool_max_idle_per_host: u32,
 
+    /// How long attempt records are kept (by the time the attempt started):
+    /// `30d`, `12h`, `90m` or `30s`. Never shorter than `--event-retention`,
+    /// so a retained event's successful attempts are kept with it.
+    #[arg(long, env = "PRETS_ATTEMPT_RETENTION", default_value = "30d", value_parser = parse_span)]
+    pub attempt_retention: Duration,
+
+    /// How long an event is kept once none of its deliveries is pending (by
+    /// the time it was published): `7d`, `12h`, `90m` or `30s`. Reading
+    /// events, resend and recover cover what is kept; an event with a
+    /// delivery still pending is never removed.
+    #[arg(long, env = "PRETS_EVENT_RETENTION", default_value = "7d", value_parser = parse_span)]
+    pub event_retention: Duration,
+
+    /// How often the retention sweeper runs (each run removes what is past
+    /// the retentions in batches of 1,000, pausing between batches).
+    #[arg(long, env = "PRETS_RETENTION_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub retention_interval: Duration,
+
     /// Serve the API and queue deliveries, but send none: for nodes that only
     /// take requests while other nodes on the same PostgreSQL database
     /// deliver. A node started with it never claims a delivery.
@@ -245,6 +264,9 @@ impl Config {
             destination_concurrency: delivery.destination_concurrency,
             delivery_pool_idle_timeout: delivery.pool_idle_timeout,
             delivery_pool_max_idle_per_host: delivery.pool_max_idle_per_host,
+            attempt_retention: Retention::default().attempts,
+            event_retention: Retention::default().events,
+            retention_interval: Retention::default().interval,
             no_delivery: false,
             metrics_listen: None,
         }
@@ -297,6 +319,21 @@ impl Config {
             destination_concurrency: self.destination_concurrency,
             pool_idle_timeout: self.delivery_pool_idle_timeout,
             pool_max_idle_per_host: self.delivery_pool_max_idle_per_host,
+        })
+    }
+
+    /// The retention sweeper's settings.
+    ///
+    /// # Errors
+    /// If `--attempt-retention` is shorter than `--event-retention`.
+    pub fn retention(&self) -> Result<Retention, RetentionConfigError> {
+        if self.attempt_retention < self.event_retention {
+            return Err(RetentionConfigError);
+        }
+        Ok(Retention {
+            attempts: self.attempt_retention,
+            events: self.event_retention,
+            interval: self.retention_interval,
         })
     }
 

@@ -20,6 +20,7 @@ mod keyfile;
 mod metrics;
 mod problem;
 mod request_id;
+mod retention;
 mod serve;
 mod sqlite;
 mod start;
@@ -51,6 +52,7 @@ pub use crate::metrics::{
     outcome_label, route_label,
 };
 pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem, ProblemKind};
+pub use crate::retention::{BATCH as RETENTION_BATCH, Retention, RetentionConfigError, sweep};
 pub use crate::sqlite::{MAX_BATCH, SqliteError, SqliteRepo, schema_version};
 pub use crate::start::{DEMO_ORGANIZATION, Prepared, StartError, prepare, prepare_with_resolver};
 pub use prets_destinations_postgres::PgError;
@@ -82,6 +84,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let worker = prepared.worker.map(|start| start());
+    let sweeper = (prepared.sweeper)();
     let (stopping, stop_seen) = oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
@@ -113,6 +116,9 @@ pub async fn serve(
     };
     if let Some(worker) = worker {
         worker.shutdown().await;
+    }
+    if let Some(sweeper) = sweeper {
+        sweeper.shutdown().await;
     }
     let _ = metrics_stop.send(());
     if let Some(metrics) = metrics {

@@ -533,9 +533,7 @@ impl<R: EventLog> EventLog for Metered<R> {
     ) -> Result<RecoverOutcome, Self::Error> {
         self.count(
             "recover",
-            self.inner
-                .recover(tenant, destination_id, since, now)
-                .await,
+            self.inner.recover(tenant, destination_id, since, now).await,
         )
     }
 

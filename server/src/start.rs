@@ -29,6 +29,7 @@ use crate::delivery::{
 use crate::health::Readiness;
 use crate::keyfile::{self, KeyFileError};
 use crate::metrics::{Metered, Metrics};
+use crate::retention::{self, Retention, RetentionConfigError, SweeperHandle};
 use crate::serve::Limits;
 use crate::sqlite::{SqliteError, SqliteRepo};
 
@@ -63,6 +64,8 @@ pub enum StartError {
     Delivery(DeliveryConfigError),
     /// The delivery HTTPS client could not be built.
     DeliveryClient(ClientError),
+    /// The retention settings contradict each other.
+    Retention(RetentionConfigError),
 }
 
 impl fmt::Display for StartError {
@@ -84,6 +87,7 @@ impl fmt::Display for StartError {
             Self::Clock => f.write_str("the system clock is outside the supported range"),
             Self::Delivery(e) => write!(f, "delivery settings: {e}"),
             Self::DeliveryClient(e) => write!(f, "{e}"),
+            Self::Retention(e) => write!(f, "{e}"),
         }
     }
 }
@@ -97,6 +101,7 @@ impl std::error::Error for StartError {
             Self::Listen(e) | Self::MetricsListen(e) => Some(e),
             Self::Delivery(e) => Some(e),
             Self::DeliveryClient(e) => Some(e),
+            Self::Retention(e) => Some(e),
             Self::MissingSealingKey | Self::SealingKeyRequired | Self::Clock => None,
         }
     }
@@ -109,6 +114,9 @@ pub struct Prepared {
     pub(crate) limits: Limits,
     /// `None` with `--no-delivery`.
     pub(crate) worker: Option<StartWorker>,
+    /// Starts the retention sweeper (every node of a store that keeps an
+    /// event log runs one).
+    pub(crate) sweeper: StartSweeper,
     /// The demo organization's API token when this start created it; print
     /// it once, to the operator, and drop it.
     pub demo_token: Option<Zeroizing<String>>,
@@ -135,6 +143,21 @@ impl fmt::Debug for Prepared {
 /// Starts the delivery worker of a prepared server.
 pub(crate) type StartWorker = Box<dyn FnOnce() -> WorkerHandle + Send>;
 
+/// Starts the retention sweeper of a prepared server.
+pub(crate) type StartSweeper = Box<dyn FnOnce() -> Option<SweeperHandle> + Send>;
+
+/// How a store branch starts its sweeper over the assembled store: `None`
+/// for a store that keeps no event log.
+type SpawnSweeper<R> = fn(Arc<Metered<R>>, Retention) -> Option<SweeperHandle>;
+
+/// [`SpawnSweeper`] of a store that keeps an event log.
+fn spawn_sweeper<R: EventLog + 'static>(
+    repo: Arc<Metered<R>>,
+    retention: Retention,
+) -> Option<SweeperHandle> {
+    Some(retention::spawn(repo, retention))
+}
+
 /// Checks the delivery settings, opens the storage, loads or creates the
 /// sealing key and the API tokens, and binds the listen address. Deliveries
 /// resolve names with the operating system's resolver.
@@ -154,7 +177,8 @@ pub async fn prepare_with_resolver(
     config: &Config,
     resolver: Arc<dyn Resolve>,
 ) -> Result<Prepared, StartError> {
-    let delivery = Delivery::new(config, resolver)?;
+    let retention = config.retention().map_err(StartError::Retention)?;
+    let delivery = Delivery::new(config, resolver, retention)?;
     let store = match &config.database {
         _ if config.memory => memory(config, &delivery)?,
         Database::Postgres(url) => postgres(config, url, &delivery).await?,
@@ -185,6 +209,7 @@ pub async fn prepare_with_resolver(
         router: store.router,
         limits,
         worker: (!config.no_delivery).then_some(store.worker),
+        sweeper: store.sweeper,
         demo_token: store.demo_token,
         local_addr,
         metrics_addr,
@@ -199,6 +224,7 @@ struct Store {
     /// `GET /metrics` over this store's metrics.
     metrics_router: axum::Router,
     worker: StartWorker,
+    sweeper: StartSweeper,
     /// The demo organization's token when this start created it.
     demo_token: Option<Zeroizing<String>>,
     name: &'static str,
@@ -331,20 +357,25 @@ async fn postgres(config: &Config, url: &PgUrl, delivery: &Delivery) -> Result<S
         demo_token,
         "postgres",
         published,
-        router,
+        (router, |_, _| None),
     ))
 }
 
 /// What every store branch of [`prepare`] shares to deliver: the settings,
-/// the HTTPS client and the worker's tuning.
+/// the HTTPS client and the worker's tuning, and the retention.
 struct Delivery {
     config: DeliveryConfig,
     client: DeliveryClient,
     options: WorkerOptions,
+    retention: Retention,
 }
 
 impl Delivery {
-    fn new(config: &Config, resolver: Arc<dyn Resolve>) -> Result<Self, StartError> {
+    fn new(
+        config: &Config,
+        resolver: Arc<dyn Resolve>,
+        retention: Retention,
+    ) -> Result<Self, StartError> {
         let delivery = config.delivery().map_err(StartError::Delivery)?;
         let client =
             DeliveryClient::new(&delivery, resolver).map_err(StartError::DeliveryClient)?;
@@ -355,6 +386,7 @@ impl Delivery {
             config: delivery,
             client,
             options: WorkerOptions::default(),
+            retention,
         })
     }
 
@@ -377,7 +409,7 @@ impl Delivery {
             demo_token,
             name,
             published,
-            router_with_event_log,
+            (router_with_event_log, spawn_sweeper),
         )
     }
 
@@ -390,7 +422,7 @@ impl Delivery {
         demo_token: Option<Zeroizing<String>>,
         name: &'static str,
         published: Arc<Notify>,
-        router: fn(AppState<Arc<Metered<R>>>) -> Router,
+        (router, sweeper): (fn(AppState<Arc<Metered<R>>>) -> Router, SpawnSweeper<R>),
     ) -> Store {
         let metrics = Arc::new(Metrics::new());
         let repo = Arc::new(Metered::new(repo, Arc::clone(&metrics)));
@@ -401,6 +433,8 @@ impl Delivery {
             .with_readiness(Arc::clone(&repo) as Arc<dyn Readiness>)
             .with_metrics(Arc::clone(&metrics));
         let metrics_router = metrics_router(Arc::clone(&repo), metrics.clone());
+        let retention = self.retention;
+        let swept = Arc::clone(&repo);
         let worker = Worker::new(repo, keyring, self.client.clone(), &self.config, published)
             .with_options(self.options)
             .with_metrics(metrics);
@@ -408,6 +442,7 @@ impl Delivery {
             router: router(state),
             metrics_router,
             worker: Box::new(move || worker.spawn()),
+            sweeper: Box::new(move || sweeper(swept, retention)),
             demo_token,
             name,
         }

@@ -79,6 +79,11 @@ impl Env {
         Nodes { running, database }
     }
 
+    /// The SQLite file of the last store started.
+    pub(crate) fn last_sqlite(&self) -> PathBuf {
+        self.dir.join(format!("load-{}.sqlite3", self.runs))
+    }
+
     pub(crate) fn finish(self) {
         std::fs::remove_dir_all(&self.dir).unwrap();
     }
@@ -93,6 +98,14 @@ pub(crate) struct Nodes {
 impl Nodes {
     pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
         self.running.iter().map(|r| r.addr).collect()
+    }
+
+    /// The PostgreSQL database's size in bytes (0 without one).
+    pub(crate) async fn database_size(&self) -> u64 {
+        match &self.database {
+            Some(database) => database.size().await,
+            None => 0,
+        }
     }
 
     /// Stops every node, then drops the database.
@@ -156,6 +169,19 @@ mod postgres {
                 name,
                 url: url.into(),
             }
+        }
+
+        /// `pg_database_size` of the database.
+        pub(crate) async fn size(&self) -> u64 {
+            let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await.unwrap();
+            let connection = tokio::spawn(connection);
+            let row = client
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await
+                .unwrap();
+            drop(client);
+            let _ = connection.await;
+            u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)
         }
 
         pub(crate) async fn drop_database(self) {

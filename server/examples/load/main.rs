@@ -21,6 +21,11 @@
 //! - **depth**: the same at each of `--depths` deliveries queued (memory and
 //!   SQLite): does the drain rate depend on the queue's depth?
 //!
+//! - **soak**: `--soak-rate` events/s × fan-out 10 for `--soak-seconds`
+//!   to a receiver that refuses every connection, with 6 s retentions and
+//!   a sweep every second (SQLite and PostgreSQL): the store's size on disk
+//!   over time, which must stop growing once the first events age out.
+//!
 //! The backlog and depth runs end with the table of targets (PASS or MISS,
 //! never an exit status: these are benchmarks). Every acknowledged event
 //! must reach every destination: a delivery still missing after a drain makes
@@ -56,6 +61,7 @@ mod floor;
 mod http;
 mod publish;
 mod receiver;
+mod soak;
 mod targets;
 
 use std::path::Path;
@@ -85,6 +91,9 @@ enum RunKind {
     Backlog,
     /// Backlogs of each of `--depths`, drained.
     Depth,
+    /// Steady publishing to a dead receiver with short retentions: the
+    /// store's size on disk over time.
+    Soak,
     /// Every run.
     All,
 }
@@ -186,6 +195,16 @@ struct Args {
     /// Deliveries queued in the depth runs (one run per value and store).
     #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
     depths: Vec<usize>,
+
+    /// How long the soak publishes.
+    #[arg(long, default_value_t = 60.0)]
+    soak_seconds: f64,
+    /// Events published per second in the soak (each to 10 destinations).
+    #[arg(long, default_value_t = 20.0)]
+    soak_rate: f64,
+    /// The soak's payload size in KiB (1 to 255).
+    #[arg(long, default_value_t = 16)]
+    soak_payload_kib: usize,
 }
 
 impl Args {
@@ -207,11 +226,19 @@ impl Args {
         if self.postgres_nodes.contains(&0) {
             return Err("--postgres-nodes must be at least 1");
         }
-        if !rate(self.rate) || !rate(self.probe_rate) {
-            return Err("--rate and --probe-rate must be above 0 and at most 1000000");
+        if !rate(self.rate) || !rate(self.probe_rate) || !rate(self.soak_rate) {
+            return Err("--rate, --probe-rate and --soak-rate must be above 0 and at most 1000000");
         }
-        if !seconds(self.publish_seconds) || !seconds(self.drain_seconds) {
-            return Err("--publish-seconds and --drain-seconds must be above 0 and at most 86400");
+        if !seconds(self.publish_seconds)
+            || !seconds(self.drain_seconds)
+            || !seconds(self.soak_seconds)
+        {
+            return Err(
+                "--publish-seconds, --drain-seconds and --soak-seconds must be above 0 and at most 86400",
+            );
+        }
+        if !(1..=255).contains(&self.soak_payload_kib) {
+            return Err("--soak-payload-kib must be 1 to 255");
         }
         if self.backlog_events == 0 || self.depths.contains(&0) || self.floor_runs == 0 {
             return Err("--backlog-events, --depths and --floor-runs must be at least 1");
@@ -354,10 +381,13 @@ async fn main() {
     if !backlog.is_empty() || !depths.is_empty() {
         targets::print(floor, &backlog, &depths);
     }
+    if args.wants(RunKind::Soak) {
+        complete &= soak::soak(&mut env, &args).await;
+    }
     println!("\nload average at end: {}", load_average());
     env.finish();
     if !complete {
-        eprintln!("some acknowledged deliveries never arrived");
+        eprintln!("some acknowledged deliveries never arrived, or a store grew in the soak");
         std::process::exit(1);
     }
 }

@@ -25,6 +25,7 @@ mod ops_http;
 #[cfg(unix)]
 mod postgres_nodes;
 mod receivers_http;
+mod retention;
 mod sqlite_repo;
 mod support;
 mod worker;
