@@ -382,3 +382,22 @@ fn public_types_are_send_and_sync() {
     check::<PgRepo>();
     check::<prets_destinations_postgres::PgError>();
 }
+
+/// `schema_version_found` reads the applied version afresh: the latest
+/// after `connect`, and what the table says once it changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_version_found_is_read_afresh() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let latest = i64::try_from(schema_version()).unwrap();
+    assert_eq!(repo.schema_version_found().await.unwrap(), latest);
+    let client = db.client().await;
+    client
+        .execute(
+            "DELETE FROM schema_migrations WHERE version = $1",
+            &[&i32::try_from(latest).unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(repo.schema_version_found().await.unwrap(), latest - 1);
+}

@@ -21,7 +21,8 @@
 //! for the batch, each completion judged as [`Outbox::complete`] judges it.
 //! Every statement reaches its rows through a key or an index; `tests`
 //! checks their plans (`EXPLAIN QUERY PLAN`) at 10,000 and 100,000 queued
-//! deliveries.
+//! deliveries. The one exception is [`Outbox::queue_depth`]'s count of
+//! every delivery, for gauges that hosts sample every few seconds.
 
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,

@@ -224,6 +224,14 @@ async fn postgres_readiness_follows_its_migrations_and_its_reachability() {
         })
         .sum();
     assert!(errors >= 1.0, "the failed list is not counted");
+    // The scrape still answers: its depth sample failed, counted, and the
+    // gauges keep their last value.
+    let sampled: f64 = samples(&scrape, "prets_store_errors_total")
+        .filter(|s| s.labels.get("operation") == Some("queue_depth"))
+        .map(|s| counter(&s.value))
+        .sum();
+    assert!(sampled >= 1.0, "the failed depth sample is not counted");
+    assert_eq!(value(&scrape, "prets_deliveries_waiting", &[]), 0.0);
     assert_no_label_holds(&scrape, &secrets);
     server.stop().await.unwrap();
 }
