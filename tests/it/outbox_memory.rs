@@ -626,6 +626,7 @@ fn test_events_and_attempt_pages() {
             "durationMs",
             "error",
             "eventId",
+            "manual",
             "nextAttemptAt",
             "outcome",
             "responseStatus",
