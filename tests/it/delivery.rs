@@ -880,6 +880,7 @@ fn attempt_records_serialize_with_the_documented_fields_and_no_secret() {
             "durationMs",
             "error",
             "eventId",
+            "manual",
             "nextAttemptAt",
             "outcome",
             "responseStatus",

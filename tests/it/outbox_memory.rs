@@ -633,6 +633,7 @@ fn test_events_and_attempt_pages() {
             "durationMs",
             "error",
             "eventId",
+            "manual",
             "nextAttemptAt",
             "outcome",
             "responseStatus",

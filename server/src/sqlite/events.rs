@@ -17,7 +17,94 @@ use super::claim::{schedule, sql_count};
 use super::error::{JobResult, SqliteError};
 use super::rows::{COLUMNS, millis, read_records, timestamp};
 
-const EVENT_COLUMNS: &str = "event_id, event_type, created_at_ms, payload";
+const LIST_NEWEST: &str =
+    "SELECT event_id, event_type, created_at_ms, payload FROM events INDEXED BY events_newest
+     WHERE tenant_id = ?1
+     ORDER BY created_at_ms DESC, event_id DESC LIMIT ?2";
+
+const LIST_AFTER: &str =
+    "SELECT event_id, event_type, created_at_ms, payload FROM events INDEXED BY events_newest
+     WHERE tenant_id = ?1 AND (created_at_ms, event_id) < (?2, ?3)
+     ORDER BY created_at_ms DESC, event_id DESC LIMIT ?4";
+
+const LIST_OF_TYPE: &str = "SELECT event_id, event_type, created_at_ms, payload
+     FROM events INDEXED BY events_newest_of_type
+     WHERE tenant_id = ?1 AND event_type = ?2
+     ORDER BY created_at_ms DESC, event_id DESC LIMIT ?3";
+
+const LIST_OF_TYPE_AFTER: &str = "SELECT event_id, event_type, created_at_ms, payload
+     FROM events INDEXED BY events_newest_of_type
+     WHERE tenant_id = ?1 AND event_type = ?2
+         AND (created_at_ms, event_id) < (?3, ?4)
+     ORDER BY created_at_ms DESC, event_id DESC LIMIT ?5";
+
+const GET_EVENT: &str = "SELECT event_id, event_type, created_at_ms, payload FROM events
+     WHERE tenant_id = ?1 AND event_id = ?2";
+
+const PENDING_OF_EVENT: &str =
+    "SELECT destination_id, due_at_ms, lease_token IS NOT NULL, manual FROM deliveries
+     WHERE tenant_id = ?1 AND event_id = ?2";
+
+const ATTEMPTS_OF_EVENT: &str = "SELECT destination_id, started_at_ms, outcome FROM attempts
+     INDEXED BY attempts_by_event
+     WHERE tenant_id = ?1 AND event_id = ?2";
+
+const DROPPED_OF_EVENT: &str =
+    "SELECT destination_id FROM dropped_deliveries WHERE tenant_id = ?1 AND event_id = ?2";
+
+const MAKE_MANUAL: &str = "UPDATE deliveries SET manual = 1,
+     due_at_ms = CASE WHEN lease_token IS NULL THEN ?4 ELSE due_at_ms END
+     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
+     RETURNING lease_token IS NOT NULL";
+
+const INSERT_MANUAL: &str =
+    "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms, manual)
+     VALUES (?1, ?2, ?3, 1, ?4, 1)";
+
+const RECOVER_SCAN: &str =
+    "SELECT event_id, event_type, created_at_ms FROM events INDEXED BY events_newest
+     WHERE tenant_id = ?1 AND (created_at_ms, event_id) > (?2, ?3)
+     ORDER BY created_at_ms, event_id LIMIT ?4";
+
+const PENDING_PAIR: &str =
+    "SELECT 1 FROM deliveries WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3";
+
+const SUCCEEDED_PAIR: &str = "SELECT 1 FROM attempts INDEXED BY attempts_by_event
+     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
+     AND outcome = 'succeeded'";
+
+const PURGE_ATTEMPTS: &str = "DELETE FROM attempts
+     WHERE (tenant_id, destination_id, attempt_id) IN
+     (SELECT tenant_id, destination_id, attempt_id FROM attempts
+     INDEXED BY attempts_by_age
+     WHERE started_at_ms < ?1 ORDER BY started_at_ms LIMIT ?2)";
+
+const PURGE_EVENTS_FIND: &str =
+    "SELECT e.tenant_id, e.event_id FROM events e INDEXED BY events_by_age
+     WHERE e.created_at_ms < ?1
+     AND NOT EXISTS (SELECT 1 FROM deliveries d
+     WHERE d.tenant_id = e.tenant_id AND d.event_id = e.event_id)
+     ORDER BY e.created_at_ms LIMIT ?2";
+
+/// Every statement of the event log, by name: the plans test reads them.
+#[cfg(test)]
+pub(super) const STATEMENTS: &[(&str, &str)] = &[
+    ("list_newest", LIST_NEWEST),
+    ("list_after", LIST_AFTER),
+    ("list_of_type", LIST_OF_TYPE),
+    ("list_of_type_after", LIST_OF_TYPE_AFTER),
+    ("get_event", GET_EVENT),
+    ("pending_of_event", PENDING_OF_EVENT),
+    ("attempts_of_event", ATTEMPTS_OF_EVENT),
+    ("dropped_of_event", DROPPED_OF_EVENT),
+    ("make_manual", MAKE_MANUAL),
+    ("insert_manual", INSERT_MANUAL),
+    ("recover_scan", RECOVER_SCAN),
+    ("pending_pair", PENDING_PAIR),
+    ("succeeded_pair", SUCCEEDED_PAIR),
+    ("purge_attempts", PURGE_ATTEMPTS),
+    ("purge_events_find", PURGE_EVENTS_FIND),
+];
 
 fn read_event(row: &Row<'_>) -> rusqlite::Result<(String, String, i64, String)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
@@ -60,36 +147,19 @@ fn list_events(
     let cursor = cursor.map(|c| (millis(c.created_at), c.event_id.to_string()));
     let rows: Vec<(String, String, i64, String)> = match (event_type, cursor) {
         (None, None) => conn
-            .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events INDEXED BY events_newest
-                 WHERE tenant_id = ?1
-                 ORDER BY created_at_ms DESC, event_id DESC LIMIT ?2"
-            ))?
+            .prepare_cached(LIST_NEWEST)?
             .query_map(params![tenant, limit], read_event)?
             .collect::<rusqlite::Result<_>>()?,
         (None, Some((at, id))) => conn
-            .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events INDEXED BY events_newest
-                 WHERE tenant_id = ?1 AND (created_at_ms, event_id) < (?2, ?3)
-                 ORDER BY created_at_ms DESC, event_id DESC LIMIT ?4"
-            ))?
+            .prepare_cached(LIST_AFTER)?
             .query_map(params![tenant, at, id, limit], read_event)?
             .collect::<rusqlite::Result<_>>()?,
         (Some(t), None) => conn
-            .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events INDEXED BY events_newest_of_type
-                 WHERE tenant_id = ?1 AND event_type = ?2
-                 ORDER BY created_at_ms DESC, event_id DESC LIMIT ?3"
-            ))?
+            .prepare_cached(LIST_OF_TYPE)?
             .query_map(params![tenant, t, limit], read_event)?
             .collect::<rusqlite::Result<_>>()?,
         (Some(t), Some((at, id))) => conn
-            .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events INDEXED BY events_newest_of_type
-                 WHERE tenant_id = ?1 AND event_type = ?2
-                     AND (created_at_ms, event_id) < (?3, ?4)
-                 ORDER BY created_at_ms DESC, event_id DESC LIMIT ?5"
-            ))?
+            .prepare_cached(LIST_OF_TYPE_AFTER)?
             .query_map(params![tenant, t, at, id, limit], read_event)?
             .collect::<rusqlite::Result<_>>()?,
     };
@@ -98,9 +168,7 @@ fn list_events(
 
 fn get_event(conn: &Connection, tenant: &str, event_id: &str) -> JobResult<Option<EventDetail>> {
     let row = conn
-        .prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = ?1 AND event_id = ?2"
-        ))?
+        .prepare_cached(GET_EVENT)?
         .query_row(params![tenant, event_id], read_event)
         .optional()?;
     let Some(row) = row else {
@@ -109,10 +177,7 @@ fn get_event(conn: &Connection, tenant: &str, event_id: &str) -> JobResult<Optio
     let event = decode_event(row)?;
     let mut facts = EventFacts::default();
     let pending: Vec<(String, i64, bool, bool)> = conn
-        .prepare_cached(
-            "SELECT destination_id, due_at_ms, lease_token IS NOT NULL, manual FROM deliveries
-             WHERE tenant_id = ?1 AND event_id = ?2",
-        )?
+        .prepare_cached(PENDING_OF_EVENT)?
         .query_map(params![tenant, event_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
@@ -126,11 +191,7 @@ fn get_event(conn: &Connection, tenant: &str, event_id: &str) -> JobResult<Optio
         ));
     }
     let attempts: Vec<(String, i64, String)> = conn
-        .prepare_cached(
-            "SELECT destination_id, started_at_ms, outcome FROM attempts
-             INDEXED BY attempts_by_event
-             WHERE tenant_id = ?1 AND event_id = ?2",
-        )?
+        .prepare_cached(ATTEMPTS_OF_EVENT)?
         .query_map(params![tenant, event_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
@@ -143,9 +204,7 @@ fn get_event(conn: &Connection, tenant: &str, event_id: &str) -> JobResult<Optio
         ));
     }
     let dropped: Vec<String> = conn
-        .prepare_cached(
-            "SELECT destination_id FROM dropped_deliveries WHERE tenant_id = ?1 AND event_id = ?2",
-        )?
+        .prepare_cached(DROPPED_OF_EVENT)?
         .query_map(params![tenant, event_id], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for dest in dropped {
@@ -200,12 +259,7 @@ fn queue_manual(
     now_ms: i64,
 ) -> JobResult<bool> {
     let leased: Option<bool> = conn
-        .prepare_cached(
-            "UPDATE deliveries SET manual = 1,
-                 due_at_ms = CASE WHEN lease_token IS NULL THEN ?4 ELSE due_at_ms END
-             WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
-             RETURNING lease_token IS NOT NULL",
-        )?
+        .prepare_cached(MAKE_MANUAL)?
         .query_row(params![tenant, event_id, dest, now_ms], |r| r.get(0))
         .optional()?;
     match leased {
@@ -216,11 +270,8 @@ fn queue_manual(
         }
         None => {}
     }
-    conn.prepare_cached(
-        "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms, manual)
-         VALUES (?1, ?2, ?3, 1, ?4, 1)",
-    )?
-    .execute(params![tenant, event_id, dest, now_ms])?;
+    conn.prepare_cached(INSERT_MANUAL)?
+        .execute(params![tenant, event_id, dest, now_ms])?;
     schedule(conn, tenant, dest, now_ms)?;
     Ok(false)
 }
@@ -276,11 +327,7 @@ fn recover_batch(
         return Ok(None);
     };
     let rows: Vec<(String, String, i64)> = conn
-        .prepare_cached(
-            "SELECT event_id, event_type, created_at_ms FROM events INDEXED BY events_newest
-             WHERE tenant_id = ?1 AND (created_at_ms, event_id) > (?2, ?3)
-             ORDER BY created_at_ms, event_id LIMIT ?4",
-        )?
+        .prepare_cached(RECOVER_SCAN)?
         .query_map(
             params![tenant, from.0, from.1, sql_count(RECOVER_BATCH)],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -289,14 +336,8 @@ fn recover_batch(
     let full = rows.len() == RECOVER_BATCH;
     let mut queued = 0;
     let mut last = None;
-    let mut pending = conn.prepare_cached(
-        "SELECT 1 FROM deliveries WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3",
-    )?;
-    let mut succeeded = conn.prepare_cached(
-        "SELECT 1 FROM attempts INDEXED BY attempts_by_event
-         WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
-             AND outcome = 'succeeded'",
-    )?;
+    let mut pending = conn.prepare_cached(PENDING_PAIR)?;
+    let mut succeeded = conn.prepare_cached(SUCCEEDED_PAIR)?;
     for (event_id, event_type, created_at) in rows {
         if queued == room {
             return Ok(Some((queued, last)));
@@ -318,25 +359,13 @@ fn recover_batch(
 
 fn purge_attempts(conn: &Connection, before: Timestamp, batch: i64) -> JobResult<usize> {
     Ok(conn
-        .prepare_cached(
-            "DELETE FROM attempts
-             WHERE (tenant_id, destination_id, attempt_id) IN
-                 (SELECT tenant_id, destination_id, attempt_id FROM attempts
-                  INDEXED BY attempts_by_age
-                  WHERE started_at_ms < ?1 ORDER BY started_at_ms LIMIT ?2)",
-        )?
+        .prepare_cached(PURGE_ATTEMPTS)?
         .execute(params![millis(before), batch])?)
 }
 
 fn purge_events(conn: &Connection, before: Timestamp, batch: i64) -> JobResult<usize> {
     let done: Vec<(String, String)> = conn
-        .prepare_cached(
-            "SELECT e.tenant_id, e.event_id FROM events e INDEXED BY events_by_age
-             WHERE e.created_at_ms < ?1
-                 AND NOT EXISTS (SELECT 1 FROM deliveries d
-                                 WHERE d.tenant_id = e.tenant_id AND d.event_id = e.event_id)
-             ORDER BY e.created_at_ms LIMIT ?2",
-        )?
+        .prepare_cached(PURGE_EVENTS_FIND)?
         .query_map(params![millis(before), batch], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?

@@ -671,7 +671,8 @@ mod tests {
         }
     }
 
-    /// The plans of every claim and outbox write at 10,000 and 100,000
+    /// The plans of every claim, outbox write and event-log statement at
+    /// 10,000 and 100,000
     /// queued deliveries: each reaches its rows through an index (no full
     /// scan of a table or an index, no sort of the candidates), and the
     /// plan does not change with the depth. Run with `--nocapture` to see
@@ -690,6 +691,7 @@ mod tests {
         let statements: Vec<(&str, &str)> = super::super::claim::STATEMENTS
             .iter()
             .chain(super::STATEMENTS)
+            .chain(super::super::events::STATEMENTS)
             .copied()
             .collect();
         let mut plans_at = Vec::new();
