@@ -66,6 +66,7 @@ mod clock;
 mod complete;
 mod deliveries;
 mod error;
+mod events;
 mod listen;
 mod outbox;
 mod repo;

@@ -2,9 +2,9 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use prets_destinations::delivery::DisabledReason;
@@ -16,7 +16,7 @@ use tokio::runtime::Handle;
 use tokio_postgres::NoTls;
 
 use crate::clock::DbClock;
-use crate::deliveries::{drop_all, drop_unleased, sweep};
+use crate::deliveries::{drop_all, drop_unleased};
 use crate::error::PgError;
 use crate::rows::{decode, decode_all, limit, millis, select, version};
 use crate::schema::migrate;
@@ -64,23 +64,12 @@ pub struct PgRepo {
     notifying: Arc<AtomicU8>,
 }
 
-/// What one node remembers between claims, and when it last swept.
+/// What one node remembers between claims.
 #[derive(Debug)]
 struct Turns {
     /// The tenant the next claim starts after.
     after: Mutex<String>,
-    origin: Instant,
-    /// Milliseconds since `origin` of the last background sweep.
-    swept_at_ms: AtomicI64,
-    sweeping: AtomicBool,
 }
-
-/// How often claims start a background sweep of finished events.
-const SWEEP_EVERY: Duration = Duration::from_secs(1);
-
-/// The most `finished_events` rows one background sweep takes (then the
-/// next claim's sweep goes on).
-const SWEEP_MAX: i64 = 20 * crate::deliveries::SWEEP_BATCH;
 
 impl fmt::Debug for PgRepo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -160,9 +149,6 @@ impl PgRepo {
             clock,
             turns: Arc::new(Turns {
                 after: Mutex::new(String::new()),
-                origin: Instant::now(),
-                swept_at_ms: AtomicI64::new(0),
-                sweeping: AtomicBool::new(false),
             }),
             config: listen_config,
             notifying: Arc::default(),
@@ -199,48 +185,6 @@ impl PgRepo {
             .after
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = tenant;
-    }
-
-    /// Deletes the events whose deliveries have all finished, in batches
-    /// (see the crate's "Finished events"); returns how many events it
-    /// looked at. Claims run it in the background about every second; a
-    /// caller that needs the events gone now (a test) can call it.
-    ///
-    /// # Errors
-    /// Only storage failures.
-    pub async fn sweep_finished_events(&self) -> Result<usize, PgError> {
-        self.run(|pool| async move {
-            let client = pool.get().await?;
-            let mut total = 0i64;
-            loop {
-                let taken = sweep(&client).await?;
-                total = total.saturating_add(taken);
-                if taken < crate::deliveries::SWEEP_BATCH || total >= SWEEP_MAX {
-                    return Ok(usize::try_from(total).unwrap_or(usize::MAX));
-                }
-            }
-        })
-        .await
-    }
-
-    /// Starts [`sweep_finished_events`](Self::sweep_finished_events) on the
-    /// runtime when none is running and the last started over
-    /// [`SWEEP_EVERY`] ago; its errors are dropped (the next one retries).
-    pub(crate) fn sweep_in_background(&self) {
-        let t = &self.turns;
-        let now = i64::try_from(t.origin.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let every = i64::try_from(SWEEP_EVERY.as_millis()).unwrap_or(i64::MAX);
-        if now.saturating_sub(t.swept_at_ms.load(Ordering::Relaxed)) < every
-            || t.sweeping.swap(true, Ordering::AcqRel)
-        {
-            return;
-        }
-        t.swept_at_ms.store(now, Ordering::Relaxed);
-        let repo = self.clone();
-        self.runtime.spawn(async move {
-            let _ = repo.sweep_finished_events().await;
-            repo.turns.sweeping.store(false, Ordering::Release);
-        });
     }
 
     /// The highest schema version applied to the database (0 when none
