@@ -61,7 +61,7 @@ fn event(n: u32, rng: &mut ChaCha20Rng) -> Event {
     Event::new("test.event", format!("{{\"n\": {n}}}"), t0(), rng).unwrap()
 }
 
-fn lease(rng: &mut ChaCha20Rng) -> LeaseRequest {
+pub(crate) fn lease(rng: &mut ChaCha20Rng) -> LeaseRequest {
     LeaseRequest {
         token: LeaseToken::generate(rng),
         duration: Duration::from_secs(60),
@@ -105,10 +105,9 @@ async fn count(db: &TestDb, table: &str) -> i64 {
         .get(0)
 }
 
-/// The events stored once the sweep has run: an event is deleted by the
-/// sweep after its last delivery finished.
-async fn events_left(db: &TestDb, repo: &PgRepo) -> i64 {
-    repo.sweep_finished_events().await.unwrap();
+/// The events stored: each stays after its deliveries finish (the event
+/// log), until purged.
+async fn events_left(db: &TestDb, _repo: &PgRepo) -> i64 {
     count(db, "events").await
 }
 
@@ -277,11 +276,12 @@ async fn a_dead_nodes_lease_is_claimed_by_the_other_after_expiry() {
     );
 }
 
-/// An event row lives while it has a delivery: it goes with the last one,
-/// whether that is delivered, failed, dropped by disabling or by removing its
-/// destination; deliveries and attempts go with their destination.
+/// An event row stays after its last delivery, whether that is delivered,
+/// failed, dropped by disabling or by removing its destination, and is
+/// stored even with no delivery; deliveries and attempts go with their
+/// destination, and a disable's drop is remembered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_go_with_their_last_delivery() {
+async fn events_stay_after_their_last_delivery() {
     let db = TestDb::new();
     let repo = db.repo().await;
     let mut rng = ChaCha20Rng::seed_from_u64(23);
@@ -333,12 +333,12 @@ async fn events_go_with_their_last_delivery() {
             events_left(&db, &repo).await,
             count(&db, "deliveries").await
         ),
-        (0, 0)
+        (1, 0)
     );
     assert_eq!(count(&db, "attempts").await, 2);
 
-    // Removing the destinations takes their pending deliveries, their
-    // attempts and then the event.
+    // Removing a destination takes its pending deliveries and its
+    // attempts; the event stays.
     let e2 = event(2, &mut rng);
     assert_eq!(
         repo.enqueue(&tenant, &e2, Target::AllEnabled)
@@ -355,10 +355,10 @@ async fn events_go_with_their_last_delivery() {
             events_left(&db, &repo).await,
             count(&db, "deliveries").await
         ),
-        (1, 1)
+        (2, 1)
     );
     assert_eq!(count(&db, "attempts").await, 1);
-    // Disabling the other drops its delivery, and with it the event.
+    // Disabling the other drops its delivery, remembered as dropped.
     let stored = repo
         .get(&tenant, dests[1].destination_id)
         .await
@@ -376,25 +376,25 @@ async fn events_go_with_their_last_delivery() {
             events_left(&db, &repo).await,
             count(&db, "deliveries").await
         ),
-        (0, 0)
+        (2, 0)
     );
-    // No deliveries: the event is not stored at all.
+    assert_eq!(count(&db, "dropped_deliveries").await, 1);
+    // No deliveries: the event is stored all the same.
     assert_eq!(
         repo.enqueue(&tenant, &event(3, &mut rng), Target::AllEnabled)
             .await
             .unwrap(),
         EnqueueOutcome::Enqueued { deliveries: 0 }
     );
-    assert_eq!(events_left(&db, &repo).await, 0);
+    assert_eq!(events_left(&db, &repo).await, 3);
 }
 
-/// Deliveries in flight when their destination is disabled leave no event
-/// behind either: one released while disabled is deleted with its event,
-/// and one whose holder vanished is deleted, with its event, by the claim
-/// that leases it after its lease ran out; a completed one goes as any
-/// other.
+/// Deliveries in flight when their destination is disabled: one released
+/// while disabled is deleted, one whose holder vanished is deleted by the
+/// claim that leases it after its lease ran out, a completed one goes as
+/// any other; each is remembered as dropped, and the events stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
+async fn deliveries_in_flight_at_a_disable_are_remembered_as_dropped() {
     let db = TestDb::new();
     let repo = db.repo().await;
     let mut rng = ChaCha20Rng::seed_from_u64(25);
@@ -440,8 +440,9 @@ async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
             events_left(&db, &repo).await,
             count(&db, "deliveries").await
         ),
-        (1, 1)
+        (3, 1)
     );
+    assert_eq!(count(&db, "dropped_deliveries").await, 2);
     assert!(
         repo.claim(at(1000), 10.into(), lease(&mut rng))
             .await
@@ -453,15 +454,16 @@ async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
             events_left(&db, &repo).await,
             count(&db, "deliveries").await
         ),
-        (0, 0)
+        (3, 0)
     );
     assert_eq!(count(&db, "attempts").await, 1);
+    assert_eq!(count(&db, "dropped_deliveries").await, 3);
 }
 
 /// Concurrent completions of one event's deliveries (each the last but one
-/// when it starts) still remove the event: no event row is left behind.
+/// when it starts) all commit, and every event stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn racing_last_completions_leave_no_event_behind() {
+async fn racing_last_completions_all_commit_and_keep_their_events() {
     let db = TestDb::new();
     let repo = Arc::new(db.repo().await);
     let mut rng = ChaCha20Rng::seed_from_u64(24);
@@ -499,7 +501,7 @@ async fn racing_last_completions_leave_no_event_behind() {
             events_left(&db, &repo).await,
             count(&db, "deliveries").await
         ),
-        (0, 0)
+        (5, 0)
     );
     assert_eq!(count(&db, "attempts").await, 30);
 }
@@ -664,6 +666,7 @@ async fn the_outbox_tables_cascade_and_claims_have_an_index() {
             "attempts",
             "deliveries",
             "destination_filters",
+            "dropped_deliveries",
             "previous_secrets"
         ]
     );
@@ -776,7 +779,7 @@ async fn only_a_streak_change_waits_for_a_publish_reading_the_destination() {
             events_left(&db, &repo).await,
             count(&db, "deliveries").await
         ),
-        (0, 0)
+        (2, 0)
     );
 }
 
@@ -888,7 +891,7 @@ async fn now_is_the_database_clock() {
 /// while another transaction holds that row `FOR UPDATE`, all ten in one
 /// `complete_all` (one transaction), each as `complete` judges it (the
 /// same lease twice in the batch: the second is lost; a stale token: lost);
-/// the event goes at the next sweep.
+/// the event stays, and the attempts say whether they were manual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_events_deliveries_complete_together_without_its_row_lock() {
     let db = TestDb::new();
@@ -946,13 +949,9 @@ async fn an_events_deliveries_complete_together_without_its_row_lock() {
     assert_eq!(outcomes, want);
     assert_eq!(count(&db, "deliveries").await, 0);
     assert_eq!(count(&db, "attempts").await, 10);
-    // Still held by the other transaction: the sweep skips it.
-    repo.sweep_finished_events().await.unwrap();
-    assert_eq!(count(&db, "events").await, 1);
     holder.batch_execute("ROLLBACK").await.unwrap();
-    // Its marks stayed: the next sweep deletes it.
-    assert_eq!(events_left(&db, &repo).await, 0);
-    assert_eq!(count(&db, "finished_events").await, 0);
+    assert_eq!(count(&db, "events").await, 1);
+    assert_eq!(count(&db, "attempts WHERE manual").await, 0);
 }
 
 /// A publish on one node wakes the listener of another (the `NOTIFY` sent
