@@ -12,6 +12,7 @@ use crate::delivery::{
     Target, settle,
 };
 use crate::id::{AttemptId, DestinationId, EventId};
+use crate::limits::Quotas;
 use crate::record::DestinationRecord;
 use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
 use crate::secret::SecretDigest;
@@ -37,10 +38,16 @@ use crate::time::Timestamp;
 /// [`Infallible`]), and a panic in another thread holding the lock cannot
 /// leave it half-written, since no code of ours panics while holding it.
 ///
+/// Its [`Quotas`] ([`with_quotas`](Self::with_quotas); none by default) are
+/// checked under the same lock as the write they cap: a tenant's
+/// destinations are counted by its map's length, its pending deliveries by
+/// a count kept beside the queue.
+///
 /// See [`create`](crate::ops::create) for an example.
 #[derive(Debug, Default)]
 pub struct MemoryRepo {
     inner: RwLock<Inner>,
+    quotas: Quotas,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +106,8 @@ struct Queue {
     fair: FairQueue,
     /// Pending deliveries; a finished one is removed.
     deliveries: HashMap<DeliveryKey, Pending>,
+    /// How many of `deliveries` each tenant has (no entry for none).
+    pending: HashMap<TenantId, usize>,
     /// Each destination's failure streak.
     streaks: HashMap<(TenantId, DestinationId), FailureStreak>,
     /// Each destination's attempts, by id.
@@ -130,6 +139,7 @@ impl Queue {
             .fair
             .push(&key.tenant, key.destination_id, key.event_id, due)
         {
+            *self.pending.entry(key.tenant.clone()).or_default() += 1;
             self.deliveries.insert(
                 key,
                 Pending {
@@ -145,12 +155,30 @@ impl Queue {
     fn finish(&mut self, key: &DeliveryKey) {
         self.fair
             .finish(&key.tenant, key.destination_id, key.event_id);
-        self.deliveries.remove(key);
+        self.remove_delivery(key);
+    }
+
+    /// Removes a delivery's entry, and counts it out of its tenant's.
+    fn remove_delivery(&mut self, key: &DeliveryKey) {
+        if self.deliveries.remove(key).is_none() {
+            return;
+        }
+        if let Some(n) = self.pending.get_mut(&key.tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.pending.remove(&key.tenant);
+            }
+        }
+    }
+
+    /// The tenant's pending deliveries.
+    fn pending_of(&self, tenant: &TenantId) -> usize {
+        self.pending.get(tenant).copied().unwrap_or(0)
     }
 
     fn forget(&mut self, tenant: &TenantId, id: DestinationId) {
         for event in self.fair.remove_lane(tenant, id) {
-            self.deliveries.remove(&delivery(tenant, id, event));
+            self.remove_delivery(&delivery(tenant, id, event));
         }
         let key = (tenant.clone(), id);
         self.streaks.remove(&key);
@@ -174,7 +202,7 @@ impl Queue {
                     self.fair.renew(tenant, id, event, until);
                 }
                 None => {
-                    self.deliveries.remove(&key);
+                    self.remove_delivery(&key);
                 }
             }
         }
@@ -203,6 +231,13 @@ impl MemoryRepo {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// This repo enforcing `quotas` per tenant.
+    #[must_use]
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
     }
 
     /// The number of destinations, over all tenants.
@@ -244,8 +279,12 @@ impl DestinationRepo for MemoryRepo {
             ..
         } = &mut *inner;
         let records = tenants.entry(tenant.clone()).or_default();
+        let count = records.len();
         match records.entry(record.destination_id) {
             Entry::Occupied(_) => Ok(InsertOutcome::Duplicate),
+            Entry::Vacant(_) if !self.quotas.allows_destination(count) => {
+                Ok(InsertOutcome::QuotaExceeded)
+            }
             Entry::Vacant(slot) => {
                 slot.insert(record.clone());
                 index(by_digest, tenant, record);
@@ -428,6 +467,12 @@ impl Outbox for MemoryRepo {
         let known = published.entry(tenant.clone()).or_default();
         if let Some((existing, _)) = known.ids.get(&event.event_id) {
             return Ok(EnqueueOutcome::Exists(existing.clone()));
+        }
+        if !self
+            .quotas
+            .allows_deliveries(outbox.pending_of(tenant), ids.len())
+        {
+            return Ok(EnqueueOutcome::QueueFull);
         }
         let retention = u64::try_from(EVENT_ID_RETENTION.as_millis()).unwrap_or(u64::MAX);
         known.forget_expired(event.created_at.unix_millis().saturating_sub(retention));

@@ -41,20 +41,20 @@ use crate::wire::PublishRequest;
 
 const LEASE: Duration = Duration::from_secs(30);
 
-fn at(t: Timestamp, secs: u64) -> Timestamp {
+pub(super) fn at(t: Timestamp, secs: u64) -> Timestamp {
     t.checked_add(Duration::from_secs(secs))
         .expect("a time before year 9999")
 }
 
 impl Kit {
-    fn lease(&mut self) -> LeaseRequest {
+    pub(super) fn lease(&mut self) -> LeaseRequest {
         LeaseRequest {
             token: LeaseToken::generate(&mut self.rng),
             duration: LEASE,
         }
     }
 
-    fn event(&mut self) -> Event {
+    pub(super) fn event(&mut self) -> Event {
         self.event_at(self.now)
     }
 
@@ -70,7 +70,7 @@ impl Kit {
     }
 
     /// A report of one attempt of `claimed` at `at`, ending in `next`.
-    fn report(
+    pub(super) fn report(
         &mut self,
         claimed: &Claimed,
         classification: Classification,
@@ -94,7 +94,7 @@ impl Kit {
     }
 
     /// Inserts `n` fresh enabled destinations for `tenant`.
-    async fn destinations<O: Outbox>(
+    pub(super) async fn destinations<O: Outbox>(
         &mut self,
         outbox: &O,
         tenant: &TenantId,
@@ -113,14 +113,14 @@ impl Kit {
     }
 }
 
-fn failed() -> Classification {
+pub(super) fn failed() -> Classification {
     Classification::Failed(Failure {
         cause: FailureCause::Status(500),
         retry_after: None,
     })
 }
 
-const DELIVERED: Classification = Classification::Delivered { status: 200 };
+pub(super) const DELIVERED: Classification = Classification::Delivered { status: 200 };
 
 /// Awaits every future of `futures` concurrently (polled in turn on the
 /// caller's task), giving their outputs in order.
@@ -147,7 +147,7 @@ async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Out
     done.into_iter().flatten().collect()
 }
 
-async fn enqueue<O: Outbox>(
+pub(super) async fn enqueue<O: Outbox>(
     outbox: &O,
     tenant: &TenantId,
     event: &Event,
@@ -161,7 +161,7 @@ async fn enqueue<O: Outbox>(
 
 /// Claims everything due at `now` until nothing more comes; keeps the
 /// deliveries of `tenants`, releases the others (another user's).
-async fn claim_own<O: Outbox>(
+pub(super) async fn claim_own<O: Outbox>(
     outbox: &O,
     kit: &mut Kit,
     now: Timestamp,
@@ -200,7 +200,7 @@ async fn claim_own<O: Outbox>(
     own
 }
 
-async fn complete<O: Outbox>(
+pub(super) async fn complete<O: Outbox>(
     outbox: &O,
     claimed: &Claimed,
     report: AttemptReport,
