@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::IpNet;
 use prets_destinations::delivery::{DisablePolicy, RetrySchedule};
+use prets_destinations::limits::{Quotas, Rate};
 use prets_destinations::{HostPolicy, TenantId};
 
 use crate::database::{Database, DatabaseParser};
@@ -198,6 +200,32 @@ pub struct Config {
     #[arg(long, env = "PRETS_DELIVERY_POOL_MAX_IDLE_PER_HOST", default_value = "2", value_parser = clap::value_parser!(u32).range(0..=4096))]
     pub delivery_pool_max_idle_per_host: u32,
 
+    /// Most events each organization may publish per second on this node
+    /// (`POST /v1/events`), with bursts of as many at once after a quiet
+    /// second; past it `429 rate_limited` with `Retry-After`. With several
+    /// PostgreSQL nodes each keeps its own count: an organization may
+    /// publish this many times the number of nodes. 0: no limit.
+    #[arg(long, env = "PRETS_PUBLISH_RATE_LIMIT", default_value = "500", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub publish_rate_limit: u32,
+
+    /// Most test events (`POST /v1/events/destinations/{id}/test`) each
+    /// organization may send per second on this node, with bursts of as
+    /// many; as `--publish-rate-limit`. 0: no limit.
+    #[arg(long, env = "PRETS_TEST_SEND_RATE_LIMIT", default_value = "5", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub test_send_rate_limit: u32,
+
+    /// Most destinations an organization may have; a create past it is
+    /// answered `403 quota_exceeded`. Counted in the create's own write, so
+    /// concurrent creates on any node never pass it.
+    #[arg(long, env = "PRETS_MAX_DESTINATIONS", default_value = "1000", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_destinations: u32,
+
+    /// Most deliveries an organization may have pending (queued or in
+    /// flight); a publish or test event whose deliveries would pass it is
+    /// answered `429 queue_full` with `Retry-After`, and queues nothing.
+    #[arg(long, env = "PRETS_MAX_PENDING_DELIVERIES", default_value = "100000", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pending_deliveries: u32,
+
     /// Serve the API and queue deliveries, but send none: for nodes that only
     /// take requests while other nodes on the same PostgreSQL database
     /// deliver. A node started with it never claims a delivery.
@@ -239,8 +267,36 @@ impl Config {
             destination_concurrency: delivery.destination_concurrency,
             delivery_pool_idle_timeout: delivery.pool_idle_timeout,
             delivery_pool_max_idle_per_host: delivery.pool_max_idle_per_host,
+            publish_rate_limit: 500,
+            test_send_rate_limit: 5,
+            max_destinations: 1000,
+            max_pending_deliveries: 100_000,
             no_delivery: false,
         }
+    }
+
+    /// The store's quotas: `--max-destinations` and
+    /// `--max-pending-deliveries`.
+    #[must_use]
+    pub fn quotas(&self) -> Quotas {
+        let n = |v: u32| usize::try_from(v).unwrap_or(usize::MAX);
+        Quotas {
+            max_destinations: n(self.max_destinations),
+            max_pending_deliveries: n(self.max_pending_deliveries),
+        }
+    }
+
+    /// The publish rate per organization, bursts of one second's worth;
+    /// `None` for no limit (`--publish-rate-limit 0`).
+    #[must_use]
+    pub fn publish_rate(&self) -> Option<Rate> {
+        per_second(self.publish_rate_limit)
+    }
+
+    /// The test-event rate per organization, as [`publish_rate`](Self::publish_rate).
+    #[must_use]
+    pub fn test_send_rate(&self) -> Option<Rate> {
+        per_second(self.test_send_rate_limit)
     }
 
     /// The host policy of `--allow-private-destinations` and
@@ -308,6 +364,11 @@ impl Config {
             (None, Database::Postgres(_)) => None,
         }
     }
+}
+
+/// `n` a second with bursts of `n`, or `None` for 0.
+fn per_second(n: u32) -> Option<Rate> {
+    NonZeroU32::new(n).map(|n| Rate::new(n, n))
 }
 
 /// Default `--database-pool-size`.

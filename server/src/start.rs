@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use prets_destinations::delivery::Outbox;
+use prets_destinations::limits::Rate;
 use prets_destinations::{KeyId, Keyring, MemoryRepo, SealingKey, TenantId, Timestamp, os_rng};
 use prets_destinations_postgres::{PgError, PgRepo};
 use tokio::net::TcpListener;
@@ -194,7 +195,13 @@ fn memory(config: &Config, delivery: &Delivery) -> Result<Store, StartError> {
     } else {
         (configured_tokens(config), None)
     };
-    Ok(delivery.assemble(MemoryRepo::new(), tokens, keyring, demo_token, "memory"))
+    Ok(delivery.assemble(
+        MemoryRepo::new().with_quotas(config.quotas()),
+        tokens,
+        keyring,
+        demo_token,
+        "memory",
+    ))
 }
 
 /// SQLite: the database file opened (created and migrated), its sealing key
@@ -203,7 +210,9 @@ fn memory(config: &Config, delivery: &Delivery) -> Result<Store, StartError> {
 /// organization's.
 async fn sqlite(config: &Config, path: &Path, delivery: &Delivery) -> Result<Store, StartError> {
     let database_existed = path.exists();
-    let repo = SqliteRepo::open(path).map_err(StartError::Database)?;
+    let repo = SqliteRepo::open(path)
+        .map_err(StartError::Database)?
+        .with_quotas(config.quotas());
     let keyring = sqlite_keyring(config, database_existed)?;
     let (tokens, demo_token) = if config.api_tokens.is_empty() {
         let stored = repo.api_tokens().await.map_err(StartError::Database)?;
@@ -262,7 +271,8 @@ async fn postgres(config: &Config, url: &PgUrl, delivery: &Delivery) -> Result<S
     let pool_size = usize::try_from(config.database_pool_size).unwrap_or(usize::MAX);
     let repo = PgRepo::connect(url.expose(), pool_size)
         .await
-        .map_err(StartError::Postgres)?;
+        .map_err(StartError::Postgres)?
+        .with_quotas(config.quotas());
     let offset_ms = repo.clock_offset_ms();
     if offset_ms.unsigned_abs() > 1000 {
         tracing::warn!(
@@ -305,6 +315,8 @@ struct Delivery {
     config: DeliveryConfig,
     client: DeliveryClient,
     options: WorkerOptions,
+    /// The API's rate limits per organization: publishes, test events.
+    rates: (Option<Rate>, Option<Rate>),
 }
 
 impl Delivery {
@@ -319,6 +331,7 @@ impl Delivery {
             config: delivery,
             client,
             options: WorkerOptions::default(),
+            rates: (config.publish_rate(), config.test_send_rate()),
         })
     }
 
@@ -353,7 +366,8 @@ impl Delivery {
         let keyring = Arc::new(keyring);
         let state = AppState::new(Arc::clone(&repo), tokens, Arc::clone(&keyring))
             .with_host_policy(self.config.policy.clone())
-            .with_publish_notify(Arc::clone(&published));
+            .with_publish_notify(Arc::clone(&published))
+            .with_rate_limits(self.rates.0, self.rates.1);
         let worker = Worker::new(repo, keyring, self.client.clone(), &self.config, published)
             .with_options(self.options);
         Store {

@@ -19,6 +19,7 @@ mod events_http;
 mod hardening;
 mod http;
 mod lifecycle_http;
+mod limits_http;
 mod logs;
 #[cfg(unix)]
 mod postgres_nodes;
