@@ -119,3 +119,62 @@ async fn two_nodes_racing_at_the_destination_cap_store_one() {
         );
     }
 }
+
+/// A database from before the pending counts (schema 6) with deliveries
+/// queued: migration 7 takes each organization's count from its rows, so
+/// a quota holds from the first enqueue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_counts_start_from_the_queued_rows() {
+    use prets_destinations::delivery::{EnqueueOutcome, Event, Outbox, Target};
+    use prets_destinations::limits::Quotas;
+    use prets_destinations_postgres::test_support::version_before;
+
+    let db = TestDb::new();
+    db.migrate_to(version_before("CREATE TABLE pending_counts"))
+        .await;
+    // The old schema has no triggers: the rows are inserted by hand.
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,
+                 updated_at_ms, sealed_secret, secret_digest, version)
+             SELECT 'org_old', 'whk_01HF2V3J6T0Q8X5Y7Z9ABCDEF' || n, 'd', 'https://example.com/', 0, 0,
+                 '\\x00'::bytea, decode(lpad(n::text, 64, '0'), 'hex'), 1
+             FROM generate_series(1, 2) n;
+             INSERT INTO destination_filters (tenant_id, filter_key, destination_id)
+             SELECT 'org_old', '*', destination_id FROM destinations;
+             INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+             SELECT 'org_old', 'evt_01HF2V3J6T0Q8X5Y7Z9ABCDEF' || n, 'a.b', 0, '{}'
+             FROM generate_series(1, 2) n;
+             INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms)
+             SELECT 'org_old', 'evt_01HF2V3J6T0Q8X5Y7Z9ABCDEF' || e,
+                 'whk_01HF2V3J6T0Q8X5Y7Z9ABCDEF' || d, 1, 0
+             FROM generate_series(1, 2) e, generate_series(1, 2) d;",
+        )
+        .await
+        .unwrap();
+    let repo = db.repo().await.with_quotas(Quotas {
+        max_destinations: 10,
+        max_pending_deliveries: 5,
+    });
+    let pending: i64 = client
+        .query_one(
+            "SELECT pending FROM pending_counts WHERE tenant_id = 'org_old'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pending, 4);
+    let tenant: TenantId = "org_old".parse().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let now = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+    let event = Event::new("a.b", "{}".to_owned(), now, &mut rng).unwrap();
+    // 4 pending: 2 more would be 6.
+    assert_eq!(
+        repo.enqueue(&tenant, &event, Target::AllEnabled)
+            .await
+            .unwrap(),
+        EnqueueOutcome::QueueFull
+    );
+}

@@ -502,6 +502,54 @@ mod outbox {
         assert_eq!(usize::try_from(version).unwrap(), schema_version());
     }
 
+    /// A database from before the pending counts (schema 8) with
+    /// deliveries queued opens with each organization's count taken from
+    /// its rows: a quota holds from the first enqueue.
+    #[tokio::test]
+    async fn pending_counts_start_from_the_queued_rows() {
+        let dir = TempDir::new();
+        let mut fx = Fixture::new(15);
+        let tenant: TenantId = "org_counted".parse().unwrap();
+        {
+            let repo = SqliteRepo::open(&dir.database()).unwrap();
+            fx.destination(&repo, &tenant).await;
+            fx.destination(&repo, &tenant).await;
+            for n in 0..2 {
+                let event = fx.event(&format!("{{\"n\":{n}}}"));
+                assert_eq!(
+                    repo.enqueue(&tenant, &event, Target::AllEnabled)
+                        .await
+                        .unwrap(),
+                    EnqueueOutcome::Enqueued { deliveries: 2 }
+                );
+            }
+        }
+        // Back to schema 8: no counts, no triggers.
+        let conn = rusqlite::Connection::open(dir.database()).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER pending_counts_add; DROP TRIGGER pending_counts_remove;
+             DROP TABLE pending_counts; PRAGMA user_version = 8;",
+        )
+        .unwrap();
+        drop(conn);
+        let quotas = prets_destinations::limits::Quotas {
+            max_destinations: 10,
+            max_pending_deliveries: 5,
+        };
+        let repo = SqliteRepo::open(&dir.database())
+            .unwrap()
+            .with_quotas(quotas);
+        // 4 pending: 2 more would be 6.
+        assert_eq!(
+            repo.enqueue(&tenant, &fx.event("{}"), Target::AllEnabled)
+                .await
+                .unwrap(),
+            EnqueueOutcome::QueueFull
+        );
+        drop(repo);
+        assert_eq!(count(&dir, "pending_counts", "pending = 4"), 1);
+    }
+
     /// Removing a destination deletes its deliveries (a held lease is then
     /// lost), its attempts and its failure streak, and the event rows only
     /// it still needed; the other destination's rows stay.
