@@ -278,13 +278,21 @@ impl DestinationRepo for MemoryRepo {
             by_filter,
             ..
         } = &mut *inner;
+        // Checked before the tenant's map is made: a refused tenant leaves
+        // no empty one behind.
+        if let Some(records) = tenants.get(tenant) {
+            if records.contains_key(&record.destination_id) {
+                return Ok(InsertOutcome::Duplicate);
+            }
+            if !self.quotas.allows_destination(records.len()) {
+                return Ok(InsertOutcome::QuotaExceeded);
+            }
+        } else if !self.quotas.allows_destination(0) {
+            return Ok(InsertOutcome::QuotaExceeded);
+        }
         let records = tenants.entry(tenant.clone()).or_default();
-        let count = records.len();
         match records.entry(record.destination_id) {
             Entry::Occupied(_) => Ok(InsertOutcome::Duplicate),
-            Entry::Vacant(_) if !self.quotas.allows_destination(count) => {
-                Ok(InsertOutcome::QuotaExceeded)
-            }
             Entry::Vacant(slot) => {
                 slot.insert(record.clone());
                 index(by_digest, tenant, record);
