@@ -742,6 +742,50 @@ mod tests {
     }
 
     #[test]
+    fn limit_flags_default_to_the_documented_limits_and_0_turns_a_rate_off() {
+        let config = Config::try_parse_from(["server"]).unwrap();
+        let quotas = config.quotas();
+        assert_eq!(quotas.max_destinations, 1000);
+        assert_eq!(quotas.max_pending_deliveries, 100_000);
+        let publish = config.publish_rate().unwrap();
+        assert_eq!(publish.burst().get(), 500);
+        assert_eq!(publish.interval(), Duration::from_millis(2));
+        let test_send = config.test_send_rate().unwrap();
+        assert_eq!(test_send.burst().get(), 5);
+        assert_eq!(test_send.interval(), Duration::from_millis(200));
+        // `Config::new` agrees with the flags.
+        let new = Config::new("db".into(), config.listen);
+        assert_eq!(new.quotas(), quotas);
+        assert_eq!(new.publish_rate(), Some(publish));
+        assert_eq!(new.test_send_rate(), Some(test_send));
+        let off = Config::try_parse_from([
+            "server",
+            "--publish-rate-limit",
+            "0",
+            "--test-send-rate-limit",
+            "0",
+            "--max-destinations",
+            "7",
+            "--max-pending-deliveries",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(off.publish_rate(), None);
+        assert_eq!(off.test_send_rate(), None);
+        assert_eq!(off.quotas().max_destinations, 7);
+        assert_eq!(off.quotas().max_pending_deliveries, 9);
+        for (flag, bad) in [
+            ("--max-destinations", "0"),
+            ("--max-pending-deliveries", "0"),
+            ("--publish-rate-limit", "1000001"),
+            ("--test-send-rate-limit", "five"),
+        ] {
+            let err = Config::try_parse_from(["server", flag, bad]).unwrap_err();
+            assert!(err.to_string().contains(flag), "{flag} {bad}: {err}");
+        }
+    }
+
+    #[test]
     fn a_missing_or_empty_root_certificate_file_is_a_start_error() {
         let dir = std::env::temp_dir().join(format!("prets-roots-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
