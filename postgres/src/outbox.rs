@@ -159,6 +159,8 @@ impl Outbox for PgRepo {
         let digest = event.payload.digest().to_bytes().to_vec();
         let retention = i64::try_from(EVENT_ID_RETENTION.as_millis()).unwrap_or(i64::MAX);
         let forget_before = created_at.saturating_sub(retention);
+        let quotas = self.quotas;
+        let limited = quotas.max_pending_deliveries != usize::MAX;
         let outcome = self.run(|pool| async move {
             let mut client = pool.get().await?;
             let tx = client.transaction().await?;
@@ -251,6 +253,34 @@ impl Outbox for PgRepo {
                 // Nothing to deliver: only the id is stored.
                 tx.commit().await?;
                 return Ok(EnqueueOutcome::Enqueued { deliveries: 0 });
+            }
+            // The tenant's pending count: under its lock when capped (the
+            // tenant's enqueues one after another, on every node), its
+            // changes since the last enqueue folded in by a statement after
+            // the lock, so it sees every enqueue that held it before.
+            if limited {
+                let stmt = tx
+                    .prepare_cached(
+                        "SELECT pg_advisory_xact_lock(hashtextextended('pending ' || $1, 0))",
+                    )
+                    .await?;
+                tx.execute(&stmt, &[&tenant]).await?;
+            }
+            let stmt = tx
+                .prepare_cached(
+                    "WITH gone AS (DELETE FROM pending_changes WHERE tenant_id = $1
+                                   RETURNING delta)
+                     INSERT INTO pending_counts AS c (tenant_id, pending)
+                     VALUES ($1, (SELECT COALESCE(sum(delta), 0)::BIGINT FROM gone))
+                     ON CONFLICT (tenant_id) DO UPDATE SET pending = c.pending + excluded.pending
+                     RETURNING pending",
+                )
+                .await?;
+            let pending: i64 = tx.query_one(&stmt, &[&tenant]).await?.try_get(0)?;
+            let pending = usize::try_from(pending).unwrap_or(0);
+            if !quotas.allows_deliveries(pending, ids.len()) {
+                // Dropping the transaction rolls back the id too.
+                return Ok(EnqueueOutcome::QueueFull);
             }
             let stmt = tx
                 .prepare_cached(

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use prets_destinations::delivery::DisabledReason;
+use prets_destinations::limits::Quotas;
 use prets_destinations::{
     DestinationId, DestinationRecord, DestinationRepo, InsertOutcome, RemoveOutcome,
     ReplaceOutcome, SecretDigest, TenantId,
@@ -62,6 +63,8 @@ pub struct PgRepo {
     config: Arc<tokio_postgres::Config>,
     /// The state of this node's publish notifications (see `listen.rs`).
     notifying: Arc<AtomicU8>,
+    /// The caps enforced per organization.
+    pub(crate) quotas: Quotas,
 }
 
 /// What one node remembers between claims, and when it last swept.
@@ -166,6 +169,7 @@ impl PgRepo {
             }),
             config: listen_config,
             notifying: Arc::default(),
+            quotas: Quotas::UNLIMITED,
         })
     }
 
@@ -182,6 +186,15 @@ impl PgRepo {
     /// Runs `task` on the repo's runtime, detached.
     pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         drop(self.runtime.spawn(task));
+    }
+
+    /// This repo enforcing `quotas` per organization: a tenant's inserts of
+    /// destinations, and its enqueues, are serialized by advisory locks of
+    /// the tenant (on every node), and counted under them.
+    #[must_use]
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
     }
 
     /// The tenant this node's next claim starts after.
@@ -438,6 +451,41 @@ impl Columns {
     }
 }
 
+/// Whether the tenant has `max` destinations or more and none with id `id`
+/// (a duplicate, whatever the count). Takes the tenant's destination lock
+/// first (an advisory lock held to the end of `tx`), so the tenant's
+/// inserts are counted one after another on every node: the count, a
+/// statement after the lock, sees every insert that held it before. Counted
+/// over the primary key, at most `max` rows.
+async fn at_quota(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    id: &str,
+    max: usize,
+) -> Result<bool, PgError> {
+    let stmt = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended('destinations ' || $1, 0))")
+        .await?;
+    tx.execute(&stmt, &[&tenant]).await?;
+    let stmt = tx
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM destinations WHERE tenant_id = $1 LIMIT $2) t",
+        )
+        .await?;
+    let max_rows = i64::try_from(max).unwrap_or(i64::MAX);
+    let count: i64 = tx
+        .query_one(&stmt, &[&tenant, &max_rows])
+        .await?
+        .try_get(0)?;
+    if count < max_rows {
+        return Ok(false);
+    }
+    let stmt = tx
+        .prepare_cached("SELECT 1 FROM destinations WHERE tenant_id = $1 AND destination_id = $2")
+        .await?;
+    Ok(tx.query_opt(&stmt, &[&tenant, &id]).await?.is_none())
+}
+
 impl DestinationRepo for PgRepo {
     type Error = PgError;
 
@@ -447,9 +495,13 @@ impl DestinationRepo for PgRepo {
         record: &DestinationRecord,
     ) -> Result<InsertOutcome, PgError> {
         let c = Columns::of(tenant, record)?;
+        let max = self.quotas.max_destinations;
         self.run(|pool| async move {
             let mut client = pool.get().await?;
             let tx = client.transaction().await?;
+            if max != usize::MAX && at_quota(&tx, &c.tenant, &c.id, max).await? {
+                return Ok(InsertOutcome::QuotaExceeded);
+            }
             let stmt = tx
                 .prepare_cached(
                     "INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,

@@ -10,5 +10,6 @@
 
 mod fair;
 mod outbox;
+mod quotas;
 mod repo;
 mod tokens;

@@ -345,6 +345,8 @@ async fn ids_are_c_collated_text_and_digests_are_indexed() {
         ("events", "tenant_id"),
         ("finished_events", "event_id"),
         ("finished_events", "tenant_id"),
+        ("pending_changes", "tenant_id"),
+        ("pending_counts", "tenant_id"),
         ("previous_secrets", "destination_id"),
         ("previous_secrets", "tenant_id"),
     ]

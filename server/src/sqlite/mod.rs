@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 #[cfg(test)]
 use prets_destinations::DestinationRepo;
+use prets_destinations::limits::Quotas;
 use rusqlite::Connection;
 
 use self::error::ErrorKind;
@@ -64,6 +65,7 @@ pub struct SqliteRepo {
     // checkpoints the WAL.
     readers: readers::Readers,
     writer: writer::Writer,
+    quotas: Quotas,
 }
 
 impl fmt::Debug for SqliteRepo {
@@ -102,7 +104,21 @@ impl SqliteRepo {
         migrations::migrate(&mut conn)?;
         let writer = writer::Writer::start(conn)?;
         let readers = readers::Readers::open(path, readers::READERS)?;
-        Ok(Self { readers, writer })
+        Ok(Self {
+            readers,
+            writer,
+            quotas: Quotas::UNLIMITED,
+        })
+    }
+
+    /// This repo enforcing `quotas` per organization, in the writer's
+    /// transactions: a tenant's destinations are counted in the insert's
+    /// (over its primary key, at most the quota's rows), its pending
+    /// deliveries read from the count the `deliveries` triggers keep.
+    #[must_use]
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
     }
 }
 

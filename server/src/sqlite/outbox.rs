@@ -30,6 +30,7 @@ use prets_destinations::delivery::{
     EnqueueOutcome, Event, EventId, EventType, ExistingEvent, FailureStreak, FilterTypes, Lease,
     LeaseRequest, Outbox, PayloadDigest, QueueDepth, Target, settle,
 };
+use prets_destinations::limits::Quotas;
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
@@ -347,11 +348,30 @@ fn remember(
     Ok(None)
 }
 
+/// The tenant's pending deliveries, as the `deliveries` triggers count them.
+fn pending(conn: &Connection, tenant: &str) -> JobResult<usize> {
+    let n: Option<i64> = conn
+        .prepare_cached("SELECT pending FROM pending_counts WHERE tenant_id = ?1")?
+        .query_row(params![tenant], |r| r.get(0))
+        .optional()?;
+    usize::try_from(n.unwrap_or(0)).map_err(|_| SqliteError::corrupt("pending count"))
+}
+
+/// Whether the tenant already has an event of this id.
+fn known_id(conn: &Connection, tenant: &str, event_id: &str) -> JobResult<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM event_ids WHERE tenant_id = ?1 AND event_id = ?2")?
+        .query_row(params![tenant, event_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 fn enqueue(
     conn: &Connection,
     tenant: &str,
     event: &Event,
     target: Target,
+    quotas: Quotas,
 ) -> JobResult<EnqueueOutcome> {
     let ids: Vec<String> = match target {
         Target::AllEnabled => {
@@ -385,6 +405,14 @@ fn enqueue(
         }
     };
     let event_id = event.event_id.to_string();
+    // Refused before anything is written; a known id answers `Exists` below.
+    if !ids.is_empty()
+        && quotas.max_pending_deliveries != usize::MAX
+        && !quotas.allows_deliveries(pending(conn, tenant)?, ids.len())
+        && !known_id(conn, tenant, &event_id)?
+    {
+        return Ok(EnqueueOutcome::QueueFull);
+    }
     if let Some(existing) = remember(conn, tenant, &event_id, event, ids.len())? {
         return Ok(EnqueueOutcome::Exists(existing));
     }
@@ -534,8 +562,9 @@ impl Outbox for SqliteRepo {
     ) -> Result<EnqueueOutcome, SqliteError> {
         let tenant = tenant.as_str().to_owned();
         let event = event.clone();
+        let quotas = self.quotas;
         self.writer
-            .call(move |conn| enqueue(conn, &tenant, &event, target))
+            .call(move |conn| enqueue(conn, &tenant, &event, target, quotas))
             .await
     }
 
