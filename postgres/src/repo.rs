@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,11 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 /// to its commit or rollback, never half-way.
 ///
 /// Writes are committed with `synchronous_commit = on` (set on every
-/// connection): `Ok` comes after the commit record is flushed to disk.
+/// connection): `Ok` comes after the commit record is flushed to disk. The
+/// delivery worker's claims and completions, and the sweep, are not
+/// flushed (`SET LOCAL synchronous_commit = off`): losing one in a crash of
+/// the database only makes a delivery be attempted again, and the next
+/// flushed commit flushes them too.
 #[derive(Clone)]
 pub struct PgRepo {
     pool: Pool,
@@ -73,6 +77,9 @@ struct Turns {
     /// Milliseconds since `origin` of the last background sweep.
     swept_at_ms: AtomicI64,
     sweeping: AtomicBool,
+    /// Queue rows this node made dead (leased, finished, retried) since its
+    /// last [`VACUUM`](PgRepo::vacuum_queues).
+    churned: AtomicU64,
 }
 
 /// How often claims start a background sweep of finished events.
@@ -81,6 +88,10 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// The most `finished_events` rows one background sweep takes (then the
 /// next claim's sweep goes on).
 const SWEEP_MAX: i64 = 20 * crate::deliveries::SWEEP_BATCH;
+
+/// The queue rows a node makes dead before its background sweep vacuums
+/// the queue tables (at most once per [`SWEEP_EVERY`]).
+const VACUUM_AFTER: u64 = 2_000;
 
 impl fmt::Debug for PgRepo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -163,6 +174,7 @@ impl PgRepo {
                 origin: Instant::now(),
                 swept_at_ms: AtomicI64::new(0),
                 sweeping: AtomicBool::new(false),
+                churned: AtomicU64::new(0),
             }),
             config: listen_config,
             notifying: Arc::default(),
@@ -239,8 +251,48 @@ impl PgRepo {
         let repo = self.clone();
         self.runtime.spawn(async move {
             let _ = repo.sweep_finished_events().await;
+            if repo.turns.churned.load(Ordering::Relaxed) >= VACUUM_AFTER {
+                repo.turns.churned.store(0, Ordering::Relaxed);
+                let _ = repo.vacuum_queues().await;
+            }
             repo.turns.sweeping.store(false, Ordering::Release);
         });
+    }
+
+    /// Counts `n` queue rows this node made dead: leased, finished or
+    /// retried deliveries.
+    pub(crate) fn churned(&self, n: usize) {
+        self.turns
+            .churned
+            .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Vacuums the queue tables (`deliveries`, `finished_events`,
+    /// `events`), skipping any another vacuum holds, with their indexes.
+    ///
+    /// A claim walks a destination's deliveries from the earliest due, in
+    /// an index whose head fills with the entries of finished deliveries
+    /// until they are vacuumed; autovacuum looks at a database once a
+    /// minute at most (`autovacuum_naptime`), by which time a busy queue
+    /// has tens of thousands of them and every claim steps over them. The
+    /// background sweep therefore calls this once the node made
+    /// [`VACUUM_AFTER`] rows dead. A role that does not own the tables gets
+    /// a warning from PostgreSQL and nothing is vacuumed.
+    ///
+    /// # Errors
+    /// If the database cannot be reached.
+    pub async fn vacuum_queues(&self) -> Result<(), PgError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            // One statement (`VACUUM` runs outside a transaction block).
+            client
+                .batch_execute(
+                    "VACUUM (SKIP_LOCKED, INDEX_CLEANUP true) deliveries, finished_events, events",
+                )
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The database's clock minus this host's system clock, in
