@@ -1040,7 +1040,10 @@ async fn vacuum_queues_vacuums_each_queue_table_and_the_queue_works_on() {
     destinations(&repo, &tenant, 3, &mut rng).await;
     let finish = async |n: u32, rng: &mut ChaCha20Rng| {
         let e = event(n, rng);
-        repo.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap();
+        assert_eq!(
+            repo.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap(),
+            EnqueueOutcome::Enqueued { deliveries: 3 }
+        );
         let claimed = repo.claim(at(1), 100.into(), lease(rng)).await.unwrap();
         assert_eq!(claimed.len(), 3);
         let batch = claimed
