@@ -311,7 +311,7 @@ impl PgRepo {
     /// minute at most (`autovacuum_naptime`), by which time a busy queue
     /// has tens of thousands of them and every claim steps over them. The
     /// background sweep therefore calls this once the node made
-    /// [`VACUUM_AFTER`] rows dead, plus a twentieth of the queue's rows. A
+    /// 2,000 rows dead, plus a twentieth of the queue's rows. A
     /// role that does not own the tables gets a warning from PostgreSQL and
     /// nothing is vacuumed.
     ///
