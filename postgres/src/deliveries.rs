@@ -9,8 +9,9 @@ use crate::error::PgError;
 /// Notes that the deliveries of `events` (pairs of `tenants` and `events`)
 /// just finished in `tx` may have been their last: [`sweep`] deletes those
 /// events once no delivery is left. Writes only `finished_events` (a row per
-/// finished delivery, never a shared one), so completions of one event's
-/// deliveries never wait for each other.
+/// event finishing deliveries in `tx`, never a shared one), so completions
+/// of one event's deliveries never wait for each other, and a batch that
+/// finishes several deliveries of one event gives the sweep one row.
 pub(crate) async fn mark_finished(
     tx: &Transaction<'_>,
     tenants: &[String],
@@ -22,7 +23,7 @@ pub(crate) async fn mark_finished(
     let stmt = tx
         .prepare_cached(
             "INSERT INTO finished_events (tenant_id, event_id)
-             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[])",
+             SELECT DISTINCT * FROM UNNEST($1::TEXT[], $2::TEXT[])",
         )
         .await?;
     tx.execute(&stmt, &[&tenants, &events]).await?;

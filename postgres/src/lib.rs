@@ -26,7 +26,9 @@
 //! - **Completions** ([`Outbox::complete_all`](prets_destinations::delivery::Outbox::complete_all))
 //!   are one transaction per batch and lock no event row: an event left
 //!   without deliveries is deleted by a sweep
-//!   ([`PgRepo::sweep_finished_events`], started by claims each second).
+//!   ([`PgRepo::sweep_finished_events`], started by claims each second),
+//!   which also vacuums the queue tables once the node made enough of
+//!   their rows dead ([`PgRepo::vacuum_queues`]).
 //! - **The clock** ([`Outbox::now`](prets_destinations::delivery::Outbox::now))
 //!   is the database's, measured at connect and every 5 s
 //!   ([`PgRepo::clock_offset_ms`]): hosts that take their `now`s from it

@@ -437,6 +437,7 @@ impl Outbox for PgRepo {
         if let Some(after) = next_after {
             self.set_claim_after(after);
         }
+        self.churned(picked.len());
         self.sweep_in_background();
         let mut by_seq: BTreeMap<i32, &Row> = BTreeMap::new();
         for row in &records {
@@ -570,6 +571,7 @@ impl Outbox for PgRepo {
         let outcomes = self
             .run(|pool| async move { complete_batch(pool, batch).await })
             .await?;
+        self.churned(1);
         outcomes
             .into_iter()
             .next()
@@ -585,8 +587,12 @@ impl Outbox for PgRepo {
             .into_iter()
             .map(|(lease, report)| (LeaseColumns::of(&lease), report))
             .collect();
-        self.run(|pool| async move { complete_batch(pool, batch).await })
-            .await
+        let n = batch.len();
+        let outcomes = self
+            .run(|pool| async move { complete_batch(pool, batch).await })
+            .await?;
+        self.churned(n);
+        Ok(outcomes)
     }
 
     async fn list_attempts(

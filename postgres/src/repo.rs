@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,11 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 /// to its commit or rollback, never half-way.
 ///
 /// Writes are committed with `synchronous_commit = on` (set on every
-/// connection): `Ok` comes after the commit record is flushed to disk.
+/// connection): `Ok` comes after the commit record is flushed to disk. The
+/// delivery worker's claims and completions, and the sweep, are not
+/// flushed (`SET LOCAL synchronous_commit = off`): losing one in a crash of
+/// the database only makes a delivery be attempted again, and the next
+/// flushed commit flushes them too.
 #[derive(Clone)]
 pub struct PgRepo {
     pool: Pool,
@@ -76,6 +80,9 @@ struct Turns {
     /// Milliseconds since `origin` of the last background sweep.
     swept_at_ms: AtomicI64,
     sweeping: AtomicBool,
+    /// Queue rows this node made dead (leased, finished, retried) since its
+    /// last [`VACUUM`](PgRepo::vacuum_queues).
+    churned: AtomicU64,
 }
 
 /// How often claims start a background sweep of finished events.
@@ -84,6 +91,24 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// The most `finished_events` rows one background sweep takes (then the
 /// next claim's sweep goes on).
 const SWEEP_MAX: i64 = 20 * crate::deliveries::SWEEP_BATCH;
+
+/// The queue rows a node makes dead before its background sweep vacuums
+/// the queue tables (at most once per [`SWEEP_EVERY`]), plus
+/// 1/[`VACUUM_SCALE`] of the rows `deliveries` holds: a vacuum reads the
+/// tables' indexes whole, so a deeper queue is vacuumed after
+/// proportionally more changes, and a change's share of the cost stays
+/// the same at any depth (as autovacuum's scale factor does).
+const VACUUM_AFTER: u64 = 2_000;
+
+/// See [`VACUUM_AFTER`]: a deep queue is vacuumed after a twentieth of its
+/// rows changed.
+const VACUUM_SCALE: u64 = 20;
+
+/// Whether a node that made `churned` queue rows dead vacuums a queue of
+/// `rows` deliveries.
+const fn vacuum_due(churned: u64, rows: u64) -> bool {
+    churned >= VACUUM_AFTER.saturating_add(rows / VACUUM_SCALE)
+}
 
 impl fmt::Debug for PgRepo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -166,6 +191,7 @@ impl PgRepo {
                 origin: Instant::now(),
                 swept_at_ms: AtomicI64::new(0),
                 sweeping: AtomicBool::new(false),
+                churned: AtomicU64::new(0),
             }),
             config: listen_config,
             notifying: Arc::default(),
@@ -252,6 +278,14 @@ impl PgRepo {
         let repo = self.clone();
         self.runtime.spawn(async move {
             let _ = repo.sweep_finished_events().await;
+            let churned = repo.turns.churned.load(Ordering::Relaxed);
+            if churned >= VACUUM_AFTER {
+                let rows = repo.queue_rows().await.unwrap_or(u64::MAX);
+                if vacuum_due(churned, rows) {
+                    repo.turns.churned.store(0, Ordering::Relaxed);
+                    let _ = repo.vacuum_queues().await;
+                }
+            }
             repo.turns.sweeping.store(false, Ordering::Release);
         });
     }
@@ -271,6 +305,60 @@ impl PgRepo {
                 .prepare_cached("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations")
                 .await?;
             Ok(client.query_one(&stmt, &[]).await?.try_get(0)?)
+        })
+        .await
+    }
+
+    /// Counts `n` queue rows this node made dead: leased, finished or
+    /// retried deliveries.
+    pub(crate) fn churned(&self, n: usize) {
+        self.turns
+            .churned
+            .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// The rows of `deliveries` as the planner's statistics last counted
+    /// them (0 before its first vacuum or analyze): one catalog row.
+    async fn queue_rows(&self) -> Result<u64, PgError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT GREATEST(reltuples, 0)::BIGINT FROM pg_class
+                     WHERE oid = 'deliveries'::regclass",
+                )
+                .await?;
+            let rows: i64 = client.query_one(&stmt, &[]).await?.try_get(0)?;
+            Ok(u64::try_from(rows).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Vacuums the queue tables (`deliveries`, `finished_events`,
+    /// `events`), skipping any another vacuum holds, with their indexes.
+    ///
+    /// A claim walks a destination's deliveries from the earliest due, in
+    /// an index whose head fills with the entries of finished deliveries
+    /// until they are vacuumed; autovacuum looks at a database once a
+    /// minute at most (`autovacuum_naptime`), by which time a busy queue
+    /// has tens of thousands of them and every claim steps over them. The
+    /// background sweep therefore calls this once the node made
+    /// 2,000 rows dead, plus a twentieth of the queue's rows. A
+    /// role that does not own the tables gets a warning from PostgreSQL and
+    /// nothing is vacuumed.
+    ///
+    /// # Errors
+    /// If the database cannot be reached.
+    pub async fn vacuum_queues(&self) -> Result<(), PgError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            // One statement (`VACUUM` runs outside a transaction block).
+            client
+                .batch_execute(
+                    "VACUUM (SKIP_LOCKED, INDEX_CLEANUP true) deliveries, finished_events, events",
+                )
+                .await?;
+            Ok(())
         })
         .await
     }
@@ -745,5 +833,25 @@ impl DestinationRepo for PgRepo {
             Ok(RemoveOutcome::Removed)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vacuum_due;
+
+    /// 2,000 dead rows vacuum a small queue; a deep one waits for a
+    /// twentieth of its rows more; a queue of unknown size (its count
+    /// failed) is not vacuumed.
+    #[test]
+    fn a_vacuum_waits_for_changes_in_proportion_to_the_queue() {
+        assert!(!vacuum_due(1_999, 0));
+        assert!(vacuum_due(2_000, 0));
+        assert!(vacuum_due(2_000, 19));
+        assert!(!vacuum_due(2_000, 20));
+        assert!(!vacuum_due(6_999, 100_000));
+        assert!(vacuum_due(7_000, 100_000));
+        assert!(!vacuum_due(1_000_000, u64::MAX));
+        assert!(vacuum_due(u64::MAX, 1_000_000_000));
     }
 }

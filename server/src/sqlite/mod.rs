@@ -49,7 +49,10 @@ pub use self::writer::MAX_BATCH;
 
 /// A [`DestinationRepo`](prets_destinations::DestinationRepo) on a SQLite database file, in WAL mode with
 /// `synchronous = FULL`: an insert has reached the disk when it returns
-/// `Ok(Inserted)`.
+/// `Ok(Inserted)`. The delivery worker's own writes (claims, renewals,
+/// releases, completions) are committed with `synchronous = NORMAL` unless
+/// they share a batch with a synced write (see the writer's
+/// `Durability`).
 ///
 /// Reads never wait behind writes: they run on their own read-only
 /// connections, and see every write answered before they started.
@@ -224,6 +227,7 @@ mod tests {
         assert_eq!(get("journal_mode"), "wal");
         assert_eq!(get("synchronous"), "2");
         assert_eq!(get("foreign_keys"), "1");
+        assert_eq!(get("temp_store"), "2");
         drop(conn);
         for suffix in ["", "-wal", "-shm"] {
             let mut p = path.clone().into_os_string();

@@ -1,6 +1,10 @@
 //! [`Outbox`] for [`SqliteRepo`]: every write on the group-commit writer
-//! (answered after `COMMIT`, `synchronous = FULL`), the attempt listing on
-//! the readers.
+//! (answered after `COMMIT`), the attempt listing on the readers. Enqueues
+//! are synced (`synchronous = FULL`) before they are answered; the
+//! worker's writes (claims, renewals, releases, completions) are
+//! [`Durability::Relaxed`]: a power loss may undo the last of them, which
+//! only makes their deliveries be attempted again (at least once), never
+//! loses an event.
 //!
 //! The single writer runs one job at a time, so a claim's read of the due
 //! deliveries and its writing of their leases cannot interleave with another
@@ -38,6 +42,7 @@ use super::SqliteRepo;
 use super::claim::{claim, schedule, set_failing, sql_count};
 use super::error::{JobResult, SqliteError};
 use super::rows::{COLUMNS, millis, read_records, timestamp, version};
+use super::writer::Durability;
 
 const HELD: &str = "SELECT manual FROM deliveries
      WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
@@ -575,7 +580,9 @@ impl Outbox for SqliteRepo {
         lease: LeaseRequest,
     ) -> Result<Vec<Claimed>, SqliteError> {
         self.writer
-            .call(move |conn| claim(conn, now, limits, lease))
+            .call_with(Durability::Relaxed, move |conn| {
+                claim(conn, now, limits, lease)
+            })
             .await
     }
 
@@ -586,7 +593,7 @@ impl Outbox for SqliteRepo {
         // One job: one savepoint of one transaction, so one commit for the
         // batch (and on `Err`, none of it written).
         self.writer
-            .call(move |conn| {
+            .call_with(Durability::Relaxed, move |conn| {
                 batch
                     .iter()
                     .map(|(lease, report)| complete(conn, lease, report))
@@ -598,13 +605,15 @@ impl Outbox for SqliteRepo {
     async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<bool, SqliteError> {
         let lease = lease.clone();
         self.writer
-            .call(move |conn| renew(conn, &lease, until))
+            .call_with(Durability::Relaxed, move |conn| renew(conn, &lease, until))
             .await
     }
 
     async fn release(&self, lease: &Lease) -> Result<bool, SqliteError> {
         let lease = lease.clone();
-        self.writer.call(move |conn| release(conn, &lease)).await
+        self.writer
+            .call_with(Durability::Relaxed, move |conn| release(conn, &lease))
+            .await
     }
 
     async fn complete(
@@ -614,7 +623,9 @@ impl Outbox for SqliteRepo {
     ) -> Result<CompleteOutcome, SqliteError> {
         let lease = lease.clone();
         self.writer
-            .call(move |conn| complete(conn, &lease, &report))
+            .call_with(Durability::Relaxed, move |conn| {
+                complete(conn, &lease, &report)
+            })
             .await
     }
 
