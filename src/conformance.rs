@@ -28,6 +28,7 @@
 
 pub mod events;
 pub mod outbox;
+pub mod quotas;
 
 use core::fmt;
 use core::future::{Future, poll_fn};
@@ -505,6 +506,7 @@ async fn check_one_winner<R: DestinationRepo>(
                 );
             }
             CreateOutcome::Invalid(e) => panic!("the kit's request is invalid: {e:?}"),
+            CreateOutcome::QuotaExceeded => panic!("concurrent inserts: a quota refused one"),
         }
     }
     assert_eq!(

@@ -21,6 +21,7 @@ pub mod description;
 pub mod error;
 pub mod headers;
 pub mod id;
+pub mod limits;
 pub mod metadata;
 pub mod name;
 pub mod tenant;

@@ -13,6 +13,7 @@ use crate::delivery::{
     QueueDepth, RECOVER_MAX_EVENTS, RecoverOutcome, ResendOutcome, Target, settle,
 };
 use crate::id::{AttemptId, DestinationId, EventId};
+use crate::limits::Quotas;
 use crate::record::DestinationRecord;
 use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
 use crate::secret::SecretDigest;
@@ -38,10 +39,16 @@ use crate::time::Timestamp;
 /// [`Infallible`]), and a panic in another thread holding the lock cannot
 /// leave it half-written, since no code of ours panics while holding it.
 ///
+/// Its [`Quotas`] ([`with_quotas`](Self::with_quotas); none by default) are
+/// checked under the same lock as the write they cap: a tenant's
+/// destinations are counted by its map's length, its pending deliveries by
+/// a count kept beside the queue.
+///
 /// See [`create`](crate::ops::create) for an example.
 #[derive(Debug, Default)]
 pub struct MemoryRepo {
     inner: RwLock<Inner>,
+    quotas: Quotas,
 }
 
 #[derive(Debug, Default)]
@@ -157,6 +164,8 @@ struct Queue {
     fair: FairQueue,
     /// Pending deliveries; a finished one is removed.
     deliveries: HashMap<DeliveryKey, Pending>,
+    /// How many of `deliveries` each tenant has (no entry for none).
+    pending: HashMap<TenantId, usize>,
     /// Each destination's failure streak.
     streaks: HashMap<(TenantId, DestinationId), FailureStreak>,
     /// Each destination's attempts, by id.
@@ -206,6 +215,7 @@ impl Queue {
                 .entry((key.tenant.clone(), key.event_id))
                 .or_default()
                 .insert(key.destination_id);
+            *self.pending.entry(key.tenant.clone()).or_default() += 1;
             self.deliveries.insert(
                 key,
                 Pending {
@@ -221,8 +231,18 @@ impl Queue {
 
     /// Removes the delivery from `deliveries` and its event's index (not
     /// from `fair`).
+    /// Removes a delivery's entry from every index, and counts it out of
+    /// its tenant's pending deliveries.
     fn unpend(&mut self, key: &DeliveryKey) {
-        self.deliveries.remove(key);
+        if self.deliveries.remove(key).is_none() {
+            return;
+        }
+        if let Some(n) = self.pending.get_mut(&key.tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.pending.remove(&key.tenant);
+            }
+        }
         let by_event = (key.tenant.clone(), key.event_id);
         if let Some(ids) = self.pending_by_event.get_mut(&by_event) {
             ids.remove(&key.destination_id);
@@ -286,6 +306,11 @@ impl Queue {
                 self.attempts_by_event.remove(&by_event);
             }
         }
+    }
+
+    /// The tenant's pending deliveries.
+    fn pending_of(&self, tenant: &TenantId) -> usize {
+        self.pending.get(tenant).copied().unwrap_or(0)
     }
 
     fn forget(&mut self, tenant: &TenantId, id: DestinationId) {
@@ -353,6 +378,13 @@ impl MemoryRepo {
         Self::default()
     }
 
+    /// This repo enforcing `quotas` per tenant.
+    #[must_use]
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
     /// The number of destinations, over all tenants.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -391,6 +423,18 @@ impl DestinationRepo for MemoryRepo {
             by_filter,
             ..
         } = &mut *inner;
+        // Checked before the tenant's map is made: a refused tenant leaves
+        // no empty one behind.
+        if let Some(records) = tenants.get(tenant) {
+            if records.contains_key(&record.destination_id) {
+                return Ok(InsertOutcome::Duplicate);
+            }
+            if !self.quotas.allows_destination(records.len()) {
+                return Ok(InsertOutcome::QuotaExceeded);
+            }
+        } else if !self.quotas.allows_destination(0) {
+            return Ok(InsertOutcome::QuotaExceeded);
+        }
         let records = tenants.entry(tenant.clone()).or_default();
         match records.entry(record.destination_id) {
             Entry::Occupied(_) => Ok(InsertOutcome::Duplicate),
@@ -577,6 +621,12 @@ impl Outbox for MemoryRepo {
         let known = published.entry(tenant.clone()).or_default();
         if let Some((existing, _)) = known.ids.get(&event.event_id) {
             return Ok(EnqueueOutcome::Exists(existing.clone()));
+        }
+        if !self
+            .quotas
+            .allows_deliveries(outbox.pending_of(tenant), ids.len())
+        {
+            return Ok(EnqueueOutcome::QueueFull);
         }
         let retention = u64::try_from(EVENT_ID_RETENTION.as_millis()).unwrap_or(u64::MAX);
         known.forget_expired(event.created_at.unix_millis().saturating_sub(retention));

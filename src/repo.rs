@@ -16,8 +16,8 @@ use crate::tenant::TenantId;
 
 /// What [`DestinationRepo::insert`] did.
 ///
-/// Not `#[non_exhaustive]`: these are the only two answers an atomic
-/// insert-if-absent has, and callers must handle each.
+/// Not `#[non_exhaustive]`: these are the answers of an atomic
+/// insert-if-absent under a cap, and callers must handle each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[must_use]
 pub enum InsertOutcome {
@@ -26,6 +26,10 @@ pub enum InsertOutcome {
     /// The tenant already has a destination with this id; nothing was
     /// written. The id is the record's own `destination_id`.
     Duplicate,
+    /// The tenant already has the most destinations the store's
+    /// [`Quotas`](crate::limits::Quotas) allow (and none with this id);
+    /// nothing was written.
+    QuotaExceeded,
 }
 
 /// A store's error, as a host answers it: the store cannot be reached
@@ -121,6 +125,14 @@ impl StoreError for Infallible {}
 ///   the client only after that.
 /// - **Nothing on `Err`.** A failed `insert` leaves no partial record: a later
 ///   `get` finds the whole record or none.
+/// - **Capped atomically.** A store opened with
+///   [`Quotas::max_destinations`](crate::limits::Quotas::max_destinations)
+///   counts the tenant's destinations in the same atomic step as the insert
+///   (a transaction that serializes the tenant's inserts, or a lock): an
+///   insert that would give the tenant more answers
+///   `Ok(InsertOutcome::QuotaExceeded)`, and of inserts racing at one below
+///   the cap exactly one is stored. A duplicate id is `Duplicate` first,
+///   even at the cap. Counting reads the tenant's own destinations only.
 /// - **Faithful.** Every field comes back exactly as inserted, the sealed
 ///   secret byte for byte.
 /// - **Errors are the backend's.** `Err` is for storage failures only; a

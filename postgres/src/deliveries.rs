@@ -1,7 +1,7 @@
 //! Deleting delivery rows, which both the repo and the outbox do (a
 //! destination's pending deliveries when it is removed or disabled). The
 //! events stay (the event log); a disabled destination's deliveries are
-//! remembered as dropped by the trigger of schema migration 7.
+//! remembered as dropped by the trigger of schema migration 8.
 
 use deadpool_postgres::Transaction;
 

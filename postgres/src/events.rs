@@ -1,5 +1,5 @@
 //! [`EventLog`] for [`PgRepo`]. Every statement reaches its rows through a
-//! key or an index (schema migration 7's); a recover writes at most
+//! key or an index (schema migration 8's); a recover writes at most
 //! [`RECOVER_BATCH`] deliveries per transaction, and a purge locks the rows
 //! it deletes `FOR UPDATE SKIP LOCKED`, so nodes purging at once take
 //! different rows and never wait for one another.

@@ -158,6 +158,8 @@ impl Outbox for PgRepo {
         let digest = event.payload.digest().to_bytes().to_vec();
         let retention = i64::try_from(EVENT_ID_RETENTION.as_millis()).unwrap_or(i64::MAX);
         let forget_before = created_at.saturating_sub(retention);
+        let quotas = self.quotas;
+        let limited = quotas.max_pending_deliveries != usize::MAX;
         let outcome = self.run(|pool| async move {
             let mut client = pool.get().await?;
             let tx = client.transaction().await?;
@@ -246,7 +248,38 @@ impl Outbox for PgRepo {
             let forget = i64::try_from(EVENT_IDS_FORGOTTEN_PER_ENQUEUE).unwrap_or(i64::MAX);
             tx.execute(&stmt, &[&tenant, &forget_before, &forget])
                 .await?;
-            // Stored even with no destination: the event log keeps it.
+            // Stored even with no destination (the event log keeps it);
+            // with some, within the tenant's pending-delivery quota.
+            if !ids.is_empty() {
+                // The tenant's pending count: under its lock when capped (the
+                // tenant's enqueues one after another, on every node), its
+                // changes since the last enqueue folded in by a statement after
+                // the lock, so it sees every enqueue that held it before.
+                if limited {
+                    let stmt = tx
+                        .prepare_cached(
+                            "SELECT pg_advisory_xact_lock(hashtextextended('pending ' || $1, 0))",
+                        )
+                        .await?;
+                    tx.execute(&stmt, &[&tenant]).await?;
+                }
+                let stmt = tx
+                    .prepare_cached(
+                        "WITH gone AS (DELETE FROM pending_changes WHERE tenant_id = $1
+                                       RETURNING delta)
+                         INSERT INTO pending_counts AS c (tenant_id, pending)
+                         VALUES ($1, (SELECT COALESCE(sum(delta), 0)::BIGINT FROM gone))
+                         ON CONFLICT (tenant_id) DO UPDATE SET pending = c.pending + excluded.pending
+                         RETURNING pending",
+                    )
+                    .await?;
+                let pending: i64 = tx.query_one(&stmt, &[&tenant]).await?.try_get(0)?;
+                let pending = usize::try_from(pending).unwrap_or(0);
+                if !quotas.allows_deliveries(pending, ids.len()) {
+                    // Dropping the transaction rolls back the id too.
+                    return Ok(EnqueueOutcome::QueueFull);
+                }
+            }
             let stmt = tx
                 .prepare_cached(
                     "INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
@@ -401,6 +434,8 @@ impl Outbox for PgRepo {
         if let Some(after) = next_after {
             self.set_claim_after(after);
         }
+        self.churned(picked.len());
+        self.vacuum_in_background();
         let mut by_seq: BTreeMap<i32, &Row> = BTreeMap::new();
         for row in &records {
             by_seq.insert(row.try_get(23)?, row);
@@ -525,6 +560,7 @@ impl Outbox for PgRepo {
         let outcomes = self
             .run(|pool| async move { complete_batch(pool, batch).await })
             .await?;
+        self.churned(1);
         outcomes
             .into_iter()
             .next()
@@ -540,8 +576,12 @@ impl Outbox for PgRepo {
             .into_iter()
             .map(|(lease, report)| (LeaseColumns::of(&lease), report))
             .collect();
-        self.run(|pool| async move { complete_batch(pool, batch).await })
-            .await
+        let n = batch.len();
+        let outcomes = self
+            .run(|pool| async move { complete_batch(pool, batch).await })
+            .await?;
+        self.churned(n);
+        Ok(outcomes)
     }
 
     async fn list_attempts(

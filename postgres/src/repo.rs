@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::AtomicU8;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use prets_destinations::delivery::DisabledReason;
+use prets_destinations::limits::Quotas;
 use prets_destinations::{
     DestinationId, DestinationRecord, DestinationRepo, InsertOutcome, RemoveOutcome,
     ReplaceOutcome, SecretDigest, TenantId,
@@ -51,7 +52,11 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 /// to its commit or rollback, never half-way.
 ///
 /// Writes are committed with `synchronous_commit = on` (set on every
-/// connection): `Ok` comes after the commit record is flushed to disk.
+/// connection): `Ok` comes after the commit record is flushed to disk. The
+/// delivery worker's claims and completions are not
+/// flushed (`SET LOCAL synchronous_commit = off`): losing one in a crash of
+/// the database only makes a delivery be attempted again, and the next
+/// flushed commit flushes them too.
 #[derive(Clone)]
 pub struct PgRepo {
     pool: Pool,
@@ -62,6 +67,8 @@ pub struct PgRepo {
     config: Arc<tokio_postgres::Config>,
     /// The state of this node's publish notifications (see `listen.rs`).
     notifying: Arc<AtomicU8>,
+    /// The caps enforced per organization.
+    pub(crate) quotas: Quotas,
 }
 
 /// What one node remembers between claims.
@@ -69,6 +76,34 @@ pub struct PgRepo {
 struct Turns {
     /// The tenant the next claim starts after.
     after: Mutex<String>,
+    origin: Instant,
+    /// Milliseconds since `origin` of the last background vacuum check.
+    checked_at_ms: AtomicI64,
+    vacuuming: AtomicBool,
+    /// Queue rows this node made dead (leased, finished, retried) since its
+    /// last [`VACUUM`](PgRepo::vacuum_queues).
+    churned: AtomicU64,
+}
+
+/// How often claims may start a background vacuum of the queue.
+const VACUUM_EVERY: Duration = Duration::from_secs(1);
+
+/// The queue rows a node makes dead before it vacuums the queue in the
+/// background (at most once per [`VACUUM_EVERY`]), plus
+/// 1/[`VACUUM_SCALE`] of the rows `deliveries` holds: a vacuum reads the
+/// tables' indexes whole, so a deeper queue is vacuumed after
+/// proportionally more changes, and a change's share of the cost stays
+/// the same at any depth (as autovacuum's scale factor does).
+const VACUUM_AFTER: u64 = 2_000;
+
+/// See [`VACUUM_AFTER`]: a deep queue is vacuumed after a twentieth of its
+/// rows changed.
+const VACUUM_SCALE: u64 = 20;
+
+/// Whether a node that made `churned` queue rows dead vacuums a queue of
+/// `rows` deliveries.
+const fn vacuum_due(churned: u64, rows: u64) -> bool {
+    churned >= VACUUM_AFTER.saturating_add(rows / VACUUM_SCALE)
 }
 
 impl fmt::Debug for PgRepo {
@@ -149,9 +184,14 @@ impl PgRepo {
             clock,
             turns: Arc::new(Turns {
                 after: Mutex::new(String::new()),
+                origin: Instant::now(),
+                checked_at_ms: AtomicI64::new(0),
+                vacuuming: AtomicBool::new(false),
+                churned: AtomicU64::new(0),
             }),
             config: listen_config,
             notifying: Arc::default(),
+            quotas: Quotas::UNLIMITED,
         })
     }
 
@@ -168,6 +208,15 @@ impl PgRepo {
     /// Runs `task` on the repo's runtime, detached.
     pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         drop(self.runtime.spawn(task));
+    }
+
+    /// This repo enforcing `quotas` per organization: a tenant's inserts of
+    /// destinations, and its enqueues, are serialized by advisory locks of
+    /// the tenant (on every node), and counted under them.
+    #[must_use]
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
     }
 
     /// The tenant this node's next claim starts after.
@@ -187,6 +236,34 @@ impl PgRepo {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = tenant;
     }
 
+    /// Vacuums the queue on the runtime when this node made enough of its
+    /// rows dead (see [`VACUUM_AFTER`]), no vacuum of this node is running
+    /// and the last check was over [`VACUUM_EVERY`] ago; its errors are
+    /// dropped (the next one retries).
+    pub(crate) fn vacuum_in_background(&self) {
+        let t = &self.turns;
+        let now = i64::try_from(t.origin.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let every = i64::try_from(VACUUM_EVERY.as_millis()).unwrap_or(i64::MAX);
+        if now.saturating_sub(t.checked_at_ms.load(Ordering::Relaxed)) < every
+            || t.vacuuming.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        t.checked_at_ms.store(now, Ordering::Relaxed);
+        let repo = self.clone();
+        self.runtime.spawn(async move {
+            let churned = repo.turns.churned.load(Ordering::Relaxed);
+            if churned >= VACUUM_AFTER {
+                let rows = repo.queue_rows().await.unwrap_or(u64::MAX);
+                if vacuum_due(churned, rows) {
+                    repo.turns.churned.store(0, Ordering::Relaxed);
+                    let _ = repo.vacuum_queues().await;
+                }
+            }
+            repo.turns.vacuuming.store(false, Ordering::Release);
+        });
+    }
+
     /// The highest schema version applied to the database (0 when none
     /// is), read afresh: a host compares it with [`schema_version`] to
     /// tell whether the database is ready for this build.
@@ -202,6 +279,60 @@ impl PgRepo {
                 .prepare_cached("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations")
                 .await?;
             Ok(client.query_one(&stmt, &[]).await?.try_get(0)?)
+        })
+        .await
+    }
+
+    /// Counts `n` queue rows this node made dead: leased, finished or
+    /// retried deliveries.
+    pub(crate) fn churned(&self, n: usize) {
+        self.turns
+            .churned
+            .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// The rows of `deliveries` as the planner's statistics last counted
+    /// them (0 before its first vacuum or analyze): one catalog row.
+    async fn queue_rows(&self) -> Result<u64, PgError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT GREATEST(reltuples, 0)::BIGINT FROM pg_class
+                     WHERE oid = 'deliveries'::regclass",
+                )
+                .await?;
+            let rows: i64 = client.query_one(&stmt, &[]).await?.try_get(0)?;
+            Ok(u64::try_from(rows).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Vacuums the queue table (`deliveries`), skipping it when another
+    /// vacuum holds it, with its indexes. (Events stay after their
+    /// deliveries, the event log, until a purge deletes them in batches:
+    /// autovacuum keeps up with them.)
+    ///
+    /// A claim walks a destination's deliveries from the earliest due, in
+    /// an index whose head fills with the entries of finished deliveries
+    /// until they are vacuumed; autovacuum looks at a database once a
+    /// minute at most (`autovacuum_naptime`), by which time a busy queue
+    /// has tens of thousands of them and every claim steps over them. The
+    /// node's claims therefore call this once the node made
+    /// 2,000 rows dead, plus a twentieth of the queue's rows. A
+    /// role that does not own the tables gets a warning from PostgreSQL and
+    /// nothing is vacuumed.
+    ///
+    /// # Errors
+    /// If the database cannot be reached.
+    pub async fn vacuum_queues(&self) -> Result<(), PgError> {
+        self.run(|pool| async move {
+            let client = pool.get().await?;
+            // One statement (`VACUUM` runs outside a transaction block).
+            client
+                .batch_execute("VACUUM (SKIP_LOCKED, INDEX_CLEANUP true) deliveries")
+                .await?;
+            Ok(())
         })
         .await
     }
@@ -382,6 +513,41 @@ impl Columns {
     }
 }
 
+/// Whether the tenant has `max` destinations or more and none with id `id`
+/// (a duplicate, whatever the count). Takes the tenant's destination lock
+/// first (an advisory lock held to the end of `tx`), so the tenant's
+/// inserts are counted one after another on every node: the count, a
+/// statement after the lock, sees every insert that held it before. Counted
+/// over the primary key, at most `max` rows.
+async fn at_quota(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    id: &str,
+    max: usize,
+) -> Result<bool, PgError> {
+    let stmt = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended('destinations ' || $1, 0))")
+        .await?;
+    tx.execute(&stmt, &[&tenant]).await?;
+    let stmt = tx
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM destinations WHERE tenant_id = $1 LIMIT $2) t",
+        )
+        .await?;
+    let max_rows = i64::try_from(max).unwrap_or(i64::MAX);
+    let count: i64 = tx
+        .query_one(&stmt, &[&tenant, &max_rows])
+        .await?
+        .try_get(0)?;
+    if count < max_rows {
+        return Ok(false);
+    }
+    let stmt = tx
+        .prepare_cached("SELECT 1 FROM destinations WHERE tenant_id = $1 AND destination_id = $2")
+        .await?;
+    Ok(tx.query_opt(&stmt, &[&tenant, &id]).await?.is_none())
+}
+
 impl DestinationRepo for PgRepo {
     type Error = PgError;
 
@@ -391,9 +557,13 @@ impl DestinationRepo for PgRepo {
         record: &DestinationRecord,
     ) -> Result<InsertOutcome, PgError> {
         let c = Columns::of(tenant, record)?;
+        let max = self.quotas.max_destinations;
         self.run(|pool| async move {
             let mut client = pool.get().await?;
             let tx = client.transaction().await?;
+            if max != usize::MAX && at_quota(&tx, &c.tenant, &c.id, max).await? {
+                return Ok(InsertOutcome::QuotaExceeded);
+            }
             let stmt = tx
                 .prepare_cached(
                     "INSERT INTO destinations (tenant_id, destination_id, name, url, created_at_ms,
@@ -637,5 +807,25 @@ impl DestinationRepo for PgRepo {
             Ok(RemoveOutcome::Removed)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vacuum_due;
+
+    /// 2,000 dead rows vacuum a small queue; a deep one waits for a
+    /// twentieth of its rows more; a queue of unknown size (its count
+    /// failed) is not vacuumed.
+    #[test]
+    fn a_vacuum_waits_for_changes_in_proportion_to_the_queue() {
+        assert!(!vacuum_due(1_999, 0));
+        assert!(vacuum_due(2_000, 0));
+        assert!(vacuum_due(2_000, 19));
+        assert!(!vacuum_due(2_000, 20));
+        assert!(!vacuum_due(6_999, 100_000));
+        assert!(vacuum_due(7_000, 100_000));
+        assert!(!vacuum_due(1_000_000, u64::MAX));
+        assert!(vacuum_due(u64::MAX, 1_000_000_000));
     }
 }

@@ -16,7 +16,7 @@ use crate::error::PgError;
 /// `destinations (tenant_id, destination_id)` `ON DELETE CASCADE`, so a
 /// removed destination takes its pending deliveries and attempts with it;
 /// `deliveries` also reference their `events` row, which stays after its
-/// last delivery finished until the event log's purge (migration 7). Attempts are listed
+/// last delivery finished until the event log's purge (migration 8). Attempts are listed
 /// newest first by a backward scan of their primary key `(tenant_id,
 /// destination_id, attempt_id)`; claims are the function `prets_claim`
 /// (migration 4), walking `deliveries_by_lane` and `deliveries_leased`.
@@ -443,7 +443,50 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         ON destination_filters (tenant_id, destination_id);
     INSERT INTO destination_filters (tenant_id, filter_key, destination_id)
         SELECT tenant_id, '*', destination_id FROM destinations;"#,
-    // 7: the event log (see `EventLog`). Events stay after their last
+    // 7: each organization's pending deliveries, for the quota check of an
+    // enqueue. Statement triggers append what each statement added to or
+    // removed from `deliveries` (cascades included) to `pending_changes`,
+    // taking no lock a completion of the same organization would wait for;
+    // an enqueue folds its organization's changes into its
+    // `pending_counts` row under the organization's advisory lock. Both are
+    // vacuumed as the queue tables are (rows come and go with every
+    // delivery).
+    r#"CREATE TABLE pending_counts (
+        tenant_id TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+        pending   BIGINT NOT NULL
+    );
+    CREATE TABLE pending_changes (
+        tenant_id TEXT COLLATE "C" NOT NULL,
+        delta     BIGINT NOT NULL
+    );
+    CREATE INDEX pending_changes_by_tenant ON pending_changes (tenant_id);
+    ALTER TABLE pending_changes SET (autovacuum_vacuum_scale_factor = 0.01,
+        autovacuum_vacuum_threshold = 1000);
+    ALTER TABLE pending_counts SET (autovacuum_vacuum_scale_factor = 0.01,
+        autovacuum_vacuum_threshold = 1000);
+    CREATE FUNCTION prets_pending_added() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO pending_changes (tenant_id, delta)
+            SELECT tenant_id, count(*) FROM added GROUP BY tenant_id;
+        RETURN NULL;
+    END $$;
+    CREATE FUNCTION prets_pending_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO pending_changes (tenant_id, delta)
+            SELECT tenant_id, -count(*) FROM removed GROUP BY tenant_id;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER pending_added AFTER INSERT ON deliveries
+        REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION prets_pending_added();
+    CREATE TRIGGER pending_removed AFTER DELETE ON deliveries
+        REFERENCING OLD TABLE AS removed
+        FOR EACH STATEMENT EXECUTE FUNCTION prets_pending_removed();
+    -- Counted after the triggers exist: creating them waited for every
+    -- write in flight and holds off new ones until this commits.
+    INSERT INTO pending_counts (tenant_id, pending)
+        SELECT tenant_id, count(*) FROM deliveries GROUP BY tenant_id;"#,
+    // 8: the event log (see `EventLog`). Events stay after their last
     // delivery until purged (the finished-event sweep and its marks go);
     // indexes list them newest first (all, or of one type) and purge the
     // oldest events and attempts. A delivery and its attempts say whether

@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use prets_destinations::delivery::{
     EVENT_TYPE_MAX_CHARS, EventId, EventLog, Outbox, PAYLOAD_MAX_BYTES,
 };
+use prets_destinations::limits::{Rate, retry_after_seconds};
 use prets_destinations::ops::{EventOutcome, create_with_policy, update_with_policy};
 use prets_destinations::wire::PublishedEvent;
 use prets_destinations::wire::{ListEventsRequest, RecoverRequest, ResendRequest};
@@ -33,6 +34,7 @@ use crate::auth::ApiTokens;
 use crate::health::Readiness;
 use crate::metrics::{METRICS_CONTENT_TYPE, Metrics, UNMATCHED_ROUTE};
 use crate::problem::Problem;
+use crate::ratelimit::RateLimiter;
 use crate::request_id::next_request_id;
 use crate::serve::is_body_timeout;
 
@@ -72,6 +74,8 @@ pub struct AppState<R> {
     published: Arc<Notify>,
     readiness: Option<Arc<dyn Readiness>>,
     metrics: Arc<Metrics>,
+    publish_limit: Option<RateLimiter>,
+    test_send_limit: Option<RateLimiter>,
 }
 
 impl<R> AppState<R> {
@@ -87,6 +91,8 @@ impl<R> AppState<R> {
             published: Arc::new(Notify::new()),
             readiness: None,
             metrics: Arc::new(Metrics::new()),
+            publish_limit: None,
+            test_send_limit: None,
         }
     }
 
@@ -103,6 +109,16 @@ impl<R> AppState<R> {
     #[must_use]
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// This state limiting each organization's publishes to `publish` and
+    /// its test events to `test_send` (`None`: no limit), counted on this
+    /// node.
+    #[must_use]
+    pub fn with_rate_limits(mut self, publish: Option<Rate>, test_send: Option<Rate>) -> Self {
+        self.publish_limit = publish.map(RateLimiter::new);
+        self.test_send_limit = test_send.map(RateLimiter::new);
         self
     }
 
@@ -520,6 +536,15 @@ async fn rotate_secret<R: DestinationRepo + 'static>(
     ok_json(&rotated, true)
 }
 
+/// Spends one of the organization's tokens of `limit`, if there is a limit:
+/// `429 rate_limited` with the wait in `Retry-After` when there is none.
+fn within(limit: Option<&RateLimiter>, org: &TenantId, what: &'static str) -> Result<(), Problem> {
+    match limit.map(|l| l.check(org)) {
+        Some(Err(wait)) => Err(Problem::rate_limited(what, retry_after_seconds(wait))),
+        _ => Ok(()),
+    }
+}
+
 /// A `202` JSON body: the event is stored with its deliveries.
 fn accepted(event: &PublishedEvent) -> Result<Response, Problem> {
     let mut response = ok_json(event, false)?;
@@ -533,6 +558,7 @@ async fn publish_event<R: Outbox + 'static>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
+    within(state.publish_limit.as_ref(), &org, "publishes")?;
     let request: PublishRequest = json_body_within(
         &headers,
         body,
@@ -564,6 +590,7 @@ async fn send_test<R: Outbox + 'static>(
     Organization(org): Organization,
     PathId(id): PathId,
 ) -> Result<Response, Problem> {
+    within(state.test_send_limit.as_ref(), &org, "test events")?;
     let mut rng = prets_destinations::os_rng();
     let now = store_now(&state.repo).await?;
     let event = prets_destinations::send_test(&state.repo, &org, id, now, &mut rng)

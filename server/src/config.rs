@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::IpNet;
 use prets_destinations::delivery::{DisablePolicy, RetrySchedule};
+use prets_destinations::limits::{Quotas, Rate};
 use prets_destinations::{HostPolicy, TenantId};
 
 use crate::database::{Database, DatabaseParser};
@@ -217,6 +219,32 @@ pub struct Config {
     #[arg(long, env = "PRETS_RETENTION_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub retention_interval: Duration,
 
+    /// Most events each organization may publish per second on this node
+    /// (`POST /v1/events`), with bursts of as many at once after a quiet
+    /// second; past it `429 rate_limited` with `Retry-After`. With several
+    /// PostgreSQL nodes each keeps its own count: an organization may
+    /// publish this many times the number of nodes. 0: no limit.
+    #[arg(long, env = "PRETS_PUBLISH_RATE_LIMIT", default_value = "500", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub publish_rate_limit: u32,
+
+    /// Most test events (`POST /v1/events/destinations/{id}/test`) each
+    /// organization may send per second on this node, with bursts of as
+    /// many; as `--publish-rate-limit`. 0: no limit.
+    #[arg(long, env = "PRETS_TEST_SEND_RATE_LIMIT", default_value = "5", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub test_send_rate_limit: u32,
+
+    /// Most destinations an organization may have; a create past it is
+    /// answered `403 quota_exceeded`. Counted in the create's own write, so
+    /// concurrent creates on any node never pass it.
+    #[arg(long, env = "PRETS_MAX_DESTINATIONS", default_value = "1000", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_destinations: u32,
+
+    /// Most deliveries an organization may have pending (queued or in
+    /// flight); a publish or test event whose deliveries would pass it is
+    /// answered `429 queue_full` with `Retry-After`, and queues nothing.
+    #[arg(long, env = "PRETS_MAX_PENDING_DELIVERIES", default_value = "100000", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pending_deliveries: u32,
+
     /// Serve the API and queue deliveries, but send none: for nodes that only
     /// take requests while other nodes on the same PostgreSQL database
     /// deliver. A node started with it never claims a delivery.
@@ -267,9 +295,37 @@ impl Config {
             attempt_retention: Retention::default().attempts,
             event_retention: Retention::default().events,
             retention_interval: Retention::default().interval,
+            publish_rate_limit: 500,
+            test_send_rate_limit: 5,
+            max_destinations: 1000,
+            max_pending_deliveries: 100_000,
             no_delivery: false,
             metrics_listen: None,
         }
+    }
+
+    /// The store's quotas: `--max-destinations` and
+    /// `--max-pending-deliveries`.
+    #[must_use]
+    pub fn quotas(&self) -> Quotas {
+        let n = |v: u32| usize::try_from(v).unwrap_or(usize::MAX);
+        Quotas {
+            max_destinations: n(self.max_destinations),
+            max_pending_deliveries: n(self.max_pending_deliveries),
+        }
+    }
+
+    /// The publish rate per organization, bursts of one second's worth;
+    /// `None` for no limit (`--publish-rate-limit 0`).
+    #[must_use]
+    pub fn publish_rate(&self) -> Option<Rate> {
+        per_second(self.publish_rate_limit)
+    }
+
+    /// The test-event rate per organization, as [`publish_rate`](Self::publish_rate).
+    #[must_use]
+    pub fn test_send_rate(&self) -> Option<Rate> {
+        per_second(self.test_send_rate_limit)
     }
 
     /// The host policy of `--allow-private-destinations` and
@@ -352,6 +408,11 @@ impl Config {
             (None, Database::Postgres(_)) => None,
         }
     }
+}
+
+/// `n` a second with bursts of `n`, or `None` for 0.
+fn per_second(n: u32) -> Option<Rate> {
+    NonZeroU32::new(n).map(|n| Rate::new(n, n))
 }
 
 /// Default `--database-pool-size`.
@@ -718,6 +779,50 @@ mod tests {
             ("--delivery-pool-idle-timeout", "86401"),
             ("--delivery-pool-max-idle-per-host", "4097"),
             ("--delivery-pool-max-idle-per-host", "two"),
+        ] {
+            let err = Config::try_parse_from(["server", flag, bad]).unwrap_err();
+            assert!(err.to_string().contains(flag), "{flag} {bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn limit_flags_default_to_the_documented_limits_and_0_turns_a_rate_off() {
+        let config = Config::try_parse_from(["server"]).unwrap();
+        let quotas = config.quotas();
+        assert_eq!(quotas.max_destinations, 1000);
+        assert_eq!(quotas.max_pending_deliveries, 100_000);
+        let publish = config.publish_rate().unwrap();
+        assert_eq!(publish.burst().get(), 500);
+        assert_eq!(publish.interval(), Duration::from_millis(2));
+        let test_send = config.test_send_rate().unwrap();
+        assert_eq!(test_send.burst().get(), 5);
+        assert_eq!(test_send.interval(), Duration::from_millis(200));
+        // `Config::new` agrees with the flags.
+        let new = Config::new("db".into(), config.listen);
+        assert_eq!(new.quotas(), quotas);
+        assert_eq!(new.publish_rate(), Some(publish));
+        assert_eq!(new.test_send_rate(), Some(test_send));
+        let off = Config::try_parse_from([
+            "server",
+            "--publish-rate-limit",
+            "0",
+            "--test-send-rate-limit",
+            "0",
+            "--max-destinations",
+            "7",
+            "--max-pending-deliveries",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(off.publish_rate(), None);
+        assert_eq!(off.test_send_rate(), None);
+        assert_eq!(off.quotas().max_destinations, 7);
+        assert_eq!(off.quotas().max_pending_deliveries, 9);
+        for (flag, bad) in [
+            ("--max-destinations", "0"),
+            ("--max-pending-deliveries", "0"),
+            ("--publish-rate-limit", "1000001"),
+            ("--test-send-rate-limit", "five"),
         ] {
             let err = Config::try_parse_from(["server", flag, bad]).unwrap_err();
             assert!(err.to_string().contains(flag), "{flag} {bad}: {err}");

@@ -19,6 +19,7 @@ mod hex;
 mod keyfile;
 mod metrics;
 mod problem;
+mod ratelimit;
 mod request_id;
 mod retention;
 mod serve;
@@ -52,6 +53,7 @@ pub use crate::metrics::{
     outcome_label, route_label,
 };
 pub use crate::problem::{PROBLEM_BASE, PROBLEM_JSON, Problem, ProblemKind};
+pub use crate::ratelimit::RateLimiter;
 pub use crate::retention::{BATCH as RETENTION_BATCH, Retention, RetentionConfigError, sweep};
 pub use crate::sqlite::{MAX_BATCH, SqliteError, SqliteRepo, schema_version};
 pub use crate::start::{DEMO_ORGANIZATION, Prepared, StartError, prepare, prepare_with_resolver};

@@ -10,6 +10,9 @@ use prets_destinations::{ApiError, DestinationId, FieldError, OpError, StoreErro
 use serde::Serialize;
 
 use crate::health::NotReady;
+/// The `Retry-After` of a `queue_full` answer, in seconds: deliveries
+/// drain at the receivers' pace, unknown here, so a fixed short wait.
+const QUEUE_FULL_RETRY_AFTER: &str = "5";
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -78,11 +81,17 @@ pub enum ProblemKind {
     /// 503: `GET /readyz`: the store does not answer, or its schema is not
     /// this build's.
     NotReady,
+    /// 403: [`ApiError::QuotaExceeded`].
+    QuotaExceeded,
+    /// 429: [`ApiError::QueueFull`].
+    QueueFull,
+    /// 429: the organization is over its request rate.
+    RateLimited,
 }
 
 impl ProblemKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 27] = [
         Self::Unauthorized,
         Self::MalformedJson,
         Self::InvalidBody,
@@ -107,6 +116,9 @@ impl ProblemKind {
         Self::Contention,
         Self::EventExists,
         Self::NotReady,
+        Self::QuotaExceeded,
+        Self::QueueFull,
+        Self::RateLimited,
     ];
 
     /// The table: `type`, status and title of each kind.
@@ -200,6 +212,21 @@ impl ProblemKind {
                 "Event id already exists",
             ),
             Self::NotReady => ("not_ready", StatusCode::SERVICE_UNAVAILABLE, "Not ready"),
+            Self::QuotaExceeded => (
+                "quota_exceeded",
+                StatusCode::FORBIDDEN,
+                "Destination quota exceeded",
+            ),
+            Self::QueueFull => (
+                "queue_full",
+                StatusCode::TOO_MANY_REQUESTS,
+                "Delivery queue full",
+            ),
+            Self::RateLimited => (
+                "rate_limited",
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit exceeded",
+            ),
         }
     }
 
@@ -235,6 +262,8 @@ impl From<ApiErrorKind> for ProblemKind {
             ApiErrorKind::Disabled => Self::Disabled,
             ApiErrorKind::Contention => Self::Contention,
             ApiErrorKind::EventExists => Self::EventExists,
+            ApiErrorKind::QuotaExceeded => Self::QuotaExceeded,
+            ApiErrorKind::QueueFull => Self::QueueFull,
         }
     }
 }
@@ -285,6 +314,21 @@ impl Problem {
     fn with_header(mut self, name: header::HeaderName, value: &'static str) -> Self {
         self.0.headers.push((name, HeaderValue::from_static(value)));
         self
+    }
+
+    /// 429: the organization is over its rate for this route; retry after
+    /// `retry_after` whole seconds (at least 1).
+    #[must_use]
+    pub fn rate_limited(what: &'static str, retry_after: u64) -> Self {
+        let mut p = Self::new(
+            ProblemKind::RateLimited,
+            format!(
+                "the organization is over its rate of {what}; retry after `Retry-After` seconds"
+            ),
+        );
+        p.0.headers
+            .push((header::RETRY_AFTER, HeaderValue::from(retry_after.max(1))));
+        p
     }
 
     /// The kind.
@@ -532,9 +576,18 @@ impl From<ApiError> for Problem {
                 format!("an event with id {existing} already exists with another type or payload")
                     .into()
             }
+            ApiError::QuotaExceeded => "the organization has the most destinations allowed; \
+                                        delete one first"
+                .into(),
+            ApiError::QueueFull => "the organization has the most pending deliveries allowed; \
+                                    nothing was queued, retry after `Retry-After` seconds"
+                .into(),
         };
         let mut p = Self::new(ProblemKind::from(error.kind()), detail);
         p.0.errors = error.errors().into_iter().collect();
+        if matches!(error, ApiError::QueueFull) {
+            p = p.with_header(header::RETRY_AFTER, QUEUE_FULL_RETRY_AFTER);
+        }
         match error {
             ApiError::Conflict { existing } => p.0.destination_id = Some(existing),
             ApiError::EventExists { existing } => p.0.event_id = Some(existing),

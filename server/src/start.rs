@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use prets_destinations::delivery::EventLog;
+use prets_destinations::limits::Rate;
 use prets_destinations::{KeyId, Keyring, MemoryRepo, SealingKey, TenantId, Timestamp, os_rng};
 use prets_destinations_postgres::{PgError, PgRepo};
 use tokio::net::TcpListener;
@@ -234,7 +235,13 @@ fn memory(config: &Config, delivery: &Delivery) -> Result<Store, StartError> {
     } else {
         (configured_tokens(config), None)
     };
-    Ok(delivery.assemble(MemoryRepo::new(), tokens, keyring, demo_token, "memory"))
+    Ok(delivery.assemble(
+        MemoryRepo::new().with_quotas(config.quotas()),
+        tokens,
+        keyring,
+        demo_token,
+        "memory",
+    ))
 }
 
 /// SQLite: the database file opened (created and migrated), its sealing key
@@ -243,7 +250,9 @@ fn memory(config: &Config, delivery: &Delivery) -> Result<Store, StartError> {
 /// organization's.
 async fn sqlite(config: &Config, path: &Path, delivery: &Delivery) -> Result<Store, StartError> {
     let database_existed = path.exists();
-    let repo = SqliteRepo::open(path).map_err(StartError::Database)?;
+    let repo = SqliteRepo::open(path)
+        .map_err(StartError::Database)?
+        .with_quotas(config.quotas());
     let keyring = sqlite_keyring(config, database_existed)?;
     let (tokens, demo_token) = if config.api_tokens.is_empty() {
         let stored = repo.api_tokens().await.map_err(StartError::Database)?;
@@ -302,7 +311,8 @@ async fn postgres(config: &Config, url: &PgUrl, delivery: &Delivery) -> Result<S
     let pool_size = usize::try_from(config.database_pool_size).unwrap_or(usize::MAX);
     let repo = PgRepo::connect(url.expose(), pool_size)
         .await
-        .map_err(StartError::Postgres)?;
+        .map_err(StartError::Postgres)?
+        .with_quotas(config.quotas());
     let offset_ms = repo.clock_offset_ms();
     if offset_ms.unsigned_abs() > 1000 {
         tracing::warn!(
@@ -346,6 +356,8 @@ struct Delivery {
     client: DeliveryClient,
     options: WorkerOptions,
     retention: Retention,
+    /// The API's rate limits per organization: publishes, test events.
+    rates: (Option<Rate>, Option<Rate>),
 }
 
 impl Delivery {
@@ -365,6 +377,7 @@ impl Delivery {
             client,
             options: WorkerOptions::default(),
             retention,
+            rates: (config.publish_rate(), config.test_send_rate()),
         })
     }
 
@@ -400,6 +413,7 @@ impl Delivery {
         let state = AppState::new(Arc::clone(&repo), tokens, Arc::clone(&keyring))
             .with_host_policy(self.config.policy.clone())
             .with_publish_notify(Arc::clone(&published))
+            .with_rate_limits(self.rates.0, self.rates.1)
             .with_readiness(Arc::clone(&repo) as Arc<dyn Readiness>)
             .with_metrics(Arc::clone(&metrics));
         let metrics_router = metrics_router(Arc::clone(&repo), metrics.clone());

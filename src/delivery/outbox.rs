@@ -92,6 +92,11 @@ pub enum EnqueueOutcome {
     NotFound,
     /// [`Target::Only`] names a disabled destination; nothing stored.
     Disabled,
+    /// Storing the deliveries would give the tenant more pending deliveries
+    /// than the store's
+    /// [`Quotas::max_pending_deliveries`](crate::limits::Quotas::max_pending_deliveries);
+    /// nothing stored, not even the id.
+    QueueFull,
 }
 
 /// A lease's token: 128 random bits, chosen by the claiming worker. Only
@@ -398,6 +403,17 @@ pub trait Outbox: DestinationRepo {
     /// tenant's oldest ids that are past both, in the same write.
     /// [`Target::Only`] checks its destination first: `NotFound` and
     /// `Disabled` remember nothing.
+    ///
+    /// # Pending quota
+    /// A store opened with
+    /// [`Quotas::max_pending_deliveries`](crate::limits::Quotas::max_pending_deliveries)
+    /// refuses, in the same atomic write, an enqueue whose deliveries would
+    /// take the tenant's pending deliveries (stored and not yet finished,
+    /// leased or not) past it: [`QueueFull`](EnqueueOutcome::QueueFull),
+    /// nothing stored. An enqueue of no delivery, and an id already
+    /// remembered ([`Exists`](EnqueueOutcome::Exists) comes first), are never
+    /// refused. Nothing already queued is touched. The count is the tenant's
+    /// own, kept so that checking it does not read the whole queue.
     ///
     /// # Errors
     /// Only storage failures.

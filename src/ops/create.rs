@@ -150,6 +150,9 @@ pub enum CreateOutcome {
     },
     /// Some fields are invalid (all are listed); the repo was not called.
     Invalid(ValidationErrors),
+    /// The tenant has the most destinations the store's quota allows;
+    /// nothing was written (`403 quota_exceeded`).
+    QuotaExceeded,
 }
 
 /// Creates a destination: validates `request`, plans it (mints the id unless
@@ -161,6 +164,8 @@ pub enum CreateOutcome {
 /// - A generated id that collides is replaced by a fresh one (with a fresh
 ///   secret), up to [`SERVER_ID_ATTEMPTS`] ids in all.
 /// - Invalid fields give [`CreateOutcome::Invalid`] without touching the repo.
+/// - A tenant at the store's destination quota gets
+///   [`CreateOutcome::QuotaExceeded`], and nothing is written.
 ///
 /// The secret leaves only in [`CreateOutcome::Created`], after the repo has
 /// stored the record; the record holds it sealed, with its digest.
@@ -256,6 +261,7 @@ where
             .map_err(OpError::Repo)?
         {
             InsertOutcome::Inserted => return Ok(CreateOutcome::Created(plan.response)),
+            InsertOutcome::QuotaExceeded => return Ok(CreateOutcome::QuotaExceeded),
             InsertOutcome::Duplicate => match plan.id_source {
                 IdSource::Client => {
                     return Ok(CreateOutcome::Conflict {
@@ -275,12 +281,14 @@ impl CreateOutcome {
     /// The `201` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::Conflict`] (with the existing id) or [`ApiError::Invalid`].
+    /// [`ApiError::Conflict`] (with the existing id), [`ApiError::Invalid`]
+    /// or [`ApiError::QuotaExceeded`].
     pub fn into_result(self) -> Result<CreatedDestination, ApiError> {
         match self {
             Self::Created(created) => Ok(created),
             Self::Conflict { existing } => Err(ApiError::Conflict { existing }),
             Self::Invalid(errors) => Err(ApiError::Invalid(errors)),
+            Self::QuotaExceeded => Err(ApiError::QuotaExceeded),
         }
     }
 }

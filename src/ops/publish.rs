@@ -25,18 +25,23 @@ pub enum PublishOutcome {
     /// `type`, `payload` and/or `eventId` are invalid; nothing stored
     /// (`422`).
     Invalid(ValidationErrors),
+    /// Its deliveries would take the organization past the store's quota of
+    /// pending deliveries; nothing stored (`429 queue_full`).
+    QueueFull,
 }
 
 impl PublishOutcome {
     /// The `202` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::EventExists`], [`ApiError::Invalid`].
+    /// [`ApiError::EventExists`], [`ApiError::Invalid`],
+    /// [`ApiError::QueueFull`].
     pub fn into_result(self) -> Result<PublishedEvent, ApiError> {
         match self {
             Self::Accepted(e) => Ok(e),
             Self::Exists(existing) => Err(ApiError::EventExists { existing }),
             Self::Invalid(errors) => Err(ApiError::Invalid(errors)),
+            Self::QueueFull => Err(ApiError::QueueFull),
         }
     }
 }
@@ -51,6 +56,9 @@ impl PublishOutcome {
 /// nothing: with the same `type` and the same payload bytes it is a retry,
 /// answered with the first publish's body (its `createdAt` and
 /// `destinations`); otherwise it is [`PublishOutcome::Exists`].
+///
+/// Deliveries that would take the tenant past the store's quota of pending
+/// deliveries are [`PublishOutcome::QueueFull`]: nothing is stored.
 ///
 /// ```
 /// # #[cfg(feature = "memory")] {
@@ -138,6 +146,7 @@ where
             })
         }
         EnqueueOutcome::Exists(_) => PublishOutcome::Exists(event.event_id),
+        EnqueueOutcome::QueueFull => PublishOutcome::QueueFull,
         // Not answered for `AllEnabled`; nothing was stored.
         EnqueueOutcome::NotFound | EnqueueOutcome::Disabled => {
             PublishOutcome::Accepted(PublishedEvent::of(&event, 0))

@@ -24,18 +24,23 @@ pub enum TestOutcome {
     NotFound,
     /// The destination is disabled (`409 disabled`); nothing stored.
     Disabled,
+    /// The organization has the most pending deliveries its store's quota
+    /// allows (`429 queue_full`); nothing stored.
+    QueueFull,
 }
 
 impl TestOutcome {
     /// The `202` body, or the error to answer.
     ///
     /// # Errors
-    /// [`ApiError::NotFound`] or [`ApiError::Disabled`].
+    /// [`ApiError::NotFound`], [`ApiError::Disabled`] or
+    /// [`ApiError::QueueFull`].
     pub fn into_result(self) -> Result<PublishedEvent, ApiError> {
         match self {
             Self::Accepted(e) => Ok(e),
             Self::NotFound => Err(ApiError::NotFound),
             Self::Disabled => Err(ApiError::Disabled),
+            Self::QueueFull => Err(ApiError::QueueFull),
         }
     }
 }
@@ -83,6 +88,7 @@ where
             }
             EnqueueOutcome::NotFound => return Ok(TestOutcome::NotFound),
             EnqueueOutcome::Disabled => return Ok(TestOutcome::Disabled),
+            EnqueueOutcome::QueueFull => return Ok(TestOutcome::QueueFull),
             // A minted id that exists is minted again, as create does.
             EnqueueOutcome::Exists(_) => event.event_id = EventId::generate(now, rng),
         }

@@ -68,6 +68,15 @@ pub enum ApiError {
         /// The event that exists.
         existing: EventId,
     },
+    /// `403 quota_exceeded`: a create would give the organization more
+    /// destinations than the host allows; nothing was written. Delete one
+    /// first.
+    QuotaExceeded,
+    /// `429 queue_full`: a publish or test event would queue more pending
+    /// deliveries for the organization than the host allows; nothing was
+    /// queued, and nothing already queued is lost. Retry once deliveries
+    /// have drained.
+    QueueFull,
 }
 
 /// The kind of an [`ApiError`], without its data: the table of every
@@ -102,11 +111,15 @@ pub enum ApiErrorKind {
     Contention,
     /// [`ApiError::EventExists`].
     EventExists,
+    /// [`ApiError::QuotaExceeded`].
+    QuotaExceeded,
+    /// [`ApiError::QueueFull`].
+    QueueFull,
 }
 
 impl ApiErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Invalid,
         Self::NotFound,
         Self::Conflict,
@@ -115,6 +128,8 @@ impl ApiErrorKind {
         Self::Disabled,
         Self::Contention,
         Self::EventExists,
+        Self::QuotaExceeded,
+        Self::QueueFull,
     ];
 
     /// The table: each kind's status and its one error.
@@ -184,6 +199,22 @@ impl ApiErrorKind {
                     "an event with this eventId exists with another type or payload",
                 ),
             ),
+            Self::QuotaExceeded => (
+                403,
+                one(
+                    Field::DestinationId,
+                    "quota_exceeded",
+                    "the organization has the most destinations allowed",
+                ),
+            ),
+            Self::QueueFull => (
+                429,
+                one(
+                    Field::EventId,
+                    "queue_full",
+                    "the organization has the most pending deliveries allowed; retry later",
+                ),
+            ),
         }
     }
 
@@ -214,6 +245,8 @@ impl ApiError {
             Self::Disabled => ApiErrorKind::Disabled,
             Self::Contention => ApiErrorKind::Contention,
             Self::EventExists { .. } => ApiErrorKind::EventExists,
+            Self::QuotaExceeded => ApiErrorKind::QuotaExceeded,
+            Self::QueueFull => ApiErrorKind::QueueFull,
         }
     }
 

@@ -171,6 +171,7 @@ fn run(ops: Vec<Op>, seed: u64) {
                 let client = client_id.map(|c| CLIENT_IDS[c].parse::<DestinationId>().unwrap());
                 match out {
                     CreateOutcome::Invalid(_) => assert!(!valid),
+                    CreateOutcome::QuotaExceeded => panic!("an unlimited repo refused a create"),
                     CreateOutcome::Conflict { existing } => {
                         assert!(valid);
                         assert_eq!(Some(existing), client);

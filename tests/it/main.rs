@@ -29,6 +29,7 @@ mod lifecycle_memory;
 mod lifecycle_model;
 mod lifecycle_rotation;
 mod lifecycle_wire;
+mod limits;
 mod name;
 mod oracle;
 #[cfg(all(feature = "memory", feature = "conformance"))]

@@ -11,5 +11,6 @@
 mod events;
 mod fair;
 mod outbox;
+mod quotas;
 mod repo;
 mod tokens;

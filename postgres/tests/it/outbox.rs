@@ -1009,3 +1009,66 @@ async fn a_publish_on_one_node_wakes_the_listener_of_another() {
     );
     assert!(wake().await, "the publish after the reconnect woke nothing");
 }
+
+/// The vacuum counts of the queue table and of `events`.
+async fn vacuums(db: &TestDb) -> Vec<i64> {
+    let client = db.client().await;
+    let mut counts = Vec::new();
+    for table in ["deliveries", "events"] {
+        let row = client
+            .query_one(
+                "SELECT pg_stat_get_vacuum_count($1::TEXT::regclass)",
+                &[&table],
+            )
+            .await
+            .unwrap();
+        counts.push(row.get(0));
+    }
+    counts
+}
+
+/// `vacuum_queues` vacuums the queue table once, after deliveries finished
+/// (dead rows to remove), and not `events` (kept, the event log: a vacuum
+/// of it would read every retained event's index entries); the queue
+/// works on: the next publish is claimed and finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_queues_vacuums_each_queue_table_and_the_queue_works_on() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let mut rng = ChaCha20Rng::seed_from_u64(70);
+    let tenant: TenantId = "org_vacuum".parse().unwrap();
+    destinations(&repo, &tenant, 3, &mut rng).await;
+    let finish = async |n: u32, rng: &mut ChaCha20Rng| {
+        let e = event(n, rng);
+        assert_eq!(
+            repo.enqueue(&tenant, &e, Target::AllEnabled).await.unwrap(),
+            EnqueueOutcome::Enqueued { deliveries: 3 }
+        );
+        let claimed = repo.claim(at(1), 100.into(), lease(rng)).await.unwrap();
+        assert_eq!(claimed.len(), 3);
+        let batch = claimed
+            .iter()
+            .map(|c| (c.lease.clone(), report(c, at(1), NextStep::Delivered, rng)))
+            .collect();
+        let outcomes = repo.complete_all(batch).await.unwrap();
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, CompleteOutcome::Recorded { .. }))
+        );
+    };
+    for n in 0..5 {
+        finish(n, &mut rng).await;
+    }
+    let before = vacuums(&db).await;
+    repo.vacuum_queues().await.unwrap();
+    let after = vacuums(&db).await;
+    assert_eq!(
+        after,
+        [before[0] + 1, before[1]],
+        "deliveries vacuumed, events not"
+    );
+    finish(5, &mut rng).await;
+    assert_eq!(count(&db, "deliveries").await, 0);
+    assert_eq!(events_left(&db, &repo).await, 6);
+}

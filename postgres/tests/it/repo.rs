@@ -346,6 +346,8 @@ async fn ids_are_c_collated_text_and_digests_are_indexed() {
         ("event_ids", "tenant_id"),
         ("events", "event_id"),
         ("events", "tenant_id"),
+        ("pending_changes", "tenant_id"),
+        ("pending_counts", "tenant_id"),
         ("previous_secrets", "destination_id"),
         ("previous_secrets", "tenant_id"),
     ]

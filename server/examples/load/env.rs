@@ -63,6 +63,11 @@ impl Env {
         let mut config = Config::new(sqlite, "127.0.0.1:0".parse().unwrap());
         config.api_tokens = vec![self.entry.clone()];
         config.sealing_key_file = Some(self.key_file.clone());
+        // The load is one organization's, measured unthrottled: no rate
+        // limit, and room for every destination and delivery a run makes.
+        config.publish_rate_limit = 0;
+        config.max_destinations = u32::MAX;
+        config.max_pending_deliveries = u32::MAX;
         config.memory = store == Store::Memory;
         let database = if store == Store::Postgres {
             let database = postgres::Database::create(&self.postgres_url, self.runs).await;

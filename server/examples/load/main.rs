@@ -382,12 +382,14 @@ async fn main() {
         targets::print(floor, &backlog, &depths);
     }
     if args.wants(RunKind::Soak) {
-        complete &= soak::soak(&mut env, &args).await;
+        // A benchmark like the targets: its verdict is printed, never an
+        // exit status.
+        soak::soak(&mut env, &args).await;
     }
     println!("\nload average at end: {}", load_average());
     env.finish();
     if !complete {
-        eprintln!("some acknowledged deliveries never arrived, or a store grew in the soak");
+        eprintln!("some acknowledged deliveries never arrived");
         std::process::exit(1);
     }
 }

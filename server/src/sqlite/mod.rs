@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 #[cfg(test)]
 use prets_destinations::DestinationRepo;
+use prets_destinations::limits::Quotas;
 use rusqlite::Connection;
 
 use self::error::ErrorKind;
@@ -48,7 +49,10 @@ pub use self::writer::MAX_BATCH;
 
 /// A [`DestinationRepo`](prets_destinations::DestinationRepo) on a SQLite database file, in WAL mode with
 /// `synchronous = FULL`: an insert has reached the disk when it returns
-/// `Ok(Inserted)`.
+/// `Ok(Inserted)`. The delivery worker's own writes (claims, renewals,
+/// releases, completions) are committed with `synchronous = NORMAL` unless
+/// they share a batch with a synced write (see the writer's
+/// `Durability`).
 ///
 /// Reads never wait behind writes: they run on their own read-only
 /// connections, and see every write answered before they started.
@@ -64,6 +68,7 @@ pub struct SqliteRepo {
     // checkpoints the WAL.
     readers: readers::Readers,
     writer: writer::Writer,
+    quotas: Quotas,
 }
 
 impl fmt::Debug for SqliteRepo {
@@ -102,7 +107,21 @@ impl SqliteRepo {
         migrations::migrate(&mut conn)?;
         let writer = writer::Writer::start(conn)?;
         let readers = readers::Readers::open(path, readers::READERS)?;
-        Ok(Self { readers, writer })
+        Ok(Self {
+            readers,
+            writer,
+            quotas: Quotas::UNLIMITED,
+        })
+    }
+
+    /// This repo enforcing `quotas` per organization, in the writer's
+    /// transactions: a tenant's destinations are counted in the insert's
+    /// (over its primary key, at most the quota's rows), its pending
+    /// deliveries read from the count the `deliveries` triggers keep.
+    #[must_use]
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
     }
 }
 
@@ -208,6 +227,7 @@ mod tests {
         assert_eq!(get("journal_mode"), "wal");
         assert_eq!(get("synchronous"), "2");
         assert_eq!(get("foreign_keys"), "1");
+        assert_eq!(get("temp_store"), "2");
         drop(conn);
         for suffix in ["", "-wal", "-shm"] {
             let mut p = path.clone().into_os_string();

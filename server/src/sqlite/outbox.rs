@@ -1,6 +1,10 @@
 //! [`Outbox`] for [`SqliteRepo`]: every write on the group-commit writer
-//! (answered after `COMMIT`, `synchronous = FULL`), the attempt listing on
-//! the readers.
+//! (answered after `COMMIT`), the attempt listing on the readers. Enqueues
+//! are synced (`synchronous = FULL`) before they are answered; the
+//! worker's writes (claims, renewals, releases, completions) are
+//! [`Durability::Relaxed`]: a power loss may undo the last of them, which
+//! only makes their deliveries be attempted again (at least once), never
+//! loses an event.
 //!
 //! The single writer runs one job at a time, so a claim's read of the due
 //! deliveries and its writing of their leases cannot interleave with another
@@ -30,6 +34,7 @@ use prets_destinations::delivery::{
     EnqueueOutcome, Event, EventId, EventType, ExistingEvent, FailureStreak, FilterTypes, Lease,
     LeaseRequest, Outbox, PayloadDigest, QueueDepth, Target, settle,
 };
+use prets_destinations::limits::Quotas;
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
@@ -37,6 +42,7 @@ use super::SqliteRepo;
 use super::claim::{claim, schedule, set_failing, sql_count};
 use super::error::{JobResult, SqliteError};
 use super::rows::{COLUMNS, millis, read_records, timestamp, version};
+use super::writer::Durability;
 
 const HELD: &str = "SELECT manual FROM deliveries
      WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
@@ -347,11 +353,30 @@ fn remember(
     Ok(None)
 }
 
+/// The tenant's pending deliveries, as the `deliveries` triggers count them.
+fn pending(conn: &Connection, tenant: &str) -> JobResult<usize> {
+    let n: Option<i64> = conn
+        .prepare_cached("SELECT pending FROM pending_counts WHERE tenant_id = ?1")?
+        .query_row(params![tenant], |r| r.get(0))
+        .optional()?;
+    usize::try_from(n.unwrap_or(0)).map_err(|_| SqliteError::corrupt("pending count"))
+}
+
+/// Whether the tenant already has an event of this id.
+fn known_id(conn: &Connection, tenant: &str, event_id: &str) -> JobResult<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM event_ids WHERE tenant_id = ?1 AND event_id = ?2")?
+        .query_row(params![tenant, event_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 fn enqueue(
     conn: &Connection,
     tenant: &str,
     event: &Event,
     target: Target,
+    quotas: Quotas,
 ) -> JobResult<EnqueueOutcome> {
     let ids: Vec<String> = match target {
         Target::AllEnabled => {
@@ -385,6 +410,14 @@ fn enqueue(
         }
     };
     let event_id = event.event_id.to_string();
+    // Refused before anything is written; a known id answers `Exists` below.
+    if !ids.is_empty()
+        && quotas.max_pending_deliveries != usize::MAX
+        && !quotas.allows_deliveries(pending(conn, tenant)?, ids.len())
+        && !known_id(conn, tenant, &event_id)?
+    {
+        return Ok(EnqueueOutcome::QueueFull);
+    }
     if let Some(existing) = remember(conn, tenant, &event_id, event, ids.len())? {
         return Ok(EnqueueOutcome::Exists(existing));
     }
@@ -534,8 +567,9 @@ impl Outbox for SqliteRepo {
     ) -> Result<EnqueueOutcome, SqliteError> {
         let tenant = tenant.as_str().to_owned();
         let event = event.clone();
+        let quotas = self.quotas;
         self.writer
-            .call(move |conn| enqueue(conn, &tenant, &event, target))
+            .call(move |conn| enqueue(conn, &tenant, &event, target, quotas))
             .await
     }
 
@@ -546,7 +580,9 @@ impl Outbox for SqliteRepo {
         lease: LeaseRequest,
     ) -> Result<Vec<Claimed>, SqliteError> {
         self.writer
-            .call(move |conn| claim(conn, now, limits, lease))
+            .call_with(Durability::Relaxed, move |conn| {
+                claim(conn, now, limits, lease)
+            })
             .await
     }
 
@@ -557,7 +593,7 @@ impl Outbox for SqliteRepo {
         // One job: one savepoint of one transaction, so one commit for the
         // batch (and on `Err`, none of it written).
         self.writer
-            .call(move |conn| {
+            .call_with(Durability::Relaxed, move |conn| {
                 batch
                     .iter()
                     .map(|(lease, report)| complete(conn, lease, report))
@@ -569,13 +605,15 @@ impl Outbox for SqliteRepo {
     async fn renew(&self, lease: &Lease, until: Timestamp) -> Result<bool, SqliteError> {
         let lease = lease.clone();
         self.writer
-            .call(move |conn| renew(conn, &lease, until))
+            .call_with(Durability::Relaxed, move |conn| renew(conn, &lease, until))
             .await
     }
 
     async fn release(&self, lease: &Lease) -> Result<bool, SqliteError> {
         let lease = lease.clone();
-        self.writer.call(move |conn| release(conn, &lease)).await
+        self.writer
+            .call_with(Durability::Relaxed, move |conn| release(conn, &lease))
+            .await
     }
 
     async fn complete(
@@ -585,7 +623,9 @@ impl Outbox for SqliteRepo {
     ) -> Result<CompleteOutcome, SqliteError> {
         let lease = lease.clone();
         self.writer
-            .call(move |conn| complete(conn, &lease, &report))
+            .call_with(Durability::Relaxed, move |conn| {
+                complete(conn, &lease, &report)
+            })
             .await
     }
 

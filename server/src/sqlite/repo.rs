@@ -6,13 +6,41 @@ use prets_destinations::{
     DestinationId, DestinationRecord, DestinationRepo, InsertOutcome, RemoveOutcome,
     ReplaceOutcome, SecretDigest, TenantId,
 };
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::SqliteRepo;
-use super::claim::sync_failing;
+use super::claim::{sql_count, sync_failing};
 use super::error::{JobResult, SqliteError};
 use super::outbox::drop_unleased;
 use super::rows::{COLUMNS, millis, read_records, receiver_columns, version};
+
+/// Whether the tenant has `max` destinations or more and none with
+/// `record`'s id (which is a duplicate, whatever the count): counted over
+/// the primary key, at most `max` rows, in the insert's transaction (the one
+/// writer: no insert of the tenant comes between).
+fn at_quota(
+    conn: &Connection,
+    tenant: &str,
+    record: &DestinationRecord,
+    max: usize,
+) -> JobResult<bool> {
+    let count: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM destinations WHERE tenant_id = ?1 LIMIT ?2)",
+        )?
+        .query_row(params![tenant, sql_count(max)], |r| r.get(0))?;
+    if usize::try_from(count).unwrap_or(usize::MAX) < max {
+        return Ok(false);
+    }
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM destinations WHERE tenant_id = ?1 AND destination_id = ?2")?
+        .query_row(params![tenant, record.destination_id.to_string()], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some();
+    Ok(!exists)
+}
 
 /// Stores `record`'s previous secrets, replacing those stored for it unless
 /// `fresh` (a row just inserted has none: a removed destination's went with
@@ -95,8 +123,12 @@ impl DestinationRepo for SqliteRepo {
     ) -> Result<InsertOutcome, SqliteError> {
         let tenant = tenant.as_str().to_owned();
         let r = record.clone();
+        let max = self.quotas.max_destinations;
         self.writer
             .call(move |conn| {
+                if max != usize::MAX && at_quota(conn, &tenant, &r, max)? {
+                    return Ok(InsertOutcome::QuotaExceeded);
+                }
                 let (signing, filter_types, headers, metadata) = receiver_columns(&r)?;
                 let changed = conn
                     .prepare_cached(

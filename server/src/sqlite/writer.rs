@@ -7,6 +7,17 @@
 //! job in its own savepoint, and answers them only after `COMMIT` returned:
 //! one `fsync` for many concurrent writes, and still no answer before the
 //! data is durable.
+//!
+//! A batch is committed with `synchronous = FULL` (the WAL synced before
+//! `COMMIT` returns) if any of its jobs is [`Durability::Synced`], else
+//! with `synchronous = NORMAL` ([`Durability::Relaxed`]: the delivery
+//! worker's leases and results). A relaxed commit survives the process's
+//! crash (`kill -9`: the WAL is in the operating system's cache) and
+//! never corrupts the file, but a power loss or an operating-system crash
+//! may undo it, together with every commit after it that was not synced.
+//! The WAL is appended in commit order and a synced commit syncs all of it,
+//! so what survives is always a prefix of the commits, and every synced
+//! commit is in it.
 
 use std::sync::mpsc;
 use std::thread;
@@ -22,7 +33,22 @@ pub const MAX_BATCH: usize = 256;
 /// One caller's write: run in its own savepoint of a batch's transaction,
 /// answered once the batch's fate is known. A job dropped before it is
 /// answered (it never ran) answers its caller with `Unavailable`.
-pub(super) struct Job(Box<dyn Work>);
+pub(super) struct Job {
+    work: Box<dyn Work>,
+    durability: Durability,
+}
+
+/// How a job's commit must reach the disk before it is answered.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Durability {
+    /// Synced (`synchronous = FULL`): what an API answer promises.
+    Synced,
+    /// Written to the WAL, not synced (`synchronous = NORMAL`): only for
+    /// writes whose loss in a power failure makes a delivery be attempted
+    /// again (a lease, a renewal, an attempt's result), never an answer's
+    /// data. Synced with the next synced commit.
+    Relaxed,
+}
 
 /// What the writer does with a [`Job`]: run it, then answer it.
 trait Work: Send {
@@ -91,15 +117,41 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> JobResult<T> + Send + 'static,
     {
+        self.call_with(Durability::Synced, body).await
+    }
+
+    /// [`call`](Self::call) with the commit's `durability`.
+    pub(super) async fn call_with<T, F>(&self, durability: Durability, body: F) -> JobResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> JobResult<T> + Send + 'static,
+    {
+        let answered = self.submit(durability, body)?;
+        answered.await.map_err(|_| SqliteError::unavailable())?
+    }
+
+    /// Queues `body` and returns where its answer arrives.
+    fn submit<T, F>(
+        &self,
+        durability: Durability,
+        body: F,
+    ) -> Result<oneshot::Receiver<JobResult<T>>, SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> JobResult<T> + Send + 'static,
+    {
         let (answer, answered) = oneshot::channel();
-        let job = Job(Box::new(Call {
-            body: Some(body),
-            result: None,
-            answer,
-        }));
+        let job = Job {
+            work: Box::new(Call {
+                body: Some(body),
+                result: None,
+                answer,
+            }),
+            durability,
+        };
         let jobs = self.jobs.as_ref().ok_or_else(SqliteError::unavailable)?;
         jobs.send(job).map_err(|_| SqliteError::unavailable())?;
-        answered.await.map_err(|_| SqliteError::unavailable())?
+        Ok(answered)
     }
 }
 
@@ -113,7 +165,26 @@ impl Drop for Writer {
     }
 }
 
+/// Sets the connection's `synchronous` for the next commit, unless it is
+/// already so (`current`).
+fn sync_for(
+    conn: &Connection,
+    current: &mut Durability,
+    wanted: Durability,
+) -> Result<(), SqliteError> {
+    if *current != wanted {
+        conn.execute_batch(match wanted {
+            Durability::Synced => "PRAGMA synchronous = FULL",
+            Durability::Relaxed => "PRAGMA synchronous = NORMAL",
+        })?;
+        *current = wanted;
+    }
+    Ok(())
+}
+
 fn work(conn: &Connection, queue: &mpsc::Receiver<Job>) {
+    // The connection starts with `synchronous = FULL` (`configure`).
+    let mut current = Durability::Synced;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -122,20 +193,26 @@ fn work(conn: &Connection, queue: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let wanted = if batch.iter().any(|j| j.durability == Durability::Synced) {
+            Durability::Synced
+        } else {
+            Durability::Relaxed
+        };
+        if let Err(e) = sync_for(conn, &mut current, wanted)
+            .and_then(|()| run_cached(conn, "BEGIN IMMEDIATE").map_err(SqliteError::from))
+        {
             // Another connection holding the lock past the busy timeout
             // (`SQLITE_BUSY`), or worse: no job ran, each caller hears why.
-            let e = SqliteError::from(e);
             tracing::warn!(error = %e, "could not begin a transaction");
             for job in batch {
-                job.0.answer(Some(&e));
+                job.work.answer(Some(&e));
             }
             continue;
         }
         let mut ran: Vec<Job> = Vec::with_capacity(batch.len());
         let mut jobs = batch.into_iter();
         for mut job in jobs.by_ref() {
-            job.0.run(conn);
+            job.work.run(conn);
             ran.push(job);
             // Some errors (a full disk, an I/O error) make SQLite roll back
             // the whole transaction, not just the job's savepoint. The jobs
@@ -150,32 +227,100 @@ fn work(conn: &Connection, queue: &mpsc::Receiver<Job>) {
         let committed = if conn.is_autocommit() {
             Err(SqliteError::rolled_back())
         } else {
-            conn.execute_batch("COMMIT").map_err(SqliteError::from)
+            run_cached(conn, "COMMIT").map_err(SqliteError::from)
         };
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
         let failure = committed.err();
         for job in ran {
-            job.0.answer(failure.as_ref());
+            job.work.answer(failure.as_ref());
         }
     }
+}
+
+/// Runs one statement without parameters, prepared once per connection
+/// (every job runs two, every batch two more: parsing them each time cost
+/// the writer more than some jobs).
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 fn in_savepoint<T>(
     conn: &Connection,
     body: impl FnOnce(&Connection) -> JobResult<T>,
 ) -> JobResult<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+    run_cached(conn, "SAVEPOINT job")?;
     match body(conn) {
         Ok(value) => {
-            conn.execute_batch("RELEASE job")?;
+            run_cached(conn, "RELEASE job")?;
             Ok(value)
         }
         Err(e) => {
             // Undo this job's writes only; the batch's other jobs stand.
             let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
             Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prets_destinations::{os_rng, rand_core::Rng as _};
+    use std::sync::mpsc as std_mpsc;
+
+    /// The `synchronous` setting a job runs (and its batch commits) under:
+    /// 2 is FULL, 1 is NORMAL.
+    fn synchronous(conn: &Connection) -> JobResult<i64> {
+        Ok(conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+    }
+
+    /// A batch of relaxed jobs only commits with `synchronous = NORMAL`; a
+    /// batch holding a synced job commits with FULL, whatever else it
+    /// holds; the setting follows each batch, both ways.
+    #[tokio::test]
+    async fn a_batch_is_synced_when_any_of_its_jobs_asks() {
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-writer-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let conn = Connection::open(&path).unwrap();
+        super::super::migrations::configure(&conn).unwrap();
+        let writer = Writer::start(conn).unwrap();
+
+        let relaxed = writer.call_with(Durability::Relaxed, synchronous).await;
+        assert_eq!(relaxed.unwrap(), 1);
+        assert_eq!(writer.call(synchronous).await.unwrap(), 2);
+
+        // Hold the writer in a job until a relaxed and a synced job are both
+        // queued: they are the next batch, together.
+        let (started, running) = std_mpsc::channel::<()>();
+        let (release, held) = std_mpsc::channel::<()>();
+        let blocker = writer
+            .submit(Durability::Relaxed, move |_: &Connection| {
+                started.send(()).unwrap();
+                held.recv().unwrap();
+                Ok(())
+            })
+            .unwrap();
+        running.recv().unwrap();
+        let mixed = writer.submit(Durability::Relaxed, synchronous).unwrap();
+        let synced = writer.submit(Durability::Synced, synchronous).unwrap();
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        assert_eq!(mixed.await.unwrap().unwrap(), 2);
+        assert_eq!(synced.await.unwrap().unwrap(), 2);
+
+        let relaxed = writer.call_with(Durability::Relaxed, synchronous).await;
+        assert_eq!(relaxed.unwrap(), 1);
+        drop(writer);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
         }
     }
 }

@@ -20,6 +20,7 @@ mod events_http;
 mod hardening;
 mod http;
 mod lifecycle_http;
+mod limits_http;
 mod logs;
 mod ops_http;
 #[cfg(unix)]

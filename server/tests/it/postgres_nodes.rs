@@ -1339,3 +1339,83 @@ async fn an_event_is_read_and_resent_across_nodes() {
         assert_eq!(missing.status, 404);
     }
 }
+
+/// The quotas hold across nodes, through the binary's flags: creates racing
+/// on two nodes for an organization one below `--max-destinations` store
+/// one; publishes on either node stop at `--max-pending-deliveries`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quotas_hold_across_nodes() {
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let flags = [
+        "--max-destinations",
+        "3",
+        "--max-pending-deliveries",
+        "3",
+        "--no-delivery",
+    ]
+    .map(String::from);
+    let nodes = Arc::new([
+        cluster.start_with(&db.node_url("node_a"), &flags),
+        cluster.start_with(&db.node_url("node_b"), &flags),
+    ]);
+    let bearer = cluster.bearer();
+    for (i, node) in nodes.iter().enumerate() {
+        let response = node
+            .send(
+                "POST",
+                CREATE_PATH,
+                &bearer,
+                Some(&destination(&format!("d{i}"))),
+            )
+            .await;
+        assert_eq!(response.status, 201, "{}", response.text());
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(20));
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (nodes, bearer, barrier) =
+                (Arc::clone(&nodes), bearer.clone(), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                let body = destination(&format!("racer {i}"));
+                barrier.wait().await;
+                nodes[i % 2]
+                    .send("POST", CREATE_PATH, &bearer, Some(&body))
+                    .await
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        let response = task.await.unwrap();
+        if response.status == 403 {
+            assert!(
+                response.text().contains("quota_exceeded"),
+                "{}",
+                response.text()
+            );
+        }
+        statuses.push(response.status);
+    }
+    statuses.sort_unstable();
+    let mut expected = vec![201];
+    expected.extend([403; 19]);
+    assert_eq!(statuses, expected);
+    // Three destinations: one publish queues 3, the next is refused on
+    // either node.
+    let event = json!({"type": "invoice.paid", "payload": {}});
+    let response = nodes[0]
+        .send("POST", "/v1/events", &bearer, Some(&event))
+        .await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    for node in nodes.iter() {
+        let response = node.send("POST", "/v1/events", &bearer, Some(&event)).await;
+        assert_eq!(response.status, 429, "{}", response.text());
+        assert!(
+            response.text().contains("queue_full"),
+            "{}",
+            response.text()
+        );
+        assert_eq!(response.header("retry-after"), Some("5"));
+    }
+}

@@ -250,6 +250,35 @@ mod outbox {
         conformance::events::events_run_all(&repo).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_repo_passes_the_quotas_conformance_kit() {
+        let dir = TempDir::new();
+        let repo = SqliteRepo::open(&dir.database())
+            .unwrap()
+            .with_quotas(conformance::quotas::KIT_QUOTAS);
+        conformance::quotas::quotas_run_all(&repo).await;
+        // Many more racing inserts at the cap than `run_all` uses.
+        conformance::quotas::concurrent_inserts_at_the_quota_store_one(&repo, 16).await;
+        drop(repo);
+        // The counts the triggers keep are the rows'.
+        assert_eq!(
+            count(
+                &dir,
+                "pending_counts p",
+                "pending <> (SELECT count(*) FROM deliveries d WHERE d.tenant_id = p.tenant_id)"
+            ),
+            0
+        );
+        assert_eq!(
+            count(
+                &dir,
+                "deliveries d",
+                "NOT EXISTS (SELECT 1 FROM pending_counts p WHERE p.tenant_id = d.tenant_id)"
+            ),
+            0
+        );
+    }
+
     /// Claims racing from tokio tasks hand every delivery out exactly once;
     /// completing them all leaves no delivery and no event row behind.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -481,6 +510,54 @@ mod outbox {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(usize::try_from(version).unwrap(), schema_version());
+    }
+
+    /// A database from before the pending counts (schema 8) with
+    /// deliveries queued opens with each organization's count taken from
+    /// its rows: a quota holds from the first enqueue.
+    #[tokio::test]
+    async fn pending_counts_start_from_the_queued_rows() {
+        let dir = TempDir::new();
+        let mut fx = Fixture::new(15);
+        let tenant: TenantId = "org_counted".parse().unwrap();
+        {
+            let repo = SqliteRepo::open(&dir.database()).unwrap();
+            fx.destination(&repo, &tenant).await;
+            fx.destination(&repo, &tenant).await;
+            for n in 0..2 {
+                let event = fx.event(&format!("{{\"n\":{n}}}"));
+                assert_eq!(
+                    repo.enqueue(&tenant, &event, Target::AllEnabled)
+                        .await
+                        .unwrap(),
+                    EnqueueOutcome::Enqueued { deliveries: 2 }
+                );
+            }
+        }
+        // Back to schema 8: no counts, no triggers.
+        let conn = rusqlite::Connection::open(dir.database()).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER pending_counts_add; DROP TRIGGER pending_counts_remove;
+             DROP TABLE pending_counts; PRAGMA user_version = 8;",
+        )
+        .unwrap();
+        drop(conn);
+        let quotas = prets_destinations::limits::Quotas {
+            max_destinations: 10,
+            max_pending_deliveries: 5,
+        };
+        let repo = SqliteRepo::open(&dir.database())
+            .unwrap()
+            .with_quotas(quotas);
+        // 4 pending: 2 more would be 6.
+        assert_eq!(
+            repo.enqueue(&tenant, &fx.event("{}"), Target::AllEnabled)
+                .await
+                .unwrap(),
+            EnqueueOutcome::QueueFull
+        );
+        drop(repo);
+        assert_eq!(count(&dir, "pending_counts", "pending = 4"), 1);
     }
 
     /// Removing a destination deletes its deliveries (a held lease is then

@@ -148,8 +148,17 @@ impl TestServer {
 
 /// Two organizations with configured tokens on one temp database.
 pub async fn start_with_two_orgs(dir: &TempDir) -> (Running, Zeroizing<String>, Zeroizing<String>) {
+    start_with_two_orgs_tuned(dir, |_| ()).await
+}
+
+/// [`start_with_two_orgs`] with the configuration tuned first.
+pub async fn start_with_two_orgs_tuned(
+    dir: &TempDir,
+    tune: impl FnOnce(&mut Config),
+) -> (Running, Zeroizing<String>, Zeroizing<String>) {
     let (a, b) = (mint_token(), mint_token());
     let mut config = config(dir);
+    tune(&mut config);
     config.api_tokens = vec![
         TokenEntry {
             organization: "org_a".parse().unwrap(),
