@@ -23,6 +23,13 @@ use crate::error::PgError;
 use crate::repo::PgRepo;
 use crate::rows::{limit, millis, timestamp};
 
+/// Run before a list or a recover scan, in its transaction: with an
+/// incremental sort the planner may rather walk `events_by_age` (already
+/// in time order) and filter out the other organizations' events, whose
+/// cost grows with theirs; without, it takes the organization's range of
+/// `events_newest` (the plans test checks it).
+const WALK_THE_TENANTS_INDEX: &str = "SET LOCAL enable_incremental_sort = off";
+
 const LIST_NEWEST: &str = "SELECT event_id, event_type, created_at_ms, payload FROM events
      WHERE tenant_id = $1
      ORDER BY created_at_ms DESC, event_id DESC LIMIT $2";
@@ -209,30 +216,31 @@ impl EventLog for PgRepo {
         let cursor = cursor.map(|c| (millis(c.created_at), c.event_id.to_string()));
         let limit_to = limit(limit_to);
         self.run(|pool| async move {
-            let client = pool.get().await?;
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            tx.batch_execute(WALK_THE_TENANTS_INDEX).await?;
             // Row values compare as tuples: `(created_at_ms, event_id) <
             // ($, $)` is a range of `events_newest` (or
             // `events_newest_of_type`), read backwards.
             let rows = match (event_type, cursor) {
                 (None, None) => {
-                    let stmt = client.prepare_cached(LIST_NEWEST).await?;
-                    client.query(&stmt, &[&tenant, &limit_to]).await?
+                    let stmt = tx.prepare_cached(LIST_NEWEST).await?;
+                    tx.query(&stmt, &[&tenant, &limit_to]).await?
                 }
                 (None, Some((at, id))) => {
-                    let stmt = client.prepare_cached(LIST_AFTER).await?;
-                    client.query(&stmt, &[&tenant, &at, &id, &limit_to]).await?
+                    let stmt = tx.prepare_cached(LIST_AFTER).await?;
+                    tx.query(&stmt, &[&tenant, &at, &id, &limit_to]).await?
                 }
                 (Some(t), None) => {
-                    let stmt = client.prepare_cached(LIST_OF_TYPE).await?;
-                    client.query(&stmt, &[&tenant, &t, &limit_to]).await?
+                    let stmt = tx.prepare_cached(LIST_OF_TYPE).await?;
+                    tx.query(&stmt, &[&tenant, &t, &limit_to]).await?
                 }
                 (Some(t), Some((at, id))) => {
-                    let stmt = client.prepare_cached(LIST_OF_TYPE_AFTER).await?;
-                    client
-                        .query(&stmt, &[&tenant, &t, &at, &id, &limit_to])
-                        .await?
+                    let stmt = tx.prepare_cached(LIST_OF_TYPE_AFTER).await?;
+                    tx.query(&stmt, &[&tenant, &t, &at, &id, &limit_to]).await?
                 }
             };
+            tx.commit().await?;
             rows.iter().map(decode_event).collect()
         })
         .await
@@ -386,6 +394,7 @@ impl EventLog for PgRepo {
                             EventId::MAX.to_string(),
                         )
                     });
+                    tx.batch_execute(WALK_THE_TENANTS_INDEX).await?;
                     let stmt = tx.prepare_cached(RECOVER_SCAN).await?;
                     let batch = limit(RECOVER_BATCH);
                     let rows = tx
