@@ -306,7 +306,6 @@ async fn the_event_log_scans_through_indexes() {
             .map(|r| r.get(0))
             .collect();
         let plan = plan.join("\n");
-        println!("{name}:\n{plan}\n");
         assert!(
             (plan.contains(&format!("using {} on", index(name)))
                 || plan.contains(&format!("Index Scan on {} ", index(name))))
