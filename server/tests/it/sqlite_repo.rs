@@ -512,7 +512,7 @@ mod outbox {
         assert_eq!(usize::try_from(version).unwrap(), schema_version());
     }
 
-    /// A database from before the pending counts (schema 8) with
+    /// A database from before the pending counts (the last migration) with
     /// deliveries queued opens with each organization's count taken from
     /// its rows: a quota holds from the first enqueue.
     #[tokio::test]
@@ -534,12 +534,14 @@ mod outbox {
                 );
             }
         }
-        // Back to schema 8: no counts, no triggers.
+        // Back to the schema before the pending counts (the last
+        // migration): no counts, no triggers.
         let conn = rusqlite::Connection::open(dir.database()).unwrap();
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "DROP TRIGGER pending_counts_add; DROP TRIGGER pending_counts_remove;
-             DROP TABLE pending_counts; PRAGMA user_version = 8;",
-        )
+             DROP TABLE pending_counts; PRAGMA user_version = {};",
+            prets_destinations_server::schema_version() - 1
+        ))
         .unwrap();
         drop(conn);
         let quotas = prets_destinations::limits::Quotas {
