@@ -12,7 +12,7 @@ use prets_destinations::delivery::{
     Lease, NextStep, settle,
 };
 
-use crate::deliveries::{drop_unleased, mark_finished};
+use crate::deliveries::drop_unleased;
 use crate::error::PgError;
 use crate::rows::{decode_all, millis, select, timestamp, version};
 
@@ -81,6 +81,7 @@ struct AttemptRow {
     status: Option<i32>,
     error: Option<String>,
     next: Option<i64>,
+    manual: bool,
 }
 
 /// The attempt rows as columns, for `UNNEST`.
@@ -97,6 +98,7 @@ struct Attempts {
     status: Vec<Option<i32>>,
     error: Vec<Option<String>>,
     next: Vec<Option<i64>>,
+    manual: Vec<bool>,
 }
 
 impl Attempts {
@@ -114,6 +116,7 @@ impl Attempts {
             w.status.push(r.status);
             w.error.push(r.error);
             w.next.push(r.next);
+            w.manual.push(r.manual);
         }
         w
     }
@@ -239,7 +242,8 @@ pub(crate) async fn complete_batch(
     }
     let stmt = tx
         .prepare_cached(
-            "SELECT d.tenant_id, d.event_id, d.destination_id, d.lease_token FROM deliveries d
+            "SELECT d.tenant_id, d.event_id, d.destination_id, d.lease_token, d.manual
+             FROM deliveries d
              JOIN UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BYTEA[])
                  AS k(tenant_id, event_id, destination_id, token)
                ON d.tenant_id = k.tenant_id AND d.event_id = k.event_id
@@ -249,17 +253,21 @@ pub(crate) async fn complete_batch(
         )
         .await?;
     let [tenants, events, destinations] = &keys;
-    let mut held: BTreeSet<(String, String, String, Vec<u8>)> = BTreeSet::new();
+    // Each held delivery, and whether it is manual.
+    let mut held: BTreeMap<(String, String, String, Vec<u8>), bool> = BTreeMap::new();
     for row in tx
         .query(&stmt, &[tenants, events, destinations, &tokens])
         .await?
     {
-        held.insert((
-            row.try_get(0)?,
-            row.try_get(1)?,
-            row.try_get(2)?,
-            row.try_get(3)?,
-        ));
+        held.insert(
+            (
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+            ),
+            row.try_get(4)?,
+        );
     }
 
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -269,15 +277,18 @@ pub(crate) async fn complete_batch(
     for (c, report) in &batch {
         let key = c.key();
         let lane = (c.tenant.clone(), c.destination.clone());
-        let holds = held.contains(&(
-            c.tenant.clone(),
-            c.event.clone(),
-            c.destination.clone(),
-            c.token.clone(),
-        ));
-        let Some(dest) = dests
+        let manual = held
+            .get(&(
+                c.tenant.clone(),
+                c.event.clone(),
+                c.destination.clone(),
+                c.token.clone(),
+            ))
+            .copied();
+        let Some((dest, manual)) = dests
             .get_mut(&lane)
-            .filter(|_| holds && !done.contains(&key))
+            .zip(manual)
+            .filter(|_| !done.contains(&key))
         else {
             // Removed (its deliveries went with it), or the lease is not
             // held, or an earlier entry of the batch finished with it.
@@ -319,6 +330,7 @@ pub(crate) async fn complete_batch(
             status: a.response_status.map(i32::from),
             error: a.error.clone(),
             next: a.next_attempt_at.map(millis),
+            manual,
         };
         attempts.insert(id, row);
         let mut disabled = None;
@@ -363,16 +375,17 @@ pub(crate) async fn complete_batch(
             .prepare_cached(
                 "INSERT INTO attempts (tenant_id, destination_id, attempt_id, event_id, attempt,
                      started_at_ms, duration_ms, outcome, response_status, error,
-                     next_attempt_at_ms)
+                     next_attempt_at_ms, manual)
                  SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[],
                      $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], $8::TEXT[], $9::INTEGER[],
-                     $10::TEXT[], $11::BIGINT[])
+                     $10::TEXT[], $11::BIGINT[], $12::BOOLEAN[])
                  ON CONFLICT (tenant_id, destination_id, attempt_id) DO UPDATE SET
                      event_id = EXCLUDED.event_id, attempt = EXCLUDED.attempt,
                      started_at_ms = EXCLUDED.started_at_ms,
                      duration_ms = EXCLUDED.duration_ms, outcome = EXCLUDED.outcome,
                      response_status = EXCLUDED.response_status, error = EXCLUDED.error,
-                     next_attempt_at_ms = EXCLUDED.next_attempt_at_ms",
+                     next_attempt_at_ms = EXCLUDED.next_attempt_at_ms,
+                     manual = EXCLUDED.manual",
             )
             .await?;
         tx.execute(
@@ -389,6 +402,7 @@ pub(crate) async fn complete_batch(
                 &w.status,
                 &w.error,
                 &w.next,
+                &w.manual,
             ],
         )
         .await?;
@@ -453,7 +467,6 @@ pub(crate) async fn complete_batch(
             drop_unleased(&tx, tenant, destination).await?;
         }
     }
-    mark_finished(&tx, &writes.finished[0], &writes.finished[1]).await?;
     tx.commit().await?;
     Ok(outcomes)
 }

@@ -24,11 +24,13 @@
 //!   twice; a delivery leased by a node that died is offered again once its
 //!   lease expires.
 //! - **Completions** ([`Outbox::complete_all`](prets_destinations::delivery::Outbox::complete_all))
-//!   are one transaction per batch and lock no event row: an event left
-//!   without deliveries is deleted by a sweep
-//!   ([`PgRepo::sweep_finished_events`], started by claims each second),
-//!   which also vacuums the queue tables once the node made enough of
-//!   their rows dead ([`PgRepo::vacuum_queues`]).
+//!   are one transaction per batch and lock no event row; claims vacuum
+//!   the queue once the node made enough of its rows dead
+//!   ([`PgRepo::vacuum_queues`]).
+//! - **The event log** ([`EventLog`](prets_destinations::delivery::EventLog)):
+//!   events stay after their deliveries until a purge deletes them (in
+//!   batches, `FOR UPDATE SKIP LOCKED`, so nodes purge side by side); each
+//!   list, recover and purge statement scans an index.
 //! - **The clock** ([`Outbox::now`](prets_destinations::delivery::Outbox::now))
 //!   is the database's, measured at connect and every 5 s
 //!   ([`PgRepo::clock_offset_ms`]): hosts that take their `now`s from it
@@ -68,6 +70,7 @@ mod clock;
 mod complete;
 mod deliveries;
 mod error;
+mod events;
 mod listen;
 mod outbox;
 mod repo;

@@ -26,7 +26,6 @@ use prets_destinations::{DestinationId, TenantId, Timestamp};
 use tokio_postgres::Row;
 
 use crate::complete::{LeaseColumns, complete_batch};
-use crate::deliveries::mark_finished;
 use crate::error::PgError;
 use crate::repo::PgRepo;
 use crate::rows::{decode, limit, millis, timestamp};
@@ -139,7 +138,7 @@ fn attempt_from(row: &Row) -> Result<AttemptRecord, PgError> {
             .transpose()?,
         error: row.try_get(8)?,
         next_attempt_at: next.map(|t| timestamp(t, "next attempt at")).transpose()?,
-        manual: false,
+        manual: row.try_get(10)?,
     })
 }
 
@@ -249,38 +248,37 @@ impl Outbox for PgRepo {
             let forget = i64::try_from(EVENT_IDS_FORGOTTEN_PER_ENQUEUE).unwrap_or(i64::MAX);
             tx.execute(&stmt, &[&tenant, &forget_before, &forget])
                 .await?;
-            if ids.is_empty() {
-                // Nothing to deliver: only the id is stored.
-                tx.commit().await?;
-                return Ok(EnqueueOutcome::Enqueued { deliveries: 0 });
-            }
-            // The tenant's pending count: under its lock when capped (the
-            // tenant's enqueues one after another, on every node), its
-            // changes since the last enqueue folded in by a statement after
-            // the lock, so it sees every enqueue that held it before.
-            if limited {
+            // Stored even with no destination (the event log keeps it);
+            // with some, within the tenant's pending-delivery quota.
+            if !ids.is_empty() {
+                // The tenant's pending count: under its lock when capped (the
+                // tenant's enqueues one after another, on every node), its
+                // changes since the last enqueue folded in by a statement after
+                // the lock, so it sees every enqueue that held it before.
+                if limited {
+                    let stmt = tx
+                        .prepare_cached(
+                            "SELECT pg_advisory_xact_lock(hashtextextended('pending ' || $1, 0))",
+                        )
+                        .await?;
+                    tx.execute(&stmt, &[&tenant]).await?;
+                }
                 let stmt = tx
                     .prepare_cached(
-                        "SELECT pg_advisory_xact_lock(hashtextextended('pending ' || $1, 0))",
+                        "WITH gone AS (DELETE FROM pending_changes WHERE tenant_id = $1
+                                       RETURNING delta)
+                         INSERT INTO pending_counts AS c (tenant_id, pending)
+                         VALUES ($1, (SELECT COALESCE(sum(delta), 0)::BIGINT FROM gone))
+                         ON CONFLICT (tenant_id) DO UPDATE SET pending = c.pending + excluded.pending
+                         RETURNING pending",
                     )
                     .await?;
-                tx.execute(&stmt, &[&tenant]).await?;
-            }
-            let stmt = tx
-                .prepare_cached(
-                    "WITH gone AS (DELETE FROM pending_changes WHERE tenant_id = $1
-                                   RETURNING delta)
-                     INSERT INTO pending_counts AS c (tenant_id, pending)
-                     VALUES ($1, (SELECT COALESCE(sum(delta), 0)::BIGINT FROM gone))
-                     ON CONFLICT (tenant_id) DO UPDATE SET pending = c.pending + excluded.pending
-                     RETURNING pending",
-                )
-                .await?;
-            let pending: i64 = tx.query_one(&stmt, &[&tenant]).await?.try_get(0)?;
-            let pending = usize::try_from(pending).unwrap_or(0);
-            if !quotas.allows_deliveries(pending, ids.len()) {
-                // Dropping the transaction rolls back the id too.
-                return Ok(EnqueueOutcome::QueueFull);
+                let pending: i64 = tx.query_one(&stmt, &[&tenant]).await?.try_get(0)?;
+                let pending = usize::try_from(pending).unwrap_or(0);
+                if !quotas.allows_deliveries(pending, ids.len()) {
+                    // Dropping the transaction rolls back the id too.
+                    return Ok(EnqueueOutcome::QueueFull);
+                }
             }
             let stmt = tx
                 .prepare_cached(
@@ -293,6 +291,10 @@ impl Outbox for PgRepo {
                 &[&tenant, &event_id, &event_type, &created_at, &payload],
             )
             .await?;
+            if ids.is_empty() {
+                tx.commit().await?;
+                return Ok(EnqueueOutcome::Enqueued { deliveries: 0 });
+            }
             let stmt = tx
                 .prepare_cached(
                     "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms)
@@ -425,11 +427,6 @@ impl Outbox for PgRepo {
                     .iter()
                     .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
                     .collect::<Result<BTreeSet<(String, String, String)>, PgError>>()?;
-                let (tenants, events): (Vec<String>, Vec<String>) = dropped
-                    .iter()
-                    .map(|(t, e, _)| (t.clone(), e.clone()))
-                    .unzip();
-                mark_finished(&tx, &tenants, &events).await?;
                 tx.commit().await?;
                 Ok((picked, next_after, records, dropped))
             })
@@ -438,7 +435,7 @@ impl Outbox for PgRepo {
             self.set_claim_after(after);
         }
         self.churned(picked.len());
-        self.sweep_in_background();
+        self.vacuum_in_background();
         let mut by_seq: BTreeMap<i32, &Row> = BTreeMap::new();
         for row in &records {
             by_seq.insert(row.try_get(23)?, row);
@@ -548,14 +545,6 @@ impl Outbox for PgRepo {
             let n = tx
                 .execute(&stmt, &[&c.tenant, &c.event, &c.destination, &c.token])
                 .await?;
-            if n == 1 {
-                mark_finished(
-                    &tx,
-                    std::slice::from_ref(&c.tenant),
-                    std::slice::from_ref(&c.event),
-                )
-                .await?;
-            }
             tx.commit().await?;
             Ok(n == 1)
         })
@@ -609,8 +598,8 @@ impl Outbox for PgRepo {
         self.run(|pool| async move {
             let client = pool.get().await?;
             const COLUMNS: &str = "SELECT attempt_id, event_id, destination_id, attempt,
-                 started_at_ms, duration_ms, outcome, response_status, error, next_attempt_at_ms
-                 FROM attempts WHERE tenant_id = $1 AND destination_id = $2";
+                 started_at_ms, duration_ms, outcome, response_status, error, next_attempt_at_ms,
+                 manual FROM attempts WHERE tenant_id = $1 AND destination_id = $2";
             let rows = match before {
                 Some(before) => {
                     let stmt = client

@@ -17,7 +17,7 @@ use tokio::runtime::Handle;
 use tokio_postgres::NoTls;
 
 use crate::clock::DbClock;
-use crate::deliveries::{drop_all, drop_unleased, sweep};
+use crate::deliveries::{drop_all, drop_unleased};
 use crate::error::PgError;
 use crate::rows::{decode, decode_all, limit, millis, select, version};
 use crate::schema::migrate;
@@ -53,7 +53,7 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// Writes are committed with `synchronous_commit = on` (set on every
 /// connection): `Ok` comes after the commit record is flushed to disk. The
-/// delivery worker's claims and completions, and the sweep, are not
+/// delivery worker's claims and completions are not
 /// flushed (`SET LOCAL synchronous_commit = off`): losing one in a crash of
 /// the database only makes a delivery be attempted again, and the next
 /// flushed commit flushes them too.
@@ -71,29 +71,25 @@ pub struct PgRepo {
     pub(crate) quotas: Quotas,
 }
 
-/// What one node remembers between claims, and when it last swept.
+/// What one node remembers between claims.
 #[derive(Debug)]
 struct Turns {
     /// The tenant the next claim starts after.
     after: Mutex<String>,
     origin: Instant,
-    /// Milliseconds since `origin` of the last background sweep.
-    swept_at_ms: AtomicI64,
-    sweeping: AtomicBool,
+    /// Milliseconds since `origin` of the last background vacuum check.
+    checked_at_ms: AtomicI64,
+    vacuuming: AtomicBool,
     /// Queue rows this node made dead (leased, finished, retried) since its
     /// last [`VACUUM`](PgRepo::vacuum_queues).
     churned: AtomicU64,
 }
 
-/// How often claims start a background sweep of finished events.
-const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often claims may start a background vacuum of the queue.
+const VACUUM_EVERY: Duration = Duration::from_secs(1);
 
-/// The most `finished_events` rows one background sweep takes (then the
-/// next claim's sweep goes on).
-const SWEEP_MAX: i64 = 20 * crate::deliveries::SWEEP_BATCH;
-
-/// The queue rows a node makes dead before its background sweep vacuums
-/// the queue tables (at most once per [`SWEEP_EVERY`]), plus
+/// The queue rows a node makes dead before it vacuums the queue in the
+/// background (at most once per [`VACUUM_EVERY`]), plus
 /// 1/[`VACUUM_SCALE`] of the rows `deliveries` holds: a vacuum reads the
 /// tables' indexes whole, so a deeper queue is vacuumed after
 /// proportionally more changes, and a change's share of the cost stays
@@ -189,8 +185,8 @@ impl PgRepo {
             turns: Arc::new(Turns {
                 after: Mutex::new(String::new()),
                 origin: Instant::now(),
-                swept_at_ms: AtomicI64::new(0),
-                sweeping: AtomicBool::new(false),
+                checked_at_ms: AtomicI64::new(0),
+                vacuuming: AtomicBool::new(false),
                 churned: AtomicU64::new(0),
             }),
             config: listen_config,
@@ -240,44 +236,22 @@ impl PgRepo {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = tenant;
     }
 
-    /// Deletes the events whose deliveries have all finished, in batches
-    /// (see the crate's "Finished events"); returns how many events it
-    /// looked at. Claims run it in the background about every second; a
-    /// caller that needs the events gone now (a test) can call it.
-    ///
-    /// # Errors
-    /// Only storage failures.
-    pub async fn sweep_finished_events(&self) -> Result<usize, PgError> {
-        self.run(|pool| async move {
-            let client = pool.get().await?;
-            let mut total = 0i64;
-            loop {
-                let taken = sweep(&client).await?;
-                total = total.saturating_add(taken);
-                if taken < crate::deliveries::SWEEP_BATCH || total >= SWEEP_MAX {
-                    return Ok(usize::try_from(total).unwrap_or(usize::MAX));
-                }
-            }
-        })
-        .await
-    }
-
-    /// Starts [`sweep_finished_events`](Self::sweep_finished_events) on the
-    /// runtime when none is running and the last started over
-    /// [`SWEEP_EVERY`] ago; its errors are dropped (the next one retries).
-    pub(crate) fn sweep_in_background(&self) {
+    /// Vacuums the queue on the runtime when this node made enough of its
+    /// rows dead (see [`VACUUM_AFTER`]), no vacuum of this node is running
+    /// and the last check was over [`VACUUM_EVERY`] ago; its errors are
+    /// dropped (the next one retries).
+    pub(crate) fn vacuum_in_background(&self) {
         let t = &self.turns;
         let now = i64::try_from(t.origin.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let every = i64::try_from(SWEEP_EVERY.as_millis()).unwrap_or(i64::MAX);
-        if now.saturating_sub(t.swept_at_ms.load(Ordering::Relaxed)) < every
-            || t.sweeping.swap(true, Ordering::AcqRel)
+        let every = i64::try_from(VACUUM_EVERY.as_millis()).unwrap_or(i64::MAX);
+        if now.saturating_sub(t.checked_at_ms.load(Ordering::Relaxed)) < every
+            || t.vacuuming.swap(true, Ordering::AcqRel)
         {
             return;
         }
-        t.swept_at_ms.store(now, Ordering::Relaxed);
+        t.checked_at_ms.store(now, Ordering::Relaxed);
         let repo = self.clone();
         self.runtime.spawn(async move {
-            let _ = repo.sweep_finished_events().await;
             let churned = repo.turns.churned.load(Ordering::Relaxed);
             if churned >= VACUUM_AFTER {
                 let rows = repo.queue_rows().await.unwrap_or(u64::MAX);
@@ -286,7 +260,7 @@ impl PgRepo {
                     let _ = repo.vacuum_queues().await;
                 }
             }
-            repo.turns.sweeping.store(false, Ordering::Release);
+            repo.turns.vacuuming.store(false, Ordering::Release);
         });
     }
 
@@ -334,15 +308,17 @@ impl PgRepo {
         .await
     }
 
-    /// Vacuums the queue tables (`deliveries`, `finished_events`,
-    /// `events`), skipping any another vacuum holds, with their indexes.
+    /// Vacuums the queue table (`deliveries`), skipping it when another
+    /// vacuum holds it, with its indexes. (Events stay after their
+    /// deliveries, the event log, until a purge deletes them in batches:
+    /// autovacuum keeps up with them.)
     ///
     /// A claim walks a destination's deliveries from the earliest due, in
     /// an index whose head fills with the entries of finished deliveries
     /// until they are vacuumed; autovacuum looks at a database once a
     /// minute at most (`autovacuum_naptime`), by which time a busy queue
     /// has tens of thousands of them and every claim steps over them. The
-    /// background sweep therefore calls this once the node made
+    /// node's claims therefore call this once the node made
     /// 2,000 rows dead, plus a twentieth of the queue's rows. A
     /// role that does not own the tables gets a warning from PostgreSQL and
     /// nothing is vacuumed.
@@ -354,9 +330,7 @@ impl PgRepo {
             let client = pool.get().await?;
             // One statement (`VACUUM` runs outside a transaction block).
             client
-                .batch_execute(
-                    "VACUUM (SKIP_LOCKED, INDEX_CLEANUP true) deliveries, finished_events, events",
-                )
+                .batch_execute("VACUUM (SKIP_LOCKED, INDEX_CLEANUP true) deliveries")
                 .await?;
             Ok(())
         })

@@ -15,8 +15,8 @@ use crate::error::PgError;
 /// nullable columns of its row; `deliveries` and `attempts` reference
 /// `destinations (tenant_id, destination_id)` `ON DELETE CASCADE`, so a
 /// removed destination takes its pending deliveries and attempts with it;
-/// `deliveries` also reference their `events` row, which the sweep deletes
-/// once its last delivery finished (migration 4). Attempts are listed
+/// `deliveries` also reference their `events` row, which stays after its
+/// last delivery finished until the event log's purge (migration 8). Attempts are listed
 /// newest first by a backward scan of their primary key `(tenant_id,
 /// destination_id, attempt_id)`; claims are the function `prets_claim`
 /// (migration 4), walking `deliveries_by_lane` and `deliveries_leased`.
@@ -486,6 +486,46 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     -- write in flight and holds off new ones until this commits.
     INSERT INTO pending_counts (tenant_id, pending)
         SELECT tenant_id, count(*) FROM deliveries GROUP BY tenant_id;"#,
+    // 8: the event log (see `EventLog`). Events stay after their last
+    // delivery until purged (the finished-event sweep and its marks go);
+    // indexes list them newest first (all, or of one type) and purge the
+    // oldest events and attempts. A delivery and its attempts say whether
+    // an operator queued it (`manual`). `dropped_deliveries` keeps each
+    // delivery a disable dropped (a statement trigger: every delete of a
+    // disabled destination's deliveries is one), until its event is purged.
+    r#"DROP TABLE finished_events;
+    ALTER TABLE deliveries ADD COLUMN manual BOOLEAN NOT NULL DEFAULT false;
+    ALTER TABLE attempts ADD COLUMN manual BOOLEAN NOT NULL DEFAULT false;
+    CREATE INDEX events_newest ON events (tenant_id, created_at_ms, event_id);
+    CREATE INDEX events_newest_of_type ON events
+        (tenant_id, event_type, created_at_ms, event_id);
+    CREATE INDEX events_by_age ON events (created_at_ms);
+    CREATE INDEX attempts_by_event ON attempts (tenant_id, event_id, destination_id);
+    CREATE INDEX attempts_by_age ON attempts (started_at_ms);
+    CREATE TABLE dropped_deliveries (
+        tenant_id      TEXT COLLATE "C" NOT NULL,
+        event_id       TEXT COLLATE "C" NOT NULL,
+        destination_id TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (tenant_id, event_id, destination_id),
+        FOREIGN KEY (tenant_id, destination_id)
+            REFERENCES destinations (tenant_id, destination_id) ON DELETE CASCADE
+    );
+    CREATE INDEX dropped_deliveries_by_destination
+        ON dropped_deliveries (tenant_id, destination_id);
+    CREATE FUNCTION prets_note_dropped() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+        INSERT INTO dropped_deliveries (tenant_id, event_id, destination_id)
+            SELECT g.tenant_id, g.event_id, g.destination_id FROM gone g
+            JOIN destinations x
+              ON x.tenant_id = g.tenant_id AND x.destination_id = g.destination_id
+            WHERE NOT x.enabled
+            ON CONFLICT DO NOTHING;
+        RETURN NULL;
+    END
+    $fn$;
+    CREATE TRIGGER deliveries_dropped_by_a_disable AFTER DELETE ON deliveries
+        REFERENCING OLD TABLE AS gone
+        FOR EACH STATEMENT EXECUTE FUNCTION prets_note_dropped();"#,
 ];
 
 /// The advisory lock every node takes (for the migration transaction only)

@@ -156,6 +156,10 @@ impl TestDb {
     }
 }
 
+/// The event log's range-scanning statements, by name, for a test that
+/// explains their plans.
+pub const EVENT_LOG_STATEMENTS: &[(&str, &str)] = crate::events::STATEMENTS;
+
 /// The schema version just before the migration whose SQL contains
 /// `marker` (such as `"CREATE TABLE event_ids"`): where a test of that
 /// migration starts, whatever is appended after it.

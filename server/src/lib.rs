@@ -119,9 +119,7 @@ pub async fn serve(
     if let Some(worker) = worker {
         worker.shutdown().await;
     }
-    if let Some(sweeper) = sweeper {
-        sweeper.shutdown().await;
-    }
+    sweeper.shutdown().await;
     let _ = metrics_stop.send(());
     if let Some(metrics) = metrics {
         match metrics.await {

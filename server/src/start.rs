@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use prets_destinations::delivery::{EventLog, Outbox};
+use prets_destinations::delivery::EventLog;
 use prets_destinations::limits::Rate;
 use prets_destinations::{KeyId, Keyring, MemoryRepo, SealingKey, TenantId, Timestamp, os_rng};
 use prets_destinations_postgres::{PgError, PgRepo};
@@ -17,9 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
-use axum::Router;
-
-use crate::api::{AppState, metrics_router, router, router_with_event_log};
+use crate::api::{AppState, metrics_router, router_with_event_log};
 use crate::auth::{ApiTokens, mint_token, token_digest};
 use crate::config::{Config, DeliveryConfigError};
 use crate::database::{Database, PgUrl};
@@ -115,8 +113,8 @@ pub struct Prepared {
     pub(crate) limits: Limits,
     /// `None` with `--no-delivery`.
     pub(crate) worker: Option<StartWorker>,
-    /// Starts the retention sweeper (every node of a store that keeps an
-    /// event log runs one).
+    /// Starts the retention sweeper (every node runs one: every store keeps
+    /// an event log).
     pub(crate) sweeper: StartSweeper,
     /// The demo organization's API token when this start created it; print
     /// it once, to the operator, and drop it.
@@ -145,19 +143,7 @@ impl fmt::Debug for Prepared {
 pub(crate) type StartWorker = Box<dyn FnOnce() -> WorkerHandle + Send>;
 
 /// Starts the retention sweeper of a prepared server.
-pub(crate) type StartSweeper = Box<dyn FnOnce() -> Option<SweeperHandle> + Send>;
-
-/// How a store branch starts its sweeper over the assembled store: `None`
-/// for a store that keeps no event log.
-type SpawnSweeper<R> = fn(Arc<Metered<R>>, Retention) -> Option<SweeperHandle>;
-
-/// [`SpawnSweeper`] of a store that keeps an event log.
-fn spawn_sweeper<R: EventLog + 'static>(
-    repo: Arc<Metered<R>>,
-    retention: Retention,
-) -> Option<SweeperHandle> {
-    Some(retention::spawn(repo, retention))
-}
+pub(crate) type StartSweeper = Box<dyn FnOnce() -> SweeperHandle + Send>;
 
 /// Checks the delivery settings, opens the storage, loads or creates the
 /// sealing key and the API tokens, and binds the listen address. Deliveries
@@ -360,15 +346,7 @@ async fn postgres(config: &Config, url: &PgUrl, delivery: &Delivery) -> Result<S
     repo.listen(Arc::clone(&published))
         .await
         .map_err(StartError::Postgres)?;
-    // PostgreSQL keeps no event log yet: its router has no event-log routes.
-    Ok(delivery.assemble_with(
-        repo,
-        (tokens, keyring),
-        demo_token,
-        "postgres",
-        published,
-        (router, |_, _| None),
-    ))
+    Ok(delivery.assemble_with(repo, (tokens, keyring), demo_token, "postgres", published))
 }
 
 /// What every store branch of [`prepare`] shares to deliver: the settings,
@@ -416,26 +394,18 @@ impl Delivery {
         name: &'static str,
     ) -> Store {
         let published = Arc::new(Notify::new());
-        self.assemble_with(
-            repo,
-            (tokens, keyring),
-            demo_token,
-            name,
-            published,
-            (router_with_event_log, spawn_sweeper),
-        )
+        self.assemble_with(repo, (tokens, keyring), demo_token, name, published)
     }
 
     /// [`assemble`](Self::assemble) with the publish signal given (one the
     /// store also wakes).
-    fn assemble_with<R: Outbox + Readiness + 'static>(
+    fn assemble_with<R: EventLog + Readiness + 'static>(
         &self,
         repo: R,
         (tokens, keyring): (ApiTokens, Keyring),
         demo_token: Option<Zeroizing<String>>,
         name: &'static str,
         published: Arc<Notify>,
-        (router, sweeper): (fn(AppState<Arc<Metered<R>>>) -> Router, SpawnSweeper<R>),
     ) -> Store {
         let metrics = Arc::new(Metrics::new());
         let repo = Arc::new(Metered::new(repo, Arc::clone(&metrics)));
@@ -453,10 +423,10 @@ impl Delivery {
             .with_options(self.options)
             .with_metrics(metrics);
         Store {
-            router: router(state),
+            router: router_with_event_log(state),
             metrics_router,
             worker: Box::new(move || worker.spawn()),
-            sweeper: Box::new(move || sweeper(swept, retention)),
+            sweeper: Box::new(move || retention::spawn(swept, retention)),
             demo_token,
             name,
         }

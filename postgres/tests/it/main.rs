@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+mod events;
 mod fair;
 mod outbox;
 mod quotas;

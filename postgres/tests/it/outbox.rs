@@ -1,6 +1,6 @@
 //! `PgRepo` as an `Outbox`: the outbox conformance kit, two nodes (two
 //! pools) claiming from one database, a dead node's lease taken over, events
-//! removed with their last delivery (also one in flight at a disable), a
+//! kept after their last delivery (also one in flight at a disable), a
 //! schema-2 database migrated, and a delivered attempt not waiting for a
 //! publish reading its destination.
 
@@ -61,7 +61,7 @@ fn event(n: u32, rng: &mut ChaCha20Rng) -> Event {
     Event::new("test.event", format!("{{\"n\": {n}}}"), t0(), rng).unwrap()
 }
 
-fn lease(rng: &mut ChaCha20Rng) -> LeaseRequest {
+pub(crate) fn lease(rng: &mut ChaCha20Rng) -> LeaseRequest {
     LeaseRequest {
         token: LeaseToken::generate(rng),
         duration: Duration::from_secs(60),
@@ -103,13 +103,6 @@ async fn count(db: &TestDb, table: &str) -> i64 {
         .await
         .unwrap()
         .get(0)
-}
-
-/// The events stored once the sweep has run: an event is deleted by the
-/// sweep after its last delivery finished.
-async fn events_left(db: &TestDb, repo: &PgRepo) -> i64 {
-    repo.sweep_finished_events().await.unwrap();
-    count(db, "events").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,11 +270,12 @@ async fn a_dead_nodes_lease_is_claimed_by_the_other_after_expiry() {
     );
 }
 
-/// An event row lives while it has a delivery: it goes with the last one,
-/// whether that is delivered, failed, dropped by disabling or by removing its
-/// destination; deliveries and attempts go with their destination.
+/// An event row stays after its last delivery, whether that is delivered,
+/// failed, dropped by disabling or by removing its destination, and is
+/// stored even with no delivery; deliveries and attempts go with their
+/// destination, and a disable's drop is remembered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_go_with_their_last_delivery() {
+async fn events_stay_after_their_last_delivery() {
     let db = TestDb::new();
     let repo = db.repo().await;
     let mut rng = ChaCha20Rng::seed_from_u64(23);
@@ -293,10 +287,7 @@ async fn events_go_with_their_last_delivery() {
         EnqueueOutcome::Enqueued { deliveries: 2 }
     );
     assert_eq!(
-        (
-            events_left(&db, &repo).await,
-            count(&db, "deliveries").await
-        ),
+        (count(&db, "events").await, count(&db, "deliveries").await),
         (1, 2)
     );
     let claimed = repo.claim(at(1), 10.into(), lease(&mut rng)).await.unwrap();
@@ -312,10 +303,7 @@ async fn events_go_with_their_last_delivery() {
         CompleteOutcome::Recorded { disabled: None }
     );
     assert_eq!(
-        (
-            events_left(&db, &repo).await,
-            count(&db, "deliveries").await
-        ),
+        (count(&db, "events").await, count(&db, "deliveries").await),
         (1, 1)
     );
     let second = &claimed[1];
@@ -329,16 +317,13 @@ async fn events_go_with_their_last_delivery() {
         CompleteOutcome::Recorded { disabled: None }
     );
     assert_eq!(
-        (
-            events_left(&db, &repo).await,
-            count(&db, "deliveries").await
-        ),
-        (0, 0)
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (1, 0)
     );
     assert_eq!(count(&db, "attempts").await, 2);
 
-    // Removing the destinations takes their pending deliveries, their
-    // attempts and then the event.
+    // Removing a destination takes its pending deliveries and its
+    // attempts; the event stays.
     let e2 = event(2, &mut rng);
     assert_eq!(
         repo.enqueue(&tenant, &e2, Target::AllEnabled)
@@ -351,14 +336,11 @@ async fn events_go_with_their_last_delivery() {
         RemoveOutcome::Removed
     );
     assert_eq!(
-        (
-            events_left(&db, &repo).await,
-            count(&db, "deliveries").await
-        ),
-        (1, 1)
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (2, 1)
     );
     assert_eq!(count(&db, "attempts").await, 1);
-    // Disabling the other drops its delivery, and with it the event.
+    // Disabling the other drops its delivery, remembered as dropped.
     let stored = repo
         .get(&tenant, dests[1].destination_id)
         .await
@@ -372,29 +354,26 @@ async fn events_go_with_their_last_delivery() {
         prets_destinations::ReplaceOutcome::Replaced
     );
     assert_eq!(
-        (
-            events_left(&db, &repo).await,
-            count(&db, "deliveries").await
-        ),
-        (0, 0)
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (2, 0)
     );
-    // No deliveries: the event is not stored at all.
+    assert_eq!(count(&db, "dropped_deliveries").await, 1);
+    // No deliveries: the event is stored all the same.
     assert_eq!(
         repo.enqueue(&tenant, &event(3, &mut rng), Target::AllEnabled)
             .await
             .unwrap(),
         EnqueueOutcome::Enqueued { deliveries: 0 }
     );
-    assert_eq!(events_left(&db, &repo).await, 0);
+    assert_eq!(count(&db, "events").await, 3);
 }
 
-/// Deliveries in flight when their destination is disabled leave no event
-/// behind either: one released while disabled is deleted with its event,
-/// and one whose holder vanished is deleted, with its event, by the claim
-/// that leases it after its lease ran out; a completed one goes as any
-/// other.
+/// Deliveries in flight when their destination is disabled: one released
+/// while disabled is deleted, one whose holder vanished is deleted by the
+/// claim that leases it after its lease ran out, a completed one goes as
+/// any other; each is remembered as dropped, and the events stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
+async fn deliveries_in_flight_at_a_disable_are_remembered_as_dropped() {
     let db = TestDb::new();
     let repo = db.repo().await;
     let mut rng = ChaCha20Rng::seed_from_u64(25);
@@ -418,10 +397,7 @@ async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
         prets_destinations::ReplaceOutcome::Replaced
     );
     assert_eq!(
-        (
-            events_left(&db, &repo).await,
-            count(&db, "deliveries").await
-        ),
+        (count(&db, "events").await, count(&db, "deliveries").await),
         (3, 3),
         "the deliveries in flight were dropped by the disable"
     );
@@ -436,12 +412,10 @@ async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
     );
     assert!(repo.release(&claimed[1].lease).await.unwrap());
     assert_eq!(
-        (
-            events_left(&db, &repo).await,
-            count(&db, "deliveries").await
-        ),
-        (1, 1)
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (3, 1)
     );
+    assert_eq!(count(&db, "dropped_deliveries").await, 2);
     assert!(
         repo.claim(at(1000), 10.into(), lease(&mut rng))
             .await
@@ -449,19 +423,17 @@ async fn deliveries_in_flight_at_a_disable_leave_no_event_behind() {
             .is_empty()
     );
     assert_eq!(
-        (
-            events_left(&db, &repo).await,
-            count(&db, "deliveries").await
-        ),
-        (0, 0)
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (3, 0)
     );
     assert_eq!(count(&db, "attempts").await, 1);
+    assert_eq!(count(&db, "dropped_deliveries").await, 3);
 }
 
 /// Concurrent completions of one event's deliveries (each the last but one
-/// when it starts) still remove the event: no event row is left behind.
+/// when it starts) all commit, and every event stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn racing_last_completions_leave_no_event_behind() {
+async fn racing_last_completions_all_commit_and_keep_their_events() {
     let db = TestDb::new();
     let repo = Arc::new(db.repo().await);
     let mut rng = ChaCha20Rng::seed_from_u64(24);
@@ -495,11 +467,8 @@ async fn racing_last_completions_leave_no_event_behind() {
         );
     }
     assert_eq!(
-        (
-            events_left(&db, &repo).await,
-            count(&db, "deliveries").await
-        ),
-        (0, 0)
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (5, 0)
     );
     assert_eq!(count(&db, "attempts").await, 30);
 }
@@ -664,6 +633,7 @@ async fn the_outbox_tables_cascade_and_claims_have_an_index() {
             "attempts",
             "deliveries",
             "destination_filters",
+            "dropped_deliveries",
             "previous_secrets"
         ]
     );
@@ -772,11 +742,8 @@ async fn only_a_streak_change_waits_for_a_publish_reading_the_destination() {
     );
     assert_eq!(streak().await, (None, None));
     assert_eq!(
-        (
-            events_left(&db, &repo).await,
-            count(&db, "deliveries").await
-        ),
-        (0, 0)
+        (count(&db, "events").await, count(&db, "deliveries").await),
+        (2, 0)
     );
 }
 
@@ -888,7 +855,7 @@ async fn now_is_the_database_clock() {
 /// while another transaction holds that row `FOR UPDATE`, all ten in one
 /// `complete_all` (one transaction), each as `complete` judges it (the
 /// same lease twice in the batch: the second is lost; a stale token: lost);
-/// the event goes at the next sweep.
+/// the event stays, and the attempts say whether they were manual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_events_deliveries_complete_together_without_its_row_lock() {
     let db = TestDb::new();
@@ -946,13 +913,9 @@ async fn an_events_deliveries_complete_together_without_its_row_lock() {
     assert_eq!(outcomes, want);
     assert_eq!(count(&db, "deliveries").await, 0);
     assert_eq!(count(&db, "attempts").await, 10);
-    // Still held by the other transaction: the sweep skips it.
-    repo.sweep_finished_events().await.unwrap();
-    assert_eq!(count(&db, "events").await, 1);
     holder.batch_execute("ROLLBACK").await.unwrap();
-    // Its marks stayed: the next sweep deletes it.
-    assert_eq!(events_left(&db, &repo).await, 0);
-    assert_eq!(count(&db, "finished_events").await, 0);
+    assert_eq!(count(&db, "events").await, 1);
+    assert_eq!(count(&db, "attempts WHERE manual").await, 0);
 }
 
 /// A publish on one node wakes the listener of another (the `NOTIFY` sent
@@ -1011,11 +974,11 @@ async fn a_publish_on_one_node_wakes_the_listener_of_another() {
     assert!(wake().await, "the publish after the reconnect woke nothing");
 }
 
-/// The vacuum counts of the queue tables.
+/// The vacuum counts of the queue table and of `events`.
 async fn vacuums(db: &TestDb) -> Vec<i64> {
     let client = db.client().await;
     let mut counts = Vec::new();
-    for table in ["deliveries", "finished_events", "events"] {
+    for table in ["deliveries", "events"] {
         let row = client
             .query_one(
                 "SELECT pg_stat_get_vacuum_count($1::TEXT::regclass)",
@@ -1028,9 +991,10 @@ async fn vacuums(db: &TestDb) -> Vec<i64> {
     counts
 }
 
-/// `vacuum_queues` vacuums the three queue tables once each, after
-/// deliveries finished (dead rows to remove), and the queue works on: the
-/// next publish is claimed and finishes.
+/// `vacuum_queues` vacuums the queue table once, after deliveries finished
+/// (dead rows to remove), and not `events` (kept, the event log: a vacuum
+/// of it would read every retained event's index entries); the queue
+/// works on: the next publish is claimed and finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vacuum_queues_vacuums_each_queue_table_and_the_queue_works_on() {
     let db = TestDb::new();
@@ -1065,10 +1029,10 @@ async fn vacuum_queues_vacuums_each_queue_table_and_the_queue_works_on() {
     let after = vacuums(&db).await;
     assert_eq!(
         after,
-        before.iter().map(|n| n + 1).collect::<Vec<_>>(),
-        "deliveries, finished_events, events"
+        [before[0] + 1, before[1]],
+        "deliveries vacuumed, events not"
     );
     finish(5, &mut rng).await;
     assert_eq!(count(&db, "deliveries").await, 0);
-    assert_eq!(events_left(&db, &repo).await, 0);
+    assert_eq!(count(&db, "events").await, 6);
 }

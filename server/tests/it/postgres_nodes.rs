@@ -1247,6 +1247,99 @@ async fn a_node_with_a_skewed_clock_delivers_nothing_twice() {
     }
 }
 
+/// Creates a destination named `name` on `node`; its id.
+async fn create(node: &Node, bearer: &str, name: &str) -> String {
+    let created = node
+        .send("POST", CREATE_PATH, bearer, Some(&destination(name)))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    created.json()["destinationId"].as_str().unwrap().to_owned()
+}
+
+/// Resends the event at `event` (its path) to destination `d` on `node`.
+async fn resend(node: &Node, bearer: &str, event: &str, d: &str) -> Response {
+    let body = json!({ "destinationId": d });
+    node.send("POST", &format!("{event}/resend"), bearer, Some(&body))
+        .await
+}
+
+/// The event log over HTTP on two nodes of one database (API-only, so
+/// deliveries stay pending): an event published on one is listed and read
+/// on the other, a resend on the other queues a manual delivery the first
+/// then reads, and a resend to a delivery pending already makes it manual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_is_read_and_resent_across_nodes() {
+    let db = TestDb::new();
+    let cluster = Cluster::new();
+    let api_only = ["--no-delivery".to_owned()];
+    let a = cluster.start_with(&db.node_url("node_a"), &api_only);
+    let b = cluster.start_with(&db.node_url("node_b"), &api_only);
+    let bearer = cluster.bearer();
+    let d1 = create(&a, &bearer, "one").await;
+    let published = a
+        .send(
+            "POST",
+            "/v1/events",
+            &bearer,
+            Some(&json!({"type": "invoice.paid", "payload": {"n": 1}})),
+        )
+        .await;
+    assert_eq!(published.status, 202, "{}", published.text());
+    let id = published.json()["eventId"].as_str().unwrap().to_owned();
+    let event = format!("/v1/events/{id}");
+    let of = |detail: &Value, d: &str| {
+        detail["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["destinationId"] == json!(d))
+            .cloned()
+            .unwrap_or_else(|| panic!("no delivery to {d}: {detail}"))
+    };
+
+    let listed = b.send("GET", "/v1/events", &bearer, None).await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert_eq!(listed.json()["data"][0]["eventId"], json!(id));
+    let read = b.send("GET", &event, &bearer, None).await;
+    assert_eq!(read.status, 200, "{}", read.text());
+    let detail = read.json();
+    assert_eq!(detail["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(of(&detail, &d1)["state"], json!("pending"));
+    assert_eq!(of(&detail, &d1)["manual"], json!(false));
+
+    // A destination made after the event: a resend on the other node
+    // queues it one delivery, which the first node reads.
+    let d2 = create(&b, &bearer, "two").await;
+    let queued = resend(&b, &bearer, &event, &d2).await;
+    assert_eq!(queued.status, 202, "{}", queued.text());
+    let pending = resend(&a, &bearer, &event, &d1).await;
+    assert_eq!(pending.status, 202, "{}", pending.text());
+    for node in [&a, &b] {
+        let detail = node.send("GET", &event, &bearer, None).await.json();
+        assert_eq!(
+            detail["deliveries"].as_array().unwrap().len(),
+            2,
+            "{detail}"
+        );
+        for d in [&d1, &d2] {
+            assert_eq!(of(&detail, d)["state"], json!("pending"));
+            assert_eq!(of(&detail, d)["manual"], json!(true));
+        }
+    }
+    // An event id never published: 404 on either node.
+    for node in [&a, &b] {
+        let missing = node
+            .send(
+                "GET",
+                "/v1/events/evt_01HZY8ZQ5M3J9V6W2X4T7R1P0K",
+                &bearer,
+                None,
+            )
+            .await;
+        assert_eq!(missing.status, 404);
+    }
+}
+
 /// The quotas hold across nodes, through the binary's flags: creates racing
 /// on two nodes for an organization one below `--max-destinations` store
 /// one; publishes on either node stop at `--max-pending-deliveries`.

@@ -1,4 +1,4 @@
-//! Retention over real HTTP on memory and SQLite: the sweeper removes a
+//! Retention over real HTTP on memory, SQLite and PostgreSQL: the sweeper removes a
 //! finished event and its attempts once they are past the retentions, and
 //! keeps an event of the same age whose delivery is still pending (another
 //! organization's, held by a receiver that never answers); settings that
@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use prets_destinations_server::{Config, StartError, TokenEntry, mint_token, spawn, token_digest};
+use prets_destinations_postgres::test_support::TestDb;
+use prets_destinations_server::{
+    Config, Database, PgUrl, StartError, TokenEntry, mint_token, spawn, token_digest,
+};
 use serde_json::json;
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
@@ -23,6 +26,7 @@ const BOUND: Duration = Duration::from_secs(60);
 enum Store {
     Memory,
     Sqlite,
+    Postgres,
 }
 
 fn retention_config(dir: &TempDir, store: Store) -> (Config, Zeroizing<String>, Zeroizing<String>) {
@@ -59,7 +63,17 @@ async fn event_status(client: &Client, id: &str) -> u16 {
 
 async fn finished_events_go_and_pending_ones_stay(store: Store) {
     let dir = TempDir::new();
-    let (config, a, b) = retention_config(&dir, store);
+    let (mut config, a, b) = retention_config(&dir, store);
+    let db = matches!(store, Store::Postgres).then(TestDb::new);
+    if let Some(db) = &db {
+        use std::os::unix::fs::PermissionsExt as _;
+        config.database = Database::from(PgUrl::parse(&db.url()).unwrap());
+        let key_file = dir.path().join("sealing-key");
+        let hex: String = (0..32u8).map(|b| format!("{:02x}", b ^ 0x3c)).collect();
+        std::fs::write(&key_file, format!("1 {hex}\n")).unwrap();
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        config.sealing_key_file = Some(key_file);
+    }
     let running = spawn(&config).await.unwrap();
     let (a, b) = (Client::new(running.addr, &a), Client::new(running.addr, &b));
 
@@ -119,6 +133,7 @@ async fn finished_events_go_and_pending_ones_stay(store: Store) {
     // not wait out its timeout.
     held.abort();
     running.stop().await.unwrap();
+    drop(db);
 }
 
 #[tokio::test]
@@ -129,6 +144,11 @@ async fn memory_finished_events_go_and_pending_ones_stay() {
 #[tokio::test]
 async fn sqlite_finished_events_go_and_pending_ones_stay() {
     finished_events_go_and_pending_ones_stay(Store::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_finished_events_go_and_pending_ones_stay() {
+    finished_events_go_and_pending_ones_stay(Store::Postgres).await;
 }
 
 #[tokio::test]
