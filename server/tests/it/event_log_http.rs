@@ -5,12 +5,12 @@
 //! neither organization reaches the other's events. Every response is
 //! checked against the OpenAPI document.
 
-use prets_destinations_server::{Config, TokenEntry, mint_token, spawn, token_digest};
+use prets_destinations_server::{Config, mint_token, spawn};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::support::client::{Client, EVENTS, item};
-use crate::support::{TempDir, assert_documented, config};
+use crate::support::{TempDir, assert_documented, config, two_org_tokens};
 
 const HOOKS: &str = "https://example.com/hooks";
 const EVENT: &str = "/v1/events/{eventId}";
@@ -23,16 +23,7 @@ fn two_orgs(dir: &TempDir, memory: bool) -> (Config, Zeroizing<String>, Zeroizin
     config.memory = memory;
     // No worker: the deliveries stay as the routes left them.
     config.no_delivery = true;
-    config.api_tokens = vec![
-        TokenEntry {
-            organization: "org_a".parse().unwrap(),
-            digest: token_digest(&a),
-        },
-        TokenEntry {
-            organization: "org_b".parse().unwrap(),
-            digest: token_digest(&b),
-        },
-    ];
+    config.api_tokens = two_org_tokens(&a, &b);
     (config, a, b)
 }
 

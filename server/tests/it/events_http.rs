@@ -12,7 +12,7 @@ use prets_destinations::delivery::{
 use prets_destinations::ops::plan_finish;
 use prets_destinations::{DestinationId, TenantId, Timestamp};
 use prets_destinations_server::{
-    Config, PUBLISH_BODY_LIMIT, Running, SqliteRepo, TokenEntry, mint_token, spawn, token_digest,
+    Config, PUBLISH_BODY_LIMIT, Running, SqliteRepo, mint_token, spawn, token_digest,
 };
 use regex_lite::Regex;
 use serde_json::{Value, json};
@@ -21,7 +21,9 @@ use zeroize::Zeroizing;
 use crate::support::client::{
     ATTEMPTS, Client, EVENTS, ITEM, TEST, attempts_path, item, test_path,
 };
-use crate::support::{CREATE_PATH, Response, TempDir, assert_documented, config, request};
+use crate::support::{
+    CREATE_PATH, Response, TempDir, assert_documented, config, request, two_org_tokens,
+};
 
 /// Where the destinations made here post.
 const HOOKS: &str = "https://example.com/hooks";
@@ -51,16 +53,7 @@ fn two_org_config(dir: &TempDir, store: Store) -> (Config, Zeroizing<String>, Ze
     // These tests look at the queue and the attempts the API reports, so no
     // worker may claim behind their back: the node only takes requests.
     config.no_delivery = true;
-    config.api_tokens = vec![
-        TokenEntry {
-            organization: "org_a".parse().unwrap(),
-            digest: token_digest(&a),
-        },
-        TokenEntry {
-            organization: "org_b".parse().unwrap(),
-            digest: token_digest(&b),
-        },
-    ];
+    config.api_tokens = two_org_tokens(&a, &b);
     (config, a, b)
 }
 
@@ -710,16 +703,7 @@ async fn attempts_are_listed_newest_first_across_pages() {
 
     let dir_config = {
         let (mut config, _, _) = two_org_config(&dir, Store::Sqlite);
-        config.api_tokens = vec![
-            TokenEntry {
-                organization: "org_a".parse().unwrap(),
-                digest: token_digest(&a),
-            },
-            TokenEntry {
-                organization: "org_b".parse().unwrap(),
-                digest: token_digest(&b),
-            },
-        ];
+        config.api_tokens = two_org_tokens(&a, &b);
         config
     };
     let running = spawn(&dir_config).await.unwrap();

@@ -7,15 +7,13 @@
 use std::time::Duration;
 
 use prets_destinations_postgres::test_support::TestDb;
-use prets_destinations_server::{
-    Config, Database, PgUrl, StartError, TokenEntry, mint_token, spawn, token_digest,
-};
+use prets_destinations_server::{Config, Database, PgUrl, StartError, mint_token, spawn};
 use serde_json::json;
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
 use crate::support::client::Client;
-use crate::support::{TempDir, assert_documented, config};
+use crate::support::{TempDir, assert_documented, config, two_org_tokens};
 
 /// Within this, a delivery to a refusing port has failed twice and a
 /// sweep has run: generous, since a loaded machine may be slow; the test
@@ -33,16 +31,7 @@ fn retention_config(dir: &TempDir, store: Store) -> (Config, Zeroizing<String>, 
     let (a, b) = (mint_token(), mint_token());
     let mut config = config(dir);
     config.memory = matches!(store, Store::Memory);
-    config.api_tokens = vec![
-        TokenEntry {
-            organization: "org_a".parse().unwrap(),
-            digest: token_digest(&a),
-        },
-        TokenEntry {
-            organization: "org_b".parse().unwrap(),
-            digest: token_digest(&b),
-        },
-    ];
+    config.api_tokens = two_org_tokens(&a, &b);
     config.allow_private_destinations = vec!["127.0.0.1/32".parse().unwrap()];
     config.retry_schedule = "1s".parse().unwrap();
     // B's receiver holds its attempt for as long as the test runs.

@@ -146,6 +146,21 @@ impl TestServer {
     }
 }
 
+/// The API tokens of two organizations, `org_a` with `a` and `org_b` with
+/// `b`, as a configuration's only ones.
+pub fn two_org_tokens(a: &str, b: &str) -> Vec<TokenEntry> {
+    vec![
+        TokenEntry {
+            organization: "org_a".parse().unwrap(),
+            digest: token_digest(a),
+        },
+        TokenEntry {
+            organization: "org_b".parse().unwrap(),
+            digest: token_digest(b),
+        },
+    ]
+}
+
 /// Two organizations with configured tokens on one temp database.
 pub async fn start_with_two_orgs(dir: &TempDir) -> (Running, Zeroizing<String>, Zeroizing<String>) {
     start_with_two_orgs_tuned(dir, |_| ()).await
@@ -159,16 +174,7 @@ pub async fn start_with_two_orgs_tuned(
     let (a, b) = (mint_token(), mint_token());
     let mut config = config(dir);
     tune(&mut config);
-    config.api_tokens = vec![
-        TokenEntry {
-            organization: "org_a".parse().unwrap(),
-            digest: token_digest(&a),
-        },
-        TokenEntry {
-            organization: "org_b".parse().unwrap(),
-            digest: token_digest(&b),
-        },
-    ];
+    config.api_tokens = two_org_tokens(&a, &b);
     let running = spawn(&config).await.unwrap();
     assert!(running.demo_token.is_none(), "configured tokens: no demo");
     (running, a, b)
