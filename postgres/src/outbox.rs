@@ -38,6 +38,13 @@ const LANE_SCAN: i32 = 256;
 /// The destinations (columns 0 to 21, as [`select`](crate::rows::select)
 /// reads them) and events (22: the event id, 23: the claim's `o_seq`, 24 to
 /// 26: type, creation time, payload) of the deliveries a claim leased.
+///
+/// Each row and event is read through its primary key, whatever the
+/// statistics say: `OFFSET 0` keeps each lateral read a plan of its own,
+/// keyed by both columns. Joined directly, a planner with statistics of
+/// smaller tables (a new database, or one autovacuum has not analysed)
+/// reads the events by tenant only and filters them, a cost that grows
+/// with the events kept.
 const CLAIMED_RECORDS: &str =
     "SELECT d.tenant_id, d.destination_id, d.name, d.url, d.created_at_ms,
          d.updated_at_ms, d.sealed_secret, d.secret_digest, d.version, d.enabled,
@@ -47,8 +54,16 @@ const CLAIMED_RECORDS: &str =
          d.metadata_values, k.event_id, k.seq, e.event_type, e.created_at_ms, e.payload
      FROM UNNEST($1::INTEGER[], $2::TEXT[], $3::TEXT[], $4::TEXT[])
          AS k(seq, tenant_id, event_id, destination_id)
-     JOIN destinations d ON d.tenant_id = k.tenant_id AND d.destination_id = k.destination_id
-     JOIN events e ON e.tenant_id = k.tenant_id AND e.event_id = k.event_id
+     CROSS JOIN LATERAL (
+         SELECT * FROM destinations d
+         WHERE d.tenant_id = k.tenant_id AND d.destination_id = k.destination_id
+         OFFSET 0
+     ) d
+     CROSS JOIN LATERAL (
+         SELECT e.event_type, e.created_at_ms, e.payload FROM events e
+         WHERE e.tenant_id = k.tenant_id AND e.event_id = k.event_id
+         OFFSET 0
+     ) e
      LEFT JOIN LATERAL (
          SELECT array_agg(s.sealed_secret ORDER BY s.position) AS sealed,
                 array_agg(s.secret_digest ORDER BY s.position) AS digests,
