@@ -188,6 +188,17 @@ pub struct Config {
     #[arg(long, env = "PRETS_DESTINATION_CONCURRENCY", default_value = "4", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub destination_concurrency: u32,
 
+    /// Deliveries the worker holds claimed for each attempt it may have in
+    /// flight, in all and per destination. Those beyond the ones in flight
+    /// are sent the moment an answer frees a slot, without waiting for the
+    /// answer's write and a claim. Attempts in flight stay within
+    /// `--delivery-concurrency` and `--destination-concurrency` on each
+    /// node; nodes sharing a database send one destination at most
+    /// `--destination-concurrency` × this together. 1 claims only what can
+    /// be sent at once.
+    #[arg(long, env = "PRETS_DELIVERY_LOOKAHEAD", default_value = "2", value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub delivery_lookahead: u32,
+
     /// How long a connection to a destination may sit unused in the
     /// delivery pool before it is closed. Kept shorter than the common
     /// receivers' keep-alive (5 s in Node.js and Apache), so a kept
@@ -290,6 +301,7 @@ impl Config {
             delivery_connect_timeout: delivery.connect_timeout,
             delivery_concurrency: delivery.concurrency,
             destination_concurrency: delivery.destination_concurrency,
+            delivery_lookahead: 2,
             delivery_pool_idle_timeout: delivery.pool_idle_timeout,
             delivery_pool_max_idle_per_host: delivery.pool_max_idle_per_host,
             attempt_retention: Retention::default().attempts,
@@ -697,6 +709,15 @@ mod tests {
         assert_eq!(d.destination_concurrency, 4);
         assert_eq!(d.pool_idle_timeout, Duration::from_secs(4));
         assert_eq!(d.pool_max_idle_per_host, 2);
+        assert_eq!(config.delivery_lookahead, 2);
+        assert_eq!(
+            Config::new("db".into(), config.listen).delivery_lookahead,
+            config.delivery_lookahead
+        );
+        assert_eq!(
+            usize::try_from(config.delivery_lookahead).unwrap(),
+            crate::delivery::LOOKAHEAD
+        );
         // `Config::new` and `DeliveryConfig::default` agree with the flags.
         let new = Config::new("db".into(), config.listen).delivery().unwrap();
         let default = DeliveryConfig::default();

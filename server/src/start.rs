@@ -375,7 +375,8 @@ impl Delivery {
         Ok(Self {
             config: delivery,
             client,
-            options: WorkerOptions::default(),
+            options: WorkerOptions::default()
+                .lookahead(usize::try_from(config.delivery_lookahead).unwrap_or(usize::MAX)),
             retention,
             rates: (config.publish_rate(), config.test_send_rate()),
         })

@@ -159,6 +159,10 @@ struct Args {
     /// (default: the server's).
     #[arg(long)]
     destination_concurrency: Option<u32>,
+    /// The server's `--delivery-lookahead` in every delivery run (default:
+    /// the server's).
+    #[arg(long)]
+    delivery_lookahead: Option<u32>,
     /// Skip the floor (the delivery runs then print no ratios).
     #[arg(long)]
     no_floor: bool,
@@ -279,6 +283,9 @@ fn delivery_settings(config: &mut Config, cert_path: &Path, args: &Args) {
     config.delivery_root_certs = vec![cert_path.to_owned()];
     config.retry_schedule = "1s,1s,2s,5s,10s".parse().unwrap();
     config.delivery_concurrency = args.delivery_concurrency;
+    if let Some(n) = args.delivery_lookahead {
+        config.delivery_lookahead = n;
+    }
     if let Some(n) = args.destination_concurrency {
         config.destination_concurrency = n;
     }

@@ -11,6 +11,15 @@
 //!   deliveries than the slow lane has free. A dead receiver thus holds at
 //!   most its destination's cap while healthy, one slot once failing, and
 //!   all the failing ones together a quarter of the worker.
+//! - Claims run ahead of the sends ([`WorkerOptions::lookahead`], 2 by
+//!   default): the worker holds up to twice as many leases as it may have
+//!   attempts in flight, in all and per destination, so that an answer frees
+//!   its slot for the next attempt of its destination at once, while its
+//!   result is written and the next claim made. The attempts in flight stay
+//!   within both caps, counted by the worker; the store's caps count leases
+//!   (`lookahead` × the destination's cap per destination), which also
+//!   bound what several workers on one store send to one destination
+//!   together.
 //! - Every time is the store's ([`Outbox::now`]): read once per claim (the
 //!   claim's `now`), then advanced by the monotonic clock for the attempt's
 //!   start, its retry time and the wakes; renewals read it again.
@@ -43,7 +52,7 @@
 //!   timeout) has arrived is always recorded: its write is never cut short,
 //!   so that a restart never sends it again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -55,6 +64,7 @@ use prets_destinations::delivery::{
     classify, plan_attempt,
 };
 use prets_destinations::ops::plan_finish;
+use prets_destinations::{DestinationId, TenantId};
 use prets_destinations::{Keyring, Timestamp, os_rng};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -97,6 +107,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub const BATCH: usize = 32;
 /// Most finished attempts written by one [`Outbox::complete_all`].
 pub const RECORD_BATCH: usize = 64;
+/// Default [`WorkerOptions::lookahead`].
+pub const LOOKAHEAD: usize = 2;
 /// Most retry times a worker remembers to wake for; later ones are found by
 /// the poll.
 const DUE_REMEMBERED: usize = 1024;
@@ -118,6 +130,14 @@ pub struct WorkerOptions {
     /// timeout. A shorter lease is kept alive by renewals every half lease
     /// until the attempt is recorded.
     pub lease: Option<Duration>,
+    /// Deliveries held claimed per attempt that may be in flight (at least
+    /// 1): a worker of `c` slots and a cap of `d` per destination holds up
+    /// to `c × lookahead` leases, `d × lookahead` of one destination, and
+    /// still sends at most `c` and `d` at once. The leases beyond those in
+    /// flight are the next attempts, sent the moment an answer frees a slot
+    /// instead of a store write and a claim later. 1 claims only what can
+    /// be sent at once.
+    pub lookahead: usize,
 }
 
 impl Default for WorkerOptions {
@@ -127,6 +147,7 @@ impl Default for WorkerOptions {
             batch: BATCH,
             shutdown_grace: None,
             lease: None,
+            lookahead: LOOKAHEAD,
         }
     }
 }
@@ -150,6 +171,13 @@ impl WorkerOptions {
     #[must_use]
     pub const fn lease(mut self, lease: Duration) -> Self {
         self.lease = Some(lease);
+        self
+    }
+
+    /// These options with `lookahead` (at least 1).
+    #[must_use]
+    pub const fn lookahead(mut self, lookahead: usize) -> Self {
+        self.lookahead = lookahead;
         self
     }
 
@@ -252,6 +280,9 @@ impl<R: Outbox + 'static> Worker<R> {
             disable: self.disable,
             lease: self.lease,
             per_destination: self.per_destination,
+            lookahead: self.options.lookahead.max(1),
+            sending: Semaphore::new(self.concurrency),
+            lanes: Mutex::new(HashMap::new()),
             slow_lane: slow_lane(self.concurrency),
             failing_in_flight: AtomicUsize::new(0),
             published: self.published,
@@ -299,7 +330,15 @@ struct Shared<R> {
     schedule: RetrySchedule,
     disable: DisablePolicy,
     lease: Duration,
+    /// Most attempts in flight to one destination.
     per_destination: usize,
+    /// [`WorkerOptions::lookahead`], at least 1.
+    lookahead: usize,
+    /// The slots of attempts in flight (from the request to its answer).
+    sending: Semaphore,
+    /// Each destination with attempts of this worker waiting or in flight,
+    /// and its slots (`per_destination` of them).
+    lanes: Mutex<HashMap<LaneKey, Arc<Semaphore>>>,
     slow_lane: usize,
     /// Attempts in flight of destinations that were failing when claimed.
     failing_in_flight: AtomicUsize,
@@ -360,14 +399,19 @@ async fn run<R: Outbox + 'static>(
     grace: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(concurrency));
+    // One permit per lease this worker may hold: those in flight and those
+    // claimed ahead of them.
+    let leases = concurrency
+        .saturating_mul(shared.lookahead)
+        .min(Semaphore::MAX_PERMITS);
+    let permits = Arc::new(Semaphore::new(leases));
     let mut tasks = JoinSet::new();
     let mut backoff = BACKOFF_MIN;
     // Set when the grace after the stop is over: attempts still waiting for
     // their answer end then.
     let (cut, cut_seen) = watch::channel(false);
     // At most one finished attempt per slot waits for the recorder.
-    let (finished, to_record) = mpsc::channel(concurrency.max(1));
+    let (finished, to_record) = mpsc::channel(leases.max(1));
     let recorder = tokio::spawn(recorder(Arc::clone(&shared), to_record));
     loop {
         while tasks.try_join_next().is_some() {}
@@ -415,7 +459,7 @@ async fn run<R: Outbox + 'static>(
         let failing = shared.failing_in_flight.load(Ordering::Acquire);
         let limits = ClaimLimits {
             limit,
-            per_destination: shared.per_destination,
+            per_destination: shared.per_destination.saturating_mul(shared.lookahead),
             failing_limit: shared.slow_lane.saturating_sub(failing).min(limit),
             per_failing_destination: 1,
         };
@@ -508,6 +552,46 @@ impl<R> Drop for Slot<R> {
         }
         // `notify_one` keeps a permit when the loop is not waiting yet.
         self.shared.ended.notify_one();
+    }
+}
+
+/// A destination, as the worker's lanes are keyed.
+type LaneKey = (TenantId, DestinationId);
+
+/// An attempt's use of its destination's slots: the semaphore, shared with
+/// the other attempts of the destination while any of them holds one; the
+/// last one to go removes it.
+struct Lane<'a, R> {
+    shared: &'a Shared<R>,
+    key: LaneKey,
+    slots: Arc<Semaphore>,
+}
+
+impl<'a, R> Lane<'a, R> {
+    fn of(shared: &'a Shared<R>, key: LaneKey) -> Self {
+        let slots = Arc::clone(
+            shared
+                .lanes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(shared.per_destination))),
+        );
+        Self { shared, key, slots }
+    }
+}
+
+impl<R> Drop for Lane<'_, R> {
+    fn drop(&mut self) {
+        let mut lanes = self
+            .shared
+            .lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Clones are made under this lock only: two is the map's and ours.
+        if Arc::strong_count(&self.slots) == 2 {
+            lanes.remove(&self.key);
+        }
     }
 }
 
@@ -729,9 +813,23 @@ async fn send<R: Outbox>(
         );
         return Sent::Released;
     }
-    if *stop.borrow() {
+    // A slot of the destination's, then one of the worker's: claimed ahead,
+    // the attempt waits here for an answer to free one.
+    let lane = Lane::of(shared, (key.tenant.clone(), key.destination_id));
+    let mut stopped = stop.clone();
+    let slots = tokio::select! {
+        biased;
+        () = signalled(&mut stopped) => return Sent::Released,
+        slots = async {
+            let own = lane.slots.acquire().await;
+            let worker = shared.sending.acquire().await;
+            own.and_then(|own| Ok((own, worker?)))
+        } => slots,
+    };
+    // Never closed: the worker and the lanes live as long as this attempt.
+    let Ok(_slots) = slots else {
         return Sent::Released;
-    }
+    };
     let started_at = clock.now();
     let started = Instant::now();
     let request = match plan_attempt(
