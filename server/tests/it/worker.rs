@@ -1157,8 +1157,9 @@ async fn a_spawned_server_refuses_a_bad_root_certificate_file() {
 /// to a receiver that accepts TLS and never answers within the test (a
 /// tarpit); organization B then publishes 10 to a healthy receiver. Every
 /// one of B's arrives, once, within 3 s of its publish, while A's attempts
-/// are still held by the tarpit, A's destination never holding more than
-/// its cap (the default 4) of the 64 slots.
+/// are still held by the tarpit, A's destination never having more than
+/// its cap (the default 4) of attempts in flight in the 64 slots, though
+/// twice that is claimed (the lookahead 2): the 4 claimed ahead wait.
 async fn a_tarpit_does_not_delay_another_organization<R: Outbox + 'static>(a: Bench<R>) {
     use std::collections::HashMap;
     let b = a.organization("org_b");
@@ -1348,9 +1349,10 @@ async fn the_worker_keeps_the_store_clock() {
 
 #[tokio::test]
 async fn finished_attempts_are_written_in_batches() {
-    // Five deliveries to one destination (four at a time): a write is held
-    // while the four answers come; those not in it wait for the recorder and
-    // go in its next write together (the fifth is claimed after). Each is
+    // Five deliveries to one destination (four at a time, all five claimed
+    // at once): a write is held while the answers come; those not in it wait
+    // for the recorder and go in its next write together (the fifth is sent
+    // as soon as an answer frees a slot, its write held too). Each is
     // recorded once, in fewer writes than attempts.
     use std::sync::atomic::Ordering;
     let bench = Bench::over(Scripted::default(), None);
@@ -1422,3 +1424,4 @@ async fn the_api_stamps_events_with_the_store_clock() {
     );
     server.abort();
 }
+
