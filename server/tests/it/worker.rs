@@ -1425,3 +1425,93 @@ async fn the_api_stamps_events_with_the_store_clock() {
     server.abort();
 }
 
+// ---------------------------------------------------------------------------
+// Claims ahead of the sends (`WorkerOptions::lookahead`).
+
+/// One destination of the default cap (4), the lookahead 2 (the worker
+/// holds up to 8 of its leases) and 20 events to a receiver that answers
+/// each after 500 ms: the receiver never has more than 4 of its requests
+/// open at once, it does have 4 open (the first four answers wait for the
+/// fourth request), and every event arrives exactly once.
+async fn claims_ahead_keep_a_destination_within_its_cap_in_flight<R: Outbox + 'static>(
+    bench: Bench<R>,
+) {
+    use std::collections::HashSet;
+    const EVENTS: usize = 20;
+    let answer = Duration::from_millis(500);
+    let rx = Receiver::start(Options::default()).await;
+    for i in 0..EVENTS {
+        let reply = Reply::status(204).delay(answer);
+        rx.reply(if i < 4 {
+            reply.after_requests(4)
+        } else {
+            reply
+        });
+    }
+    let config = settings(&[&rx], "1s");
+    assert_eq!(config.destination_concurrency, 4, "the default cap");
+    assert!(
+        config.concurrency >= 8,
+        "the worker's slots are not the bound"
+    );
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .lookahead(2);
+    let worker = bench.worker_with(&config, loopback(), options);
+    let mut published = HashSet::new();
+    for _ in 0..EVENTS {
+        published.insert(bench.publish(PAYLOAD).await.event_id.to_string());
+    }
+    let attempts = bench.wait_attempts(id, EVENTS).await;
+    worker.shutdown().await;
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.outcome == AttemptOutcome::Succeeded && a.attempt == 1),
+        "{attempts:?}"
+    );
+    let recorded: HashSet<_> = attempts.iter().map(|a| a.event_id.to_string()).collect();
+    assert_eq!(
+        recorded, published,
+        "an event recorded twice, or not at all"
+    );
+
+    let requests = rx.requests();
+    assert_eq!(requests.len(), EVENTS, "an event was sent twice");
+    let arrived: HashSet<_> = requests
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    assert_eq!(arrived, published, "an event arrived twice, or not at all");
+    // Each answer takes at least 500 ms from its request's arrival: a
+    // request arriving within 500 ms of another's was sent while that one
+    // was open.
+    for r in &requests {
+        let open = requests
+            .iter()
+            .filter(|o| o.at <= r.at && r.at < o.at + answer)
+            .count();
+        assert!(
+            open <= 4,
+            "{open} requests of one destination open at once: past its cap of 4"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_claims_ahead_keep_a_destination_within_its_cap_in_flight() {
+    claims_ahead_keep_a_destination_within_its_cap_in_flight(Bench::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_claims_ahead_keep_a_destination_within_its_cap_in_flight() {
+    claims_ahead_keep_a_destination_within_its_cap_in_flight(Bench::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_claims_ahead_keep_a_destination_within_its_cap_in_flight() {
+    let db = prets_destinations_postgres::test_support::TestDb::new();
+    claims_ahead_keep_a_destination_within_its_cap_in_flight(Bench::over(db.repo().await, None))
+        .await;
+}
