@@ -1515,3 +1515,77 @@ async fn postgres_claims_ahead_keep_a_destination_within_its_cap_in_flight() {
     claims_ahead_keep_a_destination_within_its_cap_in_flight(Bench::over(db.repo().await, None))
         .await;
 }
+
+#[tokio::test]
+async fn shutdown_releases_claimed_ahead_deliveries_waiting_for_a_slot() {
+    // Eight deliveries to one destination of the default cap (4), the
+    // lookahead 2: all 8 claimed, 4 sent to a receiver that does not answer
+    // within the test, 4 waiting for a slot. The stop releases every lease
+    // (the 4 never sent among them), and a new worker delivers all 8 at
+    // once, each once, as first attempts.
+    use std::collections::HashSet;
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    for _ in 0..4 {
+        rx.reply(Reply::status(200).delay(Duration::from_secs(30)));
+    }
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let config = settings(&[&rx], "1s");
+    assert_eq!(config.destination_concurrency, 4, "the default cap");
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .lookahead(2)
+        .shutdown_grace(Duration::from_millis(200));
+    let worker = bench.worker_with(&config, loopback(), options);
+    let mut published = HashSet::new();
+    for _ in 0..8 {
+        published.insert(bench.publish(PAYLOAD).await.event_id.to_string());
+    }
+    rx.wait_for(4, Duration::from_secs(10)).await;
+    let mut depth = bench.repo.queue_depth().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while depth.leased < 8 {
+        assert!(Instant::now() < deadline, "all 8 claimed: {depth:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        depth = bench.repo.queue_depth().await.unwrap();
+    }
+    assert_eq!(depth.waiting, 0, "{depth:?}");
+
+    let stopping = Instant::now();
+    worker.shutdown().await;
+    assert!(stopping.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        rx.requests().len(),
+        4,
+        "an attempt waiting for a slot was sent"
+    );
+    assert!(
+        bench.attempts(id).await.is_empty(),
+        "an attempt released or cut short was recorded"
+    );
+    let depth = bench.repo.queue_depth().await.unwrap();
+    assert_eq!((depth.waiting, depth.leased), (8, 0), "{depth:?}");
+
+    // Released, not left to their 15 s leases.
+    let restarted = Instant::now();
+    let worker = bench.worker(&config, loopback());
+    let attempts = bench.wait_attempts(id, 8).await;
+    assert!(restarted.elapsed() < Duration::from_secs(3));
+    worker.shutdown().await;
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.outcome == AttemptOutcome::Succeeded && a.attempt == 1),
+        "{attempts:?}"
+    );
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 12);
+    let resent: HashSet<_> = requests[4..]
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    assert_eq!(
+        resent, published,
+        "the new worker sent an event twice, or not at all"
+    );
+}
