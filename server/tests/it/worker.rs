@@ -19,7 +19,7 @@ use prets_destinations_server::delivery::{
     DeliveryClient, Resolve, Worker, WorkerHandle, WorkerOptions, parse_root_certificates,
     slow_lane,
 };
-use prets_destinations_server::{Config, DeliveryConfig, SqliteRepo, load_keyring};
+use prets_destinations_server::{Config, DeliveryConfig, Metrics, SqliteRepo, load_keyring};
 use tokio::sync::Notify;
 
 use crate::support::receiver::{Options, Receiver, Reply};
@@ -1514,6 +1514,131 @@ async fn postgres_claims_ahead_keep_a_destination_within_its_cap_in_flight() {
     let db = prets_destinations_postgres::test_support::TestDb::new();
     claims_ahead_keep_a_destination_within_its_cap_in_flight(Bench::over(db.repo().await, None))
         .await;
+}
+
+/// The attempts `metrics` counted as delivered: answered, their slots free,
+/// their results handed to the recorder next.
+fn delivered(metrics: &Metrics) -> u64 {
+    let text = metrics.encode().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(r#"prets_delivery_attempts_total{outcome="delivered"} "#))
+        .unwrap_or_else(|| panic!("no delivered attempts counter: {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Eight deliveries to one destination of the default cap (4), a receiver
+/// that answers at once, and every write of a result held from the start:
+/// with `lookahead`, the receiver gets `sent` of them before any result is
+/// written, and no more once every answer is in and the worker has claimed
+/// again. Then the writes go through and each attempt is recorded once.
+async fn sends_while_every_write_is_held(lookahead: usize, sent: usize) {
+    use std::collections::HashSet;
+    use std::sync::atomic::Ordering;
+    const EVENTS: usize = 8;
+    let bench = Bench::over(Scripted::default(), None);
+    let rx = Receiver::start(Options::default()).await;
+    let config = settings(&[&rx], "1s");
+    assert_eq!(config.destination_concurrency, 4, "the default cap");
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    bench.repo.hold_completes.store(true, Ordering::SeqCst);
+    let metrics = Arc::new(Metrics::new());
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .lookahead(lookahead);
+    let client = DeliveryClient::new(&config, loopback()).unwrap();
+    let worker = Worker::new(
+        Arc::clone(&bench.repo),
+        Arc::clone(&bench.keyring),
+        client,
+        &config,
+        Arc::clone(&bench.published),
+    )
+    .with_options(options)
+    .with_metrics(Arc::clone(&metrics))
+    .spawn();
+    let mut published = HashSet::new();
+    for _ in 0..EVENTS {
+        published.insert(bench.publish(PAYLOAD).await.event_id.to_string());
+    }
+
+    rx.wait_for(sent, Duration::from_secs(10)).await;
+    eventually("every answer in, its slots free", || {
+        delivered(&metrics) == u64::try_from(sent).unwrap()
+    })
+    .await;
+    eventually("the first write held", || {
+        bench.repo.completing.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // A claim made from start to end after the last answer: two more
+    // begun (one every 50 ms poll, the writes being held).
+    let claims = bench.repo.claims.load(Ordering::SeqCst);
+    eventually("a claim after the answers", || {
+        bench.repo.claims.load(Ordering::SeqCst) >= claims + 2
+    })
+    .await;
+    let depth = bench.repo.queue_depth().await.unwrap();
+    assert_eq!(
+        usize::try_from(depth.leased).unwrap(),
+        sent,
+        "leases held with the lookahead {lookahead}: {depth:?}"
+    );
+    assert_eq!(
+        usize::try_from(depth.waiting).unwrap(),
+        EVENTS - sent,
+        "{depth:?}"
+    );
+    assert_eq!(
+        rx.requests().len(),
+        sent,
+        "sent while no result was written, with the lookahead {lookahead}"
+    );
+    assert!(
+        bench.attempts(id).await.is_empty(),
+        "a result was written while the writes were held"
+    );
+    assert_eq!(bench.repo.completing.load(Ordering::SeqCst), 1);
+
+    bench.repo.hold_completes.store(false, Ordering::SeqCst);
+    let attempts = bench.wait_attempts(id, EVENTS).await;
+    worker.shutdown().await;
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.outcome == AttemptOutcome::Succeeded && a.attempt == 1),
+        "{attempts:?}"
+    );
+    let recorded: HashSet<_> = attempts.iter().map(|a| a.event_id.to_string()).collect();
+    assert_eq!(
+        recorded, published,
+        "an attempt recorded twice, or not at all"
+    );
+    let batches = bench.repo.batches.lock().unwrap().clone();
+    assert_eq!(batches.iter().sum::<usize>(), EVENTS, "{batches:?}");
+    let requests = rx.requests();
+    assert_eq!(requests.len(), EVENTS, "an event was sent twice");
+    let arrived: HashSet<_> = requests
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    assert_eq!(arrived, published);
+}
+
+#[tokio::test]
+async fn claimed_ahead_attempts_are_sent_while_the_results_before_them_are_written() {
+    // The lookahead 2: 8 leases of the destination. Each answer frees its
+    // slots before its result is written, so all 8 go out while not one
+    // result is.
+    sends_while_every_write_is_held(2, 8).await;
+}
+
+#[tokio::test]
+async fn without_claims_ahead_a_held_write_holds_the_next_attempt_back() {
+    // The lookahead 1: 4 leases of the destination, each kept until its
+    // result is written; the other 4 deliveries wait in the store.
+    sends_while_every_write_is_held(1, 4).await;
 }
 
 #[tokio::test]
