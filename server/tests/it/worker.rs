@@ -19,7 +19,7 @@ use prets_destinations_server::delivery::{
     DeliveryClient, Resolve, Worker, WorkerHandle, WorkerOptions, parse_root_certificates,
     slow_lane,
 };
-use prets_destinations_server::{Config, DeliveryConfig, SqliteRepo, load_keyring};
+use prets_destinations_server::{Config, DeliveryConfig, Metrics, SqliteRepo, load_keyring};
 use tokio::sync::Notify;
 
 use crate::support::receiver::{Options, Receiver, Reply};
@@ -1157,8 +1157,9 @@ async fn a_spawned_server_refuses_a_bad_root_certificate_file() {
 /// to a receiver that accepts TLS and never answers within the test (a
 /// tarpit); organization B then publishes 10 to a healthy receiver. Every
 /// one of B's arrives, once, within 3 s of its publish, while A's attempts
-/// are still held by the tarpit, A's destination never holding more than
-/// its cap (the default 4) of the 64 slots.
+/// are still held by the tarpit, A's destination never having more than
+/// its cap (the default 4) of attempts in flight in the 64 slots, though
+/// twice that is claimed (the lookahead 2): the 4 claimed ahead wait.
 async fn a_tarpit_does_not_delay_another_organization<R: Outbox + 'static>(a: Bench<R>) {
     use std::collections::HashMap;
     let b = a.organization("org_b");
@@ -1348,9 +1349,10 @@ async fn the_worker_keeps_the_store_clock() {
 
 #[tokio::test]
 async fn finished_attempts_are_written_in_batches() {
-    // Five deliveries to one destination (four at a time): a write is held
-    // while the four answers come; those not in it wait for the recorder and
-    // go in its next write together (the fifth is claimed after). Each is
+    // Five deliveries to one destination (four at a time, all five claimed
+    // at once): a write is held while the answers come; those not in it wait
+    // for the recorder and go in its next write together (the fifth is sent
+    // as soon as an answer frees a slot, its write held too). Each is
     // recorded once, in fewer writes than attempts.
     use std::sync::atomic::Ordering;
     let bench = Bench::over(Scripted::default(), None);
@@ -1421,4 +1423,294 @@ async fn the_api_stamps_events_with_the_store_clock() {
         "createdAt is {ahead} ms past this host's clock"
     );
     server.abort();
+}
+
+// ---------------------------------------------------------------------------
+// Claims ahead of the sends (`WorkerOptions::lookahead`).
+
+/// One destination of the default cap (4), the lookahead 2 (the worker
+/// holds up to 8 of its leases) and 20 events to a receiver that answers
+/// each after 500 ms: the receiver never has more than 4 of its requests
+/// open at once, it does have 4 open (the first four answers wait for the
+/// fourth request), and every event arrives exactly once.
+async fn claims_ahead_keep_a_destination_within_its_cap_in_flight<R: Outbox + 'static>(
+    bench: Bench<R>,
+) {
+    use std::collections::HashSet;
+    const EVENTS: usize = 20;
+    let answer = Duration::from_millis(500);
+    let rx = Receiver::start(Options::default()).await;
+    for i in 0..EVENTS {
+        let reply = Reply::status(204).delay(answer);
+        rx.reply(if i < 4 {
+            reply.after_requests(4)
+        } else {
+            reply
+        });
+    }
+    let config = settings(&[&rx], "1s");
+    assert_eq!(config.destination_concurrency, 4, "the default cap");
+    assert!(
+        config.concurrency >= 8,
+        "the worker's slots are not the bound"
+    );
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .lookahead(2);
+    let worker = bench.worker_with(&config, loopback(), options);
+    let mut published = HashSet::new();
+    for _ in 0..EVENTS {
+        published.insert(bench.publish(PAYLOAD).await.event_id.to_string());
+    }
+    let attempts = bench.wait_attempts(id, EVENTS).await;
+    worker.shutdown().await;
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.outcome == AttemptOutcome::Succeeded && a.attempt == 1),
+        "{attempts:?}"
+    );
+    let recorded: HashSet<_> = attempts.iter().map(|a| a.event_id.to_string()).collect();
+    assert_eq!(
+        recorded, published,
+        "an event recorded twice, or not at all"
+    );
+
+    let requests = rx.requests();
+    assert_eq!(requests.len(), EVENTS, "an event was sent twice");
+    let arrived: HashSet<_> = requests
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    assert_eq!(arrived, published, "an event arrived twice, or not at all");
+    // Each answer takes at least 500 ms from its request's arrival: a
+    // request arriving within 500 ms of another's was sent while that one
+    // was open.
+    for r in &requests {
+        let open = requests
+            .iter()
+            .filter(|o| o.at <= r.at && r.at < o.at + answer)
+            .count();
+        assert!(
+            open <= 4,
+            "{open} requests of one destination open at once: past its cap of 4"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_claims_ahead_keep_a_destination_within_its_cap_in_flight() {
+    claims_ahead_keep_a_destination_within_its_cap_in_flight(Bench::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_claims_ahead_keep_a_destination_within_its_cap_in_flight() {
+    claims_ahead_keep_a_destination_within_its_cap_in_flight(Bench::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_claims_ahead_keep_a_destination_within_its_cap_in_flight() {
+    let db = prets_destinations_postgres::test_support::TestDb::new();
+    claims_ahead_keep_a_destination_within_its_cap_in_flight(Bench::over(db.repo().await, None))
+        .await;
+}
+
+/// The attempts `metrics` counted as delivered: answered, their slots free,
+/// their results handed to the recorder next.
+fn delivered(metrics: &Metrics) -> u64 {
+    let text = metrics.encode().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(r#"prets_delivery_attempts_total{outcome="delivered"} "#))
+        .unwrap_or_else(|| panic!("no delivered attempts counter: {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Eight deliveries to one destination of the default cap (4), a receiver
+/// that answers at once, and every write of a result held from the start:
+/// with `lookahead`, the receiver gets `sent` of them before any result is
+/// written, and no more once every answer is in and the worker has claimed
+/// again. Then the writes go through and each attempt is recorded once.
+async fn sends_while_every_write_is_held(lookahead: usize, sent: usize) {
+    use std::collections::HashSet;
+    use std::sync::atomic::Ordering;
+    const EVENTS: usize = 8;
+    let bench = Bench::over(Scripted::default(), None);
+    let rx = Receiver::start(Options::default()).await;
+    let config = settings(&[&rx], "1s");
+    assert_eq!(config.destination_concurrency, 4, "the default cap");
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    bench.repo.hold_completes.store(true, Ordering::SeqCst);
+    let metrics = Arc::new(Metrics::new());
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .lookahead(lookahead);
+    let client = DeliveryClient::new(&config, loopback()).unwrap();
+    let worker = Worker::new(
+        Arc::clone(&bench.repo),
+        Arc::clone(&bench.keyring),
+        client,
+        &config,
+        Arc::clone(&bench.published),
+    )
+    .with_options(options)
+    .with_metrics(Arc::clone(&metrics))
+    .spawn();
+    let mut published = HashSet::new();
+    for _ in 0..EVENTS {
+        published.insert(bench.publish(PAYLOAD).await.event_id.to_string());
+    }
+
+    rx.wait_for(sent, Duration::from_secs(10)).await;
+    eventually("every answer in, its slots free", || {
+        delivered(&metrics) == u64::try_from(sent).unwrap()
+    })
+    .await;
+    eventually("the first write held", || {
+        bench.repo.completing.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // A claim made from start to end after the last answer: two more
+    // begun (one every 50 ms poll, the writes being held).
+    let claims = bench.repo.claims.load(Ordering::SeqCst);
+    eventually("a claim after the answers", || {
+        bench.repo.claims.load(Ordering::SeqCst) >= claims + 2
+    })
+    .await;
+    let depth = bench.repo.queue_depth().await.unwrap();
+    assert_eq!(
+        usize::try_from(depth.leased).unwrap(),
+        sent,
+        "leases held with the lookahead {lookahead}: {depth:?}"
+    );
+    assert_eq!(
+        usize::try_from(depth.waiting).unwrap(),
+        EVENTS - sent,
+        "{depth:?}"
+    );
+    assert_eq!(
+        rx.requests().len(),
+        sent,
+        "sent while no result was written, with the lookahead {lookahead}"
+    );
+    assert!(
+        bench.attempts(id).await.is_empty(),
+        "a result was written while the writes were held"
+    );
+    assert_eq!(bench.repo.completing.load(Ordering::SeqCst), 1);
+
+    bench.repo.hold_completes.store(false, Ordering::SeqCst);
+    let attempts = bench.wait_attempts(id, EVENTS).await;
+    worker.shutdown().await;
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.outcome == AttemptOutcome::Succeeded && a.attempt == 1),
+        "{attempts:?}"
+    );
+    let recorded: HashSet<_> = attempts.iter().map(|a| a.event_id.to_string()).collect();
+    assert_eq!(
+        recorded, published,
+        "an attempt recorded twice, or not at all"
+    );
+    let batches = bench.repo.batches.lock().unwrap().clone();
+    assert_eq!(batches.iter().sum::<usize>(), EVENTS, "{batches:?}");
+    let requests = rx.requests();
+    assert_eq!(requests.len(), EVENTS, "an event was sent twice");
+    let arrived: HashSet<_> = requests
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    assert_eq!(arrived, published);
+}
+
+#[tokio::test]
+async fn claimed_ahead_attempts_are_sent_while_the_results_before_them_are_written() {
+    // The lookahead 2: 8 leases of the destination. Each answer frees its
+    // slots before its result is written, so all 8 go out while not one
+    // result is.
+    sends_while_every_write_is_held(2, 8).await;
+}
+
+#[tokio::test]
+async fn without_claims_ahead_a_held_write_holds_the_next_attempt_back() {
+    // The lookahead 1: 4 leases of the destination, each kept until its
+    // result is written; the other 4 deliveries wait in the store.
+    sends_while_every_write_is_held(1, 4).await;
+}
+
+#[tokio::test]
+async fn shutdown_releases_claimed_ahead_deliveries_waiting_for_a_slot() {
+    // Eight deliveries to one destination of the default cap (4), the
+    // lookahead 2: all 8 claimed, 4 sent to a receiver that does not answer
+    // within the test, 4 waiting for a slot. The stop releases every lease
+    // (the 4 never sent among them), and a new worker delivers all 8 at
+    // once, each once, as first attempts.
+    use std::collections::HashSet;
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    for _ in 0..4 {
+        rx.reply(Reply::status(200).delay(Duration::from_secs(30)));
+    }
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    let config = settings(&[&rx], "1s");
+    assert_eq!(config.destination_concurrency, 4, "the default cap");
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .lookahead(2)
+        .shutdown_grace(Duration::from_millis(200));
+    let worker = bench.worker_with(&config, loopback(), options);
+    let mut published = HashSet::new();
+    for _ in 0..8 {
+        published.insert(bench.publish(PAYLOAD).await.event_id.to_string());
+    }
+    rx.wait_for(4, Duration::from_secs(10)).await;
+    let mut depth = bench.repo.queue_depth().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while depth.leased < 8 {
+        assert!(Instant::now() < deadline, "all 8 claimed: {depth:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        depth = bench.repo.queue_depth().await.unwrap();
+    }
+    assert_eq!(depth.waiting, 0, "{depth:?}");
+
+    let stopping = Instant::now();
+    worker.shutdown().await;
+    assert!(stopping.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        rx.requests().len(),
+        4,
+        "an attempt waiting for a slot was sent"
+    );
+    assert!(
+        bench.attempts(id).await.is_empty(),
+        "an attempt released or cut short was recorded"
+    );
+    let depth = bench.repo.queue_depth().await.unwrap();
+    assert_eq!((depth.waiting, depth.leased), (8, 0), "{depth:?}");
+
+    // Released, not left to their 15 s leases.
+    let restarted = Instant::now();
+    let worker = bench.worker(&config, loopback());
+    let attempts = bench.wait_attempts(id, 8).await;
+    assert!(restarted.elapsed() < Duration::from_secs(3));
+    worker.shutdown().await;
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.outcome == AttemptOutcome::Succeeded && a.attempt == 1),
+        "{attempts:?}"
+    );
+    let requests = rx.requests();
+    assert_eq!(requests.len(), 12);
+    let resent: HashSet<_> = requests[4..]
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    assert_eq!(
+        resent, published,
+        "the new worker sent an event twice, or not at all"
+    );
 }
