@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest as _, Sha256};
@@ -283,7 +284,19 @@ pub(super) fn configure(conn: &Connection) -> Result<(), SqliteError> {
          PRAGMA busy_timeout = 5000;
          PRAGMA temp_store = MEMORY;",
     )?;
+    cache_plans(conn)?;
+    Ok(())
+}
+
+/// Keeps each prepared statement's plan whatever its parameters: the
+/// statement cache, and the query planner's stability guarantee. Without
+/// it, SQLite prepares a statement again whenever a parameter its plan
+/// looked at changes (every `LIMIT ?`): a claim's statements were parsed
+/// and planned again at most runs. The plans are the ones the plan tests
+/// check, chosen without the parameters' values.
+fn cache_plans(conn: &Connection) -> Result<(), SqliteError> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
@@ -305,7 +318,7 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, SqliteError> {
          PRAGMA busy_timeout = 5000;
          PRAGMA temp_store = MEMORY;",
     )?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    cache_plans(&conn)?;
     Ok(conn)
 }
 
