@@ -54,7 +54,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -74,6 +74,7 @@ use crate::delivery::client::{DeliveryClient, Outcome};
 use crate::delivery::config::DeliveryConfig;
 use crate::delivery::deadline::after;
 use crate::metrics::Metrics;
+use prets_destinations::delivery::Answer;
 
 /// The time allowed, beyond the delivery timeout, for writing an attempt's
 /// result: part of the lease ([`lease_duration`]) and of the default
@@ -109,6 +110,8 @@ pub const BATCH: usize = 32;
 pub const RECORD_BATCH: usize = 64;
 /// Default [`WorkerOptions::lookahead`].
 pub const LOOKAHEAD: usize = 2;
+/// Longest a claim waits for the attempts of a written batch to end.
+const GATHER: Duration = Duration::from_millis(20);
 /// Most retry times a worker remembers to wake for; later ones are found by
 /// the poll.
 const DUE_REMEMBERED: usize = 1024;
@@ -285,6 +288,7 @@ impl<R: Outbox + 'static> Worker<R> {
             lanes: Mutex::new(HashMap::new()),
             slow_lane: slow_lane(self.concurrency),
             failing_in_flight: AtomicUsize::new(0),
+            answering: AtomicUsize::new(0),
             published: self.published,
             rescheduled: Notify::new(),
             ended: Notify::new(),
@@ -338,10 +342,14 @@ struct Shared<R> {
     sending: Semaphore,
     /// Each destination with attempts of this worker waiting or in flight,
     /// and its slots (`per_destination` of them).
-    lanes: Mutex<HashMap<LaneKey, Arc<Semaphore>>>,
+    lanes: Mutex<HashMap<LaneKey, Arc<LaneState>>>,
     slow_lane: usize,
     /// Attempts in flight of destinations that were failing when claimed.
     failing_in_flight: AtomicUsize,
+    /// Attempts the recorder has answered whose tasks have not ended yet:
+    /// the loop lets them end before it claims, so that one claim follows
+    /// a written batch instead of one claim per attempt in it.
+    answering: AtomicUsize,
     published: Arc<Notify>,
     /// Signalled when an attempt schedules a retry, so the loop's next wake
     /// is recomputed.
@@ -415,6 +423,16 @@ async fn run<R: Outbox + 'static>(
     let recorder = tokio::spawn(recorder(Arc::clone(&shared), to_record));
     loop {
         while tasks.try_join_next().is_some() {}
+        // The rest of a written batch ends first: its leases are free in the
+        // store already, and one claim then takes their successors together.
+        while shared.answering.load(Ordering::Acquire) > 0 {
+            tokio::select! {
+                biased;
+                () = signalled(&mut stop) => break,
+                () = shared.ended.notified() => {}
+                () = tokio::time::sleep(GATHER) => break,
+            }
+        }
         let first = tokio::select! {
             biased;
             () = signalled(&mut stop) => break,
@@ -529,6 +547,9 @@ async fn run<R: Outbox + 'static>(
 struct Slot<R> {
     shared: Arc<Shared<R>>,
     failing: bool,
+    /// Set when the recorder answered the attempt (counted in
+    /// [`Shared::answering`]).
+    answered: AtomicBool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -540,6 +561,7 @@ impl<R> Slot<R> {
         Self {
             shared: Arc::clone(shared),
             failing,
+            answered: AtomicBool::new(false),
             _permit: permit,
         }
     }
@@ -550,6 +572,9 @@ impl<R> Drop for Slot<R> {
         if self.failing {
             self.shared.failing_in_flight.fetch_sub(1, Ordering::AcqRel);
         }
+        if *self.answered.get_mut() {
+            self.shared.answering.fetch_sub(1, Ordering::AcqRel);
+        }
         // `notify_one` keeps a permit when the loop is not waiting yet.
         self.shared.ended.notify_one();
     }
@@ -558,26 +583,42 @@ impl<R> Drop for Slot<R> {
 /// A destination, as the worker's lanes are keyed.
 type LaneKey = (TenantId, DestinationId);
 
-/// An attempt's use of its destination's slots: the semaphore, shared with
-/// the other attempts of the destination while any of them holds one; the
-/// last one to go removes it.
+/// What the attempts of one destination share in a worker.
+struct LaneState {
+    /// Its slots of attempts in flight.
+    slots: Semaphore,
+    /// Set when an attempt of it got a failure: its attempts claimed as
+    /// healthy and still waiting give their leases back instead of being
+    /// sent, so that the next claim finds the destination failing and
+    /// gives it the slow lane.
+    failed: AtomicBool,
+}
+
+/// An attempt's use of its destination's [`LaneState`], shared with the
+/// other attempts of the destination while any of them holds it; the last
+/// one to go removes it.
 struct Lane<'a, R> {
     shared: &'a Shared<R>,
     key: LaneKey,
-    slots: Arc<Semaphore>,
+    state: Arc<LaneState>,
 }
 
 impl<'a, R> Lane<'a, R> {
     fn of(shared: &'a Shared<R>, key: LaneKey) -> Self {
-        let slots = Arc::clone(
+        let state = Arc::clone(
             shared
                 .lanes
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .entry(key.clone())
-                .or_insert_with(|| Arc::new(Semaphore::new(shared.per_destination))),
+                .or_insert_with(|| {
+                    Arc::new(LaneState {
+                        slots: Semaphore::new(shared.per_destination),
+                        failed: AtomicBool::new(false),
+                    })
+                }),
         );
-        Self { shared, key, slots }
+        Self { shared, key, state }
     }
 }
 
@@ -589,7 +630,7 @@ impl<R> Drop for Lane<'_, R> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         // Clones are made under this lock only: two is the map's and ours.
-        if Arc::strong_count(&self.slots) == 2 {
+        if Arc::strong_count(&self.state) == 2 {
             lanes.remove(&self.key);
         }
     }
@@ -666,18 +707,23 @@ async fn recorder<R: Outbox>(shared: Arc<Shared<R>>, mut to_record: mpsc::Receiv
             .drain(..)
             .map(|f| ((f.lease, f.report), f.written))
             .unzip();
-        match shared.repo.complete_all(writes).await {
+        let written = shared.repo.complete_all(writes).await;
+        shared.answering.fetch_add(answers.len(), Ordering::AcqRel);
+        let unheard = |_| {
+            // A closed receiver: its attempt task is gone (it never is
+            // before the answer, but nothing is lost either way).
+            shared.answering.fetch_sub(1, Ordering::AcqRel);
+        };
+        match written {
             Ok(outcomes) => {
                 for (answer, outcome) in answers.into_iter().zip(outcomes) {
-                    // A closed receiver: its attempt task is gone (it never
-                    // is before the answer, but nothing is lost either way).
-                    let _ = answer.send(Ok(outcome));
+                    answer.send(Ok(outcome)).map_or_else(unheard, |()| ());
                 }
             }
             Err(error) => {
                 let text = error.to_string();
                 for answer in answers {
-                    let _ = answer.send(Err(text.clone()));
+                    answer.send(Err(text.clone())).map_or_else(unheard, |()| ());
                 }
             }
         }
@@ -691,17 +737,21 @@ async fn recorder<R: Outbox>(shared: Arc<Shared<R>>, mut to_record: mpsc::Receiv
 async fn attempt<R: Outbox>(
     shared: Arc<Shared<R>>,
     job: Claimed,
-    _slot: Slot<R>,
+    slot: Slot<R>,
     clock: Clock,
     finished: mpsc::Sender<Finished>,
     stop: watch::Receiver<bool>,
     mut cut: watch::Receiver<bool>,
 ) -> Ended {
     let lease = Mutex::new(job.lease.clone());
+    // Held until the attempt is recorded: a failure it marks on the lane
+    // stays seen until the store knows it.
+    let key = &job.lease.delivery;
+    let lane = Lane::of(&shared, (key.tenant.clone(), key.destination_id));
     let work = async {
         let sent = tokio::select! {
             biased;
-            sent = send(&shared, &job, clock, &stop) => sent,
+            sent = send(&shared, &job, &lane, clock, &stop) => sent,
             () = signalled(&mut cut) => {
                 let key = &job.lease.delivery;
                 tracing::info!(
@@ -715,7 +765,7 @@ async fn attempt<R: Outbox>(
         let held = || lease.lock().unwrap_or_else(PoisonError::into_inner).clone();
         match sent {
             Sent::Answered(answered) => {
-                record(&shared, &job, held(), answered, &finished).await;
+                record(&shared, &job, held(), answered, &finished, &slot.answered).await;
                 Ended::Done
             }
             Sent::Released => {
@@ -799,6 +849,7 @@ struct Answered {
 async fn send<R: Outbox>(
     shared: &Shared<R>,
     job: &Claimed,
+    lane: &Lane<'_, R>,
     clock: Clock,
     stop: &watch::Receiver<bool>,
 ) -> Sent {
@@ -815,13 +866,12 @@ async fn send<R: Outbox>(
     }
     // A slot of the destination's, then one of the worker's: claimed ahead,
     // the attempt waits here for an answer to free one.
-    let lane = Lane::of(shared, (key.tenant.clone(), key.destination_id));
     let mut stopped = stop.clone();
     let slots = tokio::select! {
         biased;
         () = signalled(&mut stopped) => return Sent::Released,
         slots = async {
-            let own = lane.slots.acquire().await;
+            let own = lane.state.slots.acquire().await;
             let worker = shared.sending.acquire().await;
             own.and_then(|own| Ok((own, worker?)))
         } => slots,
@@ -830,6 +880,15 @@ async fn send<R: Outbox>(
     let Ok(_slots) = slots else {
         return Sent::Released;
     };
+    if !job.failing && lane.state.failed.load(Ordering::Acquire) {
+        // Claimed ahead while healthy; an attempt before it just failed.
+        tracing::debug!(
+            destination = %key.destination_id,
+            event = %key.event_id,
+            "delivery given back: its destination is failing now"
+        );
+        return Sent::Released;
+    }
     let started_at = clock.now();
     let started = Instant::now();
     let request = match plan_attempt(
@@ -852,6 +911,12 @@ async fn send<R: Outbox>(
         }
     };
     let outcome = shared.client.send(&request).await;
+    if !matches!(outcome.answer(), Answer::Response { status, .. } if (200..300).contains(&status))
+    {
+        // Before the slots are given back: the attempts waiting for them see
+        // it.
+        lane.state.failed.store(true, Ordering::Release);
+    }
     Sent::Answered(Answered {
         outcome,
         started_at,
@@ -867,6 +932,7 @@ async fn record<R: Outbox>(
     lease: Lease,
     answered: Answered,
     finished: &mpsc::Sender<Finished>,
+    heard: &AtomicBool,
 ) {
     let Answered {
         outcome,
@@ -904,9 +970,13 @@ async fn record<R: Outbox>(
         })
         .await
     {
-        Ok(()) => answer
-            .await
-            .unwrap_or_else(|_| Err("the recorder stopped before writing".to_owned())),
+        Ok(()) => match answer.await {
+            Ok(stored) => {
+                heard.store(true, Ordering::Release);
+                stored
+            }
+            Err(_) => Err("the recorder stopped before writing".to_owned()),
+        },
         Err(unsent) => {
             // The recorder is gone (it never is before the attempts): write
             // it here.

@@ -1714,3 +1714,60 @@ async fn shutdown_releases_claimed_ahead_deliveries_waiting_for_a_slot() {
         "the new worker sent an event twice, or not at all"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_claimed_ahead_of_a_failure_wait_for_the_slow_lane() {
+    // Eight slots (a slow lane of 2), two destinations on a receiver that
+    // answers 500 after 500 ms, eight events each, no retry within the test.
+    // Healthy at first, each destination has 4 attempts in flight and 4
+    // claimed ahead. When the first ones fail, those claimed ahead are not
+    // sent as if the destination were healthy: they go back, and come again
+    // through the slow lane, 1 per destination and 2 in all.
+    let a = Bench::memory();
+    let failing = Receiver::start(Options::default()).await;
+    for _ in 0..100 {
+        failing.reply(Reply::status(500).delay(Duration::from_millis(500)));
+    }
+    let config = DeliveryConfig {
+        concurrency: 8,
+        ..settings(&[&failing], "1h")
+    };
+    assert_eq!(slow_lane(8), 2);
+    for i in 0..2 {
+        a.destination(&failing.name_url(&format!("/{i}"))).await;
+    }
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_millis(50))
+        .lookahead(2);
+    let worker = a.worker_with(&config, loopback(), options);
+    for _ in 0..8 {
+        a.publish(PAYLOAD).await;
+    }
+    failing.wait_for(16, Duration::from_secs(20)).await;
+    worker.shutdown().await;
+
+    let requests = failing.requests();
+    assert_eq!(requests.len(), 16, "each delivery attempted once");
+    // Each answer takes at least 500 ms from its request's arrival: a
+    // request arriving within 500 ms of another's was sent while that one
+    // was in flight. The first 8 are the healthy wave, answered before any
+    // other is sent.
+    let later = &requests[8..];
+    let window = Duration::from_millis(500);
+    for r in later {
+        let open: Vec<_> = later
+            .iter()
+            .filter(|o| o.at <= r.at && r.at < o.at + window)
+            .collect();
+        assert!(
+            open.len() <= 2,
+            "{} attempts of failing destinations in flight at once",
+            open.len()
+        );
+        assert_eq!(
+            open.iter().filter(|o| o.target == r.target).count(),
+            1,
+            "a failing destination had two attempts in flight"
+        );
+    }
+}
