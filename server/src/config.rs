@@ -196,7 +196,7 @@ pub struct Config {
     /// node; nodes sharing a database send one destination at most
     /// `--destination-concurrency` × this together. 1 claims only what can
     /// be sent at once.
-    #[arg(long, env = "PRETS_DELIVERY_LOOKAHEAD", default_value = "2", value_parser = clap::value_parser!(u32).range(1..=16))]
+    #[arg(long, env = "PRETS_DELIVERY_LOOKAHEAD", default_value = "4", value_parser = clap::value_parser!(u32).range(1..=16))]
     pub delivery_lookahead: u32,
 
     /// How long a connection to a destination may sit unused in the
@@ -301,7 +301,7 @@ impl Config {
             delivery_connect_timeout: delivery.connect_timeout,
             delivery_concurrency: delivery.concurrency,
             destination_concurrency: delivery.destination_concurrency,
-            delivery_lookahead: 2,
+            delivery_lookahead: 4,
             delivery_pool_idle_timeout: delivery.pool_idle_timeout,
             delivery_pool_max_idle_per_host: delivery.pool_max_idle_per_host,
             attempt_retention: Retention::default().attempts,
@@ -709,7 +709,7 @@ mod tests {
         assert_eq!(d.destination_concurrency, 4);
         assert_eq!(d.pool_idle_timeout, Duration::from_secs(4));
         assert_eq!(d.pool_max_idle_per_host, 2);
-        assert_eq!(config.delivery_lookahead, 2);
+        assert_eq!(config.delivery_lookahead, 4);
         assert_eq!(
             Config::new("db".into(), config.listen).delivery_lookahead,
             config.delivery_lookahead

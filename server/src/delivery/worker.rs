@@ -11,9 +11,9 @@
 //!   deliveries than the slow lane has free. A dead receiver thus holds at
 //!   most its destination's cap while healthy, one slot once failing, and
 //!   all the failing ones together a quarter of the worker.
-//! - Claims run ahead of the sends ([`WorkerOptions::lookahead`], 2 by
-//!   default): the worker holds up to twice as many leases as it may have
-//!   attempts in flight, in all and per destination, so that an answer frees
+//! - Claims run ahead of the sends ([`WorkerOptions::lookahead`], 4 by
+//!   default): the worker holds up to four times as many leases as it may
+//!   have attempts in flight, in all and per destination, so that an answer frees
 //!   its slot for the next attempt of its destination at once, while its
 //!   result is written and the next claim made. The attempts in flight stay
 //!   within both caps, counted by the worker; the store's caps count leases
@@ -109,7 +109,7 @@ pub const BATCH: usize = 32;
 /// Most finished attempts written by one [`Outbox::complete_all`].
 pub const RECORD_BATCH: usize = 64;
 /// Default [`WorkerOptions::lookahead`].
-pub const LOOKAHEAD: usize = 2;
+pub const LOOKAHEAD: usize = 4;
 /// Longest a claim waits for the attempts of a written batch to end.
 const GATHER: Duration = Duration::from_millis(20);
 /// Most retry times a worker remembers to wake for; later ones are found by

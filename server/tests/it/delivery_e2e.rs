@@ -824,8 +824,8 @@ async fn proxy_variables_in_the_environment_are_ignored() {
 /// 10 to a healthy receiver. Every one of B's arrives, once, within 3 s of
 /// its publish, while A's attempts are still held by the tarpit; A's
 /// destination has exactly its cap, 3, of attempts in flight, set by
-/// `PRETS_DESTINATION_CONCURRENCY` (twice that is claimed, the 3 beyond it
-/// waiting for a slot).
+/// `PRETS_DESTINATION_CONCURRENCY` (the lookahead, 4, times that is
+/// claimed, the 9 beyond it waiting for a slot).
 async fn a_tarpit_does_not_delay_another_organization(store: &[&str]) {
     use std::collections::HashMap;
     let dir = TempDir::new();

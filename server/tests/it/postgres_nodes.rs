@@ -1192,7 +1192,7 @@ async fn a_node_with_a_skewed_clock_delivers_nothing_twice() {
             .unwrap();
         extra[timeout + 1] = "10s".to_owned();
         // Up to 16 attempts in flight on the one destination on each node,
-        // and 32 leases of it (16 × the lookahead 2) across both.
+        // and 64 leases of it (16 × the lookahead 4) across both.
         extra.extend(["--destination-concurrency".to_owned(), "16".to_owned()]);
         let a = cluster.start_with(&db.node_url("clock_true"), &extra);
         let key = cluster.key_file.to_str().unwrap().to_owned();

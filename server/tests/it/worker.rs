@@ -1159,7 +1159,8 @@ async fn a_spawned_server_refuses_a_bad_root_certificate_file() {
 /// one of B's arrives, once, within 3 s of its publish, while A's attempts
 /// are still held by the tarpit, A's destination never having more than
 /// its cap (the default 4) of attempts in flight in the 64 slots, though
-/// twice that is claimed (the lookahead 2): the 4 claimed ahead wait.
+/// four times that is claimed (the lookahead 4): the 12 claimed ahead
+/// wait.
 async fn a_tarpit_does_not_delay_another_organization<R: Outbox + 'static>(a: Bench<R>) {
     use std::collections::HashMap;
     let b = a.organization("org_b");
