@@ -528,7 +528,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         FOR EACH STATEMENT EXECUTE FUNCTION prets_note_dropped();"#,
     // 9: claims read each lane's candidates once, when the lane is found
     // (up to its room, locked), and lease what they take in one statement
-    // at the end, instead of a read and an update per delivery. The same
+    // at the end, instead of a read and an update per delivery; a lane's
+    // kind, live leases and due delivery are one statement. The same
     // turns, caps and order as migration 4's.
     r#"CREATE OR REPLACE FUNCTION prets_claim(
         p_now BIGINT, p_limit INTEGER, p_per_destination INTEGER, p_failing_limit INTEGER,
@@ -570,6 +571,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         r_tid TID[] := '{}';
         got INTEGER;
         row_tid TID;
+        offers BOOLEAN;
         n INTEGER := 0;
         n_l INTEGER := 0;
         i INTEGER := 0;
@@ -685,22 +687,29 @@ pub(crate) const MIGRATIONS: &[&str] = &[
                         END IF;
                         t_cur[i] := lane;
                         t_scanned[i] := t_scanned[i] + 1;
-                        SELECT x.failing_since_ms IS NOT NULL INTO failing_
+                        -- Its kind, live leases and whether it offers one,
+                        -- in one statement.
+                        SELECT x.failing_since_ms IS NOT NULL,
+                            (SELECT count(*) FROM (
+                                SELECT 1 FROM deliveries d
+                                WHERE d.tenant_id = x.tenant_id
+                                  AND d.destination_id = x.destination_id
+                                  AND d.lease_token IS NOT NULL
+                                  AND d.lease_expires_at_ms > p_now
+                                LIMIT GREATEST(p_per_failing, p_per_destination)) l),
+                            EXISTS (
+                                SELECT 1 FROM deliveries d
+                                WHERE d.tenant_id = x.tenant_id
+                                  AND d.destination_id = x.destination_id
+                                  AND d.due_at_ms <= p_now
+                                  AND (d.lease_expires_at_ms IS NULL
+                                       OR d.lease_expires_at_ms <= p_now))
+                        INTO failing_, live, offers
                         FROM destinations x WHERE x.tenant_id = t_ids[i] AND x.destination_id = lane;
                         CONTINUE WHEN NOT FOUND OR (failing_ AND p_failing_limit <= 0);
                         cap := CASE WHEN failing_ THEN p_per_failing ELSE p_per_destination END;
-                        SELECT count(*) INTO live FROM (
-                            SELECT 1 FROM deliveries d
-                            WHERE d.tenant_id = t_ids[i] AND d.destination_id = lane
-                              AND d.lease_token IS NOT NULL AND d.lease_expires_at_ms > p_now
-                            LIMIT cap) l;
                         -- A lane with room and a delivery to offer.
-                        CONTINUE WHEN live >= cap OR NOT EXISTS (
-                            SELECT 1 FROM deliveries d
-                            WHERE d.tenant_id = t_ids[i] AND d.destination_id = lane
-                              AND d.due_at_ms <= p_now
-                              AND (d.lease_expires_at_ms IS NULL
-                                   OR d.lease_expires_at_ms <= p_now));
+                        CONTINUE WHEN live >= cap OR NOT offers;
                         -- One claim at a time per lane (another one on it now
                         -- serves it: skip it), counted again once held: this
                         -- statement sees every claim that held it before.
