@@ -587,11 +587,35 @@ type LaneKey = (TenantId, DestinationId);
 struct LaneState {
     /// Its slots of attempts in flight.
     slots: Semaphore,
-    /// Set when an attempt of it got a failure: its attempts claimed as
-    /// healthy and still waiting give their leases back instead of being
-    /// sent, so that the next claim finds the destination failing and
-    /// gives it the slow lane.
-    failed: AtomicBool,
+    /// Its failures not yet written, and when the last one was.
+    failures: Mutex<Failures>,
+}
+
+/// What a lane knows of its attempts' failures: its attempts claimed as
+/// healthy while a failure was not yet written, waiting for a slot, give
+/// their leases back instead of being sent, so that a claim after the
+/// write finds the destination failing and gives it the slow lane. Those
+/// claimed after it are sent: that claim saw the destination as the store
+/// has it.
+#[derive(Default)]
+struct Failures {
+    /// Failures answered and not yet written.
+    unwritten: usize,
+    /// When the last failure was written.
+    written_at: Option<Instant>,
+}
+
+impl LaneState {
+    fn failures(&self) -> std::sync::MutexGuard<'_, Failures> {
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether an attempt claimed at `claimed_at` as healthy was claimed
+    /// before a failure of the lane was written.
+    fn stale(&self, claimed_at: Instant) -> bool {
+        let failures = self.failures();
+        failures.unwritten > 0 || failures.written_at.is_some_and(|at| claimed_at <= at)
+    }
 }
 
 /// An attempt's use of its destination's [`LaneState`], shared with the
@@ -614,7 +638,7 @@ impl<'a, R> Lane<'a, R> {
                 .or_insert_with(|| {
                     Arc::new(LaneState {
                         slots: Semaphore::new(shared.per_destination),
-                        failed: AtomicBool::new(false),
+                        failures: Mutex::new(Failures::default()),
                     })
                 }),
         );
@@ -765,7 +789,13 @@ async fn attempt<R: Outbox>(
         let held = || lease.lock().unwrap_or_else(PoisonError::into_inner).clone();
         match sent {
             Sent::Answered(answered) => {
+                let failure = failed(&answered.outcome);
                 record(&shared, &job, held(), answered, &finished, &slot.answered).await;
+                if failure {
+                    let mut failures = lane.state.failures();
+                    failures.unwritten = failures.unwritten.saturating_sub(1);
+                    failures.written_at = Some(Instant::now());
+                }
                 Ended::Done
             }
             Sent::Released => {
@@ -826,6 +856,11 @@ async fn renew<R: Outbox>(shared: &Shared<R>, lease: &Mutex<Lease>) -> core::con
     }
 }
 
+/// Whether an answer counts against its destination: anything but a 2xx.
+fn failed(outcome: &Outcome) -> bool {
+    !matches!(outcome.answer(), Answer::Response { status, .. } if (200..300).contains(&status))
+}
+
 /// What [`send`] came to.
 enum Sent {
     /// The answer or the timeout arrived: the attempt is to be recorded.
@@ -880,7 +915,7 @@ async fn send<R: Outbox>(
     let Ok(_slots) = slots else {
         return Sent::Released;
     };
-    if !job.failing && lane.state.failed.load(Ordering::Acquire) {
+    if !job.failing && lane.state.stale(clock.at) {
         // Claimed ahead while healthy; an attempt before it just failed.
         tracing::debug!(
             destination = %key.destination_id,
@@ -911,11 +946,10 @@ async fn send<R: Outbox>(
         }
     };
     let outcome = shared.client.send(&request).await;
-    if !matches!(outcome.answer(), Answer::Response { status, .. } if (200..300).contains(&status))
-    {
+    if failed(&outcome) {
         // Before the slots are given back: the attempts waiting for them see
         // it.
-        lane.state.failed.store(true, Ordering::Release);
+        lane.state.failures().unwritten += 1;
     }
     Sent::Answered(Answered {
         outcome,
