@@ -10,12 +10,15 @@
 //!   flight ([`Claimed::failing`]) and asks a claim for no more failing
 //!   deliveries than the slow lane has free. A dead receiver thus holds at
 //!   most its destination's cap while healthy, one slot once failing, and
-//!   all the failing ones together a quarter of the worker.
+//!   all the failing ones together a quarter of the worker. A failure also
+//!   sends back unsent the destination's attempts claimed as healthy
+//!   before it was written, so that claims ahead never give a failing
+//!   destination a second full round.
 //! - Claims run ahead of the sends ([`WorkerOptions::lookahead`], 4 by
 //!   default): the worker holds up to four times as many leases as it may
-//!   have attempts in flight, in all and per destination, so that an answer frees
-//!   its slot for the next attempt of its destination at once, while its
-//!   result is written and the next claim made. The attempts in flight stay
+//!   have attempts in flight, in all and per destination, so that an
+//!   answer frees its slot for the next attempt of its destination at
+//!   once, while its result is written and the next claim made. The attempts in flight stay
 //!   within both caps, counted by the worker; the store's caps count leases
 //!   (`lookahead` × the destination's cap per destination), which also
 //!   bound what several workers on one store send to one destination
@@ -28,7 +31,8 @@
 //!   claim until its result is written, so a slow receiver or a slow store
 //!   never lets another worker take it over.
 //! - It claims when the routes signal a publish (the shared [`Notify`]), when
-//!   an attempt ends (its slot, and its destination's, is free), when a
+//!   attempts end (their leases are free; after a written batch, once its
+//!   attempts have all ended, so one claim takes their successors), when a
 //!   retry it scheduled falls due, and otherwise every poll interval (for
 //!   retries scheduled elsewhere and expired leases). Store errors back off
 //!   from 100 ms, doubling to 30 s.
