@@ -1293,6 +1293,27 @@ async fn failing_destinations_share_the_slow_lane() {
     assert_within_the_slow_lane(&failing.requests()[first_wave..], 2);
 }
 
+/// `attempts` are first attempts that succeeded, one for each of the events
+/// `published`: none recorded twice, none missing.
+fn assert_each_recorded_once(
+    attempts: &[AttemptRecord],
+    published: &std::collections::HashSet<String>,
+) {
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.outcome == AttemptOutcome::Succeeded && a.attempt == 1),
+        "{attempts:?}"
+    );
+    let recorded: std::collections::HashSet<_> =
+        attempts.iter().map(|a| a.event_id.to_string()).collect();
+    assert_eq!(attempts.len(), recorded.len(), "an event recorded twice");
+    assert_eq!(
+        &recorded, published,
+        "an event recorded twice, or not at all"
+    );
+}
+
 /// Each of `requests` was answered at least 500 ms after its arrival: a
 /// request arriving within 500 ms of another's was sent while that one was
 /// in flight. At most `lane` of them were in flight at once, and one per
@@ -1470,17 +1491,7 @@ async fn claims_ahead_keep_a_destination_within_its_cap_in_flight<R: Outbox + 's
     }
     let attempts = bench.wait_attempts(id, EVENTS).await;
     worker.shutdown().await;
-    assert!(
-        attempts
-            .iter()
-            .all(|a| a.outcome == AttemptOutcome::Succeeded && a.attempt == 1),
-        "{attempts:?}"
-    );
-    let recorded: HashSet<_> = attempts.iter().map(|a| a.event_id.to_string()).collect();
-    assert_eq!(
-        recorded, published,
-        "an event recorded twice, or not at all"
-    );
+    assert_each_recorded_once(&attempts, &published);
 
     let requests = rx.requests();
     assert_eq!(requests.len(), EVENTS, "an event was sent twice");
@@ -1609,17 +1620,7 @@ async fn sends_while_every_write_is_held(lookahead: usize, sent: usize) {
     bench.repo.hold_completes.store(false, Ordering::SeqCst);
     let attempts = bench.wait_attempts(id, EVENTS).await;
     worker.shutdown().await;
-    assert!(
-        attempts
-            .iter()
-            .all(|a| a.outcome == AttemptOutcome::Succeeded && a.attempt == 1),
-        "{attempts:?}"
-    );
-    let recorded: HashSet<_> = attempts.iter().map(|a| a.event_id.to_string()).collect();
-    assert_eq!(
-        recorded, published,
-        "an attempt recorded twice, or not at all"
-    );
+    assert_each_recorded_once(&attempts, &published);
     let batches = bench.repo.batches.lock().unwrap().clone();
     assert_eq!(batches.iter().sum::<usize>(), EVENTS, "{batches:?}");
     let requests = rx.requests();
