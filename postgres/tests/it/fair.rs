@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use prets_destinations::delivery::{
-    ClaimLimits, Claimed, EnqueueOutcome, Event, LeaseRequest, LeaseToken, NextStep, Outbox, Target,
+    ClaimLimits, Claimed, CompleteOutcome, EnqueueOutcome, Event, LeaseRequest, LeaseToken,
+    NextStep, Outbox, Target,
 };
 use prets_destinations::{DestinationId, DestinationRecord, TenantId, Timestamp};
 use prets_destinations_postgres::PgRepo;
@@ -26,8 +27,17 @@ fn lease(rng: &mut ChaCha20Rng) -> LeaseRequest {
 
 /// `n` events of `tenant`, one delivery each, spread round-robin over
 /// `dests`, due from `t0()` one millisecond apart: written in two
-/// statements (10,000 enqueue calls would only slow the test).
+/// statements (10,000 enqueue calls would only slow the test), then the
+/// table analyzed.
 pub(crate) async fn backlog(db: &TestDb, tenant: &TenantId, dests: &[DestinationRecord], n: i64) {
+    insert_backlog(db, tenant, dests, n).await;
+    let client = db.client().await;
+    client.batch_execute("ANALYZE deliveries").await.unwrap();
+}
+
+/// [`backlog`] without the `ANALYZE`: the planner's statistics stay those
+/// of the table before.
+async fn insert_backlog(db: &TestDb, tenant: &TenantId, dests: &[DestinationRecord], n: i64) {
     let client = db.client().await;
     let ids: Vec<String> = dests.iter().map(|d| d.destination_id.to_string()).collect();
     let t0 = i64::try_from(t0().unix_millis()).unwrap();
@@ -51,7 +61,6 @@ pub(crate) async fn backlog(db: &TestDb, tenant: &TenantId, dests: &[Destination
         )
         .await
         .unwrap();
-    client.batch_execute("ANALYZE deliveries").await.unwrap();
 }
 
 /// One event of `tenant`, created (so due) at `created`.
@@ -273,5 +282,72 @@ async fn racing_claims_on_two_nodes_keep_a_destinations_cap() {
             total += t.await.unwrap().len();
         }
         assert_eq!(total, 4, "round {round}");
+    }
+}
+
+/// A claim reads `deliveries` through its indexes only, with leased and
+/// finished deliveries ahead of each destination's first available one (as
+/// in a drain): a scan of the table would cost more the deeper the queue.
+/// Counted by the database for the claim's own transaction, in a session
+/// whose claims began on a queue of ten deliveries (its statements planned
+/// then, as a node's are soon after it starts) and on two calls after the
+/// backlog arrived, with no statistics gathered since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_read_deliveries_through_their_indexes_only() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let mut rng = ChaCha20Rng::seed_from_u64(97);
+    let tenant: TenantId = "org_indexed".parse().unwrap();
+    let dests = destinations(&repo, &tenant, 10, &mut rng).await;
+    let client = db.client().await;
+    let now = i64::try_from(at(100).unix_millis()).unwrap();
+    let expires = now + 60_000;
+    let claim = "SELECT count(*) FROM prets_claim($1, 64, 16, 64, 16, '\\x01', $2, '', 256)
+                 WHERE o_seq > 0";
+    publish(&repo, &tenant, at(0), &mut rng).await;
+    for _ in 0..8 {
+        client.batch_execute("BEGIN").await.unwrap();
+        let taken: i64 = client
+            .query_one(claim, &[&now, &expires])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(taken, 10);
+        client.batch_execute("ROLLBACK").await.unwrap();
+    }
+    insert_backlog(&db, &tenant, &dests, 3000).await;
+    let first = repo
+        .claim(at(100), caps(80, 8), lease(&mut rng))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 80);
+    for c in first.iter().step_by(2) {
+        let done = repo
+            .complete(&c.lease, report(c, at(100), NextStep::Delivered, &mut rng))
+            .await
+            .unwrap();
+        assert!(matches!(done, CompleteOutcome::Recorded { .. }));
+    }
+    for round in 0..2 {
+        client.batch_execute("BEGIN").await.unwrap();
+        let taken: i64 = client
+            .query_one(claim, &[&now, &expires])
+            .await
+            .unwrap()
+            .get(0);
+        // Room for 12 on each of the 10 (16, less the 4 still leased).
+        assert_eq!(taken, 64, "round {round}");
+        let row = client
+            .query_one(
+                "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables
+                 WHERE relname = 'deliveries'",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (seq, idx): (i64, i64) = (row.get(0), row.get(1));
+        assert_eq!(seq, 0, "round {round}: {idx} index scans");
+        assert!(idx > 0, "round {round}");
+        client.batch_execute("ROLLBACK").await.unwrap();
     }
 }
