@@ -19,7 +19,8 @@ use crate::error::PgError;
 /// last delivery finished until the event log's purge (migration 8). Attempts are listed
 /// newest first by a backward scan of their primary key `(tenant_id,
 /// destination_id, attempt_id)`; claims are the function `prets_claim`
-/// (migration 4), walking `deliveries_by_lane` and `deliveries_leased`.
+/// (migration 4, replaced by 9 and 10), walking `deliveries_by_lane` and
+/// `deliveries_leased`.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: destinations and their rotated-out secrets.
     r#"CREATE TABLE destinations (
