@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::support::client::{Client, EVENTS, item};
-use crate::support::{TempDir, assert_documented, config, two_org_tokens};
+use crate::support::{TempDir, assert_documented, config, delivery_to, two_org_tokens};
 
 const HOOKS: &str = "https://example.com/hooks";
 const EVENT: &str = "/v1/events/{eventId}";
@@ -184,17 +184,8 @@ async fn events_are_read_resent_and_recovered_per_organization() {
         .await;
         assert_eq!(status, 202, "{body}");
         let (_, detail) = checked(&a, "GET", EVENT, &format!("{EVENTS}/{id}"), None).await;
-        let of = |detail: &Value, d: &str| {
-            detail["deliveries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|x| x["destinationId"] == json!(d))
-                .cloned()
-                .unwrap()
-        };
-        assert_eq!(of(&detail, &d1)["manual"], json!(true));
-        assert_eq!(of(&detail, &d2)["manual"], json!(false));
+        assert_eq!(delivery_to(&detail, &d1)["manual"], json!(true));
+        assert_eq!(delivery_to(&detail, &d2)["manual"], json!(false));
         for (body, status) in [
             (json!({}), 422),
             (json!({ "destinationId": 7 }), 422),
@@ -228,7 +219,7 @@ async fn events_are_read_resent_and_recovered_per_organization() {
         // Disabled: the backlog drops, resend and recover are refused.
         a.set_enabled(&d2, false).await;
         let (_, detail) = checked(&a, "GET", EVENT, &format!("{EVENTS}/{id}"), None).await;
-        assert_eq!(of(&detail, &d2)["state"], json!("dropped"));
+        assert_eq!(delivery_to(&detail, &d2)["state"], json!("dropped"));
         let (status, body) = checked(
             &a,
             "POST",
@@ -265,8 +256,8 @@ async fn events_are_read_resent_and_recovered_per_organization() {
             "pending ones are not queued twice"
         );
         let (_, detail) = checked(&a, "GET", EVENT, &format!("{EVENTS}/{id}"), None).await;
-        assert_eq!(of(&detail, &d2)["state"], json!("pending"));
-        assert_eq!(of(&detail, &d2)["manual"], json!(true));
+        assert_eq!(delivery_to(&detail, &d2)["state"], json!("pending"));
+        assert_eq!(delivery_to(&detail, &d2)["manual"], json!(true));
         running.stop().await.unwrap();
     }
 }

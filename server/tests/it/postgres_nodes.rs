@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use crate::support::client::{Client, call};
 use crate::support::process::{ServerProcess, command, run_to_exit};
 use crate::support::receiver::{Options, Receiver, Recorded, Reply};
-use crate::support::{CREATE_PATH, Response, TempDir};
+use crate::support::{CREATE_PATH, Response, TempDir, delivery_to};
 use prets_destinations_postgres::test_support::{TestDb, admin, server as pg_server};
 
 /// The URLs a node is given for a test database: with a password the
@@ -1288,15 +1288,6 @@ async fn an_event_is_read_and_resent_across_nodes() {
     assert_eq!(published.status, 202, "{}", published.text());
     let id = published.json()["eventId"].as_str().unwrap().to_owned();
     let event = format!("/v1/events/{id}");
-    let of = |detail: &Value, d: &str| {
-        detail["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["destinationId"] == json!(d))
-            .cloned()
-            .unwrap_or_else(|| panic!("no delivery to {d}: {detail}"))
-    };
 
     let listed = b.send("GET", "/v1/events", &bearer, None).await;
     assert_eq!(listed.status, 200, "{}", listed.text());
@@ -1305,8 +1296,8 @@ async fn an_event_is_read_and_resent_across_nodes() {
     assert_eq!(read.status, 200, "{}", read.text());
     let detail = read.json();
     assert_eq!(detail["deliveries"].as_array().unwrap().len(), 1);
-    assert_eq!(of(&detail, &d1)["state"], json!("pending"));
-    assert_eq!(of(&detail, &d1)["manual"], json!(false));
+    assert_eq!(delivery_to(&detail, &d1)["state"], json!("pending"));
+    assert_eq!(delivery_to(&detail, &d1)["manual"], json!(false));
 
     // A destination made after the event: a resend on the other node
     // queues it one delivery, which the first node reads.
@@ -1323,8 +1314,8 @@ async fn an_event_is_read_and_resent_across_nodes() {
             "{detail}"
         );
         for d in [&d1, &d2] {
-            assert_eq!(of(&detail, d)["state"], json!("pending"));
-            assert_eq!(of(&detail, d)["manual"], json!(true));
+            assert_eq!(delivery_to(&detail, d)["state"], json!("pending"));
+            assert_eq!(delivery_to(&detail, d)["manual"], json!(true));
         }
     }
     // An event id never published: 404 on either node.

@@ -31,6 +31,15 @@ use zeroize::Zeroizing;
 
 pub const CREATE_PATH: &str = "/v1/events/destinations";
 
+/// The delivery to destination `d` in an event's detail (the body of
+/// `GET /v1/events/{id}`).
+pub fn delivery_to<'a>(detail: &'a Value, d: &str) -> &'a Value {
+    detail["deliveries"]
+        .as_array()
+        .and_then(|all| all.iter().find(|x| x["destinationId"] == d))
+        .unwrap_or_else(|| panic!("no delivery to {d}: {detail}"))
+}
+
 /// A log written into memory.
 #[derive(Clone, Default)]
 pub struct Captured(Arc<Mutex<Vec<u8>>>);
