@@ -15,6 +15,6 @@ pub use crate::delivery::client::{ClientError, DeliveryClient, Outcome, RESPONSE
 pub use crate::delivery::config::{DeliveryConfig, parse_root_certificates};
 pub use crate::delivery::resolve::{Resolve, Resolving, SystemResolver};
 pub use crate::delivery::worker::{
-    BACKOFF_MAX, BACKOFF_MIN, BATCH, LOOKAHEAD, POLL_INTERVAL, RECORD_BATCH, RECORD_GRACE, Worker,
-    WorkerHandle, WorkerOptions, lease_duration, slow_lane,
+    BACKOFF_MAX, BACKOFF_MIN, BATCH, LOOKAHEAD, POLL_INTERVAL, PUBLISH_GAP, RECORD_BATCH,
+    RECORD_GRACE, Worker, WorkerHandle, WorkerOptions, lease_duration, slow_lane,
 };

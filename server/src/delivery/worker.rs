@@ -34,8 +34,11 @@
 //!   attempts end (their leases are free; after a written batch, once its
 //!   attempts have all ended, so one claim takes their successors), when a
 //!   retry it scheduled falls due, and otherwise every poll interval (for
-//!   retries scheduled elsewhere and expired leases). Store errors back off
-//!   from 100 ms, doubling to 30 s.
+//!   retries scheduled elsewhere and expired leases). After a claim that
+//!   found nothing, a publish wakes the next claim [`PUBLISH_GAP`] after it
+//!   at the earliest: publishes to destinations at their cap (a dead
+//!   receiver's backlog) cost the store one claim per gap, not one each.
+//!   Store errors back off from 100 ms, doubling to 30 s.
 //! - An attempt uses the destination as the claim read it
 //!   ([`Claimed::destination`]: no read of its own), including its sealed
 //!   secret: an attempt claimed just before a rotation carries the secret
@@ -116,6 +119,12 @@ pub const RECORD_BATCH: usize = 64;
 pub const LOOKAHEAD: usize = 4;
 /// Longest a claim waits for the attempts of a written batch to end.
 const GATHER: Duration = Duration::from_millis(20);
+/// After a claim that found nothing, the least time before a publish wakes
+/// the next one (attempts ending, retries falling due and the poll wake it
+/// at once). A publish that a claim could serve waits at most this long; a
+/// claim that finds every lane of an organization at its cap costs the
+/// store a visit of each of them.
+pub const PUBLISH_GAP: Duration = Duration::from_millis(20);
 /// Most retry times a worker remembers to wake for; later ones are found by
 /// the poll.
 const DUE_REMEMBERED: usize = 1024;
@@ -387,6 +396,14 @@ fn instant_of(at: Timestamp, now: Timestamp) -> Instant {
 }
 
 /// Completes once `flag` is set (the stop, or the cut after the grace).
+/// A publish's signal, seen no earlier than `not_before`.
+async fn published(signal: &Notify, not_before: Option<Instant>) {
+    signal.notified().await;
+    if let Some(at) = not_before {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
 async fn signalled(flag: &mut watch::Receiver<bool>) {
     // An error means the sender is gone: nobody can set it anymore.
     if flag.wait_for(|s| *s).await.is_err() {
@@ -498,6 +515,7 @@ async fn run<R: Outbox + 'static>(
         };
         backoff = BACKOFF_MIN;
         let full = claimed.len() >= limit;
+        let found_none = claimed.is_empty();
         let mut held = held.into_iter();
         for job in claimed {
             let Some(permit) = held.next() else {
@@ -527,10 +545,11 @@ async fn run<R: Outbox + 'static>(
             .unwrap_or_else(PoisonError::into_inner)
             .first()
             .map_or(poll, |&at| instant_of(at, clock.now()).min(poll));
+        let gap = found_none.then(|| after(PUBLISH_GAP));
         tokio::select! {
             biased;
             () = signalled(&mut stop) => break,
-            () = shared.published.notified() => {}
+            () = published(&shared.published, gap) => {}
             () = shared.rescheduled.notified() => {}
             () = shared.ended.notified() => {}
             () = tokio::time::sleep_until(wake) => {}

@@ -16,8 +16,8 @@ use prets_destinations::{
     delete, os_rng, publish, rotate, send_test, update,
 };
 use prets_destinations_server::delivery::{
-    DeliveryClient, Resolve, Worker, WorkerHandle, WorkerOptions, parse_root_certificates,
-    slow_lane,
+    DeliveryClient, PUBLISH_GAP, Resolve, Worker, WorkerHandle, WorkerOptions,
+    parse_root_certificates, slow_lane,
 };
 use prets_destinations_server::{Config, DeliveryConfig, Metrics, SqliteRepo, load_keyring};
 use tokio::sync::Notify;
@@ -1246,6 +1246,62 @@ async fn postgres_a_tarpit_does_not_delay_another_organization() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_tarpit_does_not_delay_another_organization() {
     a_tarpit_does_not_delay_another_organization(Bench::sqlite()).await;
+}
+
+/// Publishes to a destination at its cap (its receiver holds every attempt,
+/// the store holds its cap of leases) leave nothing to claim: after a claim
+/// that found nothing, a publish wakes the next claim `PUBLISH_GAP` later at
+/// the earliest, so 100 publishes a millisecond apart make about one claim
+/// per gap, not 100.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_to_a_destination_at_its_cap_do_not_each_claim() {
+    use std::sync::atomic::Ordering;
+    let bench = Bench::over(Scripted::default(), None);
+    let tarpit = Receiver::start(Options::default()).await;
+    for _ in 0..200 {
+        tarpit.reply(Reply::status(200).delay(Duration::from_secs(3600)));
+    }
+    let config = DeliveryConfig {
+        // Longer than the test: no attempt ends.
+        timeout: Duration::from_secs(60),
+        ..settings(&[&tarpit], "1s")
+    };
+    bench.destination(&tarpit.name_url("/held")).await;
+    // No poll within the test: every claim is a publish's.
+    let options = WorkerOptions::default()
+        .poll_interval(Duration::from_secs(3600))
+        .shutdown_grace(Duration::from_millis(200));
+    let worker = bench.worker_with(&config, loopback(), options);
+    // Its cap of 4 in flight, and 4 × 4 leases (the lookahead): the store's
+    // cap for it.
+    for _ in 0..16 {
+        bench.publish(PAYLOAD).await;
+    }
+    tarpit.wait_for(4, Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bench.repo.queue_depth().await.unwrap().leased < 16 {
+        assert!(Instant::now() < deadline, "the worker never held 16 leases");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let before = bench.repo.claims.load(Ordering::SeqCst);
+    let start = Instant::now();
+    for _ in 0..100 {
+        bench.publish(PAYLOAD).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let elapsed = start.elapsed();
+    let claims = bench.repo.claims.load(Ordering::SeqCst) - before;
+    // One per gap, the first one at once, and one at each end of the window.
+    let bound = elapsed.as_millis() / PUBLISH_GAP.as_millis() + 3;
+    assert!(
+        u128::try_from(claims).unwrap() <= bound,
+        "{claims} claims in {elapsed:?} (at most {bound})"
+    );
+    assert!(claims >= 1, "no publish woke the worker");
+    assert_eq!(tarpit.requests().len(), 4, "past the cap in flight");
+    assert_eq!(bench.repo.queue_depth().await.unwrap().leased, 16);
+    worker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
