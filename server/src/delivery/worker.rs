@@ -395,7 +395,6 @@ fn instant_of(at: Timestamp, now: Timestamp) -> Instant {
     after(Duration::from_millis(wait))
 }
 
-/// Completes once `flag` is set (the stop, or the cut after the grace).
 /// A publish's signal, seen no earlier than `not_before`.
 async fn published(signal: &Notify, not_before: Option<Instant>) {
     signal.notified().await;
@@ -404,6 +403,7 @@ async fn published(signal: &Notify, not_before: Option<Instant>) {
     }
 }
 
+/// Completes once `flag` is set (the stop, or the cut after the grace).
 async fn signalled(flag: &mut watch::Receiver<bool>) {
     // An error means the sender is gone: nobody can set it anymore.
     if flag.wait_for(|s| *s).await.is_err() {
