@@ -28,17 +28,17 @@
 //! there are at most as many as leases in flight), whatever the number of
 //! deliveries queued.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use prets_destinations::delivery::{
     ClaimLimits, Claimed, DeliveryKey, Event, EventId, EventType, Lease, LeaseRequest, LeaseToken,
     Payload,
 };
-use prets_destinations::{TenantId, Timestamp};
+use prets_destinations::{DestinationRecord, TenantId, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::error::{JobResult, SqliteError};
-use super::rows::{COLUMNS, millis, read_records, timestamp};
+use super::rows::{millis, read_records, record_columns, timestamp};
 
 const SCHEDULE: &str =
     "INSERT INTO lanes (tenant_id, destination_id, failing, ready, wake_ms, turn)
@@ -100,11 +100,22 @@ const LEASE: &str = "UPDATE deliveries SET lease_token = ?3, lease_expires_ms = 
      WHERE tenant_id = ?1 AND destination_id = ?2
          AND event_id IN (SELECT value FROM json_each(?5))";
 
-const LIVE_LEASES: &str = "SELECT count(*) FROM (
-     SELECT 1 FROM deliveries
-     WHERE tenant_id = ?1 AND destination_id = ?2
-         AND lease_token IS NOT NULL AND lease_expires_ms > ?3
-     LIMIT ?4)";
+pub(super) const STANDING_AND_LEASES: &str = "SELECT x.enabled, x.failing_since_ms IS NOT NULL,
+         (SELECT count(*) FROM (
+             SELECT 1 FROM deliveries d
+             WHERE d.tenant_id = ?1 AND d.destination_id = ?2
+                 AND d.lease_token IS NOT NULL AND d.lease_expires_ms > ?3
+             LIMIT ?4))
+     FROM destinations x
+     WHERE x.tenant_id = ?1 AND x.destination_id = ?2";
+
+const RECORDS: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM destinations
+     WHERE (tenant_id, destination_id) IN
+         (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))"
+);
 
 const LANE_BACK: &str = "UPDATE lanes SET turn = ?3 WHERE tenant_id = ?1 AND destination_id = ?2";
 
@@ -141,7 +152,8 @@ pub(super) const STATEMENTS: &[(&str, &str)] = &[
     ("drop_lapsed", DROP_LAPSED),
     ("due", DUE),
     ("lease", LEASE),
-    ("live_leases", LIVE_LEASES),
+    ("standing_and_leases", STANDING_AND_LEASES),
+    ("records", RECORDS),
     ("lane_back", LANE_BACK),
     ("sleep", SLEEP),
 ];
@@ -209,15 +221,17 @@ pub(super) fn claim(
         expires_at: now.saturating_add(lease.duration),
         token: lease.token.to_bytes(),
         next_turn,
-        out: Vec::new(),
+        taken: 0,
+        served: Vec::new(),
         failing_left: limits.failing_limit,
         dry: HashSet::new(),
+        capped: HashSet::new(),
     };
     claim.wake()?;
     claim.run()?;
     conn.prepare_cached(WRITE_TURN)?
         .execute(params![claim.next_turn])?;
-    Ok(claim.out)
+    claim.finish()
 }
 
 /// Healthy or failing: which ring.
@@ -263,10 +277,17 @@ struct Claim<'c> {
     /// The next turn to hand out: a lane or organization sent to the back
     /// of its ring takes it.
     next_turn: i64,
-    out: Vec<Claimed>,
+    /// Deliveries leased so far.
+    taken: usize,
+    /// What each lane served gave, in the order served; the deliveries are
+    /// given their destinations' records once, at the end.
+    served: Vec<ServedLane>,
     failing_left: usize,
     /// Organizations (and ring) this claim found with nothing to give.
     dry: HashSet<(String, Kind)>,
+    /// Lanes (organization, destination) this claim found or left at their
+    /// cap: not read again before the claim ends.
+    capped: HashSet<(String, String)>,
 }
 
 impl Claim<'_> {
@@ -277,7 +298,7 @@ impl Claim<'_> {
     }
 
     fn left(&self) -> usize {
-        self.limits.limit.saturating_sub(self.out.len())
+        self.limits.limit.saturating_sub(self.taken)
     }
 
     /// The lanes whose time has come are ready, at the back of their rings,
@@ -306,27 +327,34 @@ impl Claim<'_> {
         Ok(())
     }
 
-    /// Healthy and failing rings in turn, half of what is left for the
-    /// healthy one while failing work may take the rest, until the claim is
-    /// full or a round finds nothing new.
+    /// Failing and healthy rings in turn, until the claim is full or a
+    /// round finds nothing new: failing work may take half of what is left
+    /// (rounded down, within the claim's failing limit), healthy work all
+    /// the rest, then failing work what healthy work left. So healthy work
+    /// always has at least half, and takes what failing work leaves in the
+    /// same round instead of the next one: a claim visits each lane once
+    /// when its share covers the lane's room.
     fn run(&mut self) -> JobResult<()> {
         loop {
-            let before = (self.out.len(), self.dry.len());
+            let before = (self.taken, self.dry.len());
             let left = self.left();
             if left == 0 {
                 break;
             }
-            let healthy = if self.failing_left > 0 {
-                left.div_ceil(2)
-            } else {
-                left
-            };
-            self.pass(Kind::Healthy, healthy)?;
+            let failing = (left / 2).min(self.failing_left);
+            if failing > 0 {
+                self.pass(Kind::Failing, failing)?;
+            }
+            let healthy = self.left();
+            if healthy > 0 {
+                self.pass(Kind::Healthy, healthy)?;
+            }
+            // What healthy work left (all of a claim of one).
             let failing = self.left().min(self.failing_left);
             if failing > 0 {
                 self.pass(Kind::Failing, failing)?;
             }
-            if (self.out.len(), self.dry.len()) == before {
+            if (self.taken, self.dry.len()) == before {
                 break;
             }
         }
@@ -416,8 +444,15 @@ impl Claim<'_> {
                 break;
             };
             cursor = (last.1, last.0.clone());
-            let share = left.div_ceil(lanes.len());
-            for (destination, _) in lanes {
+            // Lanes this claim left at their cap keep the organization in
+            // the ring, unread, and take no share.
+            let (full, open): (Vec<_>, Vec<_>) = lanes.into_iter().partition(|(destination, _)| {
+                self.capped
+                    .contains(&(tenant.to_owned(), destination.clone()))
+            });
+            keep |= !full.is_empty();
+            let share = left.div_ceil(open.len().max(1));
+            for (destination, _) in open {
                 if kind == Kind::Failing && self.failing_left == 0 {
                     // The rest wait for a claim with room for failing work.
                     return Ok((got, true));
@@ -446,14 +481,18 @@ impl Claim<'_> {
         kind: Kind,
         want: usize,
     ) -> JobResult<Served> {
-        let standing: Option<(bool, bool)> = self
+        let lane = (tenant.to_owned(), destination.to_owned());
+        let standing: Option<(bool, bool, i64)> = self
             .conn
-            .prepare_cached(STANDING)?
-            .query_row(params![tenant, destination], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached(STANDING_AND_LEASES)?
+            .query_row(
+                params![tenant, destination, self.now_ms, self.lease_count_limit()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()?;
         // The lane goes with its destination (a foreign key); none is
         // found here.
-        let Some((enabled, failing)) = standing else {
+        let Some((enabled, failing, live)) = standing else {
             return Ok(Served::Left);
         };
         if failing != kind.failing() {
@@ -486,12 +525,19 @@ impl Claim<'_> {
         } else {
             self.limits.per_destination
         };
-        let mut room = cap.saturating_sub(self.live_leases(tenant, destination, cap)?);
+        // Counted up to the larger finite cap: at least up to this one.
+        let live = usize::try_from(live).unwrap_or(usize::MAX);
+        let mut room = if cap == usize::MAX {
+            usize::MAX
+        } else {
+            cap.saturating_sub(live)
+        };
         if kind.failing() {
             room = room.min(self.failing_left);
         }
         if room == 0 {
             self.send_back(tenant, destination)?;
+            self.capped.insert(lane);
             return Ok(Served::Full);
         }
         let take = want.min(room);
@@ -505,6 +551,9 @@ impl Claim<'_> {
             .collect::<rusqlite::Result<_>>()?;
         if rows.len() >= take {
             self.send_back(tenant, destination)?;
+            if take == room {
+                self.capped.insert(lane);
+            }
         }
         if rows.is_empty() {
             self.sleep(tenant, destination)?;
@@ -529,50 +578,80 @@ impl Claim<'_> {
         if rows.len() < take {
             self.sleep(tenant, destination)?;
         }
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM destinations WHERE tenant_id = ?1 AND destination_id = ?2"
-        ))?;
-        let (_, record) = read_records(self.conn, &mut stmt, params![tenant, destination])?
-            .into_iter()
-            .next()
-            .ok_or_else(|| SqliteError::corrupt("delivery destination"))?;
-        let tenant_id =
-            TenantId::try_from(tenant.to_owned()).map_err(|_| SqliteError::corrupt("tenant id"))?;
         let n = rows.len();
-        for row in rows {
-            let (event, attempt) = row.decode()?;
-            self.out.push(Claimed {
-                lease: Lease {
-                    token: LeaseToken::from_bytes(self.token),
-                    delivery: DeliveryKey {
-                        tenant: tenant_id.clone(),
-                        event_id: event.event_id,
-                        destination_id: record.destination_id,
-                    },
-                    expires_at: self.expires_at,
-                },
-                event,
-                attempt,
-                destination: record.clone(),
-                failing,
-            });
-        }
+        self.taken += n;
         if failing {
             self.failing_left = self.failing_left.saturating_sub(n);
         }
+        self.served.push(ServedLane {
+            tenant: tenant.to_owned(),
+            destination: destination.to_owned(),
+            failing,
+            rows,
+        });
         Ok(Served::Took(n))
     }
 
-    /// The lane's live leases (expiring after now), counted up to `cap`.
-    fn live_leases(&self, tenant: &str, destination: &str, cap: usize) -> JobResult<usize> {
-        if cap == usize::MAX {
-            return Ok(0);
+    /// How far a lane's live leases (expiring after now) are counted: the
+    /// larger of the finite caps (a lane's is one of them), 0 when neither
+    /// is finite.
+    fn lease_count_limit(&self) -> i64 {
+        [
+            self.limits.per_destination,
+            self.limits.per_failing_destination,
+        ]
+        .into_iter()
+        .filter(|&cap| cap != usize::MAX)
+        .max()
+        .map_or(0, sql_count)
+    }
+
+    /// The claimed deliveries, each with its destination's record: the
+    /// records of every lane served read in one statement.
+    fn finish(self) -> JobResult<Vec<Claimed>> {
+        if self.served.is_empty() {
+            return Ok(Vec::new());
         }
-        let n: i64 = self.conn.prepare_cached(LIVE_LEASES)?.query_row(
-            params![tenant, destination, self.now_ms, sql_count(cap)],
-            |r| r.get(0),
-        )?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        let keys: Vec<[&str; 2]> = self
+            .served
+            .iter()
+            .map(|l| [l.tenant.as_str(), l.destination.as_str()])
+            .collect();
+        let keys =
+            serde_json::to_string(&keys).map_err(|_| SqliteError::corrupt("destination id"))?;
+        let mut stmt = self.conn.prepare_cached(RECORDS)?;
+        let records: HashMap<(String, String), DestinationRecord> =
+            read_records(self.conn, &mut stmt, params![keys])?
+                .into_iter()
+                .map(|(tenant, record)| ((tenant, record.destination_id.to_string()), record))
+                .collect();
+        let mut out = Vec::with_capacity(self.taken);
+        for lane in self.served {
+            let record = records
+                .get(&(lane.tenant.clone(), lane.destination))
+                .ok_or_else(|| SqliteError::corrupt("delivery destination"))?;
+            let tenant_id =
+                TenantId::try_from(lane.tenant).map_err(|_| SqliteError::corrupt("tenant id"))?;
+            for row in lane.rows {
+                let (event, attempt) = row.decode()?;
+                out.push(Claimed {
+                    lease: Lease {
+                        token: LeaseToken::from_bytes(self.token),
+                        delivery: DeliveryKey {
+                            tenant: tenant_id.clone(),
+                            event_id: event.event_id,
+                            destination_id: record.destination_id,
+                        },
+                        expires_at: self.expires_at,
+                    },
+                    event,
+                    attempt,
+                    destination: record.clone(),
+                    failing: lane.failing,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Sends a lane to the back of its organization's ring.
@@ -593,6 +672,14 @@ impl Claim<'_> {
             .execute(params![tenant, destination])?;
         Ok(())
     }
+}
+
+/// The deliveries one lane gave a claim.
+struct ServedLane {
+    tenant: String,
+    destination: String,
+    failing: bool,
+    rows: Vec<DueRow>,
 }
 
 /// A due delivery's raw columns with its event's, decoded outside rusqlite's

@@ -14,10 +14,18 @@ use serde::de::DeserializeOwned;
 
 use super::error::{JobResult, SqliteError};
 
+/// [`COLUMNS`] as a literal, for statements written with `concat!`.
+macro_rules! record_columns {
+    () => {
+        "tenant_id, destination_id, name, url, created_at_ms, \
+         updated_at_ms, sealed_secret, secret_digest, version, enabled, disabled_reason, \
+         sealed_signing_secret, filter_types, headers, description, metadata"
+    };
+}
+pub(super) use record_columns;
+
 /// The columns [`read_records`] expects, in order.
-pub(super) const COLUMNS: &str = "tenant_id, destination_id, name, url, created_at_ms, \
-     updated_at_ms, sealed_secret, secret_digest, version, enabled, disabled_reason, \
-     sealed_signing_secret, filter_types, headers, description, metadata";
+pub(super) const COLUMNS: &str = record_columns!();
 
 /// The receiver columns of `record` as stored: the sealed signing secret's
 /// bytes, then the filter, headers and metadata as JSON text.
