@@ -44,12 +44,14 @@ use super::error::{JobResult, SqliteError};
 use super::rows::{COLUMNS, millis, read_records, timestamp, version};
 use super::writer::Durability;
 
-const HELD: &str = "SELECT manual FROM deliveries
-     WHERE tenant_id = ?1 AND event_id = ?2 AND destination_id = ?3
-         AND lease_token = ?4";
-
-const STREAK: &str = "SELECT enabled, failing_since_ms, failing_attempts FROM destinations
-     WHERE tenant_id = ?1 AND destination_id = ?2";
+// The delivery under the lease, with its destination's standing: one
+// search of each primary key.
+const HELD: &str = "SELECT d.manual, x.enabled, x.failing_since_ms, x.failing_attempts
+     FROM deliveries d
+     LEFT JOIN destinations x
+         ON x.tenant_id = d.tenant_id AND x.destination_id = d.destination_id
+     WHERE d.tenant_id = ?1 AND d.event_id = ?2 AND d.destination_id = ?3
+         AND d.lease_token = ?4";
 
 // Named indexes: without statistics SQLite would rather walk the
 // organization's part of the primary key, every destination of it.
@@ -109,7 +111,6 @@ const DISABLE: &str = "UPDATE destinations SET enabled = 0, disabled_reason = ?3
 #[cfg(test)]
 pub(super) const STATEMENTS: &[(&str, &str)] = &[
     ("held", HELD),
-    ("streak", STREAK),
     ("drop_unleased", DROP_UNLEASED),
     ("matching_destinations", MATCHING_DESTINATIONS),
     ("enabled", ENABLED),
@@ -226,34 +227,22 @@ impl AttemptRow {
     }
 }
 
-/// Whether `lease` is held (its delivery exists under its token; an
-/// expired lease not yet claimed again is still held), and if so whether
-/// the delivery is manual.
-fn held(conn: &Connection, lease: &Lease) -> JobResult<Option<bool>> {
+/// What [`complete`] needs of a lease: `None` unless it is held (its
+/// delivery exists under its token; an expired lease not yet claimed again
+/// is still held) and its destination exists; otherwise whether the
+/// delivery is manual, whether the destination is enabled, and its stored
+/// failure streak.
+fn held(conn: &Connection, lease: &Lease) -> JobResult<Option<Held>> {
     let (tenant, event, destination) = key_params(&lease.delivery);
-    Ok(conn
+    type Raw = (bool, Option<bool>, Option<i64>, Option<i64>);
+    let row: Option<Raw> = conn
         .prepare_cached(HELD)?
         .query_row(
             params![tenant, event, destination, &lease.token.to_bytes()[..]],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
-        .optional()?)
-}
-
-/// Whether the destination is enabled, and its stored failure streak;
-/// `None` if the row is gone.
-fn standing(
-    conn: &Connection,
-    tenant: &str,
-    destination: &str,
-) -> JobResult<Option<(bool, Option<FailureStreak>)>> {
-    let row: Option<(bool, Option<i64>, Option<i64>)> = conn
-        .prepare_cached(STREAK)?
-        .query_row(params![tenant, destination], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
         .optional()?;
-    let Some((enabled, since, attempts)) = row else {
+    let Some((manual, Some(enabled), since, attempts)) = row else {
         return Ok(None);
     };
     let streak = match (since, attempts) {
@@ -263,7 +252,18 @@ fn standing(
         }),
         _ => None,
     };
-    Ok(Some((enabled, streak)))
+    Ok(Some(Held {
+        manual,
+        enabled,
+        streak,
+    }))
+}
+
+/// A held lease's delivery and destination, as [`held`] reads them.
+struct Held {
+    manual: bool,
+    enabled: bool,
+    streak: Option<FailureStreak>,
 }
 
 /// Drops the destination's pending deliveries that are not under a lease:
@@ -484,13 +484,15 @@ fn complete(
     lease: &Lease,
     report: &AttemptReport,
 ) -> JobResult<CompleteOutcome> {
-    let Some(manual) = held(conn, lease)? else {
+    let Some(Held {
+        manual,
+        enabled,
+        streak,
+    }) = held(conn, lease)?
+    else {
         return Ok(CompleteOutcome::LeaseLost);
     };
     let (tenant, event, destination) = key_params(&lease.delivery);
-    let Some((enabled, streak)) = standing(conn, &tenant, &destination)? else {
-        return Ok(CompleteOutcome::LeaseLost);
-    };
     let settled = settle(report, streak, enabled);
     match settled.delivery {
         // The event row stays (the event log).
@@ -509,13 +511,17 @@ fn complete(
             changed
         }
     };
-    conn.prepare_cached(WRITE_STREAK)?.execute(params![
-        tenant,
-        destination,
-        settled.streak.map(|s| millis(s.since)),
-        settled.streak.map(|s| s.attempts),
-    ])?;
-    set_failing(conn, &tenant, &destination, settled.streak.is_some())?;
+    // The streak as stored already (a delivery to a destination that was
+    // not failing): the destination's row and its lane stay as they are.
+    if settled.streak != streak {
+        conn.prepare_cached(WRITE_STREAK)?.execute(params![
+            tenant,
+            destination,
+            settled.streak.map(|s| millis(s.since)),
+            settled.streak.map(|s| s.attempts),
+        ])?;
+        set_failing(conn, &tenant, &destination, settled.streak.is_some())?;
+    }
     let a = &settled.attempt;
     // Stored under the leased delivery's destination; an attempt id written
     // again replaces the earlier row.
@@ -949,9 +955,18 @@ mod tests {
                 token: LeaseToken::generate(&mut os_rng()),
                 duration: Duration::from_secs(60),
             };
+            let lane_reads = || {
+                conn.prepare_cached(super::super::claim::STANDING_AND_LEASES)
+                    .unwrap()
+                    .reset_status(rusqlite::StatementStatus::Run)
+            };
+            let _ = lane_reads();
             let first = super::claim(&conn, now, limits, lease()).unwrap();
             assert_eq!(first.len(), 41, "4 for each of 10 destinations, 1 quiet");
             assert!(first.iter().any(|c| c.lease.delivery.tenant == quiet));
+            // Each lane is read once: a lane left at its cap is not read
+            // again by the same claim.
+            assert_eq!(lane_reads(), 11, "{queued} queued");
             for c in &first {
                 let meta = AttemptMeta {
                     attempt_id: AttemptId::generate(now, &mut os_rng()),
@@ -991,6 +1006,136 @@ mod tests {
             runs[1] <= runs[0] + runs[0] / 20,
             "VM steps at 10,000 and 100,000 queued: {runs:?}"
         );
+    }
+
+    /// A completion writes the destination's row and its lane only when
+    /// the failure streak changes: a delivery to a destination that was not
+    /// failing writes neither, the first failure starts the streak (both
+    /// written), and the delivery after it ends it (both written again).
+    #[test]
+    fn completions_write_the_destination_only_when_its_streak_changes() {
+        use std::time::Duration;
+
+        use prets_destinations::delivery::{
+            AttemptId, AttemptMeta, AttemptRecord, AttemptReport, ClaimLimits, Classification,
+            CompleteOutcome, DisablePolicy, Failure, FailureCause, LeaseRequest, LeaseToken,
+            NextStep,
+        };
+        use prets_destinations::{
+            BearerSecret, DestinationId, KeyId, SealingKey, TenantId, Timestamp,
+        };
+        use rusqlite::params;
+
+        let t0 = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
+        let t0_ms = i64::try_from(t0.unix_millis()).unwrap();
+        let key = SealingKey::from_rng(KeyId::new(3), &mut os_rng());
+        let tenant: TenantId = "org_streak".parse().unwrap();
+        let id = DestinationId::from_parts(t0, 7);
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, schema_version()).unwrap();
+        let secret = BearerSecret::from_rng(&mut os_rng());
+        conn.execute(
+            "INSERT INTO destinations (tenant_id, destination_id, name, url,
+                 created_at_ms, updated_at_ms, sealed_secret, secret_digest)
+             VALUES (?1, ?2, 'n', 'https://example.com/hook', ?3, ?3, ?4, ?5)",
+            params![
+                tenant.as_str(),
+                id.to_string(),
+                t0_ms,
+                &key.seal(&tenant, id, &secret, &mut os_rng()).to_bytes()[..],
+                &secret.digest().as_bytes()[..],
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < 2)
+             INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
+             SELECT ?1, 'evt_' || printf('%026d', i), 'order.created', ?2 + i, '{}' FROM k",
+            params![tenant.as_str(), t0_ms],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms)
+             SELECT tenant_id, event_id, ?2, 1, created_at_ms FROM events WHERE tenant_id = ?1",
+            params![tenant.as_str(), id.to_string()],
+        )
+        .unwrap();
+        super::schedule(&conn, tenant.as_str(), id.as_ref(), t0_ms).unwrap();
+        conn.execute_batch(
+            "CREATE TEMP TABLE writes (tbl TEXT NOT NULL);
+             CREATE TEMP TRIGGER destination_written AFTER UPDATE ON main.destinations
+             BEGIN INSERT INTO writes VALUES ('destinations'); END;
+             CREATE TEMP TRIGGER lane_written AFTER UPDATE ON main.lanes
+             BEGIN INSERT INTO writes VALUES ('lanes'); END;",
+        )
+        .unwrap();
+
+        let now = t0.checked_add(Duration::from_secs(10)).unwrap();
+        let limits = ClaimLimits {
+            limit: 3,
+            per_destination: 4,
+            failing_limit: 1,
+            per_failing_destination: 1,
+        };
+        let lease = LeaseRequest {
+            token: LeaseToken::generate(&mut os_rng()),
+            duration: Duration::from_secs(60),
+        };
+        let claimed = super::claim(&conn, now, limits, lease).unwrap();
+        assert_eq!(claimed.len(), 3);
+        let failed = Classification::Failed(Failure {
+            cause: FailureCause::Status(500),
+            retry_after: None,
+        });
+        let retry = NextStep::RetryAt(now.checked_add(Duration::from_secs(5)).unwrap());
+        let delivered = Classification::Delivered { status: 204 };
+        let steps = [
+            (&delivered, NextStep::Delivered, 0, None),
+            (&failed, retry, 1, Some(1)),
+            (&delivered, NextStep::Delivered, 1, None),
+        ];
+        for (c, (class, next, destination_writes, attempts)) in claimed.iter().zip(steps) {
+            conn.execute("DELETE FROM writes", []).unwrap();
+            let meta = AttemptMeta {
+                attempt_id: AttemptId::generate(now, &mut os_rng()),
+                event_id: c.event.event_id,
+                destination_id: c.lease.delivery.destination_id,
+                attempt: c.attempt,
+                started_at: now,
+                duration_ms: 1,
+            };
+            let report = AttemptReport {
+                attempt: AttemptRecord::new(meta, class, &next),
+                next,
+                disable: DisablePolicy::default(),
+            };
+            assert_eq!(
+                super::complete(&conn, &c.lease, &report).unwrap(),
+                CompleteOutcome::Recorded { disabled: None }
+            );
+            let count = |tbl: &str| -> i64 {
+                conn.query_row("SELECT count(*) FROM writes WHERE tbl = ?1", [tbl], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+            };
+            let (stored, failing): (Option<i64>, bool) = conn
+                .query_row(
+                    "SELECT d.failing_attempts, l.failing FROM destinations d
+                     JOIN lanes l USING (tenant_id, destination_id)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!(
+                (count("destinations"), stored, failing),
+                (destination_writes, attempts, attempts.is_some()),
+                "after a {next:?}"
+            );
+            if destination_writes == 0 {
+                assert_eq!(count("lanes"), 0, "after a {next:?}");
+            }
+        }
     }
 
     /// Publishing finds the destinations an event type matches by primary
