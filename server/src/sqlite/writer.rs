@@ -4,7 +4,9 @@
 //! oneshot channel, so the futures need no particular runtime and never
 //! block an executor thread. The thread takes every job waiting in the
 //! queue (up to [`MAX_BATCH`]) into one `BEGIN IMMEDIATE` transaction, each
-//! job in its own savepoint, and answers them only after `COMMIT` returned:
+//! job in its own savepoint (a job alone in its batch needs none: if it
+//! fails, the transaction is rolled back), and answers them only after
+//! `COMMIT` returned:
 //! one `fsync` for many concurrent writes, and still no answer before the
 //! data is durable.
 //!
@@ -52,8 +54,9 @@ pub(super) enum Durability {
 
 /// What the writer does with a [`Job`]: run it, then answer it.
 trait Work: Send {
-    /// Runs the body in its own savepoint and keeps its result.
-    fn run(&mut self, conn: &Connection);
+    /// Runs the body, in its own savepoint if `isolated`, keeps its result
+    /// and says whether it succeeded.
+    fn run(&mut self, conn: &Connection, isolated: bool) -> bool;
     /// Answers the caller: the kept result if the batch committed, else the
     /// batch's failure (its `BEGIN` or its `COMMIT`).
     fn answer(self: Box<Self>, commit_failed: Option<&SqliteError>);
@@ -71,10 +74,18 @@ where
     T: Send,
     F: FnOnce(&Connection) -> JobResult<T> + Send,
 {
-    fn run(&mut self, conn: &Connection) {
-        if let Some(body) = self.body.take() {
-            self.result = Some(in_savepoint(conn, body));
-        }
+    fn run(&mut self, conn: &Connection, isolated: bool) -> bool {
+        let Some(body) = self.body.take() else {
+            return false;
+        };
+        let result = if isolated {
+            in_savepoint(conn, body)
+        } else {
+            body(conn)
+        };
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
     }
 
     fn answer(self: Box<Self>, commit_failed: Option<&SqliteError>) {
@@ -209,10 +220,15 @@ fn work(conn: &Connection, queue: &mpsc::Receiver<Job>) {
             }
             continue;
         }
+        // A job alone in its batch needs no savepoint: if it fails, the
+        // whole transaction is rolled back instead of committed (the
+        // savepoint's sub-journal copied each page the job wrote).
+        let alone = batch.len() == 1;
+        let mut failed_alone = false;
         let mut ran: Vec<Job> = Vec::with_capacity(batch.len());
         let mut jobs = batch.into_iter();
         for mut job in jobs.by_ref() {
-            job.work.run(conn);
+            failed_alone = !job.work.run(conn, !alone) && alone;
             ran.push(job);
             // Some errors (a full disk, an I/O error) make SQLite roll back
             // the whole transaction, not just the job's savepoint. The jobs
@@ -224,7 +240,14 @@ fn work(conn: &Connection, queue: &mpsc::Receiver<Job>) {
         }
         // Jobs that never ran answer their callers with `Unavailable` on drop.
         drop(jobs);
-        let committed = if conn.is_autocommit() {
+        let committed = if failed_alone {
+            // Its writes undone (unless SQLite did already); it answers with
+            // its own error.
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Ok(())
+        } else if conn.is_autocommit() {
             Err(SqliteError::rolled_back())
         } else {
             run_cached(conn, "COMMIT").map_err(SqliteError::from)
@@ -275,6 +298,82 @@ mod tests {
     /// 2 is FULL, 1 is NORMAL.
     fn synchronous(conn: &Connection) -> JobResult<i64> {
         Ok(conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+    }
+
+    /// A job that fails leaves nothing written, whether it runs alone (its
+    /// transaction rolled back) or in a batch (its savepoint rolled back,
+    /// the other jobs committed), and answers with its own error.
+    #[tokio::test]
+    async fn a_failed_job_writes_nothing_alone_or_in_a_batch() {
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-writer-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let conn = Connection::open(&path).unwrap();
+        super::super::migrations::configure(&conn).unwrap();
+        let writer = Writer::start(conn).unwrap();
+        writer
+            .call(|conn: &Connection| Ok(conn.execute_batch("CREATE TABLE t (x TEXT)")?))
+            .await
+            .unwrap();
+        let insert = |x: &'static str, fail: bool| {
+            move |conn: &Connection| -> JobResult<()> {
+                conn.execute("INSERT INTO t VALUES (?1)", [x])?;
+                if fail {
+                    Err(SqliteError::corrupt("job"))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        let rows = |conn: &Connection| -> JobResult<Vec<String>> {
+            let mut stmt = conn.prepare("SELECT x FROM t ORDER BY x")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        };
+
+        let alone = writer.call(insert("alone", true)).await.unwrap_err();
+        assert_eq!(alone.to_string(), "stored job is not valid");
+        assert_eq!(writer.call(rows).await.unwrap(), Vec::<String>::new());
+
+        // Hold the writer until three jobs are queued: they are one batch.
+        let (started, running) = std_mpsc::channel::<()>();
+        let (release, held) = std_mpsc::channel::<()>();
+        let blocker = writer
+            .submit(Durability::Synced, move |_: &Connection| {
+                started.send(()).unwrap();
+                held.recv().unwrap();
+                Ok(())
+            })
+            .unwrap();
+        running.recv().unwrap();
+        let a = writer
+            .submit(Durability::Synced, insert("a", false))
+            .unwrap();
+        let b = writer
+            .submit(Durability::Synced, insert("b", true))
+            .unwrap();
+        let c = writer
+            .submit(Durability::Synced, insert("c", false))
+            .unwrap();
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        a.await.unwrap().unwrap();
+        let b = b.await.unwrap().unwrap_err();
+        assert_eq!(b.to_string(), "stored job is not valid");
+        c.await.unwrap().unwrap();
+        assert_eq!(writer.call(rows).await.unwrap(), ["a", "c"]);
+
+        // The writer goes on after a failure alone.
+        writer.call(insert("d", false)).await.unwrap();
+        assert_eq!(writer.call(rows).await.unwrap(), ["a", "c", "d"]);
+        drop(writer);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
     }
 
     /// A batch of relaxed jobs only commits with `synchronous = NORMAL`; a
