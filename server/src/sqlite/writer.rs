@@ -120,9 +120,9 @@ impl Writer {
         })
     }
 
-    /// Runs `body` on the writer, in its own savepoint of the current
-    /// batch's transaction, and returns its result once the transaction
-    /// committed.
+    /// Runs `body` on the writer, in the current batch's transaction (in
+    /// its own savepoint when the batch holds other jobs), and returns its
+    /// result once the transaction committed.
     pub(super) async fn call<T, F>(&self, body: F) -> JobResult<T>
     where
         T: Send + 'static,
