@@ -717,6 +717,57 @@ mod tests {
         }
     }
 
+    /// Stores destination `id` of `tenant`, created at `at_ms`, with a
+    /// fresh secret sealed under `key`.
+    fn insert_destination(
+        conn: &Connection,
+        key: &prets_destinations::SealingKey,
+        tenant: &prets_destinations::TenantId,
+        id: prets_destinations::DestinationId,
+        at_ms: i64,
+    ) {
+        let secret = prets_destinations::BearerSecret::from_rng(&mut os_rng());
+        conn.execute(
+            "INSERT INTO destinations (tenant_id, destination_id, name, url,
+                 created_at_ms, updated_at_ms, sealed_secret, secret_digest)
+             VALUES (?1, ?2, 'n', 'https://example.com/hook', ?3, ?3, ?4, ?5)",
+            rusqlite::params![
+                tenant.as_str(),
+                id.to_string(),
+                at_ms,
+                &key.seal(tenant, id, &secret, &mut os_rng()).to_bytes()[..],
+                &secret.digest().as_bytes()[..],
+            ],
+        )
+        .unwrap();
+    }
+
+    /// The report of an attempt of `claimed` started at `at`, classified
+    /// `class`, with `next` as its next step.
+    fn report(
+        claimed: &prets_destinations::delivery::Claimed,
+        at: prets_destinations::Timestamp,
+        class: &prets_destinations::delivery::Classification,
+        next: prets_destinations::delivery::NextStep,
+    ) -> prets_destinations::delivery::AttemptReport {
+        use prets_destinations::delivery::{
+            AttemptId, AttemptMeta, AttemptRecord, AttemptReport, DisablePolicy,
+        };
+        let meta = AttemptMeta {
+            attempt_id: AttemptId::generate(at, &mut os_rng()),
+            event_id: claimed.event.event_id,
+            destination_id: claimed.lease.delivery.destination_id,
+            attempt: claimed.attempt,
+            started_at: at,
+            duration_ms: 1,
+        };
+        AttemptReport {
+            attempt: AttemptRecord::new(meta, class, &next),
+            next,
+            disable: DisablePolicy::default(),
+        }
+    }
+
     /// The plans of every claim, outbox write and event-log statement at
     /// 10,000 and 100,000
     /// queued deliveries: each reaches its rows through an index (no full
@@ -870,12 +921,9 @@ mod tests {
         use std::time::Duration;
 
         use prets_destinations::delivery::{
-            AttemptId, AttemptMeta, AttemptRecord, AttemptReport, ClaimLimits, Classification,
-            CompleteOutcome, DisablePolicy, LeaseRequest, LeaseToken, NextStep,
+            ClaimLimits, Classification, CompleteOutcome, LeaseRequest, LeaseToken, NextStep,
         };
-        use prets_destinations::{
-            BearerSecret, DestinationId, KeyId, SealingKey, TenantId, Timestamp,
-        };
+        use prets_destinations::{DestinationId, KeyId, SealingKey, TenantId, Timestamp};
         use rusqlite::params;
 
         let t0 = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
@@ -907,20 +955,7 @@ mod tests {
                 })
                 .collect();
             for (n, (tenant, id)) in lanes.iter().enumerate() {
-                let secret = BearerSecret::from_rng(&mut os_rng());
-                conn.execute(
-                    "INSERT INTO destinations (tenant_id, destination_id, name, url,
-                         created_at_ms, updated_at_ms, sealed_secret, secret_digest)
-                     VALUES (?1, ?2, 'n', 'https://example.com/hook', ?3, ?3, ?4, ?5)",
-                    params![
-                        tenant.as_str(),
-                        id.to_string(),
-                        t0_ms,
-                        &key.seal(tenant, *id, &secret, &mut os_rng()).to_bytes()[..],
-                        &secret.digest().as_bytes()[..],
-                    ],
-                )
-                .unwrap();
+                insert_destination(&conn, &key, tenant, *id, t0_ms);
                 // Event ids: `evt_` and 26 digits (valid Crockford base32,
                 // in due order); the quiet one's is due last.
                 let (first, count) = if n < 10 { (0, queued) } else { (queued, 1) };
@@ -968,20 +1003,8 @@ mod tests {
             // again by the same claim.
             assert_eq!(lane_reads(), 11, "{queued} queued");
             for c in &first {
-                let meta = AttemptMeta {
-                    attempt_id: AttemptId::generate(now, &mut os_rng()),
-                    event_id: c.event.event_id,
-                    destination_id: c.lease.delivery.destination_id,
-                    attempt: c.attempt,
-                    started_at: now,
-                    duration_ms: 1,
-                };
                 let delivered = Classification::Delivered { status: 200 };
-                let report = AttemptReport {
-                    attempt: AttemptRecord::new(meta, &delivered, &NextStep::Delivered),
-                    next: NextStep::Delivered,
-                    disable: DisablePolicy::default(),
-                };
+                let report = report(c, now, &delivered, NextStep::Delivered);
                 assert_eq!(
                     super::complete(&conn, &c.lease, &report).unwrap(),
                     CompleteOutcome::Recorded { disabled: None }
@@ -1017,13 +1040,10 @@ mod tests {
         use std::time::Duration;
 
         use prets_destinations::delivery::{
-            AttemptId, AttemptMeta, AttemptRecord, AttemptReport, ClaimLimits, Classification,
-            CompleteOutcome, DisablePolicy, Failure, FailureCause, LeaseRequest, LeaseToken,
-            NextStep,
+            ClaimLimits, Classification, CompleteOutcome, Failure, FailureCause, LeaseRequest,
+            LeaseToken, NextStep,
         };
-        use prets_destinations::{
-            BearerSecret, DestinationId, KeyId, SealingKey, TenantId, Timestamp,
-        };
+        use prets_destinations::{DestinationId, KeyId, SealingKey, TenantId, Timestamp};
         use rusqlite::params;
 
         let t0 = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
@@ -1033,20 +1053,7 @@ mod tests {
         let id = DestinationId::from_parts(t0, 7);
         let mut conn = Connection::open_in_memory().unwrap();
         migrate_to(&mut conn, schema_version()).unwrap();
-        let secret = BearerSecret::from_rng(&mut os_rng());
-        conn.execute(
-            "INSERT INTO destinations (tenant_id, destination_id, name, url,
-                 created_at_ms, updated_at_ms, sealed_secret, secret_digest)
-             VALUES (?1, ?2, 'n', 'https://example.com/hook', ?3, ?3, ?4, ?5)",
-            params![
-                tenant.as_str(),
-                id.to_string(),
-                t0_ms,
-                &key.seal(&tenant, id, &secret, &mut os_rng()).to_bytes()[..],
-                &secret.digest().as_bytes()[..],
-            ],
-        )
-        .unwrap();
+        insert_destination(&conn, &key, &tenant, id, t0_ms);
         conn.execute(
             "WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < 2)
              INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
@@ -1096,19 +1103,7 @@ mod tests {
         ];
         for (c, (class, next, destination_writes, attempts)) in claimed.iter().zip(steps) {
             conn.execute("DELETE FROM writes", []).unwrap();
-            let meta = AttemptMeta {
-                attempt_id: AttemptId::generate(now, &mut os_rng()),
-                event_id: c.event.event_id,
-                destination_id: c.lease.delivery.destination_id,
-                attempt: c.attempt,
-                started_at: now,
-                duration_ms: 1,
-            };
-            let report = AttemptReport {
-                attempt: AttemptRecord::new(meta, class, &next),
-                next,
-                disable: DisablePolicy::default(),
-            };
+            let report = report(c, now, class, next);
             assert_eq!(
                 super::complete(&conn, &c.lease, &report).unwrap(),
                 CompleteOutcome::Recorded { disabled: None }

@@ -294,6 +294,43 @@ mod tests {
     use prets_destinations::{os_rng, rand_core::Rng as _};
     use std::sync::mpsc as std_mpsc;
 
+    /// A writer on a new database file, and the file's path.
+    fn temp_writer() -> (Writer, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!(
+            "prets-sqlite-writer-{}-{:x}.sqlite3",
+            std::process::id(),
+            os_rng().next_u64()
+        ));
+        let conn = Connection::open(&path).unwrap();
+        super::super::migrations::configure(&conn).unwrap();
+        (Writer::start(conn).unwrap(), path)
+    }
+
+    fn remove_db(path: &std::path::Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.to_path_buf().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// Submits a job that holds the writer until the returned sender sends
+    /// (or is dropped), and returns once it runs: the jobs submitted
+    /// meanwhile are the next batch, together.
+    fn hold(writer: &Writer) -> (std_mpsc::Sender<()>, oneshot::Receiver<JobResult<()>>) {
+        let (started, running) = std_mpsc::channel::<()>();
+        let (release, held) = std_mpsc::channel::<()>();
+        let blocker = writer
+            .submit(Durability::Relaxed, move |_: &Connection| {
+                started.send(()).unwrap();
+                let _ = held.recv();
+                Ok(())
+            })
+            .unwrap();
+        running.recv().unwrap();
+        (release, blocker)
+    }
+
     /// The `synchronous` setting a job runs (and its batch commits) under:
     /// 2 is FULL, 1 is NORMAL.
     fn synchronous(conn: &Connection) -> JobResult<i64> {
@@ -305,14 +342,7 @@ mod tests {
     /// the other jobs committed), and answers with its own error.
     #[tokio::test]
     async fn a_failed_job_writes_nothing_alone_or_in_a_batch() {
-        let path = std::env::temp_dir().join(format!(
-            "prets-sqlite-writer-{}-{:x}.sqlite3",
-            std::process::id(),
-            os_rng().next_u64()
-        ));
-        let conn = Connection::open(&path).unwrap();
-        super::super::migrations::configure(&conn).unwrap();
-        let writer = Writer::start(conn).unwrap();
+        let (writer, path) = temp_writer();
         writer
             .call(|conn: &Connection| Ok(conn.execute_batch("CREATE TABLE t (x TEXT)")?))
             .await
@@ -338,16 +368,7 @@ mod tests {
         assert_eq!(writer.call(rows).await.unwrap(), Vec::<String>::new());
 
         // Hold the writer until three jobs are queued: they are one batch.
-        let (started, running) = std_mpsc::channel::<()>();
-        let (release, held) = std_mpsc::channel::<()>();
-        let blocker = writer
-            .submit(Durability::Synced, move |_: &Connection| {
-                started.send(()).unwrap();
-                held.recv().unwrap();
-                Ok(())
-            })
-            .unwrap();
-        running.recv().unwrap();
+        let (release, blocker) = hold(&writer);
         let a = writer
             .submit(Durability::Synced, insert("a", false))
             .unwrap();
@@ -369,11 +390,7 @@ mod tests {
         writer.call(insert("d", false)).await.unwrap();
         assert_eq!(writer.call(rows).await.unwrap(), ["a", "c", "d"]);
         drop(writer);
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = path.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
+        remove_db(&path);
     }
 
     /// A batch of relaxed jobs only commits with `synchronous = NORMAL`; a
@@ -381,14 +398,7 @@ mod tests {
     /// holds; the setting follows each batch, both ways.
     #[tokio::test]
     async fn a_batch_is_synced_when_any_of_its_jobs_asks() {
-        let path = std::env::temp_dir().join(format!(
-            "prets-sqlite-writer-{}-{:x}.sqlite3",
-            std::process::id(),
-            os_rng().next_u64()
-        ));
-        let conn = Connection::open(&path).unwrap();
-        super::super::migrations::configure(&conn).unwrap();
-        let writer = Writer::start(conn).unwrap();
+        let (writer, path) = temp_writer();
 
         let relaxed = writer.call_with(Durability::Relaxed, synchronous).await;
         assert_eq!(relaxed.unwrap(), 1);
@@ -396,16 +406,7 @@ mod tests {
 
         // Hold the writer in a job until a relaxed and a synced job are both
         // queued: they are the next batch, together.
-        let (started, running) = std_mpsc::channel::<()>();
-        let (release, held) = std_mpsc::channel::<()>();
-        let blocker = writer
-            .submit(Durability::Relaxed, move |_: &Connection| {
-                started.send(()).unwrap();
-                held.recv().unwrap();
-                Ok(())
-            })
-            .unwrap();
-        running.recv().unwrap();
+        let (release, blocker) = hold(&writer);
         let mixed = writer.submit(Durability::Relaxed, synchronous).unwrap();
         let synced = writer.submit(Durability::Synced, synchronous).unwrap();
         release.send(()).unwrap();
@@ -416,10 +417,6 @@ mod tests {
         let relaxed = writer.call_with(Durability::Relaxed, synchronous).await;
         assert_eq!(relaxed.unwrap(), 1);
         drop(writer);
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = path.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(p);
-        }
+        remove_db(&path);
     }
 }
