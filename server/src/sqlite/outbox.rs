@@ -564,6 +564,17 @@ fn complete(
     Ok(CompleteOutcome::Recorded { disabled })
 }
 
+/// Records each `(lease, report)` in order, as [`complete`] one by one.
+fn complete_all(
+    conn: &Connection,
+    batch: &[(Lease, AttemptReport)],
+) -> JobResult<Vec<CompleteOutcome>> {
+    batch
+        .iter()
+        .map(|(lease, report)| complete(conn, lease, report))
+        .collect()
+}
+
 impl Outbox for SqliteRepo {
     async fn enqueue(
         &self,
@@ -599,12 +610,7 @@ impl Outbox for SqliteRepo {
         // One job: one savepoint of one transaction, so one commit for the
         // batch (and on `Err`, none of it written).
         self.writer
-            .call_with(Durability::Relaxed, move |conn| {
-                batch
-                    .iter()
-                    .map(|(lease, report)| complete(conn, lease, report))
-                    .collect()
-            })
+            .call_with(Durability::Relaxed, move |conn| complete_all(conn, &batch))
             .await
     }
 
@@ -1031,34 +1037,34 @@ mod tests {
         );
     }
 
-    /// A completion writes the destination's row and its lane only when
-    /// the failure streak changes: a delivery to a destination that was not
-    /// failing writes neither, the first failure starts the streak (both
-    /// written), and the delivery after it ends it (both written again).
-    #[test]
-    fn completions_write_the_destination_only_when_its_streak_changes() {
+    /// A database in memory with one destination and `n` deliveries to it,
+    /// all claimed: the connection, the claim's time and what it leased.
+    fn claimed_of_one_destination(
+        n: i64,
+    ) -> (
+        Connection,
+        prets_destinations::Timestamp,
+        Vec<prets_destinations::delivery::Claimed>,
+    ) {
         use std::time::Duration;
 
-        use prets_destinations::delivery::{
-            ClaimLimits, Classification, CompleteOutcome, Failure, FailureCause, LeaseRequest,
-            LeaseToken, NextStep,
-        };
+        use prets_destinations::delivery::{ClaimLimits, LeaseRequest, LeaseToken};
         use prets_destinations::{DestinationId, KeyId, SealingKey, TenantId, Timestamp};
         use rusqlite::params;
 
         let t0 = Timestamp::from_unix_seconds(1_700_000_000).unwrap();
         let t0_ms = i64::try_from(t0.unix_millis()).unwrap();
         let key = SealingKey::from_rng(KeyId::new(3), &mut os_rng());
-        let tenant: TenantId = "org_streak".parse().unwrap();
+        let tenant: TenantId = "org_one".parse().unwrap();
         let id = DestinationId::from_parts(t0, 7);
         let mut conn = Connection::open_in_memory().unwrap();
         migrate_to(&mut conn, schema_version()).unwrap();
         insert_destination(&conn, &key, &tenant, id, t0_ms);
         conn.execute(
-            "WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < 2)
+            "WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < ?3 - 1)
              INSERT INTO events (tenant_id, event_id, event_type, created_at_ms, payload)
              SELECT ?1, 'evt_' || printf('%026d', i), 'order.created', ?2 + i, '{}' FROM k",
-            params![tenant.as_str(), t0_ms],
+            params![tenant.as_str(), t0_ms, n],
         )
         .unwrap();
         conn.execute(
@@ -1068,19 +1074,10 @@ mod tests {
         )
         .unwrap();
         super::schedule(&conn, tenant.as_str(), id.as_ref(), t0_ms).unwrap();
-        conn.execute_batch(
-            "CREATE TEMP TABLE writes (tbl TEXT NOT NULL);
-             CREATE TEMP TRIGGER destination_written AFTER UPDATE ON main.destinations
-             BEGIN INSERT INTO writes VALUES ('destinations'); END;
-             CREATE TEMP TRIGGER lane_written AFTER UPDATE ON main.lanes
-             BEGIN INSERT INTO writes VALUES ('lanes'); END;",
-        )
-        .unwrap();
-
         let now = t0.checked_add(Duration::from_secs(10)).unwrap();
         let limits = ClaimLimits {
-            limit: 3,
-            per_destination: 4,
+            limit: usize::try_from(n).unwrap(),
+            per_destination: usize::MAX,
             failing_limit: 1,
             per_failing_destination: 1,
         };
@@ -1089,7 +1086,90 @@ mod tests {
             duration: Duration::from_secs(60),
         };
         let claimed = super::claim(&conn, now, limits, lease).unwrap();
-        assert_eq!(claimed.len(), 3);
+        assert_eq!(claimed.len(), usize::try_from(n).unwrap());
+        (conn, now, claimed)
+    }
+
+    /// A batch of completions writes as completions one by one: a lease
+    /// completed twice in the batch is lost the second time (one attempt
+    /// row), and a delivery finished before a `410` in the same batch
+    /// disables its destination is finished, not dropped by the disable.
+    #[test]
+    fn a_batch_of_completions_writes_as_completions_one_by_one() {
+        use prets_destinations::delivery::{
+            Classification, CompleteOutcome, DisabledReason, NextStep,
+        };
+
+        let (conn, now, claimed) = claimed_of_one_destination(3);
+        let delivered = Classification::Delivered { status: 200 };
+        let batch = vec![
+            (
+                claimed[0].lease.clone(),
+                report(&claimed[0], now, &delivered, NextStep::Delivered),
+            ),
+            (
+                claimed[0].lease.clone(),
+                report(&claimed[0], now, &delivered, NextStep::Delivered),
+            ),
+            (
+                claimed[1].lease.clone(),
+                report(
+                    &claimed[1],
+                    now,
+                    &Classification::Gone,
+                    NextStep::Disable(DisabledReason::Gone),
+                ),
+            ),
+        ];
+        let outcomes = super::complete_all(&conn, &batch).unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                CompleteOutcome::Recorded { disabled: None },
+                CompleteOutcome::LeaseLost,
+                CompleteOutcome::Recorded {
+                    disabled: Some(DisabledReason::Gone)
+                },
+            ]
+        );
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("SELECT count(*) FROM attempts"), 2);
+        // The third delivery is still leased (its attempt has not ended),
+        // so it stays; the first two are gone, and neither was dropped by
+        // the disable.
+        assert_eq!(count("SELECT count(*) FROM deliveries"), 1);
+        assert_eq!(count("SELECT count(*) FROM dropped_deliveries"), 0);
+        let first: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM attempts WHERE event_id = ?1 AND outcome = 'succeeded'",
+                [claimed[0].event.event_id.to_string()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(first, 1);
+    }
+
+    /// A completion writes the destination's row and its lane only when
+    /// the failure streak changes: a delivery to a destination that was not
+    /// failing writes neither, the first failure starts the streak (both
+    /// written), and the delivery after it ends it (both written again).
+    #[test]
+    fn completions_write_the_destination_only_when_its_streak_changes() {
+        use std::time::Duration;
+
+        use prets_destinations::delivery::{
+            Classification, CompleteOutcome, Failure, FailureCause, NextStep,
+        };
+
+        let (conn, now, claimed) = claimed_of_one_destination(3);
+        conn.execute_batch(
+            "CREATE TEMP TABLE writes (tbl TEXT NOT NULL);
+             CREATE TEMP TRIGGER destination_written AFTER UPDATE ON main.destinations
+             BEGIN INSERT INTO writes VALUES ('destinations'); END;
+             CREATE TEMP TRIGGER lane_written AFTER UPDATE ON main.lanes
+             BEGIN INSERT INTO writes VALUES ('lanes'); END;",
+        )
+        .unwrap();
         let failed = Classification::Failed(Failure {
             cause: FailureCause::Status(500),
             retry_after: None,
