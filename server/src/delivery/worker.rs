@@ -1059,6 +1059,11 @@ async fn record<R: Outbox>(
         Ok(CompleteOutcome::LeaseLost) => ("lease_lost", None),
         Err(_) => ("store_error", None),
     };
+    // The retry the store keeps: none when the attempt disabled its
+    // destination, its lease was lost, or nothing was written.
+    let next_attempt_at = record
+        .next_attempt_at
+        .filter(|_| matches!(stored, Ok(CompleteOutcome::Recorded { disabled: None })));
     tracing::info!(
         organization = %key.tenant,
         destination = %key.destination_id,
@@ -1068,7 +1073,7 @@ async fn record<R: Outbox>(
         status = record.response_status,
         error = detail,
         duration_ms = record.duration_ms,
-        next_attempt_at = record.next_attempt_at.map(|t| t.to_string()),
+        next_attempt_at = next_attempt_at.map(|t| t.to_string()),
         disabled = disabled.map(DisabledReason::as_str),
         stored = stored_text,
         "delivery attempt"
@@ -1081,7 +1086,7 @@ async fn record<R: Outbox>(
             "recording a delivery attempt failed; the delivery is offered again when its lease expires"
         );
     }
-    if let Some(at) = record.next_attempt_at {
+    if let Some(at) = next_attempt_at {
         let mut due = shared.due.lock().unwrap_or_else(PoisonError::into_inner);
         due.insert(at);
         while due.len() > DUE_REMEMBERED {

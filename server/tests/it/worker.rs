@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prets_destinations::delivery::{AttemptOutcome, AttemptRecord, DisabledReason, Outbox};
+use prets_destinations::delivery::{
+    AttemptOutcome, AttemptRecord, DisablePolicy, DisabledReason, Outbox,
+};
 use prets_destinations::wire::PublishedEvent;
 use prets_destinations::{
     CreateDestinationRequest, CreateOutcome, DeleteOutcome, DestinationId, DestinationRepo,
@@ -1077,6 +1079,45 @@ async fn one_log_line_per_attempt_without_secret_or_payload() {
 
 // ---------------------------------------------------------------------------
 // The server as started by `spawn`: the worker is wired in.
+
+/// An attempt whose failure disables its destination logs the disabling
+/// and no next attempt (the store ended the delivery, whatever the retry
+/// schedule offered); the retried attempt before it logs its next attempt.
+#[tokio::test]
+async fn the_attempt_log_shows_a_next_attempt_only_when_the_store_keeps_one() {
+    let captured = captured_logs();
+
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    for _ in 0..2 {
+        rx.reply(Reply::status(500));
+    }
+    let (id, _) = bench.destination(&rx.name_url("/")).await;
+    // The second failure disables: the streak is then long enough.
+    let config = DeliveryConfig {
+        disable: DisablePolicy {
+            disable_after: Duration::ZERO,
+            min_attempts: 2,
+        },
+        ..settings(&[&rx], "0s,0s,0s")
+    };
+    let worker = bench.worker(&config, loopback());
+    bench.publish(PAYLOAD).await;
+    bench.wait_attempts(id, 2).await;
+    worker.shutdown().await;
+
+    let text = captured.text();
+    let mine = format!("destination={id}");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("delivery attempt") && l.contains(&mine))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains("next_attempt_at="), "{}", lines[0]);
+    assert!(!lines[0].contains("disabled="), "{}", lines[0]);
+    assert!(lines[1].contains(r#"disabled="failing""#), "{}", lines[1]);
+    assert!(!lines[1].contains("next_attempt_at="), "{}", lines[1]);
+}
 
 #[tokio::test]
 async fn a_spawned_server_delivers_with_its_flags_and_stops() {
