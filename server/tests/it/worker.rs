@@ -1030,6 +1030,14 @@ async fn shutdown_releases_a_claimed_delivery_not_yet_connected() {
 // ---------------------------------------------------------------------------
 // Logs.
 
+/// The `delivery attempt` lines of `text` for destination `id`, in order.
+fn attempt_lines(text: &str, id: DestinationId) -> Vec<&str> {
+    let mine = format!("destination={id}");
+    text.lines()
+        .filter(|l| l.contains("delivery attempt") && l.contains(&mine))
+        .collect()
+}
+
 #[tokio::test]
 async fn one_log_line_per_attempt_without_secret_or_payload() {
     // The binary's log: the other worker tests (same payload) log into it too.
@@ -1049,11 +1057,7 @@ async fn one_log_line_per_attempt_without_secret_or_payload() {
     worker.shutdown().await;
 
     let text = captured.text();
-    let mine = format!("destination={id}");
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("delivery attempt") && l.contains(&mine))
-        .collect();
+    let lines = attempt_lines(&text, id);
     assert_eq!(lines.len(), 2, "{text}");
     for (line, (attempt, status)) in lines.iter().zip([(1, 500), (2, 200)]) {
         assert!(line.contains(" INFO "), "{line}");
@@ -1107,11 +1111,7 @@ async fn the_attempt_log_shows_a_next_attempt_only_when_the_store_keeps_one() {
     worker.shutdown().await;
 
     let text = captured.text();
-    let mine = format!("destination={id}");
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("delivery attempt") && l.contains(&mine))
-        .collect();
+    let lines = attempt_lines(&text, id);
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].contains("next_attempt_at="), "{}", lines[0]);
     assert!(!lines[0].contains("disabled="), "{}", lines[0]);
