@@ -28,17 +28,17 @@
 //! there are at most as many as leases in flight), whatever the number of
 //! deliveries queued.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use prets_destinations::delivery::{
     ClaimLimits, Claimed, DeliveryKey, Event, EventId, EventType, Lease, LeaseRequest, LeaseToken,
     Payload,
 };
-use prets_destinations::{DestinationRecord, TenantId, Timestamp};
+use prets_destinations::{TenantId, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::error::{JobResult, SqliteError};
-use super::rows::{millis, read_records, record_columns, timestamp};
+use super::rows::{millis, records_of, timestamp};
 
 const SCHEDULE: &str =
     "INSERT INTO lanes (tenant_id, destination_id, failing, ready, wake_ms, turn)
@@ -109,14 +109,6 @@ pub(super) const STANDING_AND_LEASES: &str = "SELECT x.enabled, x.failing_since_
      FROM destinations x
      WHERE x.tenant_id = ?1 AND x.destination_id = ?2";
 
-const RECORDS: &str = concat!(
-    "SELECT ",
-    record_columns!(),
-    " FROM destinations
-     WHERE (tenant_id, destination_id) IN
-         (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))"
-);
-
 const LANE_BACK: &str = "UPDATE lanes SET turn = ?3 WHERE tenant_id = ?1 AND destination_id = ?2";
 
 const SLEEP: &str = "UPDATE lanes SET ready = 0, wake_ms = (
@@ -153,7 +145,7 @@ pub(super) const STATEMENTS: &[(&str, &str)] = &[
     ("due", DUE),
     ("lease", LEASE),
     ("standing_and_leases", STANDING_AND_LEASES),
-    ("records", RECORDS),
+    ("records", super::rows::RECORDS_OF_KEYS),
     ("lane_back", LANE_BACK),
     ("sleep", SLEEP),
 ];
@@ -612,19 +604,12 @@ impl Claim<'_> {
         if self.served.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<[&str; 2]> = self
-            .served
-            .iter()
-            .map(|l| [l.tenant.as_str(), l.destination.as_str()])
-            .collect();
-        let keys =
-            serde_json::to_string(&keys).map_err(|_| SqliteError::corrupt("destination id"))?;
-        let mut stmt = self.conn.prepare_cached(RECORDS)?;
-        let records: HashMap<(String, String), DestinationRecord> =
-            read_records(self.conn, &mut stmt, params![keys])?
-                .into_iter()
-                .map(|(tenant, record)| ((tenant, record.destination_id.to_string()), record))
-                .collect();
+        let records = records_of(
+            self.conn,
+            self.served
+                .iter()
+                .map(|l| (l.tenant.as_str(), l.destination.as_str())),
+        )?;
         let mut out = Vec::with_capacity(self.taken);
         for lane in self.served {
             let record = records

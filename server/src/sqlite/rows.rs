@@ -22,10 +22,40 @@ macro_rules! record_columns {
          sealed_signing_secret, filter_types, headers, description, metadata"
     };
 }
-pub(super) use record_columns;
 
 /// The columns [`read_records`] expects, in order.
 pub(super) const COLUMNS: &str = record_columns!();
+
+/// The destinations of the (tenant id, destination id) pairs of the JSON
+/// array `?1` ([`keys_json`]), through the key.
+pub(super) const RECORDS_OF_KEYS: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM destinations
+     WHERE (tenant_id, destination_id) IN
+         (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1))"
+);
+
+/// (tenant id, destination id) pairs as one JSON array of pairs, bound as
+/// a single parameter.
+fn keys_json<'a>(keys: impl Iterator<Item = (&'a str, &'a str)>) -> JobResult<String> {
+    let keys: Vec<[&str; 2]> = keys.map(|(t, d)| [t, d]).collect();
+    serde_json::to_string(&keys).map_err(|_| SqliteError::corrupt("destination id"))
+}
+
+/// The records of the destinations `keys` names (those that exist, each
+/// once), by (tenant id, destination id): two queries for the lot.
+pub(super) fn records_of<'a>(
+    conn: &Connection,
+    keys: impl Iterator<Item = (&'a str, &'a str)>,
+) -> JobResult<HashMap<(String, String), DestinationRecord>> {
+    let keys = keys_json(keys)?;
+    let mut stmt = conn.prepare_cached(RECORDS_OF_KEYS)?;
+    Ok(read_records(conn, &mut stmt, [keys])?
+        .into_iter()
+        .map(|(tenant, record)| ((tenant, record.destination_id.to_string()), record))
+        .collect())
+}
 
 /// The receiver columns of `record` as stored: the sealed signing secret's
 /// bytes, then the filter, headers and metadata as JSON text.
@@ -199,12 +229,10 @@ fn previous_secrets(
     if rows.is_empty() {
         return Ok(out);
     }
-    // The keys as one JSON array of pairs, bound as a single parameter.
-    let keys: Vec<[&str; 2]> = rows
-        .iter()
-        .map(|r| [r.tenant_id.as_str(), r.destination_id.as_str()])
-        .collect();
-    let keys = serde_json::to_string(&keys).map_err(|_| SqliteError::corrupt("destination id"))?;
+    let keys = keys_json(
+        rows.iter()
+            .map(|r| (r.tenant_id.as_str(), r.destination_id.as_str())),
+    )?;
     let mut stmt = conn.prepare_cached(
         "SELECT tenant_id, destination_id, sealed_secret, secret_digest, expires_at_ms,
              sealed_signing_secret
