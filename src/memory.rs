@@ -951,6 +951,9 @@ impl EventLog for MemoryRepo {
             }
             return Ok(ResendOutcome::AlreadyPending);
         }
+        if !self.quotas.allows_deliveries(outbox.pending_of(tenant), 1) {
+            return Ok(ResendOutcome::QueueFull);
+        }
         let event = Arc::clone(event);
         outbox.push_at(key, &event, now, true);
         Ok(ResendOutcome::Queued)
@@ -1004,6 +1007,9 @@ impl EventLog for MemoryRepo {
                 .any(|a| a.outcome == crate::delivery::AttemptOutcome::Succeeded);
             if succeeded {
                 continue;
+            }
+            if !self.quotas.allows_deliveries(outbox.pending_of(tenant), 1) {
+                return Ok(RecoverOutcome::QueueFull(queued));
             }
             outbox.push_at(key, event, now, true);
             queued += 1;

@@ -20,6 +20,7 @@ use prets_destinations::{DestinationId, TenantId, Timestamp};
 use tokio_postgres::Row;
 
 use crate::error::PgError;
+use crate::outbox::pending_count;
 use crate::repo::PgRepo;
 use crate::rows::{limit, millis, timestamp};
 
@@ -78,6 +79,12 @@ const QUEUE_MANUAL: &str =
                           ELSE deliveries.due_at_ms END
      RETURNING xmax = 0";
 
+/// The pending delivery of the pair made manual (and due `$4` unless
+/// leased), as [`QUEUE_MANUAL`] does when it finds one.
+const MAKE_MANUAL: &str = "UPDATE deliveries SET manual = true,
+         due_at_ms = CASE WHEN lease_token IS NULL THEN $4 ELSE due_at_ms END
+     WHERE tenant_id = $1 AND event_id = $2 AND destination_id = $3";
+
 const RECOVER_SCAN: &str = "SELECT event_id, event_type, created_at_ms FROM events
      WHERE tenant_id = $1 AND (created_at_ms, event_id) > ($2, $3)
      ORDER BY created_at_ms, event_id LIMIT $4";
@@ -85,6 +92,7 @@ const RECOVER_SCAN: &str = "SELECT event_id, event_type, created_at_ms FROM even
 /// Of the events `$2` (in order), those with no pending delivery to the
 /// destination and no succeeded attempt to it, locked `FOR KEY SHARE`
 /// (gone ones, purged meanwhile, are left out); then queued, up to `$4`.
+/// Answers how many were queued and how many were wanted.
 const RECOVER_QUEUE: &str = "WITH wanted AS (
          SELECT u.event_id, u.n FROM UNNEST($2::TEXT[]) WITH ORDINALITY AS u(event_id, n)
          WHERE NOT EXISTS (SELECT 1 FROM deliveries d
@@ -98,10 +106,13 @@ const RECOVER_QUEUE: &str = "WITH wanted AS (
          WHERE e.tenant_id = $1
          ORDER BY w.n LIMIT $4
          FOR KEY SHARE OF e
+     ), queued AS (
+         INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms, manual)
+         SELECT $1, k.event_id, $3, 1, $5, true FROM kept k ORDER BY k.n
+         ON CONFLICT (tenant_id, event_id, destination_id) DO NOTHING
+         RETURNING 1
      )
-     INSERT INTO deliveries (tenant_id, event_id, destination_id, attempt, due_at_ms, manual)
-     SELECT $1, k.event_id, $3, 1, $5, true FROM kept k ORDER BY k.n
-     ON CONFLICT (tenant_id, event_id, destination_id) DO NOTHING";
+     SELECT (SELECT count(*) FROM queued), (SELECT count(*) FROM wanted)";
 
 const PURGE_ATTEMPTS: &str = "DELETE FROM attempts
      WHERE (tenant_id, destination_id, attempt_id) IN
@@ -321,6 +332,8 @@ impl EventLog for PgRepo {
         let tenant = tenant.as_str().to_owned();
         let (event_id, dest) = (event_id.to_string(), destination_id.to_string());
         let now = millis(now);
+        let quotas = self.quotas;
+        let limited = quotas.max_pending_deliveries != usize::MAX;
         let outcome = self
             .run(|pool| async move {
                 let mut client = pool.get().await?;
@@ -334,6 +347,20 @@ impl EventLog for PgRepo {
                     None => return Ok(ResendOutcome::DestinationNotFound),
                     Some(t) if !t.enabled => return Ok(ResendOutcome::Disabled),
                     Some(_) => {}
+                }
+                if limited && !quotas.allows_deliveries(pending_count(&tx, &tenant, true).await?, 1)
+                {
+                    // No room for a new one: a pending one is still made due.
+                    let stmt = tx.prepare_cached(MAKE_MANUAL).await?;
+                    if tx
+                        .execute(&stmt, &[&tenant, &event_id, &dest, &now])
+                        .await?
+                        == 0
+                    {
+                        return Ok(ResendOutcome::QueueFull);
+                    }
+                    tx.commit().await?;
+                    return Ok(ResendOutcome::AlreadyPending);
                 }
                 let stmt = tx.prepare_cached(QUEUE_MANUAL).await?;
                 let inserted: bool = tx
@@ -370,6 +397,8 @@ impl EventLog for PgRepo {
         let mut from: Option<RecoverFrom> = None;
         let mut queued = 0usize;
         let mut first = true;
+        let quotas = self.quotas;
+        let limited = quotas.max_pending_deliveries != usize::MAX;
         while queued < RECOVER_MAX_EVENTS {
             let room = RECOVER_MAX_EVENTS - queued;
             let (tenant, dest, at) = (tenant.clone(), dest.clone(), from.clone());
@@ -414,16 +443,29 @@ impl EventLog for PgRepo {
                         }
                         last = Some((created, id));
                     }
+                    // Within the tenant's pending-delivery quota.
+                    let room_left = if limited {
+                        let pending = pending_count(&tx, &tenant, true).await?;
+                        quotas.max_pending_deliveries.saturating_sub(pending)
+                    } else {
+                        usize::MAX
+                    };
                     let stmt = tx.prepare_cached(RECOVER_QUEUE).await?;
-                    let n = tx
-                        .execute(&stmt, &[&tenant, &ids, &dest, &limit(room), &now])
+                    let row = tx
+                        .query_one(
+                            &stmt,
+                            &[&tenant, &ids, &dest, &limit(room.min(room_left)), &now],
+                        )
                         .await?;
                     tx.commit().await?;
-                    let n = usize::try_from(n).unwrap_or(usize::MAX);
-                    Ok(Ok((n, if full { last } else { None })))
+                    let n = usize::try_from(row.try_get::<_, i64>(0)?).unwrap_or(usize::MAX);
+                    let wanted = usize::try_from(row.try_get::<_, i64>(1)?).unwrap_or(0);
+                    // The quota, not the call's limit, left some out.
+                    let queue_full = room_left < room && n >= room_left && wanted > n;
+                    Ok(Ok((n, if full { last } else { None }, queue_full)))
                 })
                 .await?;
-            let (n, next) = match step {
+            let (n, next, queue_full) = match step {
                 Ok(step) => step,
                 Err(refused) if first => return Ok(refused),
                 // Disabled or removed since the last batch: what is queued
@@ -432,6 +474,12 @@ impl EventLog for PgRepo {
             };
             first = false;
             queued += n;
+            if queue_full {
+                if queued > 0 {
+                    self.notify_published();
+                }
+                return Ok(RecoverOutcome::QueueFull(queued));
+            }
             match next {
                 Some(next) => from = Some(next),
                 None => break,

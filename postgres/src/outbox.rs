@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use deadpool_postgres::Transaction;
 use prets_destinations::delivery::{
     AttemptId, AttemptOutcome, AttemptRecord, AttemptReport, ClaimLimits, Claimed, CompleteOutcome,
     DeliveryKey, EVENT_ID_RETENTION, EVENT_IDS_FORGOTTEN_PER_ENQUEUE, EnqueueOutcome, Event,
@@ -157,6 +158,36 @@ fn attempt_from(row: &Row) -> Result<AttemptRecord, PgError> {
     })
 }
 
+/// The tenant's pending deliveries, for a write that may add some: its
+/// changes since the last count folded into its `pending_counts` row. Taken
+/// under the tenant's advisory lock when `limited` (its quota is finite), so
+/// that the tenant's writes that add deliveries run one after another, on
+/// every node, and each sees every one that held the lock before.
+pub(crate) async fn pending_count(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    limited: bool,
+) -> Result<usize, PgError> {
+    if limited {
+        let stmt = tx
+            .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended('pending ' || $1, 0))")
+            .await?;
+        tx.execute(&stmt, &[&tenant]).await?;
+    }
+    let stmt = tx
+        .prepare_cached(
+            "WITH gone AS (DELETE FROM pending_changes WHERE tenant_id = $1
+                           RETURNING delta)
+             INSERT INTO pending_counts AS c (tenant_id, pending)
+             VALUES ($1, (SELECT COALESCE(sum(delta), 0)::BIGINT FROM gone))
+             ON CONFLICT (tenant_id) DO UPDATE SET pending = c.pending + excluded.pending
+             RETURNING pending",
+        )
+        .await?;
+    let pending: i64 = tx.query_one(&stmt, &[&tenant]).await?.try_get(0)?;
+    Ok(usize::try_from(pending).unwrap_or(0))
+}
+
 impl Outbox for PgRepo {
     async fn enqueue(
         &self,
@@ -266,30 +297,7 @@ impl Outbox for PgRepo {
             // Stored even with no destination (the event log keeps it);
             // with some, within the tenant's pending-delivery quota.
             if !ids.is_empty() {
-                // The tenant's pending count: under its lock when capped (the
-                // tenant's enqueues one after another, on every node), its
-                // changes since the last enqueue folded in by a statement after
-                // the lock, so it sees every enqueue that held it before.
-                if limited {
-                    let stmt = tx
-                        .prepare_cached(
-                            "SELECT pg_advisory_xact_lock(hashtextextended('pending ' || $1, 0))",
-                        )
-                        .await?;
-                    tx.execute(&stmt, &[&tenant]).await?;
-                }
-                let stmt = tx
-                    .prepare_cached(
-                        "WITH gone AS (DELETE FROM pending_changes WHERE tenant_id = $1
-                                       RETURNING delta)
-                         INSERT INTO pending_counts AS c (tenant_id, pending)
-                         VALUES ($1, (SELECT COALESCE(sum(delta), 0)::BIGINT FROM gone))
-                         ON CONFLICT (tenant_id) DO UPDATE SET pending = c.pending + excluded.pending
-                         RETURNING pending",
-                    )
-                    .await?;
-                let pending: i64 = tx.query_one(&stmt, &[&tenant]).await?.try_get(0)?;
-                let pending = usize::try_from(pending).unwrap_or(0);
+                let pending = pending_count(&tx, &tenant, limited).await?;
                 if !quotas.allows_deliveries(pending, ids.len()) {
                     // Dropping the transaction rolls back the id too.
                     return Ok(EnqueueOutcome::QueueFull);

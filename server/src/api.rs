@@ -643,6 +643,7 @@ fn event_answer<T>(outcome: EventOutcome<T>) -> Result<T, Problem> {
         EventOutcome::EventNotFound => Err(not_found_event()),
         EventOutcome::DestinationNotFound => Err(not_found_destination()),
         EventOutcome::Disabled => Err(Problem::from(ApiError::Disabled)),
+        EventOutcome::QueueFull => Err(Problem::from(ApiError::QueueFull)),
     }
 }
 
@@ -684,6 +685,9 @@ async fn resend<R: EventLog + 'static>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
+    // A resend queues a delivery as a publish does: it spends the same
+    // tokens.
+    within(state.publish_limit.as_ref(), &org, "publishes and resends")?;
     let request: ResendRequest = json_body(
         &headers,
         body,
@@ -705,6 +709,7 @@ async fn recover<R: EventLog + 'static>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
+    within(state.publish_limit.as_ref(), &org, "publishes and recovers")?;
     let request: RecoverRequest = json_body(
         &headers,
         body,

@@ -231,8 +231,9 @@ pub struct Config {
     pub retention_interval: Duration,
 
     /// Most events each organization may publish per second on this node
-    /// (`POST /v1/events`), with bursts of as many at once after a quiet
-    /// second; past it `429 rate_limited` with `Retry-After`. With several
+    /// (`POST /v1/events`; each resend and recover counts as one), with
+    /// bursts of as many at once after a quiet second; past it `429
+    /// rate_limited` with `Retry-After`. With several
     /// PostgreSQL nodes each keeps its own count: an organization may
     /// publish this many times the number of nodes. 0: no limit.
     #[arg(long, env = "PRETS_PUBLISH_RATE_LIMIT", default_value = "500", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
@@ -251,8 +252,9 @@ pub struct Config {
     pub max_destinations: u32,
 
     /// Most deliveries an organization may have pending (queued or in
-    /// flight); a publish or test event whose deliveries would pass it is
-    /// answered `429 queue_full` with `Retry-After`, and queues nothing.
+    /// flight); a publish, test event or resend whose deliveries would pass
+    /// it is answered `429 queue_full` with `Retry-After`, and queues
+    /// nothing; a recover queues up to it.
     #[arg(long, env = "PRETS_MAX_PENDING_DELIVERIES", default_value = "100000", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending_deliveries: u32,
 

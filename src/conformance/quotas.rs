@@ -15,11 +15,15 @@ use std::thread;
 
 use super::outbox::{DELIVERED, at, claim_own, complete, enqueue, failed};
 use super::{Kit, block_on, get, insert, list, remove, replace};
-use crate::delivery::{CompleteOutcome, DisablePolicy, EnqueueOutcome, NextStep, Outbox, Target};
+use crate::delivery::{
+    Claimed, CompleteOutcome, DisablePolicy, EnqueueOutcome, EventLog, NextStep, Outbox,
+    RecoverOutcome, ResendOutcome, Target,
+};
 use crate::limits::Quotas;
 use crate::ops::{CreateOutcome, PublishOutcome, TestOutcome, create, publish, send_test};
 use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
 use crate::tenant::TenantId;
+use crate::time::Timestamp;
 use crate::wire::PublishRequest;
 
 /// The quotas the store under test is opened with: 3 destinations and 5
@@ -328,6 +332,141 @@ pub async fn pending_quota_per_tenant<O: Outbox>(outbox: &O) {
         outbox.release(&c.lease).await.expect("release failed");
     }
     for c in claim_own(outbox, &mut kit, at(now, 3600), &[&a, &b]).await {
+        outbox.release(&c.lease).await.expect("release failed");
+    }
+}
+
+/// Completes `c` as delivered at `now`.
+async fn deliver<O: Outbox>(outbox: &O, kit: &mut Kit, c: &Claimed, now: Timestamp) {
+    let report = kit.report(
+        c,
+        DELIVERED,
+        now,
+        NextStep::Delivered,
+        DisablePolicy::default(),
+    );
+    assert_eq!(
+        complete(outbox, c, report).await,
+        CompleteOutcome::Recorded { disabled: None }
+    );
+}
+
+/// Manual deliveries count against
+/// [`KIT_QUOTAS`]`.max_pending_deliveries` as published ones do: a resend
+/// that would queue one past it is `QueueFull` and writes nothing, while a
+/// resend of a pending delivery still makes it due; a recover queues up to
+/// the quota and says so (`QueueFull` with what it queued), and a recover
+/// again once deliveries have drained queues the rest. Another tenant's
+/// deliveries are not counted.
+///
+/// # Panics
+/// If the store violates the property or returns an error.
+pub async fn manual_deliveries_within_the_pending_quota<O: EventLog>(outbox: &O) {
+    let max = KIT_QUOTAS.max_pending_deliveries;
+    let mut kit = Kit::new();
+    let (a, b) = (kit.tenant(), kit.tenant());
+    let dests = kit.destinations(outbox, &a, 2).await;
+    let (d0, d1) = (dests[0].destination_id, dests[1].destination_id);
+    let since = dests.iter().map(|d| d.created_at).max().expect("two");
+    let mut events = Vec::new();
+    for i in 0..max {
+        let event = kit.event_at(at(since, u64::try_from(i).expect("small")));
+        assert_eq!(
+            enqueue(outbox, &a, &event, Target::Only(d1)).await,
+            EnqueueOutcome::Enqueued { deliveries: 1 }
+        );
+        events.push(event.event_id);
+    }
+    // At the quota, every delivery to d1.
+    let now = at(since, 60);
+    assert_eq!(
+        outbox
+            .resend(&a, events[0], d0, now)
+            .await
+            .expect("resend failed"),
+        ResendOutcome::QueueFull,
+        "a resend past the pending quota"
+    );
+    assert_eq!(
+        outbox
+            .resend(&a, events[0], d1, now)
+            .await
+            .expect("resend failed"),
+        ResendOutcome::AlreadyPending,
+        "a resend of a pending delivery at the quota"
+    );
+    assert_eq!(
+        outbox
+            .recover(&a, d0, since, now)
+            .await
+            .expect("recover failed"),
+        RecoverOutcome::QueueFull(0),
+        "a recover at the quota"
+    );
+    // Another tenant's quota is its own.
+    let theirs = kit.destinations(outbox, &b, 1).await;
+    let event = kit.event();
+    assert_eq!(
+        enqueue(outbox, &b, &event, Target::AllEnabled).await,
+        EnqueueOutcome::Enqueued { deliveries: 1 }
+    );
+    let outcome = outbox
+        .resend(&b, event.event_id, theirs[0].destination_id, now)
+        .await
+        .expect("resend failed");
+    assert_eq!(outcome, ResendOutcome::AlreadyPending);
+    // Nothing refused was stored: the five to d1 only.
+    let claimed = claim_own(outbox, &mut kit, now, &[&a]).await;
+    assert_eq!(
+        claimed.len(),
+        max,
+        "a refused resend or recover stored a delivery"
+    );
+    assert!(
+        claimed
+            .iter()
+            .all(|c| c.lease.delivery.destination_id == d1)
+    );
+    // Two delivered: room for two.
+    for c in &claimed[max - 2..] {
+        deliver(outbox, &mut kit, c, now).await;
+    }
+    let later = at(now, 1);
+    assert_eq!(
+        outbox
+            .resend(&a, events[0], d0, later)
+            .await
+            .expect("resend failed"),
+        ResendOutcome::Queued,
+        "a resend with room"
+    );
+    assert_eq!(
+        outbox
+            .recover(&a, d0, since, later)
+            .await
+            .expect("recover failed"),
+        RecoverOutcome::QueueFull(1),
+        "a recover stops at the quota"
+    );
+    // Everything delivered: a recover again queues the rest.
+    for c in &claimed[..max - 2] {
+        deliver(outbox, &mut kit, c, later).await;
+    }
+    let manual = claim_own(outbox, &mut kit, at(later, 1), &[&a]).await;
+    assert_eq!(manual.len(), 2, "the resent and the recovered delivery");
+    for c in &manual {
+        assert_eq!(c.lease.delivery.destination_id, d0);
+        deliver(outbox, &mut kit, c, later).await;
+    }
+    assert_eq!(
+        outbox
+            .recover(&a, d0, since, at(later, 2))
+            .await
+            .expect("recover failed"),
+        RecoverOutcome::Queued(max - 2),
+        "a recover again queues the rest"
+    );
+    for c in claim_own(outbox, &mut kit, at(later, 3), &[&a, &b]).await {
         outbox.release(&c.lease).await.expect("release failed");
     }
 }

@@ -224,6 +224,11 @@ pub enum ResendOutcome {
     DestinationNotFound,
     /// The destination is disabled.
     Disabled,
+    /// A new delivery would pass the organization's
+    /// [`Quotas::max_pending_deliveries`](crate::limits::Quotas::max_pending_deliveries):
+    /// nothing was written. (A pending delivery is made due whatever the
+    /// quota: that adds none.)
+    QueueFull,
 }
 
 /// What [`EventLog::recover`] did.
@@ -237,6 +242,12 @@ pub enum RecoverOutcome {
     NotFound,
     /// The destination is disabled.
     Disabled,
+    /// The organization reached its
+    /// [`Quotas::max_pending_deliveries`](crate::limits::Quotas::max_pending_deliveries)
+    /// after this many events were queued (they stay queued); a recover
+    /// again with the same `since`, once deliveries have drained, queues
+    /// the rest.
+    QueueFull(usize),
 }
 
 /// The ages [`EventLog::purge`] deletes before.
@@ -314,7 +325,10 @@ pub trait EventLog: Outbox {
     /// manual, whatever the earlier outcome (and whatever the destination's
     /// filter); a pending delivery of the pair is made due `now` and manual
     /// instead of a second one. Refused, with nothing written, for an
-    /// unknown event or destination and a disabled destination.
+    /// unknown event or destination, a disabled destination, and a new
+    /// delivery the organization's pending-delivery quota has no room for
+    /// (the store's [`Quotas`](crate::limits::Quotas), as for
+    /// [`Outbox::enqueue`]).
     ///
     /// # Errors
     /// Only storage failures.
@@ -331,8 +345,10 @@ pub trait EventLog: Outbox {
     /// oldest first, that matches the destination's current filter, has no
     /// succeeded attempt to it and no pending delivery to it; at most
     /// [`RECOVER_MAX_EVENTS`], written [`RECOVER_BATCH`] at a time (a
-    /// recover again with the same `since` queues the rest). Refused for an
-    /// unknown or disabled destination.
+    /// recover again with the same `since` queues the rest), and no more
+    /// than the organization's pending-delivery quota has room for
+    /// ([`RecoverOutcome::QueueFull`]). Refused for an unknown or disabled
+    /// destination.
     ///
     /// # Errors
     /// Only storage failures; batches written before one are kept.

@@ -26,6 +26,10 @@ pub enum EventOutcome<T> {
     DestinationNotFound,
     /// The destination is disabled; nothing was queued.
     Disabled,
+    /// The organization has the most pending deliveries allowed
+    /// ([`ApiError::QueueFull`](crate::wire::ApiError::QueueFull)): nothing
+    /// was queued.
+    QueueFull,
 }
 
 /// Lists the organization's retained events, newest first by
@@ -113,6 +117,7 @@ pub async fn resend<L: EventLog>(
         ResendOutcome::EventNotFound => EventOutcome::EventNotFound,
         ResendOutcome::DestinationNotFound => EventOutcome::DestinationNotFound,
         ResendOutcome::Disabled => EventOutcome::Disabled,
+        ResendOutcome::QueueFull => EventOutcome::QueueFull,
     })
 }
 
@@ -140,5 +145,10 @@ pub async fn recover<L: EventLog>(
         RecoverOutcome::Queued(events) => EventOutcome::Done(RecoveredEvents { events }),
         RecoverOutcome::NotFound => EventOutcome::DestinationNotFound,
         RecoverOutcome::Disabled => EventOutcome::Disabled,
+        // What it queued before it reached the quota is its answer (as
+        // what a recover of more than `RECOVER_MAX_EVENTS` queues); with
+        // room for none, the quota is.
+        RecoverOutcome::QueueFull(0) => EventOutcome::QueueFull,
+        RecoverOutcome::QueueFull(events) => EventOutcome::Done(RecoveredEvents { events }),
     })
 }

@@ -156,6 +156,11 @@ mod memory {
     }
 
     #[test]
+    fn manual_deliveries_within_the_pending_quota() {
+        block_on(kit::manual_deliveries_within_the_pending_quota(&repo()));
+    }
+
+    #[test]
     fn quotas_run_all() {
         block_on(kit::quotas_run_all(&repo()));
     }

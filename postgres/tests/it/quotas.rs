@@ -41,6 +41,7 @@ async fn pg_repo_passes_the_quotas_conformance_kit() {
     let db = TestDb::new();
     let repo = db.repo().await.with_quotas(KIT_QUOTAS);
     kit::quotas_run_all(&repo).await;
+    kit::manual_deliveries_within_the_pending_quota(&repo).await;
     kit::concurrent_inserts_at_the_quota_store_one(&repo, 16).await;
     assert_eq!(miscounted(&db).await, Vec::new());
 }

@@ -9,13 +9,15 @@ use prets_destinations::delivery::{
     Payload, PurgeCutoffs, Purged, RECOVER_BATCH, RECOVER_MAX_EVENTS, RecoverOutcome,
     ResendOutcome,
 };
+use prets_destinations::limits::Quotas;
 use prets_destinations::{DestinationId, DestinationRecord, TenantId, Timestamp};
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::SqliteRepo;
 use super::claim::{schedule, sql_count};
 use super::error::{JobResult, SqliteError};
-use super::rows::{COLUMNS, millis, read_records, timestamp};
+
+use super::rows::{COLUMNS, millis, pending, read_records, timestamp};
 
 const LIST_NEWEST: &str =
     "SELECT event_id, event_type, created_at_ms, payload FROM events INDEXED BY events_newest
@@ -249,31 +251,51 @@ fn destination(
         .map(|(_, record)| record))
 }
 
-/// Queues a manual delivery of the pair due `now_ms`; a pending one is
-/// made manual (and due now unless leased). Whether one was pending.
+/// What [`queue_manual`] did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Manual {
+    /// A delivery of the pair was pending: made manual (and due now unless
+    /// leased).
+    Pending,
+    /// A new manual delivery was queued.
+    Queued,
+    /// A new one would pass the organization's pending-delivery quota:
+    /// nothing written.
+    QueueFull,
+}
+
+/// Queues a manual delivery of the pair due `now_ms`, within `quotas`; a
+/// pending one is made manual (and due now unless leased) whatever the
+/// quota.
 fn queue_manual(
     conn: &Connection,
     tenant: &str,
     event_id: &str,
     dest: &str,
     now_ms: i64,
-) -> JobResult<bool> {
+    quotas: Quotas,
+) -> JobResult<Manual> {
     let leased: Option<bool> = conn
         .prepare_cached(MAKE_MANUAL)?
         .query_row(params![tenant, event_id, dest, now_ms], |r| r.get(0))
         .optional()?;
     match leased {
-        Some(true) => return Ok(true),
+        Some(true) => return Ok(Manual::Pending),
         Some(false) => {
             schedule(conn, tenant, dest, now_ms)?;
-            return Ok(true);
+            return Ok(Manual::Pending);
         }
         None => {}
+    }
+    if quotas.max_pending_deliveries != usize::MAX
+        && !quotas.allows_deliveries(pending(conn, tenant)?, 1)
+    {
+        return Ok(Manual::QueueFull);
     }
     conn.prepare_cached(INSERT_MANUAL)?
         .execute(params![tenant, event_id, dest, now_ms])?;
     schedule(conn, tenant, dest, now_ms)?;
-    Ok(false)
+    Ok(Manual::Queued)
 }
 
 fn resend(
@@ -282,6 +304,7 @@ fn resend(
     event_id: &str,
     dest: &str,
     now: Timestamp,
+    quotas: Quotas,
 ) -> JobResult<ResendOutcome> {
     let known = conn
         .prepare_cached("SELECT 1 FROM events WHERE tenant_id = ?1 AND event_id = ?2")?
@@ -299,10 +322,10 @@ fn resend(
         None => Ok(ResendOutcome::DestinationNotFound),
         Some(false) => Ok(ResendOutcome::Disabled),
         Some(true) => Ok(
-            if queue_manual(conn, tenant, event_id, dest, millis(now))? {
-                ResendOutcome::AlreadyPending
-            } else {
-                ResendOutcome::Queued
+            match queue_manual(conn, tenant, event_id, dest, millis(now), quotas)? {
+                Manual::Pending => ResendOutcome::AlreadyPending,
+                Manual::Queued => ResendOutcome::Queued,
+                Manual::QueueFull => ResendOutcome::QueueFull,
             },
         ),
     }
@@ -311,10 +334,20 @@ fn resend(
 /// Where a recover goes on from: the last event it looked at.
 type RecoverFrom = (i64, String);
 
+/// What one batch of a recover did.
+struct RecoverStep {
+    /// Events queued.
+    queued: usize,
+    /// Where the next batch starts (`None`: no more events, or the quota
+    /// is reached).
+    next: Option<RecoverFrom>,
+    /// The organization's pending-delivery quota stopped it.
+    queue_full: bool,
+}
+
 /// One batch of a recover: looks at up to [`RECOVER_BATCH`] events after
-/// `from` (oldest first) and queues up to `room` of them. `None` if the
-/// destination is gone or disabled; else how many were queued and where
-/// the next batch starts (`None`: no more events).
+/// `from` (oldest first) and queues up to `room` of them, within `quotas`.
+/// `None` if the destination is gone or disabled.
 fn recover_batch(
     conn: &Connection,
     tenant: &str,
@@ -322,7 +355,8 @@ fn recover_batch(
     from: RecoverFrom,
     room: usize,
     now_ms: i64,
-) -> JobResult<Option<(usize, Option<RecoverFrom>)>> {
+    quotas: Quotas,
+) -> JobResult<Option<RecoverStep>> {
     let Some(record) = destination(conn, tenant, dest)?.filter(|r| r.enabled) else {
         return Ok(None);
     };
@@ -340,21 +374,34 @@ fn recover_batch(
     let mut succeeded = conn.prepare_cached(SUCCEEDED_PAIR)?;
     for (event_id, event_type, created_at) in rows {
         if queued == room {
-            return Ok(Some((queued, last)));
+            return Ok(Some(RecoverStep {
+                queued,
+                next: last,
+                queue_full: false,
+            }));
         }
-        last = Some((created_at, event_id.clone()));
         let event_type =
             EventType::try_from(event_type).map_err(|_| SqliteError::corrupt("event type"))?;
-        if !record.filter_types.matches(&event_type)
-            || pending.exists(params![tenant, event_id, dest])?
-            || succeeded.exists(params![tenant, event_id, dest])?
+        if record.filter_types.matches(&event_type)
+            && !pending.exists(params![tenant, event_id, dest])?
+            && !succeeded.exists(params![tenant, event_id, dest])?
         {
-            continue;
+            if queue_manual(conn, tenant, &event_id, dest, now_ms, quotas)? == Manual::QueueFull {
+                return Ok(Some(RecoverStep {
+                    queued,
+                    next: None,
+                    queue_full: true,
+                }));
+            }
+            queued += 1;
         }
-        queue_manual(conn, tenant, &event_id, dest, now_ms)?;
-        queued += 1;
+        last = Some((created_at, event_id));
     }
-    Ok(Some((queued, if full { last } else { None })))
+    Ok(Some(RecoverStep {
+        queued,
+        next: if full { last } else { None },
+        queue_full: false,
+    }))
 }
 
 fn purge_attempts(conn: &Connection, before: Timestamp, batch: i64) -> JobResult<usize> {
@@ -418,8 +465,9 @@ impl EventLog for SqliteRepo {
     ) -> Result<ResendOutcome, SqliteError> {
         let tenant = tenant.as_str().to_owned();
         let (event_id, dest) = (event_id.to_string(), destination_id.to_string());
+        let quotas = self.quotas;
         self.writer
-            .call(move |conn| resend(conn, &tenant, &event_id, &dest, now))
+            .call(move |conn| resend(conn, &tenant, &event_id, &dest, now, quotas))
             .await
     }
 
@@ -450,17 +498,23 @@ impl EventLog for SqliteRepo {
             EventId::MAX.to_string(),
         );
         let mut queued = 0;
+        let quotas = self.quotas;
         while queued < RECOVER_MAX_EVENTS {
             let (tenant, dest, at) = (tenant.clone(), dest.clone(), from.clone());
             let room = RECOVER_MAX_EVENTS - queued;
             let batch = self
                 .writer
-                .call(move |conn| recover_batch(conn, &tenant, &dest, at, room, millis(now)))
+                .call(move |conn| {
+                    recover_batch(conn, &tenant, &dest, at, room, millis(now), quotas)
+                })
                 .await?;
             // Disabled or removed since the last batch: what is queued stays.
-            let Some((n, next)) = batch else { break };
-            queued += n;
-            match next {
+            let Some(step) = batch else { break };
+            queued += step.queued;
+            if step.queue_full {
+                return Ok(RecoverOutcome::QueueFull(queued));
+            }
+            match step.next {
                 Some(next) => from = next,
                 None => break,
             }

@@ -41,7 +41,7 @@ use rusqlite::{Connection, OptionalExtension as _, Row, params};
 use super::SqliteRepo;
 use super::claim::{claim, schedule, set_failing, sql_count};
 use super::error::{JobResult, SqliteError};
-use super::rows::{COLUMNS, millis, read_records, timestamp, version};
+use super::rows::{COLUMNS, millis, pending, read_records, timestamp, version};
 use super::writer::Durability;
 
 // The delivery under the lease, with its destination's standing: one
@@ -351,15 +351,6 @@ fn remember(
         sql_count(EVENT_IDS_FORGOTTEN_PER_ENQUEUE),
     ])?;
     Ok(None)
-}
-
-/// The tenant's pending deliveries, as the `deliveries` triggers count them.
-fn pending(conn: &Connection, tenant: &str) -> JobResult<usize> {
-    let n: Option<i64> = conn
-        .prepare_cached("SELECT pending FROM pending_counts WHERE tenant_id = ?1")?
-        .query_row(params![tenant], |r| r.get(0))
-        .optional()?;
-    usize::try_from(n.unwrap_or(0)).map_err(|_| SqliteError::corrupt("pending count"))
 }
 
 /// Whether the tenant already has an event of this id.

@@ -9,7 +9,7 @@ use prets_destinations::{
     DestinationId, DestinationName, DestinationRecord, DestinationUrl, PreviousSecret,
     SealedSecret, SecretDigest, Timestamp,
 };
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
 use serde::de::DeserializeOwned;
 
 use super::error::{JobResult, SqliteError};
@@ -262,4 +262,13 @@ fn previous_secrets(
         });
     }
     Ok(out)
+}
+
+/// The tenant's pending deliveries, as the `deliveries` triggers count them.
+pub(super) fn pending(conn: &Connection, tenant: &str) -> JobResult<usize> {
+    let n: Option<i64> = conn
+        .prepare_cached("SELECT pending FROM pending_counts WHERE tenant_id = ?1")?
+        .query_row(params![tenant], |r| r.get(0))
+        .optional()?;
+    usize::try_from(n.unwrap_or(0)).map_err(|_| SqliteError::corrupt("pending count"))
 }

@@ -224,3 +224,109 @@ fn the_rate_limiter_forgets_full_buckets() {
         Err(Duration::from_millis(100))
     );
 }
+
+/// Resends and recovers queue deliveries too: past the pending quota they
+/// are `429 queue_full` and queue nothing, while a resend of a pending
+/// delivery goes on; B is unaffected; room made lets a recover queue what
+/// it could not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resends_and_recovers_past_the_pending_quota_are_429_queue_full() {
+    const RESEND: &str = "/v1/events/{eventId}/resend";
+    const RECOVER: &str = "/v1/events/destinations/{id}/recover";
+    let dir = TempDir::new();
+    let (running, a, b) = start_with_two_orgs_tuned(&dir, |c| {
+        c.max_pending_deliveries = 2;
+        // Nothing drains: the pending count is what was queued.
+        c.no_delivery = true;
+    })
+    .await;
+    let (a, b) = (Client::new(running.addr, &a), Client::new(running.addr, &b));
+    let resend = async |client: &Client, event: &str, destination: &str| {
+        let body = json!({ "destinationId": destination });
+        let response = client
+            .call("POST", &format!("/v1/events/{event}/resend"), Some(&body))
+            .await;
+        assert_documented("POST", RESEND, &response);
+        response
+    };
+    let recover = async |client: &Client, destination: &str| {
+        let body = json!({ "since": "2020-01-01T00:00:00Z" });
+        let response = client
+            .call(
+                "POST",
+                &format!("{}/recover", item(destination)),
+                Some(&body),
+            )
+            .await;
+        assert_documented("POST", RECOVER, &response);
+        response
+    };
+    let (one, _) = a.create("one", URL).await;
+    let first = a.publish("invoice.paid", "{}", 1).await;
+    a.publish("invoice.paid", "{}", 1).await;
+    let first = first["eventId"].as_str().unwrap().to_owned();
+    // 2 pending, both to `one`; `two` has none.
+    let (two, _) = a.create("two", URL).await;
+    let response = resend(&a, &first, &two).await;
+    assert_eq!(response.status, 429, "{}", response.text());
+    assert_eq!(kind(&response), "queue_full");
+    assert_eq!(response.header("retry-after"), Some("5"));
+    let response = recover(&a, &two).await;
+    assert_eq!(response.status, 429, "{}", response.text());
+    assert_eq!(kind(&response), "queue_full");
+    // A pending delivery is made due whatever the quota.
+    let response = resend(&a, &first, &one).await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    // B resends and recovers on.
+    let (theirs, _) = b.create("b", URL).await;
+    let event = b.publish("invoice.paid", "{}", 1).await;
+    let response = resend(&b, event["eventId"].as_str().unwrap(), &theirs).await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    let response = recover(&b, &theirs).await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    assert_eq!(response.json()["events"], json!(0));
+    // Room made (`one` removed with its deliveries): both events queued to
+    // `two`, and the organization is full again.
+    assert_eq!(a.call("DELETE", &item(&one), None).await.status, 200);
+    let response = recover(&a, &two).await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    assert_eq!(response.json()["events"], json!(2));
+    let (three, _) = a.create("three", URL).await;
+    assert_eq!(resend(&a, &first, &three).await.status, 429);
+    running.stop().await.unwrap();
+}
+
+/// Resends and recovers spend the organization's publish tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resends_and_recovers_over_the_publish_rate_are_429_rate_limited() {
+    let dir = TempDir::new();
+    let (running, a, b) = start_with_two_orgs_tuned(&dir, |c| {
+        c.publish_rate_limit = 1;
+        c.no_delivery = true;
+    })
+    .await;
+    let (a, b) = (Client::new(running.addr, &a), Client::new(running.addr, &b));
+    let (one, _) = a.create("one", URL).await;
+    let (theirs, _) = b.create("b", URL).await;
+    let event = a.publish("invoice.paid", "{}", 1).await;
+    let path = format!("/v1/events/{}/resend", event["eventId"].as_str().unwrap());
+    let body = json!({ "destinationId": one });
+    let refused = until_refused(50, 202, async || a.call("POST", &path, Some(&body)).await).await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert_eq!(kind(&refused), "rate_limited");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    let since = json!({ "since": "2020-01-01T00:00:00Z" });
+    let recover = format!("{}/recover", item(&one));
+    let refused = until_refused(50, 202, async || {
+        a.call("POST", &recover, Some(&since)).await
+    })
+    .await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert_eq!(kind(&refused), "rate_limited");
+    // B's bucket is its own.
+    let response = b
+        .call("POST", &format!("{}/recover", item(&theirs)), Some(&since))
+        .await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    running.stop().await.unwrap();
+}

@@ -257,6 +257,7 @@ mod outbox {
             .unwrap()
             .with_quotas(conformance::quotas::KIT_QUOTAS);
         conformance::quotas::quotas_run_all(&repo).await;
+        conformance::quotas::manual_deliveries_within_the_pending_quota(&repo).await;
         // Many more racing inserts at the cap than `run_all` uses.
         conformance::quotas::concurrent_inserts_at_the_quota_store_one(&repo, 16).await;
         drop(repo);
