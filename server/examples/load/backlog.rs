@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use crate::cpu::{Cpu, per};
 use crate::env::Env;
 use crate::http::{ms, percentile};
 use crate::publish::{Pace, Published, create_destinations, publish};
@@ -35,6 +36,8 @@ pub(crate) struct Drained {
     /// Publishes refused, and requests that were not deliveries of the run.
     pub(crate) refused: usize,
     pub(crate) strays: usize,
+    /// CPU time from the resume to the last delivery of the backlog.
+    pub(crate) cpu: Option<Cpu>,
 }
 
 /// `events` × [`BACKLOG_FANOUT`] queued while the receiver holds every
@@ -75,6 +78,7 @@ async fn drain_case(
 
     // Drain, publishing at the probe rate until the backlog has arrived.
     let resumed = epoch.elapsed();
+    let cpu_before = Cpu::now();
     receiver.resume();
     let probes = probe.then(|| {
         let pace = Pace::Rate {
@@ -93,6 +97,9 @@ async fn drain_case(
     });
     let drain_until = Instant::now() + Duration::from_secs_f64(args.drain_seconds);
     receiver.wait_for(backlog.expected(), drain_until).await;
+    let cpu = Cpu::now()
+        .zip(cpu_before)
+        .map(|(now, before)| now.since(before));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut probes = match probes {
         Some(task) => task.await.unwrap(),
@@ -132,6 +139,7 @@ async fn drain_case(
         refused: backlog.refused + probes.refused,
         strays: seen.strays,
         probes,
+        cpu,
     }
 }
 
@@ -155,15 +163,15 @@ pub(crate) async fn backlog(
         args.backlog_events, args.publishers, args.probe_rate
     );
     println!(
-        "| store | events | fill publishes/s | deliveries | drain | deliveries/s | × floor | publishes in the drain | publish p50 | publish p99 | duplicates | missing |"
+        "| store | events | fill publishes/s | deliveries | drain | deliveries/s | × floor | CPU µs/delivery: process | database | publishes in the drain | publish p50 | publish p99 | duplicates | missing |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut rows = Vec::new();
     for &store in &args.stores {
         for nodes in node_counts(store, args) {
             let d = drain_case(env, args, store, nodes, args.backlog_events, 1, true).await;
             println!(
-                "| {} | {} | {:.0} | {} | {:.2} s | {:.0} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {:.0} | {} | {:.2} s | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 label(store, nodes),
                 d.events,
                 d.fill_rate,
@@ -171,6 +179,13 @@ pub(crate) async fn backlog(
                 d.drain.as_secs_f64(),
                 d.rate,
                 ratio(Some(d.rate), floor),
+                per(d.cpu.map(|c| c.process), d.deliveries),
+                per(
+                    d.cpu
+                        .filter(|_| store == Store::Postgres)
+                        .map(|c| c.database),
+                    d.deliveries
+                ),
                 d.probes.latencies.len(),
                 ms(percentile(&d.probes.latencies, 0.50)),
                 ms(percentile(&d.probes.latencies, 0.99)),

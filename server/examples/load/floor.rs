@@ -13,6 +13,7 @@ use prets_destinations::delivery::{Event, USER_AGENT};
 use prets_destinations_server::{Config, DeliveryConfig};
 use reqwest::header::{HeaderMap, HeaderValue};
 
+use crate::cpu::Cpu;
 use crate::receiver::start_receiver;
 use crate::{Args, BACKLOG_FANOUT, delivery_settings};
 
@@ -25,6 +26,8 @@ pub(crate) struct Floor {
     /// POSTs answered other than 204, or not at all.
     pub(crate) failed: usize,
     pub(crate) seconds: f64,
+    /// This process's CPU time over the POSTs.
+    pub(crate) cpu: Option<Cpu>,
 }
 
 impl Floor {
@@ -103,6 +106,7 @@ pub(crate) async fn measure(dir: &std::path::Path, args: &Args, events: usize) -
     let base = format!("https://127.0.0.1:{}/d/", receiver.addr.port());
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
+    let cpu_before = Cpu::now();
     let tasks: Vec<_> = (0..args.delivery_concurrency)
         .map(|_| {
             let (client, requests, next, base) =
@@ -137,6 +141,9 @@ pub(crate) async fn measure(dir: &std::path::Path, args: &Args, events: usize) -
         failed += task.await.unwrap();
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = Cpu::now()
+        .zip(cpu_before)
+        .map(|(now, before)| now.since(before));
     tokio::time::sleep(Duration::from_millis(50)).await;
     let seen = receiver.take();
     Floor {
@@ -144,5 +151,6 @@ pub(crate) async fn measure(dir: &std::path::Path, args: &Args, events: usize) -
         received: seen.receipts.len(),
         failed,
         seconds,
+        cpu,
     }
 }

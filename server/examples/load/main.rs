@@ -54,6 +54,7 @@
 )]
 
 mod backlog;
+mod cpu;
 mod creates;
 mod delivery;
 mod env;
@@ -292,6 +293,9 @@ fn delivery_settings(config: &mut Config, cert_path: &Path, args: &Args) {
     config.delivery_timeout = HOLD_TIMEOUT;
 }
 
+/// The header of the floor's table.
+const FLOOR_HEADER: &str = "| floor | POSTs | in flight | seconds | deliveries/s | CPU µs/POST | failed |\n|---|---|---|---|---|---|---|";
+
 /// `rate` as a multiple of the floor, or a dash without one.
 fn ratio(rate: Option<f64>, floor: Option<f64>) -> String {
     match (rate, floor) {
@@ -307,26 +311,47 @@ fn load_average() -> String {
         .to_owned()
 }
 
+/// The floor of a run: the median rate, and the median CPU time of this
+/// process per POST.
+#[derive(Clone, Copy)]
+struct FloorMedian {
+    rate: f64,
+    cpu_per_post: Option<Duration>,
+}
+
 /// Measures the floor `--floor-runs` times, prints a row for each, and
-/// returns the median rate.
-async fn floor_rows(env: &Env, args: &Args, when: &str) -> f64 {
+/// returns the medians.
+async fn floor_rows(env: &Env, args: &Args, when: &str) -> FloorMedian {
     let mut rates = Vec::with_capacity(args.floor_runs);
+    let mut cpus = Vec::with_capacity(args.floor_runs);
     for run in 1..=args.floor_runs {
         let f = floor::measure(&env.dir, args, args.backlog_events).await;
         println!(
-            "| {when}, {run} of {} | {} | {} | {:.2} | {:.0} | {} |",
+            "| {when}, {run} of {} | {} | {} | {:.2} | {:.0} | {} | {} |",
             args.floor_runs,
             f.requests,
             args.delivery_concurrency,
             f.seconds,
             f.rate(),
+            cpu::per(f.cpu.map(|c| c.process), f.received),
             f.failed + (f.requests - f.received.min(f.requests)),
         );
         rates.push(f.rate());
+        if let Some(cpu) = f.cpu {
+            cpus.push(cpu.process / u32::try_from(f.received.max(1)).unwrap_or(u32::MAX));
+        }
     }
     rates.sort_by(f64::total_cmp);
-    let median = rates[rates.len() / 2];
-    println!("| {when}, median | | | | {median:.0} | |");
+    cpus.sort();
+    let median = FloorMedian {
+        rate: rates[rates.len() / 2],
+        cpu_per_post: cpus.get(cpus.len() / 2).copied(),
+    };
+    println!(
+        "| {when}, median | | | | {:.0} | {} | |",
+        median.rate,
+        cpu::per(median.cpu_per_post, 1)
+    );
     median
 }
 
@@ -356,12 +381,13 @@ async fn main() {
             "\n## Floor: a bare reqwest client with the delivery client's settings, POSTing {} × {BACKLOG_FANOUT} delivery bodies to the receiver\n",
             args.backlog_events
         );
-        println!("| floor | POSTs | in flight | seconds | deliveries/s | failed |");
-        println!("|---|---|---|---|---|---|");
+        println!("{FLOOR_HEADER}");
         Some(floor_rows(&env, &args, "first").await)
     } else {
         None
     };
+    let cpu_per_post = floor.and_then(|f| f.cpu_per_post);
+    let floor = floor.map(|f| f.rate);
     let mut complete = true;
     if args.wants(RunKind::Delivery) {
         complete &= delivery::delivery(&mut env, &args, floor).await;
@@ -381,12 +407,12 @@ async fn main() {
         .chain(&depths)
         .all(|(_, _, d)| d.missing == 0);
     if with_floor && delivering {
-        println!("\n| floor | POSTs | in flight | seconds | deliveries/s | failed |");
-        println!("|---|---|---|---|---|---|");
+        println!("\n{FLOOR_HEADER}");
         floor_rows(&env, &args, "at the end").await;
     }
     if !backlog.is_empty() || !depths.is_empty() {
         targets::print(floor, &backlog, &depths);
+        targets::print_cpu(cpu_per_post, &backlog);
     }
     if args.wants(RunKind::Soak) {
         // A benchmark like the targets: its verdict is printed, never an

@@ -2,7 +2,10 @@
 //! measured in this process run. A benchmark, not a test: a MISS is printed,
 //! never an exit status.
 
+use std::time::Duration;
+
 use crate::backlog::Drained;
+use crate::cpu::per;
 use crate::{BACKLOG_FANOUT, Store};
 
 /// One target: what it asks, what was measured, and whether it held.
@@ -129,5 +132,35 @@ pub(crate) fn print(
             None => "—",
         };
         println!("| {} | {} | {result} |", line.target, line.measured);
+    }
+}
+
+/// Prints what each backlog run's drain cost in CPU time per delivery: this
+/// process's less the floor's per POST (the client and receiver's share,
+/// which the floor spends too), and the database's. Unlike the rates, these
+/// hardly depend on how fast the machine is at the moment.
+pub(crate) fn print_cpu(floor_per_post: Option<Duration>, backlog: &[(Store, usize, Drained)]) {
+    if backlog.iter().all(|(_, _, d)| d.cpu.is_none()) {
+        return;
+    }
+    println!("\n## CPU time per delivery over each drain (µs)\n");
+    println!(
+        "| store | this process | less the floor's per POST | database | server and database |"
+    );
+    println!("|---|---|---|---|---|");
+    for (store, nodes, d) in backlog {
+        let Some(cpu) = d.cpu else { continue };
+        let n = u32::try_from(d.deliveries.max(1)).unwrap_or(u32::MAX);
+        let process = cpu.process / n;
+        let server = floor_per_post.map(|f| process.saturating_sub(f));
+        let database = (*store == Store::Postgres).then_some(cpu.database / n);
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            crate::label(*store, *nodes),
+            per(Some(process), 1),
+            per(server, 1),
+            per(database, 1),
+            per(server.map(|s| s + database.unwrap_or_default()), 1),
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Fair claims through indexes: the lanes, the organizations' rings and
-//! [`claim`], the SQL counterpart of the core's
-//! [`FairQueue`](prets_destinations::delivery::FairQueue).
+//! [`claim`]. The same guarantees as the core's
+//! [`FairQueue`](prets_destinations::delivery::FairQueue) (turns across
+//! organizations and their destinations, each lane within its cap, healthy
+//! work at least half of a claim), in its own round order (below).
 //!
 //! A *lane* (a row of `lanes`) is one destination of one organization. It is
 //! *ready* while it may have a delivery to offer, and then sits in its
@@ -12,15 +14,19 @@
 //! ([`schedule`]: enqueue, retry, release) only lowers its `wake_ms`; a
 //! claim wakes the lanes whose time has come, then walks the rings.
 //!
-//! A claim takes turns as the core's queue does, a pass at a time: the
+//! A claim takes turns a pass at a time, as the core's queue does: the
 //! organizations of a ring in turn order, each given an equal share of what
 //! is left of the claim, and within one its ready lanes in turn order, each
 //! given an equal share of the organization's, never past the lane's cap of
 //! live leases (counted through `deliveries_leased`, up to the cap). A lane
 //! or organization served goes to the back of its ring; one found with
 //! nothing to offer leaves it (a lane falls asleep, an organization's row is
-//! deleted); one found at its cap goes to the back. Healthy and failing
-//! rings alternate, the failing ones within the claim's `failing_limit`.
+//! deleted); one found at its cap goes to the back. A round offers the
+//! failing ring half of what is left of the claim (rounded down, within its
+//! `failing_limit`), then the healthy ring the rest, then the failing ring
+//! what healthy work left: so a claim reads each lane once when its share
+//! covers the lane's room, where the core's queue (healthy work first)
+//! may visit the healthy ring two or three times.
 //!
 //! Each statement reads or writes through an index with a bound: a claim
 //! visits the organizations and lanes it serves, those it finds empty (once:
