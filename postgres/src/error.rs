@@ -27,6 +27,7 @@ enum Kind {
     NoRuntime,
     Connect,
     Pool,
+    Busy,
     Postgres,
     Corrupt(&'static str),
     SchemaTooNew { found: i64, known: usize },
@@ -86,6 +87,16 @@ impl PgError {
     #[must_use]
     pub fn is_unavailable(&self) -> bool {
         matches!(self.kind, Kind::Connect | Kind::Pool)
+    }
+
+    /// Whether the database was reachable but refused the work for now: a
+    /// lock not granted within `lock_timeout`, a statement cancelled (by
+    /// `statement_timeout` or an operator), a deadlock or a serialization
+    /// conflict. The transaction was rolled back, so nothing was done:
+    /// worth retrying shortly.
+    #[must_use]
+    pub fn is_busy(&self) -> bool {
+        matches!(self.kind, Kind::Busy)
     }
 }
 
@@ -165,6 +176,7 @@ impl PgError {
             Kind::NoRuntime => f.write_str("postgres repo must be created inside a tokio runtime"),
             Kind::Connect => f.write_str("could not connect to postgres"),
             Kind::Pool => f.write_str("no postgres connection became available in time"),
+            Kind::Busy => f.write_str("postgres is busy"),
             Kind::Postgres => f.write_str("postgres failed"),
             Kind::Corrupt(column) => write!(f, "stored {column} is not valid"),
             Kind::SchemaTooNew { found, known } => write!(
@@ -184,11 +196,16 @@ impl std::error::Error for PgError {
     }
 }
 
-/// A host answers [`is_unavailable`](PgError::is_unavailable) with a `503`
-/// and logs the error's text, never its sources.
+/// A host answers [`is_unavailable`](PgError::is_unavailable) and
+/// [`is_busy`](PgError::is_busy) with a `503` and logs the error's text,
+/// never its sources.
 impl StoreError for PgError {
     fn is_unavailable(&self) -> bool {
         Self::is_unavailable(self)
+    }
+
+    fn is_busy(&self) -> bool {
+        Self::is_busy(self)
     }
 }
 
@@ -203,8 +220,18 @@ impl From<tokio_postgres::Error> for PgError {
                 || *code == tokio_postgres::error::SqlState::CRASH_SHUTDOWN
                 || *code == tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW
         });
+        // Refused for now, rolled back: a lock or statement past its
+        // timeout, a deadlock, a serialization conflict.
+        let busy = e.code().is_some_and(|code| {
+            *code == tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE
+                || *code == tokio_postgres::error::SqlState::QUERY_CANCELED
+                || *code == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+                || *code == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+        });
         let kind = if e.is_closed() || shutting_down {
             Kind::Connect
+        } else if busy {
+            Kind::Busy
         } else {
             Kind::Postgres
         };

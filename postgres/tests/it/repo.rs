@@ -404,3 +404,59 @@ async fn the_schema_version_found_is_read_afresh() {
         .unwrap();
     assert_eq!(repo.schema_version_found().await.unwrap(), latest - 1);
 }
+
+/// A database that gives up on a lock (`lock_timeout`, set by its
+/// operator) makes the write busy, not failed: a host answers `503` with
+/// `Retry-After`. Nothing was written; once the lock is gone the same write
+/// goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_past_the_databases_lock_timeout_is_busy() {
+    let db = TestDb::new();
+    test_support::admin(format!(
+        "ALTER DATABASE \"{}\" SET lock_timeout = '100ms'",
+        db.name()
+    ))
+    .unwrap();
+    let repo = db.repo().await;
+    let tenant: TenantId = "org_busy".parse().unwrap();
+    let record = plan_create(
+        CreateDestinationRequest::new("busy", "https://example.com/hook"),
+        &tenant,
+        Timestamp::from_unix_seconds(1_700_000_000).unwrap(),
+        &mut rand_chacha::ChaCha20Rng::seed_from_u64(1),
+        &SealingKey::new(KeyId::new(1), &[3; 32]),
+    )
+    .unwrap()
+    .record;
+    assert_eq!(
+        repo.insert(&tenant, &record).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    let mut holder = db.client().await;
+    let tx = holder.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM destinations WHERE tenant_id = $1 FOR UPDATE",
+        &[&tenant.as_str()],
+    )
+    .await
+    .unwrap();
+    let err = repo
+        .remove(&tenant, record.destination_id)
+        .await
+        .unwrap_err();
+    assert!(err.is_busy() && !err.is_unavailable(), "{err:?}");
+    assert!(
+        prets_destinations::StoreError::is_busy(&err),
+        "a host sees it busy"
+    );
+    assert!(err.to_string().contains("SQLSTATE 55P03"), "{err}");
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        repo.get(&tenant, record.destination_id)
+            .await
+            .unwrap()
+            .map(|r| r.destination_id),
+        Some(record.destination_id),
+        "the refused removal removed it"
+    );
+}
