@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use prets_destinations::PublishOutcome;
 use prets_destinations::delivery::{
     EVENT_TYPE_MAX_CHARS, EventId, EventLog, Outbox, PAYLOAD_MAX_BYTES,
 };
@@ -568,9 +569,13 @@ async fn publish_event<R: Outbox + 'static>(
     )?;
     let mut rng = prets_destinations::os_rng();
     let now = store_now(&state.repo).await?;
-    let event = prets_destinations::publish(&state.repo, &org, request, now, &mut rng)
-        .await?
-        .into_result()?;
+    let outcome = prets_destinations::publish(&state.repo, &org, request, now, &mut rng).await?;
+    if let PublishOutcome::Replayed(event) = &outcome {
+        // Nothing stored or queued: the first answer again.
+        tracing::info!(event_id = %event.event_id, "event publish replayed");
+        return accepted(event);
+    }
+    let event = outcome.into_result()?;
     // The store answered after its commit: wake the worker. `notify_one`
     // keeps a permit when no worker is waiting yet, so a publish that lands
     // while the worker is busy still wakes its next wait.

@@ -15,10 +15,11 @@ use crate::wire::{ApiError, PublishRequest, PublishedEvent};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
 pub enum PublishOutcome {
-    /// Stored with its deliveries (`202`); or, for an `eventId` published
-    /// before with the same type and payload, the first answer again, with
-    /// nothing queued.
+    /// Stored with its deliveries (`202`).
     Accepted(PublishedEvent),
+    /// An `eventId` published before with the same type and payload: the
+    /// first answer again (`202`), with nothing stored or queued.
+    Replayed(PublishedEvent),
     /// The organization has an event of this `eventId` with another type or
     /// payload; nothing queued (`409 event_exists`).
     Exists(EventId),
@@ -38,7 +39,7 @@ impl PublishOutcome {
     /// [`ApiError::QueueFull`].
     pub fn into_result(self) -> Result<PublishedEvent, ApiError> {
         match self {
-            Self::Accepted(e) => Ok(e),
+            Self::Accepted(e) | Self::Replayed(e) => Ok(e),
             Self::Exists(existing) => Err(ApiError::EventExists { existing }),
             Self::Invalid(errors) => Err(ApiError::Invalid(errors)),
             Self::QueueFull => Err(ApiError::QueueFull),
@@ -54,8 +55,9 @@ impl PublishOutcome {
 ///
 /// An `eventId` the tenant already has (see [`Outbox::enqueue`]) queues
 /// nothing: with the same `type` and the same payload bytes it is a retry,
-/// answered with the first publish's body (its `createdAt` and
-/// `destinations`); otherwise it is [`PublishOutcome::Exists`].
+/// [`PublishOutcome::Replayed`] with the first publish's body (its
+/// `createdAt` and `destinations`); otherwise it is
+/// [`PublishOutcome::Exists`].
 ///
 /// Deliveries that would take the tenant past the store's quota of pending
 /// deliveries are [`PublishOutcome::QueueFull`]: nothing is stored.
@@ -139,7 +141,7 @@ where
             PublishOutcome::Accepted(PublishedEvent::of(&event, deliveries))
         }
         EnqueueOutcome::Exists(existing) if existing.same_content(&event) => {
-            PublishOutcome::Accepted(PublishedEvent {
+            PublishOutcome::Replayed(PublishedEvent {
                 created_at: existing.created_at,
                 destinations: existing.destinations,
                 ..PublishedEvent::of(&event, 0)

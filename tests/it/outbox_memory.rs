@@ -453,7 +453,7 @@ fn a_client_event_id_makes_publish_idempotent() {
     ));
     assert_eq!(
         publish_body(&body, later, &mut r),
-        PublishOutcome::Accepted(first.clone())
+        PublishOutcome::Replayed(first.clone())
     );
     for other in [
         format!(r#"{{"eventId":"{id}","type":"invoice.paid","payload":{{"a":1}}}}"#),

@@ -90,3 +90,47 @@ async fn logs_carry_request_ids_and_no_token_secret_or_client_text() {
         );
     }
 }
+
+/// A publish of a known `eventId` with the same type and payload stores and
+/// queues nothing: it is logged as a replay, not as a second publish.
+#[tokio::test]
+async fn a_replayed_publish_is_logged_as_a_replay() {
+    let captured = captured_logs();
+    let server = TestServer::start().await;
+    let created = server
+        .create(br#"{"name":"Replays","url":"https://example.com/prets/replays"}"#)
+        .await;
+    assert_eq!(created.status, 201);
+    let event_id = "evt_01HF2V3J6T0Q8X5Y7Z9RPXYS00";
+    let body =
+        json!({"eventId": event_id, "type": "invoice.paid", "payload": {"n": 1}}).to_string();
+    let auth = server.bearer();
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let first = request(
+        server.addr(),
+        "POST",
+        "/v1/events",
+        &headers,
+        body.as_bytes(),
+    )
+    .await;
+    let again = request(
+        server.addr(),
+        "POST",
+        "/v1/events",
+        &headers,
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!((first.status, again.status), (202, 202), "{}", again.text());
+    assert_eq!(first.json(), again.json());
+    server.running.stop().await.unwrap();
+    let text = captured.text();
+    let mine: Vec<&str> = text.lines().filter(|l| l.contains(event_id)).collect();
+    let count = |what: &str| mine.iter().filter(|l| l.contains(what)).count();
+    assert_eq!(count("event published"), 1, "{mine:#?}");
+    assert_eq!(count("event publish replayed"), 1, "{mine:#?}");
+}
