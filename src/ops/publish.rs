@@ -82,7 +82,7 @@ impl PublishOutcome {
 ///     .into_result()?;
 /// // A retry a minute later answers as the first publish did.
 /// let again = block_on(publish(&repo, &tenant, request("{\"n\":1}")?, t1, &mut rng))?;
-/// assert_eq!(again, PublishOutcome::Accepted(first.clone()));
+/// assert_eq!(again, PublishOutcome::Replayed(first.clone()));
 /// // Another payload under the same id is refused.
 /// let other = block_on(publish(&repo, &tenant, request("{\"n\":2}")?, t1, &mut rng))?;
 /// assert_eq!(other, PublishOutcome::Exists(first.event_id));
