@@ -211,8 +211,9 @@ impl PgRepo {
     }
 
     /// This repo enforcing `quotas` per organization: a tenant's inserts of
-    /// destinations, and its enqueues, are serialized by advisory locks of
-    /// the tenant (on every node), and counted under them.
+    /// destinations, and its writes that add deliveries (enqueues, resends,
+    /// recovers), are serialized by advisory locks of the tenant (on every
+    /// node), and counted under them.
     #[must_use]
     pub fn with_quotas(mut self, quotas: Quotas) -> Self {
         self.quotas = quotas;
