@@ -2379,18 +2379,23 @@ async fn publish_and_claim<O: Outbox>(
         "enqueue: {event_type} reached other destinations than its filters match"
     );
     for c in &claimed {
-        let report = kit.report(
-            c,
-            DELIVERED,
-            *now,
-            NextStep::Delivered,
-            DisablePolicy::default(),
-        );
-        assert_eq!(
-            complete(outbox, c, report).await,
-            CompleteOutcome::Recorded { disabled: None }
-        );
+        deliver(outbox, kit, c, *now).await;
     }
+}
+
+/// Completes `c` as delivered at `now`, which must be recorded.
+pub(super) async fn deliver<O: Outbox>(outbox: &O, kit: &mut Kit, c: &Claimed, now: Timestamp) {
+    let report = kit.report(
+        c,
+        DELIVERED,
+        now,
+        NextStep::Delivered,
+        DisablePolicy::default(),
+    );
+    assert_eq!(
+        complete(outbox, c, report).await,
+        CompleteOutcome::Recorded { disabled: None }
+    );
 }
 
 /// Publishing queues only the enabled destinations whose `filterTypes`

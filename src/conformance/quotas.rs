@@ -13,17 +13,16 @@
 
 use std::thread;
 
-use super::outbox::{DELIVERED, at, claim_own, complete, enqueue, failed};
+use super::outbox::{DELIVERED, at, claim_own, complete, deliver, enqueue, failed};
 use super::{Kit, block_on, get, insert, list, remove, replace};
 use crate::delivery::{
-    Claimed, CompleteOutcome, DisablePolicy, EnqueueOutcome, EventLog, NextStep, Outbox,
-    RecoverOutcome, ResendOutcome, Target,
+    CompleteOutcome, DisablePolicy, EnqueueOutcome, EventLog, NextStep, Outbox, RecoverOutcome,
+    ResendOutcome, Target,
 };
 use crate::limits::Quotas;
 use crate::ops::{CreateOutcome, PublishOutcome, TestOutcome, create, publish, send_test};
 use crate::repo::{DestinationRepo, InsertOutcome, RemoveOutcome, ReplaceOutcome};
 use crate::tenant::TenantId;
-use crate::time::Timestamp;
 use crate::wire::PublishRequest;
 
 /// The quotas the store under test is opened with: 3 destinations and 5
@@ -334,21 +333,6 @@ pub async fn pending_quota_per_tenant<O: Outbox>(outbox: &O) {
     for c in claim_own(outbox, &mut kit, at(now, 3600), &[&a, &b]).await {
         outbox.release(&c.lease).await.expect("release failed");
     }
-}
-
-/// Completes `c` as delivered at `now`.
-async fn deliver<O: Outbox>(outbox: &O, kit: &mut Kit, c: &Claimed, now: Timestamp) {
-    let report = kit.report(
-        c,
-        DELIVERED,
-        now,
-        NextStep::Delivered,
-        DisablePolicy::default(),
-    );
-    assert_eq!(
-        complete(outbox, c, report).await,
-        CompleteOutcome::Recorded { disabled: None }
-    );
 }
 
 /// Manual deliveries count against

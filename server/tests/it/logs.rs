@@ -109,22 +109,17 @@ async fn a_replayed_publish_is_logged_as_a_replay() {
         ("authorization", auth.as_str()),
         ("content-type", "application/json"),
     ];
-    let first = request(
-        server.addr(),
-        "POST",
-        "/v1/events",
-        &headers,
-        body.as_bytes(),
-    )
-    .await;
-    let again = request(
-        server.addr(),
-        "POST",
-        "/v1/events",
-        &headers,
-        body.as_bytes(),
-    )
-    .await;
+    let publish = async || {
+        request(
+            server.addr(),
+            "POST",
+            "/v1/events",
+            &headers,
+            body.as_bytes(),
+        )
+        .await
+    };
+    let (first, again) = (publish().await, publish().await);
     assert_eq!((first.status, again.status), (202, 202), "{}", again.text());
     assert_eq!(first.json(), again.json());
     server.running.stop().await.unwrap();
