@@ -533,17 +533,7 @@ pub async fn outbox_tenant_isolation<O: Outbox>(outbox: &O) {
         c.lease.delivery.tenant, a,
         "a delivery for the wrong tenant"
     );
-    let report = kit.report(
-        c,
-        DELIVERED,
-        now,
-        NextStep::Delivered,
-        DisablePolicy::default(),
-    );
-    assert_eq!(
-        complete(outbox, c, report).await,
-        CompleteOutcome::Recorded { disabled: None }
-    );
+    deliver(outbox, &mut kit, c, now).await;
     assert_eq!(attempts(outbox, &a, shared_id, None, 10).await.len(), 1);
     assert!(
         attempts(outbox, &b, shared_id, None, 10).await.is_empty(),
