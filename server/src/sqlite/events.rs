@@ -16,7 +16,6 @@ use rusqlite::{Connection, OptionalExtension as _, Row, params};
 use super::SqliteRepo;
 use super::claim::{schedule, sql_count};
 use super::error::{JobResult, SqliteError};
-
 use super::rows::{COLUMNS, millis, pending, read_records, timestamp};
 
 const LIST_NEWEST: &str =
