@@ -336,6 +336,8 @@ impl Outbox for PgRepo {
         if matches!(outcome, EnqueueOutcome::Enqueued { deliveries } if deliveries > 0) {
             // Every node's worker, this one's too (see `PgRepo::listen`).
             self.notify_published();
+            // Its fold deleted the tenant's pending changes.
+            self.churned(1);
         }
         Ok(outcome)
     }

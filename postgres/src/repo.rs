@@ -80,8 +80,9 @@ struct Turns {
     /// Milliseconds since `origin` of the last background vacuum check.
     checked_at_ms: AtomicI64,
     vacuuming: AtomicBool,
-    /// Queue rows this node made dead (leased, finished, retried) since its
-    /// last [`VACUUM`](PgRepo::vacuum_queues).
+    /// Queue rows this node made dead (deliveries leased, finished or
+    /// retried; pending changes folded by an enqueue) since its last
+    /// [`VACUUM`](PgRepo::vacuum_queues).
     churned: AtomicU64,
 }
 
@@ -285,7 +286,7 @@ impl PgRepo {
     }
 
     /// Counts `n` queue rows this node made dead: leased, finished or
-    /// retried deliveries.
+    /// retried deliveries, and an enqueue's fold of pending changes.
     pub(crate) fn churned(&self, n: usize) {
         self.turns
             .churned
@@ -309,8 +310,9 @@ impl PgRepo {
         .await
     }
 
-    /// Vacuums the queue table (`deliveries`), skipping it when another
-    /// vacuum holds it, with its indexes. (Events stay after their
+    /// Vacuums the queue tables (`deliveries`, and `pending_changes`, which
+    /// every enqueue folds and every completion adds to), skipping one
+    /// another vacuum holds, with their indexes. (Events stay after their
     /// deliveries, the event log, until a purge deletes them in batches:
     /// autovacuum keeps up with them.)
     ///
@@ -331,7 +333,9 @@ impl PgRepo {
             let client = pool.get().await?;
             // One statement (`VACUUM` runs outside a transaction block).
             client
-                .batch_execute("VACUUM (SKIP_LOCKED, INDEX_CLEANUP true) deliveries")
+                .batch_execute(
+                    "VACUUM (SKIP_LOCKED, INDEX_CLEANUP true) deliveries, pending_changes",
+                )
                 .await?;
             Ok(())
         })
