@@ -28,7 +28,7 @@ use tokio_postgres::Row;
 
 use crate::complete::{LeaseColumns, complete_batch};
 use crate::error::PgError;
-use crate::repo::PgRepo;
+use crate::repo::{PgRepo, lock_tenant};
 use crate::rows::{decode, limit, millis, timestamp};
 
 /// How many lanes of one tenant a claim looks at (from the one after the
@@ -169,10 +169,7 @@ pub(crate) async fn pending_count(
     limited: bool,
 ) -> Result<usize, PgError> {
     if limited {
-        let stmt = tx
-            .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended('pending ' || $1, 0))")
-            .await?;
-        tx.execute(&stmt, &[&tenant]).await?;
+        lock_tenant(tx, "pending", tenant).await?;
     }
     let stmt = tx
         .prepare_cached(

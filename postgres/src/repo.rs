@@ -518,6 +518,21 @@ impl Columns {
     }
 }
 
+/// Takes the tenant's advisory lock named `what` (`destinations`: its
+/// inserts; `pending`: its writes that add deliveries), held to the end of
+/// `tx`, on every node. The key is the hash of `"{what} {tenant}"`.
+pub(crate) async fn lock_tenant(
+    tx: &deadpool_postgres::Transaction<'_>,
+    what: &str,
+    tenant: &str,
+) -> Result<(), PgError> {
+    let stmt = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 0))")
+        .await?;
+    tx.execute(&stmt, &[&what, &tenant]).await?;
+    Ok(())
+}
+
 /// Whether the tenant has `max` destinations or more and none with id `id`
 /// (a duplicate, whatever the count). Takes the tenant's destination lock
 /// first (an advisory lock held to the end of `tx`), so the tenant's
@@ -530,10 +545,7 @@ async fn at_quota(
     id: &str,
     max: usize,
 ) -> Result<bool, PgError> {
-    let stmt = tx
-        .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended('destinations ' || $1, 0))")
-        .await?;
-    tx.execute(&stmt, &[&tenant]).await?;
+    lock_tenant(tx, "destinations", tenant).await?;
     let stmt = tx
         .prepare_cached(
             "SELECT count(*) FROM (SELECT 1 FROM destinations WHERE tenant_id = $1 LIMIT $2) t",
