@@ -97,9 +97,7 @@ async fn drain_case(
     });
     let drain_until = Instant::now() + Duration::from_secs_f64(args.drain_seconds);
     receiver.wait_for(backlog.expected(), drain_until).await;
-    let cpu = Cpu::now()
-        .zip(cpu_before)
-        .map(|(now, before)| now.since(before));
+    let cpu = Cpu::since(cpu_before);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut probes = match probes {
         Some(task) => task.await.unwrap(),

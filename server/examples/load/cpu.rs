@@ -43,14 +43,20 @@ impl Cpu {
         })
     }
 
-    /// The time used from `earlier` to this reading (a process that ended
-    /// in between takes its time with it).
-    pub(crate) fn since(self, earlier: Self) -> Self {
-        Self {
-            process: self.process.saturating_sub(earlier.process),
-            database: self.database.saturating_sub(earlier.database),
-        }
+    /// The time used from `earlier` to now (a process that ended in
+    /// between takes its time with it); `None` without both readings.
+    pub(crate) fn since(earlier: Option<Self>) -> Option<Self> {
+        let (now, earlier) = Self::now().zip(earlier)?;
+        Some(Self {
+            process: now.process.saturating_sub(earlier.process),
+            database: now.database.saturating_sub(earlier.database),
+        })
     }
+}
+
+/// `time` spread over `items` (at least one).
+pub(crate) fn each(time: Duration, items: usize) -> Duration {
+    time / u32::try_from(items.max(1)).unwrap_or(u32::MAX)
 }
 
 /// User plus system ticks of one `/proc/PID/stat` line: the 12th and 13th

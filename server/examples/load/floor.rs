@@ -141,9 +141,7 @@ pub(crate) async fn measure(dir: &std::path::Path, args: &Args, events: usize) -
         failed += task.await.unwrap();
     }
     let seconds = started.elapsed().as_secs_f64();
-    let cpu = Cpu::now()
-        .zip(cpu_before)
-        .map(|(now, before)| now.since(before));
+    let cpu = Cpu::since(cpu_before);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let seen = receiver.take();
     Floor {

@@ -342,7 +342,7 @@ async fn floor_rows(env: &Env, args: &Args, when: &str) -> FloorBest {
         );
         best.rate = best.rate.max(f.rate());
         if let Some(cpu) = f.cpu {
-            let per_post = cpu.process / u32::try_from(f.received.max(1)).unwrap_or(u32::MAX);
+            let per_post = cpu::each(cpu.process, f.received);
             best.cpu_per_post = Some(best.cpu_per_post.map_or(per_post, |b| b.min(per_post)));
         }
     }

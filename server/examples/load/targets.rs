@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::backlog::Drained;
-use crate::cpu::per;
+use crate::cpu::{each, per};
 use crate::{BACKLOG_FANOUT, Store};
 
 /// One target: what it asks, what was measured, and whether it held.
@@ -150,10 +150,9 @@ pub(crate) fn print_cpu(floor_per_post: Option<Duration>, backlog: &[(Store, usi
     println!("|---|---|---|---|---|");
     for (store, nodes, d) in backlog {
         let Some(cpu) = d.cpu else { continue };
-        let n = u32::try_from(d.deliveries.max(1)).unwrap_or(u32::MAX);
-        let process = cpu.process / n;
+        let process = each(cpu.process, d.deliveries);
         let server = floor_per_post.map(|f| process.saturating_sub(f));
-        let database = (*store == Store::Postgres).then_some(cpu.database / n);
+        let database = (*store == Store::Postgres).then_some(each(cpu.database, d.deliveries));
         println!(
             "| {} | {} | {} | {} | {} |",
             crate::label(*store, *nodes),
