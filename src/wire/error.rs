@@ -72,10 +72,11 @@ pub enum ApiError {
     /// destinations than the host allows; nothing was written. Delete one
     /// first.
     QuotaExceeded,
-    /// `429 queue_full`: a publish or test event would queue more pending
-    /// deliveries for the organization than the host allows; nothing was
-    /// queued, and nothing already queued is lost. Retry once deliveries
-    /// have drained.
+    /// `429 queue_full`: a publish, test event, resend or recover would
+    /// queue more pending deliveries for the organization than the host
+    /// allows; nothing was queued past it (a recover keeps what it queued
+    /// up to it and answers `202`), and nothing already queued is lost.
+    /// Retry once deliveries have drained.
     QueueFull,
 }
 
