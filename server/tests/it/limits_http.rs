@@ -262,11 +262,16 @@ async fn resends_and_recovers_past_the_pending_quota_are_429_queue_full() {
         response
     };
     let (one, _) = a.create("one", URL).await;
+    // `two` exists before the events (a recover looks at none older than
+    // its destination, to the second) but is disabled while they are
+    // published.
+    let (two, _) = a.create("two", URL).await;
+    a.set_enabled(&two, false).await;
     let first = a.publish("invoice.paid", "{}", 1).await;
     a.publish("invoice.paid", "{}", 1).await;
     let first = first["eventId"].as_str().unwrap().to_owned();
+    a.set_enabled(&two, true).await;
     // 2 pending, both to `one`; `two` has none.
-    let (two, _) = a.create("two", URL).await;
     let response = resend(&a, &first, &two).await;
     assert_eq!(response.status, 429, "{}", response.text());
     assert_eq!(kind(&response), "queue_full");
