@@ -169,6 +169,25 @@ impl Quotas {
         destinations < self.max_destinations
     }
 
+    /// Whether pending deliveries are capped at all: a store whose quota
+    /// caps none ([`max_pending_deliveries`](Self::max_pending_deliveries)
+    /// at `usize::MAX`) need not count an organization's pending
+    /// deliveries before it queues more.
+    ///
+    /// ```
+    /// use prets_destinations::limits::Quotas;
+    ///
+    /// assert!(!Quotas::UNLIMITED.caps_pending_deliveries());
+    /// let quotas = Quotas { max_pending_deliveries: 10_000, ..Quotas::UNLIMITED };
+    /// assert!(quotas.caps_pending_deliveries());
+    /// assert!(quotas.allows_deliveries(9_990, 10));
+    /// assert!(!quotas.allows_deliveries(9_991, 10));
+    /// ```
+    #[must_use]
+    pub const fn caps_pending_deliveries(&self) -> bool {
+        self.max_pending_deliveries != usize::MAX
+    }
+
     /// Whether an organization with `pending` deliveries queued may queue
     /// `more` (zero always may: nothing is queued).
     #[must_use]

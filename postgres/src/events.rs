@@ -333,7 +333,7 @@ impl EventLog for PgRepo {
         let (event_id, dest) = (event_id.to_string(), destination_id.to_string());
         let now = millis(now);
         let quotas = self.quotas;
-        let limited = quotas.max_pending_deliveries != usize::MAX;
+        let limited = quotas.caps_pending_deliveries();
         let outcome = self
             .run(|pool| async move {
                 let mut client = pool.get().await?;
@@ -398,7 +398,7 @@ impl EventLog for PgRepo {
         let mut queued = 0usize;
         let mut first = true;
         let quotas = self.quotas;
-        let limited = quotas.max_pending_deliveries != usize::MAX;
+        let limited = quotas.caps_pending_deliveries();
         while queued < RECOVER_MAX_EVENTS {
             let room = RECOVER_MAX_EVENTS - queued;
             let (tenant, dest, at) = (tenant.clone(), dest.clone(), from.clone());

@@ -202,7 +202,7 @@ impl Outbox for PgRepo {
         let retention = i64::try_from(EVENT_ID_RETENTION.as_millis()).unwrap_or(i64::MAX);
         let forget_before = created_at.saturating_sub(retention);
         let quotas = self.quotas;
-        let limited = quotas.max_pending_deliveries != usize::MAX;
+        let limited = quotas.caps_pending_deliveries();
         let outcome = self.run(|pool| async move {
             let mut client = pool.get().await?;
             let tx = client.transaction().await?;

@@ -286,9 +286,7 @@ fn queue_manual(
         }
         None => {}
     }
-    if quotas.max_pending_deliveries != usize::MAX
-        && !quotas.allows_deliveries(pending(conn, tenant)?, 1)
-    {
+    if quotas.caps_pending_deliveries() && !quotas.allows_deliveries(pending(conn, tenant)?, 1) {
         return Ok(Manual::QueueFull);
     }
     conn.prepare_cached(INSERT_MANUAL)?

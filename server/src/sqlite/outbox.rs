@@ -403,7 +403,7 @@ fn enqueue(
     let event_id = event.event_id.to_string();
     // Refused before anything is written; a known id answers `Exists` below.
     if !ids.is_empty()
-        && quotas.max_pending_deliveries != usize::MAX
+        && quotas.caps_pending_deliveries()
         && !quotas.allows_deliveries(pending(conn, tenant)?, ids.len())
         && !known_id(conn, tenant, &event_id)?
     {
