@@ -801,7 +801,10 @@ impl Outbox for MemoryRepo {
                 disabled = Some(reason);
             }
         }
-        Ok(CompleteOutcome::Recorded { disabled })
+        Ok(CompleteOutcome::Recorded {
+            disabled,
+            retry_at: settled.delivery.retry_at(),
+        })
     }
 
     async fn list_attempts(

@@ -339,7 +339,10 @@ pub(crate) async fn complete_batch(
             writes.disables.push((lane, reason, started_at));
             disabled = Some(reason);
         }
-        outcomes.push(CompleteOutcome::Recorded { disabled });
+        outcomes.push(CompleteOutcome::Recorded {
+            disabled,
+            retry_at: settled.delivery.retry_at(),
+        });
     }
 
     if !writes.finished[0].is_empty() {

@@ -177,7 +177,10 @@ pub async fn events_are_retained_and_listed_newest_first<O: EventLog>(outbox: &O
         );
         assert_eq!(
             complete(outbox, &c, report).await,
-            CompleteOutcome::Recorded { disabled: None }
+            CompleteOutcome::Recorded {
+                disabled: None,
+                retry_at: None
+            }
         );
     }
     made.sort_by_key(|e| core::cmp::Reverse((e.created_at, e.event_id)));
@@ -314,7 +317,10 @@ pub async fn get_event_tells_each_delivery_state<O: EventLog>(outbox: &O) {
         let report = kit.report(&c, class, now, next, DisablePolicy::default());
         assert_eq!(
             complete(outbox, &c, report).await,
-            CompleteOutcome::Recorded { disabled: None }
+            CompleteOutcome::Recorded {
+                disabled: None,
+                retry_at: super::outbox::retry_of(next)
+            }
         );
     }
     let d = deliveries(outbox, &tenant, event.event_id).await;
@@ -556,7 +562,8 @@ pub async fn recover_requeues_what_a_disable_dropped<O: EventLog>(outbox: &O) {
     assert_eq!(
         complete(outbox, &claimed[gone], report).await,
         CompleteOutcome::Recorded {
-            disabled: Some(DisabledReason::Gone)
+            disabled: Some(DisabledReason::Gone),
+            retry_at: None
         }
     );
     for e in &events[2..] {

@@ -397,7 +397,10 @@ pub async fn reoffer_after_lease_expiry<O: Outbox>(outbox: &O) {
     );
     assert_eq!(
         complete(outbox, third, report).await,
-        CompleteOutcome::Recorded { disabled: None }
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None
+        }
     );
     assert!(
         claim_own(outbox, &mut kit, at(t0, 3600), &[&tenant])
@@ -461,7 +464,10 @@ pub async fn nothing_lost_across_complete_and_reschedule<O: Outbox>(outbox: &O) 
             let report = kit.report(&c, class, now, next, DisablePolicy::default());
             assert_eq!(
                 complete(outbox, &c, report).await,
-                CompleteOutcome::Recorded { disabled: None }
+                CompleteOutcome::Recorded {
+                    disabled: None,
+                    retry_at: retry_of(next)
+                }
             );
             total_attempts += 1;
             if next == NextStep::Delivered {
@@ -574,7 +580,10 @@ pub async fn deleted_destination_has_nothing_pending<O: Outbox>(outbox: &O) {
             );
             assert_eq!(
                 complete(outbox, c, report).await,
-                CompleteOutcome::Recorded { disabled: None }
+                CompleteOutcome::Recorded {
+                    disabled: None,
+                    retry_at: Some(now)
+                }
             );
             // The retry, among any released before it (in whatever order
             // the claim takes them).
@@ -787,7 +796,8 @@ pub async fn disabling_drops_the_backlog_at_once<O: Outbox>(outbox: &O) {
     assert_eq!(
         complete(outbox, &gone, report).await,
         CompleteOutcome::Recorded {
-            disabled: Some(DisabledReason::Gone)
+            disabled: Some(DisabledReason::Gone),
+            retry_at: None
         }
     );
     let stored = get(outbox, &tenant, off).await.expect("kept");
@@ -867,7 +877,10 @@ pub async fn completing_after_a_disable_mid_flight_records_the_attempt<O: Outbox
     );
     assert_eq!(
         complete(outbox, &claimed[0], retry).await,
-        CompleteOutcome::Recorded { disabled: None },
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None
+        },
         "complete: an attempt in flight at the disable was not recorded"
     );
     let listed = attempts(outbox, &tenant, id, None, 10).await;
@@ -888,7 +901,10 @@ pub async fn completing_after_a_disable_mid_flight_records_the_attempt<O: Outbox
     );
     assert_eq!(
         complete(outbox, &claimed[1], gone).await,
-        CompleteOutcome::Recorded { disabled: None },
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None
+        },
         "complete: a disabled destination was disabled again"
     );
     assert_eq!(attempts(outbox, &tenant, id, None, 10).await.len(), 2);
@@ -983,7 +999,8 @@ pub async fn gone_disables_in_the_same_write<O: Outbox>(outbox: &O) {
     assert_eq!(
         complete(outbox, &c, report).await,
         CompleteOutcome::Recorded {
-            disabled: Some(DisabledReason::Gone)
+            disabled: Some(DisabledReason::Gone),
+            retry_at: None
         }
     );
     let stored = get(outbox, &tenant, dest.destination_id)
@@ -1035,7 +1052,10 @@ pub async fn auto_disable_after_the_streak<O: Outbox>(outbox: &O) {
         let report = kit.report(&c, class, now, next, policy);
         assert_eq!(
             complete(outbox, &c, report).await,
-            CompleteOutcome::Recorded { disabled: None }
+            CompleteOutcome::Recorded {
+                disabled: None,
+                retry_at: retry_of(next)
+            }
         );
     }
     assert!(matches!(
@@ -1054,7 +1074,10 @@ pub async fn auto_disable_after_the_streak<O: Outbox>(outbox: &O) {
         };
         assert_eq!(
             complete(outbox, &c, report).await,
-            CompleteOutcome::Recorded { disabled: want },
+            CompleteOutcome::Recorded {
+                disabled: want,
+                retry_at: want.is_none().then(|| at(now, 40))
+            },
             "auto-disable at +{t}s"
         );
     }
@@ -1103,7 +1126,10 @@ pub async fn attempts_newest_first_with_cursor<O: Outbox>(outbox: &O) {
         made.push(report.attempt.clone());
         assert_eq!(
             complete(outbox, &c, report).await,
-            CompleteOutcome::Recorded { disabled: None }
+            CompleteOutcome::Recorded {
+                disabled: None,
+                retry_at: Some(at(now, 1))
+            }
         );
         now = at(now, 2);
     }
@@ -1181,7 +1207,10 @@ pub async fn event_ids_are_remembered<O: Outbox>(outbox: &O) {
         );
         assert_eq!(
             complete(outbox, c, report).await,
-            CompleteOutcome::Recorded { disabled: None }
+            CompleteOutcome::Recorded {
+                disabled: None,
+                retry_at: None
+            }
         );
     }
     assert_eq!(
@@ -1577,7 +1606,10 @@ async fn make_failing<O: Outbox>(
             );
             assert_eq!(
                 complete(outbox, c, report).await,
-                CompleteOutcome::Recorded { disabled: None }
+                CompleteOutcome::Recorded {
+                    disabled: None,
+                    retry_at: Some(now)
+                }
             );
         } else {
             outbox.release(&c.lease).await.expect("release failed");
@@ -1637,7 +1669,10 @@ pub async fn per_destination_cap_counts_live_leases<O: Outbox>(outbox: &O) {
     );
     assert_eq!(
         complete(outbox, done, report).await,
-        CompleteOutcome::Recorded { disabled: None }
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None
+        }
     );
     let given_back = first
         .iter()
@@ -1855,7 +1890,10 @@ pub async fn failing_destinations_take_the_slow_lane<O: Outbox>(outbox: &O) {
     );
     assert_eq!(
         complete(outbox, &first_f1[0], report).await,
-        CompleteOutcome::Recorded { disabled: None }
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None
+        }
     );
     release_all(outbox, &first_f1[1..]).await;
     let back = claim_with(outbox, &mut kit, at(now, 4), none, &[&tenant]).await;
@@ -1966,7 +2004,10 @@ pub async fn earliest_due_first_within_a_destination<O: Outbox>(outbox: &O) {
             );
             assert_eq!(
                 complete(outbox, c, report).await,
-                CompleteOutcome::Recorded { disabled: None }
+                CompleteOutcome::Recorded {
+                    disabled: None,
+                    retry_at: retry_of(next)
+                }
             );
         }
         release_all(outbox, &rest).await;
@@ -2193,6 +2234,15 @@ async fn complete_scenario<O: Outbox>(outbox: &O, kit: &mut Kit, batched: bool) 
     (outcomes, state, offered)
 }
 
+/// When a delivery is due again after an attempt whose report says `next`,
+/// for an enabled destination the attempt does not disable.
+pub(crate) const fn retry_of(next: NextStep) -> Option<Timestamp> {
+    match next {
+        NextStep::RetryAt(at) => Some(at),
+        _ => None,
+    }
+}
+
 /// `complete_all` writes as `complete` one by one, in order: the same
 /// outcomes (a lost lease `LeaseLost` without stopping the rest, a streak
 /// that disables only once the attempt before it in the batch is written, a
@@ -2204,18 +2254,30 @@ pub async fn complete_all_writes_as_complete_one_by_one<O: Outbox>(outbox: &O) {
     let mut kit = Kit::new();
     let one_by_one = complete_scenario(outbox, &mut kit, false).await;
     let batched = complete_scenario(outbox, &mut kit, true).await;
-    let recorded = CompleteOutcome::Recorded { disabled: None };
+    let t0 = at(kit.now, 1);
+    let (delivered, retried) = (
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None,
+        },
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: Some(at(t0, 60)),
+        },
+    );
     assert_eq!(
         one_by_one.0,
         [
-            recorded,
-            recorded,
-            recorded,
+            delivered,
+            retried,
+            retried,
             CompleteOutcome::Recorded {
-                disabled: Some(DisabledReason::Failing)
+                disabled: Some(DisabledReason::Failing),
+                retry_at: None
             },
             CompleteOutcome::Recorded {
-                disabled: Some(DisabledReason::Gone)
+                disabled: Some(DisabledReason::Gone),
+                retry_at: None
             },
             CompleteOutcome::LeaseLost,
         ],
@@ -2384,7 +2446,10 @@ pub(super) async fn deliver<O: Outbox>(outbox: &O, kit: &mut Kit, c: &Claimed, n
     );
     assert_eq!(
         complete(outbox, c, report).await,
-        CompleteOutcome::Recorded { disabled: None }
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None
+        }
     );
 }
 
@@ -2558,7 +2623,10 @@ pub async fn queue_depth_counts_waiting_and_leased<O: Outbox>(outbox: &O) {
     );
     assert_eq!(
         complete(outbox, &claimed[0], report).await,
-        CompleteOutcome::Recorded { disabled: None }
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None
+        }
     );
     let report = kit.report(
         &claimed[1],
@@ -2569,7 +2637,10 @@ pub async fn queue_depth_counts_waiting_and_leased<O: Outbox>(outbox: &O) {
     );
     assert_eq!(
         complete(outbox, &claimed[1], report).await,
-        CompleteOutcome::Recorded { disabled: None }
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: Some(at(now, 3600))
+        }
     );
     assert_eq!(
         depth(outbox).await,

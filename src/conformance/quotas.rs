@@ -238,7 +238,10 @@ pub async fn pending_quota_per_tenant<O: Outbox>(outbox: &O) {
     );
     assert_eq!(
         complete(outbox, retried, report).await,
-        CompleteOutcome::Recorded { disabled: None }
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: Some(at(now, 60))
+        }
     );
     assert_eq!(
         enqueue(outbox, &a, &kit.event(), Target::Only(d0)).await,
@@ -257,7 +260,10 @@ pub async fn pending_quota_per_tenant<O: Outbox>(outbox: &O) {
         );
         assert_eq!(
             complete(outbox, &done, report).await,
-            CompleteOutcome::Recorded { disabled: None }
+            CompleteOutcome::Recorded {
+                disabled: None,
+                retry_at: None
+            }
         );
     }
     // 3 pending: the refused event fits now, under its own id (never

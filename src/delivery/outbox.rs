@@ -207,6 +207,11 @@ pub enum CompleteOutcome {
     Recorded {
         /// The reason the destination was disabled by this write, if it was.
         disabled: Option<DisabledReason>,
+        /// When the delivery is due again, if this write kept it for a
+        /// retry ([`DeliveryAfter::retry_at`]); `None` when it finished:
+        /// delivered, failed for good, or its destination disabled (by
+        /// this write or before it, while the attempt was in flight).
+        retry_at: Option<Timestamp>,
     },
     /// The lease is no longer held (expired and claimed again, released, or
     /// the delivery is gone); nothing was written.
@@ -232,6 +237,17 @@ pub enum DeliveryAfter {
     Finished,
     /// Pending again: attempt + 1, due at this time, lease cleared.
     RetryAt(Timestamp),
+}
+
+impl DeliveryAfter {
+    /// When the delivery is due again: `None` once it is finished.
+    #[must_use]
+    pub const fn retry_at(self) -> Option<Timestamp> {
+        match self {
+            Self::Finished => None,
+            Self::RetryAt(at) => Some(at),
+        }
+    }
 }
 
 /// The writes [`Outbox::complete`] makes, in one transaction.
@@ -297,10 +313,12 @@ pub struct Settlement {
 /// // Enabled: the delivery is retried; the streak counts one failure.
 /// let settled = settle(&report, None, true);
 /// assert_eq!(settled.delivery, DeliveryAfter::RetryAt(retry));
+/// assert_eq!(settled.delivery.retry_at(), Some(retry));
 /// assert_eq!(settled.streak.map(|s| s.attempts), Some(1));
 /// // Disabled mid-flight: the attempt is kept, the delivery ends.
 /// let settled = settle(&report, None, false);
 /// assert_eq!(settled.delivery, DeliveryAfter::Finished);
+/// assert_eq!(settled.delivery.retry_at(), None);
 /// assert_eq!(settled.attempt.next_attempt_at, None);
 /// assert_eq!(settled.disable, None);
 /// # Ok(())

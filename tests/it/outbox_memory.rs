@@ -606,7 +606,10 @@ fn test_events_and_attempt_pages() {
         };
         assert_eq!(
             block_on(repo.complete(&claimed[0].lease, report)).unwrap(),
-            CompleteOutcome::Recorded { disabled: None }
+            CompleteOutcome::Recorded {
+                disabled: None,
+                retry_at: Some(next)
+            }
         );
         clock = next;
     }

@@ -93,7 +93,8 @@ proptest! {
                     // Held = still pending and not claimed since by another lease.
                     let still_held = model.get(&c.lease.delivery).is_some_and(|s| s.1 == Some(c.lease.expires_at));
                     if still_held {
-                        prop_assert_eq!(out, CompleteOutcome::Recorded { disabled: None });
+                        let retry_at = match next { NextStep::RetryAt(at) => Some(at), _ => None };
+                        prop_assert_eq!(out, CompleteOutcome::Recorded { disabled: None, retry_at });
                         match next {
                             NextStep::RetryAt(at) => { model.insert(c.lease.delivery.clone(), (at, None)); }
                             _ => { model.remove(&c.lease.delivery); }

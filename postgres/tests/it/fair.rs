@@ -213,7 +213,13 @@ async fn failing_destinations_stay_within_their_budget() {
             repo.complete(&c.lease, report(c, at(100), next, &mut rng))
                 .await
                 .unwrap(),
-            prets_destinations::delivery::CompleteOutcome::Recorded { disabled: None }
+            CompleteOutcome::Recorded {
+                disabled: None,
+                retry_at: match next {
+                    NextStep::RetryAt(t) => Some(t),
+                    _ => None,
+                }
+            }
         );
     }
     let limits = ClaimLimits {

@@ -260,7 +260,10 @@ async fn a_dead_nodes_lease_is_claimed_by_the_other_after_expiry() {
         )
         .await
         .unwrap(),
-        CompleteOutcome::Recorded { disabled: None }
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None
+        }
     );
     assert!(
         a.claim(at(10_000), 10.into(), lease(&mut rng))
@@ -300,7 +303,10 @@ async fn events_stay_after_their_last_delivery() {
         )
         .await
         .unwrap(),
-        CompleteOutcome::Recorded { disabled: None }
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None
+        }
     );
     assert_eq!(
         (count(&db, "events").await, count(&db, "deliveries").await),
@@ -314,7 +320,10 @@ async fn events_stay_after_their_last_delivery() {
         )
         .await
         .unwrap(),
-        CompleteOutcome::Recorded { disabled: None }
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None
+        }
     );
     assert_eq!(
         (count(&db, "events").await, count(&db, "deliveries").await),
@@ -408,7 +417,10 @@ async fn deliveries_in_flight_at_a_disable_are_remembered_as_dropped() {
         )
         .await
         .unwrap(),
-        CompleteOutcome::Recorded { disabled: None }
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None
+        }
     );
     assert!(repo.release(&claimed[1].lease).await.unwrap());
     assert_eq!(
@@ -463,7 +475,10 @@ async fn racing_last_completions_all_commit_and_keep_their_events() {
     for t in tasks {
         assert_eq!(
             t.await.unwrap(),
-            CompleteOutcome::Recorded { disabled: None }
+            CompleteOutcome::Recorded {
+                disabled: None,
+                retry_at: None
+            }
         );
     }
     assert_eq!(
@@ -714,7 +729,13 @@ async fn only_a_streak_change_waits_for_a_publish_reading_the_destination() {
     )
     .await
     .expect("a delivered attempt waited for a publish");
-    assert_eq!(done.unwrap(), CompleteOutcome::Recorded { disabled: None });
+    assert_eq!(
+        done.unwrap(),
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None
+        }
+    );
     assert_eq!(streak().await, (None, None));
 
     let failed = report(&claimed[1], at(1), NextStep::RetryAt(at(2)), &mut rng);
@@ -728,7 +749,10 @@ async fn only_a_streak_change_waits_for_a_publish_reading_the_destination() {
     publish.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(
         waiting.await.unwrap().unwrap(),
-        CompleteOutcome::Recorded { disabled: None }
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: Some(at(2))
+        }
     );
     let since = i64::try_from(at(1).unix_millis()).unwrap();
     assert_eq!(streak().await, (Some(since), Some(1)));
@@ -738,7 +762,10 @@ async fn only_a_streak_change_waits_for_a_publish_reading_the_destination() {
     let delivered = report(&again[0], at(3), NextStep::Delivered, &mut rng);
     assert_eq!(
         repo.complete(&again[0].lease, delivered).await.unwrap(),
-        CompleteOutcome::Recorded { disabled: None }
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None
+        }
     );
     assert_eq!(streak().await, (None, None));
     assert_eq!(
@@ -908,7 +935,13 @@ async fn an_events_deliveries_complete_together_without_its_row_lock() {
         .await
         .expect("completing waited for the event row")
         .unwrap();
-    let mut want = vec![CompleteOutcome::Recorded { disabled: None }; 10];
+    let mut want = vec![
+        CompleteOutcome::Recorded {
+            disabled: None,
+            retry_at: None
+        };
+        10
+    ];
     want.extend([CompleteOutcome::LeaseLost, CompleteOutcome::LeaseLost]);
     assert_eq!(outcomes, want);
     assert_eq!(count(&db, "deliveries").await, 0);

@@ -1054,16 +1054,14 @@ async fn record<R: Outbox>(
         Outcome::Failed { detail, .. } => Some(detail.as_str()),
         Outcome::Response { .. } => None,
     };
-    let (stored_text, disabled) = match &stored {
-        Ok(CompleteOutcome::Recorded { disabled }) => ("recorded", *disabled),
-        Ok(CompleteOutcome::LeaseLost) => ("lease_lost", None),
-        Err(_) => ("store_error", None),
+    // The retry the store kept: none when the delivery finished (its
+    // destination disabled by this attempt, or before it was written), its
+    // lease was lost, or nothing was written.
+    let (stored_text, disabled, next_attempt_at) = match &stored {
+        Ok(CompleteOutcome::Recorded { disabled, retry_at }) => ("recorded", *disabled, *retry_at),
+        Ok(CompleteOutcome::LeaseLost) => ("lease_lost", None, None),
+        Err(_) => ("store_error", None, None),
     };
-    // The retry the store keeps: none when the attempt disabled its
-    // destination, its lease was lost, or nothing was written.
-    let next_attempt_at = record
-        .next_attempt_at
-        .filter(|_| matches!(stored, Ok(CompleteOutcome::Recorded { disabled: None })));
     tracing::info!(
         organization = %key.tenant,
         destination = %key.destination_id,

@@ -481,7 +481,8 @@ mod tests {
         assert_eq!(
             repo.complete(&claimed[0].lease, report).await.unwrap(),
             CompleteOutcome::Recorded {
-                disabled: Some(DisabledReason::Failing)
+                disabled: Some(DisabledReason::Failing),
+                retry_at: None
             },
             "the streak stored under schema 4 was not carried over"
         );
@@ -745,9 +746,11 @@ mod tests {
         let outcomes = repo.complete_all(batch).await.unwrap();
         assert_eq!(outcomes[0], CompleteOutcome::LeaseLost);
         assert!(
-            outcomes[1..]
-                .iter()
-                .all(|o| *o == CompleteOutcome::Recorded { disabled: None }),
+            outcomes[1..].iter().all(|o| *o
+                == CompleteOutcome::Recorded {
+                    disabled: None,
+                    retry_at: None
+                }),
             "{outcomes:?}"
         );
         assert!(

@@ -552,7 +552,10 @@ fn complete(
             disabled = Some(reason);
         }
     }
-    Ok(CompleteOutcome::Recorded { disabled })
+    Ok(CompleteOutcome::Recorded {
+        disabled,
+        retry_at: settled.delivery.retry_at(),
+    })
 }
 
 /// Records each `(lease, report)` in order, as [`complete`] one by one.
@@ -1004,7 +1007,10 @@ mod tests {
                 let report = report(c, now, &delivered, NextStep::Delivered);
                 assert_eq!(
                     super::complete(&conn, &c.lease, &report).unwrap(),
-                    CompleteOutcome::Recorded { disabled: None }
+                    CompleteOutcome::Recorded {
+                        disabled: None,
+                        retry_at: None
+                    }
                 );
             }
             let second = super::claim(&conn, now, limits, lease()).unwrap();
@@ -1116,10 +1122,14 @@ mod tests {
         assert_eq!(
             outcomes,
             [
-                CompleteOutcome::Recorded { disabled: None },
+                CompleteOutcome::Recorded {
+                    disabled: None,
+                    retry_at: None
+                },
                 CompleteOutcome::LeaseLost,
                 CompleteOutcome::Recorded {
-                    disabled: Some(DisabledReason::Gone)
+                    disabled: Some(DisabledReason::Gone),
+                    retry_at: None
                 },
             ]
         );
@@ -1177,7 +1187,13 @@ mod tests {
             let report = report(c, now, class, next);
             assert_eq!(
                 super::complete(&conn, &c.lease, &report).unwrap(),
-                CompleteOutcome::Recorded { disabled: None }
+                CompleteOutcome::Recorded {
+                    disabled: None,
+                    retry_at: match next {
+                        NextStep::RetryAt(at) => Some(at),
+                        _ => None,
+                    }
+                }
             );
             let count = |tbl: &str| -> i64 {
                 conn.query_row("SELECT count(*) FROM writes WHERE tbl = ?1", [tbl], |r| {

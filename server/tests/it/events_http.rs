@@ -697,7 +697,13 @@ async fn attempts_are_listed_newest_first_across_pages() {
                 &mut rng,
             );
             let outcome = repo.complete(&c.lease, report).await.unwrap();
-            assert_eq!(outcome, CompleteOutcome::Recorded { disabled: None });
+            assert_eq!(
+                outcome,
+                CompleteOutcome::Recorded {
+                    disabled: None,
+                    retry_at: None
+                }
+            );
         }
     }
 

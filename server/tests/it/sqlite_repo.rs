@@ -355,7 +355,10 @@ mod outbox {
         for c in completions {
             assert_eq!(
                 c.await.unwrap(),
-                CompleteOutcome::Recorded { disabled: None }
+                CompleteOutcome::Recorded {
+                    disabled: None,
+                    retry_at: None
+                }
             );
         }
         assert!(
@@ -396,7 +399,10 @@ mod outbox {
             let report = fx.report(&claimed[1], at(1), NextStep::RetryAt(at(60)));
             assert_eq!(
                 repo.complete(&claimed[1].lease, report).await.unwrap(),
-                CompleteOutcome::Recorded { disabled: None }
+                CompleteOutcome::Recorded {
+                    disabled: None,
+                    retry_at: Some(at(60))
+                }
             );
             // The worker holding claimed[0] dies here.
             (claimed[0].clone(), claimed[1].clone())
@@ -598,7 +604,10 @@ mod outbox {
             let report = fx.report(c, at(1), NextStep::RetryAt(at(5)));
             assert_eq!(
                 repo.complete(&c.lease, report).await.unwrap(),
-                CompleteOutcome::Recorded { disabled: None }
+                CompleteOutcome::Recorded {
+                    disabled: None,
+                    retry_at: Some(at(5))
+                }
             );
         }
         let gone_id = format!("destination_id = '{}'", gone.destination_id);
@@ -716,7 +725,10 @@ mod outbox {
         let report = fx.report(&claimed[0], at(1), NextStep::Delivered);
         assert_eq!(
             repo.complete(&claimed[0].lease, report).await.unwrap(),
-            CompleteOutcome::Recorded { disabled: None }
+            CompleteOutcome::Recorded {
+                disabled: None,
+                retry_at: None
+            }
         );
         let cutoffs = PurgeCutoffs {
             attempts_before: at(0),
@@ -736,7 +748,10 @@ mod outbox {
         let report = fx.report(&claimed[1], at(1), NextStep::Failed);
         assert_eq!(
             repo.complete(&claimed[1].lease, report).await.unwrap(),
-            CompleteOutcome::Recorded { disabled: None }
+            CompleteOutcome::Recorded {
+                disabled: None,
+                retry_at: None
+            }
         );
         assert_eq!(count(&dir, "events", "true"), 1);
         assert_eq!(count(&dir, "attempts", "true"), 2);
@@ -934,7 +949,10 @@ mod outbox {
             let report = fx.report(&first[0], at(2), NextStep::Delivered);
             assert_eq!(
                 repo.complete(&first[0].lease, report).await.unwrap(),
-                CompleteOutcome::Recorded { disabled: None }
+                CompleteOutcome::Recorded {
+                    disabled: None,
+                    retry_at: None
+                }
             );
             let fifth = repo
                 .claim(at(3), caps(10, 4, 0, 0), fx.lease())
@@ -982,7 +1000,10 @@ mod outbox {
             let report = fx.report(&claimed[0], at(1), NextStep::RetryAt(at(1)));
             assert_eq!(
                 repo.complete(&claimed[0].lease, report).await.unwrap(),
-                CompleteOutcome::Recorded { disabled: None }
+                CompleteOutcome::Recorded {
+                    disabled: None,
+                    retry_at: Some(at(1))
+                }
             );
             let well = fx.destination(&repo, &tenant).await;
             let events: Vec<Event> = (0..5).map(|n| fx.event(&n.to_string())).collect();

@@ -1119,6 +1119,40 @@ async fn the_attempt_log_shows_a_next_attempt_only_when_the_store_keeps_one() {
     assert!(!lines[1].contains("next_attempt_at="), "{}", lines[1]);
 }
 
+/// An attempt in flight when its destination is disabled through the API
+/// logs no next attempt, and the attempt is recorded without one: the store
+/// ended the delivery, whatever the retry schedule offered. The receiver
+/// holds the first answer (a 500) until a second request arrives: one to
+/// another destination, published once the first is disabled.
+#[tokio::test]
+async fn an_attempt_answered_after_an_api_disable_logs_no_next_attempt() {
+    let captured = captured_logs();
+
+    let bench = Bench::sqlite();
+    let rx = Receiver::start(Options::default()).await;
+    rx.reply(Reply::status(500).after_requests(2));
+    let (first, _) = bench.destination(&rx.name_url("/")).await;
+    let worker = bench.worker(&settings(&[&rx], "0s,0s,0s"), loopback());
+    bench.publish(PAYLOAD).await;
+    eventually("the held attempt", || rx.requests().len() == 1).await;
+    bench.set_enabled(first, false).await;
+    let (second, _) = bench.destination(&rx.name_url("/")).await;
+    bench.publish(PAYLOAD).await;
+    let attempts = bench.wait_attempts(first, 1).await;
+    bench.wait_attempts(second, 1).await;
+    worker.shutdown().await;
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Failed);
+    assert_eq!(attempts[0].next_attempt_at, None);
+
+    let text = captured.text();
+    let lines = attempt_lines(&text, first);
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(lines[0].contains(r#"outcome="failed""#), "{}", lines[0]);
+    assert!(lines[0].contains(r#"stored="recorded""#), "{}", lines[0]);
+    assert!(!lines[0].contains("next_attempt_at="), "{}", lines[0]);
+    assert!(!lines[0].contains("disabled="), "{}", lines[0]);
+}
+
 #[tokio::test]
 async fn a_spawned_server_delivers_with_its_flags_and_stops() {
     let dir = tempfile::tempdir().unwrap();
