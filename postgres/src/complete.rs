@@ -1,8 +1,9 @@
 //! Recording attempts: [`complete_batch`], one transaction for any number
 //! of `(lease, report)` pairs, each judged as if completed alone and in
 //! order, with one statement per kind of write (arrays through `UNNEST`),
-//! committed without waiting for the WAL's flush (`synchronous_commit =
-//! off`, as claims are).
+//! committed with the WAL's flush, as every write (see [`PgRepo`]).
+//!
+//! [`PgRepo`]: crate::PgRepo
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -216,11 +217,6 @@ pub(crate) async fn complete_batch(
     }
     let (tx, mut dests) = loop {
         let tx = client.transaction().await?;
-        // No flush to wait for: a completion lost in a crash of the database
-        // only makes its delivery be attempted again (at least once), and a
-        // later synchronous commit (a publish) flushes it with itself.
-        tx.batch_execute("SET LOCAL synchronous_commit = off")
-            .await?;
         match lock_destinations(&tx, &lanes).await? {
             Ok(dests) => break (tx, dests),
             Err(upgrade) => {

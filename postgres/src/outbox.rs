@@ -360,7 +360,7 @@ impl Outbox for PgRepo {
             .run(|pool| async move {
                 let mut client = pool.get().await?;
                 // One statement leases them: `prets_claim` (schema
-                // migration 10) takes tenants in turn, their lanes in turn,
+                // migration 11) takes tenants in turn, their lanes in turn,
                 // one delivery per lane per turn (`FOR UPDATE SKIP LOCKED`,
                 // through indexes only).
                 let stmt = client

@@ -53,10 +53,11 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// Writes are committed with `synchronous_commit = on` (set on every
 /// connection): `Ok` comes after the commit record is flushed to disk. The
-/// delivery worker's claims and completions are not
-/// flushed (`SET LOCAL synchronous_commit = off`): losing one in a crash of
-/// the database only makes a delivery be attempted again, and the next
-/// flushed commit flushes them too.
+/// delivery worker's claims and completions are too, though losing one in
+/// a crash of the database would only make a delivery be attempted again:
+/// until a commit is flushed, no reader may mark the index entries of the
+/// rows it replaced or deleted as dead, so every claim would walk them
+/// again (measured in `docs/benchmarks.md`).
 #[derive(Clone)]
 pub struct PgRepo {
     pool: Pool,

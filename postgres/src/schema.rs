@@ -19,7 +19,7 @@ use crate::error::PgError;
 /// last delivery finished until the event log's purge (migration 8). Attempts are listed
 /// newest first by a backward scan of their primary key `(tenant_id,
 /// destination_id, attempt_id)`; claims are the function `prets_claim`
-/// (migration 4, replaced by 9 and 10), walking `deliveries_by_lane` and
+/// (migration 4, replaced by 9, 10 and 11), walking `deliveries_by_lane` and
 /// `deliveries_leased`.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: destinations and their rotated-out secrets.
@@ -1033,6 +1033,302 @@ pub(crate) const MIGRATIONS: &[&str] = &[
                         -- Its candidates: the earliest available, as many as
                         -- its room (and the claim) may take, locked until
                         -- this commits (concurrent claims skip them).
+                        got := 0;
+                        FOR ev, att, row_tid IN
+                            SELECT d.event_id, d.attempt, d.ctid FROM deliveries d
+                            WHERE d.tenant_id = t_ids[i] AND d.destination_id = lane
+                              AND d.due_at_ms <= p_now
+                              AND (d.lease_expires_at_ms IS NULL
+                                   OR d.lease_expires_at_ms <= p_now)
+                            ORDER BY d.due_at_ms
+                            LIMIT LEAST(cap - live, p_limit)
+                            FOR UPDATE SKIP LOCKED
+                        LOOP
+                            got := got + 1;
+                            c_ev[n_c + got] := ev;
+                            c_att[n_c + got] := att;
+                            c_tid[n_c + got] := row_tid;
+                        END LOOP;
+                        CONTINUE WHEN got = 0;
+                        n_l := n_l + 1;
+                        l_off[n_l] := n_c;
+                        l_cnt[n_l] := got;
+                        l_used[n_l] := 0;
+                        n_c := n_c + got;
+                        l_dest[n_l] := lane;
+                        l_room[n_l] := cap - live;
+                        l_failing[n_l] := failing_;
+                        l_alive[n_l] := true;
+                        IF t_head[i] = 0 THEN
+                            t_head[i] := n_l;
+                        ELSE
+                            l_next[t_tail[i]] := n_l;
+                        END IF;
+                        t_tail[i] := n_l;
+                        l_next[n_l] := t_head[i];
+                        t_count[i] := t_count[i] + 1;
+                        j := n_l;
+                        EXIT;
+                    END LOOP;
+                    IF j = 0 THEN
+                        j := t_head[i];
+                    END IF;
+                ELSIF t_at[i] = 0 THEN
+                    j := t_head[i];
+                ELSE
+                    j := l_next[t_at[i]];
+                END IF;
+                EXIT WHEN j = 0;
+                t_at[i] := j;
+                checked := checked + 1;
+                IF l_alive[j] AND l_room[j] > 0
+                   AND NOT (l_failing[j] AND failing_taken >= p_failing_limit) THEN
+                    IF l_used[j] < l_cnt[j] THEN
+                        l_used[j] := l_used[j] + 1;
+                        ev := c_ev[l_off[j] + l_used[j]];
+                        att := c_att[l_off[j] + l_used[j]];
+                        taken := taken + 1;
+                        r_tid[taken] := c_tid[l_off[j] + l_used[j]];
+                        IF l_failing[j] THEN
+                            failing_taken := failing_taken + 1;
+                        END IF;
+                        l_room[j] := l_room[j] - 1;
+                        t_served[i] := l_dest[j];
+                        progress := true;
+                        o_seq := taken;
+                        o_tenant := t_ids[i];
+                        o_event := ev;
+                        o_destination := l_dest[j];
+                        o_attempt := att;
+                        o_failing := l_failing[j];
+                        o_next_after := NULL;
+                        RETURN NEXT;
+                        EXIT;
+                    END IF;
+                    l_alive[j] := false;
+                END IF;
+                IF t_done[i] AND checked >= t_count[i] THEN
+                    -- Every lane found was tried: nothing more here.
+                    t_alive[i] := false;
+                    EXIT;
+                END IF;
+            END LOOP;
+            IF j = 0 THEN
+                t_alive[i] := false;
+            END IF;
+            EXIT WHEN taken >= p_limit;
+        END LOOP;
+        IF taken = 0 THEN
+            RETURN;
+        END IF;
+        -- The leases, in one statement: by the rows' ids, which stay put
+        -- while this transaction holds their locks.
+        UPDATE deliveries d SET lease_token = p_token, lease_expires_at_ms = p_expires
+        WHERE d.ctid = ANY (r_tid);
+        -- The cursor row: after every delivery, so its value is final.
+        o_seq := 0;
+        o_tenant := NULL;
+        o_event := NULL;
+        o_destination := NULL;
+        o_attempt := NULL;
+        o_failing := NULL;
+        o_next_after := COALESCE(next_after, CASE WHEN all_tenants THEN t_ids[1] ELSE cur END);
+        RETURN NEXT;
+        -- The lane each tenant was served last goes to the back of its ring
+        -- (one statement, in tenant order: concurrent claims lock these rows
+        -- in one order).
+        INSERT INTO claim_turns (tenant_id, destination_id)
+        SELECT u.t, u.d FROM UNNEST(t_ids, t_served) AS u(t, d)
+        WHERE u.d IS NOT NULL ORDER BY u.t
+        ON CONFLICT (tenant_id) DO UPDATE SET destination_id = EXCLUDED.destination_id;
+        RETURN;
+    END
+    $fn$"#,
+    // 11: a claim commits with the WAL's flush, as every other write does
+    // (claims made by migrations 4 to 10 did not): no reader may mark a
+    // row's index entries dead before the commit that ended the row is
+    // flushed, so claims walked the entries of every lease and completion
+    // not yet flushed (the WAL writer's delay, 200 ms by default) again
+    // and again. And a lane with room is read for its candidates at once,
+    // not first for whether it has one due: each visit walks the head of
+    // the lane's index once, not twice. No candidate found is a lane with
+    // nothing due, as before. The same turns, caps and order as migration
+    // 10's.
+    r#"CREATE OR REPLACE FUNCTION prets_claim(
+        p_now BIGINT, p_limit INTEGER, p_per_destination INTEGER, p_failing_limit INTEGER,
+        p_per_failing INTEGER, p_token BYTEA, p_expires BIGINT, p_after TEXT,
+        p_lane_scan INTEGER)
+    RETURNS TABLE (o_seq INTEGER, o_tenant TEXT, o_event TEXT, o_destination TEXT,
+        o_attempt BIGINT, o_failing BOOLEAN, o_next_after TEXT)
+    LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
+    DECLARE
+        -- Tenants in the order they take turns, found one by one.
+        t_ids TEXT[] := '{}';
+        t_alive BOOLEAN[] := '{}';
+        t_start TEXT[] := '{}';     -- its lanes start after this one
+        t_cur TEXT[] := '{}';       -- the lane looked at last
+        t_wrapped BOOLEAN[] := '{}';
+        t_done BOOLEAN[] := '{}';   -- no lane left to find
+        t_scanned INTEGER[] := '{}';
+        t_count INTEGER[] := '{}';  -- lanes found
+        t_head INTEGER[] := '{}';   -- its lanes: a ring through l_next
+        t_tail INTEGER[] := '{}';
+        t_at INTEGER[] := '{}';     -- the lane served (or passed) last
+        t_served TEXT[] := '{}';
+        -- Lanes with room and a due delivery when found.
+        l_dest TEXT[] := '{}';
+        l_room INTEGER[] := '{}';
+        l_failing BOOLEAN[] := '{}';
+        l_alive BOOLEAN[] := '{}';
+        l_next INTEGER[] := '{}';
+        -- Each lane's candidates, read and locked once when it is found:
+        -- c_ev and c_att from l_off + 1, l_cnt of them, l_used taken.
+        c_ev TEXT[] := '{}';
+        c_att BIGINT[] := '{}';
+        c_tid TID[] := '{}';
+        n_c INTEGER := 0;
+        l_off INTEGER[] := '{}';
+        l_cnt INTEGER[] := '{}';
+        l_used INTEGER[] := '{}';
+        -- What the claim leases, written by one statement at the end.
+        r_tid TID[] := '{}';
+        got INTEGER;
+        row_tid TID;
+        n INTEGER := 0;
+        n_l INTEGER := 0;
+        i INTEGER := 0;
+        j INTEGER;
+        checked INTEGER;
+        cur TEXT := p_after;
+        nxt TEXT;
+        wrapped BOOLEAN := false;
+        finding BOOLEAN := true;
+        all_tenants BOOLEAN := false;
+        progress BOOLEAN := false;
+        next_after TEXT;
+        lane TEXT;
+        failing_ BOOLEAN;
+        cap INTEGER;
+        live INTEGER;
+        ev TEXT;
+        att BIGINT;
+        taken INTEGER := 0;
+        failing_taken INTEGER := 0;
+    BEGIN
+        IF p_limit <= 0 THEN
+            RETURN;
+        END IF;
+        -- Turns: each tenant in order, its next lane, one delivery, the
+        -- earliest due of the lane. The first pass finds the tenants (from
+        -- the one after p_after, wrapping once), each tenant finds its lanes
+        -- as its turns need them (from the lane after the one it was served
+        -- last), so a claim looks at no more than it takes and passes.
+        LOOP
+            i := i + 1;
+            IF i > n AND finding THEN
+                LOOP
+                    SELECT d.tenant_id INTO nxt FROM deliveries d
+                    WHERE d.tenant_id > cur ORDER BY d.tenant_id LIMIT 1;
+                    IF nxt IS NULL THEN
+                        IF wrapped OR p_after = '' THEN
+                            EXIT;
+                        END IF;
+                        wrapped := true;
+                        cur := '';
+                        CONTINUE;
+                    END IF;
+                    IF wrapped AND nxt > p_after THEN
+                        nxt := NULL;
+                    END IF;
+                    EXIT;
+                END LOOP;
+                IF nxt IS NULL THEN
+                    finding := false;
+                    all_tenants := true;
+                ELSE
+                    cur := nxt;
+                    n := n + 1;
+                    t_ids[n] := nxt;
+                    t_alive[n] := true;
+                    SELECT c.destination_id INTO lane FROM claim_turns c WHERE c.tenant_id = nxt;
+                    t_start[n] := COALESCE(lane, '');
+                    t_cur[n] := t_start[n];
+                    t_wrapped[n] := false;
+                    t_done[n] := false;
+                    t_scanned[n] := 0;
+                    t_count[n] := 0;
+                    t_head[n] := 0;
+                    t_tail[n] := 0;
+                    t_at[n] := 0;
+                    t_served[n] := NULL;
+                END IF;
+            END IF;
+            IF i > n THEN
+                -- A pass is over.
+                EXIT WHEN NOT progress;
+                finding := false;
+                progress := false;
+                i := 1;
+            END IF;
+            IF next_after IS NULL AND NOT finding THEN
+                -- The next claim starts after the last tenant looked at, or,
+                -- when every tenant was, after the first one: the ring turns.
+                next_after := CASE WHEN all_tenants THEN t_ids[1] ELSE cur END;
+            END IF;
+            CONTINUE WHEN NOT t_alive[i];
+            -- Tenant i's turn: its lanes from the one after t_at, finding
+            -- one more at the end of those found.
+            checked := 0;
+            LOOP
+                j := 0;
+                IF t_head[i] = 0 OR t_at[i] = t_tail[i] THEN
+                    WHILE NOT t_done[i] LOOP
+                        IF t_scanned[i] >= p_lane_scan THEN
+                            t_done[i] := true;
+                            EXIT;
+                        END IF;
+                        SELECT d.destination_id INTO lane FROM deliveries d
+                        WHERE d.tenant_id = t_ids[i] AND d.destination_id > t_cur[i]
+                        ORDER BY d.destination_id LIMIT 1;
+                        IF lane IS NULL THEN
+                            IF t_wrapped[i] OR t_start[i] = '' THEN
+                                t_done[i] := true;
+                                EXIT;
+                            END IF;
+                            t_wrapped[i] := true;
+                            t_cur[i] := '';
+                            CONTINUE;
+                        END IF;
+                        IF t_wrapped[i] AND lane > t_start[i] THEN
+                            t_done[i] := true;
+                            EXIT;
+                        END IF;
+                        t_cur[i] := lane;
+                        t_scanned[i] := t_scanned[i] + 1;
+                        -- One claim at a time per lane (another one on it now
+                        -- serves it: skip it).
+                        CONTINUE WHEN NOT pg_try_advisory_xact_lock(
+                            hashtext(t_ids[i]), hashtext(lane));
+                        -- Its kind and live leases, in one statement, whose
+                        -- snapshot (taken with the lock held) sees every
+                        -- claim that held it before.
+                        SELECT x.failing_since_ms IS NOT NULL,
+                            (SELECT count(*) FROM (
+                                SELECT 1 FROM deliveries d
+                                WHERE d.tenant_id = x.tenant_id
+                                  AND d.destination_id = x.destination_id
+                                  AND d.lease_token IS NOT NULL
+                                  AND d.lease_expires_at_ms > p_now
+                                LIMIT GREATEST(p_per_failing, p_per_destination)) l)
+                        INTO failing_, live
+                        FROM destinations x WHERE x.tenant_id = t_ids[i] AND x.destination_id = lane;
+                        CONTINUE WHEN NOT FOUND OR (failing_ AND p_failing_limit <= 0);
+                        cap := CASE WHEN failing_ THEN p_per_failing ELSE p_per_destination END;
+                        CONTINUE WHEN live >= cap;
+                        -- Its candidates: the earliest available, as many as
+                        -- its room (and the claim) may take, locked until
+                        -- this commits (concurrent claims skip them). None
+                        -- found: the lane has nothing due now.
                         got := 0;
                         FOR ev, att, row_tid IN
                             SELECT d.event_id, d.attempt, d.ctid FROM deliveries d

@@ -357,3 +357,70 @@ async fn claims_read_deliveries_through_their_indexes_only() {
         client.batch_execute("ROLLBACK").await.unwrap();
     }
 }
+
+/// A claim visits each lane with room in three reads of `deliveries`:
+/// finding it, counting its live leases and taking its candidates (the
+/// earliest available; none is a lane with nothing due). Each of those
+/// walks the head of the lane, past its leased deliveries and finished ones
+/// not yet vacuumed, so a fourth read per lane (whether it has one due)
+/// costs as much again in a drain. Counted by the database for the claim's
+/// own transaction: ten lanes with room, each with four of its deliveries
+/// leased and four finished ahead of the rest. The claim commits with the
+/// WAL's flush: until then, no reader may mark the index entries of the
+/// rows it ended as dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_reads_each_lane_three_times_and_commits_flushed() {
+    let db = TestDb::new();
+    let repo = db.repo().await;
+    let mut rng = ChaCha20Rng::seed_from_u64(98);
+    let tenant: TenantId = "org_reads".parse().unwrap();
+    let dests = destinations(&repo, &tenant, 10, &mut rng).await;
+    insert_backlog(&db, &tenant, &dests, 1000).await;
+    let first = repo
+        .claim(at(100), caps(80, 8), lease(&mut rng))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 80);
+    for c in first.iter().step_by(2) {
+        let done = repo
+            .complete(&c.lease, report(c, at(100), NextStep::Delivered, &mut rng))
+            .await
+            .unwrap();
+        assert!(matches!(done, CompleteOutcome::Recorded { .. }));
+    }
+    let client = db.client().await;
+    let now = i64::try_from(at(100).unix_millis()).unwrap();
+    let expires = now + 60_000;
+    client.batch_execute("BEGIN").await.unwrap();
+    let taken: i64 = client
+        .query_one(
+            "SELECT count(*) FROM prets_claim($1, 64, 16, 64, 16, '\\x01', $2, '', 256)
+             WHERE o_seq > 0",
+            &[&now, &expires],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // Room for 12 on each of the 10 (16, less the 4 still leased).
+    assert_eq!(taken, 64);
+    let idx: i64 = client
+        .query_one(
+            "SELECT idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'deliveries'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // And it commits with the WAL's flush: the function leaves its
+    // transaction's `synchronous_commit` as the connection has it (`on`).
+    let synchronous: String = client
+        .query_one("SHOW synchronous_commit", &[])
+        .await
+        .unwrap()
+        .get(0);
+    client.batch_execute("ROLLBACK").await.unwrap();
+    // Three per lane, and the tenant's search and its lanes' end: two more
+    // each (the first found, and none after it).
+    assert!(idx <= 3 * 10 + 2 + 2, "{idx} index scans for 10 lanes");
+    assert_eq!(synchronous, "on");
+}
