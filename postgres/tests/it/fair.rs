@@ -291,6 +291,28 @@ async fn racing_claims_on_two_nodes_keep_a_destinations_cap() {
     }
 }
 
+/// `n` deliveries queued to `dests` (spread evenly), then a drain's lane
+/// heads: 8 of each destination leased at `at(100)`, 4 of those finished.
+async fn drain_heads(
+    db: &TestDb,
+    repo: &PgRepo,
+    tenant: &TenantId,
+    dests: &[DestinationRecord],
+    n: i64,
+    rng: &mut ChaCha20Rng,
+) {
+    insert_backlog(db, tenant, dests, n).await;
+    let first = repo.claim(at(100), caps(80, 8), lease(rng)).await.unwrap();
+    assert_eq!(first.len(), 80);
+    for c in first.iter().step_by(2) {
+        let done = repo
+            .complete(&c.lease, report(c, at(100), NextStep::Delivered, rng))
+            .await
+            .unwrap();
+        assert!(matches!(done, CompleteOutcome::Recorded { .. }));
+    }
+}
+
 /// A claim reads `deliveries` through its indexes only, with leased and
 /// finished deliveries ahead of each destination's first available one (as
 /// in a drain): a scan of the table would cost more the deeper the queue.
@@ -321,19 +343,7 @@ async fn claims_read_deliveries_through_their_indexes_only() {
         assert_eq!(taken, 10);
         client.batch_execute("ROLLBACK").await.unwrap();
     }
-    insert_backlog(&db, &tenant, &dests, 3000).await;
-    let first = repo
-        .claim(at(100), caps(80, 8), lease(&mut rng))
-        .await
-        .unwrap();
-    assert_eq!(first.len(), 80);
-    for c in first.iter().step_by(2) {
-        let done = repo
-            .complete(&c.lease, report(c, at(100), NextStep::Delivered, &mut rng))
-            .await
-            .unwrap();
-        assert!(matches!(done, CompleteOutcome::Recorded { .. }));
-    }
+    drain_heads(&db, &repo, &tenant, &dests, 3000, &mut rng).await;
     for round in 0..2 {
         client.batch_execute("BEGIN").await.unwrap();
         let taken: i64 = client
@@ -375,19 +385,7 @@ async fn a_claim_reads_each_lane_three_times_and_commits_flushed() {
     let mut rng = ChaCha20Rng::seed_from_u64(98);
     let tenant: TenantId = "org_reads".parse().unwrap();
     let dests = destinations(&repo, &tenant, 10, &mut rng).await;
-    insert_backlog(&db, &tenant, &dests, 1000).await;
-    let first = repo
-        .claim(at(100), caps(80, 8), lease(&mut rng))
-        .await
-        .unwrap();
-    assert_eq!(first.len(), 80);
-    for c in first.iter().step_by(2) {
-        let done = repo
-            .complete(&c.lease, report(c, at(100), NextStep::Delivered, &mut rng))
-            .await
-            .unwrap();
-        assert!(matches!(done, CompleteOutcome::Recorded { .. }));
-    }
+    drain_heads(&db, &repo, &tenant, &dests, 1000, &mut rng).await;
     let client = db.client().await;
     let now = i64::try_from(at(100).unix_millis()).unwrap();
     let expires = now + 60_000;
