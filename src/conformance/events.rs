@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rand_core::Rng as _;
 
-use super::outbox::{DELIVERED, at, attempts, claim_own, complete, enqueue, failed};
+use super::outbox::{DELIVERED, at, attempts, claim_own, complete, deliver, enqueue, failed};
 use super::{Kit, get, insert, replace};
 use crate::delivery::{
     AttemptOutcome, Classification, CompleteOutcome, DeliveryState, DisablePolicy, DisabledReason,
@@ -168,20 +168,7 @@ pub async fn events_are_retained_and_listed_newest_first<O: EventLog>(outbox: &O
     // Every delivery succeeds: the events stay.
     let now = at(base, 10);
     for c in claim_own(outbox, &mut kit, now, &[&tenant]).await {
-        let report = kit.report(
-            &c,
-            DELIVERED,
-            now,
-            NextStep::Delivered,
-            DisablePolicy::default(),
-        );
-        assert_eq!(
-            complete(outbox, &c, report).await,
-            CompleteOutcome::Recorded {
-                disabled: None,
-                retry_at: None
-            }
-        );
+        deliver(outbox, &mut kit, &c, now).await;
     }
     made.sort_by_key(|e| core::cmp::Reverse((e.created_at, e.event_id)));
     assert_eq!(

@@ -388,20 +388,7 @@ pub async fn reoffer_after_lease_expiry<O: Outbox>(outbox: &O) {
     let third = claim_own(outbox, &mut kit, at(t0, 62), &[&tenant]).await;
     assert_eq!(third.len(), 1, "release: the delivery is not due again");
     let third = &third[0];
-    let report = kit.report(
-        third,
-        DELIVERED,
-        at(t0, 63),
-        NextStep::Delivered,
-        DisablePolicy::default(),
-    );
-    assert_eq!(
-        complete(outbox, third, report).await,
-        CompleteOutcome::Recorded {
-            disabled: None,
-            retry_at: None
-        }
-    );
+    deliver(outbox, &mut kit, third, at(t0, 63)).await;
     assert!(
         claim_own(outbox, &mut kit, at(t0, 3600), &[&tenant])
             .await
@@ -1198,20 +1185,8 @@ pub async fn event_ids_are_remembered<O: Outbox>(outbox: &O) {
     assert_eq!(claimed.len(), 2, "enqueue of a known id queued more");
     for c in &claimed {
         assert_eq!(c.event, event, "enqueue of a known id changed the event");
-        let report = kit.report(
-            c,
-            DELIVERED,
-            at(kit.now, 2),
-            NextStep::Delivered,
-            DisablePolicy::default(),
-        );
-        assert_eq!(
-            complete(outbox, c, report).await,
-            CompleteOutcome::Recorded {
-                disabled: None,
-                retry_at: None
-            }
-        );
+        let when = at(kit.now, 2);
+        deliver(outbox, &mut kit, c, when).await;
     }
     assert_eq!(
         enqueue(outbox, &tenant, &retry, Target::AllEnabled).await,
@@ -1660,20 +1635,7 @@ pub async fn per_destination_cap_counts_live_leases<O: Outbox>(outbox: &O) {
         .iter()
         .find(|c| c.lease.delivery.destination_id == d0)
         .expect("a d0 delivery");
-    let report = kit.report(
-        done,
-        DELIVERED,
-        at(now, 1),
-        NextStep::Delivered,
-        DisablePolicy::default(),
-    );
-    assert_eq!(
-        complete(outbox, done, report).await,
-        CompleteOutcome::Recorded {
-            disabled: None,
-            retry_at: None
-        }
-    );
+    deliver(outbox, &mut kit, done, at(now, 1)).await;
     let given_back = first
         .iter()
         .find(|c| c.lease.delivery.destination_id == d1)
@@ -1881,20 +1843,7 @@ pub async fn failing_destinations_take_the_slow_lane<O: Outbox>(outbox: &O) {
     let (first_f1, others): (Vec<Claimed>, Vec<Claimed>) = claimed
         .into_iter()
         .partition(|c| c.lease.delivery.destination_id == f1);
-    let report = kit.report(
-        &first_f1[0],
-        DELIVERED,
-        at(now, 3),
-        NextStep::Delivered,
-        DisablePolicy::default(),
-    );
-    assert_eq!(
-        complete(outbox, &first_f1[0], report).await,
-        CompleteOutcome::Recorded {
-            disabled: None,
-            retry_at: None
-        }
-    );
+    deliver(outbox, &mut kit, &first_f1[0], at(now, 3)).await;
     release_all(outbox, &first_f1[1..]).await;
     let back = claim_with(outbox, &mut kit, at(now, 4), none, &[&tenant]).await;
     assert_eq!(
@@ -2614,20 +2563,7 @@ pub async fn queue_depth_counts_waiting_and_leased<O: Outbox>(outbox: &O) {
         moved(3, 3),
         "queue depth: claimed deliveries are not counted as leased"
     );
-    let report = kit.report(
-        &claimed[0],
-        DELIVERED,
-        now,
-        NextStep::Delivered,
-        DisablePolicy::default(),
-    );
-    assert_eq!(
-        complete(outbox, &claimed[0], report).await,
-        CompleteOutcome::Recorded {
-            disabled: None,
-            retry_at: None
-        }
-    );
+    deliver(outbox, &mut kit, &claimed[0], now).await;
     let report = kit.report(
         &claimed[1],
         failed(),

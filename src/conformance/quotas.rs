@@ -13,7 +13,7 @@
 
 use std::thread;
 
-use super::outbox::{DELIVERED, at, claim_own, complete, deliver, enqueue, failed};
+use super::outbox::{at, claim_own, complete, deliver, enqueue, failed};
 use super::{Kit, block_on, get, insert, list, remove, replace};
 use crate::delivery::{
     CompleteOutcome, DisablePolicy, EnqueueOutcome, EventLog, NextStep, Outbox, RecoverOutcome,
@@ -251,20 +251,7 @@ pub async fn pending_quota_per_tenant<O: Outbox>(outbox: &O) {
     let mut rest = rest.to_vec();
     for _ in 0..2 {
         let done = rest.pop().expect("four left");
-        let report = kit.report(
-            &done,
-            DELIVERED,
-            now,
-            NextStep::Delivered,
-            DisablePolicy::default(),
-        );
-        assert_eq!(
-            complete(outbox, &done, report).await,
-            CompleteOutcome::Recorded {
-                disabled: None,
-                retry_at: None
-            }
-        );
+        deliver(outbox, &mut kit, &done, now).await;
     }
     // 3 pending: the refused event fits now, under its own id (never
     // remembered).
